@@ -1,0 +1,68 @@
+"""``python -m devstack``: run the local stack (what ``make dev`` calls)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from devstack.stack import ROOT, StackOptions, bootstrap_keys, configure_environment, start_fake_upstream, start_moto
+from devstack.stack import start_spill_replayer, write_local_json
+
+
+def parse_args(argv: list[str] | None) -> StackOptions:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("MW_PORT", "3000")), help="0 picks a free one")
+    parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("MW_STATE_DIR", ROOT / ".meterway")))
+    parser.add_argument("--token-latency-ms", type=float, default=float(os.environ.get("MW_FAKE_TOKEN_LATENCY_MS", 15)))
+    parser.add_argument(
+        "--first-token-latency-ms", type=float, default=float(os.environ.get("MW_FAKE_FIRST_TOKEN_LATENCY_MS", 150))
+    )
+    args = parser.parse_args(argv)
+    return StackOptions(
+        host=args.host,
+        port=args.port,
+        state_dir=args.state_dir,
+        token_latency_ms=args.token_latency_ms,
+        first_token_latency_ms=args.first_token_latency_ms,
+        openai_api_key=os.environ.get("OPENAI_API_KEY") or None,
+        anthropic_api_key=os.environ.get("ANTHROPIC_API_KEY") or None,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    import uvicorn
+
+    with ExitStack() as stack:
+        moto_url = start_moto(stack, options.host)
+        needs_fake = not (options.openai_api_key and options.anthropic_api_key)
+        fake_url = start_fake_upstream(stack, options) if needs_fake else None
+        env = configure_environment(moto_url, fake_url, options)
+        secrets = bootstrap_keys()
+        start_spill_replayer(stack, env.get("MW_SPILL_QUEUE_URL"))
+
+        from devstack.gateway import LocalGateway
+        from meterway.handlers import api
+        from meterway.handlers.proxy_app import create_app
+
+        gateway = LocalGateway(create_app(), api.handler, ROOT / "console" / "dist")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((options.host, options.port))
+        port = sock.getsockname()[1]
+        path = write_local_json(options, port, secrets, env)
+        print(f"Meterway local stack on http://{options.host}:{port}", file=sys.stderr)
+        print(f"  OpenAI base URL: http://{options.host}:{port}/v1", file=sys.stderr)
+        print(f"  keys and endpoints: {path}", file=sys.stderr)
+        config = uvicorn.Config(gateway, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+        uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""The local stand-in for API Gateway: ``/api`` requests become REST proxy events handed to the
+ApiFunction's own handler; everything else goes to the proxy's ASGI app, as in AWS."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@dataclass
+class LocalLambdaContext:
+    """The attributes Powertools reads from a Lambda context."""
+
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:000000000000:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 29_000
+
+
+async def rest_proxy_event(request: Request, stage: str = "local") -> dict[str, Any]:
+    """An API Gateway REST (v1) proxy event for ``/api/{proxy+}``, as API Gateway would send it."""
+    body = await request.body()
+    text = body.decode("utf-8") if body else None
+    query: dict[str, list[str]] = {}
+    for name, value in request.query_params.multi_items():
+        query.setdefault(name, []).append(value)
+    headers: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        headers.setdefault(name, []).append(value)
+    path = request.url.path
+    now = datetime.now(UTC)
+    return {
+        "resource": "/api/{proxy+}",
+        "path": path,
+        "httpMethod": request.method,
+        "headers": {name: values[-1] for name, values in headers.items()},
+        "multiValueHeaders": headers,
+        "queryStringParameters": {name: values[-1] for name, values in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": {"proxy": path.removeprefix("/api/")} if path.startswith("/api/") else None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/api/{proxy+}",
+            "httpMethod": request.method,
+            "path": f"/{stage}{path}",
+            "stage": stage,
+            "requestId": str(uuid.uuid4()),
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "identity": {"sourceIp": request.client.host if request.client else "127.0.0.1"},
+            "accountId": "000000000000",
+            "apiId": "local",
+            "protocol": "HTTP/1.1",
+        },
+        "body": text,
+        "isBase64Encoded": False,
+    }
+
+
+def lambda_response(result: dict[str, Any]) -> Response:
+    body = result.get("body") or ""
+    content = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode("utf-8")
+    response = Response(content, status_code=int(result.get("statusCode", 200)))
+    for name, value in (result.get("headers") or {}).items():
+        response.headers[name] = str(value)
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        if name.lower() in response.headers:
+            del response.headers[name]
+        for value in values:
+            response.headers.append(name, str(value))
+    return response
+
+
+class LocalGateway:
+    """Routes like the deployed REST API and CloudFront: ``/api`` → ApiFunction, ``/v1`` → proxy,
+    anything else → the console's static files when there are any."""
+
+    def __init__(self, proxy: ASGIApp, api_handler: LambdaHandler, console_dir: Path | None = None):
+        self._proxy = proxy
+        self._api_handler = api_handler
+        self._console = StaticFiles(directory=console_dir, html=True) if console_dir and console_dir.is_dir() else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == "/api" or path.startswith("/api/")):
+            await self._call_api(scope, receive, send)
+        elif scope["type"] == "http" and self._console is not None and not _is_proxy_path(path):
+            await self._console(scope, receive, send)
+        else:
+            await self._proxy(scope, receive, send)
+
+    async def _call_api(self, scope: Scope, receive: Receive, send: Send) -> None:
+        event = await rest_proxy_event(Request(scope, receive))
+        context = LocalLambdaContext("ApiFunction")
+        result = await anyio.to_thread.run_sync(self._api_handler, event, context)
+        await lambda_response(result)(scope, receive, send)
+
+
+def _is_proxy_path(path: str) -> bool:
+    return path.startswith("/v1/") or path == "/v1" or path == "/healthz"

@@ -1,0 +1,134 @@
+"""The whole stack on one machine: moto server (AWS), the fake upstream, the proxy and the API.
+
+Tables, queues and buckets are made from template.yaml's own resource definitions, so the local
+schema is the deployed one. Background workers stand in for the event source mappings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+LOCAL_ACCOUNT = "default"
+
+
+@dataclass
+class StackOptions:
+    host: str = "127.0.0.1"
+    port: int = 3000
+    state_dir: Path = ROOT / ".meterway"
+    token_latency_ms: float = 15.0
+    first_token_latency_ms: float = 150.0
+    openai_api_key: str | None = None
+    anthropic_api_key: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start_moto(stack: ExitStack, host: str) -> str:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port(host)
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    stack.callback(server.stop)
+    return f"http://{host}:{port}"
+
+
+def start_fake_upstream(stack: ExitStack, options: StackOptions) -> str:
+    from devstack.fake_upstream import FakeUpstreamConfig, FakeUpstreamServer
+
+    config = FakeUpstreamConfig(
+        first_token_latency_s=options.first_token_latency_ms / 1000,
+        per_token_latency_s=options.token_latency_ms / 1000,
+    )
+    server = FakeUpstreamServer(config=config)
+    server.start()
+    stack.callback(server.stop)
+    return str(server.base_url)
+
+
+def configure_environment(moto_url: str, fake_upstream_url: str | None, options: StackOptions) -> dict[str, str]:
+    """Point boto3 at moto and the proxy at the upstreams; returns what it set."""
+    from devstack.aws_resources import create_resources, env_for
+
+    env = {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S105 - moto accepts any credentials
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "Meterway",
+        "MW_KEY_CACHE_TTL_SECONDS": "5",
+    }
+    os.environ.update(env)
+    resources = create_resources(TEMPLATE, prefix="meterway-local", endpoint_url=moto_url)
+    env |= env_for(resources)
+    if options.openai_api_key:
+        env |= {"MW_OPENAI_BASE_URL": "https://api.openai.com/v1", "MW_OPENAI_API_KEY": options.openai_api_key}
+    elif fake_upstream_url:
+        env |= {"MW_OPENAI_BASE_URL": f"{fake_upstream_url}/v1", "MW_OPENAI_API_KEY": "fake-openai-key"}
+    if options.anthropic_api_key:
+        env |= {"MW_ANTHROPIC_BASE_URL": "https://api.anthropic.com", "MW_ANTHROPIC_API_KEY": options.anthropic_api_key}
+    elif fake_upstream_url:
+        env |= {"MW_ANTHROPIC_BASE_URL": fake_upstream_url, "MW_ANTHROPIC_API_KEY": "fake-anthropic-key"}
+    env |= options.extra_env
+    os.environ.update(env)
+    return env
+
+
+def bootstrap_keys() -> dict[str, str]:
+    """One admin key and one API key in the local account, as ``meterway keys create`` makes them."""
+    from meterway.config import get_api_settings
+    from meterway.dal.key_store import DynamoKeyStore
+    from meterway.logic.manage_keys import create_key
+
+    store = DynamoKeyStore(get_api_settings().keys_table)
+    _, admin_secret = create_key(store, LOCAL_ACCOUNT, "local admin", kind="admin")
+    _, api_secret = create_key(store, LOCAL_ACCOUNT, "local dev", member="dev@localhost")
+    return {"admin_key": admin_secret, "api_key": api_secret}
+
+
+def write_local_json(options: StackOptions, port: int, secrets: dict[str, str], env: dict[str, str]) -> Path:
+    options.state_dir.mkdir(parents=True, exist_ok=True)
+    base = f"http://{options.host}:{port}"
+    info: dict[str, Any] = {
+        "api_base": f"{base}/v1",
+        "console_url": f"{base}/",
+        "management_api": f"{base}/api",
+        **secrets,
+        "aws_endpoint_url": env["AWS_ENDPOINT_URL"],
+        "tables": {"keys": env["MW_KEYS_TABLE"], "ledger": env["MW_LEDGER_TABLE"]},
+        "upstreams": {"openai": env.get("MW_OPENAI_BASE_URL"), "anthropic": env.get("MW_ANTHROPIC_BASE_URL")},
+    }
+    path = options.state_dir / "local.json"
+    path.write_text(json.dumps(info, indent=2) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def start_spill_replayer(stack: ExitStack, queue_url: str | None) -> None:
+    """Polls the spill queue and hands batches to the LedgerReplayFunction's handler."""
+    if not queue_url:
+        return
+    from devstack.workers import SqsPoller
+    from meterway.handlers import ledger_replay
+
+    poller = SqsPoller(queue_url, ledger_replay.handler, function_name="LedgerReplayFunction")
+    thread = threading.Thread(target=poller.run, name="spill-replayer", daemon=True)
+    thread.start()
+    stack.callback(poller.stop)

@@ -1,0 +1,1 @@
+"""Meterway: a self-hosted LLM API gateway that meters, prices and records every token."""

@@ -1,0 +1,116 @@
+"""Where keys live: looked up by the SHA-256 of their secret with one GetItem."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Protocol
+
+from cachetools import TTLCache
+
+from meterway.errors import StorageError
+from meterway.logic.keys import ApiKey
+
+_KEY_FIELDS = ("key_id", "account_id", "name", "kind", "member", "disabled", "created_at", "display_prefix")
+
+
+class KeyStore(Protocol):
+    def get_by_hash(self, key_hash: str) -> ApiKey | None:
+        """The key whose secret hashes to ``key_hash``, or None."""
+
+    def put(self, key: ApiKey, key_hash: str) -> None:
+        """Store a new key under its hash; an existing hash is an error."""
+
+    def list_keys(self, account_id: str) -> list[ApiKey]:
+        """Every key of an account, oldest first."""
+
+
+def key_item(key: ApiKey, key_hash: str) -> dict[str, Any]:
+    item = {name: value for name, value in asdict(key).items() if value is not None}
+    item |= {
+        "pk": f"KEYHASH#{key_hash}",
+        "sk": "KEY",
+        "gsi1pk": f"ACCOUNT#{key.account_id}",
+        "gsi1sk": f"KEY#{key.created_at}#{key.key_id}",
+    }
+    return item
+
+
+def key_from_item(item: dict[str, Any]) -> ApiKey:
+    return ApiKey(**{name: item[name] for name in _KEY_FIELDS if name in item})
+
+
+class DynamoKeyStore:
+    """The KeysTable: ``pk=KEYHASH#<sha256>, sk=KEY``; GSI ``ByAccount`` lists an account's keys."""
+
+    def __init__(self, table_name: str, client: Any | None = None):
+        self._table = table_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from meterway.dal import aws
+
+            self._client = aws.dynamodb()
+        return self._client
+
+    def get_by_hash(self, key_hash: str) -> ApiKey | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from meterway.dal.aws import deserialize
+
+        try:
+            response = self.client.get_item(
+                TableName=self._table, Key={"pk": {"S": f"KEYHASH#{key_hash}"}, "sk": {"S": "KEY"}}
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError("The key store is unavailable; try again.") from exc
+        item = response.get("Item")
+        return key_from_item(deserialize(item)) if item else None
+
+    def put(self, key: ApiKey, key_hash: str) -> None:
+        from meterway.dal.aws import serialize
+
+        self.client.put_item(
+            TableName=self._table,
+            Item=serialize(key_item(key, key_hash)),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    def list_keys(self, account_id: str) -> list[ApiKey]:
+        from meterway.dal.aws import deserialize
+
+        paginator = self.client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table,
+            IndexName="ByAccount",
+            KeyConditionExpression="gsi1pk = :pk AND begins_with(gsi1sk, :prefix)",
+            ExpressionAttributeValues={":pk": {"S": f"ACCOUNT#{account_id}"}, ":prefix": {"S": "KEY#"}},
+        )
+        return [key_from_item(deserialize(item)) for page in pages for item in page.get("Items", [])]
+
+
+class CachedKeyStore:
+    """Caches lookups by hash for a short TTL, so a warm proxy makes no key round trip.
+
+    Misses are cached too: a client retrying a bad key must not turn into a read per attempt.
+    A key disabled in the table is refused once its cached entry expires (at most ``ttl_seconds``).
+    """
+
+    def __init__(self, inner: KeyStore, ttl_seconds: float, max_entries: int = 10_000):
+        self._inner = inner
+        self._cache: TTLCache[str, ApiKey | None] = TTLCache(maxsize=max_entries, ttl=ttl_seconds)
+
+    def get_by_hash(self, key_hash: str) -> ApiKey | None:
+        if key_hash in self._cache:
+            return self._cache[key_hash]
+        key = self._inner.get_by_hash(key_hash)
+        self._cache[key_hash] = key
+        return key
+
+    def put(self, key: ApiKey, key_hash: str) -> None:
+        self._inner.put(key, key_hash)
+        self._cache.pop(key_hash, None)
+
+    def list_keys(self, account_id: str) -> list[ApiKey]:
+        return self._inner.list_keys(account_id)

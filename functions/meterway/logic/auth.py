@@ -1,0 +1,35 @@
+"""Who is calling: a key from ``Authorization: Bearer`` or ``x-api-key``, looked up by its hash.
+
+Fails closed: no header, an unknown hash, a disabled key or a store error all refuse the call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from meterway.dal.key_store import KeyStore
+from meterway.errors import AuthenticationFailed, PermissionDenied
+from meterway.logic.keys import ApiKey, KeyKind, hash_secret
+
+
+def presented_secret(headers: Mapping[str, str]) -> str | None:
+    authorization = headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    api_key = headers.get("x-api-key", "").strip()
+    return api_key or None
+
+
+def authenticate(headers: Mapping[str, str], keys: KeyStore, *, kind: KeyKind) -> ApiKey:
+    """The calling key, which must be usable and of ``kind``; raises 401/403 otherwise."""
+    secret = presented_secret(headers)
+    if secret is None:
+        raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key'.")
+    key = keys.get_by_hash(hash_secret(secret))
+    if key is None or not key.usable:
+        raise AuthenticationFailed("Invalid or disabled API key.")
+    if key.kind != kind:
+        needed = "an admin key" if kind == "admin" else "an API key (admin keys only manage)"
+        raise PermissionDenied(f"This endpoint needs {needed}.")
+    return key

@@ -1,0 +1,454 @@
+"""template.yaml, checked after the same SAM transform CloudFormation applies on deploy."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import lint_file
+from samtranslator.translator.transform import transform
+
+from devstack.aws_resources import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+LWA_LAYER = "arn:aws:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerArm64:25"
+BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+XRAY_WRITE = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
+SQS_POLLER = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
+FUNCTIONS = ("ProxyFunction", "ApiFunction", "LedgerReplayFunction")
+
+
+class _NoManagedPolicies:
+    """ManagedPolicyLoader stand-in: the template names no managed policy, so nothing to look up in IAM."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    """The CloudFormation resources SAM generates, as `sam package` + deploy would."""
+    packaged = copy.deepcopy(template)
+    # SAM only accepts S3 locations; `sam package` would upload functions/ and layers/ there.
+    packaged["Globals"]["Function"]["CodeUri"] = "s3://artifacts/functions.zip"
+    packaged["Resources"]["DependenciesLayer"]["Properties"]["ContentUri"] = "s3://artifacts/layer.zip"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        transformed = transform(packaged, {}, _NoManagedPolicies())
+    return transformed["Resources"]
+
+
+def _of_type(resources: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    return {lid: res for lid, res in resources.items() if res["Type"] == resource_type}
+
+
+def _integration(resources: dict[str, Any], path: str) -> dict[str, Any]:
+    (api,) = _of_type(resources, "AWS::ApiGateway::RestApi").values()
+    return api["Properties"]["Body"]["paths"][path]["x-amazon-apigateway-any-method"][
+        "x-amazon-apigateway-integration"
+    ]
+
+
+def _env(resources: dict[str, Any], function: str) -> dict[str, Any]:
+    return resources[function]["Properties"]["Environment"]["Variables"]
+
+
+def _statements(resources: dict[str, Any], function: str) -> set[tuple[tuple[str, ...], str]]:
+    """(sorted actions, resources as JSON) of every inline statement of the function's role."""
+    role = resources[f"{function}Role"]["Properties"]
+    found = set()
+    for policy in role.get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow"
+            targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            found.add((tuple(sorted(statement["Action"])), json.dumps(targets, sort_keys=True)))
+    return found
+
+
+def _arn(logical_id: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def _indexes(logical_id: str) -> dict[str, Any]:
+    return {"Fn::Sub": f"${{{logical_id}.Arn}}/index/*"}
+
+
+def _targets(*values: Any) -> str:
+    return json.dumps(list(values), sort_keys=True)
+
+
+# --- API routes -------------------------------------------------------------------------------
+
+
+def test_v1_routes_stream_from_the_proxy_function(resources):
+    # Given the transformed REST API, When a client calls /v1/..., Then API Gateway invokes the
+    # proxy with InvokeWithResponseStream and passes chunks on as they arrive.
+    integration = _integration(resources, "/v1/{proxy+}")
+
+    assert integration["type"] == "aws_proxy"
+    assert integration["httpMethod"] == "POST"
+    assert integration["responseTransferMode"] == "STREAM"
+    assert integration["timeoutInMillis"] == 900_000
+    assert integration["uri"]["Fn::Sub"] == (
+        "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2021-11-15/functions/"
+        "${ProxyFunction.Arn}/response-streaming-invocations"
+    )
+
+
+@pytest.mark.parametrize("path", ["/api", "/api/{proxy+}"])
+def test_api_routes_go_to_the_api_function_buffered(resources, path):
+    integration = _integration(resources, path)
+
+    assert integration["type"] == "aws_proxy"
+    assert integration["httpMethod"] == "POST"
+    assert integration.get("responseTransferMode", "BUFFERED") == "BUFFERED"
+    assert integration["uri"]["Fn::Sub"] == (
+        "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
+        "${ApiFunction.Arn}/invocations"
+    )
+
+
+def test_only_the_public_routes_are_exposed(resources):
+    # The proxy's /healthz readiness path is for the Web Adapter only.
+    (api,) = _of_type(resources, "AWS::ApiGateway::RestApi").values()
+
+    assert set(api["Properties"]["Body"]["paths"]) == {"/v1/{proxy+}", "/api", "/api/{proxy+}"}
+    assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+
+
+def test_stage_is_named_by_parameter_and_traced(resources, template):
+    (stage,) = _of_type(resources, "AWS::ApiGateway::Stage").values()
+
+    assert stage["Properties"]["StageName"] == {"Ref": "StageName"}
+    assert stage["Properties"]["TracingEnabled"] is True
+    assert template["Parameters"]["StageName"]["Default"] == "prod"
+
+
+@pytest.mark.parametrize(("function", "route"), [("ProxyFunction", "/v1/*"), ("ApiFunction", "/api*")])
+def test_api_gateway_may_invoke_only_its_own_routes(resources, function, route):
+    (permission,) = (
+        res["Properties"]
+        for res in _of_type(resources, "AWS::Lambda::Permission").values()
+        if res["Properties"]["FunctionName"] == _arn(function)
+    )
+
+    assert permission["Action"] == "lambda:InvokeFunction"
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert permission["SourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${MeterwayApi}/*/*"
+        + route
+    }
+
+
+# --- Functions --------------------------------------------------------------------------------
+
+
+def test_proxy_function_runs_under_the_web_adapter_in_streaming_mode(resources):
+    props = resources["ProxyFunction"]["Properties"]
+    env = _env(resources, "ProxyFunction")
+
+    assert props["Handler"] == "run.sh"
+    assert props["Timeout"] == 900
+    assert props["Architectures"] == ["arm64"]
+    assert props["Runtime"] == "python3.12"
+    assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
+    assert env["AWS_LWA_INVOKE_MODE"] == "response_stream"
+    assert env["PORT"] == "8000"
+    assert env["AWS_LWA_READINESS_CHECK_PATH"] == "/healthz"
+    assert env["MW_UPSTREAM_SECRET_ARN"] == {"Ref": "UpstreamSecret"}
+    assert env["MW_OPENAI_BASE_URL"] == {"Ref": "OpenAIBaseUrl"}
+    assert env["MW_ANTHROPIC_BASE_URL"] == {"Ref": "AnthropicBaseUrl"}
+    assert env["MW_SPILL_QUEUE_URL"] == {"Ref": "LedgerSpillQueue"}
+    layers = props["Layers"]
+    assert {"Fn::Sub": LWA_LAYER} in layers
+    assert len(layers) == 2
+    assert any(layer.get("Ref", "").startswith("DependenciesLayer") for layer in layers)
+
+
+def test_run_sh_starts_the_proxy_app_on_the_adapter_port():
+    run_sh = ROOT / "functions" / "run.sh"
+    text = run_sh.read_text()
+
+    assert os.access(run_sh, os.X_OK)
+    assert text.startswith("#!/bin/bash\n")
+    assert re.search(
+        r'^exec python3 -m uvicorn --host 127\.0\.0\.1 --port "\$\{PORT:-8000\}" --no-access-log '
+        r"meterway\.handlers\.proxy_app:app$",
+        text,
+        re.MULTILINE,
+    )
+
+
+@pytest.mark.parametrize(
+    ("function", "handler", "timeout"),
+    [
+        ("ApiFunction", "meterway.handlers.api.handler", 29),
+        ("LedgerReplayFunction", "meterway.handlers.ledger_replay.handler", 30),
+    ],
+)
+def test_python_handlers(resources, function, handler, timeout):
+    props = resources[function]["Properties"]
+
+    assert props["Handler"] == handler
+    assert props["Timeout"] == timeout
+    assert props["Architectures"] == ["arm64"]
+    assert props["Layers"] == [{"Ref": props["Layers"][0]["Ref"]}]
+    assert props["Layers"][0]["Ref"].startswith("DependenciesLayer")
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_function_gets_the_shared_configuration(resources, function):
+    props = resources[function]["Properties"]
+    env = _env(resources, function)
+
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert props["MemorySize"] == 1024
+    assert env["POWERTOOLS_SERVICE_NAME"] == "meterway"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Meterway"
+    assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
+    assert env["MW_KEYS_TABLE"] == {"Ref": "KeysTable"}
+    assert env["MW_LEDGER_TABLE"] == {"Ref": "LedgerTable"}
+    assert env["MW_LEDGER_RETENTION_DAYS"] == {"Ref": "LedgerRetentionDays"}
+    assert env["MW_KEY_CACHE_TTL_SECONDS"] == {"Ref": "KeyCacheTtlSeconds"}
+
+
+def test_dependencies_layer_is_built_for_arm64(template, resources):
+    (layer,) = _of_type(resources, "AWS::Lambda::LayerVersion").values()
+    source = template["Resources"]["DependenciesLayer"]
+
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert source["Properties"]["ContentUri"] == "layers/"
+    assert source["Metadata"] == {"BuildMethod": "python3.12", "BuildArchitecture": "arm64"}
+
+
+def test_layer_requirements_cover_the_runtime_dependencies():
+    # Given the dependencies the tests run with, Then the deployed layer installs the same pins
+    # (boto3 excepted: the Lambda runtime ships it).
+    def name(requirement: str) -> str:
+        return re.split(r"[\[<>=!~ ;]", requirement, maxsplit=1)[0].lower()
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    lines = (ROOT / "layers" / "requirements.txt").read_text().splitlines()
+    layer = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+    assert {name(r) for r in project} - {"boto3"} == {name(r) for r in layer}
+    assert all("==" in requirement for requirement in layer)
+    pinned = {r for r in project if "==" in r}
+    assert pinned <= set(layer)
+
+
+# --- IAM --------------------------------------------------------------------------------------
+
+
+def test_proxy_role_has_exactly_its_actions(resources):
+    assert _statements(resources, "ProxyFunction") == {
+        (("dynamodb:GetItem",), _targets(_arn("KeysTable"))),
+        (("dynamodb:GetItem", "dynamodb:PutItem"), _targets(_arn("LedgerTable"))),
+        (("secretsmanager:GetSecretValue",), _targets({"Ref": "UpstreamSecret"})),
+        (("sqs:SendMessage",), _targets(_arn("LedgerSpillQueue"))),
+    }
+
+
+def test_api_role_has_exactly_its_actions(resources):
+    keys_actions = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query")
+    assert _statements(resources, "ApiFunction") == {
+        (
+            (*keys_actions, "dynamodb:UpdateItem"),
+            _targets(_arn("KeysTable"), _indexes("KeysTable")),
+        ),
+        (("dynamodb:GetItem", "dynamodb:Query"), _targets(_arn("LedgerTable"), _indexes("LedgerTable"))),
+    }
+
+
+def test_replay_role_has_exactly_its_actions(resources):
+    assert _statements(resources, "LedgerReplayFunction") == {
+        (("dynamodb:PutItem",), _targets(_arn("LedgerTable"))),
+    }
+
+
+@pytest.mark.parametrize(
+    ("function", "managed"),
+    [
+        ("ProxyFunction", [BASIC_EXECUTION, XRAY_WRITE]),
+        ("ApiFunction", [BASIC_EXECUTION, XRAY_WRITE]),
+        # SAM attaches the SQS poller policy for the queue event source.
+        ("LedgerReplayFunction", [BASIC_EXECUTION, XRAY_WRITE, SQS_POLLER]),
+    ],
+)
+def test_managed_policies_are_only_those_sam_adds(resources, function, managed):
+    assert resources[f"{function}Role"]["Properties"]["ManagedPolicyArns"] == managed
+
+
+def test_no_inline_policy_grants_on_every_resource(resources):
+    for logical_id, role in _of_type(resources, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                assert "*" not in targets, logical_id
+                assert "*" not in statement["Action"], logical_id
+
+
+# --- Queues -----------------------------------------------------------------------------------
+
+
+def test_replay_function_drains_the_spill_queue(resources):
+    (mapping,) = _of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+
+    assert mapping["Properties"]["FunctionName"] == {"Ref": "LedgerReplayFunction"}
+    assert mapping["Properties"]["EventSourceArn"] == _arn("LedgerSpillQueue")
+    assert mapping["Properties"]["BatchSize"] == 10
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_spill_queue_parks_poison_records_in_the_dead_letter_queue(resources):
+    queue = resources["LedgerSpillQueue"]["Properties"]
+    dlq = resources["LedgerSpillDeadLetterQueue"]["Properties"]
+
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["VisibilityTimeout"] == 180
+    assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": _arn("LedgerSpillDeadLetterQueue"),
+        "maxReceiveCount": 5,
+    }
+    assert dlq["SqsManagedSseEnabled"] is True
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_dead_letter_queue_raises_an_alarm(resources):
+    alarm = resources["LedgerSpillDeadLetterAlarm"]["Properties"]
+
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["LedgerSpillDeadLetterQueue", "QueueName"]}}
+    ]
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["Threshold"] == 0
+
+
+# --- Tables, secret, logs ---------------------------------------------------------------------
+
+
+def _table(resources: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    table = resources[logical_id]
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+    props = table["Properties"]
+    assert "TableName" not in props
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    return props
+
+
+def _keys(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
+    return [(key["AttributeName"], key["KeyType"]) for key in schema]
+
+
+def _gsis(props: dict[str, Any]) -> dict[str, tuple[list[tuple[str, str]], str]]:
+    return {
+        gsi["IndexName"]: (_keys(gsi["KeySchema"]), gsi["Projection"]["ProjectionType"])
+        for gsi in props["GlobalSecondaryIndexes"]
+    }
+
+
+def test_keys_table_schema(resources):
+    props = _table(resources, "KeysTable")
+
+    assert _keys(props["KeySchema"]) == [("pk", "HASH"), ("sk", "RANGE")]
+    assert _gsis(props) == {"ByAccount": ([("gsi1pk", "HASH"), ("gsi1sk", "RANGE")], "ALL")}
+    assert {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]} == dict.fromkeys(
+        ("pk", "sk", "gsi1pk", "gsi1sk"), "S"
+    )
+    assert "StreamSpecification" not in props
+
+
+def test_ledger_table_schema_and_stream(resources):
+    props = _table(resources, "LedgerTable")
+
+    assert _keys(props["KeySchema"]) == [("request_id", "HASH")]
+    assert _gsis(props) == {
+        "ByAccountTime": ([("account_id", "HASH"), ("created_sk", "RANGE")], "ALL"),
+        "ByKeyTime": ([("key_id", "HASH"), ("created_sk", "RANGE")], "ALL"),
+    }
+    assert {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]} == dict.fromkeys(
+        ("request_id", "account_id", "key_id", "created_sk"), "S"
+    )
+    assert props["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+
+
+def test_upstream_secret_ships_placeholders_only(resources):
+    secret = resources["UpstreamSecret"]["Properties"]
+
+    assert json.loads(secret["SecretString"]) == {"openai_api_key": "", "anthropic_api_key": ""}
+    assert "put-secret-value" in secret["Description"]
+    assert "GenerateSecretString" not in secret
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_function_logs_to_a_group_with_retention(resources, template, function):
+    (group,) = (
+        res["Properties"]
+        for res in _of_type(resources, "AWS::Logs::LogGroup").values()
+        if res["Properties"]["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{function}}}"}
+    )
+
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert template["Parameters"]["LogRetentionDays"]["Default"] == 30
+
+
+# --- Parameters, outputs, lint ----------------------------------------------------------------
+
+
+def test_parameter_defaults(template):
+    defaults = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
+
+    assert defaults == {
+        "StageName": "prod",
+        "LogRetentionDays": 30,
+        "OpenAIBaseUrl": "https://api.openai.com/v1",
+        "AnthropicBaseUrl": "https://api.anthropic.com",
+        "LedgerRetentionDays": 0,
+        "KeyCacheTtlSeconds": 30,
+        "ConsoleOrigin": "",
+    }
+
+
+def test_outputs_give_clients_and_tests_what_they_need(template):
+    outputs = template["Outputs"]
+
+    assert set(outputs) >= {
+        "ApiUrl",
+        "OpenAIBaseUrl",
+        "KeysTableName",
+        "LedgerTableName",
+        "UpstreamSecretArn",
+        "LedgerSpillQueueUrl",
+        "ProxyFunctionName",
+        "ApiFunctionName",
+    }
+    api_url = "https://${MeterwayApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${StageName}"
+    assert outputs["ApiUrl"]["Value"] == {"Fn::Sub": api_url}
+    assert outputs["OpenAIBaseUrl"]["Value"] == {"Fn::Sub": api_url + "/v1"}
+
+
+def test_cfn_lint_reports_nothing():
+    matches = lint_file(TEMPLATE)
+
+    assert [str(match) for match in matches] == []
