@@ -9,8 +9,16 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from devstack.stack import ROOT, StackOptions, bootstrap_keys, configure_environment, start_fake_upstream, start_moto
-from devstack.stack import start_spill_replayer, write_local_json
+from devstack.stack import (
+    ROOT,
+    StackOptions,
+    bootstrap_keys,
+    configure_environment,
+    start_fake_upstream,
+    start_moto,
+    start_spill_replayer,
+    write_local_json,
+)
 
 
 def parse_args(argv: list[str] | None) -> StackOptions:

@@ -69,9 +69,7 @@ def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.No
     elif isinstance(node, yaml.MappingNode):
         value = loader.construct_mapping(node, deep=True)
     else:
-        raise yaml.constructor.ConstructorError(
-            None, None, f"unexpected node for !{tag_suffix}", node.start_mark
-        )
+        raise yaml.constructor.ConstructorError(None, None, f"unexpected node for !{tag_suffix}", node.start_mark)
     return {name: value}
 
 
@@ -81,7 +79,7 @@ _CfnLoader.add_multi_constructor("!", _construct_intrinsic)
 def load_template(template_path: Path) -> dict[str, Any]:
     """Parse a CloudFormation/SAM YAML template, turning short tags (`!Ref`, `!GetAtt X.Arn`,
     `!Sub`) into their long JSON forms (`{"Ref": ...}`, `{"Fn::GetAtt": [X, Arn]}`, ...)."""
-    loaded: dict[str, Any] = yaml.load(template_path.read_text(), Loader=_CfnLoader)  # noqa: S506
+    loaded: dict[str, Any] = yaml.load(template_path.read_text(), Loader=_CfnLoader)  # noqa: S506 (a SafeLoader subclass)
     return loaded
 
 
@@ -142,9 +140,7 @@ class _Resolver:
 
     def __init__(self, template: Mapping[str, Any], *, prefix: str, region: str) -> None:
         self._parameters = {
-            name: str(spec["Default"])
-            for name, spec in template.get("Parameters", {}).items()
-            if "Default" in spec
+            name: str(spec["Default"]) for name, spec in template.get("Parameters", {}).items() if "Default" in spec
         }
         self._pseudo = {
             "AWS::StackName": prefix,
@@ -289,9 +285,7 @@ def _create_bucket(client: Any, name: str, region: str) -> _Created:
         if exc.response["Error"]["Code"] not in ("404", "NoSuchBucket", "NotFound"):
             raise
         # us-east-1 is the one region that rejects an explicit LocationConstraint.
-        location = (
-            {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
-        )
+        location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
         client.create_bucket(Bucket=name, **location)
     return _Created(name, {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"})
 
@@ -319,25 +313,27 @@ def create_resources(
     resources: dict[str, Any] = template.get("Resources", {})
     resolver = _Resolver(template, prefix=prefix, region=region)
 
-    clients: dict[str, Any] = {}
+    order = _creation_order(resources)
+    types = {resources[logical_id]["Type"] for logical_id in order}
+    # Clients only for the services the template uses; local endpoints serve buckets by path.
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint_url) if TABLE in types else None
+    sqs = session.client("sqs", endpoint_url=endpoint_url) if QUEUE in types else None
+    s3 = (
+        session.client("s3", endpoint_url=endpoint_url, config=Config(s3={"addressing_style": "path"}))
+        if BUCKET in types
+        else None
+    )
 
-    def client(service: str) -> Any:
-        if service not in clients:
-            # Local endpoints serve buckets by path, not by virtual host.
-            config = Config(s3={"addressing_style": "path"}) if service == "s3" else None
-            clients[service] = session.client(service, endpoint_url=endpoint_url, config=config)
-        return clients[service]
-
-    for logical_id in _creation_order(resources):
+    for logical_id in order:
         resource_type = resources[logical_id]["Type"]
         props = resolver.resolve(resources[logical_id].get("Properties", {}))
         name = f"{prefix}-{logical_id}"
         if resource_type == TABLE:
-            created = _create_table(client("dynamodb"), name, props)
+            created = _create_table(dynamodb, name, props)
         elif resource_type == QUEUE:
-            created = _create_queue(client("sqs"), name, props)
+            created = _create_queue(sqs, name, props)
         else:
-            created = _create_bucket(client("s3"), name.lower(), region)
+            created = _create_bucket(s3, name.lower(), region)
         resolver.created[logical_id] = created
     return {logical_id: created.physical_id for logical_id, created in resolver.created.items()}
 

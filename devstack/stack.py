@@ -69,7 +69,7 @@ def configure_environment(moto_url: str, fake_upstream_url: str | None, options:
     env = {
         "AWS_ENDPOINT_URL": moto_url,
         "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S105 - moto accepts any credentials
+        "AWS_SECRET_ACCESS_KEY": "local",
         "AWS_DEFAULT_REGION": "us-east-1",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "Meterway",
@@ -86,6 +86,8 @@ def configure_environment(moto_url: str, fake_upstream_url: str | None, options:
         env |= {"MW_ANTHROPIC_BASE_URL": "https://api.anthropic.com", "MW_ANTHROPIC_API_KEY": options.anthropic_api_key}
     elif fake_upstream_url:
         env |= {"MW_ANTHROPIC_BASE_URL": fake_upstream_url, "MW_ANTHROPIC_API_KEY": "fake-anthropic-key"}
+    if fake_upstream_url:
+        env["MW_FAKE_UPSTREAM_URL"] = fake_upstream_url
     env |= options.extra_env
     os.environ.update(env)
     return env
@@ -115,6 +117,8 @@ def write_local_json(options: StackOptions, port: int, secrets: dict[str, str], 
         "tables": {"keys": env["MW_KEYS_TABLE"], "ledger": env["MW_LEDGER_TABLE"]},
         "upstreams": {"openai": env.get("MW_OPENAI_BASE_URL"), "anthropic": env.get("MW_ANTHROPIC_BASE_URL")},
     }
+    if "MW_FAKE_UPSTREAM_URL" in env:
+        info["fake_upstream"] = env["MW_FAKE_UPSTREAM_URL"]
     path = options.state_dir / "local.json"
     path.write_text(json.dumps(info, indent=2) + "\n")
     path.chmod(0o600)

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 
-class CutConnection(Exception):  # noqa: N818 - it is a signal, not an error condition
+class CutConnection(Exception):
     """Raised by a stream generator to make the response end with a dropped connection."""
 
 

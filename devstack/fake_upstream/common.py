@@ -83,7 +83,8 @@ def _header_ms(request: Request, name: str, default_s: float) -> float:
         return default_s
 
 
-def _key_accepted(key: str | None, expected: str | None) -> bool:
+def key_accepted(key: str | None, expected: str | None) -> bool:
+    """Any non-empty key when no key is configured, else exactly the configured one."""
     if not key:
         return False
     return expected is None or key == expected
@@ -119,7 +120,7 @@ async def begin(request: Request, dialect: Dialect) -> Exchange | Response:
     record = state.record(request, body)
     request.state.fake_record = record
     key = dialect.api_key(request)
-    if not _key_accepted(key, state.config.api_key):
+    if not key_accepted(key, state.config.api_key):
         return dialect.auth_error(key)
     if not isinstance(body, dict):
         return dialect.error(400, "The request body is not valid JSON: expected an object.")

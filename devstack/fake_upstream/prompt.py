@@ -191,9 +191,7 @@ def last_user_text(messages: list[Any]) -> str | None:
         content = message.get("content")
         if isinstance(content, str):
             return content
-        if isinstance(content, list) and all(
-            isinstance(part, dict) and part.get("type") == "text" for part in content
-        ):
+        if isinstance(content, list) and all(isinstance(part, dict) and part.get("type") == "text" for part in content):
             return "".join(str(part.get("text", "")) for part in content)
         return None
     return None

@@ -1,7 +1,7 @@
 """``meterway``: bootstrap keys in a deployed stack (with the deployer's AWS credentials) or locally.
 
-    meterway keys create-admin --stack-name meterway --name ops
-    meterway keys create --table <KeysTableName> --name ci --member alice
+meterway keys create-admin --stack-name meterway --name ops
+meterway keys create --table <KeysTableName> --name ci --member alice
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from meterway.dal.key_store import DynamoKeyStore
+from meterway.logic.keys import KeyKind
 from meterway.logic.manage_keys import create_key, list_keys
 
 
@@ -34,7 +35,7 @@ def _store(args: argparse.Namespace) -> DynamoKeyStore:
 
 
 def _create(args: argparse.Namespace) -> dict[str, Any]:
-    kind = "admin" if args.command == "create-admin" else "api"
+    kind: KeyKind = "admin" if args.command == "create-admin" else "api"
     key, secret = create_key(_store(args), args.account, args.name, kind=kind, member=getattr(args, "member", None))
     return {"id": key.key_id, "kind": key.kind, "name": key.name, "account_id": key.account_id, "secret": secret}
 
@@ -49,7 +50,11 @@ def parser() -> argparse.ArgumentParser:
     groups = root.add_subparsers(dest="group", required=True)
     keys = groups.add_parser("keys", help="create and list keys")
     commands = keys.add_subparsers(dest="command", required=True)
-    for name, help_text in (("create-admin", "create an admin key"), ("create", "create an API key"), ("list", "list keys")):
+    for name, help_text in (
+        ("create-admin", "create an admin key"),
+        ("create", "create an API key"),
+        ("list", "list keys"),
+    ):
         command = commands.add_parser(name, help=help_text)
         where = command.add_mutually_exclusive_group(required=True)
         where.add_argument("--stack-name", help="read the KeysTableName output of this CloudFormation stack")

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import tomllib
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +58,15 @@ def _of_type(resources: dict[str, Any], resource_type: str) -> dict[str, Any]:
 
 def _integration(resources: dict[str, Any], path: str) -> dict[str, Any]:
     (api,) = _of_type(resources, "AWS::ApiGateway::RestApi").values()
-    return api["Properties"]["Body"]["paths"][path]["x-amazon-apigateway-any-method"][
-        "x-amazon-apigateway-integration"
-    ]
+    return api["Properties"]["Body"]["paths"][path]["x-amazon-apigateway-any-method"]["x-amazon-apigateway-integration"]
 
 
 def _env(resources: dict[str, Any], function: str) -> dict[str, Any]:
     return resources[function]["Properties"]["Environment"]["Variables"]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _statements(resources: dict[str, Any], function: str) -> set[tuple[tuple[str, ...], str]]:
@@ -73,8 +76,8 @@ def _statements(resources: dict[str, Any], function: str) -> set[tuple[tuple[str
     for policy in role.get("Policies", []):
         for statement in policy["PolicyDocument"]["Statement"]:
             assert statement["Effect"] == "Allow"
-            targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-            found.add((tuple(sorted(statement["Action"])), json.dumps(targets, sort_keys=True)))
+            targets = _as_list(statement["Resource"])
+            found.add((tuple(sorted(_as_list(statement["Action"]))), json.dumps(targets, sort_keys=True)))
     return found
 
 
@@ -148,8 +151,7 @@ def test_api_gateway_may_invoke_only_its_own_routes(resources, function, route):
     assert permission["Action"] == "lambda:InvokeFunction"
     assert permission["Principal"] == "apigateway.amazonaws.com"
     assert permission["SourceArn"] == {
-        "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${MeterwayApi}/*/*"
-        + route
+        "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${MeterwayApi}/*/*" + route
     }
 
 
@@ -249,6 +251,8 @@ def test_layer_requirements_cover_the_runtime_dependencies():
     assert all("==" in requirement for requirement in layer)
     pinned = {r for r in project if "==" in r}
     assert pinned <= set(layer)
+    for requirement in layer:
+        assert requirement.split("==")[1] == version(name(requirement)), requirement
 
 
 # --- IAM --------------------------------------------------------------------------------------
@@ -297,9 +301,9 @@ def test_no_inline_policy_grants_on_every_resource(resources):
     for logical_id, role in _of_type(resources, "AWS::IAM::Role").items():
         for policy in role["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
-                targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                targets = _as_list(statement["Resource"])
                 assert "*" not in targets, logical_id
-                assert "*" not in statement["Action"], logical_id
+                assert "*" not in _as_list(statement["Action"]), logical_id
 
 
 # --- Queues -----------------------------------------------------------------------------------

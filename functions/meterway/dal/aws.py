@@ -32,15 +32,15 @@ def _client(service: str) -> Any:
 
 
 def dynamodb() -> DynamoDBClient:
-    return _client("dynamodb")  # type: ignore[no-any-return]
+    return _client("dynamodb")
 
 
 def sqs() -> SQSClient:
-    return _client("sqs")  # type: ignore[no-any-return]
+    return _client("sqs")
 
 
 def secretsmanager() -> SecretsManagerClient:
-    return _client("secretsmanager")  # type: ignore[no-any-return]
+    return _client("secretsmanager")
 
 
 def reset_clients() -> None:
@@ -64,8 +64,8 @@ def deserialize(image: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal) and value == value.to_integral_value() and "E" not in str(value):
-        return int(value) if value.as_tuple().exponent >= 0 else value
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
     if isinstance(value, dict):
         return {name: _plain(inner) for name, inner in value.items()}
     if isinstance(value, list):

@@ -30,7 +30,9 @@ def load_credentials(settings: ProxySettings) -> UpstreamCredentials:
     if settings.upstream_secret_arn:
         from meterway.dal import aws
 
-        secret = json.loads(aws.secretsmanager().get_secret_value(SecretId=settings.upstream_secret_arn)["SecretString"])
+        secret = json.loads(
+            aws.secretsmanager().get_secret_value(SecretId=settings.upstream_secret_arn)["SecretString"]
+        )
         openai_key = secret.get("openai_api_key") or openai_key
         anthropic_key = secret.get("anthropic_api_key") or anthropic_key
     return UpstreamCredentials(openai_key, anthropic_key)

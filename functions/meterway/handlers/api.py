@@ -92,7 +92,7 @@ def current_admin() -> ApiKey:
 
 
 @app.get("/api/openapi.json", include_in_schema=False)
-def openapi_json() -> Response:
+def openapi_json() -> Response[str]:
     return Response(200, content_types.APPLICATION_JSON, app.get_openapi_json_schema(title=TITLE, version=VERSION))
 
 
@@ -102,10 +102,10 @@ def get_keys() -> KeyList:
 
 
 @app.post("/api/keys", summary="Create an API key; its secret is in this response only")
-def post_keys(body: KeyCreate) -> Response:
+def post_keys(body: KeyCreate) -> Response[KeyCreated]:
     key, secret = create_key(key_store(), current_admin().account_id, body.name, member=body.member)
     created = KeyCreated(secret=secret, **KeyOut.of(key).model_dump())
-    return Response(201, content_types.APPLICATION_JSON, created.model_dump_json())
+    return Response(201, content_types.APPLICATION_JSON, created)
 
 
 def _envelope(error: MeterwayError) -> Response:

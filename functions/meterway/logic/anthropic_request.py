@@ -81,9 +81,7 @@ _IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/w
 _TOOL_CHOICES = {"auto": "auto", "none": "none", "required": "any"}
 
 
-def chat_to_messages(
-    body: dict[str, Any], upstream_model: str, *, default_max_tokens: int = 4096
-) -> JsonDict:
+def chat_to_messages(body: dict[str, Any], upstream_model: str, *, default_max_tokens: int = 4096) -> JsonDict:
     """Translate an OpenAI chat completions request body into an Anthropic Messages request body.
 
     ``system``/``developer`` messages become the top-level ``system`` blocks, tool calls and tool
@@ -121,9 +119,7 @@ def _reject_unsupported(params: JsonDict) -> None:
         raise InvalidRequest("Anthropic models only produce text; set modalities to ['text'] or leave it out")
     unknown = sorted(set(params) - _TRANSLATED_PARAMS - _DROPPED_PARAMS)
     if unknown:
-        hints = [
-            _REJECTION_HINTS.get(name, f"`{name}` is not supported for Anthropic models") for name in unknown
-        ]
+        hints = [_REJECTION_HINTS.get(name, f"`{name}` is not supported for Anthropic models") for name in unknown]
         raise InvalidRequest("Unsupported parameter: " + "; ".join(hints))
 
 
@@ -383,13 +379,9 @@ def _image_block(image_url: Any, where: str) -> JsonDict:
     header, _, data = url.partition(",")
     media_type, _, encoding = header.removeprefix("data:").partition(";")
     if not url.startswith("data:") or encoding != "base64" or not data:
-        raise InvalidRequest(
-            f"{where}.image_url.url must be an http(s) URL or a data:<mime>;base64,<data> URL"
-        )
+        raise InvalidRequest(f"{where}.image_url.url must be an http(s) URL or a data:<mime>;base64,<data> URL")
     if media_type not in _IMAGE_MEDIA_TYPES:
-        raise InvalidRequest(
-            f"{where}: image type {media_type!r} is not supported (use jpeg, png, gif or webp)"
-        )
+        raise InvalidRequest(f"{where}: image type {media_type!r} is not supported (use jpeg, png, gif or webp)")
     return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
 
 

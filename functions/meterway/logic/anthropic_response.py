@@ -127,7 +127,7 @@ def anthropic_error_to_message(status: int, body: bytes) -> str:
     except (UnicodeDecodeError, json.JSONDecodeError):
         parsed = None
     error = parsed.get("error") if isinstance(parsed, dict) else None
-    if isinstance(error, dict) and error.get("message"):
+    if isinstance(error, dict) and (error.get("message") or error.get("type")):
         return _describe_error(f"Anthropic API error {status}", error)
     if isinstance(error, str) and error:
         return f"Anthropic API error {status}: {error[:_MAX_ERROR_MESSAGE_CHARS]}"
@@ -199,7 +199,10 @@ class MessagesStreamTranslator:
         ``ping``, ``content_block_stop`` and event types Anthropic may add later yield nothing.
         Raises ``UpstreamError`` on an ``error`` event.
         """
-        handler = self._handlers.get(event or str(data.get("type", "")))
+        if not isinstance(data, dict):
+            return []
+        # The payload's own type wins so that a caller whose SSE parser drops event names still works.
+        handler = self._handlers.get(str(data.get("type") or event))
         return handler(data) if handler else []
 
     def _chunk(self, delta: JsonDict, finish_reason: str | None = None) -> JsonDict:

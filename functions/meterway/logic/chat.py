@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from httpx_sse import EventSource, SSEError
 from meterway.errors import MeterwayError, UpstreamError
 from meterway.logic.anthropic_translate import (
     MessagesStreamTranslator,
+    anthropic_token_usage,
     chat_to_messages,
     messages_to_chat,
     openai_usage,
@@ -30,7 +31,7 @@ from meterway.logic.estimate import prompt_tokens_estimate, tokens_for_chars
 from meterway.logic.openai_stream import OpenAIStreamAdapter
 from meterway.logic.pricing import price_usage
 from meterway.logic.record_usage import UsageRecord
-from meterway.logic.usage import TokenUsage, from_anthropic, from_openai
+from meterway.logic.usage import TokenUsage, from_openai
 
 Settle = Callable[[UsageRecord], Awaitable[None]]
 StreamAdapter = OpenAIStreamAdapter | MessagesStreamTranslator
@@ -90,7 +91,7 @@ def complete_response(call: ChatCall, payload: dict[str, Any]) -> dict[str, Any]
     record = call.record
     if call.route.wire == "anthropic":
         response = messages_to_chat(payload, model=call.route.id, request_id=record.request_id, created=call.created)
-        settle_usage(call, from_anthropic(payload.get("usage") or {}))
+        settle_usage(call, anthropic_token_usage(payload.get("usage") or {}))
         upstream_usage = None
     else:
         response = dict(payload)
@@ -117,7 +118,11 @@ def _message_chars(payload: dict[str, Any]) -> int:
 
 def _estimate(call: ChatCall, output_chars: int, known: TokenUsage | None = None) -> TokenUsage:
     """Best-known usage of a request whose upstream never reported a final count."""
-    base = known if known is not None and known.total_tokens else TokenUsage(input_tokens=prompt_tokens_estimate(call.body))
+    base = (
+        known
+        if known is not None and known.total_tokens
+        else TokenUsage(input_tokens=prompt_tokens_estimate(call.body))
+    )
     return base.with_output(max(base.output_tokens, tokens_for_chars(output_chars)))
 
 
@@ -127,11 +132,13 @@ def sse(data: dict[str, Any] | str) -> bytes:
 
 
 def new_adapter(call: ChatCall) -> StreamAdapter:
-    args = {"model": call.route.id, "request_id": call.record.request_id, "created": call.created}
-    return MessagesStreamTranslator(**args) if call.route.wire == "anthropic" else OpenAIStreamAdapter(**args)
+    model, request_id, created = call.route.id, call.record.request_id, call.created
+    if call.route.wire == "anthropic":
+        return MessagesStreamTranslator(model=model, request_id=request_id, created=created)
+    return OpenAIStreamAdapter(model=model, request_id=request_id, created=created)
 
 
-async def stream_chat(call: ChatCall, response: httpx.Response, settle: Settle) -> AsyncIterator[bytes]:
+async def stream_chat(call: ChatCall, response: httpx.Response, settle: Settle) -> AsyncGenerator[bytes, None]:
     """Relay an upstream event stream as OpenAI chunks, end it with a usage chunk, settle once.
 
     Each upstream event is forwarded as soon as it arrives: nothing is buffered. If the upstream

@@ -39,9 +39,7 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def mint_key(
-    account_id: str, name: str, *, kind: KeyKind = "api", member: str | None = None
-) -> tuple[ApiKey, str]:
+def mint_key(account_id: str, name: str, *, kind: KeyKind = "api", member: str | None = None) -> tuple[ApiKey, str]:
     """A new key and its secret; the caller shows the secret once and stores only the key."""
     secret = SECRET_PREFIX[kind] + secrets.token_urlsafe(32)
     key = ApiKey(

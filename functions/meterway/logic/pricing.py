@@ -66,7 +66,9 @@ def _effective_rate(value: Any, total_input_tokens: int) -> Decimal | None:
 def unit_rates(model_price: ModelPrice, usage: TokenUsage) -> dict[str, Decimal]:
     """The per-million rates that apply to this usage (tiers resolved); absent classes are 0."""
     total_input = usage.input_tokens + usage.cache_creation_tokens + usage.cache_read_tokens
-    found = {name: _effective_rate(getattr(model_price, source, None), total_input) for name, source in _RATE_FIELDS.items()}
+    found = {
+        name: _effective_rate(getattr(model_price, source, None), total_input) for name, source in _RATE_FIELDS.items()
+    }
     input_rate = found["input_mtok"] or Decimal(0)
     # genai-prices charges a cache class without its own rate at the next broader one: 1-hour
     # writes like any write, and reads and writes like plain input.

@@ -1,0 +1,123 @@
+"""Anthropic Messages dialect: ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive
+
+from .anthropic_plan import MessagePlan, plan_message, validate_message_body
+from .anthropic_stream import stream_message
+from .asgi import DroppedResponse, EventStreamResponse, sleep_or_disconnect
+from .common import begin, logged, new_id
+from .prompt import PromptError, anthropic_prompt_blocks
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+class AnthropicDialect:
+    """Anthropic's ``x-api-key`` auth and ``{"type": "error", "error": {...}}`` envelope."""
+
+    def error(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        """An error in Anthropic's envelope (``param`` and ``code`` have no place in it)."""
+        error_type = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        request_id = new_id("req_")
+        payload = {
+            "type": "error",
+            "error": {"type": error_type, "message": message},
+            "request_id": request_id,
+        }
+        return JSONResponse(payload, status_code=status, headers={"request-id": request_id, **(headers or {})})
+
+    def api_key(self, request: Request) -> str | None:
+        """``x-api-key``, or a bearer token as OAuth-style clients send."""
+        key = request.headers.get("x-api-key", "").strip()
+        if key:
+            return key
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+    def auth_error(self, key: str | None) -> Response:
+        """401 ``authentication_error``."""
+        return self.error(401, "x-api-key header is required" if not key else "invalid x-api-key")
+
+
+ANTHROPIC = AnthropicDialect()
+
+
+def _malformed(plan: MessagePlan, stream: bool) -> Response:
+    if not stream:
+        broken = f'{{"id":"{plan.id}","type":"message","role":"assistant","content":[{{"type":"text","te'
+        return Response(broken, media_type="application/json")
+
+    async def events(receive: Receive) -> AsyncIterator[bytes]:
+        head = 'event: message_start\ndata: {"type":"message_start",'
+        yield f'{head}"message":{{"id":"{plan.id}"\n\n'.encode()
+
+    return EventStreamResponse(events)
+
+
+@logged
+async def messages(request: Request) -> Response:
+    """``POST /v1/messages``."""
+    exchange = await begin(request, ANTHROPIC)
+    if isinstance(exchange, Response):
+        return exchange
+    problem = validate_message_body(exchange.body)
+    if problem:
+        return ANTHROPIC.error(400, problem)
+    try:
+        plan = plan_message(exchange)
+    except PromptError as error:
+        return ANTHROPIC.error(400, str(error))
+    exchange.record.id = plan.id
+    stream = exchange.body.get("stream") is True
+    if exchange.fault_kind() == "malformed":
+        return _malformed(plan, stream)
+    if stream:
+        return stream_message(exchange, plan)
+    if await sleep_or_disconnect(request.receive, exchange.generation_time(plan.output_tokens)):
+        exchange.record.client_disconnected = True
+        return DroppedResponse()
+    exchange.record.usage = plan.usage()
+    if exchange.fault_kind() == "cut":
+        return DroppedResponse()
+    exchange.record.usage_reported = True
+    return JSONResponse(plan.message(), headers={"request-id": new_id("req_")})
+
+
+@logged
+async def count_message_tokens(request: Request) -> Response:
+    """``POST /v1/messages/count_tokens``: the prompt size, without touching the cache."""
+    exchange = await begin(request, ANTHROPIC)
+    if isinstance(exchange, Response):
+        return exchange
+    problem = validate_message_body(exchange.body, require_max_tokens=False)
+    if problem:
+        return ANTHROPIC.error(400, problem)
+    try:
+        blocks = anthropic_prompt_blocks(exchange.body)
+    except PromptError as error:
+        return ANTHROPIC.error(400, str(error))
+    return JSONResponse({"input_tokens": sum(len(block.tokens) for block in blocks)})

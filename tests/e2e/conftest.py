@@ -1,0 +1,113 @@
+"""The local stack, started once per session exactly as ``make dev`` starts it (``python -m devstack``),
+on a free port, with the fake upstream; tests talk to it over loopback only."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class LocalStack:
+    info: dict[str, Any]
+    log: Path
+
+    @property
+    def base(self) -> str:
+        return str(self.info["api_base"]).removesuffix("/v1")
+
+    @property
+    def api_key(self) -> str:
+        return str(self.info["api_key"])
+
+    @property
+    def fake(self) -> str:
+        return str(self.info["fake_upstream"])
+
+    def openai(self, **kwargs: Any) -> Any:
+        import openai
+
+        return openai.OpenAI(base_url=self.info["api_base"], api_key=self.api_key, max_retries=0, **kwargs)
+
+    def dynamodb(self) -> Any:
+        return boto3.client(
+            "dynamodb",
+            endpoint_url=self.info["aws_endpoint_url"],
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    def ledger_count(self) -> int:
+        return int(self.dynamodb().scan(TableName=self.info["tables"]["ledger"], Select="COUNT")["Count"])
+
+    def generation(self, request_id: str, *, wait_s: float = 5.0) -> dict[str, Any]:
+        """The ledger record through the public ``/v1/generation`` endpoint, waiting for it to settle."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            response = httpx.get(
+                f"{self.base}/v1/generation",
+                params={"id": request_id},
+                headers={"authorization": f"Bearer {self.api_key}"},
+            )
+            if response.status_code == 200:
+                record: dict[str, Any] = response.json()["data"]
+                return record
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no ledger record for {request_id}: {response.status_code} {response.text}")
+            time.sleep(0.05)
+
+    def fake_requests(self) -> list[dict[str, Any]]:
+        return list(httpx.get(f"{self.fake}/_fake/requests").json())
+
+    def fake_faults(self, *faults: dict[str, Any], **match: str) -> None:
+        httpx.post(f"{self.fake}/_fake/faults", json={"faults": list(faults), "match": match}).raise_for_status()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    state = tmp_path_factory.mktemp("stack")
+    log = state / "stack.log"
+    env = {name: value for name, value in os.environ.items() if name not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")}
+    env |= {"MW_UPSTREAM_READ_TIMEOUT_S": "2", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "devstack", "--port", "0", "--state-dir", str(state)]
+    command += ["--token-latency-ms", "20", "--first-token-latency-ms", "50"]
+    with log.open("w") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        info = _wait_until_up(state / "local.json", process, log)
+        yield LocalStack(info, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_until_up(path: Path, process: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the local stack exited:\n{log.read_text()}")
+        if path.exists():
+            info: dict[str, Any] = json.loads(path.read_text())
+            try:
+                if httpx.get(str(info["api_base"]).removesuffix("/v1") + "/healthz").status_code == 200:
+                    return info
+            except httpx.TransportError:
+                pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the local stack did not start in 60 s:\n{log.read_text()}")

@@ -1,0 +1,80 @@
+"""The management API handler, driven by API Gateway events as in AWS."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import boto3
+import pytest
+
+from devstack.gateway import LocalLambdaContext
+from meterway.dal.key_store import DynamoKeyStore
+from meterway.handlers import api
+from meterway.logic.manage_keys import create_key
+from tests.integration.conftest import load_event
+
+
+@pytest.fixture
+def admin(aws_env):
+    api.key_store.cache_clear()
+    store = DynamoKeyStore(aws_env["KeysTable"])
+    _, admin_secret = create_key(store, "acct", "ops", kind="admin")
+    _, api_secret = create_key(store, "acct", "ci")
+    yield {"admin": admin_secret, "api": api_secret, "table": aws_env["KeysTable"]}
+    api.key_store.cache_clear()
+
+
+def call(method: str, path: str, secret: str | None, body: dict | None = None) -> dict:
+    event = copy.deepcopy(load_event("api_get_keys.json"))
+    event["httpMethod"] = method
+    event["path"] = path
+    event["pathParameters"] = {"proxy": path.removeprefix("/api/")}
+    for headers in (event["headers"], event["multiValueHeaders"]):
+        headers.pop("Authorization", None)
+    if secret:
+        event["headers"]["Authorization"] = f"Bearer {secret}"
+        event["multiValueHeaders"]["Authorization"] = [f"Bearer {secret}"]
+    event["body"] = json.dumps(body) if body is not None else None
+    response = api.handler(event, LocalLambdaContext("ApiFunction"))
+    response["json"] = json.loads(response["body"]) if response.get("body") else None
+    return response
+
+
+def test_an_admin_creates_a_key_whose_secret_is_shown_once_and_stored_never(admin):
+    created = call("POST", "/api/keys", admin["admin"], {"name": "staging", "member": "bob@example.com"})
+    assert created["statusCode"] == 201
+    secret = created["json"]["secret"]
+    assert secret.startswith("mw-live-")
+
+    listed = call("GET", "/api/keys", admin["admin"])
+    assert listed["statusCode"] == 200
+    names = {key["name"]: key for key in listed["json"]["data"]}
+    assert names["staging"]["member"] == "bob@example.com"
+    assert "secret" not in names["staging"]
+    assert secret not in listed["body"]
+    table_dump = json.dumps(boto3.client("dynamodb").scan(TableName=admin["table"])["Items"])
+    assert secret not in table_dump
+    assert admin["admin"] not in table_dump
+
+
+@pytest.mark.parametrize(("who", "status"), [(None, 401), ("mw-admin-wrong", 401), ("api", 403)])
+def test_only_admin_keys_reach_the_management_api(admin, who, status):
+    secret = admin.get(who, who)
+    response = call("GET", "/api/keys", secret)
+    assert response["statusCode"] == status
+    assert set(response["json"]["error"]) == {"message", "type", "code"}
+
+
+def test_bad_input_is_a_400_in_the_envelope_and_creates_nothing(admin):
+    before = len(call("GET", "/api/keys", admin["admin"])["json"]["data"])
+    response = call("POST", "/api/keys", admin["admin"], {"name": ""})
+    assert response["statusCode"] == 400
+    assert "name" in response["json"]["error"]["message"]
+    assert len(call("GET", "/api/keys", admin["admin"])["json"]["data"]) == before
+
+
+def test_the_openapi_document_describes_the_keys_api(admin):
+    response = call("GET", "/api/openapi.json", None)
+    assert response["statusCode"] == 200
+    assert "/api/keys" in response["json"]["paths"]

@@ -1,0 +1,184 @@
+"""devstack.aws_resources builds the template's tables, queues and buckets on moto, unchanged."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+
+from devstack.aws_resources import create_resources, env_for
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+REGION = "us-east-1"
+
+
+@pytest.fixture(autouse=True)
+def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def moto_server() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def _keys(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
+    return [(key["AttributeName"], key["KeyType"]) for key in schema]
+
+
+def _gsis(table: dict[str, Any]) -> dict[str, tuple[list[tuple[str, str]], str]]:
+    return {
+        gsi["IndexName"]: (_keys(gsi["KeySchema"]), gsi["Projection"]["ProjectionType"])
+        for gsi in table["GlobalSecondaryIndexes"]
+    }
+
+
+def _ledger_item() -> dict[str, Any]:
+    event = json.loads((ROOT / "events" / "ledger_stream_insert.json").read_text())
+    return event["Records"][0]["dynamodb"]["NewImage"]
+
+
+def test_tables_get_the_template_schema(aws):
+    # Given the template, When the local stack creates its resources
+    created = create_resources(TEMPLATE, prefix="it")
+    dynamodb = boto3.client("dynamodb")
+
+    # Then each table has the deployed keys, indexes, stream, TTL, PITR and encryption
+    keys = dynamodb.describe_table(TableName=created["KeysTable"])["Table"]
+    assert created["KeysTable"] == "it-KeysTable"
+    assert _keys(keys["KeySchema"]) == [("pk", "HASH"), ("sk", "RANGE")]
+    assert _gsis(keys) == {"ByAccount": ([("gsi1pk", "HASH"), ("gsi1sk", "RANGE")], "ALL")}
+    assert keys["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert "StreamSpecification" not in keys
+
+    ledger = dynamodb.describe_table(TableName=created["LedgerTable"])["Table"]
+    assert _keys(ledger["KeySchema"]) == [("request_id", "HASH")]
+    assert _gsis(ledger) == {
+        "ByAccountTime": ([("account_id", "HASH"), ("created_sk", "RANGE")], "ALL"),
+        "ByKeyTime": ([("key_id", "HASH"), ("created_sk", "RANGE")], "ALL"),
+    }
+    assert ledger["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    assert ledger["SSEDescription"]["Status"] == "ENABLED"
+
+    for name in (created["KeysTable"], created["LedgerTable"]):
+        ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+        backups = dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+        assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_spill_queue_redrives_to_its_dead_letter_queue(aws):
+    created = create_resources(TEMPLATE, prefix="it")
+    sqs = boto3.client("sqs")
+
+    def attributes_of(logical_id: str) -> dict[str, str]:
+        return sqs.get_queue_attributes(QueueUrl=created[logical_id], AttributeNames=["All"])["Attributes"]
+
+    dlq_arn = attributes_of("LedgerSpillDeadLetterQueue")["QueueArn"]
+    attributes = attributes_of("LedgerSpillQueue")
+
+    assert created["LedgerSpillQueue"].endswith("/it-LedgerSpillQueue")
+    assert json.loads(attributes["RedrivePolicy"]) == {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}
+    assert attributes["VisibilityTimeout"] == "180"
+    assert attributes["MessageRetentionPeriod"] == "1209600"
+    assert attributes["SqsManagedSseEnabled"] == "true"
+
+
+def test_creating_again_leaves_existing_resources_and_data_alone(aws):
+    # Given resources that already hold data
+    first = create_resources(TEMPLATE, prefix="it")
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.put_item(TableName=first["LedgerTable"], Item=_ledger_item())
+    boto3.client("sqs").send_message(QueueUrl=first["LedgerSpillQueue"], MessageBody="{}")
+
+    # When the local stack starts again
+    second = create_resources(TEMPLATE, prefix="it")
+
+    # Then it finds the same resources, with their data
+    assert second == first
+    assert dynamodb.scan(TableName=first["LedgerTable"])["Count"] == 1
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=first["LedgerSpillQueue"], AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "1"
+
+
+def test_env_for_points_the_app_at_the_created_resources(aws):
+    created = create_resources(TEMPLATE, prefix="it")
+
+    assert env_for(created) == {
+        "MW_KEYS_TABLE": "it-KeysTable",
+        "MW_LEDGER_TABLE": "it-LedgerTable",
+        "MW_SPILL_QUEUE_URL": created["LedgerSpillQueue"],
+    }
+    with pytest.raises(KeyError, match="LedgerTable"):
+        env_for({"KeysTable": "x", "LedgerSpillQueue": "y"})
+
+
+def test_buckets_are_created_with_lowercase_names(aws, tmp_path):
+    # Given a template with a bucket (the exports bucket will be one)
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        "Resources:\n"
+        "  ExportBucket:\n"
+        "    Type: AWS::S3::Bucket\n"
+        "    Properties:\n"
+        "      BucketName: !Sub ${AWS::StackName}-ignored\n"
+    )
+
+    # When it is created twice
+    created = create_resources(template, prefix="Dev")
+    assert create_resources(template, prefix="Dev") == created
+
+    # Then the bucket exists under its lowercased local name, reachable path-style
+    assert created == {"ExportBucket": "dev-exportbucket"}
+    s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["dev-exportbucket"]
+
+
+def test_ledger_stream_delivers_inserts_on_the_moto_server(moto_server):
+    # Given the tables on a moto server, as the local stack runs them
+    session = boto3.session.Session(region_name=REGION)
+    created = create_resources(TEMPLATE, prefix="it", session=session, endpoint_url=moto_server)
+    dynamodb = session.client("dynamodb", endpoint_url=moto_server)
+    streams = session.client("dynamodbstreams", endpoint_url=moto_server)
+
+    # When the proxy writes a ledger record
+    item = _ledger_item()
+    dynamodb.put_item(TableName=created["LedgerTable"], Item=item)
+
+    # Then the aggregator's stream sees it as an INSERT with the whole new image
+    stream_arn = dynamodb.describe_table(TableName=created["LedgerTable"])["Table"]["LatestStreamArn"]
+    shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=stream_arn, ShardId=shards[0]["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+
+    assert [record["eventName"] for record in records] == ["INSERT"]
+    assert records[0]["dynamodb"]["NewImage"] == item
+    assert records[0]["dynamodb"]["SequenceNumber"]
