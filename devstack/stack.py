@@ -40,8 +40,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def start_moto(stack: ExitStack, host: str) -> str:
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    # One log line per AWS call drowns the stack's own output (and slows moto down).
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = free_port(host)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()

@@ -171,7 +171,12 @@ def plan_chat(exchange: Exchange) -> ChatPlan:
 
 def completion_body(plan: ChatPlan) -> dict[str, Any]:
     """The non-stream ``chat.completion`` object."""
-    message = {"role": "assistant", "content": "".join(plan.content), "refusal": None, "annotations": []}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(plan.content),
+        "refusal": None,
+        "annotations": [],
+    }
     return {
         "id": plan.id,
         "object": "chat.completion",

@@ -13,6 +13,8 @@ from .config import FakeUpstreamConfig
 from .faults import FaultQueue
 
 REDACTED_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization"})
+# The dev stack may run for days: keep the log bounded, dropping the oldest entries.
+MAX_LOGGED_REQUESTS = 10_000
 
 
 @dataclass
@@ -69,6 +71,8 @@ class FakeState:
             headers=headers,
         )
         self.requests.append(record)
+        if len(self.requests) > MAX_LOGGED_REQUESTS:
+            del self.requests[: len(self.requests) - MAX_LOGGED_REQUESTS]
         return record
 
     def reset(self) -> None:

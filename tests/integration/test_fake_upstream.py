@@ -56,7 +56,8 @@ def claude(fake: FakeUpstreamServer) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=fake.base_url, api_key="sk-ant-test", max_retries=0)
 
 
-def user(text: str) -> list[dict[str, Any]]:
+def user(text: str) -> Any:
+    """A one-message conversation, typed loosely so both SDKs accept it."""
     return [{"role": "user", "content": text}]
 
 
@@ -201,8 +202,8 @@ def test_reasoning_model_rejects_max_tokens_like_the_real_api(oai: openai.OpenAI
     # When it is sent, then it is refused with the real error, pointing at the parameter
     with pytest.raises(openai.BadRequestError) as error:
         oai.chat.completions.create(model=REASONING_MODEL, messages=user("hi"), max_tokens=10)
-    assert error.value.body["param"] == "max_tokens"  # type: ignore[index]
-    assert error.value.body["code"] == "unsupported_parameter"  # type: ignore[index]
+    assert error.value.body["param"] == "max_tokens"
+    assert error.value.body["code"] == "unsupported_parameter"
 
 
 def test_openai_caches_a_long_shared_prefix_in_128_token_steps(oai: openai.OpenAI) -> None:
@@ -350,20 +351,20 @@ def test_anthropic_stream_follows_the_documented_event_sequence(fake: FakeUpstre
 
 def test_anthropic_cache_writes_split_by_ttl_then_read_back(claude: anthropic.Anthropic) -> None:
     # Given tools and system cached for 1h, and a long document cached for 5m, then a short question
-    tool = {"name": "get_spend", "description": "Spend per team", "input_schema": {"type": "object"}}
-    system = [{"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    tool: Any = {"name": "get_spend", "description": "Spend per team", "input_schema": {"type": "object"}}
+    system: Any = [{"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
 
     def ask(question: str, doc: str = LONG_DOC) -> Any:
-        content = [
+        content: Any = [
             {"type": "text", "text": doc, "cache_control": {"type": "ephemeral"}},
             {"type": "text", "text": question},
         ]
         return claude.messages.create(
             model=CLAUDE,
             max_tokens=50,
-            tools=[{**tool, "cache_control": {"type": "ephemeral", "ttl": "1h"}}],  # type: ignore[list-item]
-            system=system,  # type: ignore[arg-type]
-            messages=[{"role": "user", "content": content}],  # type: ignore[typeddict-item]
+            tools=[{**tool, "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+            system=system,
+            messages=[{"role": "user", "content": content}],
         ).usage
 
     one_hour = count_tokens(json.dumps(tool, sort_keys=True)) + 1 + count_tokens(LONG_SYSTEM)
@@ -392,40 +393,72 @@ def test_anthropic_cache_writes_split_by_ttl_then_read_back(claude: anthropic.An
 
 def test_anthropic_cache_is_per_model(claude: anthropic.Anthropic) -> None:
     # Given a cached system prompt for one model
-    system = [{"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral"}}]
-    claude.messages.create(model=CLAUDE, max_tokens=8, system=system, messages=user("hi"))  # type: ignore[arg-type]
+    system: Any = [{"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral"}}]
+    claude.messages.create(model=CLAUDE, max_tokens=8, system=system, messages=user("hi"))
 
     # When another model gets the same prompt, then it must write its own cache
-    other = claude.messages.create(model="claude-sonnet-4-6", max_tokens=8, system=system, messages=user("hi"))  # type: ignore[arg-type]
+    other = claude.messages.create(model="claude-sonnet-4-6", max_tokens=8, system=system, messages=user("hi"))
     assert other.usage.cache_read_input_tokens == 0 and (other.usage.cache_creation_input_tokens or 0) > 0
+
+
+def test_anthropic_real_minimum_skips_caching_short_prefixes() -> None:
+    # Given a fake with the real 1024-token minimum for Anthropic caching
+    with FakeUpstreamServer(FakeUpstreamConfig(anthropic_cache_min_tokens=1024)) as server:
+        client = anthropic.Anthropic(base_url=server.base_url, api_key="k", max_retries=0)
+
+        def cache_write(system_text: str) -> int:
+            system: Any = [{"type": "text", "text": system_text, "cache_control": {"type": "ephemeral"}}]
+            usage = client.messages.create(model=CLAUDE, max_tokens=8, system=system, messages=user("hi")).usage
+            return usage.cache_creation_input_tokens or 0
+
+        # When a ~700-token and a ~1400-token system prompt are marked for caching
+        # Then only the one above the minimum is written
+        assert cache_write(LONG_SYSTEM) == 0
+        assert cache_write(LONG_SYSTEM * 2) == 1 + count_tokens(LONG_SYSTEM * 2)
+
+
+def test_anthropic_enforces_breakpoint_rules(fake: FakeUpstreamServer) -> None:
+    # Given a 1h breakpoint placed after a 5m one, and five breakpoints
+    def block(ttl: str) -> dict[str, Any]:
+        return {"type": "text", "text": "chunk", "cache_control": {"type": "ephemeral", "ttl": ttl}}
+
+    def send(blocks: list[dict[str, Any]]) -> httpx.Response:
+        body = {"model": CLAUDE, "max_tokens": 5, "messages": [{"role": "user", "content": blocks}]}
+        return httpx.post(f"{fake.base_url}/v1/messages", json=body, headers={"x-api-key": "k"})
+
+    # When they are sent, then both are refused as the real API does
+    misordered, too_many = send([block("5m"), block("1h")]), send([block("1h")] * 5)
+    assert misordered.status_code == too_many.status_code == 400
+    assert "1h" in misordered.json()["error"]["message"]
+    assert "maximum of 4" in too_many.json()["error"]["message"]
 
 
 def test_anthropic_count_tokens_agrees_with_billed_input(claude: anthropic.Anthropic) -> None:
     # Given a prompt with a cache breakpoint
-    system = [{"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral"}}]
-    counted = claude.messages.count_tokens(model=CLAUDE, system=system, messages=user("hi"))  # type: ignore[arg-type]
+    system: Any = [{"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral"}}]
+    counted = claude.messages.count_tokens(model=CLAUDE, system=system, messages=user("hi"))
 
     # When it is sent, then input + cache writes + cache reads equal the counted tokens
-    usage = claude.messages.create(model=CLAUDE, max_tokens=8, system=system, messages=user("hi")).usage  # type: ignore[arg-type]
+    usage = claude.messages.create(model=CLAUDE, max_tokens=8, system=system, messages=user("hi")).usage
     total = usage.input_tokens + (usage.cache_creation_input_tokens or 0) + (usage.cache_read_input_tokens or 0)
     assert counted.input_tokens == total
 
 
 def test_anthropic_thinking_comes_first_and_is_billed_as_output(claude: anthropic.Anthropic) -> None:
     # Given extended thinking enabled
-    thinking = {"type": "enabled", "budget_tokens": 1024}
+    thinking: Any = {"type": "enabled", "budget_tokens": 1024}
 
     # When asked plainly and streamed
     message = claude.messages.create(
         model=CLAUDE,
         max_tokens=2000,
-        thinking=thinking,  # type: ignore[arg-type]
+        thinking=thinking,
         messages=user("Think about costs"),
     )
     with claude.messages.stream(
         model=CLAUDE,
         max_tokens=2000,
-        thinking=thinking,  # type: ignore[arg-type]
+        thinking=thinking,
         messages=user("Think about costs"),
     ) as stream:
         kinds = [e.delta.type for e in stream if e.type == "content_block_delta"]
@@ -508,14 +541,14 @@ def test_status_faults_answer_in_each_providers_format_in_fifo_order(
     with pytest.raises(openai.RateLimitError) as limited:
         oai.chat.completions.create(model=OPENAI_MODEL, messages=user("x"))
     assert limited.value.response.headers["retry-after"] == "2"
-    assert limited.value.body["code"] == "rate_limit_exceeded"  # type: ignore[index]
+    assert limited.value.body["code"] == "rate_limit_exceeded"
     with pytest.raises(openai.InternalServerError):
         oai.chat.completions.create(model=OPENAI_MODEL, messages=user("x"))
     assert oai.chat.completions.create(model=OPENAI_MODEL, messages=user("x")).choices
     with pytest.raises(anthropic.APIStatusError) as overloaded:
         claude.messages.create(model=CLAUDE, max_tokens=5, messages=user("x"))
     assert overloaded.value.status_code == 529
-    assert overloaded.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+    assert overloaded.value.body["error"]["type"] == "overloaded_error"
 
 
 def test_timeout_fault_makes_the_client_time_out(fake: FakeUpstreamServer, oai: openai.OpenAI) -> None:
@@ -664,7 +697,7 @@ def test_request_log_mirrors_what_the_client_saw(
     assert chat_record["id"] == chunks[0].id and chat_record["path"] == "/v1/chat/completions"
     assert chat_record["stream"] is True and chat_record["body"]["messages"] == user("log me")
     assert chat_record["headers"]["authorization"] == "***" and chat_record["status"] == 200
-    assert chat_record["usage"] == chunks[-1].usage.model_dump(exclude_none=True)  # type: ignore[union-attr]
+    assert chat_record["usage"] == chunks[-1].usage.model_dump(exclude_none=True)
     assert message_record["id"] == message.id and message_record["model"] == CLAUDE
     assert message_record["usage"] == message.usage.model_dump(exclude_none=True)
     assert message_record["usage_reported"] is True and message_record["fault"] is None
