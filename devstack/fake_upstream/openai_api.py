@@ -153,10 +153,11 @@ def plan_chat(exchange: Exchange) -> ChatPlan:
         words = reply_tokens(seed, min(natural_reply_length(seed), exchange.state.config.default_max_tokens))
     else:
         words = reply_tokens(seed, natural_reply_length(seed))
+    visible = len(words)
     if limit is not None:
         # Hidden reasoning is spent first and counts against the completion limit.
         reasoning = min(reasoning, limit)
-    visible = len(words) if limit is None else min(len(words), limit - reasoning)
+        visible = min(visible, limit - reasoning)
     return ChatPlan(
         id=new_id("chatcmpl-"),
         created=int(time.time()),

@@ -127,15 +127,9 @@ def json_tokens(value: Any) -> list[str]:
     return tokenize(json.dumps(value, sort_keys=True, ensure_ascii=False))
 
 
-def reply_length(seed: int, cap: int) -> int:
-    """Hash-derived natural reply length (12..48 tokens), capped at ``cap``."""
-    natural = MIN_REPLY_TOKENS + seed % (MAX_REPLY_TOKENS - MIN_REPLY_TOKENS + 1)
-    return max(0, min(natural, cap))
-
-
 def natural_reply_length(seed: int) -> int:
-    """Reply length the model would produce without any max-tokens limit."""
-    return reply_length(seed, MAX_REPLY_TOKENS)
+    """Hash-derived length (12..48 tokens) the model would reply with, without any limit."""
+    return MIN_REPLY_TOKENS + seed % (MAX_REPLY_TOKENS - MIN_REPLY_TOKENS + 1)
 
 
 def reply_tokens(seed: int, count: int) -> list[str]:

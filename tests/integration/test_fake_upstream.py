@@ -61,6 +61,11 @@ def user(text: str) -> Any:
     return [{"role": "user", "content": text}]
 
 
+def body_of(error: openai.APIStatusError | anthropic.APIStatusError) -> Any:
+    """The parsed JSON error body an SDK attached to its exception."""
+    return error.body
+
+
 def sse_events(lines: Iterator[str]) -> list[tuple[str | None, str]]:
     """(event name, data) pairs of a server-sent event stream."""
     events: list[tuple[str | None, str]] = []
@@ -202,8 +207,8 @@ def test_reasoning_model_rejects_max_tokens_like_the_real_api(oai: openai.OpenAI
     # When it is sent, then it is refused with the real error, pointing at the parameter
     with pytest.raises(openai.BadRequestError) as error:
         oai.chat.completions.create(model=REASONING_MODEL, messages=user("hi"), max_tokens=10)
-    assert error.value.body["param"] == "max_tokens"
-    assert error.value.body["code"] == "unsupported_parameter"
+    assert body_of(error.value)["param"] == "max_tokens"
+    assert body_of(error.value)["code"] == "unsupported_parameter"
 
 
 def test_openai_caches_a_long_shared_prefix_in_128_token_steps(oai: openai.OpenAI) -> None:
@@ -359,10 +364,11 @@ def test_anthropic_cache_writes_split_by_ttl_then_read_back(claude: anthropic.An
             {"type": "text", "text": doc, "cache_control": {"type": "ephemeral"}},
             {"type": "text", "text": question},
         ]
+        tools: Any = [{**tool, "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
         return claude.messages.create(
             model=CLAUDE,
             max_tokens=50,
-            tools=[{**tool, "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+            tools=tools,
             system=system,
             messages=[{"role": "user", "content": content}],
         ).usage
@@ -541,14 +547,14 @@ def test_status_faults_answer_in_each_providers_format_in_fifo_order(
     with pytest.raises(openai.RateLimitError) as limited:
         oai.chat.completions.create(model=OPENAI_MODEL, messages=user("x"))
     assert limited.value.response.headers["retry-after"] == "2"
-    assert limited.value.body["code"] == "rate_limit_exceeded"
+    assert body_of(limited.value)["code"] == "rate_limit_exceeded"
     with pytest.raises(openai.InternalServerError):
         oai.chat.completions.create(model=OPENAI_MODEL, messages=user("x"))
     assert oai.chat.completions.create(model=OPENAI_MODEL, messages=user("x")).choices
     with pytest.raises(anthropic.APIStatusError) as overloaded:
         claude.messages.create(model=CLAUDE, max_tokens=5, messages=user("x"))
     assert overloaded.value.status_code == 529
-    assert overloaded.value.body["error"]["type"] == "overloaded_error"
+    assert body_of(overloaded.value)["error"]["type"] == "overloaded_error"
 
 
 def test_timeout_fault_makes_the_client_time_out(fake: FakeUpstreamServer, oai: openai.OpenAI) -> None:
@@ -697,7 +703,8 @@ def test_request_log_mirrors_what_the_client_saw(
     assert chat_record["id"] == chunks[0].id and chat_record["path"] == "/v1/chat/completions"
     assert chat_record["stream"] is True and chat_record["body"]["messages"] == user("log me")
     assert chat_record["headers"]["authorization"] == "***" and chat_record["status"] == 200
-    assert chat_record["usage"] == chunks[-1].usage.model_dump(exclude_none=True)
+    reported = chunks[-1].usage
+    assert reported is not None and chat_record["usage"] == reported.model_dump(exclude_none=True)
     assert message_record["id"] == message.id and message_record["model"] == CLAUDE
     assert message_record["usage"] == message.usage.model_dump(exclude_none=True)
     assert message_record["usage_reported"] is True and message_record["fault"] is None
