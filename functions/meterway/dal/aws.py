@@ -9,9 +9,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
-    from mypy_boto3_sqs import SQSClient
 
 _lock = threading.Lock()
 
@@ -31,16 +29,23 @@ def _client(service: str) -> Any:
         return boto3.session.Session().client(service, config=_config())  # type: ignore[call-overload]
 
 
-def dynamodb() -> DynamoDBClient:
-    return _client("dynamodb")
-
-
-def sqs() -> SQSClient:
-    return _client("sqs")
-
-
 def secretsmanager() -> SecretsManagerClient:
     return _client("secretsmanager")
+
+
+class AwsResource:
+    """Base of the stores: holds a boto3 client, the shared one unless a test hands one in."""
+
+    service = "dynamodb"
+
+    def __init__(self, client: Any | None = None):
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = _client(self.service)
+        return self._client
 
 
 def reset_clients() -> None:

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from cachetools import TTLCache
 
+from meterway.dal.aws import AwsResource
 from meterway.errors import StorageError
 from meterway.logic.keys import ApiKey
 
@@ -39,20 +40,12 @@ def key_from_item(item: dict[str, Any]) -> ApiKey:
     return ApiKey(**{name: item[name] for name in _KEY_FIELDS if name in item})
 
 
-class DynamoKeyStore:
+class DynamoKeyStore(AwsResource):
     """The KeysTable: ``pk=KEYHASH#<sha256>, sk=KEY``; GSI ``ByAccount`` lists an account's keys."""
 
     def __init__(self, table_name: str, client: Any | None = None):
+        super().__init__(client)
         self._table = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from meterway.dal import aws
-
-            self._client = aws.dynamodb()
-        return self._client
 
     def get_by_hash(self, key_hash: str) -> ApiKey | None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -101,9 +94,16 @@ class CachedKeyStore:
         self._inner = inner
         self._cache: TTLCache[str, ApiKey | None] = TTLCache(maxsize=max_entries, ttl=ttl_seconds)
 
-    def get_by_hash(self, key_hash: str) -> ApiKey | None:
+    def cached(self, key_hash: str) -> tuple[bool, ApiKey | None]:
+        """``(True, key-or-None)`` when the answer is cached: no I/O, safe on the event loop."""
         if key_hash in self._cache:
-            return self._cache[key_hash]
+            return True, self._cache[key_hash]
+        return False, None
+
+    def get_by_hash(self, key_hash: str) -> ApiKey | None:
+        hit, key = self.cached(key_hash)
+        if hit:
+            return key
         key = self._inner.get_by_hash(key_hash)
         self._cache[key_hash] = key
         return key

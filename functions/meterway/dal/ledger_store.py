@@ -6,6 +6,7 @@ import json
 from decimal import Decimal
 from typing import Any, Protocol
 
+from meterway.dal.aws import AwsResource
 from meterway.errors import StorageError
 
 
@@ -22,20 +23,12 @@ class SpillQueue(Protocol):
         """Park a record the ledger could not take, for the replay function to write later."""
 
 
-class DynamoLedgerStore:
+class DynamoLedgerStore(AwsResource):
     """The LedgerTable, keyed by ``request_id``."""
 
     def __init__(self, table_name: str, client: Any | None = None):
+        super().__init__(client)
         self._table = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from meterway.dal import aws
-
-            self._client = aws.dynamodb()
-        return self._client
 
     def put(self, item: dict[str, Any]) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -83,21 +76,19 @@ def decode_record(body: str) -> dict[str, Any]:
     return item
 
 
-class SqsSpillQueue:
+class SqsSpillQueue(AwsResource):
     """The LedgerSpillQueue; the LedgerReplayFunction drains it into the ledger."""
 
+    service = "sqs"
+
     def __init__(self, queue_url: str, client: Any | None = None):
+        super().__init__(client)
         self._queue_url = queue_url
-        self._client = client
 
     def send(self, item: dict[str, Any]) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        if self._client is None:
-            from meterway.dal import aws
-
-            self._client = aws.sqs()
         try:
-            self._client.send_message(QueueUrl=self._queue_url, MessageBody=encode_record(item))
+            self.client.send_message(QueueUrl=self._queue_url, MessageBody=encode_record(item))
         except (BotoCoreError, ClientError) as exc:
             raise StorageError("The spill queue is unreachable.") from exc

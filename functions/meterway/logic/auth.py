@@ -21,12 +21,20 @@ def presented_secret(headers: Mapping[str, str]) -> str | None:
     return api_key or None
 
 
-def authenticate(headers: Mapping[str, str], keys: KeyStore, *, kind: KeyKind) -> ApiKey:
-    """The calling key, which must be usable and of ``kind``; raises 401/403 otherwise."""
+def presented_hash(headers: Mapping[str, str]) -> str:
+    """SHA-256 of the presented secret; no secret at all is a 401."""
     secret = presented_secret(headers)
     if secret is None:
         raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key'.")
-    key = keys.get_by_hash(hash_secret(secret))
+    return hash_secret(secret)
+
+
+def authenticate(headers: Mapping[str, str], keys: KeyStore, *, kind: KeyKind) -> ApiKey:
+    """The calling key, which must be usable and of ``kind``; raises 401/403 otherwise."""
+    return check_key(keys.get_by_hash(presented_hash(headers)), kind=kind)
+
+
+def check_key(key: ApiKey | None, *, kind: KeyKind) -> ApiKey:
     if key is None or not key.usable:
         raise AuthenticationFailed("Invalid or disabled API key.")
     if key.kind != kind:
