@@ -14,6 +14,7 @@ from devstack.stack import (
     StackOptions,
     bootstrap_keys,
     configure_environment,
+    start_aggregator,
     start_fake_upstream,
     start_moto,
     start_spill_replayer,
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         env = configure_environment(moto_url, fake_url, options)
         secrets = bootstrap_keys()
         start_spill_replayer(stack, env.get("MW_SPILL_QUEUE_URL"))
+        start_aggregator(stack, env["MW_LEDGER_TABLE"])
 
         from devstack.gateway import LocalGateway
         from meterway.handlers import api

@@ -28,6 +28,7 @@ CREATED_TYPES = (TABLE, QUEUE, BUCKET)
 APP_ENV_VARS = {
     "MW_KEYS_TABLE": "KeysTable",
     "MW_LEDGER_TABLE": "LedgerTable",
+    "MW_ROLLUPS_TABLE": "RollupsTable",
     "MW_SPILL_QUEUE_URL": "LedgerSpillQueue",
 }
 

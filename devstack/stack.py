@@ -13,7 +13,10 @@ import threading
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from devstack.workers import DynamoStreamPoller
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
@@ -118,7 +121,7 @@ def write_local_json(options: StackOptions, port: int, secrets: dict[str, str], 
         "management_api": f"{base}/api",
         **secrets,
         "aws_endpoint_url": env["AWS_ENDPOINT_URL"],
-        "tables": {"keys": env["MW_KEYS_TABLE"], "ledger": env["MW_LEDGER_TABLE"]},
+        "tables": {"keys": env["MW_KEYS_TABLE"], "ledger": env["MW_LEDGER_TABLE"], "rollups": env["MW_ROLLUPS_TABLE"]},
         "upstreams": {"openai": env.get("MW_OPENAI_BASE_URL"), "anthropic": env.get("MW_ANTHROPIC_BASE_URL")},
     }
     if "MW_FAKE_UPSTREAM_URL" in env:
@@ -140,3 +143,18 @@ def start_spill_replayer(stack: ExitStack, queue_url: str | None) -> None:
     thread = threading.Thread(target=poller.run, name="spill-replayer", daemon=True)
     thread.start()
     stack.callback(poller.stop)
+
+
+def start_aggregator(stack: ExitStack, table_name: str) -> DynamoStreamPoller:
+    """Feeds new ledger records from the table's stream to the AggregatorFunction's handler, with
+    the template's INSERT-only filter. Call `drain()` on the result to wait for the rollups."""
+    from devstack.workers import DynamoStreamPoller, only_inserts
+    from meterway.handlers import aggregator
+
+    poller = DynamoStreamPoller(
+        table_name, aggregator.handler, function_name="AggregatorFunction", event_filter=only_inserts
+    )
+    thread = threading.Thread(target=poller.run, name="aggregator", daemon=True)
+    thread.start()
+    stack.callback(poller.stop)
+    return poller

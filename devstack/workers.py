@@ -3,9 +3,15 @@ shape AWS delivers, and honour partial batch failures."""
 
 from __future__ import annotations
 
+import base64
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from devstack.gateway import LocalLambdaContext
 from meterway.observability import logger
@@ -56,3 +62,284 @@ def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
         "eventSourceARN": queue_arn,
         "awsRegion": "us-east-1",
     }
+
+
+def only_inserts(record: dict[str, Any]) -> bool:
+    """The AggregatorFunction's FilterCriteria (`{"eventName": ["INSERT"]}`) as an event filter."""
+    return record.get("eventName") == "INSERT"
+
+
+@dataclass
+class _Shard:
+    shard_id: str
+    parent_id: str | None
+    iterator: str | None = None
+    # Last sequence number handled for good (delivered, or filtered out).
+    checkpoint: str | None = None
+    # First sequence number to deliver again after a failed batch, and when.
+    resume_at: str | None = None
+    retry_at: float = 0.0
+    failures: int = 0
+    finished: bool = False
+
+
+class DynamoStreamPoller:
+    """Stand-in for a Lambda event source mapping on a DynamoDB table's stream.
+
+    Reads every shard from TRIM_HORIZON (a child shard after its parent, as Lambda does), drops
+    what `event_filter` rejects (the mapping's FilterCriteria), and hands the rest to `handler`
+    in batches of at most `batch_size`, shaped exactly as Lambda delivers them. Failures are
+    retried like a mapping with ReportBatchItemFailures: from the lowest reported sequence
+    number, or from the start of the batch when the handler raises; records before that point
+    are not sent again. Unlike the deployed mapping it never gives up on a record: a failing
+    record holds its shard back and is retried with a capped backoff, so a bug shows up locally
+    instead of silently leaving rollups short.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        handler: Callable[[dict[str, Any], Any], Mapping[str, Any] | None],
+        function_name: str,
+        *,
+        batch_size: int = 100,
+        event_filter: Callable[[dict[str, Any]], bool] | None = None,
+        poll_interval_s: float = 0.25,
+        retry_backoff_s: float = 0.2,
+    ) -> None:
+        self._table_name = table_name
+        self._handler = handler
+        self._function_name = function_name
+        self._batch_size = batch_size
+        self._event_filter = event_filter
+        # Lambda polls a stream shard four times a second.
+        self._poll_interval_s = poll_interval_s
+        self._retry_backoff_s = retry_backoff_s
+        self._shards: dict[str, _Shard] = {}
+        self._streams: Any = None
+        self._stream_arn = ""
+        self._region = ""
+        self._stopped = threading.Event()
+        self._wake = threading.Event()
+        # Guards the round counters that drain() waits on.
+        self._progress = threading.Condition()
+        self._rounds_started = 0
+        self._rounds_done = 0
+        self._last_round_idle = False
+        self._last_error = ""
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        """Poll until `stop()`; meant to be a thread's target."""
+        import boto3
+
+        # A session of its own: boto3's default session is not safe to share across threads.
+        session = boto3.session.Session()
+        table = session.client("dynamodb").describe_table(TableName=self._table_name)["Table"]
+        if "LatestStreamArn" not in table:
+            raise ValueError(f"table {self._table_name} has no stream")
+        self._stream_arn = table["LatestStreamArn"]
+        self._streams = session.client("dynamodbstreams")
+        self._region = self._streams.meta.region_name
+        while not self._stopped.is_set():
+            with self._progress:
+                self._rounds_started += 1
+            fetched, idle = self._poll_round_safely()
+            with self._progress:
+                self._rounds_done += 1
+                self._last_round_idle = idle
+                self._progress.notify_all()
+            if fetched == 0:
+                self._wake.wait(self._poll_interval_s)
+                self._wake.clear()
+
+    def drain(self, timeout_s: float = 10.0) -> None:
+        """Block until every record written before the call has been handled successfully.
+
+        Done once a whole polling round that started after this call found nothing new on any
+        shard and no batch waiting to be retried: moto appends a record to the stream before
+        the write returns, so such a round has seen (and passed on) everything written before.
+        Raises TimeoutError if that does not happen within `timeout_s` (a failing handler, or a
+        poller that is not running).
+        """
+        deadline = time.monotonic() + timeout_s
+        with self._progress:
+            target = self._rounds_started + 1
+            # Cut the poller's sleep short so the target round starts now.
+            self._wake.set()
+            while not (self._rounds_done >= target and self._last_round_idle):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    detail = self._last_error or "is the poller running?"
+                    raise TimeoutError(f"{self._function_name}: stream not drained after {timeout_s}s ({detail})")
+                self._progress.wait(remaining)
+
+    def _poll_round_safely(self) -> tuple[int, bool]:
+        try:
+            return self._poll_round()
+        except (BotoCoreError, ClientError) as exc:
+            if not self._stopped.is_set():
+                # The local endpoint may be briefly unreachable; each shard keeps its position for the next round.
+                logger.warning("stream poll failed", extra={"function": self._function_name, "error": str(exc)})
+            return 0, False
+
+    def _poll_round(self) -> tuple[int, bool]:
+        """One get_records per ready shard; returns (records read, whether everything is handled)."""
+        self._refresh_shards()
+        fetched, settled = 0, True
+        for shard in list(self._shards.values()):
+            if shard.finished:
+                continue
+            if not self._parent_done(shard) or shard.retry_at > time.monotonic():
+                settled = False
+                continue
+            fetched += self._poll_shard(shard)
+            settled = settled and shard.resume_at is None
+        return fetched, settled and fetched == 0
+
+    def _refresh_shards(self) -> None:
+        """Pick up shards that appeared since the last round (DynamoDB splits and rolls them over)."""
+        kwargs: dict[str, Any] = {"StreamArn": self._stream_arn}
+        while True:
+            description = self._streams.describe_stream(**kwargs)["StreamDescription"]
+            for shard in description["Shards"]:
+                if shard["ShardId"] not in self._shards:
+                    self._shards[shard["ShardId"]] = _Shard(shard["ShardId"], shard.get("ParentShardId"))
+            if not description.get("LastEvaluatedShardId"):
+                return
+            kwargs["ExclusiveStartShardId"] = description["LastEvaluatedShardId"]
+
+    def _parent_done(self, shard: _Shard) -> bool:
+        # Records of one item stay in order only if a child is read after its parent is exhausted.
+        parent = self._shards.get(shard.parent_id) if shard.parent_id else None
+        return parent is None or parent.finished
+
+    def _poll_shard(self, shard: _Shard) -> int:
+        response = self._get_records(shard)
+        records: list[dict[str, Any]] = response["Records"]
+        next_iterator = response.get("NextShardIterator")
+        if records and not self._deliver(shard, records):
+            # Read again from shard.resume_at once the backoff is over.
+            return len(records)
+        shard.iterator = next_iterator
+        # A closed shard has no next iterator once its last record is read.
+        shard.finished = next_iterator is None
+        return len(records)
+
+    def _get_records(self, shard: _Shard) -> dict[str, Any]:
+        try:
+            return dict(self._streams.get_records(ShardIterator=self._iterator(shard), Limit=self._batch_size))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ExpiredIteratorException":
+                raise
+        # Iterators expire after 15 minutes; a fresh one from the checkpoint reads the same records.
+        shard.iterator = None
+        return dict(self._streams.get_records(ShardIterator=self._iterator(shard), Limit=self._batch_size))
+
+    def _iterator(self, shard: _Shard) -> str:
+        if shard.iterator:
+            return shard.iterator
+        kwargs: dict[str, Any] = {"StreamArn": self._stream_arn, "ShardId": shard.shard_id}
+        if shard.resume_at:
+            kwargs |= {"ShardIteratorType": "AT_SEQUENCE_NUMBER", "SequenceNumber": shard.resume_at}
+        elif shard.checkpoint:
+            kwargs |= {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": shard.checkpoint}
+        else:
+            kwargs["ShardIteratorType"] = "TRIM_HORIZON"
+        iterator: str = self._streams.get_shard_iterator(**kwargs)["ShardIterator"]
+        return iterator
+
+    def _deliver(self, shard: _Shard, records: list[dict[str, Any]]) -> bool:
+        """Hand the records that pass the filter to the handler; False if some must be sent again."""
+        events = [_lambda_record(record, self._stream_arn, self._region) for record in records]
+        batch = [event for event in events if self._event_filter is None or self._event_filter(event)]
+        resume_at = self._invoke(shard, batch) if batch else None
+        if resume_at is None:
+            shard.checkpoint = records[-1]["dynamodb"]["SequenceNumber"]
+            shard.resume_at = None
+            shard.failures = 0
+            self._last_error = ""
+            return True
+        shard.resume_at = resume_at
+        shard.iterator = None
+        shard.failures += 1
+        shard.retry_at = time.monotonic() + min(self._retry_backoff_s * 2 ** (shard.failures - 1), 5.0)
+        return False
+
+    def _invoke(self, shard: _Shard, batch: list[dict[str, Any]]) -> str | None:
+        """Call the handler; returns the sequence number to deliver again from, or None if all went well."""
+        context = {"function": self._function_name, "shard": shard.shard_id, "attempt": shard.failures + 1}
+        try:
+            result = self._handler({"Records": batch}, LocalLambdaContext(self._function_name))
+        except Exception as exc:  # noqa: BLE001 (any function error, as Lambda sees it)
+            # Lambda retries the whole batch when the function errors; so do we.
+            self._last_error = f"handler raised {exc!r}"
+            logger.exception("stream handler raised, retrying the batch", extra=context)
+            return str(batch[0]["dynamodb"]["SequenceNumber"])
+        resume_at = _resume_point(batch, result)
+        if resume_at is not None:
+            self._last_error = f"handler reported a failure at sequence number {resume_at}"
+            logger.warning("stream batch partly failed, retrying", extra=context | {"resume_at": resume_at})
+        return resume_at
+
+
+def _resume_point(batch: list[dict[str, Any]], result: Any) -> str | None:
+    """Where Lambda resumes after a ReportBatchItemFailures response: the lowest failed sequence
+    number; the batch's first record if the response is malformed or names an unknown record."""
+    first: str = batch[0]["dynamodb"]["SequenceNumber"]
+    if result is None:
+        return None
+    if not isinstance(result, Mapping):
+        return first
+    failures = result.get("batchItemFailures")
+    if failures is None or failures == []:
+        return None
+    if not isinstance(failures, list):
+        return first
+    delivered = {record["dynamodb"]["SequenceNumber"] for record in batch}
+    identifiers = [failure.get("itemIdentifier") if isinstance(failure, dict) else None for failure in failures]
+    failed = [str(identifier) for identifier in identifiers if identifier in delivered]
+    if len(failed) < len(identifiers):
+        return first
+    return min(failed, key=int)
+
+
+def _lambda_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
+    """A GetRecords record (as boto3 parses it) in the shape Lambda's event source mapping delivers."""
+    source = record["dynamodb"]
+    dynamodb: dict[str, Any] = {"ApproximateCreationDateTime": _epoch_seconds(source["ApproximateCreationDateTime"])}
+    for image in ("Keys", "NewImage", "OldImage"):
+        if image in source:
+            dynamodb[image] = {name: _wire_value(value) for name, value in source[image].items()}
+    dynamodb |= {key: source[key] for key in ("SequenceNumber", "SizeBytes", "StreamViewType")}
+    return {
+        "eventID": record["eventID"],
+        "eventName": record["eventName"],
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": region,
+        "dynamodb": dynamodb,
+        "eventSourceARN": stream_arn,
+    }
+
+
+def _epoch_seconds(value: datetime | float) -> int:
+    # boto3 parses the timestamp into a datetime; Lambda's event carries whole epoch seconds.
+    return int(value.timestamp()) if isinstance(value, datetime) else int(value)
+
+
+def _wire_value(value: dict[str, Any]) -> dict[str, Any]:
+    """An attribute value as it appears in JSON: boto3 decodes binary to bytes, Lambda sends base64."""
+    ((kind, inner),) = value.items()
+    if kind == "B":
+        return {"B": base64.b64encode(inner).decode("ascii")}
+    if kind == "BS":
+        return {"BS": [base64.b64encode(item).decode("ascii") for item in inner]}
+    if kind == "M":
+        return {"M": {name: _wire_value(item) for name, item in inner.items()}}
+    if kind == "L":
+        return {"L": [_wire_value(item) for item in inner]}
+    return value

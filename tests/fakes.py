@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from meterway.dal.rollup_store import bucket_range
 from meterway.errors import StorageError
 from meterway.logic.keys import ApiKey
+from meterway.logic.rollups import Granularity, RollupUpdate, partition
 
 
 class InMemoryKeyStore:
@@ -24,6 +26,9 @@ class InMemoryKeyStore:
 
     def list_keys(self, account_id: str) -> list[ApiKey]:
         return [key for key in self.by_hash.values() if key.account_id == account_id]
+
+    def get_key(self, account_id: str, key_id: str) -> ApiKey | None:
+        return next((key for key in self.list_keys(account_id) if key.key_id == key_id), None)
 
 
 class InMemoryLedger:
@@ -57,3 +62,32 @@ class InMemorySpill:
         if self.broken:
             raise StorageError("queue down")
         self.sent.append(copy.deepcopy(item))
+
+
+class InMemoryRollups:
+    """The RollupsTable's semantics: a marker per request id, ADD on counters, BETWEEN on sort keys."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.applied: set[str] = set()
+        self.items_read = 0
+
+    def apply(self, request_id: str, updates: list[RollupUpdate]) -> bool:
+        if request_id in self.applied:
+            return False
+        self.applied.add(request_id)
+        for update in updates:
+            row = self.items.setdefault((update.pk, update.sk), {})
+            for name, value in update.deltas.items():
+                row[name] = row.get(name, 0) + value
+            row |= {"bucket": update.bucket, "dimension": update.dimension, "value": update.value}
+        return True
+
+    def query(
+        self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str
+    ) -> list[dict[str, Any]]:
+        low, high = bucket_range(first, last)
+        pk = partition(account_id, granularity, dimension)
+        rows = [copy.deepcopy(row) for (key, sk), row in sorted(self.items.items()) if key == pk and low <= sk <= high]
+        self.items_read += len(rows)
+        return rows

@@ -15,6 +15,7 @@ class StorageSettings(BaseSettings):
 
     keys_table: str = "meterway-keys"
     ledger_table: str = "meterway-ledger"
+    rollups_table: str = "meterway-rollups"
     spill_queue_url: str | None = None
     ledger_retention_days: int = Field(default=0, ge=0)
     key_cache_ttl_seconds: float = Field(default=30.0, ge=0)

@@ -12,6 +12,7 @@ from moto import mock_aws
 from devstack.aws_resources import create_resources, env_for
 from meterway.config import get_api_settings, get_proxy_settings
 from meterway.dal import aws
+from meterway.handlers import deps
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,6 +41,7 @@ def _reset_caches() -> None:
     aws.reset_clients()
     get_api_settings.cache_clear()
     get_proxy_settings.cache_clear()
+    deps.reset()
 
 
 def load_event(name: str) -> dict[str, Any]:

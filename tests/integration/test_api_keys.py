@@ -10,19 +10,19 @@ import pytest
 
 from devstack.gateway import LocalLambdaContext
 from meterway.dal.key_store import DynamoKeyStore
-from meterway.handlers import api
+from meterway.handlers import api, deps
 from meterway.logic.manage_keys import create_key
 from tests.integration.conftest import load_event
 
 
 @pytest.fixture
 def admin(aws_env):
-    api.key_store.cache_clear()
+    deps.reset()
     store = DynamoKeyStore(aws_env["KeysTable"])
     _, admin_secret = create_key(store, "acct", "ops", kind="admin")
     _, api_secret = create_key(store, "acct", "ci")
     yield {"admin": admin_secret, "api": api_secret, "table": aws_env["KeysTable"]}
-    api.key_store.cache_clear()
+    deps.reset()
 
 
 def call(method: str, path: str, secret: str | None, body: dict | None = None) -> dict:

@@ -84,11 +84,29 @@ def test_tables_get_the_template_schema(aws):
     assert ledger["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
     assert ledger["SSEDescription"]["Status"] == "ENABLED"
 
-    for name in (created["KeysTable"], created["LedgerTable"]):
+    rollups = dynamodb.describe_table(TableName=created["RollupsTable"])["Table"]
+    assert created["RollupsTable"] == "it-RollupsTable"
+    assert _keys(rollups["KeySchema"]) == [("pk", "HASH"), ("sk", "RANGE")]
+    assert not rollups.get("GlobalSecondaryIndexes")
+    assert "StreamSpecification" not in rollups
+    assert rollups["SSEDescription"]["Status"] == "ENABLED"
+
+    for name in (created["KeysTable"], created["LedgerTable"], created["RollupsTable"]):
         ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
         assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
         backups = dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
         assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_aggregator_dead_letter_queue_keeps_failures_for_two_weeks(aws):
+    created = create_resources(TEMPLATE, prefix="it")
+
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=created["AggregatorDeadLetterQueue"], AttributeNames=["All"]
+    )["Attributes"]
+
+    assert attributes["MessageRetentionPeriod"] == "1209600"
+    assert attributes["SqsManagedSseEnabled"] == "true"
 
 
 def test_spill_queue_redrives_to_its_dead_letter_queue(aws):
@@ -133,6 +151,7 @@ def test_env_for_points_the_app_at_the_created_resources(aws):
     assert env_for(created) == {
         "MW_KEYS_TABLE": "it-KeysTable",
         "MW_LEDGER_TABLE": "it-LedgerTable",
+        "MW_ROLLUPS_TABLE": "it-RollupsTable",
         "MW_SPILL_QUEUE_URL": created["LedgerSpillQueue"],
     }
     with pytest.raises(KeyError, match="LedgerTable"):

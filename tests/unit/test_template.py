@@ -24,7 +24,8 @@ LWA_LAYER = "arn:aws:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayer
 BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 XRAY_WRITE = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
 SQS_POLLER = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
-FUNCTIONS = ("ProxyFunction", "ApiFunction", "LedgerReplayFunction")
+STREAM_POLLER = "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole"
+FUNCTIONS = ("ProxyFunction", "ApiFunction", "LedgerReplayFunction", "AggregatorFunction")
 
 
 class _NoManagedPolicies:
@@ -91,6 +92,15 @@ def _indexes(logical_id: str) -> dict[str, Any]:
 
 def _targets(*values: Any) -> str:
     return json.dumps(list(values), sort_keys=True)
+
+
+def _event_source_mapping(resources: dict[str, Any], function: str) -> dict[str, Any]:
+    (mapping,) = (
+        res["Properties"]
+        for res in _of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+        if res["Properties"]["FunctionName"] == {"Ref": function}
+    )
+    return mapping
 
 
 # --- API routes -------------------------------------------------------------------------------
@@ -199,6 +209,7 @@ def test_run_sh_starts_the_proxy_app_on_the_adapter_port():
     [
         ("ApiFunction", "meterway.handlers.api.handler", 29),
         ("LedgerReplayFunction", "meterway.handlers.ledger_replay.handler", 30),
+        ("AggregatorFunction", "meterway.handlers.aggregator.handler", 60),
     ],
 )
 def test_python_handlers(resources, function, handler, timeout):
@@ -217,12 +228,14 @@ def test_every_function_gets_the_shared_configuration(resources, function):
     env = _env(resources, function)
 
     assert props["TracingConfig"] == {"Mode": "Active"}
-    assert props["MemorySize"] == 1024
+    # The aggregator only does arithmetic and DynamoDB writes; the rest keep the global size.
+    assert props["MemorySize"] == (512 if function == "AggregatorFunction" else 1024)
     assert env["POWERTOOLS_SERVICE_NAME"] == "meterway"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Meterway"
     assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
     assert env["MW_KEYS_TABLE"] == {"Ref": "KeysTable"}
     assert env["MW_LEDGER_TABLE"] == {"Ref": "LedgerTable"}
+    assert env["MW_ROLLUPS_TABLE"] == {"Ref": "RollupsTable"}
     assert env["MW_LEDGER_RETENTION_DAYS"] == {"Ref": "LedgerRetentionDays"}
     assert env["MW_KEY_CACHE_TTL_SECONDS"] == {"Ref": "KeyCacheTtlSeconds"}
 
@@ -275,12 +288,26 @@ def test_api_role_has_exactly_its_actions(resources):
             _targets(_arn("KeysTable"), _indexes("KeysTable")),
         ),
         (("dynamodb:GetItem", "dynamodb:Query"), _targets(_arn("LedgerTable"), _indexes("LedgerTable"))),
+        # Usage and activity read the rollups; the table has no index to grant.
+        (("dynamodb:GetItem", "dynamodb:Query"), _targets(_arn("RollupsTable"))),
     }
 
 
 def test_replay_role_has_exactly_its_actions(resources):
     assert _statements(resources, "LedgerReplayFunction") == {
         (("dynamodb:PutItem",), _targets(_arn("LedgerTable"))),
+    }
+
+
+def test_aggregator_role_has_exactly_its_actions(resources):
+    # TransactWriteItems needs each item's own action; the queue is the on-failure destination.
+    # It may not touch the ledger itself: it reads the ledger only through the stream.
+    assert _statements(resources, "AggregatorFunction") == {
+        (
+            ("dynamodb:ConditionCheckItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+            _targets(_arn("RollupsTable")),
+        ),
+        (("sqs:SendMessage",), _targets(_arn("AggregatorDeadLetterQueue"))),
     }
 
 
@@ -291,6 +318,8 @@ def test_replay_role_has_exactly_its_actions(resources):
         ("ApiFunction", [BASIC_EXECUTION, XRAY_WRITE]),
         # SAM attaches the SQS poller policy for the queue event source.
         ("LedgerReplayFunction", [BASIC_EXECUTION, XRAY_WRITE, SQS_POLLER]),
+        # And the stream reader policy for the DynamoDB stream event source.
+        ("AggregatorFunction", [BASIC_EXECUTION, XRAY_WRITE, STREAM_POLLER]),
     ],
 )
 def test_managed_policies_are_only_those_sam_adds(resources, function, managed):
@@ -310,12 +339,20 @@ def test_no_inline_policy_grants_on_every_resource(resources):
 
 
 def test_replay_function_drains_the_spill_queue(resources):
-    (mapping,) = _of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    mapping = _event_source_mapping(resources, "LedgerReplayFunction")
 
-    assert mapping["Properties"]["FunctionName"] == {"Ref": "LedgerReplayFunction"}
-    assert mapping["Properties"]["EventSourceArn"] == _arn("LedgerSpillQueue")
-    assert mapping["Properties"]["BatchSize"] == 10
-    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["EventSourceArn"] == _arn("LedgerSpillQueue")
+    assert mapping["BatchSize"] == 10
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_only_the_two_event_sources_exist(resources):
+    mappings = _of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+
+    assert sorted(m["Properties"]["FunctionName"]["Ref"] for m in mappings) == [
+        "AggregatorFunction",
+        "LedgerReplayFunction",
+    ]
 
 
 def test_spill_queue_parks_poison_records_in_the_dead_letter_queue(resources):
@@ -333,16 +370,52 @@ def test_spill_queue_parks_poison_records_in_the_dead_letter_queue(resources):
     assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
 
 
-def test_dead_letter_queue_raises_an_alarm(resources):
-    alarm = resources["LedgerSpillDeadLetterAlarm"]["Properties"]
+@pytest.mark.parametrize(
+    ("alarm_id", "queue_id"),
+    [
+        ("LedgerSpillDeadLetterAlarm", "LedgerSpillDeadLetterQueue"),
+        ("AggregatorDeadLetterAlarm", "AggregatorDeadLetterQueue"),
+    ],
+)
+def test_dead_letter_queue_raises_an_alarm(resources, alarm_id, queue_id):
+    alarm = resources[alarm_id]["Properties"]
 
     assert alarm["Namespace"] == "AWS/SQS"
     assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert alarm["Dimensions"] == [
-        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["LedgerSpillDeadLetterQueue", "QueueName"]}}
-    ]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
     assert alarm["Threshold"] == 0
+
+
+# --- Ledger stream ----------------------------------------------------------------------------
+
+
+def test_aggregator_reads_every_new_ledger_record_from_the_stream(resources):
+    # Given the aggregator's event source mapping
+    mapping = _event_source_mapping(resources, "AggregatorFunction")
+
+    # Then it reads the ledger's stream from the oldest record the stream still holds, in batches
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["LedgerTable", "StreamArn"]}
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"
+    assert mapping["BatchSize"] == 100
+    assert mapping["MaximumBatchingWindowInSeconds"] == 1
+    # And only inserts reach it: a TTL deletion or a rewrite never changes a rollup
+    assert [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]] == [{"eventName": ["INSERT"]}]
+
+
+def test_aggregator_retries_from_the_failed_record_and_reports_what_it_gives_up(resources):
+    mapping = _event_source_mapping(resources, "AggregatorFunction")
+
+    # A partial failure retries from the failed record; a crash bisects to isolate a poison record
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["MaximumRetryAttempts"] == 10
+    # Given up before the stream's 24-hour retention drops the record, never silently
+    assert 0 < mapping["MaximumRecordAgeInSeconds"] < 24 * 3600
+    assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": _arn("AggregatorDeadLetterQueue")}}
+    dlq = resources["AggregatorDeadLetterQueue"]["Properties"]
+    assert dlq["SqsManagedSseEnabled"] is True
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
 
 
 # --- Tables, secret, logs ---------------------------------------------------------------------
@@ -397,6 +470,16 @@ def test_ledger_table_schema_and_stream(resources):
     assert props["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
 
 
+def test_rollups_table_schema(resources):
+    props = _table(resources, "RollupsTable")
+
+    assert _keys(props["KeySchema"]) == [("pk", "HASH"), ("sk", "RANGE")]
+    assert {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]} == {"pk": "S", "sk": "S"}
+    assert "GlobalSecondaryIndexes" not in props
+    assert "LocalSecondaryIndexes" not in props
+    assert "StreamSpecification" not in props
+
+
 def test_upstream_secret_ships_placeholders_only(resources):
     secret = resources["UpstreamSecret"]["Properties"]
 
@@ -442,6 +525,7 @@ def test_outputs_give_clients_and_tests_what_they_need(template):
         "OpenAIBaseUrl",
         "KeysTableName",
         "LedgerTableName",
+        "RollupsTableName",
         "UpstreamSecretArn",
         "LedgerSpillQueueUrl",
         "ProxyFunctionName",
@@ -450,6 +534,7 @@ def test_outputs_give_clients_and_tests_what_they_need(template):
     api_url = "https://${MeterwayApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${StageName}"
     assert outputs["ApiUrl"]["Value"] == {"Fn::Sub": api_url}
     assert outputs["OpenAIBaseUrl"]["Value"] == {"Fn::Sub": api_url + "/v1"}
+    assert outputs["RollupsTableName"]["Value"] == {"Ref": "RollupsTable"}
 
 
 def test_cfn_lint_reports_nothing():

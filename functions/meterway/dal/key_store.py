@@ -24,6 +24,9 @@ class KeyStore(Protocol):
     def list_keys(self, account_id: str) -> list[ApiKey]:
         """Every key of an account, oldest first."""
 
+    def get_key(self, account_id: str, key_id: str) -> ApiKey | None:
+        """One key of an account by its id; a key of another account is None."""
+
 
 def key_item(key: ApiKey, key_hash: str) -> dict[str, Any]:
     item = {name: value for name, value in asdict(key).items() if value is not None}
@@ -31,7 +34,7 @@ def key_item(key: ApiKey, key_hash: str) -> dict[str, Any]:
         "pk": f"KEYHASH#{key_hash}",
         "sk": "KEY",
         "gsi1pk": f"ACCOUNT#{key.account_id}",
-        "gsi1sk": f"KEY#{key.created_at}#{key.key_id}",
+        "gsi1sk": f"KEY#{key.key_id}",
     }
     return item
 
@@ -71,16 +74,28 @@ class DynamoKeyStore(AwsResource):
         )
 
     def list_keys(self, account_id: str) -> list[ApiKey]:
+        keys = self._query_account(account_id, "begins_with(gsi1sk, :sk)", "KEY#")
+        return sorted(keys, key=lambda key: (key.created_at, key.key_id))
+
+    def get_key(self, account_id: str, key_id: str) -> ApiKey | None:
+        found = self._query_account(account_id, "gsi1sk = :sk", f"KEY#{key_id}")
+        return found[0] if found else None
+
+    def _query_account(self, account_id: str, condition: str, sort_key: str) -> list[ApiKey]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         from meterway.dal.aws import deserialize
 
-        paginator = self.client.get_paginator("query")
-        pages = paginator.paginate(
-            TableName=self._table,
-            IndexName="ByAccount",
-            KeyConditionExpression="gsi1pk = :pk AND begins_with(gsi1sk, :prefix)",
-            ExpressionAttributeValues={":pk": {"S": f"ACCOUNT#{account_id}"}, ":prefix": {"S": "KEY#"}},
-        )
-        return [key_from_item(deserialize(item)) for page in pages for item in page.get("Items", [])]
+        try:
+            pages = self.client.get_paginator("query").paginate(
+                TableName=self._table,
+                IndexName="ByAccount",
+                KeyConditionExpression=f"gsi1pk = :pk AND {condition}",
+                ExpressionAttributeValues={":pk": {"S": f"ACCOUNT#{account_id}"}, ":sk": {"S": sort_key}},
+            )
+            return [key_from_item(deserialize(item)) for page in pages for item in page.get("Items", [])]
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError("The key store is unavailable; try again.") from exc
 
 
 class CachedKeyStore:
@@ -114,3 +129,6 @@ class CachedKeyStore:
 
     def list_keys(self, account_id: str) -> list[ApiKey]:
         return self._inner.list_keys(account_id)
+
+    def get_key(self, account_id: str, key_id: str) -> ApiKey | None:
+        return self._inner.get_key(account_id, key_id)

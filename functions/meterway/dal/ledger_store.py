@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
-from meterway.dal.aws import AwsResource
-from meterway.errors import StorageError
+from meterway.dal.aws import AwsResource, deserialize, serialize
+from meterway.errors import InvalidRequest, StorageError
 
 
 class LedgerStore(Protocol):
@@ -16,6 +18,40 @@ class LedgerStore(Protocol):
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         """One record by request id."""
+
+    def page(
+        self, query: LedgerQuery, limit: int, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Records of ``query``, newest first, at most ``limit``, and the cursor of the next page."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerQuery:
+    """An account's records created in [start, end) (ISO ``created_at`` strings), optionally one
+    key's or one model's."""
+
+    account_id: str
+    start: str
+    end: str
+    key_id: str | None = None
+    model: str | None = None
+
+
+def encode_cursor(last_key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(last_key, separators=(",", ":")).encode()).decode()
+
+
+def decode_cursor(cursor: str, query: LedgerQuery) -> dict[str, Any]:
+    """The DynamoDB start key in a cursor; one that was not made for this query is a 400."""
+    try:
+        last_key: dict[str, Any] = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        owner = last_key["key_id"]["S"] if query.key_id else last_key["account_id"]["S"]
+        position = last_key["created_sk"]["S"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidRequest("The cursor is not valid.", code="invalid_cursor") from exc
+    if owner != (query.key_id or query.account_id) or not query.start <= position <= query.end:
+        raise InvalidRequest("The cursor belongs to another query.", code="invalid_cursor")
+    return last_key
 
 
 class SpillQueue(Protocol):
@@ -32,8 +68,6 @@ class DynamoLedgerStore(AwsResource):
 
     def put(self, item: dict[str, Any]) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
-
-        from meterway.dal.aws import serialize
 
         try:
             self.client.put_item(
@@ -52,8 +86,6 @@ class DynamoLedgerStore(AwsResource):
     def get(self, request_id: str) -> dict[str, Any] | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from meterway.dal.aws import deserialize
-
         try:
             response = self.client.get_item(
                 TableName=self._table, Key={"request_id": {"S": request_id}}, ConsistentRead=True
@@ -62,6 +94,45 @@ class DynamoLedgerStore(AwsResource):
             raise StorageError("The ledger is unavailable; try again.") from exc
         item = response.get("Item")
         return deserialize(item) if item else None
+
+    def page(
+        self, query: LedgerQuery, limit: int, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        index, owner_name = ("ByKeyTime", "key_id") if query.key_id else ("ByAccountTime", "account_id")
+        values: dict[str, Any] = {":owner": query.key_id or query.account_id, ":low": query.start, ":high": query.end}
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index,
+            "KeyConditionExpression": f"{owner_name} = :owner AND created_sk BETWEEN :low AND :high",
+            "ScanIndexForward": False,
+        }
+        filters = ["account_id = :account"] if query.key_id else []
+        if query.key_id:
+            values[":account"] = query.account_id
+        if query.model:
+            filters.append("model = :model")
+            values[":model"] = query.model
+        if filters:
+            arguments["FilterExpression"] = " AND ".join(filters)
+        arguments["ExpressionAttributeValues"] = serialize(values)
+        start_key = decode_cursor(cursor, query) if cursor else None
+        items: list[dict[str, Any]] = []
+        try:
+            # Limit counts items evaluated before the filter, so ask for what is still missing
+            # until the page is full: the last evaluated key is then exactly the next cursor.
+            while len(items) < limit:
+                if start_key:
+                    arguments["ExclusiveStartKey"] = start_key
+                response = self.client.query(Limit=limit - len(items), **arguments)
+                items.extend(deserialize(item) for item in response.get("Items", []))
+                start_key = response.get("LastEvaluatedKey")
+                if not start_key:
+                    break
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError("The ledger is unavailable; try again.") from exc
+        return items, encode_cursor(start_key) if start_key else None
 
 
 def encode_record(item: dict[str, Any]) -> str:

@@ -6,7 +6,6 @@ replay of an already-written record a no-op, so redelivery never counts a reques
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -14,21 +13,16 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from meterway.config import get_api_settings
-from meterway.dal.ledger_store import DynamoLedgerStore, LedgerStore, decode_record
+from meterway.dal.ledger_store import decode_record
+from meterway.handlers.deps import ledger_store
 from meterway.observability import logger
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-@cache
-def ledger() -> LedgerStore:
-    return DynamoLedgerStore(get_api_settings().ledger_table)
-
-
 def replay_record(record: SQSRecord) -> None:
     item = decode_record(record.body)
-    written = ledger().put(item)
+    written = ledger_store().put(item)
     logger.info("spilled record replayed", extra={"request_id": item["request_id"], "written": written})
 
 

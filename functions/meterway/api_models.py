@@ -1,0 +1,106 @@
+"""Response models of the management API (they make its OpenAPI document)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class UsageFigures(BaseModel):
+    cost: str = Field(description="USD as an exact decimal string")
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cache_creation_tokens: int
+    cache_creation_5m_tokens: int
+    cache_creation_1h_tokens: int
+    cache_read_tokens: int
+    total_tokens: int
+
+
+class ModelUsage(UsageFigures):
+    model: str
+
+
+class UsageFilters(BaseModel):
+    model: str | None
+    key: str | None
+
+
+class UsageResponse(BaseModel):
+    start: str = Field(description="UTC, inclusive")
+    end: str = Field(description="UTC, exclusive")
+    filters: UsageFilters
+    totals: UsageFigures
+    models: list[ModelUsage]
+
+
+class RequestTokens(BaseModel):
+    total: int
+    input: int
+    output: int
+    reasoning: int
+    cache_creation: int
+    cache_creation_5m: int
+    cache_creation_1h: int
+    cache_read: int
+
+
+class RequestEntry(BaseModel):
+    id: str
+    created_at: str
+    model: str
+    key_id: str
+    key_name: str
+    member: str | None
+    status: str
+    streamed: bool
+    tokens: RequestTokens
+    usage_estimated: bool
+    cost: str
+    latency_ms: int
+    ttft_ms: int | None
+
+
+class RequestLog(BaseModel):
+    data: list[RequestEntry]
+    next_cursor: str | None = Field(description="Pass as 'cursor' for the next (older) page; null at the end")
+
+
+class ActivityBucket(UsageFigures):
+    start: str
+    label: str
+    groups: dict[str, UsageFigures]
+
+
+class ActivityGroup(UsageFigures):
+    group: str
+    name: str
+
+
+class ActivityResponse(BaseModel):
+    period: str
+    granularity: str
+    group_by: str
+    start: str
+    end: str
+    buckets: list[ActivityBucket]
+    groups: list[ActivityGroup]
+
+
+class DailyUsage(UsageFigures):
+    date: str
+
+
+class Trend(BaseModel):
+    totals: UsageFigures
+    daily: list[DailyUsage]
+
+
+class DashboardResponse(BaseModel):
+    as_of: str
+    balance: str | None = Field(description="Credit balance in USD; null while no credit has been added")
+    last_7_days: Trend
+    last_30_days: Trend
+    top_models: list[ModelUsage]
+    recent_activity: list[RequestEntry]

@@ -1,0 +1,175 @@
+"""Usage, activity and dashboard figures, read from rollups only (never by scanning the ledger)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from meterway.dal.rollup_store import RollupStore
+from meterway.errors import InvalidRequest
+from meterway.logic.rollups import (
+    TOTAL,
+    Counters,
+    Granularity,
+    buckets,
+    decompose,
+    floor,
+    key_models_dimension,
+    label,
+    step,
+)
+from meterway.logic.windows import Window
+
+Period = Literal["1h", "1d", "1mo", "1y"]
+GroupBy = Literal["model", "key", "member"]
+PERIODS: dict[str, tuple[Granularity, int]] = {
+    "1h": ("minute", 60),
+    "1d": ("hour", 24),
+    "1mo": ("day", 30),
+    "1y": ("month", 12),
+}
+TOP_MODELS = 5
+
+
+def money(counters: Counters) -> str:
+    """Cost as an exact decimal string: sums of many small prices must not pick up float error."""
+    return format(counters.cost_usd.normalize(), "f") if counters.cost_usd else "0"
+
+
+def summary(counters: Counters) -> dict[str, Any]:
+    return {
+        "cost": money(counters),
+        "requests": counters.requests,
+        "input_tokens": counters.input_tokens,
+        "output_tokens": counters.output_tokens,
+        "reasoning_tokens": counters.reasoning_tokens,
+        "cache_creation_tokens": counters.cache_creation_tokens,
+        "cache_creation_5m_tokens": counters.cache_creation_5m_tokens,
+        "cache_creation_1h_tokens": counters.cache_creation_1h_tokens,
+        "cache_read_tokens": counters.cache_read_tokens,
+        "total_tokens": counters.total_tokens,
+    }
+
+
+def sum_window(store: RollupStore, account_id: str, window: Window, dimension: str) -> dict[str, Counters]:
+    """Counters per value of ``dimension`` over the window, read from the coarsest buckets."""
+    sums: dict[str, Counters] = defaultdict(Counters)
+    for span in decompose(window.start, window.end):
+        first, last = label(span.first, span.granularity), label(span.last, span.granularity)
+        for row in store.query(account_id, span.granularity, dimension, first, last):
+            sums[row["value"]].add(row)
+    return sums
+
+
+def usage(
+    store: RollupStore, account_id: str, window: Window, *, model: str | None = None, key_id: str | None = None
+) -> dict[str, Any]:
+    """Stat-card totals and the per-model breakdown for a window, optionally for one model or key."""
+    dimension = key_models_dimension(key_id) if key_id else "model"
+    per_model = sum_window(store, account_id, window, dimension)
+    if model is not None:
+        per_model = {name: counters for name, counters in per_model.items() if name == model}
+    totals = Counters()
+    for counters in per_model.values():
+        totals.add(counters.as_dict())
+    models = [
+        {"model": name, **summary(counters)}
+        for name, counters in sorted(per_model.items(), key=lambda item: (-item[1].cost_usd, item[0]))
+    ]
+    return {
+        "start": window.start_iso,
+        "end": window.end_iso,
+        "filters": {"model": model, "key": key_id},
+        "totals": summary(totals),
+        "models": models,
+    }
+
+
+def activity(
+    store: RollupStore, account_id: str, period: str, group_by: str, now: datetime, names: dict[str, str]
+) -> dict[str, Any]:
+    """Spend, tokens and requests per bucket and group over the period ending now; every bucket
+    is present, empty ones included, so a chart has no holes."""
+    if period not in PERIODS:
+        raise InvalidRequest(f"'period' must be one of {', '.join(PERIODS)}.", code="invalid_period")
+    if group_by not in ("model", "key", "member"):
+        raise InvalidRequest("'group_by' must be model, key or member.", code="invalid_group_by")
+    granularity, count = PERIODS[period]
+    last = floor(now, granularity)
+    first = last
+    for _ in range(count - 1):
+        first = _step_back(first, granularity)
+    rows = store.query(account_id, granularity, group_by, label(first, granularity), label(last, granularity))
+    cells: dict[str, dict[str, Counters]] = defaultdict(lambda: defaultdict(Counters))
+    for row in rows:
+        cells[row["bucket"]][row["value"]].add(row)
+    group_totals: dict[str, Counters] = defaultdict(Counters)
+    series = []
+    for start in buckets(first, step(last, granularity), granularity):
+        bucket_label = label(start, granularity)
+        groups = cells.get(bucket_label, {})
+        total = Counters()
+        for value, counters in groups.items():
+            total.add(counters.as_dict())
+            group_totals[value].add(counters.as_dict())
+        series.append(
+            {
+                "start": start.isoformat().replace("+00:00", "Z"),
+                "label": bucket_label,
+                **summary(total),
+                "groups": {value: summary(counters) for value, counters in sorted(groups.items())},
+            }
+        )
+    return {
+        "period": period,
+        "granularity": granularity,
+        "group_by": group_by,
+        "start": first.isoformat().replace("+00:00", "Z"),
+        "end": step(last, granularity).isoformat().replace("+00:00", "Z"),
+        "buckets": series,
+        "groups": [
+            {"group": value, "name": names.get(value, value), **summary(counters)}
+            for value, counters in sorted(group_totals.items(), key=lambda item: (-item[1].cost_usd, item[0]))
+        ],
+    }
+
+
+def _step_back(moment: datetime, granularity: Granularity) -> datetime:
+    if granularity == "month":
+        return floor(moment - timedelta(days=1), "month")
+    return floor(moment - timedelta(microseconds=1), granularity)
+
+
+def dashboard(store: RollupStore, account_id: str, now: datetime, recent: list[dict[str, Any]]) -> dict[str, Any]:
+    """Trends for the last 7 and 30 days (today included), the top models of those 30 days, and
+    the most recent requests."""
+    today = floor(now, "day")
+    first = today - timedelta(days=29)
+    daily = {
+        row["bucket"]: Counters().add(row)
+        for row in store.query(account_id, "day", "total", label(first, "day"), label(today, "day"))
+        if row["value"] == TOTAL
+    }
+    trend = [
+        {"date": label(day, "day"), **summary(daily.get(label(day, "day"), Counters()))}
+        for day in buckets(first, today + timedelta(days=1), "day")
+    ]
+    window = Window(first, today + timedelta(days=1))
+    models = sum_window(store, account_id, window, "model")
+    top = sorted(models.items(), key=lambda item: (-item[1].cost_usd, item[0]))[:TOP_MODELS]
+    return {
+        "as_of": now.isoformat().replace("+00:00", "Z"),
+        "balance": None,
+        "last_7_days": {"totals": _total(trend[-7:]), "daily": trend[-7:]},
+        "last_30_days": {"totals": _total(trend), "daily": trend},
+        "top_models": [{"model": name, **summary(counters)} for name, counters in top],
+        "recent_activity": recent,
+    }
+
+
+def _total(days: list[dict[str, Any]]) -> dict[str, Any]:
+    total = Counters()
+    for day in days:
+        total.add({**day, "cost_usd": day["cost"]})
+    return summary(total)

@@ -1,0 +1,280 @@
+"""devstack.workers.DynamoStreamPoller: the local stand-in for the aggregator's stream mapping.
+
+Runs against a moto server, as the local stack does, with the ledger table built from
+template.yaml, and a fake handler (not the real aggregator) that records what it got.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from devstack.aws_resources import create_resources
+from devstack.workers import DynamoStreamPoller, only_inserts
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+REGION = "us-east-1"
+SAMPLE_EVENT = json.loads((ROOT / "events" / "ledger_stream_insert.json").read_text())
+_prefixes = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch, moto_url: str) -> None:
+    # The poller makes its own clients, as the local stack does: from the environment.
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+
+
+@pytest.fixture
+def dynamodb() -> Any:
+    return boto3.session.Session().client("dynamodb")
+
+
+@pytest.fixture
+def ledger_table() -> str:
+    """A fresh ledger table (the template's own definition) per test, on the shared moto server."""
+    created = create_resources(TEMPLATE, prefix=f"poller{next(_prefixes)}", session=boto3.session.Session())
+    return created["LedgerTable"]
+
+
+@dataclass
+class FakeHandler:
+    """Records every event; `respond(call_number, event)` decides the result (or raises)."""
+
+    respond: Callable[[int, dict[str, Any]], dict[str, Any]] = lambda _call, _event: {"batchItemFailures": []}
+    events: list[dict[str, Any]] = field(default_factory=list)
+    function_names: list[str] = field(default_factory=list)
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        self.events.append(json.loads(json.dumps(event)))  # a copy, and proof it is plain JSON
+        self.function_names.append(context.function_name)
+        return self.respond(len(self.events), event)
+
+    def request_ids(self, call: int | None = None) -> list[str]:
+        events = self.events if call is None else [self.events[call - 1]]
+        return [record["dynamodb"]["Keys"]["request_id"]["S"] for event in events for record in event["Records"]]
+
+
+@pytest.fixture
+def start_poller(ledger_table: str) -> Iterator[Callable[..., DynamoStreamPoller]]:
+    started: list[tuple[DynamoStreamPoller, threading.Thread]] = []
+
+    def start(handler: FakeHandler, **options: Any) -> DynamoStreamPoller:
+        options.setdefault("event_filter", only_inserts)
+        poller = DynamoStreamPoller(ledger_table, handler, "AggregatorFunction", **options)
+        thread = threading.Thread(target=poller.run, daemon=True)
+        thread.start()
+        started.append((poller, thread))
+        return poller
+
+    yield start
+    for poller, thread in started:
+        poller.stop()
+        thread.join(timeout=5)
+        assert not thread.is_alive()
+
+
+def _item(request_id: str) -> dict[str, Any]:
+    item = dict(SAMPLE_EVENT["Records"][0]["dynamodb"]["NewImage"])
+    item["request_id"] = {"S": request_id}
+    item["created_sk"] = {"S": f"{item['created_at']['S']}#{request_id}"}
+    return item
+
+
+def _put(dynamodb: Any, table: str, *request_ids: str) -> None:
+    for request_id in request_ids:
+        dynamodb.put_item(TableName=table, Item=_item(request_id))
+
+
+def _ids(count: int, prefix: str = "gen-") -> list[str]:
+    return [f"{prefix}{n:04d}" for n in range(1, count + 1)]
+
+
+def test_events_have_the_shape_lambda_delivers(dynamodb, ledger_table, start_poller):
+    # Given a poller on the ledger's stream
+    handler = FakeHandler()
+    poller = start_poller(handler)
+
+    # When the proxy writes a ledger record
+    item = _item("gen-shape")
+    _put(dynamodb, ledger_table, "gen-shape")
+    poller.drain()
+
+    # Then the handler gets one event shaped like the sample Lambda event, for its own function
+    ((record,),) = [event["Records"] for event in handler.events]
+    (sample,) = SAMPLE_EVENT["Records"]
+    assert list(record) == list(sample)
+    assert list(record["dynamodb"]) == list(sample["dynamodb"])
+    assert record["eventName"] == "INSERT"
+    assert record["eventVersion"] == "1.1"
+    assert record["eventSource"] == "aws:dynamodb"
+    assert record["awsRegion"] == REGION
+    stream_arn = dynamodb.describe_table(TableName=ledger_table)["Table"]["LatestStreamArn"]
+    assert record["eventSourceARN"] == stream_arn
+    change = record["dynamodb"]
+    assert isinstance(change["ApproximateCreationDateTime"], int)
+    assert abs(change["ApproximateCreationDateTime"] - time.time()) < 60
+    assert change["Keys"] == {"request_id": {"S": "gen-shape"}}
+    assert change["NewImage"] == item
+    assert change["SequenceNumber"].isdigit()
+    assert isinstance(change["SizeBytes"], int)
+    assert change["StreamViewType"] == "NEW_IMAGE"
+    assert handler.function_names == ["AggregatorFunction"]
+
+
+def test_only_inserts_reach_the_handler(dynamodb, ledger_table, start_poller):
+    # Given a record the handler has already seen
+    handler = FakeHandler()
+    poller = start_poller(handler)
+    _put(dynamodb, ledger_table, "gen-a")
+    poller.drain()
+
+    # When it is modified, rewritten and deleted (as TTL would)
+    key = {"request_id": {"S": "gen-a"}}
+    dynamodb.update_item(
+        TableName=ledger_table,
+        Key=key,
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": {"S": "error"}},
+    )
+    _put(dynamodb, ledger_table, "gen-a")
+    dynamodb.delete_item(TableName=ledger_table, Key=key)
+    poller.drain()
+
+    # Then none of that is delivered, and the next insert still is
+    assert handler.request_ids() == ["gen-a"]
+    _put(dynamodb, ledger_table, "gen-b")
+    poller.drain()
+    assert handler.request_ids() == ["gen-a", "gen-b"]
+    assert {record["eventName"] for event in handler.events for record in event["Records"]} == {"INSERT"}
+
+
+def test_every_record_is_delivered_once_in_order(dynamodb, ledger_table, start_poller):
+    # Given records written before and while the poller runs
+    expected = _ids(130)
+    _put(dynamodb, ledger_table, *expected[:70])
+    handler = FakeHandler()
+    poller = start_poller(handler, batch_size=50)
+    _put(dynamodb, ledger_table, *expected[70:])
+
+    # When the stream is drained
+    poller.drain()
+
+    # Then each record arrived exactly once, in write order, in batches no larger than asked
+    assert handler.request_ids() == expected
+    assert max(len(event["Records"]) for event in handler.events) == 50
+
+
+def test_a_reported_failure_is_delivered_again_from_the_lowest_failed_record(dynamodb, ledger_table, start_poller):
+    # Given five records in the stream, and a handler that fails the 4th and 3rd records once
+    ids = _ids(5)
+    _put(dynamodb, ledger_table, *ids)
+
+    def fail_third_and_fourth_once(call: int, event: dict[str, Any]) -> dict[str, Any]:
+        if call > 1:
+            return {"batchItemFailures": []}
+        failed = [event["Records"][3], event["Records"][2]]
+        return {"batchItemFailures": [{"itemIdentifier": r["dynamodb"]["SequenceNumber"]} for r in failed]}
+
+    handler = FakeHandler(respond=fail_third_and_fourth_once)
+    poller = start_poller(handler)
+
+    # When the stream is drained
+    poller.drain()
+
+    # Then the retry starts at the 3rd record: the first two are not sent again
+    assert handler.request_ids(1) == ids
+    assert handler.request_ids(2) == ids[2:]
+    assert len(handler.events) == 2
+    assert handler.events[1]["Records"] == handler.events[0]["Records"][2:]
+
+
+def test_a_raising_handler_gets_the_whole_batch_again(dynamodb, ledger_table, start_poller):
+    # Given three records, and a handler that crashes on its first call
+    ids = _ids(3)
+    _put(dynamodb, ledger_table, *ids)
+
+    def crash_once(call: int, _event: dict[str, Any]) -> dict[str, Any]:
+        if call == 1:
+            raise RuntimeError("rollups table throttled")
+        return {"batchItemFailures": []}
+
+    handler = FakeHandler(respond=crash_once)
+    poller = start_poller(handler)
+
+    # When the stream is drained
+    poller.drain()
+
+    # Then the same batch, records and all, was delivered a second time, and nothing after that
+    assert len(handler.events) == 2
+    assert handler.events[1] == handler.events[0]
+    assert handler.request_ids(1) == ids
+
+
+def test_a_malformed_failure_report_fails_the_whole_batch(dynamodb, ledger_table, start_poller):
+    # Lambda treats an identifier that names no record of the batch as a failure of all of it.
+    ids = _ids(2)
+    _put(dynamodb, ledger_table, *ids)
+
+    def unknown_identifier_once(call: int, _event: dict[str, Any]) -> dict[str, Any]:
+        return {"batchItemFailures": [{"itemIdentifier": "not-a-sequence-number"}] if call == 1 else []}
+
+    handler = FakeHandler(respond=unknown_identifier_once)
+    poller = start_poller(handler)
+    poller.drain()
+
+    assert [handler.request_ids(call) for call in (1, 2)] == [ids, ids]
+
+
+def test_drain_gives_up_while_a_record_keeps_failing(dynamodb, ledger_table, start_poller):
+    # Given a record the handler can never process
+    def always_fail(_call: int, event: dict[str, Any]) -> dict[str, Any]:
+        return {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["dynamodb"]["SequenceNumber"]}]}
+
+    handler = FakeHandler(respond=always_fail)
+    poller = start_poller(handler, retry_backoff_s=0.05)
+    _put(dynamodb, ledger_table, "gen-poison")
+
+    # Then drain says so instead of returning, and the record was retried, never skipped
+    with pytest.raises(TimeoutError, match="failure at sequence number"):
+        poller.drain(timeout_s=1.0)
+    assert len(handler.events) >= 2
+    assert set(handler.request_ids()) == {"gen-poison"}
+
+
+def test_drain_returns_at_once_when_nothing_was_written(ledger_table, start_poller):
+    handler = FakeHandler()
+    poller = start_poller(handler)
+
+    started = time.monotonic()
+    poller.drain()
+
+    assert time.monotonic() - started < 2
+    assert handler.events == []

@@ -1,0 +1,53 @@
+"""Ledger records for analytics tests: the same items the proxy writes, with chosen times."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import strategies as st
+
+from meterway.logic.keys import ApiKey
+from meterway.logic.record_usage import UsageRecord, new_request_id
+from meterway.logic.usage import TokenUsage
+
+MODELS = ("openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5", "openai/o4-mini")
+KEYS = (
+    ApiKey(key_id="key_a", account_id="acct", name="prod", member="alice"),
+    ApiKey(key_id="key_b", account_id="acct", name="staging", member="bob"),
+    ApiKey(key_id="key_c", account_id="acct", name="ci"),
+)
+
+
+def ledger_item(
+    created_at: datetime,
+    *,
+    model: str = MODELS[0],
+    key: ApiKey = KEYS[0],
+    usage: TokenUsage | None = None,
+    cost: Decimal = Decimal("0.000123"),
+) -> dict[str, Any]:
+    return UsageRecord(
+        request_id=new_request_id(),
+        created_at=created_at,
+        key=key,
+        model=model,
+        provider=model.split("/")[0],
+        endpoint="chat.completions",
+        streamed=False,
+        usage=usage or TokenUsage(input_tokens=10, output_tokens=20),
+        cost_usd=cost,
+    ).to_item()
+
+
+usages = st.builds(
+    TokenUsage,
+    input_tokens=st.integers(0, 5000),
+    output_tokens=st.integers(0, 3000),
+    reasoning_tokens=st.integers(0, 100),
+    cache_creation_5m_tokens=st.integers(0, 2000),
+    cache_creation_1h_tokens=st.integers(0, 2000),
+    cache_read_tokens=st.integers(0, 4000),
+)
+costs = st.decimals(min_value=Decimal(0), max_value=Decimal(2), places=9, allow_nan=False, allow_infinity=False)

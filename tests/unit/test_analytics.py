@@ -1,0 +1,236 @@
+"""Rollups answer exactly what summing the ledger answers, for any records, window and filter."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from meterway.errors import InvalidRequest
+from meterway.logic import analytics
+from meterway.logic.rollups import Counters, decompose, floor, rollup_updates
+from meterway.logic.windows import Window, parse_window
+from tests.fakes import InMemoryRollups
+from tests.ledger_factory import KEYS, MODELS, costs, ledger_item, usages
+
+NOW = datetime(2026, 3, 2, 10, 17, 30, tzinfo=UTC)
+EPOCH = datetime(2025, 12, 20, tzinfo=UTC)  # the span crosses a year end and a February
+SPAN_MS = int((NOW - EPOCH).total_seconds() * 1000)
+
+minutes = st.integers(0, SPAN_MS // 60_000)
+
+
+def snapped(minute: int, granularity: str, nudge: int) -> datetime:
+    moment = floor(EPOCH + timedelta(minutes=minute), granularity)  # type: ignore[arg-type]
+    return moment + timedelta(minutes=nudge)
+
+
+# Window edges anywhere, or on an hour, day or month boundary give or take a minute.
+edges = st.one_of(
+    minutes.map(lambda minute: EPOCH + timedelta(minutes=minute)),
+    st.builds(snapped, minutes, st.sampled_from(["hour", "day", "month"]), st.sampled_from([-1, 0, 1])),
+)
+
+
+def rolled_up(items: list[dict[str, Any]]) -> InMemoryRollups:
+    store = InMemoryRollups()
+    for item in items:
+        assert store.apply(item["request_id"], rollup_updates(item))
+    return store
+
+
+def created(item: dict[str, Any]) -> datetime:
+    return datetime.strptime(item["created_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def ledger_sum(items: list[dict[str, Any]]) -> dict[str, Any]:
+    total = Counters()
+    for item in items:
+        total.add({**item, "requests": 1})
+    return analytics.summary(total)
+
+
+def near(*edges: datetime) -> st.SearchStrategy[datetime]:
+    """Times anywhere in the span, or within two minutes of an edge, where off-by-one bugs live."""
+    close = [
+        st.integers(-120_000, 120_000).map(lambda ms, edge=edge: edge + timedelta(milliseconds=ms)) for edge in edges
+    ]
+    anywhere = st.integers(0, SPAN_MS - 1).map(lambda ms: EPOCH + timedelta(milliseconds=ms))
+    return st.one_of(anywhere, *close).filter(lambda moment: EPOCH <= moment < NOW)
+
+
+def records_near(*edges: datetime) -> st.SearchStrategy[list[dict[str, Any]]]:
+    return st.lists(
+        st.builds(
+            lambda moment, model, key, usage, cost: ledger_item(moment, model=model, key=key, usage=usage, cost=cost),
+            near(*edges),
+            st.sampled_from(MODELS),
+            st.sampled_from(KEYS),
+            usages,
+            costs,
+        ),
+        max_size=60,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    first=edges,
+    second=edges,
+    model=st.none() | st.sampled_from(MODELS),
+    key=st.none() | st.sampled_from(KEYS),
+)
+def test_usage_equals_the_ledger_sum_for_any_window_and_filter(data, first, second, model, key):
+    assume(first != second)
+    window = Window(min(first, second), max(first, second))
+    items = data.draw(records_near(window.start, window.end))
+    key_id = key.key_id if key else None
+
+    result = analytics.usage(rolled_up(items), "acct", window, model=model, key_id=key_id)
+
+    selected = [
+        item
+        for item in items
+        if window.start <= created(item) < window.end
+        and (model is None or item["model"] == model)
+        and (key_id is None or item["key_id"] == key_id)
+    ]
+    assert result["totals"] == ledger_sum(selected)
+    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in selected:
+        by_model[item["model"]].append(item)
+    assert {row["model"]: {k: v for k, v in row.items() if k != "model"} for row in result["models"]} == {
+        name: ledger_sum(rows) for name, rows in by_model.items()
+    }
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    items=records_near(NOW - timedelta(hours=1), floor(NOW, "hour"), floor(NOW, "day"), floor(NOW, "month")),
+    period=st.sampled_from(["1h", "1d", "1mo", "1y"]),
+    group_by=st.sampled_from(["model", "key", "member"]),
+)
+def test_activity_buckets_equal_the_ledger_sums_and_none_is_missing(items, period, group_by):
+    result = analytics.activity(rolled_up(items), "acct", period, group_by, NOW, names={})
+
+    granularity, count = analytics.PERIODS[period]
+    assert len(result["buckets"]) == count
+    assert result["buckets"][-1]["label"] == analytics.label(floor(NOW, granularity), granularity)
+    start = datetime.fromisoformat(result["start"])
+    end = datetime.fromisoformat(result["end"])
+    for bucket in result["buckets"]:
+        bucket_start = datetime.fromisoformat(bucket["start"])
+        inside = [item for item in items if floor(created(item), granularity) == bucket_start]
+        assert {k: bucket[k] for k in ledger_sum([])} == ledger_sum(inside)
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for item in inside:
+            groups[item[group_by if group_by != "key" else "key_id"] or "(none)"].append(item)
+        assert bucket["groups"] == {value: ledger_sum(rows) for value, rows in groups.items()}
+    in_period = [item for item in items if start <= created(item) < end]
+    assert sum(group["requests"] for group in result["groups"]) == len(in_period)
+
+
+@settings(max_examples=60, deadline=None)
+@given(items=records_near(floor(NOW, "day") - timedelta(days=29), floor(NOW, "day") - timedelta(days=6)))
+def test_dashboard_trends_and_top_models_equal_the_ledger(items):
+    result = analytics.dashboard(rolled_up(items), "acct", NOW, recent=[])
+
+    today = floor(NOW, "day")
+    last_30 = [item for item in items if today - timedelta(days=29) <= created(item)]
+    last_7 = [item for item in items if today - timedelta(days=6) <= created(item)]
+    assert result["last_30_days"]["totals"] == ledger_sum(last_30)
+    assert result["last_7_days"]["totals"] == ledger_sum(last_7)
+    assert len(result["last_30_days"]["daily"]) == 30
+    for day in result["last_7_days"]["daily"]:
+        same_day = [item for item in items if item["created_at"].startswith(day["date"])]
+        assert {k: day[k] for k in ledger_sum([])} == ledger_sum(same_day)
+    spend: dict[str, Decimal] = defaultdict(Decimal)
+    for item in last_30:
+        spend[item["model"]] += item["cost_usd"]
+    expected = sorted(spend.items(), key=lambda pair: (-pair[1], pair[0]))[: analytics.TOP_MODELS]
+    assert [(row["model"], Decimal(row["cost"])) for row in result["top_models"]] == expected
+
+
+def test_a_redelivered_record_is_counted_once():
+    item = ledger_item(NOW - timedelta(minutes=5))
+    store = InMemoryRollups()
+    assert store.apply(item["request_id"], rollup_updates(item)) is True
+    assert store.apply(item["request_id"], rollup_updates(item)) is False
+    window = parse_window(None, None, NOW)
+    assert analytics.usage(store, "acct", window)["totals"]["requests"] == 1
+
+
+def test_the_last_millisecond_of_a_month_and_the_first_of_the_next_land_in_their_own_buckets():
+    before = ledger_item(datetime(2026, 1, 31, 23, 59, 59, 999_000, tzinfo=UTC), cost=Decimal("0.1"))
+    after = ledger_item(datetime(2026, 2, 1, 0, 0, 0, 0, tzinfo=UTC), cost=Decimal("0.2"))
+    store = rolled_up([before, after])
+
+    january = Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
+    february_first = Window(datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 2, 1, 0, 1, tzinfo=UTC))
+    last_minute = Window(datetime(2026, 1, 31, 23, 59, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
+    assert analytics.usage(store, "acct", january)["totals"]["cost"] == "0.1"
+    assert analytics.usage(store, "acct", february_first)["totals"]["cost"] == "0.2"
+    assert analytics.usage(store, "acct", last_minute)["totals"]["cost"] == "0.1"
+    assert [span.granularity for span in decompose(january.start, january.end)] == ["month"]
+
+
+def test_a_window_ending_a_minute_before_midnight_leaves_out_the_last_minute():
+    inside = ledger_item(datetime(2026, 2, 28, 23, 58, 59, 999_000, tzinfo=UTC), cost=Decimal("0.01"))
+    outside = ledger_item(datetime(2026, 2, 28, 23, 59, 0, 0, tzinfo=UTC), cost=Decimal("0.02"))
+    store = rolled_up([inside, outside])
+    until_2359 = Window(datetime(2026, 2, 28, tzinfo=UTC), datetime(2026, 2, 28, 23, 59, tzinfo=UTC))
+    whole_day = parse_window("2026-02-28", "2026-02-28", NOW)
+    assert analytics.usage(store, "acct", until_2359)["totals"]["cost"] == "0.01"
+    assert analytics.usage(store, "acct", whole_day)["totals"]["cost"] == "0.03"
+
+
+def test_a_window_is_read_from_month_day_hour_and_minute_buckets_only_where_needed():
+    spans = decompose(datetime(2026, 1, 30, 22, 13, tzinfo=UTC), datetime(2026, 4, 2, 3, 7, tzinfo=UTC))
+    assert [span.granularity for span in spans] == ["minute", "hour", "day", "month", "day", "hour", "minute"]
+    store = rolled_up([])
+    analytics.usage(store, "acct", Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC)))
+    assert store.items_read == 0
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        ("2026-02-01", "2026-02-28", ("2026-02-01T00:00:00+00:00", "2026-03-01T00:00:00+00:00")),
+        (
+            "2026-03-01T09:30:45Z",
+            "2026-03-02T10:00:00+00:00",
+            ("2026-03-01T09:30:00+00:00", "2026-03-02T10:00:00+00:00"),
+        ),
+        (None, None, ("2026-02-01T00:00:00+00:00", "2026-03-02T10:18:00+00:00")),
+    ],
+)
+def test_windows_are_utc_dates_inclusive_and_datetimes_cut_to_the_minute(start, end, expected):
+    window = parse_window(start, end, NOW)
+    assert (window.start.isoformat(), window.end.isoformat()) == expected
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "code"),
+    [
+        ("2026-03-02", "2026-03-01", "invalid_window"),
+        ("yesterday", None, "invalid_date"),
+        ("2026-02-30", None, "invalid_date"),
+        ("2025-06-01T10:15:00Z", "2025-06-02", "invalid_window"),
+    ],
+)
+def test_bad_windows_are_refused(start, end, code):
+    with pytest.raises(InvalidRequest) as refused:
+        parse_window(start, end, NOW)
+    assert refused.value.code == code
+
+
+@pytest.mark.parametrize(("period", "group_by"), [("2h", "model"), ("1d", "colour")])
+def test_unknown_period_or_grouping_is_refused(period, group_by):
+    with pytest.raises(InvalidRequest):
+        analytics.activity(InMemoryRollups(), "acct", period, group_by, NOW, names={})
