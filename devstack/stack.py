@@ -47,6 +47,9 @@ def start_moto(stack: ExitStack, host: str) -> str:
 
     from moto.server import ThreadedMotoServer
 
+    from devstack import moto_patches
+
+    moto_patches.apply()
     # One log line per AWS call drowns the stack's own output (and slows moto down).
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = free_port(host)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from meterway.dal.rollup_store import bucket_range
+from meterway.dal.rollup_store import BatchOutcome, bucket_range
 from meterway.errors import StorageError
 from meterway.logic.keys import ApiKey
-from meterway.logic.rollups import Granularity, RollupUpdate, partition
+from meterway.logic.rollups import Contribution, Granularity, RollupUpdate, partition, plan_chunks
 
 
 class InMemoryKeyStore:
@@ -71,6 +71,7 @@ class InMemoryRollups:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
         self.applied: set[str] = set()
         self.items_read = 0
+        self.fail_chunks = 0
 
     def apply(self, request_id: str, updates: list[RollupUpdate]) -> bool:
         if request_id in self.applied:
@@ -82,6 +83,20 @@ class InMemoryRollups:
                 row[name] = row.get(name, 0) + value
             row |= {"bucket": update.bucket, "dimension": update.dimension, "value": update.value}
         return True
+
+    def apply_batch(self, contributions: list[Contribution]) -> BatchOutcome:
+        outcome = BatchOutcome()
+        for chunk in plan_chunks(contributions):
+            if self.fail_chunks:
+                self.fail_chunks -= 1
+                outcome.failed |= {c.request_id for c in chunk}
+                continue
+            fresh = [c for c in chunk if c.request_id not in self.applied]
+            outcome.duplicates |= {c.request_id for c in chunk if c.request_id in self.applied}
+            for contribution in fresh:
+                self.apply(contribution.request_id, contribution.updates)
+            outcome.applied |= {c.request_id for c in fresh}
+        return outcome
 
     def query(
         self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str

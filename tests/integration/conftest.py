@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from moto import mock_aws
 
+from devstack import moto_patches
 from devstack.aws_resources import create_resources, env_for
 from meterway.config import get_api_settings, get_proxy_settings
 from meterway.dal import aws
@@ -17,8 +20,8 @@ from meterway.handlers import deps
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> Any:
+@contextmanager
+def aws_backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Fake credentials, moto, the template's resources, and the app's settings pointing at them."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -28,6 +31,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Any:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    moto_patches.apply()
     with mock_aws():
         resources = create_resources(ROOT / "template.yaml", prefix="it")
         for name, value in env_for(resources).items():
@@ -35,6 +39,19 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Any:
         _reset_caches()
         yield resources
         _reset_caches()
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    with aws_backend(monkeypatch) as resources:
+        yield resources
+
+
+@pytest.fixture(scope="module")
+def module_aws_env() -> Iterator[dict[str, str]]:
+    """One backend for a module whose tests only read what its setup wrote."""
+    with pytest.MonkeyPatch.context() as monkeypatch, aws_backend(monkeypatch) as resources:
+        yield resources
 
 
 def _reset_caches() -> None:
@@ -47,3 +64,27 @@ def _reset_caches() -> None:
 def load_event(name: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((ROOT / "events" / name).read_text())
     return event
+
+
+def call_api(
+    method: str, path: str, secret: str | None, body: Any = None, query: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The ApiFunction handler with an API Gateway REST event, as in AWS; adds ``json`` to the result."""
+    import copy
+
+    from devstack.gateway import LocalLambdaContext
+    from meterway.handlers import api
+
+    event = copy.deepcopy(load_event("api_get_keys.json"))
+    event |= {"httpMethod": method, "path": path, "pathParameters": {"proxy": path.removeprefix("/api/")}}
+    for headers in (event["headers"], event["multiValueHeaders"]):
+        headers.pop("Authorization", None)
+    if secret:
+        event["headers"]["Authorization"] = f"Bearer {secret}"
+        event["multiValueHeaders"]["Authorization"] = [f"Bearer {secret}"]
+    event["queryStringParameters"] = query or None
+    event["multiValueQueryStringParameters"] = {name: [value] for name, value in query.items()} if query else None
+    event["body"] = json.dumps(body) if body is not None else None
+    response: dict[str, Any] = api.handler(event, LocalLambdaContext("ApiFunction"))
+    response["json"] = json.loads(response["body"]) if response.get("body") else None
+    return response

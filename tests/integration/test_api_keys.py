@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import copy
 import json
 
 import boto3
 import pytest
 
-from devstack.gateway import LocalLambdaContext
 from meterway.dal.key_store import DynamoKeyStore
-from meterway.handlers import api, deps
+from meterway.handlers import deps
 from meterway.logic.manage_keys import create_key
-from tests.integration.conftest import load_event
+from tests.integration.conftest import call_api
 
 
 @pytest.fixture
@@ -26,19 +24,7 @@ def admin(aws_env):
 
 
 def call(method: str, path: str, secret: str | None, body: dict | None = None) -> dict:
-    event = copy.deepcopy(load_event("api_get_keys.json"))
-    event["httpMethod"] = method
-    event["path"] = path
-    event["pathParameters"] = {"proxy": path.removeprefix("/api/")}
-    for headers in (event["headers"], event["multiValueHeaders"]):
-        headers.pop("Authorization", None)
-    if secret:
-        event["headers"]["Authorization"] = f"Bearer {secret}"
-        event["multiValueHeaders"]["Authorization"] = [f"Bearer {secret}"]
-    event["body"] = json.dumps(body) if body is not None else None
-    response = api.handler(event, LocalLambdaContext("ApiFunction"))
-    response["json"] = json.loads(response["body"]) if response.get("body") else None
-    return response
+    return call_api(method, path, secret, body)
 
 
 def test_an_admin_creates_a_key_whose_secret_is_shown_once_and_stored_never(admin):

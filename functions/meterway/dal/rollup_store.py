@@ -7,20 +7,33 @@ retried after a partial failure, therefore never counts a request twice.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from meterway.dal.aws import AwsResource, deserialize, serialize
 from meterway.errors import StorageError
-from meterway.logic.rollups import COUNTERS, Granularity, RollupUpdate, partition
+from meterway.logic.rollups import COUNTERS, Contribution, Granularity, RollupUpdate, merge, partition, plan_chunks
 
 # Longer than the stream's 24-hour retention: no redelivery can come after the marker expires.
 MARKER_TTL = timedelta(days=3)
 
 
+@dataclass(slots=True)
+class BatchOutcome:
+    """Request ids of a batch: newly counted, counted before (skipped), or not written (retry)."""
+
+    applied: set[str] = field(default_factory=set)
+    duplicates: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+
+
 class RollupStore(Protocol):
     def apply(self, request_id: str, updates: list[RollupUpdate]) -> bool:
         """Add one record's counters, once; False when that request was already counted."""
+
+    def apply_batch(self, contributions: list[Contribution]) -> BatchOutcome:
+        """Add many records' counters, each exactly once, merged into as few writes as fit."""
 
     def query(
         self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str
@@ -41,25 +54,49 @@ class DynamoRollupStore(AwsResource):
         self.items_read = 0
 
     def apply(self, request_id: str, updates: list[RollupUpdate]) -> bool:
+        outcome = self.apply_batch([Contribution(request_id, updates)])
+        if outcome.failed:
+            raise StorageError("The rollups table did not accept the update.")
+        return request_id in outcome.applied
+
+    def apply_batch(self, contributions: list[Contribution]) -> BatchOutcome:
+        outcome = BatchOutcome()
+        for chunk in plan_chunks(contributions):
+            self._apply_chunk(chunk, outcome)
+        return outcome
+
+    def _apply_chunk(self, chunk: list[Contribution], outcome: BatchOutcome) -> None:
+        """One transaction: every record's marker, then the merged counters. Records already
+        counted make it fail; they are dropped and the rest is tried again."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        while chunk:
+            markers = [self._marker(contribution.request_id) for contribution in chunk]
+            try:
+                self.client.transact_write_items(TransactItems=[*markers, *map(self._update, merge(chunk))])
+            except ClientError as exc:
+                seen = _counted_before(exc, len(chunk))
+                if not seen:
+                    outcome.failed |= {contribution.request_id for contribution in chunk}
+                    return
+                outcome.duplicates |= {chunk[index].request_id for index in seen}
+                chunk = [contribution for index, contribution in enumerate(chunk) if index not in seen]
+                continue
+            except BotoCoreError:
+                outcome.failed |= {contribution.request_id for contribution in chunk}
+                return
+            outcome.applied |= {contribution.request_id for contribution in chunk}
+            return
+
+    def _marker(self, request_id: str) -> dict[str, Any]:
         expires = int((datetime.now(UTC) + MARKER_TTL).timestamp())
-        marker = {
+        return {
             "Put": {
                 "TableName": self._table,
                 "Item": serialize({"pk": f"APPLIED#{request_id}", "sk": "#", "expires_at": expires}),
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
-        try:
-            self.client.transact_write_items(TransactItems=[marker, *map(self._update, updates)])
-        except ClientError as exc:
-            if _already_applied(exc):
-                return False
-            raise StorageError("The rollups table did not accept the update.") from exc
-        except BotoCoreError as exc:
-            raise StorageError("The rollups table is unreachable.") from exc
-        return True
 
     def _update(self, update: RollupUpdate) -> dict[str, Any]:
         values: dict[str, Any] = {f":{name}": value for name, value in update.deltas.items()}
@@ -104,12 +141,18 @@ class DynamoRollupStore(AwsResource):
         return rows
 
 
-def _already_applied(exc: Any) -> bool:
+def _counted_before(exc: Any, markers: int) -> set[int]:
+    """Indices of the markers that already existed, from a cancelled transaction's reasons;
+    empty when it failed for any other reason (throttling, a bad write)."""
     error = exc.response.get("Error", {})
     if error.get("Code") != "TransactionCanceledException":
-        return False
-    reasons = exc.response.get("CancellationReasons") or []
-    if reasons:
-        return reasons[0].get("Code") == "ConditionalCheckFailed"
-    # Some endpoints put the reasons only in the message: "[ConditionalCheckFailed, None, ...]".
-    return "[ConditionalCheckFailed" in error.get("Message", "")
+        return set()
+    reasons = [reason.get("Code") for reason in exc.response.get("CancellationReasons") or []]
+    if not reasons:
+        # Some endpoints give the reasons only in the message: "... [ConditionalCheckFailed, None]".
+        listed = error.get("Message", "").rpartition("[")[2].rstrip("]")
+        reasons = [reason.strip() for reason in listed.split(",")]
+    failed = {index for index, code in enumerate(reasons) if code not in (None, "None", "")}
+    if not failed or any(index >= markers or reasons[index] != "ConditionalCheckFailed" for index in failed):
+        return set()
+    return failed

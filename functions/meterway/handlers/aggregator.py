@@ -1,7 +1,12 @@
-"""Ledger stream → rollups (Powertools batch processing, partial batch failures).
+"""Ledger stream → rollups, with partial batch failures (Powertools batch processing).
 
-Only INSERTs count: the event source filter lets nothing else through, and the handler checks
-again, so a TTL deletion or a modification can never change a rollup.
+The batch's records are merged into as few transactions as fit (many requests of one minute
+share their rollup items), each transaction carrying a marker per request so that a redelivered
+record is never counted twice. Records whose transaction failed are reported to Powertools, which
+answers Lambda with the partial failure so that the stream is retried from the first of them.
+
+Only INSERTs count: the event source filter lets nothing else through and this checks again, so
+a TTL deletion or a modification can never change a rollup.
 """
 
 from __future__ import annotations
@@ -14,21 +19,31 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from meterway.dal.aws import deserialize
-from meterway.handlers.deps import rollup_store
-from meterway.logic.rollups import rollup_updates
+from meterway.errors import StorageError
+from meterway.handlers import deps
+from meterway.logic.rollups import Contribution, rollup_updates
 from meterway.observability import logger
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
-def aggregate_record(record: DynamoDBRecord) -> None:
-    if record.raw_event.get("eventName") != "INSERT":
-        return
-    item = deserialize(record.raw_event["dynamodb"]["NewImage"])
-    if not rollup_store().apply(item["request_id"], rollup_updates(item)):
-        logger.info("record already counted", extra={"request_id": item["request_id"]})
+def contribution(record: dict[str, Any]) -> Contribution | None:
+    if record.get("eventName") != "INSERT":
+        return None
+    item = deserialize(record["dynamodb"]["NewImage"])
+    return Contribution(item["request_id"], rollup_updates(item))
 
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=aggregate_record, processor=processor, context=context)
+    by_sequence = {record["dynamodb"]["SequenceNumber"]: contribution(record) for record in event.get("Records", [])}
+    outcome = deps.rollup_store().apply_batch([c for c in by_sequence.values() if c is not None])
+    if outcome.duplicates:
+        logger.info("records already counted", extra={"count": len(outcome.duplicates)})
+
+    def settle_record(record: DynamoDBRecord) -> None:
+        counted = by_sequence.get(record.dynamodb.sequence_number if record.dynamodb else "")
+        if counted is not None and counted.request_id in outcome.failed:
+            raise StorageError(f"rollups of {counted.request_id} not written")
+
+    return process_partial_response(event=event, record_handler=settle_record, processor=processor, context=context)

@@ -16,8 +16,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from meterway.errors import InvalidRequest, MeterwayError, NotFound
-from meterway.handlers import api_keys, api_usage
-from meterway.handlers.deps import key_store
+from meterway.handlers import api_keys, api_usage, deps
 from meterway.logic.auth import authenticate
 from meterway.observability import logger
 from meterway.tracing import tracer
@@ -33,7 +32,7 @@ app.enable_swagger(path="/api/docs", title=TITLE, version=VERSION)
 def _require_admin(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
     if app.current_event.path not in PUBLIC_PATHS:
         headers = {name.lower(): value for name, value in (app.current_event.headers or {}).items()}
-        app.append_context(admin=authenticate(headers, key_store(), kind="admin"))
+        app.append_context(admin=authenticate(headers, deps.key_store(), kind="admin"))
     return next_middleware(app)
 
 

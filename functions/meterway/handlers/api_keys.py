@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, Field
 
-from meterway.handlers.deps import key_store
+from meterway.handlers import deps
 from meterway.logic.keys import ApiKey
 from meterway.logic.manage_keys import create_key, list_keys
 
@@ -55,11 +55,11 @@ def admin() -> ApiKey:
 
 @router.get("/api/keys", summary="List the account's keys (never their secrets)")
 def get_keys() -> KeyList:
-    return KeyList(data=[KeyOut.of(key) for key in list_keys(key_store(), admin().account_id)])
+    return KeyList(data=[KeyOut.of(key) for key in list_keys(deps.key_store(), admin().account_id)])
 
 
 @router.post("/api/keys", summary="Create an API key; its secret is in this response only")
 def post_keys(body: KeyCreate) -> Response[KeyCreated]:
-    key, secret = create_key(key_store(), admin().account_id, body.name, member=body.member)
+    key, secret = create_key(deps.key_store(), admin().account_id, body.name, member=body.member)
     created = KeyCreated(secret=secret, **KeyOut.of(key).model_dump())
     return Response(201, content_types.APPLICATION_JSON, created)

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from meterway.dal.ledger_store import decode_record
-from meterway.handlers.deps import ledger_store
+from meterway.handlers import deps
 from meterway.observability import logger
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -22,7 +22,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def replay_record(record: SQSRecord) -> None:
     item = decode_record(record.body)
-    written = ledger_store().put(item)
+    written = deps.ledger_store().put(item)
     logger.info("spilled record replayed", extra={"request_id": item["request_id"], "written": written})
 
 

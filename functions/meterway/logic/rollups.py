@@ -195,3 +195,47 @@ class Counters:
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in COUNTERS}
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """One ledger record's share of the rollups."""
+
+    request_id: str
+    updates: list[RollupUpdate]
+
+
+def merge(contributions: list[Contribution]) -> list[RollupUpdate]:
+    """One update per rollup item, with the deltas of every contribution to it added up."""
+    merged: dict[tuple[str, str], RollupUpdate] = {}
+    for contribution in contributions:
+        for update in contribution.updates:
+            key = (update.pk, update.sk)
+            known = merged.get(key)
+            if known is None:
+                merged[key] = update
+                continue
+            deltas = {name: known.deltas[name] + update.deltas[name] for name in known.deltas}
+            expires = max(filter(None, (known.expires_at, update.expires_at)), default=None)
+            merged[key] = RollupUpdate(
+                known.pk, known.sk, known.granularity, known.bucket, known.dimension, known.value, deltas, expires
+            )
+    return list(merged.values())
+
+
+def plan_chunks(contributions: list[Contribution], limit: int = 100) -> list[list[Contribution]]:
+    """Group contributions so that each group's markers plus its distinct rollup items fit in one
+    transaction of at most ``limit`` items (DynamoDB's TransactWriteItems limit is 100)."""
+    chunks: list[list[Contribution]] = []
+    current: list[Contribution] = []
+    keys: set[tuple[str, str]] = set()
+    for contribution in contributions:
+        own = {(update.pk, update.sk) for update in contribution.updates}
+        if current and len(current) + 1 + len(keys | own) > limit:
+            chunks.append(current)
+            current, keys = [], set()
+        current.append(contribution)
+        keys |= own
+    if current:
+        chunks.append(current)
+    return chunks

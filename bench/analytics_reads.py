@@ -1,0 +1,479 @@
+"""Analytics reads grow with buckets, not requests (DESIGN §5 budget, invariant 5).
+
+For each N (default 10k, 100k and 1M requests in October 2026, UTC; 20 models, 50 keys owned by
+10 members) the script generates N seeded synthetic ledger records in a streaming loop, sums them
+into the rollup rows that ``meterway.logic.rollups.rollup_updates`` would have produced (same pk,
+sk and attribute names), loads those rows into an in-process ``moto.mock_aws`` DynamoDB
+(``batch_write_item``, 25 items a call) and times the dashboard and usage queries of
+``meterway.logic.analytics`` through a real ``DynamoRollupStore``. For each query it reports the
+rollup items read (the store's ``items_read``), the items a naive query would read from the
+ledger (the requests in its window, or the key's requests for a key filter, which has an index),
+the most items the query could ever read (its buckets × the values of its dimension), and the
+median wall time of 5 runs. Wall times are moto's, in-process: they show the trend, not
+DynamoDB's latency.
+
+What is loaded: day and month rows of every dimension for the whole month, and hour and minute
+rows only for the first and last day of the ragged window (10-03 and 10-29), the only hour and
+minute buckets any measured query reads. Summing the records directly instead of applying
+``rollup_updates`` per record (20 transactional updates each) keeps 1M records feasible; a
+cross-check proves the shortcut exact: the first 500 records of the 10k run are applied through
+``DynamoRollupStore.apply(request_id, rollup_updates(item))`` under one account and summed
+directly under another, and both must give the same rows and the same ``analytics`` answers.
+
+The script exits non-zero unless, at every N up to 1M, each query reads at most 2,000 items and
+no more than its (bucket, value) bound, and, from 100k up, ten times the requests make each
+query read at most ``MAX_GROWTH`` times as many items.
+
+Queries are called at ``now`` = 2026-10-31T23:59:59Z without ``parse_window``: at that ``now``
+the API would refuse the ragged window's minute precision at 10-03 (minute rows live 8 days);
+moto keeps them since it does not enforce TTL.
+
+    .venv/bin/python bench/analytics_reads.py [--sizes 10000,100000,1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
+# Fake credentials, and no endpoint or profile from the caller's shell: only moto is ever called.
+for _name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+    os.environ.pop(_name, None)
+os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
+
+import boto3  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from devstack.aws_resources import create_resources  # noqa: E402
+from meterway.dal.aws import deserialize  # noqa: E402
+from meterway.dal.rollup_store import DynamoRollupStore  # noqa: E402
+from meterway.logic import analytics  # noqa: E402
+from meterway.logic.keys import ApiKey  # noqa: E402
+from meterway.logic.record_usage import UsageRecord  # noqa: E402
+from meterway.logic.rollups import (  # noqa: E402
+    COUNTERS,
+    MINUTE_RETENTION,
+    TOTAL,
+    Granularity,
+    buckets,
+    deltas_of,
+    key_models_dimension,
+    label,
+    parse_label,
+    partition,
+    rollup_updates,
+    step,
+)
+from meterway.logic.usage import TokenUsage  # noqa: E402
+from meterway.logic.windows import Window  # noqa: E402
+
+MONTH = Window(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
+MONTH_MS = 31 * 86_400_000
+NOW = datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC)
+RAGGED = Window(datetime(2026, 10, 3, 7, 13, tzinfo=UTC), datetime(2026, 10, 29, 18, 45, tzinfo=UTC))
+EDGE_DAYS = (RAGGED.start.day - 1, RAGGED.end.day - 1)  # day of the month, from 0
+PROVIDERS = ("openai", "anthropic", "google", "mistral")
+MODELS = tuple(f"{PROVIDERS[i % 4]}/bench-model-{i:02d}" for i in range(20))
+MEMBERS = tuple(f"member{i:02d}@example.com" for i in range(10))
+KEYS = tuple(f"key_bench{i:02d}" for i in range(50))
+ACCOUNT = "acct_bench"
+CROSS_CHECK = 500
+BUDGET = 2_000
+MAX_GROWTH = 3.0  # items read from 100k to 1M requests (10× the requests)
+RUNS = 5
+# Column order of every counter list below: COUNTERS, cost in nanodollars, then (minute rows
+# only) the last record's offset in ms, which sets expires_at as the last update would.
+assert COUNTERS[0] == "requests" and COUNTERS[-1] == "cost_usd"
+COST, LAST = len(COUNTERS) - 1, len(COUNTERS)
+
+
+def key_member(key: int) -> int:
+    return key % len(MEMBERS)
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """Nanodollars per token, so that every cost is an exact multiple of 1e-9 USD."""
+
+    input: int
+    output: int
+    cache_read: int
+    cache_5m: int
+    cache_1h: int
+
+
+RATES = tuple(Rates(150 * (i + 1), 600 * (i + 1), 15 * (i + 1), 190 * (i + 1), 300 * (i + 1)) for i in range(20))
+
+
+def records(n: int) -> Iterator[tuple[int, int, int, tuple[int, ...]]]:
+    """N records as (ms since 2026-10-01, key, model, counters in COUNTERS order, cost in nanos)."""
+    rng = random.Random(n)
+    for _ in range(n):
+        model, key, offset = rng.randrange(len(MODELS)), rng.randrange(len(KEYS)), rng.randrange(MONTH_MS)
+        input_tokens, output_tokens = rng.randrange(20, 4000), rng.randrange(1, 1500)
+        reasoning = rng.randrange(output_tokens) if model % 5 == 0 else 0
+        cache_read = rng.randrange(4000) if rng.random() < 0.3 else 0
+        writes = rng.random() if PROVIDERS[model % 4] == "anthropic" else 1.0
+        cache_5m = rng.randrange(2000) if writes < 0.1 else 0
+        cache_1h = rng.randrange(2000) if writes < 0.02 else 0
+        rates = RATES[model]
+        cost = (
+            input_tokens * rates.input
+            + output_tokens * rates.output
+            + cache_read * rates.cache_read
+            + cache_5m * rates.cache_5m
+            + cache_1h * rates.cache_1h
+        )
+        total = input_tokens + output_tokens + cache_read + cache_5m + cache_1h
+        counters = (1, input_tokens, output_tokens, reasoning, cache_5m + cache_1h, cache_5m, cache_1h, cache_read)
+        yield offset, key, model, (*counters, total, cost)
+
+
+@dataclass
+class Aggregate:
+    """Records summed per (day, key, model) for the whole month and per (minute, key, model) on
+    the ragged window's edge days: every rollup row the queries read is a sum of these."""
+
+    days: dict[tuple[int, int, int], list[int]] = field(default_factory=dict)
+    minutes: dict[tuple[int, int, int], list[int]] = field(default_factory=dict)
+
+    def add(self, offset: int, key: int, model: int, counters: tuple[int, ...]) -> None:
+        day = offset // 86_400_000
+        _merge(self.days, (day, key, model), counters, offset)
+        if day in EDGE_DAYS:
+            _merge(self.minutes, (offset // 60_000, key, model), counters, offset)
+
+
+def _merge(cells: dict[Any, list[int]], cell: Any, counters: tuple[int, ...] | list[int], last: int) -> None:
+    sums = cells.get(cell)
+    if sums is None:
+        cells[cell] = [*counters[:LAST], last]
+        return
+    for index in range(LAST):
+        sums[index] += counters[index]
+    sums[LAST] = max(sums[LAST], last)
+
+
+def aggregate(stream: Iterator[tuple[int, int, int, tuple[int, ...]]]) -> Aggregate:
+    result = Aggregate()
+    for offset, key, model, counters in stream:
+        result.add(offset, key, model, counters)
+    return result
+
+
+def dimensions(key: int, model: int) -> tuple[tuple[str, str], ...]:
+    """(dimension, value) of a record, as ``rollup_updates`` lists them."""
+    return (
+        ("total", TOTAL),
+        ("model", MODELS[model]),
+        ("key", KEYS[key]),
+        ("member", MEMBERS[key_member(key)]),
+        (key_models_dimension(KEYS[key]), MODELS[model]),
+    )
+
+
+@cache
+def bucket_label(granularity: Granularity, minute: int) -> str:
+    return label(MONTH.start + timedelta(minutes=minute), granularity)
+
+
+def rows_of(
+    cells: dict[tuple[int, int, int], list[int]], granularity: Granularity, minutes_per_cell: int
+) -> dict[tuple[str, str, str], list[int]]:
+    """Rollup rows ``(dimension, bucket, value) -> counters`` of one granularity: each cell (a day
+    or a minute) falls in one bucket, whose row sums the cells of every key and model in it."""
+    rows: dict[tuple[str, str, str], list[int]] = {}
+    for (cell, key, model), counters in cells.items():
+        bucket = bucket_label(granularity, cell * minutes_per_cell)
+        for dimension, value in dimensions(key, model):
+            _merge(rows, (dimension, bucket, value), counters, counters[LAST])
+    return rows
+
+
+def rollup_items(result: Aggregate, account: str) -> Iterator[dict[str, Any]]:
+    """The RollupsTable items of the month (day and month rows) and of the edge days (hour and
+    minute rows), attribute for attribute as ``DynamoRollupStore.apply`` writes them."""
+    layers: tuple[tuple[Granularity, dict[tuple[int, int, int], list[int]], int], ...] = (
+        ("month", result.days, 1440),
+        ("day", result.days, 1440),
+        ("hour", result.minutes, 1),
+        ("minute", result.minutes, 1),
+    )
+    for granularity, cells, minutes_per_cell in layers:
+        for (dimension, bucket, value), counters in rows_of(cells, granularity, minutes_per_cell).items():
+            yield rollup_item(account, granularity, dimension, bucket, value, counters)
+
+
+def rollup_item(
+    account: str, granularity: Granularity, dimension: str, bucket: str, value: str, counters: list[int]
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": partition(account, granularity, dimension),
+        "sk": f"{bucket}#{value}",
+        "bucket": bucket,
+        "dimension": dimension,
+        "value": value,
+        **dict(zip(COUNTERS[:COST], counters[:COST], strict=True)),
+        "cost_usd": Decimal(counters[COST]).scaleb(-9),
+    }
+    if granularity == "minute":
+        item["expires_at"] = int((created_at(counters[LAST]) + MINUTE_RETENTION).timestamp())
+    return item
+
+
+def created_at(offset: int) -> datetime:
+    return MONTH.start + timedelta(milliseconds=offset)
+
+
+def load(table: Any, items: Iterator[dict[str, Any]]) -> int:
+    """Write items with batch_write_item, 25 at a time (the resource's batch writer)."""
+    count = 0
+    with table.batch_writer() as batch:
+        for item in items:
+            batch.put_item(Item=item)
+            count += 1
+    return count
+
+
+# --- cross-check: the direct sums against the real write path -----------------------------------
+
+
+def ledger_item(index: int, offset: int, key: int, model: int, counters: tuple[int, ...]) -> dict[str, Any]:
+    usage = TokenUsage(
+        input_tokens=counters[1],
+        output_tokens=counters[2],
+        reasoning_tokens=counters[3],
+        cache_creation_5m_tokens=counters[5],
+        cache_creation_1h_tokens=counters[6],
+        cache_read_tokens=counters[7],
+    )
+    api_key = ApiKey(KEYS[key], "acct_real", KEYS[key], member=MEMBERS[key_member(key)])
+    record = UsageRecord(
+        request_id=f"gen-bench{index:08d}",
+        created_at=created_at(offset),
+        key=api_key,
+        model=MODELS[model],
+        provider=MODELS[model].split("/")[0],
+        endpoint="/v1/chat/completions",
+        streamed=False,
+        usage=usage,
+        cost_usd=Decimal(counters[COST]).scaleb(-9),
+    )
+    item = record.to_item()
+    deltas = deltas_of(item)
+    assert [deltas[name] for name in COUNTERS[:COST]] == list(counters[:COST]), "synthetic tokens disagree"
+    return item
+
+
+def cross_check(client: Any, table: Any, table_name: str, n: int) -> dict[str, Any]:
+    """Apply the first records through the real store under acct_real, sum them directly under
+    acct_direct, and compare rows and answers. Raises AssertionError on any difference."""
+    sample = sorted(itertools.islice(records(n), CROSS_CHECK))  # in time order, as a stream delivers
+    real = DynamoRollupStore(table_name, client=client)
+    for index, record in enumerate(sample):
+        assert real.apply(f"gen-bench{index:08d}", rollup_updates(ledger_item(index, *record)))
+    load(table, rollup_items(aggregate(iter(sample)), "acct_direct"))
+    real_rows, direct_rows = _rows(client, table_name, "acct_real"), _rows(client, table_name, "acct_direct")
+    loaded = {key: row for key, row in real_rows.items() if _loaded_bucket(row["bucket"], key[0])}
+    assert loaded == direct_rows, "directly summed rows differ from rollup_updates' rows"
+    store = DynamoRollupStore(table_name, client=client)
+    checks = {
+        "usage month": lambda account: analytics.usage(store, account, MONTH),
+        "usage ragged": lambda account: analytics.usage(store, account, RAGGED),
+        "usage month key": lambda account: analytics.usage(store, account, MONTH, key_id=KEYS[0]),
+        "activity 1mo key": lambda account: analytics.activity(store, account, "1mo", "key", NOW, names={}),
+        "dashboard": lambda account: analytics.dashboard(store, account, NOW, recent=[]),
+    }
+    for name, query in checks.items():
+        assert query("acct_real") == query("acct_direct"), f"{name}: answers differ"
+    return {"records": len(sample), "rows_compared": len(direct_rows), "answers_compared": list(checks)}
+
+
+def _rows(client: Any, table_name: str, account: str) -> dict[tuple[str, str], dict[str, Any]]:
+    rows = {}
+    for page in client.get_paginator("scan").paginate(TableName=table_name):
+        for item in map(deserialize, page["Items"]):
+            if item["pk"].startswith(f"{account}#"):
+                rows[(item.pop("pk").split("#", 1)[1], item["sk"])] = item
+    return rows
+
+
+def _loaded_bucket(bucket: str, granularity_and_dimension: str) -> bool:
+    granularity = granularity_and_dimension.split("#", 1)[0]
+    return granularity in ("month", "day") or int(bucket[8:10]) - 1 in EDGE_DAYS
+
+
+# --- measurement ---------------------------------------------------------------------------------
+
+
+class BoundingStore:
+    """Wraps a store and adds up the most rows its queries could return: buckets × values."""
+
+    cardinality = {"total": 1, "model": len(MODELS), "key": len(KEYS), "member": len(MEMBERS)}
+
+    def __init__(self, store: DynamoRollupStore):
+        self.store = store
+        self.bound = 0
+
+    def apply(self, request_id: str, updates: list[Any]) -> bool:
+        return self.store.apply(request_id, updates)
+
+    def query(self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str) -> list:
+        end = step(parse_label(last, granularity), granularity)
+        values = self.cardinality.get(dimension, len(MODELS))  # key-model:<key> has one row per model
+        self.bound += len(buckets(parse_label(first, granularity), end, granularity)) * values
+        return self.store.query(account_id, granularity, dimension, first, last)
+
+
+Query = Callable[[Any], Any]
+
+
+def queries() -> dict[str, Query]:
+    return {
+        "usage month": lambda store: analytics.usage(store, ACCOUNT, MONTH),
+        "usage month key": lambda store: analytics.usage(store, ACCOUNT, MONTH, key_id=KEYS[7]),
+        "usage month model": lambda store: analytics.usage(store, ACCOUNT, MONTH, model=MODELS[3]),
+        "usage ragged": lambda store: analytics.usage(store, ACCOUNT, RAGGED),
+        "activity 1mo model": lambda store: analytics.activity(store, ACCOUNT, "1mo", "model", NOW, names={}),
+        "activity 1mo key": lambda store: analytics.activity(store, ACCOUNT, "1mo", "key", NOW, names={}),
+        "activity 1mo member": lambda store: analytics.activity(store, ACCOUNT, "1mo", "member", NOW, names={}),
+        "dashboard": lambda store: analytics.dashboard(store, ACCOUNT, NOW, recent=[]),
+    }
+
+
+def ledger_reads(result: Aggregate) -> dict[str, int]:
+    """Ledger items the same queries would read: the requests in the window (a model filter is a
+    FilterExpression, read then dropped; a key filter has the ByKeyTime index)."""
+    since_02 = sum(c[0] for (day, _, _), c in result.days.items() if day >= 1)
+    return {
+        "usage month": sum(c[0] for c in result.days.values()),
+        "usage month key": sum(c[0] for (_, key, _), c in result.days.items() if key == 7),
+        "usage month model": sum(c[0] for c in result.days.values()),
+        "usage ragged": _ragged_requests(result),
+        "activity 1mo model": since_02,
+        "activity 1mo key": since_02,
+        "activity 1mo member": since_02,
+        "dashboard": since_02,
+    }
+
+
+def _ragged_requests(result: Aggregate) -> int:
+    first, last = EDGE_DAYS
+    inner = sum(c[0] for (day, _, _), c in result.days.items() if first < day < last)
+    start, end = (int((moment - MONTH.start).total_seconds()) // 60 for moment in (RAGGED.start, RAGGED.end))
+    return inner + sum(c[0] for (minute, _, _), c in result.minutes.items() if start <= minute < end)
+
+
+def measure(client: Any, table_name: str, query: Query) -> dict[str, Any]:
+    store = DynamoRollupStore(table_name, client=client)
+    bounding = BoundingStore(store)
+    times, reads = [], set()
+    for _ in range(RUNS):
+        store.items_read, bounding.bound = 0, 0
+        started = time.perf_counter()
+        query(bounding)
+        times.append(time.perf_counter() - started)
+        reads.add(store.items_read)
+    assert len(reads) == 1, "the same query read different item counts"
+    return {"items_read": reads.pop(), "bound": bounding.bound, "p50_ms": round(statistics.median(times) * 1000, 1)}
+
+
+def run_size(n: int, *, check_fidelity: bool) -> dict[str, Any]:
+    started = time.perf_counter()
+    result = aggregate(records(n))
+    generated = time.perf_counter() - started
+    with mock_aws():
+        client, resource = boto3.client("dynamodb"), boto3.resource("dynamodb")
+        table_name = create_resources(ROOT / "template.yaml", prefix="bench")["RollupsTable"]
+        table = resource.Table(table_name)
+        started = time.perf_counter()
+        items = load(table, rollup_items(result, ACCOUNT))
+        loaded = time.perf_counter() - started
+        check = cross_check(client, table, table_name, n) if check_fidelity else None
+        measured = {name: measure(client, table_name, query) for name, query in queries().items()}
+    for name, count in ledger_reads(result).items():
+        measured[name]["ledger_items"] = count
+    report = {"generate_s": round(generated, 1), "rollup_items": items, "load_s": round(loaded, 1)}
+    print(f"N={n:,}: generated+summed in {generated:.1f}s, loaded {items:,} rollup items in {loaded:.1f}s", flush=True)
+    if check:
+        print(f"  cross-check: {check}", flush=True)
+        report["cross_check"] = check
+    return {**report, "queries": measured}
+
+
+def table(results: dict[int, dict[str, Any]]) -> str:
+    sizes = list(results)
+    head = f"{'query':<21}" + "".join(f"| {f'N={n:,}':^30}" for n in sizes)
+    sub = f"{'':<21}" + "".join(f"| {'items':>6} {'bound':>6} {'ledger':>9} {'p50ms':>6} " for _ in sizes)
+    lines = [head, sub, "-" * len(sub)]
+    for name in queries():
+        cells = []
+        for n in sizes:
+            q = results[n]["queries"][name]
+            cells.append(f"| {q['items_read']:>6} {q['bound']:>6} {q['ledger_items']:>9} {q['p50_ms']:>6} ")
+        lines.append(f"{name:<21}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def failures(results: dict[int, dict[str, Any]]) -> list[str]:
+    found = []
+    sizes = sorted(results)
+    for n in sizes:
+        for name, q in results[n]["queries"].items():
+            if q["items_read"] > q["bound"]:
+                found.append(f"N={n:,} {name}: {q['items_read']} items > bound {q['bound']}")
+            if n <= 1_000_000 and q["items_read"] > BUDGET:
+                found.append(f"N={n:,} {name}: {q['items_read']} items > budget {BUDGET}")
+    for smaller, larger in itertools.pairwise(sizes):
+        if smaller < 100_000:
+            continue
+        for name, q in results[larger]["queries"].items():
+            before = results[smaller]["queries"][name]["items_read"]
+            if q["items_read"] > MAX_GROWTH * before:
+                found.append(
+                    f"{name}: {q['items_read']} items at N={larger:,} > {MAX_GROWTH} × {before} at {smaller:,}"
+                )
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated request counts")
+    args = parser.parse_args()
+    sizes = sorted(int(size) for size in args.sizes.split(","))
+    started = time.perf_counter()
+    # The cross-check replays the first records of the smallest N through the real write path.
+    results = {n: run_size(n, check_fidelity=n == sizes[0]) for n in sizes}
+    print()
+    print(table(results))
+    problems = failures(results)
+    summary = {
+        "budget_items": BUDGET,
+        "max_growth": MAX_GROWTH,
+        "sizes": {str(n): result for n, result in results.items()},
+        "failures": problems,
+        "total_s": round(time.perf_counter() - started, 1),
+    }
+    print(json.dumps(summary, indent=2))
+    if problems:
+        print("FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

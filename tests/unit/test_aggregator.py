@@ -1,0 +1,95 @@
+"""The aggregator: batches merged into transactions that fit, failures reported per record."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from boto3.dynamodb.types import TypeSerializer
+
+from devstack.gateway import LocalLambdaContext
+from meterway.handlers import aggregator, deps
+from meterway.logic import analytics
+from meterway.logic.rollups import Contribution, merge, plan_chunks, rollup_updates
+from meterway.logic.windows import Window
+from tests.fakes import InMemoryRollups
+from tests.ledger_factory import KEYS, MODELS, ledger_item
+
+EVENT = json.loads((Path(__file__).parents[2] / "events" / "ledger_stream_insert.json").read_text())
+START = datetime(2026, 5, 31, 23, 58, tzinfo=UTC)
+
+
+def stream_event(items, event_name="INSERT"):
+    serializer = TypeSerializer()
+    records = []
+    for number, item in enumerate(items):
+        record = json.loads(json.dumps(EVENT["Records"][0]))
+        record["eventName"] = event_name
+        record["dynamodb"]["NewImage"] = {name: serializer.serialize(value) for name, value in item.items()}
+        record["dynamodb"]["SequenceNumber"] = f"{500 + number:021d}"
+        records.append(record)
+    return {"Records": records}
+
+
+@pytest.fixture
+def store(monkeypatch):
+    rollups = InMemoryRollups()
+    monkeypatch.setattr(deps, "rollup_store", lambda: rollups)
+    return rollups
+
+
+def many(count: int) -> list[dict]:
+    return [
+        ledger_item(START + timedelta(seconds=7 * n), model=MODELS[n % 3], key=KEYS[n % 3], cost=Decimal("0.001"))
+        for n in range(count)
+    ]
+
+
+def test_chunks_never_exceed_the_transaction_limit_and_keep_every_record():
+    contributions = [Contribution(item["request_id"], rollup_updates(item)) for item in many(120)]
+    chunks = plan_chunks(contributions)
+    assert [c for chunk in chunks for c in chunk] == contributions
+    for chunk in chunks:
+        assert len(chunk) + len(merge(chunk)) <= 100
+
+
+def test_records_of_one_minute_share_their_rollup_items():
+    same_minute = [ledger_item(START + timedelta(seconds=n), cost=Decimal("0.5")) for n in range(30)]
+    merged = merge([Contribution(item["request_id"], rollup_updates(item)) for item in same_minute])
+    assert len(merged) == 20
+    assert {update.deltas["requests"] for update in merged} == {30}
+    assert {update.deltas["cost_usd"] for update in merged} == {Decimal(15)}
+
+
+def test_a_batch_is_counted_once_however_often_it_is_delivered(store):
+    items = many(150)
+    event = stream_event(items)
+    for _ in range(2):
+        assert aggregator.handler(event, LocalLambdaContext("AggregatorFunction")) == {"batchItemFailures": []}
+    window = Window(START, START + timedelta(days=1))
+    result = analytics.usage(store, items[0]["account_id"], window)
+    assert result["totals"]["requests"] == 150
+    assert result["totals"]["cost"] == "0.15"
+
+
+def test_records_whose_transaction_failed_are_reported_for_retry(store):
+    items = many(150)
+    store.fail_chunks = 1
+    response = aggregator.handler(stream_event(items), LocalLambdaContext("AggregatorFunction"))
+    failed = {entry["itemIdentifier"] for entry in response["batchItemFailures"]}
+    first_chunk = len(plan_chunks([Contribution(i["request_id"], rollup_updates(i)) for i in items])[0])
+    assert failed == {f"{500 + n:021d}" for n in range(first_chunk)}
+    # The retry Lambda makes from the first failure counts the rest once.
+    aggregator.handler(stream_event(items), LocalLambdaContext("AggregatorFunction"))
+    result = analytics.usage(store, items[0]["account_id"], Window(START, START + timedelta(days=1)))
+    assert result["totals"]["requests"] == 150
+
+
+@pytest.mark.parametrize("event_name", ["MODIFY", "REMOVE"])
+def test_modifications_and_ttl_deletions_never_change_rollups(store, event_name):
+    response = aggregator.handler(stream_event(many(3), event_name), LocalLambdaContext("AggregatorFunction"))
+    assert response == {"batchItemFailures": []}
+    assert store.items == {}
