@@ -15,6 +15,7 @@ from devstack.stack import (
     bootstrap_keys,
     configure_environment,
     start_aggregator,
+    start_export_worker,
     start_fake_upstream,
     start_moto,
     start_spill_replayer,
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         secrets = bootstrap_keys()
         start_spill_replayer(stack, env.get("MW_SPILL_QUEUE_URL"))
         start_aggregator(stack, env["MW_LEDGER_TABLE"])
+        start_export_worker(stack, env.get("MW_EXPORT_QUEUE_URL"))
 
         from devstack.gateway import LocalGateway
         from meterway.handlers import api

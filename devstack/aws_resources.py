@@ -23,6 +23,9 @@ TABLE = "AWS::DynamoDB::Table"
 QUEUE = "AWS::SQS::Queue"
 BUCKET = "AWS::S3::Bucket"
 CREATED_TYPES = (TABLE, QUEUE, BUCKET)
+# AWS::S3::BucketPolicy is deliberately not applied: the export bucket's only statement denies
+# requests without TLS, and the local endpoint is plain HTTP. moto would also deny every object
+# request with it, since it evaluates a Deny without its aws:SecureTransport condition.
 
 # The app's environment variable for each resource, as the template's functions set them.
 APP_ENV_VARS = {
@@ -30,6 +33,9 @@ APP_ENV_VARS = {
     "MW_LEDGER_TABLE": "LedgerTable",
     "MW_ROLLUPS_TABLE": "RollupsTable",
     "MW_SPILL_QUEUE_URL": "LedgerSpillQueue",
+    "MW_EXPORT_BUCKET": "ExportBucket",
+    "MW_EXPORT_JOBS_TABLE": "ExportJobsTable",
+    "MW_EXPORT_QUEUE_URL": "ExportQueue",
 }
 
 # CloudFormation property -> SQS attribute; every SQS attribute value is a string.
@@ -52,6 +58,12 @@ _QUEUE_ATTRIBUTES = {
 # GSI/LSI keys CreateTable accepts (the CloudFormation shape also allows e.g. ContributorInsights).
 _INDEX_KEYS = ("IndexName", "KeySchema", "Projection", "ProvisionedThroughput", "OnDemandThroughput")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# Bucket properties that have no local meaning: the local name is `f"{prefix}-{logical_id}"`.
+_BUCKET_IGNORED = frozenset({"BucketName"})
+# Lifecycle rule properties translated by _lifecycle_rule; any other one is an error, not a silent drop.
+_LIFECYCLE_RULE_KEYS = frozenset(
+    {"Id", "Status", "Prefix", "ExpirationInDays", "ExpirationDate", "AbortIncompleteMultipartUpload"}
+)
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -277,9 +289,60 @@ def _create_queue(client: Any, name: str, props: Mapping[str, Any]) -> _Created:
     return _Created(url, {"Arn": arn, "QueueName": name, "QueueUrl": url})
 
 
-def _create_bucket(client: Any, name: str, region: str) -> _Created:
+def _lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """A CloudFormation `LifecycleConfiguration.Rules[]` entry in the S3 API's shape."""
+    unknown = sorted(set(rule) - _LIFECYCLE_RULE_KEYS)
+    if unknown:
+        raise ValueError(f"lifecycle rule properties not translated for the local stack: {', '.join(unknown)}")
+    translated: dict[str, Any] = {"Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+    if "Id" in rule:
+        translated["ID"] = rule["Id"]
+    if "ExpirationInDays" in rule:
+        translated["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    elif "ExpirationDate" in rule:
+        translated["Expiration"] = {"Date": rule["ExpirationDate"]}
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+        translated["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": int(days)}
+    return translated
+
+
+def _bucket_calls(name: str, props: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The S3 API calls (method, kwargs) that give a new bucket its template configuration."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for key, value in props.items():
+        if key in _BUCKET_IGNORED:
+            continue
+        if key == "PublicAccessBlockConfiguration":
+            # Same four flags in both shapes.
+            calls.append(("put_public_access_block", {"PublicAccessBlockConfiguration": dict(value)}))
+        elif key == "OwnershipControls":
+            calls.append(("put_bucket_ownership_controls", {"OwnershipControls": {"Rules": value["Rules"]}}))
+        elif key == "BucketEncryption":
+            rules = [
+                {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+                | ({"BucketKeyEnabled": bool(rule["BucketKeyEnabled"])} if "BucketKeyEnabled" in rule else {})
+                for rule in value["ServerSideEncryptionConfiguration"]
+            ]
+            calls.append(("put_bucket_encryption", {"ServerSideEncryptionConfiguration": {"Rules": rules}}))
+        elif key == "LifecycleConfiguration":
+            rules = [_lifecycle_rule(rule) for rule in value["Rules"]]
+            calls.append(("put_bucket_lifecycle_configuration", {"LifecycleConfiguration": {"Rules": rules}}))
+        elif key == "VersioningConfiguration":
+            calls.append(("put_bucket_versioning", {"VersioningConfiguration": {"Status": value["Status"]}}))
+        elif key == "Tags":
+            calls.append(("put_bucket_tagging", {"Tagging": {"TagSet": value}}))
+        else:
+            # Dropping it would make the local bucket differ from the deployed one without a word.
+            raise ValueError(f"bucket property {key} is not translated for the local stack")
+    return [(method, {"Bucket": name} | kwargs) for method, kwargs in calls]
+
+
+def _create_bucket(client: Any, name: str, props: Mapping[str, Any], region: str) -> _Created:
     if not _BUCKET_NAME.match(name):
         raise ValueError(f"{name!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, '.', '-')")
+    # Translated before anything is created, so an untranslatable template leaves no half-made bucket.
+    calls = _bucket_calls(name, props)
     try:
         client.head_bucket(Bucket=name)
     except ClientError as exc:
@@ -288,6 +351,8 @@ def _create_bucket(client: Any, name: str, region: str) -> _Created:
         # us-east-1 is the one region that rejects an explicit LocationConstraint.
         location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
         client.create_bucket(Bucket=name, **location)
+        for method, kwargs in calls:
+            getattr(client, method)(**kwargs)
     return _Created(name, {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"})
 
 
@@ -334,7 +399,7 @@ def create_resources(
         elif resource_type == QUEUE:
             created = _create_queue(sqs, name, props)
         else:
-            created = _create_bucket(s3, name.lower(), region)
+            created = _create_bucket(s3, name.lower(), props, region)
         resolver.created[logical_id] = created
     return {logical_id: created.physical_id for logical_id, created in resolver.created.items()}
 

@@ -1,28 +1,46 @@
-"""A faster TransactWriteItems for moto, with DynamoDB's all-or-nothing semantics kept.
+"""Two fixes to moto 5.2's DynamoDB for the local stack and the tests (never deployed):
 
-moto 5.2 backs up a whole table for every item of a transaction (a deep copy per item), so a
-transaction costs time in proportion to the table's size times its items. The aggregator writes
-one 21-item transaction per request: after a few thousand requests the local stack would crawl,
-though real DynamoDB does not. This version backs up only the items the transaction touches and
-restores them if any part fails, which is what DynamoDB's semantics ask for. It is applied to the
-local stack and the tests, never to anything deployed.
+- TransactWriteItems backs up a whole table for every item of a transaction (a deep copy per
+  item), so a transaction costs time in proportion to the table's size times its items; the
+  local stack would crawl after a few thousand requests, though real DynamoDB does not. This
+  version backs up only the items the transaction touches and restores them if any part fails,
+  which is what DynamoDB's all-or-nothing semantics ask for.
+- A table stream numbers its records from the length of its list without a lock, so concurrent
+  writes to moto server get the same sequence number and a reader can lose one of them. Real
+  streams never repeat a sequence number; a lock restores that.
 """
 
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Any
 
 _MARK = "_meterway_item_level_backup"
 
 
+_STREAM_LOCK = threading.Lock()
+
+
 def apply() -> None:
     """Patch moto's DynamoDB backend (idempotent)."""
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import StreamShard
 
     if not getattr(DynamoDBBackend.transact_write_items, _MARK, False):
         setattr(transact_write_items, _MARK, True)
         DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    if not getattr(StreamShard.add, _MARK, False):
+        StreamShard.add = _locked(StreamShard.add)  # type: ignore[method-assign]
+
+
+def _locked(add: Any) -> Any:
+    def locked_add(self: Any, old: Any, new: Any) -> None:
+        with _STREAM_LOCK:
+            add(self, old, new)
+
+    setattr(locked_add, _MARK, True)
+    return locked_add
 
 
 def _key_of(backend: Any, op_type: str, op: dict[str, Any]) -> dict[str, Any]:

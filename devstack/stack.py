@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,20 +46,33 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def start_moto(stack: ExitStack, host: str) -> str:
-    import logging
+    """moto server in its own process (see devstack/moto_server.py); stopped with the stack."""
+    import httpx
 
-    from moto.server import ThreadedMotoServer
-
-    from devstack import moto_patches
-
-    moto_patches.apply()
-    # One log line per AWS call drowns the stack's own output (and slows moto down).
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = free_port(host)
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
-    stack.callback(server.stop)
-    return f"http://{host}:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack.moto_server", "--host", host, "--port", str(port)], cwd=ROOT
+    )
+    stack.callback(_stop, process)
+    url = f"http://{host}:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("moto server exited at start-up")
+        try:
+            httpx.get(f"{url}/moto-api/", timeout=1)
+            return url
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError("moto server did not start in 30 s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def start_fake_upstream(stack: ExitStack, options: StackOptions) -> str:
@@ -78,6 +94,9 @@ def configure_environment(moto_url: str, fake_upstream_url: str | None, options:
 
     env = {
         "AWS_ENDPOINT_URL": moto_url,
+        # A local endpoint serves buckets by path only: virtual-hosted addressing would need
+        # <bucket>.127.0.0.1 to resolve. The app's S3 clients, and so its presigned URLs, follow this.
+        "MW_S3_ADDRESSING_STYLE": "path",
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -124,7 +143,13 @@ def write_local_json(options: StackOptions, port: int, secrets: dict[str, str], 
         "management_api": f"{base}/api",
         **secrets,
         "aws_endpoint_url": env["AWS_ENDPOINT_URL"],
-        "tables": {"keys": env["MW_KEYS_TABLE"], "ledger": env["MW_LEDGER_TABLE"], "rollups": env["MW_ROLLUPS_TABLE"]},
+        "tables": {
+            "keys": env["MW_KEYS_TABLE"],
+            "ledger": env["MW_LEDGER_TABLE"],
+            "rollups": env["MW_ROLLUPS_TABLE"],
+            "export_jobs": env["MW_EXPORT_JOBS_TABLE"],
+        },
+        "buckets": {"exports": env["MW_EXPORT_BUCKET"]},
         "upstreams": {"openai": env.get("MW_OPENAI_BASE_URL"), "anthropic": env.get("MW_ANTHROPIC_BASE_URL")},
     }
     if "MW_FAKE_UPSTREAM_URL" in env:
@@ -144,6 +169,20 @@ def start_spill_replayer(stack: ExitStack, queue_url: str | None) -> None:
 
     poller = SqsPoller(queue_url, ledger_replay.handler, function_name="LedgerReplayFunction")
     thread = threading.Thread(target=poller.run, name="spill-replayer", daemon=True)
+    thread.start()
+    stack.callback(poller.stop)
+
+
+def start_export_worker(stack: ExitStack, queue_url: str | None) -> None:
+    """Polls the export queue and hands each job to the ExportFunction's handler, one per event
+    as its BatchSize 1 mapping does; a failed job is retried after a few seconds."""
+    if not queue_url:
+        return
+    from devstack.workers import SqsPoller
+    from meterway.handlers import export_worker
+
+    poller = SqsPoller(queue_url, export_worker.handler, function_name="ExportFunction", batch_size=1)
+    thread = threading.Thread(target=poller.run, name="export-worker", daemon=True)
     thread.start()
     stack.callback(poller.stop)
 

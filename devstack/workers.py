@@ -18,50 +18,146 @@ from meterway.observability import logger
 
 
 class SqsPoller:
-    def __init__(self, queue_url: str, handler: Callable[[dict[str, Any], Any], dict[str, Any]], function_name: str):
+    """Stand-in for a Lambda event source mapping on an SQS queue.
+
+    Receives up to `batch_size` messages, hands them to `handler` shaped as Lambda delivers them,
+    and deletes the ones that succeeded, as a mapping with ReportBatchItemFailures does: a
+    message the handler reports as failed stays on the queue, and so does the whole batch when
+    the handler raises or names a message that is not in it. The queue's redrive policy still
+    counts every receive, so a message that keeps failing ends in its dead-letter queue after
+    maxReceiveCount attempts, as in AWS.
+
+    One difference, on purpose: a failed message comes back after `retry_delay_s` instead of the
+    queue's VisibilityTimeout. That timeout is six function timeouts (90 minutes for the export
+    queue) so that a job still running is never picked up twice; locally it would only make a
+    failed export wait that long for its retry. Messages being handled keep the queue's timeout.
+    """
+
+    def __init__(
+        self,
+        queue_url: str,
+        handler: Callable[[dict[str, Any], Any], Mapping[str, Any] | None],
+        function_name: str,
+        *,
+        batch_size: int = 10,
+        retry_delay_s: int = 2,
+        wait_time_s: int = 1,
+    ) -> None:
+        if not 1 <= batch_size <= 10:
+            raise ValueError("an SQS receive returns 1 to 10 messages")
         self._queue_url = queue_url
         self._handler = handler
         self._function_name = function_name
+        self._batch_size = batch_size
+        self._retry_delay_s = retry_delay_s
+        # Long polling, kept short so that stop() takes effect within about this long.
+        self._wait_time_s = wait_time_s
         self._stopped = threading.Event()
 
     def stop(self) -> None:
         self._stopped.set()
 
     def run(self) -> None:
+        """Poll until `stop()`; meant to be a thread's target."""
         import boto3
 
-        client = boto3.client("sqs")
+        # A session of its own: boto3's default session is not safe to share across threads.
+        client = boto3.session.Session().client("sqs")
         queue_arn = client.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
         while not self._stopped.is_set():
-            messages = client.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
-                "Messages", []
-            )
-            if not messages:
-                continue
-            event = {"Records": [_sqs_record(message, queue_arn) for message in messages]}
+            try:
+                self._poll(client, queue_arn)
+            except (BotoCoreError, ClientError) as exc:
+                if self._stopped.is_set():
+                    return
+                # The local endpoint may be briefly unreachable; unacknowledged messages come back.
+                logger.warning("queue poll failed", extra={"function": self._function_name, "error": str(exc)})
+                self._stopped.wait(self._wait_time_s)
+
+    def _poll(self, client: Any, queue_arn: str) -> None:
+        messages: list[dict[str, Any]] = client.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=self._batch_size,
+            WaitTimeSeconds=self._wait_time_s,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return
+        region = client.meta.region_name
+        event = {"Records": [_sqs_record(message, queue_arn, region) for message in messages]}
+        failed = self._invoke(event)
+        for message in messages:
+            if message["MessageId"] in failed:
+                client.change_message_visibility(
+                    QueueUrl=self._queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=self._retry_delay_s,
+                )
+            else:
+                client.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _invoke(self, event: dict[str, Any]) -> set[str]:
+        """Call the handler; returns the ids of the messages to deliver again."""
+        delivered = [record["messageId"] for record in event["Records"]]
+        context = {"function": self._function_name, "messages": len(delivered)}
+        try:
             result = self._handler(event, LocalLambdaContext(self._function_name))
-            failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
-            for message in messages:
-                if message["MessageId"] not in failed:
-                    client.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
-            if failed:
-                logger.warning("replay batch had failures", extra={"failed": len(failed)})
+        except Exception:  # noqa: BLE001 (any function error, as Lambda sees it)
+            # Lambda leaves the whole batch on the queue when the function errors; so do we.
+            logger.exception("queue handler raised, the batch will be retried", extra=context)
+            return set(delivered)
+        failed = _failed_message_ids(delivered, result)
+        if failed:
+            logger.warning("queue batch had failures", extra=context | {"failed": len(failed)})
+        return failed
 
 
-def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+def _failed_message_ids(delivered: list[str], result: Any) -> set[str]:
+    """The messages Lambda keeps after a ReportBatchItemFailures response: those it names, or the
+    whole batch when the response is malformed or names a message that was not delivered."""
+    if result is None:
+        return set()
+    if not isinstance(result, Mapping):
+        return set(delivered)
+    failures = result.get("batchItemFailures")
+    if not failures:
+        return set()
+    if not isinstance(failures, list):
+        return set(delivered)
+    identifiers = [failure.get("itemIdentifier") if isinstance(failure, Mapping) else None for failure in failures]
+    if not all(identifier in delivered for identifier in identifiers):
+        return set(delivered)
+    return {str(identifier) for identifier in identifiers}
+
+
+def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """A ReceiveMessage message (as boto3 parses it) in the shape Lambda's SQS event carries."""
     return {
         "messageId": message["MessageId"],
         "receiptHandle": message["ReceiptHandle"],
         "body": message["Body"],
         "attributes": message.get("Attributes", {}),
-        "messageAttributes": {},
+        "messageAttributes": {
+            name: _message_attribute(value) for name, value in message.get("MessageAttributes", {}).items()
+        },
         "md5OfBody": message.get("MD5OfBody", ""),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
-        "awsRegion": "us-east-1",
+        "awsRegion": region,
     }
+
+
+def _message_attribute(value: dict[str, Any]) -> dict[str, Any]:
+    # Lambda spells the fields in camelCase and sends binary values base64-encoded.
+    attribute: dict[str, Any] = {"stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
+    if "StringValue" in value:
+        attribute["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        attribute["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode("ascii")
+    return attribute
 
 
 def only_inserts(record: dict[str, Any]) -> bool:

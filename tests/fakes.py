@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from typing import Any
 
+from meterway.dal.ledger_store import LedgerQuery
 from meterway.dal.rollup_store import BatchOutcome, bucket_range
 from meterway.errors import StorageError
 from meterway.logic.keys import ApiKey
@@ -51,6 +53,9 @@ class InMemoryLedger:
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.items.get(request_id))
+
+    def pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        return ledger_pages(self, query, page_size)
 
 
 class InMemorySpill:
@@ -106,3 +111,84 @@ class InMemoryRollups:
         rows = [copy.deepcopy(row) for (key, sk), row in sorted(self.items.items()) if key == pk and low <= sk <= high]
         self.items_read += len(rows)
         return rows
+
+
+def ledger_pages(ledger: InMemoryLedger, query: LedgerQuery, page_size: int) -> Iterator[list[dict[str, Any]]]:
+    matching = sorted(
+        (
+            item
+            for item in ledger.items.values()
+            if item["account_id"] == query.account_id
+            and query.start <= item["created_sk"] <= query.end
+            and query.key_id in (None, item["key_id"])
+            and query.model in (None, item["model"])
+        ),
+        key=lambda item: item["created_sk"],
+    )
+    for index in range(0, len(matching), page_size):
+        yield copy.deepcopy(matching[index : index + page_size])
+
+
+class InMemoryJobs:
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+
+    def create(self, job: dict[str, Any]) -> None:
+        assert job["job_id"] not in self.jobs
+        self.jobs[job["job_id"]] = dict(job)
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        return dict(self.jobs[job_id]) if job_id in self.jobs else None
+
+    def claim(self, job_id: str, now: str) -> str | None:
+        job = self.jobs.get(job_id)
+        if job is None or job["status"] not in ("queued", "running"):
+            return None
+        attempt = f"attempt-{job.get('attempts', 0) + 1}"
+        job |= {"status": "running", "attempt_id": attempt, "rows": 0, "attempts": job.get("attempts", 0) + 1}
+        return attempt
+
+    def progress(self, job_id: str, attempt: str, rows: int, now: str) -> bool:
+        return self.finish(job_id, attempt, {"rows": rows})
+
+    def finish(self, job_id: str, attempt: str, fields: dict[str, Any]) -> bool:
+        job = self.jobs[job_id]
+        if job.get("attempt_id") != attempt:
+            return False
+        job |= fields
+        return True
+
+    def release(self, job_id: str, attempt: str, error: str, now: str) -> None:
+        self.finish(job_id, attempt, {"status": "queued", "last_error": error})
+
+
+class InMemoryFiles:
+    """Objects appear only on ``complete``; ``fail_after_writes`` breaks the next upload midway."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.aborted = 0
+        self.fail_after_writes: int | None = None
+
+    def writer(self, key: str, content_type: str) -> Any:
+        files = self
+
+        class Writer:
+            def __init__(self) -> None:
+                self.data = bytearray()
+                self.writes = 0
+
+            def write(self, data: bytes) -> None:
+                if files.fail_after_writes is not None and self.writes >= files.fail_after_writes:
+                    files.fail_after_writes = None
+                    raise StorageError("S3 went away")
+                self.writes += 1
+                self.data += data
+
+            def complete(self) -> None:
+                files.objects[key] = bytes(self.data)
+
+            def abort(self) -> None:
+                files.aborted += 1
+
+        return Writer()

@@ -1,7 +1,9 @@
-"""``meterway``: bootstrap keys in a deployed stack (with the deployer's AWS credentials) or locally.
+"""``meterway``: bootstrap keys in a deployed stack (with the deployer's AWS credentials) or
+locally, and export usage through the management API.
 
-meterway keys create-admin --stack-name meterway --name ops
-meterway keys create --table <KeysTableName> --name ci --member alice
+  meterway keys create-admin --stack-name meterway --name ops
+  meterway keys create --table <KeysTableName> --name ci --member alice
+  meterway export --start 2026-11-01 --end 2026-11-23 [--model M] [--key K] [-o usage.csv]
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import sys
 from typing import Any
 
+from meterway import export_cli
 from meterway.dal.key_store import DynamoKeyStore
 from meterway.logic.keys import KeyKind
 from meterway.logic.manage_keys import create_key, list_keys
@@ -65,11 +68,14 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument("--name", required=True, help="a label for the key")
         if name == "create":
             command.add_argument("--member", help="the person who owns the key")
+    export_cli.add_parser(groups)
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.group == "export":
+        return export_cli.run(args)
     result = _list(args) if args.command == "list" else _create(args)
     print(json.dumps(result, indent=2))
     if args.command != "list":

@@ -16,6 +16,12 @@ class StorageSettings(BaseSettings):
     keys_table: str = "meterway-keys"
     ledger_table: str = "meterway-ledger"
     rollups_table: str = "meterway-rollups"
+    export_jobs_table: str = "meterway-export-jobs"
+    export_bucket: str = "meterway-exports"
+    export_queue_url: str | None = None
+    export_url_ttl_seconds: int = Field(default=900, ge=60, le=604_800)
+    # Local S3 endpoints need path-style URLs; AWS takes either.
+    s3_addressing_style: str = Field(default="auto", pattern="^(auto|path|virtual)$")
     spill_queue_url: str | None = None
     ledger_retention_days: int = Field(default=0, ge=0)
     key_cache_ttl_seconds: float = Field(default=30.0, ge=0)

@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,29 +74,47 @@ class LocalStack:
     def fake_requests(self) -> list[dict[str, Any]]:
         return list(httpx.get(f"{self.fake}/_fake/requests").json())
 
+    def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A management API call with the admin key."""
+        headers = {"authorization": f"Bearer {self.info['admin_key']}"}
+        return httpx.request(method, f"{self.base}/api{path}", headers=headers, timeout=30, **kwargs)
+
     def fake_faults(self, *faults: dict[str, Any], **match: str) -> None:
         httpx.post(f"{self.fake}/_fake/faults", json={"faults": list(faults), "match": match}).raise_for_status()
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    state = tmp_path_factory.mktemp("stack")
+@contextmanager
+def launched(state: Path, *, token_latency_ms: float, first_token_latency_ms: float) -> Iterator[LocalStack]:
+    """``python -m devstack`` on a free port, as ``make dev`` runs it, until the block ends."""
     log = state / "stack.log"
     env = {name: value for name, value in os.environ.items() if name not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")}
     env |= {"MW_UPSTREAM_READ_TIMEOUT_S": "2", "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "devstack", "--port", "0", "--state-dir", str(state)]
-    command += ["--token-latency-ms", "20", "--first-token-latency-ms", "50"]
+    command += ["--token-latency-ms", str(token_latency_ms), "--first-token-latency-ms", str(first_token_latency_ms)]
     with log.open("w") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        info = _wait_until_up(state / "local.json", process, log)
-        yield LocalStack(info, log)
+        yield LocalStack(_wait_until_up(state / "local.json", process, log), log)
     finally:
         process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The stack with a fake upstream that takes its time, so streaming can be seen."""
+    with launched(tmp_path_factory.mktemp("stack"), token_latency_ms=20, first_token_latency_ms=50) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def fast_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A fresh stack whose fake upstream answers at once: for volume (exports), not for timing."""
+    with launched(tmp_path_factory.mktemp("fast"), token_latency_ms=0, first_token_latency_ms=0) as running:
+        yield running
 
 
 def _wait_until_up(path: Path, process: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -153,9 +154,111 @@ def test_env_for_points_the_app_at_the_created_resources(aws):
         "MW_LEDGER_TABLE": "it-LedgerTable",
         "MW_ROLLUPS_TABLE": "it-RollupsTable",
         "MW_SPILL_QUEUE_URL": created["LedgerSpillQueue"],
+        "MW_EXPORT_BUCKET": "it-exportbucket",
+        "MW_EXPORT_JOBS_TABLE": "it-ExportJobsTable",
+        "MW_EXPORT_QUEUE_URL": created["ExportQueue"],
     }
+    # The addressing style is the local stack's business, not a template resource's
+    assert "MW_S3_ADDRESSING_STYLE" not in env_for(created)
     with pytest.raises(KeyError, match="LedgerTable"):
         env_for({"KeysTable": "x", "LedgerSpillQueue": "y"})
+
+
+def test_export_jobs_table_and_queue_get_the_template_settings(aws):
+    created = create_resources(TEMPLATE, prefix="it")
+    dynamodb = boto3.client("dynamodb")
+    sqs = boto3.client("sqs")
+
+    jobs = dynamodb.describe_table(TableName=created["ExportJobsTable"])["Table"]
+    assert _keys(jobs["KeySchema"]) == [("job_id", "HASH")]
+    assert jobs["SSEDescription"]["Status"] == "ENABLED"
+    ttl = dynamodb.describe_time_to_live(TableName=created["ExportJobsTable"])["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=created["ExportDeadLetterQueue"], AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    attributes = sqs.get_queue_attributes(QueueUrl=created["ExportQueue"], AttributeNames=["All"])["Attributes"]
+    assert attributes["VisibilityTimeout"] == "5400"
+    assert json.loads(attributes["RedrivePolicy"]) == {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3}
+    assert attributes["SqsManagedSseEnabled"] == "true"
+
+
+def test_export_bucket_is_private_encrypted_and_expires_exports(aws):
+    # Given the template, When the local stack creates its resources
+    created = create_resources(TEMPLATE, prefix="it")
+    s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
+    bucket = created["ExportBucket"]
+
+    # Then the export bucket has the deployed public access block, ownership, encryption and lifecycle
+    assert bucket == "it-exportbucket"
+    assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"] == {
+        "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    }
+    assert s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"] == {
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]
+    }
+    (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert rule["Status"] == "Enabled"
+    assert rule["Filter"] == {"Prefix": "exports/"}
+    assert rule["Expiration"] == {"Days": 7}
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    # And objects written there are encrypted at rest
+    s3.put_object(Bucket=bucket, Key="exports/probe.csv", Body=b"a,b\n")
+    assert s3.head_object(Bucket=bucket, Key="exports/probe.csv")["ServerSideEncryption"] == "AES256"
+
+
+def test_a_bucket_property_the_local_stack_cannot_translate_is_an_error(aws, tmp_path):
+    # Silently dropping it would make the local bucket differ from the deployed one.
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        "Resources:\n"
+        "  ExportBucket:\n"
+        "    Type: AWS::S3::Bucket\n"
+        "    Properties:\n"
+        "      CorsConfiguration:\n"
+        "        CorsRules: []\n"
+    )
+
+    with pytest.raises(ValueError, match="CorsConfiguration"):
+        create_resources(template, prefix="it")
+    assert boto3.client("s3").list_buckets()["Buckets"] == []
+
+
+def test_export_bucket_takes_multipart_uploads_and_serves_presigned_urls_on_the_moto_server(moto_server):
+    # Given the resources on a moto server, as the local stack runs them (plain HTTP, path-style)
+    session = boto3.session.Session(region_name=REGION)
+    created = create_resources(TEMPLATE, prefix="it", session=session, endpoint_url=moto_server)
+    s3 = session.client("s3", endpoint_url=moto_server, config=Config(s3={"addressing_style": "path"}))
+    bucket, key = created["ExportBucket"], "exports/job-1/usage-2026-11-01_2026-11-30.csv"
+
+    # When an export is written in parts, as the worker streams it
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType="text/csv")
+    # Every part but the last must be at least 5 MiB.
+    first, second = b"request_id,cost_usd\n" + b"x" * (5 * 1024 * 1024), b"gen-1,0.001\n"
+    parts = []
+    for number, body in enumerate((first, second), start=1):
+        etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=number, Body=body)["ETag"]
+        parts.append({"PartNumber": number, "ETag": etag})
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"], MultipartUpload={"Parts": parts})
+
+    # Then a presigned GET downloads it, named for the user (the TLS-only policy is not applied
+    # locally, where the endpoint is plain HTTP)
+    url = s3.generate_presigned_url(
+        "get_object",
+        Params={"Bucket": bucket, "Key": key, "ResponseContentDisposition": 'attachment; filename="usage.csv"'},
+        ExpiresIn=900,
+    )
+    assert url.startswith(f"{moto_server}/{bucket}/")
+    with urllib.request.urlopen(url) as response:
+        assert response.headers["Content-Disposition"] == 'attachment; filename="usage.csv"'
+        assert response.read() == first + second
 
 
 def test_buckets_are_created_with_lowercase_names(aws, tmp_path):

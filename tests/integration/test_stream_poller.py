@@ -278,3 +278,25 @@ def test_drain_returns_at_once_when_nothing_was_written(ledger_table, start_poll
 
     assert time.monotonic() - started < 2
     assert handler.events == []
+
+
+def test_concurrent_writes_to_moto_server_get_distinct_sequence_numbers(dynamodb, ledger_table):
+    # moto numbers stream records without a lock; devstack.moto_patches adds one (as in the stack).
+    from concurrent.futures import ThreadPoolExecutor
+
+    from devstack import moto_patches
+
+    moto_patches.apply()
+
+    def put(n: int) -> None:
+        dynamodb.put_item(TableName=ledger_table, Item={"request_id": {"S": f"gen-{n}"}})
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, range(400)))
+    streams = boto3.session.Session().client("dynamodbstreams")
+    arn = dynamodb.describe_table(TableName=ledger_table)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    records = streams.get_records(ShardIterator=iterator["ShardIterator"], Limit=1000)["Records"]
+    numbers = [record["dynamodb"]["SequenceNumber"] for record in records]
+    assert len(numbers) == len(set(numbers)) == 400

@@ -25,7 +25,7 @@ BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionR
 XRAY_WRITE = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
 SQS_POLLER = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
 STREAM_POLLER = "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole"
-FUNCTIONS = ("ProxyFunction", "ApiFunction", "LedgerReplayFunction", "AggregatorFunction")
+FUNCTIONS = ("ProxyFunction", "ApiFunction", "LedgerReplayFunction", "AggregatorFunction", "ExportFunction")
 
 
 class _NoManagedPolicies:
@@ -88,6 +88,10 @@ def _arn(logical_id: str) -> dict[str, Any]:
 
 def _indexes(logical_id: str) -> dict[str, Any]:
     return {"Fn::Sub": f"${{{logical_id}.Arn}}/index/*"}
+
+
+def _exports(bucket: str = "ExportBucket") -> dict[str, Any]:
+    return {"Fn::Sub": f"${{{bucket}.Arn}}/exports/*"}
 
 
 def _targets(*values: Any) -> str:
@@ -210,6 +214,7 @@ def test_run_sh_starts_the_proxy_app_on_the_adapter_port():
         ("ApiFunction", "meterway.handlers.api.handler", 29),
         ("LedgerReplayFunction", "meterway.handlers.ledger_replay.handler", 30),
         ("AggregatorFunction", "meterway.handlers.aggregator.handler", 60),
+        ("ExportFunction", "meterway.handlers.export_worker.handler", 900),
     ],
 )
 def test_python_handlers(resources, function, handler, timeout):
@@ -238,6 +243,10 @@ def test_every_function_gets_the_shared_configuration(resources, function):
     assert env["MW_ROLLUPS_TABLE"] == {"Ref": "RollupsTable"}
     assert env["MW_LEDGER_RETENTION_DAYS"] == {"Ref": "LedgerRetentionDays"}
     assert env["MW_KEY_CACHE_TTL_SECONDS"] == {"Ref": "KeyCacheTtlSeconds"}
+    assert env["MW_EXPORT_BUCKET"] == {"Ref": "ExportBucket"}
+    assert env["MW_EXPORT_JOBS_TABLE"] == {"Ref": "ExportJobsTable"}
+    assert env["MW_EXPORT_QUEUE_URL"] == {"Ref": "ExportQueue"}
+    assert env["MW_EXPORT_URL_TTL_SECONDS"] == {"Ref": "ExportUrlTtlSeconds"}
 
 
 def test_dependencies_layer_is_built_for_arm64(template, resources):
@@ -290,7 +299,47 @@ def test_api_role_has_exactly_its_actions(resources):
         (("dynamodb:GetItem", "dynamodb:Query"), _targets(_arn("LedgerTable"), _indexes("LedgerTable"))),
         # Usage and activity read the rollups; the table has no index to grant.
         (("dynamodb:GetItem", "dynamodb:Query"), _targets(_arn("RollupsTable"))),
+        # Exports: create and read the job, hand it to the worker, sign the download URL.
+        (("dynamodb:GetItem", "dynamodb:PutItem"), _targets(_arn("ExportJobsTable"))),
+        (("sqs:SendMessage",), _targets(_arn("ExportQueue"))),
+        (("s3:GetObject",), _targets(_exports())),
     }
+
+
+def test_export_role_has_exactly_its_actions(resources):
+    # It reads what it exports, moves its job along, and writes files under exports/ only:
+    # no PutItem anywhere, no ledger table scan, no read of the files it wrote.
+    assert _statements(resources, "ExportFunction") == {
+        (("dynamodb:GetItem", "dynamodb:UpdateItem"), _targets(_arn("ExportJobsTable"))),
+        (("dynamodb:Query",), _targets(_indexes("LedgerTable"))),
+        (("dynamodb:Query",), _targets(_arn("RollupsTable"))),
+        (("dynamodb:Query",), _targets(_arn("KeysTable"), _indexes("KeysTable"))),
+        (
+            ("s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:PutObject"),
+            _targets(_exports()),
+        ),
+    }
+
+
+def _role_actions(role: dict[str, Any]) -> set[str]:
+    return {
+        action
+        for policy in role["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        for action in _as_list(statement["Action"])
+    }
+
+
+def test_only_the_export_function_can_write_the_export_bucket(resources):
+    # Given every role the stack creates, Then exactly one may put objects, and no role may
+    # change the bucket itself (its policy, ACLs or lifecycle) or delete exports early.
+    roles = _of_type(resources, "AWS::IAM::Role")
+    writers = {logical_id for logical_id, role in roles.items() if "s3:PutObject" in _role_actions(role)}
+    s3_actions = {action for role in roles.values() for action in _role_actions(role) if action.startswith("s3:")}
+
+    assert writers == {"ExportFunctionRole"}
+    assert s3_actions == {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
+    assert all("*" not in action for action in s3_actions)
 
 
 def test_replay_role_has_exactly_its_actions(resources):
@@ -320,6 +369,7 @@ def test_aggregator_role_has_exactly_its_actions(resources):
         ("LedgerReplayFunction", [BASIC_EXECUTION, XRAY_WRITE, SQS_POLLER]),
         # And the stream reader policy for the DynamoDB stream event source.
         ("AggregatorFunction", [BASIC_EXECUTION, XRAY_WRITE, STREAM_POLLER]),
+        ("ExportFunction", [BASIC_EXECUTION, XRAY_WRITE, SQS_POLLER]),
     ],
 )
 def test_managed_policies_are_only_those_sam_adds(resources, function, managed):
@@ -346,11 +396,12 @@ def test_replay_function_drains_the_spill_queue(resources):
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
-def test_only_the_two_event_sources_exist(resources):
+def test_only_the_three_event_sources_exist(resources):
     mappings = _of_type(resources, "AWS::Lambda::EventSourceMapping").values()
 
     assert sorted(m["Properties"]["FunctionName"]["Ref"] for m in mappings) == [
         "AggregatorFunction",
+        "ExportFunction",
         "LedgerReplayFunction",
     ]
 
@@ -370,11 +421,36 @@ def test_spill_queue_parks_poison_records_in_the_dead_letter_queue(resources):
     assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
 
 
+def test_export_function_takes_one_job_at_a_time_from_the_export_queue(resources):
+    mapping = _event_source_mapping(resources, "ExportFunction")
+
+    assert mapping["EventSourceArn"] == _arn("ExportQueue")
+    assert mapping["BatchSize"] == 1
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert resources["ExportFunction"]["Properties"]["MemorySize"] == 1024
+
+
+def test_export_queue_outlasts_the_worker_and_parks_failed_jobs(resources):
+    # Given the export queue, Then a job stays hidden for six function timeouts while it runs,
+    # and after three failed attempts it moves to the dead-letter queue instead of looping.
+    queue = resources["ExportQueue"]["Properties"]
+    dlq = resources["ExportDeadLetterQueue"]["Properties"]
+    timeout = resources["ExportFunction"]["Properties"]["Timeout"]
+
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["VisibilityTimeout"] == 6 * timeout == 5400
+    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": _arn("ExportDeadLetterQueue"), "maxReceiveCount": 3}
+    assert queue["MessageRetentionPeriod"] > 3 * queue["VisibilityTimeout"]
+    assert dlq["SqsManagedSseEnabled"] is True
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
 @pytest.mark.parametrize(
     ("alarm_id", "queue_id"),
     [
         ("LedgerSpillDeadLetterAlarm", "LedgerSpillDeadLetterQueue"),
         ("AggregatorDeadLetterAlarm", "AggregatorDeadLetterQueue"),
+        ("ExportDeadLetterAlarm", "ExportDeadLetterQueue"),
     ],
 )
 def test_dead_letter_queue_raises_an_alarm(resources, alarm_id, queue_id):
@@ -480,6 +556,66 @@ def test_rollups_table_schema(resources):
     assert "StreamSpecification" not in props
 
 
+def test_export_jobs_table_schema(resources):
+    props = _table(resources, "ExportJobsTable")
+
+    assert _keys(props["KeySchema"]) == [("job_id", "HASH")]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "job_id", "AttributeType": "S"}]
+    assert "GlobalSecondaryIndexes" not in props
+    assert "StreamSpecification" not in props
+
+
+# --- Export bucket ----------------------------------------------------------------------------
+
+
+def test_export_bucket_is_private_and_encrypted(resources):
+    bucket = resources["ExportBucket"]
+    props = bucket["Properties"]
+
+    # No public access of any kind, no ACLs, SSE-S3 with a bucket key, a generated name
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert props["BucketEncryption"] == {
+        "ServerSideEncryptionConfiguration": [
+            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}
+        ]
+    }
+    assert "BucketName" not in props
+    assert "AccessControl" not in props
+    assert "WebsiteConfiguration" not in props
+    # Exports are temporary: the bucket is not kept when the stack goes
+    assert bucket["DeletionPolicy"] == "Delete"
+    assert bucket["UpdateReplacePolicy"] == "Delete"
+
+
+def test_exports_expire_after_a_week_and_stray_uploads_after_a_day(resources, template):
+    (rule,) = resources["ExportBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+
+    assert rule["Status"] == "Enabled"
+    assert rule["Prefix"] == "exports/"
+    assert rule["ExpirationInDays"] == 7
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    # A presigned URL never outlives the file it points to
+    assert template["Parameters"]["ExportUrlTtlSeconds"]["MaxValue"] <= 7 * 24 * 3600
+
+
+def test_export_bucket_refuses_plain_http(resources):
+    (policy,) = _of_type(resources, "AWS::S3::BucketPolicy").values()
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+
+    assert policy["Properties"]["Bucket"] == {"Ref": "ExportBucket"}
+    assert statement["Effect"] == "Deny"
+    assert statement["Principal"] == "*"
+    assert statement["Action"] == "s3:*"
+    assert statement["Resource"] == [_arn("ExportBucket"), {"Fn::Sub": "${ExportBucket.Arn}/*"}]
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
 def test_upstream_secret_ships_placeholders_only(resources):
     secret = resources["UpstreamSecret"]["Properties"]
 
@@ -514,7 +650,10 @@ def test_parameter_defaults(template):
         "LedgerRetentionDays": 0,
         "KeyCacheTtlSeconds": 30,
         "ConsoleOrigin": "",
+        "ExportUrlTtlSeconds": 900,
     }
+    ttl = template["Parameters"]["ExportUrlTtlSeconds"]
+    assert (ttl["Type"], ttl["MinValue"], ttl["MaxValue"]) == ("Number", 60, 604800)
 
 
 def test_outputs_give_clients_and_tests_what_they_need(template):
@@ -530,11 +669,17 @@ def test_outputs_give_clients_and_tests_what_they_need(template):
         "LedgerSpillQueueUrl",
         "ProxyFunctionName",
         "ApiFunctionName",
+        "ExportBucketName",
+        "ExportJobsTableName",
+        "ExportQueueUrl",
     }
     api_url = "https://${MeterwayApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${StageName}"
     assert outputs["ApiUrl"]["Value"] == {"Fn::Sub": api_url}
     assert outputs["OpenAIBaseUrl"]["Value"] == {"Fn::Sub": api_url + "/v1"}
     assert outputs["RollupsTableName"]["Value"] == {"Ref": "RollupsTable"}
+    assert outputs["ExportBucketName"]["Value"] == {"Ref": "ExportBucket"}
+    assert outputs["ExportJobsTableName"]["Value"] == {"Ref": "ExportJobsTable"}
+    assert outputs["ExportQueueUrl"]["Value"] == {"Ref": "ExportQueue"}
 
 
 def test_cfn_lint_reports_nothing():

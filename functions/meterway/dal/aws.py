@@ -14,19 +14,28 @@ if TYPE_CHECKING:
 _lock = threading.Lock()
 
 
-def _config() -> Any:
+def _config(addressing_style: str | None = None) -> Any:
     from botocore.config import Config
 
     # Standard retries back off on throttling; a settled usage record must survive a throttle.
-    return Config(retries={"mode": "standard", "max_attempts": 6}, connect_timeout=3, read_timeout=10)
+    config = Config(retries={"mode": "standard", "max_attempts": 6}, connect_timeout=3, read_timeout=10)
+    if addressing_style:
+        s3_options: Any = {"addressing_style": addressing_style}
+        config = config.merge(Config(signature_version="s3v4", s3=s3_options))
+    return config
 
 
 @cache
-def _client(service: str) -> Any:
+def _client(service: str, addressing_style: str | None = None) -> Any:
     import boto3
 
     with _lock:
-        return boto3.session.Session().client(service, config=_config())  # type: ignore[call-overload]
+        session = boto3.session.Session()
+        return session.client(service, config=_config(addressing_style))  # type: ignore[call-overload]
+
+
+def s3(addressing_style: str) -> Any:
+    return _client("s3", addressing_style)
 
 
 def secretsmanager() -> SecretsManagerClient:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -23,6 +24,9 @@ class LedgerStore(Protocol):
         self, query: LedgerQuery, limit: int, cursor: str | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Records of ``query``, newest first, at most ``limit``, and the cursor of the next page."""
+
+    def pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Every record of ``query``, oldest first, one page at a time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,23 +104,7 @@ class DynamoLedgerStore(AwsResource):
     ) -> tuple[list[dict[str, Any]], str | None]:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        index, owner_name = ("ByKeyTime", "key_id") if query.key_id else ("ByAccountTime", "account_id")
-        values: dict[str, Any] = {":owner": query.key_id or query.account_id, ":low": query.start, ":high": query.end}
-        arguments: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": index,
-            "KeyConditionExpression": f"{owner_name} = :owner AND created_sk BETWEEN :low AND :high",
-            "ScanIndexForward": False,
-        }
-        filters = ["account_id = :account"] if query.key_id else []
-        if query.key_id:
-            values[":account"] = query.account_id
-        if query.model:
-            filters.append("model = :model")
-            values[":model"] = query.model
-        if filters:
-            arguments["FilterExpression"] = " AND ".join(filters)
-        arguments["ExpressionAttributeValues"] = serialize(values)
+        arguments = self._window_query(query, newest_first=True)
         start_key = decode_cursor(cursor, query) if cursor else None
         items: list[dict[str, Any]] = []
         try:
@@ -133,6 +121,45 @@ class DynamoLedgerStore(AwsResource):
         except (BotoCoreError, ClientError) as exc:
             raise StorageError("The ledger is unavailable; try again.") from exc
         return items, encode_cursor(start_key) if start_key else None
+
+    def pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Every record of the query, oldest first, ``page_size`` read at a time (for exports)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        arguments = self._window_query(query, newest_first=False)
+        while True:
+            try:
+                response = self.client.query(Limit=page_size, **arguments)
+            except (BotoCoreError, ClientError) as exc:
+                raise StorageError("The ledger is unavailable; try again.") from exc
+            items = [deserialize(item) for item in response.get("Items", [])]
+            if items:
+                yield items
+            if "LastEvaluatedKey" not in response:
+                return
+            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _window_query(self, query: LedgerQuery, *, newest_first: bool) -> dict[str, Any]:
+        index, owner_name = ("ByKeyTime", "key_id") if query.key_id else ("ByAccountTime", "account_id")
+        values: dict[str, Any] = {":owner": query.key_id or query.account_id, ":low": query.start, ":high": query.end}
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index,
+            "KeyConditionExpression": f"{owner_name} = :owner AND created_sk BETWEEN :low AND :high",
+            "ScanIndexForward": not newest_first,
+        }
+        filters = []
+        if query.key_id:
+            # A key id is unique, but the account check keeps a key filter inside its account.
+            filters.append("account_id = :account")
+            values[":account"] = query.account_id
+        if query.model:
+            filters.append("model = :model")
+            values[":model"] = query.model
+        if filters:
+            arguments["FilterExpression"] = " AND ".join(filters)
+        arguments["ExpressionAttributeValues"] = serialize(values)
+        return arguments
 
 
 def encode_record(item: dict[str, Any]) -> str:

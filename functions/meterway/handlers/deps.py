@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cache
+from typing import TYPE_CHECKING
 
 from meterway.config import get_api_settings
+from meterway.dal.export_files import S3Files
+from meterway.dal.export_jobs import DynamoExportJobStore, ExportJobStore
 from meterway.dal.key_store import CachedKeyStore, DynamoKeyStore, KeyStore
 from meterway.dal.ledger_store import DynamoLedgerStore, LedgerStore
 from meterway.dal.rollup_store import DynamoRollupStore, RollupStore
+from meterway.errors import StorageError
+
+if TYPE_CHECKING:
+    from meterway.dal.queue import SqsQueue
 
 
 @cache
@@ -27,9 +34,32 @@ def rollup_store() -> RollupStore:
     return DynamoRollupStore(get_api_settings().rollups_table)
 
 
+@cache
+def export_jobs() -> ExportJobStore:
+    return DynamoExportJobStore(get_api_settings().export_jobs_table)
+
+
+@cache
+def export_files() -> S3Files:
+    from meterway.dal import aws
+
+    settings = get_api_settings()
+    return S3Files(aws.s3(settings.s3_addressing_style), settings.export_bucket)
+
+
+@cache
+def export_queue() -> SqsQueue:
+    from meterway.dal.queue import SqsQueue
+
+    queue_url = get_api_settings().export_queue_url
+    if not queue_url:
+        raise StorageError("Exports are not configured: MW_EXPORT_QUEUE_URL is missing.")
+    return SqsQueue(queue_url)
+
+
 def reset() -> None:
     """Forget the stores (tests switch settings between cases)."""
-    for getter in (key_store, ledger_store, rollup_store):
+    for getter in (key_store, ledger_store, rollup_store, export_jobs, export_files, export_queue):
         getter.cache_clear()
 
 

@@ -100,6 +100,19 @@ def activity(
     first = last
     for _ in range(count - 1):
         first = _step_back(first, granularity)
+    return {"period": period, **bucket_series(store, account_id, first, last, granularity, group_by, names)}
+
+
+def bucket_series(
+    store: RollupStore,
+    account_id: str,
+    first: datetime,
+    last: datetime,
+    granularity: Granularity,
+    group_by: str,
+    names: dict[str, str],
+) -> dict[str, Any]:
+    """Buckets ``first``..``last`` (inclusive) of one granularity, each with its groups."""
     rows = store.query(account_id, granularity, group_by, label(first, granularity), label(last, granularity))
     cells: dict[str, dict[str, Counters]] = defaultdict(lambda: defaultdict(Counters))
     for row in rows:
@@ -122,7 +135,6 @@ def activity(
             }
         )
     return {
-        "period": period,
         "granularity": granularity,
         "group_by": group_by,
         "start": first.isoformat().replace("+00:00", "Z"),

@@ -46,11 +46,12 @@ def _parse(text: str, name: str, *, is_end: bool) -> datetime:
     return floor(moment, "minute")
 
 
-def parse_window(start: str | None, end: str | None, now: datetime) -> Window:
+def parse_window(start: str | None, end: str | None, now: datetime, *, from_rollups: bool = True) -> Window:
     """The window a query asks for; by default the last 30 days up to now, today included.
 
-    Datetimes are cut to the minute, the finest rollup. Minute rollups are kept for 8 days, so an
-    older window must start and end on whole hours.
+    Datetimes are cut to the minute, the finest rollup. Minute rollups are kept for 8 days, so a
+    window read from rollups that is older must start and end on whole hours; one read from the
+    ledger itself (``from_rollups=False``) has no such limit.
     """
     window_end = _parse(end, "end", is_end=True) if end else floor(now, "minute") + timedelta(minutes=1)
     if start:
@@ -61,7 +62,7 @@ def parse_window(start: str | None, end: str | None, now: datetime) -> Window:
         raise InvalidRequest("'end' must be after 'start'.", code="invalid_window")
     oldest_minute = floor(now - MINUTE_RETENTION, "hour") + timedelta(hours=1)
     needs_minutes = [span for span in decompose(window_start, window_end) if span.granularity == "minute"]
-    if any(span.first < oldest_minute for span in needs_minutes):
+    if from_rollups and any(span.first < oldest_minute for span in needs_minutes):
         raise InvalidRequest(
             "Minute precision is kept for 8 days: for an older window, start and end on whole hours.",
             code="invalid_window",

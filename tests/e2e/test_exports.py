@@ -1,0 +1,184 @@
+"""Exports through the local stack: 2,500 requests through the gateway, then the CSV, the PDF
+report and the CLI, each checked against the ledger and /api/usage."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from pypdf import PdfReader
+
+pytestmark = pytest.mark.e2e
+
+REQUESTS = 2500
+MODELS = ("openai/gpt-4o-mini", "anthropic/claude-haiku-4-5", "openai/gpt-4.1-mini")
+TOKENS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+
+
+@pytest.fixture(scope="module")
+def traffic(fast_stack) -> dict[str, Any]:
+    """2,500 requests from two keys, then the window that holds them, once rollups caught up."""
+    second = fast_stack.admin("POST", "/keys", json={"name": "batch jobs", "member": "ops@example.com"}).json()
+    keys = [fast_stack.api_key, second["secret"]]
+    today = datetime.now(UTC).date()
+
+    def call(n: int) -> str:
+        response = client.post(
+            "/v1/chat/completions",
+            json={
+                "model": MODELS[n % 3],
+                "messages": [{"role": "user", "content": f"row {n}, =1+1"}],
+                "user": f"user-{n % 7}",
+            },
+            headers={"authorization": f"Bearer {keys[n % 2]}"},
+        )
+        response.raise_for_status()
+        return str(response.headers["x-meterway-request-id"])
+
+    with httpx.Client(base_url=fast_stack.base, timeout=30) as client, ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(call, range(REQUESTS)))
+    window = {"start": (today - timedelta(days=1)).isoformat(), "end": (today + timedelta(days=1)).isoformat()}
+    deadline = time.monotonic() + 120
+    while fast_stack.admin("GET", "/usage", params=window).json()["totals"]["requests"] < REQUESTS:
+        assert time.monotonic() < deadline, "rollups did not catch up"
+        time.sleep(0.5)
+    return {"ids": ids, "window": window, "second_key": second}
+
+
+def export(stack, body: dict[str, Any]) -> dict[str, Any]:
+    started = stack.admin("POST", "/exports", json=body)
+    assert started.status_code == 202, started.text
+    assert started.json()["status"] == "queued"
+    deadline = time.monotonic() + 120
+    while True:
+        job = stack.admin("GET", f"/exports/{started.json()['id']}").json()
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+
+
+def test_the_csv_holds_exactly_the_ledgers_rows_and_its_totals_equal_usage(fast_stack, traffic):
+    window = traffic["window"]
+    job = export(fast_stack, {"kind": "requests", **window})
+    assert job["status"] == "succeeded", job
+    assert job["filename"] == f"usage-{window['start']}_{window['end']}.csv"
+    assert job["rows"] == REQUESTS
+
+    download = httpx.get(job["url"])
+    assert download.status_code == 200
+    assert download.headers["content-disposition"] == f'attachment; filename="{job["filename"]}"'
+    rows = list(csv.DictReader(io.StringIO(download.content.decode("utf-8"))))
+    assert sorted(row["request_id"] for row in rows) == sorted(traffic["ids"])
+    assert download.content.count(b"\r\n") == REQUESTS + 1
+
+    usage = fast_stack.admin("GET", "/usage", params=window).json()["totals"]
+    assert sum(Decimal(row["cost_usd"]) for row in rows) == Decimal(usage["cost"])
+    for name in TOKENS:
+        assert sum(int(row[name]) for row in rows) == usage[name], name
+    assert {row["user"] for row in rows} == {f"user-{n}" for n in range(7)}
+
+    # The URL is signed for one GET of this one object, for the configured 15 minutes.
+    url = urlsplit(job["url"])
+    signed = {name: values[0] for name, values in parse_qs(url.query).items()}
+    assert url.path.endswith(f"/{job['filename']}")
+    assert f"/exports/default/{job['id']}/" in url.path
+    assert signed["X-Amz-Expires"] == "900"
+    assert signed["X-Amz-SignedHeaders"] == "host"
+    signed_at = datetime.strptime(signed["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - signed_at).total_seconds()) < 60
+    expires_at = datetime.fromisoformat(job["expires_at"].replace("Z", "+00:00"))
+    assert abs((expires_at - signed_at).total_seconds() - 900) < 5
+
+
+def test_a_key_filtered_export_has_only_that_keys_rows(fast_stack, traffic):
+    key_id = traffic["second_key"]["id"]
+    job = export(fast_stack, {"kind": "requests", "key": key_id, "model": MODELS[1], **traffic["window"]})
+    rows = list(csv.DictReader(io.StringIO(httpx.get(job["url"]).text)))
+    assert {(row["key_id"], row["model"]) for row in rows} == {(key_id, MODELS[1])}
+    usage = fast_stack.admin("GET", "/usage", params={**traffic["window"], "key": key_id, "model": MODELS[1]}).json()
+    assert len(rows) == usage["totals"]["requests"] > 0
+
+
+def test_the_pdf_report_has_a_page_per_key_and_the_totals_of_usage(fast_stack, traffic, tmp_path):
+    job = export(fast_stack, {"kind": "activity", "format": "pdf", **traffic["window"]})
+    assert job["status"] == "succeeded", job
+    pdf = httpx.get(job["url"]).content
+    (tmp_path / job["filename"]).write_bytes(pdf)
+    reader = PdfReader(io.BytesIO(pdf))
+    api_keys = [key for key in fast_stack.admin("GET", "/keys").json()["data"] if key["kind"] == "api"]
+    assert len(reader.pages) == 1 + len(api_keys)
+    usage = fast_stack.admin("GET", "/usage", params=traffic["window"]).json()["totals"]
+    summary = reader.pages[0].extract_text()
+    assert f"{usage['requests']:,}" in summary
+    assert usage["cost"] in summary.replace(",", "")
+    names = " ".join(page.extract_text() for page in reader.pages[1:])
+    assert all(key["name"] in names for key in api_keys)
+
+
+def test_the_activity_csv_sums_to_usage(fast_stack, traffic):
+    job = export(fast_stack, {"kind": "activity", "group_by": "key", "granularity": "hour", **traffic["window"]})
+    rows = list(csv.DictReader(io.StringIO(httpx.get(job["url"]).text)))
+    usage = fast_stack.admin("GET", "/usage", params=traffic["window"]).json()["totals"]
+    assert sum(int(row["requests"]) for row in rows) == usage["requests"]
+    assert sum(Decimal(row["cost_usd"]) for row in rows) == Decimal(usage["cost"])
+    assert len({row["bucket_start"] for row in rows}) == 72  # every hour of the three days, empty ones too
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"kind": "requests", "start": "2026-11-20", "end": "2026-11-01"}, 400),
+        ({"kind": "requests", "format": "xlsx"}, 400),
+        ({"kind": "requests", "format": "pdf"}, 400),
+        ({"kind": "receipts"}, 400),
+        ({"kind": "requests", "key": "key_not_mine"}, 404),
+    ],
+)
+def test_bad_export_requests_are_refused(fast_stack, body, status):
+    response = fast_stack.admin("POST", "/exports", json=body)
+    assert response.status_code == status, response.text
+    assert set(response.json()["error"]) == {"message", "type", "code"}
+
+
+def test_an_unknown_export_is_not_found(fast_stack):
+    assert fast_stack.admin("GET", "/exports/exp_0000").status_code == 404
+
+
+def test_the_cli_exports_with_a_progress_bar_and_downloads_the_file(fast_stack, traffic, tmp_path):
+    target = tmp_path / "export.csv"
+    env = os.environ | {"MW_API_URL": f"{fast_stack.base}/api", "MW_ADMIN_KEY": fast_stack.info["admin_key"]}
+    window = traffic["window"]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "meterway.cli",
+            "export",
+            "--start",
+            window["start"],
+            "--end",
+            window["end"],
+            "-o",
+            str(target),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{REQUESTS}/{REQUESTS}" in done.stderr  # tqdm's bar, counted against /api/usage
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert sorted(row["request_id"] for row in rows) == sorted(traffic["ids"])
