@@ -19,15 +19,17 @@ window exist too. Those are all the buckets the measured queries read. Minute ro
 whole edge days (≈180k items at 1M, moto takes ≈1.6k items/s) would have pushed the run past
 10 minutes without changing any count. Summing the records directly instead of applying
 ``rollup_updates`` per record (20 transactional updates each) keeps 1M records feasible; a
-cross-check proves the shortcut exact: the first 500 records of the smallest N are applied
-through ``DynamoRollupStore.apply(request_id, rollup_updates(item))`` under one account and
-summed directly under another, and both must give the same rows (for the loaded buckets) and the
-same ``analytics`` answers.
+cross-check proves the shortcut exact: the first 500 records of the smallest N, plus all its
+records in the minute-row hours (few of the first 500 land there), are applied through
+``DynamoRollupStore.apply(request_id, rollup_updates(item))`` under one account and summed
+directly under another, and both must give the same rows, attribute for attribute (for the
+loaded buckets), and the same ``analytics`` answers.
 
 Two moto 5.2.5 costs are patched out, in this process only: a transaction deep-copies the whole
-table once per operation (for rollback; skipped during the cross-check's applies, which must all
-succeed), and a Query lists and sorts the whole table (restricted to the queried partition; the
-queries are run once with and once without this patch and must agree, items read included).
+table once per operation (``devstack.moto_patches``, as in the local stack and the integration
+tests, backs up only the touched items), and a Query lists and sorts the whole table
+(``partition_scoped_queries`` shows it the queried partition only; the queries are run once with
+and once without it and must agree, items read included).
 
 The script exits non-zero unless, at every N up to 1M, each query reads at most 2,000 items and
 no more than its (bucket, value) bound, and, from 100k up, ten times the requests make each
@@ -73,9 +75,10 @@ import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 from moto.dynamodb.models.table import Table as MotoTable  # noqa: E402
 
+from devstack import moto_patches  # noqa: E402
 from devstack.aws_resources import create_resources  # noqa: E402
-from meterway.dal.aws import deserialize  # noqa: E402
-from meterway.dal.rollup_store import DynamoRollupStore  # noqa: E402
+from meterway.dal.aws import deserialize, serialize  # noqa: E402
+from meterway.dal.rollup_store import DynamoRollupStore, bucket_range  # noqa: E402
 from meterway.logic import analytics  # noqa: E402
 from meterway.logic.keys import ApiKey  # noqa: E402
 from meterway.logic.record_usage import UsageRecord  # noqa: E402
@@ -251,9 +254,6 @@ def rollup_item(
     item: dict[str, Any] = {
         "pk": partition(account, granularity, dimension),
         "sk": f"{bucket}#{value}",
-        "bucket": bucket,
-        "dimension": dimension,
-        "value": value,
         **dict(zip(COUNTERS[:COST], counters[:COST], strict=True)),
         "cost_usd": Decimal(counters[COST]).scaleb(-9),
     }
@@ -307,21 +307,31 @@ def ledger_item(index: int, offset: int, key: int, model: int, counters: tuple[i
 
 
 def cross_check(client: Any, table: Any, table_name: str, n: int, count: int) -> dict[str, Any]:
-    """Apply the first records through the real store under acct_real, sum them directly under
-    acct_direct, and compare rows and answers. Raises AssertionError on any difference."""
-    sample = sorted(itertools.islice(records(n), count))  # in time order, as a stream delivers
+    """Apply the first ``count`` records, and every record in EDGE_HOURS (only a few of the first
+    ones fall in the minute rows), through the real store under acct_real, sum the same records
+    directly under acct_direct, and compare rows and answers. Raises AssertionError on any
+    difference."""
+    chosen = (record for index, record in enumerate(records(n)) if index < count or record[0] // HOUR_MS in EDGE_HOURS)
+    sample = sorted(chosen)  # in time order, as a stream delivers them
     real = DynamoRollupStore(table_name, client=client)
-    # moto snapshots the whole table (deepcopy) for every op of a transaction, to roll back on
-    # failure: 21 copies of a growing table per record would take hours. Every apply here must
-    # succeed (asserted), so the rollback snapshot is skipped while they run.
-    with mock.patch.object(MotoTable, "__deepcopy__", lambda table, memo: table, create=True):
-        for index, record in enumerate(sample):
-            assert real.apply(f"gen-bench{index:08d}", rollup_updates(ledger_item(index, *record)))
+    for index, record in enumerate(sample):
+        assert real.apply(f"gen-bench{index:08d}", rollup_updates(ledger_item(index, *record)))
     load(table, rollup_items(aggregate(iter(sample)), "acct_direct"))
-    real_rows, direct_rows = _rows(client, table_name, "acct_real"), _rows(client, table_name, "acct_direct")
-    loaded = {key: row for key, row in real_rows.items() if _loaded(key[0].split("#", 1)[0], row["bucket"])}
-    assert loaded == direct_rows, "directly summed rows differ from rollup_updates' rows"
-    store = DynamoRollupStore(table_name, client=client)
+    with partition_scoped_queries():  # itself checked by check_patch_neutral
+        direct_rows = _loaded_rows(client, table_name, "acct_direct")
+        assert _loaded_rows(client, table_name, "acct_real") == direct_rows, "summed rows differ from applied rows"
+        answers = _compare_answers(DynamoRollupStore(table_name, client=client))
+    in_minutes = sum(record[0] // HOUR_MS in EDGE_HOURS for record in sample)
+    return {
+        "records": len(sample),
+        "records_in_minute_rows": in_minutes,
+        "rows_compared": len(direct_rows),
+        "answers_compared": answers,
+    }
+
+
+def _compare_answers(store: DynamoRollupStore) -> list[str]:
+    """The analytics answers of acct_real and acct_direct must be equal."""
     checks = {
         "usage month": lambda account: analytics.usage(store, account, MONTH),
         "usage ragged": lambda account: analytics.usage(store, account, RAGGED),
@@ -331,24 +341,53 @@ def cross_check(client: Any, table: Any, table_name: str, n: int, count: int) ->
     }
     for name, query in checks.items():
         assert query("acct_real") == query("acct_direct"), f"{name}: answers differ"
-    return {"records": len(sample), "rows_compared": len(direct_rows), "answers_compared": list(checks)}
+    return list(checks)
 
 
-def _rows(client: Any, table_name: str, account: str) -> dict[tuple[str, str], dict[str, Any]]:
+def _loaded_rows(client: Any, table_name: str, account: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Every attribute of an account's rows in the loaded buckets, by (granularity, dimension, sk)."""
     rows = {}
-    for page in client.get_paginator("scan").paginate(TableName=table_name):
-        for item in map(deserialize, page["Items"]):
-            if item["pk"].startswith(f"{account}#"):
-                rows[(item.pop("pk").split("#", 1)[1], item["sk"])] = item
+    dimension_names = ["total", "model", "key", "member", *map(key_models_dimension, KEYS)]
+    for granularity, dimension in itertools.product(LOADED_BUCKETS, dimension_names):
+        for first, last in LOADED_BUCKETS[granularity]:
+            low, high = bucket_range(first, last)
+            pages = client.get_paginator("query").paginate(
+                TableName=table_name,
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                ExpressionAttributeValues=serialize(
+                    {":pk": partition(account, granularity, dimension), ":low": low, ":high": high}
+                ),
+            )
+            for item in (deserialize(raw) for page in pages for raw in page["Items"]):
+                del item["pk"]
+                rows[(granularity, dimension, item["sk"])] = item
     return rows
 
 
-def _loaded(granularity: Granularity, bucket: str) -> bool:
-    """Whether the bench loads rows of this bucket (see EDGE_DAYS and EDGE_HOURS)."""
-    hour = int((parse_label(bucket, granularity) - MONTH.start).total_seconds()) // 3600
-    if granularity == "hour":
-        return hour // 24 in EDGE_DAYS
-    return granularity != "minute" or hour in EDGE_HOURS
+def _hour_spans(hours: frozenset[int]) -> list[tuple[datetime, datetime]]:
+    """Runs of consecutive hours (offsets from the month's start) as (first, last) hour starts."""
+    runs: list[list[int]] = []
+    for hour in sorted(hours):
+        if runs and runs[-1][-1] == hour - 1:
+            runs[-1].append(hour)
+        else:
+            runs.append([hour])
+    return [(MONTH.start + timedelta(hours=run[0]), MONTH.start + timedelta(hours=run[-1])) for run in runs]
+
+
+# (first, last) bucket labels of the rows the bench loads, per granularity.
+LOADED_BUCKETS: dict[Granularity, list[tuple[str, str]]] = {
+    "month": [(label(MONTH.start, "month"), label(MONTH.start, "month"))],
+    "day": [(label(MONTH.start, "day"), label(MONTH.end - timedelta(days=1), "day"))],
+    "hour": [
+        (label(start, "hour"), label(start + timedelta(hours=23), "hour"))
+        for start in (MONTH.start + timedelta(days=day) for day in sorted(EDGE_DAYS))
+    ],
+    "minute": [
+        (label(first, "minute"), label(last + timedelta(minutes=59), "minute"))
+        for first, last in _hour_spans(EDGE_HOURS)
+    ],
+}
 
 
 # --- measurement ---------------------------------------------------------------------------------
@@ -362,9 +401,6 @@ class BoundingStore:
     def __init__(self, store: DynamoRollupStore):
         self.store = store
         self.bound = 0
-
-    def apply(self, request_id: str, updates: list[Any]) -> bool:
-        return self.store.apply(request_id, updates)
 
     def query(self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str) -> list:
         end = step(parse_label(last, granularity), granularity)
@@ -531,6 +567,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     sizes = sorted(int(size) for size in args.sizes.split(","))
+    moto_patches.apply()  # as in the local stack and the integration tests
     started = time.perf_counter()
     # The cross-check replays the first records of the smallest N through the real write path.
     results = {n: run_size(n, cross_check_records=args.cross_check if n == sizes[0] else 0) for n in sizes}

@@ -50,9 +50,8 @@ def start_moto(stack: ExitStack, host: str) -> str:
     import httpx
 
     port = free_port(host)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack.moto_server", "--host", host, "--port", str(port)], cwd=ROOT
-    )
+    command = [sys.executable, "-m", "devstack.moto_server", "--host", host, "--port", str(port)]
+    process = subprocess.Popen(command, cwd=ROOT, preexec_fn=_die_with_parent)
     stack.callback(_stop, process)
     url = f"http://{host}:{port}"
     deadline = time.monotonic() + 30
@@ -65,6 +64,16 @@ def start_moto(stack: ExitStack, host: str) -> str:
         except httpx.TransportError:
             time.sleep(0.05)
     raise RuntimeError("moto server did not start in 30 s")
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when the stack's process dies, even by SIGKILL, so no moto
+    server outlives its stack."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -126,11 +135,15 @@ def bootstrap_keys() -> dict[str, str]:
     """One admin key and one API key in the local account, as ``meterway keys create`` makes them."""
     from meterway.config import get_api_settings
     from meterway.dal.key_store import DynamoKeyStore
+    from meterway.dal.member_store import DynamoMemberStore
     from meterway.logic.manage_keys import create_key
+    from meterway.logic.manage_members import ensure_member
 
-    store = DynamoKeyStore(get_api_settings().keys_table)
+    table = get_api_settings().keys_table
+    store = DynamoKeyStore(table)
     _, admin_secret = create_key(store, LOCAL_ACCOUNT, "local admin", kind="admin")
-    _, api_secret = create_key(store, LOCAL_ACCOUNT, "local dev", member="dev@localhost")
+    member = ensure_member(DynamoMemberStore(table), LOCAL_ACCOUNT, "dev@localhost")
+    _, api_secret = create_key(store, LOCAL_ACCOUNT, "local dev", member=member.member_id)
     return {"admin_key": admin_secret, "api_key": api_secret}
 
 

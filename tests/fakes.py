@@ -40,6 +40,7 @@ class InMemoryLedger:
         self.items: dict[str, dict[str, Any]] = {}
         self.failures = failures
         self.attempts = 0
+        self.counters: list[Any] = []
 
     def put(self, item: dict[str, Any]) -> bool:
         self.attempts += 1
@@ -54,6 +55,12 @@ class InMemoryLedger:
     def get(self, request_id: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.items.get(request_id))
 
+    def settle(self, item: dict[str, Any], counters: list[Any]) -> bool:
+        written = self.put(item)
+        if written:
+            self.counters.extend(counters)
+        return written
+
     def pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
         return ledger_pages(self, query, page_size)
 
@@ -63,7 +70,7 @@ class InMemorySpill:
         self.sent: list[dict[str, Any]] = []
         self.broken = broken
 
-    def send(self, item: dict[str, Any]) -> None:
+    def send(self, item: dict[str, Any], counters: list[Any] | None = None) -> None:
         if self.broken:
             raise StorageError("queue down")
         self.sent.append(copy.deepcopy(item))

@@ -98,3 +98,11 @@ class StorageError(MeterwayError):
     status = 503
     type = "api_error"
     code = "storage_unavailable"
+
+
+class Conflict(MeterwayError):
+    """The request clashes with what is stored: a duplicate, or a concurrent change."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"

@@ -29,6 +29,7 @@ TOKENS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_
 @pytest.fixture(scope="module")
 def traffic(fast_stack) -> dict[str, Any]:
     """2,500 requests from two keys, then the window that holds them, once rollups caught up."""
+    fast_stack.admin("POST", "/members", json={"member_id": "ops@example.com"}).raise_for_status()
     second = fast_stack.admin("POST", "/keys", json={"name": "batch jobs", "member": "ops@example.com"}).json()
     keys = [fast_stack.api_key, second["secret"]]
     today = datetime.now(UTC).date()

@@ -18,8 +18,10 @@ from boto3.dynamodb.types import TypeSerializer
 from devstack.gateway import LocalLambdaContext
 from meterway.dal.key_store import DynamoKeyStore
 from meterway.dal.ledger_store import DynamoLedgerStore
+from meterway.dal.member_store import DynamoMemberStore
 from meterway.handlers import aggregator, deps
 from meterway.logic.manage_keys import create_key
+from meterway.logic.manage_members import create_member
 from tests.integration.conftest import call_api, load_event
 from tests.ledger_factory import MODELS, ledger_item
 
@@ -55,6 +57,9 @@ def account(module_aws_env):
 
 def seed(aws_env: dict[str, str]) -> dict[str, Any]:
     keys = DynamoKeyStore(aws_env["KeysTable"])
+    members = DynamoMemberStore(aws_env["KeysTable"])
+    for member in ("alice", "bob"):
+        create_member(members, "acct", member)
     _, admin_secret = create_key(keys, "acct", "ops", kind="admin")
     alice, _ = create_key(keys, "acct", "prod", member="alice")
     bob, _ = create_key(keys, "acct", "staging", member="bob")

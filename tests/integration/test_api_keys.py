@@ -28,6 +28,7 @@ def call(method: str, path: str, secret: str | None, body: dict | None = None) -
 
 
 def test_an_admin_creates_a_key_whose_secret_is_shown_once_and_stored_never(admin):
+    assert call("POST", "/api/members", admin["admin"], {"member_id": "bob@example.com"})["statusCode"] == 201
     created = call("POST", "/api/keys", admin["admin"], {"name": "staging", "member": "bob@example.com"})
     assert created["statusCode"] == 201
     secret = created["json"]["secret"]

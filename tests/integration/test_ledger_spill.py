@@ -11,6 +11,7 @@ from devstack.gateway import LocalLambdaContext
 from meterway.dal.ledger_store import DynamoLedgerStore, SqsSpillQueue
 from meterway.handlers import ledger_replay
 from meterway.logic.keys import ApiKey
+from meterway.logic.quotas import CounterDelta
 from meterway.logic.record_usage import UsageRecord, new_request_id, save_record
 from meterway.logic.usage import TokenUsage
 
@@ -52,11 +53,12 @@ def sqs_event(messages: list[dict]) -> dict:
 def test_an_unwritable_record_is_spilled_then_replayed_once_even_when_delivered_twice(aws_env):
     # Given a ledger that cannot be written (its table is missing) and the real spill queue
     queue_url = aws_env["LedgerSpillQueue"]
-    broken_ledger = DynamoLedgerStore("no-such-table")
+    broken_ledger = DynamoLedgerStore("no-such-table", counters_table=aws_env["KeysTable"])
     item = a_record_item()
+    counters = [CounterDelta("ACCOUNT#acct", "BALANCE", {"spent_usd": item["cost_usd"], "inflight": -1})]
 
-    # When the proxy settles the record
-    outcome = save_record(item, broken_ledger, SqsSpillQueue(queue_url))
+    # When the proxy settles the record with its counters
+    outcome = save_record(item, broken_ledger, SqsSpillQueue(queue_url), counters)
 
     # Then it is parked on the queue, and the replay function writes it to the real ledger
     assert outcome == "spilled"
@@ -75,13 +77,18 @@ def test_an_unwritable_record_is_spilled_then_replayed_once_even_when_delivered_
     assert stored["prices"]["cache_write_1h_mtok"] == 2
     items = boto3.client("dynamodb").scan(TableName=aws_env["LedgerTable"])["Items"]
     assert len(items) == 1
+    balance = boto3.client("dynamodb").get_item(
+        TableName=aws_env["KeysTable"], Key={"pk": {"S": "ACCOUNT#acct"}, "sk": {"S": "BALANCE"}}
+    )["Item"]
+    assert Decimal(balance["spent_usd"]["N"]) == Decimal("0.004206")  # counted once, though replayed twice
+    assert balance["inflight"]["N"] == "-1"
 
 
 def test_a_record_that_cannot_be_replayed_is_reported_alone_and_the_rest_are_written(aws_env):
     # Given a batch with one good spilled record and one unreadable message
     queue_url = aws_env["LedgerSpillQueue"]
     good = a_record_item()
-    SqsSpillQueue(queue_url).send(good)
+    SqsSpillQueue(queue_url).send(good, [])
     boto3.client("sqs").send_message(QueueUrl=queue_url, MessageBody="{not json")
     messages = boto3.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
     assert len(messages) == 2

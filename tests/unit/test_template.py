@@ -282,7 +282,12 @@ def test_layer_requirements_cover_the_runtime_dependencies():
 
 def test_proxy_role_has_exactly_its_actions(resources):
     assert _statements(resources, "ProxyFunction") == {
-        (("dynamodb:GetItem",), _targets(_arn("KeysTable"))),
+        # Key lookups; quota counters and the balance move in TransactWriteItems (Update,
+        # ConditionCheck). No PutItem or DeleteItem: the proxy never creates or removes a key.
+        (
+            ("dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+            _targets(_arn("KeysTable")),
+        ),
         (("dynamodb:GetItem", "dynamodb:PutItem"), _targets(_arn("LedgerTable"))),
         (("secretsmanager:GetSecretValue",), _targets({"Ref": "UpstreamSecret"})),
         (("sqs:SendMessage",), _targets(_arn("LedgerSpillQueue"))),
@@ -290,8 +295,16 @@ def test_proxy_role_has_exactly_its_actions(resources):
 
 
 def test_api_role_has_exactly_its_actions(resources):
-    keys_actions = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query")
+    keys_actions = (
+        "dynamodb:BatchGetItem",
+        "dynamodb:ConditionCheckItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+    )
     assert _statements(resources, "ApiFunction") == {
+        # Keys, members and balance: rotations, patches and top-ups are transactions.
         (
             (*keys_actions, "dynamodb:UpdateItem"),
             _targets(_arn("KeysTable"), _indexes("KeysTable")),
@@ -345,6 +358,8 @@ def test_only_the_export_function_can_write_the_export_bucket(resources):
 def test_replay_role_has_exactly_its_actions(resources):
     assert _statements(resources, "LedgerReplayFunction") == {
         (("dynamodb:PutItem",), _targets(_arn("LedgerTable"))),
+        # Replayed settlements adjust quota counters and the balance; nothing else in KeysTable.
+        (("dynamodb:UpdateItem",), _targets(_arn("KeysTable"))),
     }
 
 

@@ -62,10 +62,23 @@ def reset_clients() -> None:
     _client.cache_clear()
 
 
-def serialize(item: dict[str, Any]) -> dict[str, Any]:
+@cache
+def _serializer() -> Any:
     from boto3.dynamodb.types import TypeSerializer
 
-    serializer = TypeSerializer()
+    class FixedPointSerializer(TypeSerializer):
+        """Numbers in plain notation: boto3 writes a Decimal under 1e-6 as ``1E-7``, which DynamoDB
+        takes but moto's ADD cannot parse; ``0.0000001`` means the same to both."""
+
+        def _serialize_n(self, value: Any) -> str:
+            number: str = super()._serialize_n(value)  # type: ignore[misc]  # absent from the stubs
+            return format(Decimal(number), "f") if "E" in number.upper() else number
+
+    return FixedPointSerializer()
+
+
+def serialize(item: dict[str, Any]) -> dict[str, Any]:
+    serializer = _serializer()
     return {name: serializer.serialize(value) for name, value in item.items()}
 
 

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from meterway.dal.aws import AwsResource, deserialize, serialize
 from meterway.errors import InvalidRequest, StorageError
+from meterway.logic.quotas import CounterDelta
 
 
 class LedgerStore(Protocol):
@@ -19,6 +20,10 @@ class LedgerStore(Protocol):
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         """One record by request id."""
+
+    def settle(self, item: dict[str, Any], counters: list[CounterDelta]) -> bool:
+        """Write a record and add its counters in one step; False (and nothing written) when the
+        record is already there."""
 
     def page(
         self, query: LedgerQuery, limit: int, cursor: str | None = None
@@ -59,16 +64,17 @@ def decode_cursor(cursor: str, query: LedgerQuery) -> dict[str, Any]:
 
 
 class SpillQueue(Protocol):
-    def send(self, item: dict[str, Any]) -> None:
-        """Park a record the ledger could not take, for the replay function to write later."""
+    def send(self, item: dict[str, Any], counters: list[CounterDelta]) -> None:
+        """Park a settlement the ledger could not take, for the replay function to write later."""
 
 
 class DynamoLedgerStore(AwsResource):
-    """The LedgerTable, keyed by ``request_id``."""
+    """The LedgerTable, keyed by ``request_id``; settlements also add to counters in the KeysTable."""
 
-    def __init__(self, table_name: str, client: Any | None = None):
+    def __init__(self, table_name: str, client: Any | None = None, *, counters_table: str | None = None):
         super().__init__(client)
         self._table = table_name
+        self._counters_table = counters_table or table_name
 
     def put(self, item: dict[str, Any]) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -86,6 +92,42 @@ class DynamoLedgerStore(AwsResource):
         except BotoCoreError as exc:
             raise StorageError("The ledger is unreachable.") from exc
         return True
+
+    def settle(self, item: dict[str, Any], counters: list[CounterDelta]) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not counters:
+            return self.put(item)
+        record = {
+            "Put": {
+                "TableName": self._table,
+                "Item": serialize(item),
+                "ConditionExpression": "attribute_not_exists(request_id)",
+            }
+        }
+        try:
+            self.client.transact_write_items(TransactItems=[record, *(self._add(counter) for counter in counters)])
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or [{}]
+            if reasons[0].get("Code") == "ConditionalCheckFailed":
+                return False
+            raise StorageError("The ledger did not accept the usage record.") from exc
+        except BotoCoreError as exc:
+            raise StorageError("The ledger is unreachable.") from exc
+        return True
+
+    def _add(self, counter: CounterDelta) -> dict[str, Any]:
+        names = {f"#c{index}": name for index, name in enumerate(counter.deltas)}
+        values = {f":c{index}": value for index, value in enumerate(counter.deltas.values())}
+        return {
+            "Update": {
+                "TableName": self._counters_table,
+                "Key": serialize({"pk": counter.pk, "sk": counter.sk}),
+                "UpdateExpression": "ADD " + ", ".join(f"#c{index} :c{index}" for index in range(len(names))),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": serialize(values),
+            }
+        }
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -162,16 +204,18 @@ class DynamoLedgerStore(AwsResource):
         return arguments
 
 
-def encode_record(item: dict[str, Any]) -> str:
-    """JSON with Decimals as strings, so a spilled record loses no precision."""
-    return json.dumps(item, default=lambda value: str(value) if isinstance(value, Decimal) else value)
+def encode_record(item: dict[str, Any], counters: list[CounterDelta] | None = None) -> str:
+    """A settlement as JSON, Decimals as strings so that a spilled record loses no precision."""
+    body = {"item": item, "counters": [counter.to_json() for counter in counters or []]}
+    return json.dumps(body, default=lambda value: str(value) if isinstance(value, Decimal) else value)
 
 
-def decode_record(body: str) -> dict[str, Any]:
-    item: dict[str, Any] = json.loads(body)
+def decode_record(body: str) -> tuple[dict[str, Any], list[CounterDelta]]:
+    data: dict[str, Any] = json.loads(body)
+    item: dict[str, Any] = data["item"]
     item["cost_usd"] = Decimal(item["cost_usd"])
     item["prices"] = {name: Decimal(rate) for name, rate in item.get("prices", {}).items()}
-    return item
+    return item, [CounterDelta.from_json(counter) for counter in data.get("counters", [])]
 
 
 class SqsSpillQueue(AwsResource):
@@ -183,10 +227,10 @@ class SqsSpillQueue(AwsResource):
         super().__init__(client)
         self._queue_url = queue_url
 
-    def send(self, item: dict[str, Any]) -> None:
+    def send(self, item: dict[str, Any], counters: list[CounterDelta]) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self.client.send_message(QueueUrl=self._queue_url, MessageBody=encode_record(item))
+            self.client.send_message(QueueUrl=self._queue_url, MessageBody=encode_record(item, counters))
         except (BotoCoreError, ClientError) as exc:
             raise StorageError("The spill queue is unreachable.") from exc

@@ -16,7 +16,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from meterway.errors import InvalidRequest, MeterwayError, NotFound
-from meterway.handlers import api_exports, api_keys, api_usage, deps
+from meterway.handlers import api_balance, api_exports, api_keys, api_members, api_usage, deps
 from meterway.logic.auth import authenticate
 from meterway.observability import logger
 from meterway.tracing import tracer
@@ -38,6 +38,8 @@ def _require_admin(app: APIGatewayRestResolver, next_middleware: NextMiddleware)
 
 app.use(middlewares=[_require_admin])
 app.include_router(api_keys.router)
+app.include_router(api_members.router)
+app.include_router(api_balance.router)
 app.include_router(api_usage.router)
 app.include_router(api_exports.router)
 

@@ -16,6 +16,7 @@ from meterway.dal.ledger_store import LedgerQuery
 from meterway.errors import NotFound
 from meterway.handlers import deps
 from meterway.logic import analytics
+from meterway.logic.balance import balance_usd, money
 from meterway.logic.keys import ApiKey
 from meterway.logic.request_log import entry, request_page
 from meterway.logic.windows import parse_window
@@ -90,5 +91,6 @@ def get_dashboard() -> DashboardResponse:
     now = deps.now()
     window = parse_window(None, None, now)
     items, _ = deps.ledger_store().page(LedgerQuery(account, window.start_iso, window.end_iso), RECENT)
-    result = analytics.dashboard(deps.rollup_store(), account, now, [entry(item) for item in items])
+    balance = money(balance_usd(deps.balance_store(), account))
+    result = analytics.dashboard(deps.rollup_store(), account, now, [entry(item) for item in items], balance)
     return DashboardResponse.model_validate(result)

@@ -7,10 +7,13 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from meterway.config import get_api_settings
+from meterway.dal.balance_store import BalanceStore, DynamoBalanceStore
 from meterway.dal.export_files import S3Files
 from meterway.dal.export_jobs import DynamoExportJobStore, ExportJobStore
+from meterway.dal.key_admin_store import DynamoKeyAdminStore, KeyAdminStore
 from meterway.dal.key_store import CachedKeyStore, DynamoKeyStore, KeyStore
 from meterway.dal.ledger_store import DynamoLedgerStore, LedgerStore
+from meterway.dal.member_store import DynamoMemberStore, MemberStore
 from meterway.dal.rollup_store import DynamoRollupStore, RollupStore
 from meterway.errors import StorageError
 
@@ -25,8 +28,33 @@ def key_store() -> KeyStore:
 
 
 @cache
+def key_admin() -> KeyAdminStore:
+    """Uncached: management reads what it is about to change."""
+    return DynamoKeyAdminStore(get_api_settings().keys_table)
+
+
+def keys_changed() -> None:
+    """This process changed keys: forget cached lookups so a disabled admin key stops at once here
+    (other processes see it once their cache entry expires)."""
+    store = key_store()
+    if isinstance(store, CachedKeyStore):
+        store.clear()
+
+
+@cache
+def member_store() -> MemberStore:
+    return DynamoMemberStore(get_api_settings().keys_table)
+
+
+@cache
+def balance_store() -> BalanceStore:
+    return DynamoBalanceStore(get_api_settings().keys_table)
+
+
+@cache
 def ledger_store() -> LedgerStore:
-    return DynamoLedgerStore(get_api_settings().ledger_table)
+    settings = get_api_settings()
+    return DynamoLedgerStore(settings.ledger_table, counters_table=settings.keys_table)
 
 
 @cache
@@ -59,7 +87,8 @@ def export_queue() -> SqsQueue:
 
 def reset() -> None:
     """Forget the stores (tests switch settings between cases)."""
-    for getter in (key_store, ledger_store, rollup_store, export_jobs, export_files, export_queue):
+    getters = (key_store, key_admin, member_store, balance_store, ledger_store, rollup_store)
+    for getter in (*getters, export_jobs, export_files, export_queue):
         getter.cache_clear()
 
 

@@ -21,8 +21,8 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def replay_record(record: SQSRecord) -> None:
-    item = decode_record(record.body)
-    written = deps.ledger_store().put(item)
+    item, counters = decode_record(record.body)
+    written = deps.ledger_store().settle(item, counters)
     logger.info("spilled record replayed", extra={"request_id": item["request_id"], "written": written})
 
 

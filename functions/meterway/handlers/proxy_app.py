@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
@@ -23,14 +24,17 @@ from starlette.routing import Route
 from meterway.config import ProxySettings, get_proxy_settings
 from meterway.dal.key_store import CachedKeyStore, DynamoKeyStore, KeyStore
 from meterway.dal.ledger_store import DynamoLedgerStore, LedgerStore, SpillQueue, SqsSpillQueue
+from meterway.dal.quota_store import DynamoQuotaStore, QuotaStore
 from meterway.dal.upstream import Upstream, build_client, load_credentials
 from meterway.errors import InvalidRequest, MeterwayError, NotFound, PayloadTooLarge, UpstreamError
 from meterway.handlers.sse_response import EventStreamResponse
 from meterway.logic import pricing
 from meterway.logic.auth import check_key, presented_hash
 from meterway.logic.catalog import CATALOG, resolve_model
-from meterway.logic.chat import ChatCall, complete_response, stream_chat, upstream_request
+from meterway.logic.chat import ChatCall, Settle, complete_response, stream_chat, upstream_request
+from meterway.logic.key_status import check_model_allowed, key_status
 from meterway.logic.keys import ApiKey
+from meterway.logic.quotas import Reservation
 from meterway.logic.record_usage import UsageRecord, new_request_id, now_utc, save_record
 from meterway.models import ChatCompletionRequest, parse_request
 from meterway.observability import logger
@@ -47,20 +51,26 @@ class ProxyDeps:
     ledger: LedgerStore
     spill: SpillQueue | None
     upstream: Upstream
+    quotas: QuotaStore
 
-    async def authenticate(self, request: Request) -> ApiKey:
+    async def authenticate(self, request: Request) -> tuple[ApiKey, str]:
+        """The calling API key and the hash it was found by (the reservation checks it again)."""
         key_hash = presented_hash(request.headers)
         if isinstance(self.keys, CachedKeyStore):
             # A warm cache answers without I/O, so without the cost of a thread hop.
             hit, key = self.keys.cached(key_hash)
             if hit:
-                return check_key(key, kind="api")
+                return check_key(key, kind="api"), key_hash
         found = await anyio.to_thread.run_sync(self.keys.get_by_hash, key_hash)
-        return check_key(found, kind="api")
+        return check_key(found, kind="api"), key_hash
 
-    async def settle(self, record: UsageRecord) -> None:
+    async def reserve(self, key: ApiKey, key_hash: str) -> Reservation:
+        return await anyio.to_thread.run_sync(self.quotas.reserve, key, key_hash, now_utc())
+
+    async def settle(self, reservation: Reservation, record: UsageRecord) -> None:
         item = record.to_item(retention_days=self.settings.ledger_retention_days)
-        outcome = await anyio.to_thread.run_sync(save_record, item, self.ledger, self.spill)
+        counters = reservation.settlement(record.cost_usd, record.usage.total_tokens)
+        outcome = await anyio.to_thread.run_sync(save_record, item, self.ledger, self.spill, counters)
         logger.info(
             "request settled",
             extra={
@@ -79,7 +89,8 @@ def build_deps(settings: ProxySettings | None = None) -> ProxyDeps:
     keys = CachedKeyStore(DynamoKeyStore(settings.keys_table), ttl_seconds=settings.key_cache_ttl_seconds)
     spill = SqsSpillQueue(settings.spill_queue_url) if settings.spill_queue_url else None
     upstream = Upstream(build_client(settings), settings, load_credentials(settings))
-    return ProxyDeps(settings, keys, DynamoLedgerStore(settings.ledger_table), spill, upstream)
+    ledger = DynamoLedgerStore(settings.ledger_table, counters_table=settings.keys_table)
+    return ProxyDeps(settings, keys, ledger, spill, upstream, DynamoQuotaStore(settings.keys_table))
 
 
 def _deps(request: Request) -> ProxyDeps:
@@ -105,9 +116,10 @@ async def read_json(request: Request, limit: int) -> Any:
 
 async def chat_completions(request: Request) -> Response:
     deps = _deps(request)
-    key = await deps.authenticate(request)
+    key, key_hash = await deps.authenticate(request)
     chat = parse_request(ChatCompletionRequest, await read_json(request, deps.settings.max_body_bytes))
     route = resolve_model(chat.model)
+    check_model_allowed(key, route.id)
     body = chat.model_dump(exclude_none=True)
     record = UsageRecord(
         request_id=request.state.request_id,
@@ -122,37 +134,49 @@ async def chat_completions(request: Request) -> Response:
     )
     call = ChatCall(route, body, record, request.state.started)
     path, upstream_body = upstream_request(route, body)
+    outbound = deps.upstream.request(route, path, upstream_body)
+    reservation = await deps.reserve(key, key_hash)
+    settle = partial(deps.settle, reservation)
     try:
-        response = await deps.upstream.send(deps.upstream.request(route, path, upstream_body), stream=chat.stream)
+        response = await deps.upstream.send(outbound, stream=chat.stream)
     except UpstreamError as exc:
-        await _settle_failure(deps, call, exc)
+        await _settle_failure(settle, call, exc)
         raise
     headers = {REQUEST_ID_HEADER: record.request_id}
     if chat.stream:
-        return EventStreamResponse(stream_chat(call, response, deps.settle), headers=headers)
+        return EventStreamResponse(stream_chat(call, response, settle), headers=headers)
     try:
         payload = response.json()
     except ValueError as exc:
         failure = UpstreamError("The upstream provider sent a response that is not JSON.")
-        await _settle_failure(deps, call, failure)
+        await _settle_failure(settle, call, failure)
         raise failure from exc
     result = complete_response(call, payload)
-    await deps.settle(record)
+    await settle(record)
     return JSONResponse(result, headers=headers)
 
 
-async def _settle_failure(deps: ProxyDeps, call: ChatCall, error: UpstreamError) -> None:
+async def _settle_failure(settle: Settle, call: ChatCall, error: UpstreamError) -> None:
     """The upstream refused or failed: nothing was served, so the record bills nothing."""
     record = call.record
     record.status = "error"
     record.error_code = error.code
     record.upstream_status = error.upstream_status
     record.latency_ms = call.elapsed_ms()
-    await deps.settle(record)
+    await settle(record)
+
+
+async def get_key(request: Request) -> Response:
+    """``GET /v1/key``: the calling key's limits, what it used, what remains, and when it resets."""
+    deps = _deps(request)
+    key, _ = await deps.authenticate(request)
+    now = now_utc()
+    state = await anyio.to_thread.run_sync(deps.quotas.state, key, now)
+    return JSONResponse({"data": key_status(key, state, now)})
 
 
 async def list_models(request: Request) -> Response:
-    await _deps(request).authenticate(request)
+    await _deps(request).authenticate(request)  # the catalog is for API keys only
     data = [
         {
             "id": route.id,
@@ -170,7 +194,7 @@ async def list_models(request: Request) -> Response:
 
 async def get_generation(request: Request) -> Response:
     deps = _deps(request)
-    key = await deps.authenticate(request)
+    key, _ = await deps.authenticate(request)
     request_id = request.query_params.get("id", "").strip()
     if not request_id:
         raise InvalidRequest("Query parameter 'id' is required.")
@@ -236,6 +260,7 @@ def create_app(deps_factory: Callable[[], ProxyDeps] = build_deps) -> Starlette:
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/generation", get_generation, methods=["GET"]),
+        Route("/v1/key", get_key, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
     app = Starlette(

@@ -153,9 +153,11 @@ def _step_back(moment: datetime, granularity: Granularity) -> datetime:
     return floor(moment - timedelta(microseconds=1), granularity)
 
 
-def dashboard(store: RollupStore, account_id: str, now: datetime, recent: list[dict[str, Any]]) -> dict[str, Any]:
-    """Trends for the last 7 and 30 days (today included), the top models of those 30 days, and
-    the most recent requests."""
+def dashboard(
+    store: RollupStore, account_id: str, now: datetime, recent: list[dict[str, Any]], balance: str | None = None
+) -> dict[str, Any]:
+    """Trends for the last 7 and 30 days (today included), the top models of those 30 days, the
+    most recent requests, and the credit ``balance`` (None while no credit was ever added)."""
     today = floor(now, "day")
     first = today - timedelta(days=29)
     daily = {
@@ -172,7 +174,7 @@ def dashboard(store: RollupStore, account_id: str, now: datetime, recent: list[d
     top = sorted(models.items(), key=lambda item: (-item[1].cost_usd, item[0]))[:TOP_MODELS]
     return {
         "as_of": now.isoformat().replace("+00:00", "Z"),
-        "balance": None,
+        "balance": balance,
         "last_7_days": {"totals": _total(trend[-7:]), "daily": trend[-7:]},
         "last_30_days": {"totals": _total(trend), "daily": trend},
         "top_models": [{"model": name, **summary(counters)} for name, counters in top],

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from meterway.dal.ledger_store import LedgerStore, SpillQueue, encode_record
 from meterway.errors import StorageError
 from meterway.logic.keys import ApiKey, utc_iso
+from meterway.logic.quotas import CounterDelta
 from meterway.logic.usage import TokenUsage
 from meterway.observability import count, logger
 
@@ -94,23 +95,27 @@ def now_utc() -> datetime:
 SaveOutcome = Literal["written", "duplicate", "spilled", "unsaved"]
 
 
-def save_record(item: dict[str, Any], ledger: LedgerStore, spill: SpillQueue | None) -> SaveOutcome:
-    """Write a settled record exactly once; if the ledger stays unavailable after boto3's retries,
-    park it on the spill queue, whose replay function writes it with the same conditional put.
+def save_record(
+    item: dict[str, Any], ledger: LedgerStore, spill: SpillQueue | None, counters: list[CounterDelta] | None = None
+) -> SaveOutcome:
+    """Write a settled record and its counters exactly once; if the ledger stays unavailable after
+    boto3's retries, park the settlement on the spill queue, whose replay function writes it with
+    the same conditional transaction.
 
-    Only when both fail is the record logged whole (it holds no secret and no prompt) so that it
-    can still be recovered from the logs; that is also counted as a metric to alarm on.
+    Only when both fail is the settlement logged whole (it holds no secret and no prompt) so that
+    it can still be recovered from the logs; that is also counted as a metric to alarm on.
     """
+    counters = counters or []
     try:
-        return "written" if ledger.put(item) else "duplicate"
+        return "written" if ledger.settle(item, counters) else "duplicate"
     except StorageError:
         logger.warning("ledger write failed; spilling the record", extra={"request_id": item["request_id"]})
     if spill is not None:
         try:
-            spill.send(item)
+            spill.send(item, counters)
             return "spilled"
         except StorageError:
             logger.exception("spill queue unavailable", extra={"request_id": item["request_id"]})
-    logger.error("usage record not saved", extra={"usage_record": encode_record(item)})
+    logger.error("usage record not saved", extra={"usage_record": encode_record(item, counters)})
     count("UsageRecordsUnsaved")
     return "unsaved"

@@ -1,0 +1,81 @@
+"""``/api/members``: the people keys belong to. Disabling a member disables all their keys;
+enabling the member again does not enable the keys (each is enabled with ``PATCH /api/keys/{id}``)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from meterway.handlers import deps
+from meterway.logic.keys import ApiKey
+from meterway.logic.manage_members import create_member, find_member, list_members, patch_member
+from meterway.logic.members import Member
+
+router = APIGatewayRouter()
+
+
+class MemberOut(BaseModel):
+    member_id: str
+    name: str | None
+    disabled: bool
+    created_at: str
+
+    @classmethod
+    def of(cls, member: Member) -> MemberOut:
+        return cls(member_id=member.member_id, name=member.name, disabled=member.disabled, created_at=member.created_at)
+
+
+class MemberList(BaseModel):
+    data: list[MemberOut]
+
+
+class MemberCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    member_id: str = Field(
+        min_length=1, max_length=100, description="e.g. an email; case-insensitive, stored lowercased"
+    )
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class MemberPatch(BaseModel):
+    """Only the fields sent change. ``disabled: true`` disables every key of the member too;
+    ``disabled: false`` enables the member only, not their keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200, description="null clears the name")
+    disabled: bool | None = None
+
+    def changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+def admin() -> ApiKey:
+    key: ApiKey = router.context["admin"]
+    return key
+
+
+@router.get("/api/members", summary="List the account's members")
+def get_members() -> MemberList:
+    return MemberList(data=[MemberOut.of(member) for member in list_members(deps.member_store(), admin().account_id)])
+
+
+@router.post("/api/members", summary="Add a member; keys can then be created for them")
+def post_members(body: MemberCreate) -> Response[MemberOut]:
+    member = create_member(deps.member_store(), admin().account_id, body.member_id, body.name, now=deps.now())
+    return Response(201, content_types.APPLICATION_JSON, MemberOut.of(member))
+
+
+@router.patch("/api/members/<member_id>", summary="Rename a member, or disable them and all their keys")
+def patch_members(member_id: str, body: MemberPatch) -> MemberOut:
+    members = deps.member_store()
+    # A client may percent-encode the id's '@' or '+' in the path.
+    member = find_member(members, admin().account_id, unquote(member_id))
+    updated = patch_member(members, deps.key_admin(), member, body.changes(), caller=admin(), now=deps.now())
+    deps.keys_changed()
+    return MemberOut.of(updated)

@@ -1,0 +1,143 @@
+"""Limits hold across concurrent requests, keys stop at once when revoked, and no secret leaks."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from boto3.dynamodb.types import TypeDeserializer
+
+from meterway.dal.key_store import DynamoKeyStore
+from meterway.logic.keys import KeyLimits, hash_secret, mint_key
+
+pytestmark = pytest.mark.e2e
+
+PROMPT = "QUOTA-SENTINEL-7f3a: how much did this cost?"
+
+
+def new_key(stack, account: str = "default", **limits: Any) -> tuple[str, str]:
+    key, secret = mint_key(account, f"quota {time.monotonic_ns()}", limits=KeyLimits(**limits))
+    store = DynamoKeyStore(stack.info["tables"]["keys"], client=stack.dynamodb())
+    store.put(key, hash_secret(secret))
+    return key.key_id, secret
+
+
+def chat(stack, secret: str, **extra: Any) -> httpx.Response:
+    body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}], **extra}
+    return httpx.post(
+        f"{stack.base}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {secret}"}, timeout=30
+    )
+
+
+def item(stack, pk: str, sk: str) -> dict[str, Any]:
+    found = stack.dynamodb().get_item(TableName=stack.info["tables"]["keys"], Key={"pk": {"S": pk}, "sk": {"S": sk}})
+    return {name: TypeDeserializer().deserialize(value) for name, value in found.get("Item", {}).items()}
+
+
+def ledger_of(stack, key_id: str) -> list[dict[str, Any]]:
+    client = stack.dynamodb()
+    pages = client.get_paginator("query").paginate(
+        TableName=stack.info["tables"]["ledger"],
+        IndexName="ByKeyTime",
+        KeyConditionExpression="key_id = :k",
+        ExpressionAttributeValues={":k": {"S": key_id}},
+    )
+    return [{k: TypeDeserializer().deserialize(v) for k, v in row.items()} for page in pages for row in page["Items"]]
+
+
+def test_concurrent_requests_stop_at_the_spend_limit_within_the_in_flight_bound(stack):
+    limit, threads = Decimal("0.0002"), 12
+    key_id, secret = new_key(stack, spend_limit_usd=limit)
+    with ThreadPoolExecutor(threads) as pool:
+        responses = list(pool.map(lambda _: chat(stack, secret), range(60)))
+
+    statuses = [response.status_code for response in responses]
+    assert set(statuses) <= {200, 402}
+    assert 402 in statuses
+    refused = next(response for response in responses if response.status_code == 402)
+    assert refused.json()["error"]["code"] == "key_spend_limit_reached"
+
+    records = ledger_of(stack, key_id)
+    assert len(records) == statuses.count(200)
+    costs = [Decimal(str(record["cost_usd"])) for record in records]
+    spent = sum(costs, Decimal(0))
+    # Each request started while the spend was under the limit: at most `threads` were in flight.
+    assert spent <= limit + threads * max(costs)
+    counter = item(stack, f"QUOTA#{key_id}", "SPEND#ALL")
+    assert counter["spent_usd"] == spent
+    assert counter["inflight"] == 0
+
+
+def test_the_requests_per_minute_limit_answers_429_with_retry_after(stack):
+    if datetime.now(UTC).second > 50:
+        time.sleep(61 - datetime.now(UTC).second)  # keep the burst inside one minute
+    key_id, secret = new_key(stack, requests_per_minute=3)
+    statuses = [chat(stack, secret, max_tokens=4) for _ in range(5)]
+    assert [response.status_code for response in statuses] == [200, 200, 200, 429, 429]
+    assert 1 <= int(statuses[3].headers["retry-after"]) <= 60
+    assert len(ledger_of(stack, key_id)) == 3
+
+    status = httpx.get(f"{stack.base}/v1/key", headers={"authorization": f"Bearer {secret}"}).json()["data"]
+    assert status["limits"]["requests_per_minute"] == 3
+    assert status["usage"]["requests_this_minute"] == 3
+    assert status["remaining"]["requests_this_minute"] == 0
+
+
+def test_a_disabled_key_is_refused_on_its_very_next_request(stack):
+    _, secret = new_key(stack)
+    assert chat(stack, secret, max_tokens=4).status_code == 200  # now cached by the proxy
+    stack.dynamodb().update_item(
+        TableName=stack.info["tables"]["keys"],
+        Key={"pk": {"S": f"KEYHASH#{hash_secret(secret)}"}, "sk": {"S": "KEY"}},
+        UpdateExpression="SET disabled = :true",
+        ExpressionAttributeValues={":true": {"BOOL": True}},
+    )
+    refused = chat(stack, secret, max_tokens=4)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["type"] == "authentication_error"
+
+
+def test_an_exhausted_credit_balance_is_a_402_with_a_clear_message(stack):
+    key_id, secret = new_key(stack, account="prepaid")
+    stack.dynamodb().put_item(
+        TableName=stack.info["tables"]["keys"],
+        Item={"pk": {"S": "ACCOUNT#prepaid"}, "sk": {"S": "BALANCE"}, "credits_usd": {"N": "0.00001"}},
+    )
+    first, second = chat(stack, secret), chat(stack, secret)
+    assert first.status_code == 200
+    assert second.status_code == 402
+    assert second.json()["error"]["code"] == "insufficient_credit"
+    assert "credit" in second.json()["error"]["message"]
+    balance = item(stack, "ACCOUNT#prepaid", "BALANCE")
+    assert balance["spent_usd"] == Decimal(str(ledger_of(stack, key_id)[0]["cost_usd"]))
+
+
+def test_a_model_outside_the_allowlist_is_refused_and_not_billed(stack):
+    key_id, secret = new_key(stack, allowed_models=("openai/gpt-4o-mini",))
+    refused = chat(stack, secret, model="anthropic/claude-sonnet-4-5")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "model_not_allowed"
+    assert ledger_of(stack, key_id) == []
+
+
+def test_no_secret_or_prompt_appears_in_any_table_or_log_line(stack):
+    secrets = [stack.api_key, stack.info["admin_key"]]
+    _, extra = new_key(stack)
+    secrets.append(extra)
+    chat(stack, extra, max_tokens=4)
+    client = stack.dynamodb()
+    dump = ""
+    for table in client.list_tables()["TableNames"]:
+        for page in client.get_paginator("scan").paginate(TableName=table):
+            dump += repr(page["Items"])
+    log = stack.log.read_text()
+    for secret in secrets:
+        assert secret not in dump
+        assert secret not in log
+    assert PROMPT not in dump
+    assert PROMPT not in log

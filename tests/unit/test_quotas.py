@@ -1,0 +1,78 @@
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from meterway.errors import PermissionDenied
+from meterway.logic.key_status import check_model_allowed, key_status
+from meterway.logic.keys import ApiKey, KeyLimits
+from meterway.logic.quotas import CounterDelta, period_window, plan_reservation, seconds_to_next_minute
+
+
+@pytest.mark.parametrize(
+    ("period", "now", "label", "reset"),
+    [
+        ("daily", datetime(2026, 2, 28, 23, 59, 59, tzinfo=UTC), "2026-02-28", datetime(2026, 3, 1, tzinfo=UTC)),
+        ("weekly", datetime(2026, 1, 1, 12, tzinfo=UTC), "2026-W01", datetime(2026, 1, 5, tzinfo=UTC)),
+        ("weekly", datetime(2027, 1, 3, 23, tzinfo=UTC), "2026-W53", datetime(2027, 1, 4, tzinfo=UTC)),
+        ("monthly", datetime(2026, 12, 31, 23, 0, tzinfo=UTC), "2026-12", datetime(2027, 1, 1, tzinfo=UTC)),
+        ("none", datetime(2026, 12, 31, tzinfo=UTC), "ALL", None),
+    ],
+)
+def test_spend_periods_start_at_utc_midnight_monday_and_the_first(period, now, label, reset):
+    assert period_window(period, now) == (label, reset)
+
+
+def test_a_request_settles_against_the_counters_it_reserved():
+    key = ApiKey(
+        "key_1",
+        "acct",
+        "ci",
+        limits=KeyLimits(spend_limit_usd=Decimal(5), spend_period="daily", requests_per_minute=10),
+    )
+    reservation = plan_reservation(key, datetime(2026, 11, 23, 23, 59, 59, tzinfo=UTC))
+    settled = {(d.pk, d.sk): d.deltas for d in reservation.settlement(Decimal("0.25"), 1200)}
+    assert settled == {
+        ("QUOTA#key_1", "SPEND#2026-11-23"): {"spent_usd": Decimal("0.25"), "inflight": -1},
+        ("QUOTA#key_1", "MINUTE#2026-11-23T23:59"): {"tokens": 1200},
+        ("ACCOUNT#acct", "BALANCE"): {"spent_usd": Decimal("0.25"), "inflight": -1},
+    }
+
+
+def test_a_key_without_limits_reserves_only_against_the_account():
+    reservation = plan_reservation(ApiKey("key_1", "acct", "ci"), datetime(2026, 11, 23, tzinfo=UTC))
+    assert [(d.pk, d.sk) for d in reservation.settlement(Decimal(0), 0)] == [("ACCOUNT#acct", "BALANCE")]
+
+
+def test_counter_deltas_survive_the_spill_queue_exactly():
+    delta = CounterDelta("QUOTA#k", "SPEND#ALL", {"spent_usd": Decimal("0.000000123"), "inflight": -1})
+    assert CounterDelta.from_json(delta.to_json()) == delta
+
+
+def test_only_allowed_models_pass():
+    key = ApiKey("key_1", "acct", "ci", limits=KeyLimits(allowed_models=("openai/gpt-4o-mini",)))
+    check_model_allowed(key, "openai/gpt-4o-mini")
+    with pytest.raises(PermissionDenied):
+        check_model_allowed(key, "anthropic/claude-opus-4-1")
+
+
+def test_key_status_reports_limit_usage_remaining_and_reset():
+    key = ApiKey(
+        "key_1",
+        "acct",
+        "ci",
+        limits=KeyLimits(spend_limit_usd=Decimal(2), spend_period="monthly", requests_per_minute=60),
+    )
+    now = datetime(2026, 11, 23, 10, 0, 30, tzinfo=UTC)
+    state = {
+        "spend": {"spent_usd": Decimal("0.5"), "inflight": 1},
+        "minute": {"requests": 7, "tokens": 900},
+        "balance": {},
+    }
+    status = key_status(key, state, now)
+    assert status["usage"] == {"spend_usd": "0.5", "in_flight": 1, "requests_this_minute": 7, "tokens_this_minute": 900}
+    assert status["remaining"]["spend_usd"] == "1.5"
+    assert status["remaining"]["requests_this_minute"] == 53
+    assert status["next_reset"] == "2026-12-01T00:00:00.000Z"
+    assert status["balance_usd"] is None
+    assert seconds_to_next_minute(now) == 30
