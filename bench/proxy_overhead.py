@@ -121,7 +121,7 @@ def main() -> None:
     }
     moto_port, relay_port, fake_port, gateway_port = (free_port() for _ in range(4))
     processes = [
-        spawn([sys.executable, "-m", "moto.server", "-p", str(moto_port)], env),
+        spawn([sys.executable, "-m", "devstack.moto_server", "--port", str(moto_port)], env),
         spawn([sys.executable, "-m", "devstack.fake_upstream", "--port", str(fake_port)], env),
     ]
     try:

@@ -20,7 +20,6 @@ from meterway.dal.rollup_store import RollupStore
 from meterway.logic import analytics
 from meterway.logic.exports import ACTIVITY_COLUMNS, REQUEST_COLUMNS, cell, csv_text, request_row
 from meterway.logic.keys import utc_iso
-from meterway.logic.pdf_report import KeySection, ReportData, render_report
 from meterway.logic.rollups import Granularity, floor
 from meterway.logic.windows import Window
 from meterway.observability import logger
@@ -172,6 +171,9 @@ def _activity_rows(bucket: dict[str, Any], granularity: str, group_by: str, name
 
 def write_report(attempt: Attempt, writer: FileWriter) -> int:
     """The PDF report: a summary page for the account, then a page per API key."""
+    # fpdf2 and Pillow weigh ~29 MiB: only PDF jobs load them, CSV jobs stay lean.
+    from meterway.logic.pdf_report import KeySection, ReportData, render_report
+
     job, deps = attempt.job, attempt.deps
     account, window = job["account_id"], attempt.window
     granularity: Granularity = job.get("granularity") or "day"
