@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from meterway.errors import InvalidRequest
 from meterway.logic.keys import utc_iso
-from meterway.logic.rollups import Granularity, floor
+from meterway.logic.rollups import COUNTERS, Granularity, floor
 from meterway.logic.windows import Window
 
 # Files and job records live as long as the bucket's lifecycle keeps exports.
@@ -56,23 +56,8 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "error_code",
     "upstream_status",
 )
-ACTIVITY_COLUMNS: tuple[str, ...] = (
-    "bucket_start",
-    "granularity",
-    "group_by",
-    "group",
-    "name",
-    "requests",
-    "input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cache_creation_tokens",
-    "cache_creation_5m_tokens",
-    "cache_creation_1h_tokens",
-    "cache_read_tokens",
-    "total_tokens",
-    "cost_usd",
-)
+# The rollups' own counters, in their order: the activity file is the rollups, bucket by bucket.
+ACTIVITY_COLUMNS: tuple[str, ...] = ("bucket_start", "granularity", "group_by", "group", "name", *COUNTERS)
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
