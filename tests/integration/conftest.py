@@ -54,6 +54,34 @@ def module_aws_env() -> Iterator[dict[str, str]]:
         yield resources
 
 
+MOTO_REGION = "us-east-1"
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """moto server on a free loopback port, for code that runs its own clients and threads."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_server_env(monkeypatch: pytest.MonkeyPatch, moto_url: str) -> None:
+    """boto3 clients made from the environment reach the module's moto server."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", MOTO_REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+
+
 def _reset_caches() -> None:
     aws.reset_clients()
     get_api_settings.cache_clear()

@@ -17,37 +17,19 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from devstack.aws_resources import create_resources, load_template
 from devstack.workers import SqsPoller
+from tests.integration.conftest import MOTO_REGION
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
-REGION = "us-east-1"
+REGION = MOTO_REGION
 _prefixes = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch: pytest.MonkeyPatch, moto_url: str) -> None:
-    # The poller makes its own client, as the local stack does: from the environment.
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+# The pollers make their own clients, as the local stack does: from the environment.
+pytestmark = pytest.mark.usefixtures("moto_server_env")
 
 
 @pytest.fixture

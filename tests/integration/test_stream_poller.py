@@ -17,38 +17,20 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from devstack.aws_resources import create_resources
 from devstack.workers import DynamoStreamPoller, only_inserts
+from tests.integration.conftest import MOTO_REGION
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
-REGION = "us-east-1"
+REGION = MOTO_REGION
 SAMPLE_EVENT = json.loads((ROOT / "events" / "ledger_stream_insert.json").read_text())
 _prefixes = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch: pytest.MonkeyPatch, moto_url: str) -> None:
-    # The poller makes its own clients, as the local stack does: from the environment.
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+# The pollers make their own clients, as the local stack does: from the environment.
+pytestmark = pytest.mark.usefixtures("moto_server_env")
 
 
 @pytest.fixture
@@ -283,45 +265,32 @@ def test_drain_returns_at_once_when_nothing_was_written(ledger_table, start_poll
     assert handler.events == []
 
 
-def test_concurrent_writes_to_moto_server_get_distinct_sequence_numbers(dynamodb, ledger_table):
-    # moto numbers stream records without a lock; devstack.moto_patches adds one (as in the stack).
+def test_moto_server_applies_one_dynamodb_request_at_a_time(dynamodb, ledger_table, monkeypatch):
+    # Unlocked, concurrent writes lost counter updates and shared stream sequence numbers under
+    # the local stack's load; devstack.moto_patches serialises moto's DynamoDB requests. A slow
+    # write makes any overlap visible: without the patch several run at once.
     from concurrent.futures import ThreadPoolExecutor
+
+    from moto.dynamodb.models import DynamoDBBackend
 
     from devstack import moto_patches
 
     moto_patches.apply()
+    original, guard = DynamoDBBackend.put_item, threading.Lock()
+    running, peak = [0], [0]
 
-    def put(n: int) -> None:
-        dynamodb.put_item(TableName=ledger_table, Item={"request_id": {"S": f"gen-{n}"}})
+    def slow_put(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with guard:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.005)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            with guard:
+                running[0] -= 1
 
+    monkeypatch.setattr(DynamoDBBackend, "put_item", slow_put)
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(put, range(400)))
-    streams = boto3.session.Session().client("dynamodbstreams")
-    arn = dynamodb.describe_table(TableName=ledger_table)["Table"]["LatestStreamArn"]
-    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
-    records = streams.get_records(ShardIterator=iterator["ShardIterator"], Limit=1000)["Records"]
-    numbers = [record["dynamodb"]["SequenceNumber"] for record in records]
-    assert len(numbers) == len(set(numbers)) == 400
-
-
-def test_concurrent_adds_to_one_counter_on_moto_server_lose_nothing(dynamodb, ledger_table):
-    # The settle path ADDs to shared counters from many requests at once, as DynamoDB allows.
-    from concurrent.futures import ThreadPoolExecutor
-
-    from devstack import moto_patches
-
-    moto_patches.apply()
-    key = {"request_id": {"S": "counter"}}
-
-    def add(_: int) -> None:
-        dynamodb.update_item(
-            TableName=ledger_table,
-            Key=key,
-            UpdateExpression="ADD n :one",
-            ExpressionAttributeValues={":one": {"N": "1"}},
-        )
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(add, range(300)))
-    assert dynamodb.get_item(TableName=ledger_table, Key=key)["Item"]["n"]["N"] == "300"
+        list(pool.map(lambda n: _put(dynamodb, ledger_table, f"gen-{n}"), range(80)))
+    assert peak[0] == 1

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 from meterway.errors import InvalidRequest
 from meterway.logic.keys import utc_iso
 from meterway.logic.rollups import COUNTERS, Granularity, floor
+from meterway.logic.usage import TOKEN_FIELDS
 from meterway.logic.windows import Window
 
 # Files and job records live as long as the bucket's lifecycle keeps exports.
@@ -33,14 +34,7 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "endpoint",
     "streamed",
     "status",
-    "input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cache_creation_tokens",
-    "cache_creation_5m_tokens",
-    "cache_creation_1h_tokens",
-    "cache_read_tokens",
-    "total_tokens",
+    *TOKEN_FIELDS,
     "cost_usd",
     "price_input_mtok",
     "price_output_mtok",

@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+from meterway.logic.usage import TOKEN_FIELDS
+
 Granularity = Literal["minute", "hour", "day", "month"]
 GRANULARITIES: tuple[Granularity, ...] = ("month", "day", "hour", "minute")  # coarsest first
 Dimension = Literal["total", "model", "key", "member"]
@@ -24,18 +26,7 @@ MINUTE_RETENTION = timedelta(days=8)
 NO_MEMBER = "(none)"
 TOTAL = "*"
 
-COUNTERS: tuple[str, ...] = (
-    "requests",
-    "input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cache_creation_tokens",
-    "cache_creation_5m_tokens",
-    "cache_creation_1h_tokens",
-    "cache_read_tokens",
-    "total_tokens",
-    "cost_usd",
-)
+COUNTERS: tuple[str, ...] = ("requests", *TOKEN_FIELDS, "cost_usd")
 _LABEL_FORMAT: dict[Granularity, str] = {
     "minute": "%Y-%m-%dT%H:%M",
     "hour": "%Y-%m-%dT%H",

@@ -11,6 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+# The token counts every record, rollup and export carries, in the order they are shown.
+TOKEN_FIELDS: tuple[str, ...] = (
+    "input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cache_creation_tokens",
+    "cache_creation_5m_tokens",
+    "cache_creation_1h_tokens",
+    "cache_read_tokens",
+    "total_tokens",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class TokenUsage:
