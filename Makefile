@@ -3,8 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+CONSOLE_SOURCES := console/package.json console/package-lock.json console/index.html console/vite.config.ts \
+                   console/tsconfig.json $(shell find console/src -type f 2>/dev/null)
+# Inside node_modules, so deleting node_modules by hand also brings `npm ci` back.
+NPM_STAMP := console/node_modules/.installed
+NEED_NPM  := @command -v npm >/dev/null || { echo "make: npm not found; the console needs Node.js 20+ and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
 
-.PHONY: install dev test lint unit integration e2e bench build deploy clean
+.PHONY: install console dev test lint unit integration e2e bench build deploy clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,12 +19,25 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## console: build the static console into console/dist (served at / by the local stack)
+console: console/dist/index.html
+
+$(NPM_STAMP): console/package.json console/package-lock.json
+	$(NEED_NPM)
+	cd console && npm ci --no-audit --no-fund
+	touch $@
+
+console/dist/index.html: $(NPM_STAMP) $(CONSOLE_SOURCES)
+	$(NEED_NPM)
+	cd console && npm run build
+	touch $@
+
 ## dev: start the whole stack locally on http://127.0.0.1:$${MW_PORT:-3000}
-dev: install
+dev: install console
 	$(BIN)/python -m devstack
 
-## test: lint, then unit, integration and e2e tests
-test: lint
+## test: lint, then unit, integration, e2e and browser tests (the console is built first)
+test: lint console
 	$(BIN)/python -m pytest -q
 
 lint: install
@@ -34,18 +52,21 @@ unit: install
 integration: install
 	$(BIN)/python -m pytest -q tests/integration
 
-e2e: install
+e2e: install console
 	$(BIN)/python -m pytest -q tests/e2e
 
 bench: install
 	$(BIN)/python bench/proxy_overhead.py
 
-## build / deploy: SAM (needs the AWS SAM CLI and credentials)
+## build / deploy: SAM (needs the AWS SAM CLI and credentials), then the console to its bucket
+STACK ?= meterway
+
 build:
 	sam build
 
-deploy: build
-	sam deploy --guided
+deploy: build console
+	sam deploy --guided --stack-name $(STACK)
+	$(BIN)/python scripts/publish_console.py --stack-name $(STACK)
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .meterway
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .meterway console/dist console/node_modules

@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from devstack.stack import (
+    CONSOLE_DIST,
     ROOT,
     StackOptions,
     bootstrap_keys,
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         from meterway.handlers import api
         from meterway.handlers.proxy_app import create_app
 
-        gateway = LocalGateway(create_app(), api.handler, ROOT / "console" / "dist")
+        gateway = LocalGateway(create_app(), api.handler, CONSOLE_DIST)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((options.host, options.port))
@@ -70,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         path = write_local_json(options, port, secrets, env)
         print(f"Meterway local stack on http://{options.host}:{port}", file=sys.stderr)
         print(f"  OpenAI base URL: http://{options.host}:{port}/v1", file=sys.stderr)
+        console = (
+            f"http://{options.host}:{port}/ (sign in with admin_key from {path.name})"
+            if CONSOLE_DIST.is_dir()
+            else "not built: run `make console`"
+        )
+        print(f"  console: {console}", file=sys.stderr)
         print(f"  keys and endpoints: {path}", file=sys.stderr)
         config = uvicorn.Config(gateway, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
         uvicorn.Server(config).run(sockets=[sock])

@@ -8,12 +8,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import anyio
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -97,7 +98,8 @@ class LocalGateway:
     def __init__(self, proxy: ASGIApp, api_handler: LambdaHandler, console_dir: Path | None = None):
         self._proxy = proxy
         self._api_handler = api_handler
-        self._console = StaticFiles(directory=console_dir, html=True) if console_dir and console_dir.is_dir() else None
+        self._console = ConsoleFiles(directory=console_dir, html=True) if console_dir and console_dir.is_dir() else None
+        self._api_limiter = anyio.CapacityLimiter(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -111,8 +113,31 @@ class LocalGateway:
     async def _call_api(self, scope: Scope, receive: Receive, send: Send) -> None:
         event = await rest_proxy_event(Request(scope, receive))
         context = LocalLambdaContext("ApiFunction")
-        result = await anyio.to_thread.run_sync(self._api_handler, event, context)
+        # A Lambda instance runs one invocation at a time, and the resolver keeps per-request state
+        # on the module-level app: concurrent calls in threads would see each other's context.
+        result = await anyio.to_thread.run_sync(self._api_handler, event, context, limiter=self._api_limiter)
         await lambda_response(result)(scope, receive, send)
+
+
+class ConsoleFiles(StaticFiles):
+    """The console's built files. A route of the single-page app (``/usage``, ``/keys``: no file
+    and no extension) gets ``index.html``, so a reload or a shared link opens that page; a missing
+    file (``/config.json``, ``/assets/x.js``) stays a 404, so the app can tell it is absent."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        try:
+            return await super().get_response(path, scope)
+        except HTTPException as exc:
+            if exc.status_code == 404 and _is_console_route(scope["path"]):
+                return await super().get_response("index.html", scope)
+            # Served bare, outside a Starlette app, nothing else would turn this into a response.
+            return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+
+
+def _is_console_route(path: str) -> bool:
+    if path.startswith(("/api", "/v1")):
+        return False
+    return "." not in PurePosixPath(path).name
 
 
 def _is_proxy_path(path: str) -> bool:

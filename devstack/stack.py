@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
+CONSOLE_DIST = ROOT / "console" / "dist"
 LOCAL_ACCOUNT = "default"
 
 

@@ -27,12 +27,24 @@ class UsageFilters(BaseModel):
     key: str | None
 
 
+class SeriesBucket(UsageFigures):
+    start: str = Field(description="UTC; the window's start for a bucket it cuts")
+
+
+class UsageSeries(BaseModel):
+    granularity: str = Field(description="minute up to 3 hours, hour up to 3 days, day up to 400 days, else month")
+    buckets: list[SeriesBucket] = Field(
+        description="Every bucket of the window, empty ones included; they add up to the totals"
+    )
+
+
 class UsageResponse(BaseModel):
     start: str = Field(description="UTC, inclusive")
     end: str = Field(description="UTC, exclusive")
     filters: UsageFilters
     totals: UsageFigures
     models: list[ModelUsage]
+    series: UsageSeries
 
 
 class RequestTokens(BaseModel):

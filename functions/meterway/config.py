@@ -47,6 +47,9 @@ class ProxySettings(StorageSettings):
 class ApiSettings(StorageSettings):
     """The management API."""
 
+    # The one browser origin CORS lets call the API (the web console's); empty: no CORS at all.
+    console_origin: str = ""
+
 
 @lru_cache(maxsize=1)
 def get_proxy_settings() -> ProxySettings:

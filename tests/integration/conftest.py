@@ -95,9 +95,15 @@ def load_event(name: str) -> dict[str, Any]:
 
 
 def call_api(
-    method: str, path: str, secret: str | None, body: Any = None, query: dict[str, str] | None = None
+    method: str,
+    path: str,
+    secret: str | None,
+    body: Any = None,
+    query: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The ApiFunction handler with an API Gateway REST event, as in AWS; adds ``json`` to the result."""
+    """The ApiFunction handler with an API Gateway REST event, as in AWS; adds ``json`` to the result.
+    ``headers`` are added to the request's (a browser's ``Origin``, say)."""
     import copy
 
     from devstack.gateway import LocalLambdaContext
@@ -105,11 +111,12 @@ def call_api(
 
     event = copy.deepcopy(load_event("api_get_keys.json"))
     event |= {"httpMethod": method, "path": path, "pathParameters": {"proxy": path.removeprefix("/api/")}}
-    for headers in (event["headers"], event["multiValueHeaders"]):
-        headers.pop("Authorization", None)
-    if secret:
-        event["headers"]["Authorization"] = f"Bearer {secret}"
-        event["multiValueHeaders"]["Authorization"] = [f"Bearer {secret}"]
+    for sent in (event["headers"], event["multiValueHeaders"]):
+        sent.pop("Authorization", None)
+    extra = (headers or {}) | ({"Authorization": f"Bearer {secret}"} if secret else {})
+    for name, value in extra.items():
+        event["headers"][name] = value
+        event["multiValueHeaders"][name] = [value]
     event["queryStringParameters"] = query or None
     event["multiValueQueryStringParameters"] = {name: [value] for name, value in query.items()} if query else None
     event["body"] = json.dumps(body) if body is not None else None

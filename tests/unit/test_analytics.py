@@ -108,6 +108,17 @@ def test_usage_equals_the_ledger_sum_for_any_window_and_filter(data, first, seco
     assert {row["model"]: {k: v for k, v in row.items() if k != "model"} for row in result["models"]} == {
         name: ledger_sum(rows) for name, rows in by_model.items()
     }
+    assert_series_matches(result["series"], selected, window)
+
+
+def assert_series_matches(series: dict[str, Any], selected: list[dict[str, Any]], window: Window) -> None:
+    """Each bucket of the chart holds exactly the selected records inside it (clipped to the window)."""
+    starts = [datetime.fromisoformat(bucket["start"]) for bucket in series["buckets"]]
+    assert starts[0] == window.start
+    ends = [*starts[1:], window.end]
+    for bucket, start, end in zip(series["buckets"], starts, ends, strict=True):
+        inside = [item for item in selected if start <= created(item) < end]
+        assert {k: v for k, v in bucket.items() if k != "start"} == ledger_sum(inside)
 
 
 @settings(max_examples=100, deadline=None)

@@ -583,11 +583,13 @@ def test_export_jobs_table_schema(resources):
 # --- Export bucket ----------------------------------------------------------------------------
 
 
-def test_export_bucket_is_private_and_encrypted(resources):
-    bucket = resources["ExportBucket"]
+@pytest.mark.parametrize("bucket_id", ["ExportBucket", "ConsoleBucket"])
+def test_buckets_are_private_and_encrypted(resources, bucket_id):
+    bucket = resources[bucket_id]
     props = bucket["Properties"]
 
-    # No public access of any kind, no ACLs, SSE-S3 with a bucket key, a generated name
+    # No public access of any kind, no ACLs, SSE-S3 with a bucket key, a generated name; nobody
+    # reads either bucket directly (presigned URLs for exports, CloudFront for the console)
     assert props["PublicAccessBlockConfiguration"] == {
         "BlockPublicAcls": True,
         "BlockPublicPolicy": True,
@@ -603,7 +605,7 @@ def test_export_bucket_is_private_and_encrypted(resources):
     assert "BucketName" not in props
     assert "AccessControl" not in props
     assert "WebsiteConfiguration" not in props
-    # Exports are temporary: the bucket is not kept when the stack goes
+    # Temporary exports and a rebuildable console: neither bucket is kept when the stack goes
     assert bucket["DeletionPolicy"] == "Delete"
     assert bucket["UpdateReplacePolicy"] == "Delete"
 
@@ -619,16 +621,167 @@ def test_exports_expire_after_a_week_and_stray_uploads_after_a_day(resources, te
     assert template["Parameters"]["ExportUrlTtlSeconds"]["MaxValue"] <= 7 * 24 * 3600
 
 
-def test_export_bucket_refuses_plain_http(resources):
-    (policy,) = _of_type(resources, "AWS::S3::BucketPolicy").values()
-    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+def _deny_insecure_transport(bucket: str) -> dict[str, Any]:
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [_arn(bucket), {"Fn::Sub": f"${{{bucket}.Arn}}/*"}],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
 
-    assert policy["Properties"]["Bucket"] == {"Ref": "ExportBucket"}
-    assert statement["Effect"] == "Deny"
-    assert statement["Principal"] == "*"
-    assert statement["Action"] == "s3:*"
-    assert statement["Resource"] == [_arn("ExportBucket"), {"Fn::Sub": "${ExportBucket.Arn}/*"}]
-    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+def test_export_bucket_refuses_plain_http(resources):
+    policy = resources["ExportBucketPolicy"]["Properties"]
+
+    assert policy["Bucket"] == {"Ref": "ExportBucket"}
+    assert policy["PolicyDocument"]["Statement"] == [_deny_insecure_transport("ExportBucket")]
+
+
+def test_every_bucket_has_its_own_policy(resources):
+    policies = _of_type(resources, "AWS::S3::BucketPolicy").values()
+
+    assert sorted(policy["Properties"]["Bucket"]["Ref"] for policy in policies) == ["ConsoleBucket", "ExportBucket"]
+
+
+# --- Console hosting --------------------------------------------------------------------------
+
+DISTRIBUTION_ARN = "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${ConsoleDistribution}"
+CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+SECURITY_HEADERS = "67f7725c-6f97-4210-82d7-5512b31e9d03"
+CONSOLE_ORIGIN = {
+    "Fn::If": ["HasConsoleOrigin", {"Ref": "ConsoleOrigin"}, {"Fn::Sub": "https://${ConsoleDistribution.DomainName}"}]
+}
+
+
+def _distribution(resources: dict[str, Any]) -> dict[str, Any]:
+    (distribution,) = _of_type(resources, "AWS::CloudFront::Distribution").values()
+    config: dict[str, Any] = distribution["Properties"]["DistributionConfig"]
+    return config
+
+
+def test_only_the_console_distribution_may_read_the_console_bucket(resources):
+    policy = resources["ConsoleBucketPolicy"]["Properties"]
+    statements = policy["PolicyDocument"]["Statement"]
+    allows = [statement for statement in statements if statement["Effect"] == "Allow"]
+
+    # Given the bucket's policy, Then CloudFront may read objects, and only on behalf of this
+    # stack's distribution: another account's distribution pointed at the bucket gets nothing
+    assert policy["Bucket"] == {"Ref": "ConsoleBucket"}
+    assert allows == [
+        {
+            "Sid": "ConsoleDistributionReads",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Action": "s3:GetObject",
+            "Resource": {"Fn::Sub": "${ConsoleBucket.Arn}/*"},
+            "Condition": {"StringEquals": {"AWS:SourceArn": {"Fn::Sub": DISTRIBUTION_ARN}}},
+        }
+    ]
+    # And, like the export bucket, nothing travels over plain HTTP
+    assert _deny_insecure_transport("ConsoleBucket") in statements
+    assert len(statements) == 2
+
+
+def test_console_distribution_reads_the_bucket_through_its_origin_access_control(resources):
+    config = _distribution(resources)
+    (origin,) = config["Origins"]
+    oac = resources["ConsoleOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
+
+    assert origin["DomainName"] == {"Fn::GetAtt": ["ConsoleBucket", "RegionalDomainName"]}
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["ConsoleOriginAccessControl", "Id"]}
+    # Empty: signed by the origin access control, not a legacy origin access identity
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"], oac["SigningProtocol"]) == (
+        "s3",
+        "always",
+        "sigv4",
+    )
+
+
+def test_console_distribution_serves_the_app_over_https(resources):
+    config = _distribution(resources)
+    behavior = config["DefaultCacheBehavior"]
+
+    assert config["Enabled"] is True
+    assert config["DefaultRootObject"] == "index.html"
+    assert config["HttpVersion"] == "http2and3"
+    assert config["PriceClass"] == "PriceClass_100"
+    assert config["Comment"]
+    assert behavior["TargetOriginId"] == config["Origins"][0]["Id"]
+    assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert behavior["Compress"] is True
+    assert behavior["CachePolicyId"] == CACHING_OPTIMIZED
+    assert behavior["ResponseHeadersPolicyId"] == SECURITY_HEADERS
+    # Read-only: the console is static files
+    assert set(behavior["AllowedMethods"]) == {"GET", "HEAD"}
+
+
+def test_console_routes_load_the_app(resources):
+    # Given /usage, /activity or /keys typed or reloaded in the address bar, which are not files:
+    # S3 answers 403 (CloudFront may not list the bucket) or 404, Then the app's page comes back
+    responses = _distribution(resources)["CustomErrorResponses"]
+
+    assert sorted((r["ErrorCode"], r["ResponseCode"], r["ResponsePagePath"]) for r in responses) == [
+        (403, 200, "/index.html"),
+        (404, 200, "/index.html"),
+    ]
+
+
+def test_api_allows_the_console_origin_only(resources, template):
+    # Given no ConsoleOrigin, the origin is the stack's own distribution; given one, it is that one
+    assert template["Conditions"]["HasConsoleOrigin"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ConsoleOrigin"}, ""]}]}
+    assert _env(resources, "ApiFunction")["MW_CONSOLE_ORIGIN"] == CONSOLE_ORIGIN
+    assert "MW_CONSOLE_ORIGIN" not in _env(resources, "ProxyFunction")
+
+
+@pytest.mark.parametrize("response_type", ["DEFAULT_4XX", "DEFAULT_5XX"])
+def test_errors_api_gateway_raises_itself_are_readable_by_the_console(resources, response_type):
+    # Throttling, an integration timeout or a crashed function never reach the resolver's CORS
+    (api,) = _of_type(resources, "AWS::ApiGateway::RestApi").values()
+    response = api["Properties"]["Body"]["x-amazon-apigateway-gateway-responses"][response_type]
+
+    # A gateway response header value is a quoted literal
+    assert response["responseParameters"] == {
+        "gatewayresponse.header.Access-Control-Allow-Origin": {
+            "Fn::If": [
+                "HasConsoleOrigin",
+                {"Fn::Sub": "'${ConsoleOrigin}'"},
+                {"Fn::Sub": "'https://${ConsoleDistribution.DomainName}'"},
+            ]
+        }
+    }
+
+
+def test_a_new_console_origin_reaches_the_deployed_stage(template):
+    # The gateway responses are part of the stage's deployment, whose hash ignores parameter values
+    assert template["Resources"]["MeterwayApi"]["Properties"]["AlwaysDeploy"] is True
+
+
+def test_preflight_requests_reach_the_api_function(resources):
+    # Given the /api routes, Then OPTIONS is one of their methods (ANY) and no authorizer or API key
+    # stands in front: the function answers the browser's credential-less preflight itself
+    (api,) = _of_type(resources, "AWS::ApiGateway::RestApi").values()
+    body = api["Properties"]["Body"]
+
+    for path in ("/api", "/api/{proxy+}"):
+        assert set(body["paths"][path]) == {"x-amazon-apigateway-any-method"}
+        method = body["paths"][path]["x-amazon-apigateway-any-method"]
+        assert "security" not in method
+    assert "security" not in body
+    assert "securitySchemes" not in body.get("components", {})
+    assert not _of_type(resources, "AWS::ApiGateway::Authorizer")
+
+
+@pytest.mark.parametrize("value", ["https://console.example.com", "http://localhost:5173", ""])
+def test_console_origin_accepts_origins(template, value):
+    assert re.fullmatch(template["Parameters"]["ConsoleOrigin"]["AllowedPattern"], value)
+
+
+@pytest.mark.parametrize("value", ["https://console.example.com/", "https://example.com/console", "example.com", "*"])
+def test_console_origin_refuses_what_no_browser_sends_as_an_origin(template, value):
+    assert not re.fullmatch(template["Parameters"]["ConsoleOrigin"]["AllowedPattern"], value)
 
 
 def test_upstream_secret_ships_placeholders_only(resources):
@@ -687,6 +840,9 @@ def test_outputs_give_clients_and_tests_what_they_need(template):
         "ExportBucketName",
         "ExportJobsTableName",
         "ExportQueueUrl",
+        "ConsoleUrl",
+        "ConsoleBucketName",
+        "ConsoleDistributionId",
     }
     api_url = "https://${MeterwayApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${StageName}"
     assert outputs["ApiUrl"]["Value"] == {"Fn::Sub": api_url}
@@ -695,6 +851,9 @@ def test_outputs_give_clients_and_tests_what_they_need(template):
     assert outputs["ExportBucketName"]["Value"] == {"Ref": "ExportBucket"}
     assert outputs["ExportJobsTableName"]["Value"] == {"Ref": "ExportJobsTable"}
     assert outputs["ExportQueueUrl"]["Value"] == {"Ref": "ExportQueue"}
+    assert outputs["ConsoleUrl"]["Value"] == {"Fn::Sub": "https://${ConsoleDistribution.DomainName}"}
+    assert outputs["ConsoleBucketName"]["Value"] == {"Ref": "ConsoleBucket"}
+    assert outputs["ConsoleDistributionId"]["Value"] == {"Ref": "ConsoleDistribution"}
 
 
 def test_cfn_lint_reports_nothing():

@@ -83,6 +83,50 @@ def usage(
         "filters": {"model": model, "key": key_id},
         "totals": summary(totals),
         "models": models,
+        "series": usage_series(store, account_id, window, dimension, model),
+    }
+
+
+def series_granularity(window: Window) -> Granularity:
+    """Buckets a chart of the window can show: at most a few hundred of them."""
+    span = window.end - window.start
+    if span <= timedelta(hours=3):
+        return "minute"
+    if span <= timedelta(days=3):
+        return "hour"
+    return "day" if span <= timedelta(days=400) else "month"
+
+
+def usage_series(
+    store: RollupStore, account_id: str, window: Window, dimension: str, model: str | None
+) -> dict[str, Any]:
+    """The window's usage per bucket, with the same filters as its totals. A bucket cut by an edge
+    of the window counts only the part inside it, so the buckets add up to the totals exactly."""
+    granularity = series_granularity(window)
+    starts = buckets(window.start, window.end, granularity)
+    whole = [start for start in starts if window.start <= start and step(start, granularity) <= window.end]
+    cells: dict[str, Counters] = defaultdict(Counters)
+    if whole:
+        first, last = label(whole[0], granularity), label(whole[-1], granularity)
+        for row in store.query(account_id, granularity, dimension, first, last):
+            if model is None or row["value"] == model:
+                cells[row["bucket"]].add(row)
+    for start in starts:
+        if start in whole:
+            continue
+        clipped = Window(max(start, window.start), min(step(start, granularity), window.end))
+        for value, counters in sum_window(store, account_id, clipped, dimension).items():
+            if model is None or value == model:
+                cells[label(start, granularity)].add(counters.as_dict())
+    return {
+        "granularity": granularity,
+        "buckets": [
+            {
+                "start": max(start, window.start).isoformat().replace("+00:00", "Z"),
+                **summary(cells[label(start, granularity)]),
+            }
+            for start in starts
+        ],
     }
 
 

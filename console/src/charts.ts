@@ -1,0 +1,135 @@
+// Charts from Chart.js, bundled at build time: only the parts the console draws are registered.
+import {
+  BarController,
+  BarElement,
+  CategoryScale,
+  Chart,
+  Filler,
+  Legend,
+  LinearScale,
+  LineController,
+  LineElement,
+  PointElement,
+  Tooltip,
+  type ChartDataset,
+} from "chart.js";
+
+Chart.register(
+  BarController,
+  BarElement,
+  CategoryScale,
+  Filler,
+  Legend,
+  LinearScale,
+  LineController,
+  LineElement,
+  PointElement,
+  Tooltip,
+);
+Chart.defaults.font.family = getComputedStyle(document.documentElement).getPropertyValue("--font").trim() || "system-ui";
+Chart.defaults.color = "#4b5563";
+Chart.defaults.animation = false;
+
+const PALETTE = ["#4338ca", "#0d9488", "#d97706", "#db2777", "#2563eb", "#65a30d", "#7c3aed", "#dc2626", "#0891b2"];
+export const OTHER_COLOUR = "#9ca3af";
+
+export function colour(index: number): string {
+  return PALETTE[index % PALETTE.length];
+}
+
+export interface Series {
+  label: string;
+  values: number[];
+}
+
+/** A canvas that screen readers read as an image described by `summary`. */
+function canvas(summary: string): HTMLCanvasElement {
+  const element = document.createElement("canvas");
+  element.setAttribute("role", "img");
+  element.setAttribute("aria-label", summary);
+  return element;
+}
+
+/** Bars per bucket, stacked by series when there are several. */
+export function barChart(
+  labels: string[],
+  series: Series[],
+  summary: string,
+  format: (value: number) => string,
+): { element: HTMLElement; chart: Chart } {
+  const element = canvas(summary);
+  const stacked = series.length > 1;
+  const datasets: ChartDataset<"bar">[] = series.map((one, index) => ({
+    label: one.label,
+    data: one.values,
+    backgroundColor: one.label === "Other" ? OTHER_COLOUR : colour(index),
+    borderRadius: 2,
+    maxBarThickness: 36,
+  }));
+  const chart = new Chart(element, {
+    type: "bar",
+    data: { labels, datasets },
+    options: {
+      responsive: true,
+      maintainAspectRatio: false,
+      interaction: { mode: "index", intersect: false },
+      scales: {
+        x: { stacked, grid: { display: false }, ticks: { autoSkip: true, maxRotation: 0 } },
+        y: { stacked, beginAtZero: true, ticks: { callback: (value) => format(Number(value)) } },
+      },
+      plugins: {
+        legend: { display: stacked, position: "bottom", labels: { boxWidth: 12 } },
+        tooltip: {
+          callbacks: { label: (item) => `${item.dataset.label}: ${format(Number(item.raw))}` },
+        },
+      },
+    },
+  });
+  return { element: wrap(element), chart };
+}
+
+/** One or two lines over days, filled under the first. */
+export function lineChart(
+  labels: string[],
+  series: Series[],
+  summary: string,
+  format: (value: number) => string,
+): { element: HTMLElement; chart: Chart } {
+  const element = canvas(summary);
+  const chart = new Chart(element, {
+    type: "line",
+    data: {
+      labels,
+      datasets: series.map((one, index) => ({
+        label: one.label,
+        data: one.values,
+        borderColor: colour(index),
+        backgroundColor: index === 0 ? "rgba(67, 56, 202, 0.12)" : "transparent",
+        fill: index === 0,
+        tension: 0.25,
+        pointRadius: 2,
+      })),
+    },
+    options: {
+      responsive: true,
+      maintainAspectRatio: false,
+      interaction: { mode: "index", intersect: false },
+      scales: {
+        x: { grid: { display: false }, ticks: { autoSkip: true, maxRotation: 0 } },
+        y: { beginAtZero: true, ticks: { callback: (value) => format(Number(value)) } },
+      },
+      plugins: {
+        legend: { display: series.length > 1, position: "bottom" },
+        tooltip: { callbacks: { label: (item) => `${item.dataset.label}: ${format(Number(item.raw))}` } },
+      },
+    },
+  });
+  return { element: wrap(element), chart };
+}
+
+function wrap(element: HTMLCanvasElement): HTMLElement {
+  const box = document.createElement("div");
+  box.className = "chart-box";
+  box.appendChild(element);
+  return box;
+}

@@ -1,0 +1,125 @@
+// Pieces several pages share: stat cards, tables, segmented choices, token breakdowns.
+import { h, uid, type Child } from "./dom";
+import { count, costSpan } from "./format";
+import type { RequestRow, RequestTokens } from "./types";
+
+export function statCard(label: string, value: Child, detail?: Child): HTMLElement {
+  return h("div", { class: "stat" }, h("div", { class: "stat-label" }, label), h("div", { class: "stat-value" }, value), detail ? h("div", { class: "stat-detail" }, detail) : null);
+}
+
+export function statGrid(...cards: HTMLElement[]): HTMLElement {
+  return h("section", { class: "stats", "aria-label": "Totals" }, cards);
+}
+
+export interface Column {
+  label: string;
+  numeric?: boolean;
+}
+
+/** A table with a caption (read by screen readers, hidden when a heading already says it). */
+export function table(caption: string, columns: Column[], rows: Child[][], empty = "Nothing in this range."): HTMLElement {
+  const head = h("thead", null, h("tr", null, columns.map((column) => h("th", { scope: "col", class: column.numeric ? "num" : null }, column.label))));
+  const body = h(
+    "tbody",
+    null,
+    rows.length
+      ? rows.map((cells) => h("tr", null, cells.map((cell, index) => h("td", { class: columns[index]?.numeric ? "num" : null, "data-label": columns[index]?.label }, cell))))
+      : h("tr", null, h("td", { colspan: String(columns.length), class: "empty" }, empty)),
+  );
+  return h("div", { class: "table-wrap" }, h("table", { class: "responsive" }, h("caption", { class: "sr-only" }, caption), head, body));
+}
+
+/** A radio group drawn as segmented buttons: arrow keys move, the browser does the rest. */
+export function segmented(legend: string, name: string, choices: [string, string][], selected: string, changed: (value: string) => void): HTMLElement {
+  return h(
+    "fieldset",
+    { class: "segmented" },
+    h("legend", null, legend),
+    h(
+      "div",
+      { class: "segments" },
+      choices.map(([value, label]) => {
+        const id = uid(name);
+        const input = h("input", { type: "radio", name, id, value, checked: value === selected });
+        input.addEventListener("change", () => input.checked && changed(value));
+        return [input, h("label", { for: id }, label)];
+      }),
+    ),
+  );
+}
+
+function breakdownLines(tokens: RequestTokens): [string, number | string][] {
+  const lines: [string, number | string][] = [["Input", tokens.input], ["Output", tokens.output]];
+  if (tokens.reasoning) lines.push(["of which reasoning", tokens.reasoning]);
+  if (tokens.cache_creation) {
+    lines.push(["Cache write", tokens.cache_creation]);
+    if (tokens.cache_creation_5m !== null && tokens.cache_creation_1h !== null) {
+      lines.push(["of which 5-minute", tokens.cache_creation_5m], ["of which 1-hour", tokens.cache_creation_1h]);
+    }
+  }
+  if (tokens.cache_read) lines.push(["Cache read", tokens.cache_read]);
+  return lines;
+}
+
+/** Puts a tooltip next to its anchor. Fixed to the viewport, so a scrolling table can't clip it:
+ * below the anchor when there is room, above it otherwise, and never past the screen's edges. */
+function placeTip(anchor: HTMLElement, tip: HTMLElement): void {
+  const box = anchor.getBoundingClientRect();
+  const width = tip.offsetWidth;
+  const height = tip.offsetHeight;
+  const left = Math.min(Math.max(8, box.right - width), window.innerWidth - width - 8);
+  const below = box.bottom + 6 + height <= window.innerHeight;
+  tip.style.left = `${left}px`;
+  tip.style.top = `${below ? box.bottom + 6 : Math.max(8, box.top - 6 - height)}px`;
+}
+
+/** Total tokens; hovering or focusing it shows the input/output/cache breakdown. */
+export function tokenTotal(row: RequestRow): HTMLElement {
+  const tip = uid("tokens");
+  const lines = breakdownLines(row.tokens);
+  const place = (event: Event): void => {
+    const anchor = event.currentTarget as HTMLElement;
+    placeTip(anchor, anchor.querySelector(".tip") as HTMLElement);
+  };
+  return h(
+    "span",
+    { class: "has-tip", tabindex: "0", "aria-describedby": tip, onmouseenter: place, onfocus: place },
+    count(row.tokens.total),
+    row.usage_estimated ? h("span", { class: "badge warn", title: "Estimated: the provider sent no usage" }, "est.") : null,
+    h(
+      "span",
+      { class: "tip", role: "tooltip", id: tip },
+      h("dl", null, lines.map(([name, value]) => [h("dt", { class: name.startsWith("of which") ? "sub" : null }, name), h("dd", null, typeof value === "number" ? count(value) : value)])),
+    ),
+  );
+}
+
+const STATUS_TEXT: Record<string, string> = { ok: "OK", error: "Error", partial: "Partial" };
+
+export function statusBadge(status: string): HTMLElement {
+  return h("span", { class: `badge status-${status}` }, STATUS_TEXT[status] ?? status);
+}
+
+export function requestRow(row: RequestRow, timestamp: (iso: string) => string): Child[] {
+  return [
+    h("time", { datetime: row.created_at }, timestamp(row.created_at)),
+    h("span", { class: "model" }, row.model),
+    tokenTotal(row),
+    costSpan(row.cost),
+    row.key_name ?? row.key_id,
+    statusBadge(row.status),
+  ];
+}
+
+export const REQUEST_COLUMNS: Column[] = [
+  { label: "Time" },
+  { label: "Model" },
+  { label: "Tokens", numeric: true },
+  { label: "Cost", numeric: true },
+  { label: "Key" },
+  { label: "Status" },
+];
+
+export function loading(text = "Loading…"): HTMLElement {
+  return h("p", { class: "muted loading", role: "status" }, text);
+}

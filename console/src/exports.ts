@@ -1,0 +1,91 @@
+// Export jobs from the console: start one, follow its progress, download the file it made.
+import type { Api } from "./api";
+import { fill, h, message } from "./dom";
+import { count } from "./format";
+import type { ExportStatus } from "./types";
+
+export interface ExportRequest {
+  kind: "requests" | "activity";
+  format: "csv" | "pdf";
+  start?: string;
+  end?: string;
+  model?: string | null;
+  key?: string | null;
+  group_by?: string;
+  granularity?: string;
+}
+
+const POLL_MS = 600;
+
+function download(url: string, filename: string): void {
+  // The URL is presigned with Content-Disposition: attachment, so following it saves the file.
+  const link = h("a", { href: url, download: filename, hidden: true });
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+}
+
+/** A button that runs an export and a live region that tells how it goes. */
+export function exportButton(
+  api: Api,
+  label: string,
+  request: () => ExportRequest,
+  onLeave: (cleanup: () => void) => void,
+): { button: HTMLButtonElement; status: HTMLElement } {
+  const status = h("div", { class: "export-status", "aria-live": "polite" });
+  const button = h("button", { type: "button", class: "secondary" }, label);
+  let timer: number | undefined;
+  let left = false;
+  onLeave(() => {
+    left = true;
+    window.clearTimeout(timer);
+  });
+
+  async function follow(id: string): Promise<void> {
+    if (left) return;
+    let job: ExportStatus;
+    try {
+      job = await api.get<ExportStatus>(`/api/exports/${encodeURIComponent(id)}`);
+    } catch (error) {
+      finish(message("error", `Export failed: ${(error as Error).message}`));
+      return;
+    }
+    if (left) return;
+    if (job.status === "succeeded" && job.url) {
+      download(job.url, job.filename);
+      finish(
+        h(
+          "p",
+          { class: "message success", role: "status" },
+          `Exported ${count(job.rows)} ${job.format === "pdf" ? "requests into" : "rows to"} `,
+          h("a", { href: job.url, download: job.filename }, job.filename),
+          ". The link works until ",
+          job.expires_at ? new Date(job.expires_at).toUTCString() : "it expires",
+          ".",
+        ),
+      );
+    } else if (job.status === "failed") {
+      finish(message("error", `Export failed: ${job.error ?? "unknown error"}`));
+    } else {
+      fill(status, h("p", { class: "progress", role: "status" }, h("progress", { "aria-label": "Export progress" }), ` ${job.status === "queued" ? "Queued" : "Exporting"}… ${count(job.rows)} rows so far`));
+      timer = window.setTimeout(() => void follow(id), POLL_MS);
+    }
+  }
+
+  function finish(content: HTMLElement): void {
+    button.disabled = false;
+    fill(status, content);
+  }
+
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    fill(status, h("p", { class: "progress", role: "status" }, h("progress", { "aria-label": "Export progress" }), " Starting the export…"));
+    try {
+      const job = await api.post<ExportStatus>("/api/exports", request());
+      await follow(job.id);
+    } catch (error) {
+      finish(message("error", `Export failed: ${(error as Error).message}`));
+    }
+  });
+  return { button, status };
+}

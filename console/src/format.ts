@@ -1,0 +1,85 @@
+// Numbers as people read them. Costs arrive as exact decimal strings; the exact value stays in a
+// `data-exact` attribute and the tooltip, the display rounds.
+
+const integer = new Intl.NumberFormat("en-US");
+const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
+
+export function count(value: number): string {
+  return integer.format(value);
+}
+
+export function shortCount(value: number): string {
+  return value < 10_000 ? integer.format(value) : compact.format(value);
+}
+
+/** USD for display: cents from a dollar up, more digits below so small spend never shows as $0.00. */
+export function usd(exact: string | number): string {
+  const value = typeof exact === "number" ? exact : Number(exact);
+  if (value === 0) return "$0.00";
+  const magnitude = Math.abs(value);
+  const digits = magnitude >= 1 ? 2 : magnitude >= 0.01 ? 4 : 6;
+  const text = magnitude < 0.000001 ? "<$0.000001" : null;
+  if (text) return value < 0 ? `-${text}` : text;
+  return new Intl.NumberFormat("en-US", {
+    style: "currency",
+    currency: "USD",
+    minimumFractionDigits: 2,
+    maximumFractionDigits: digits,
+  }).format(value);
+}
+
+/** A cost cell's content: rounded text, exact value on hover and in `data-exact`. */
+export function costSpan(exact: string): HTMLSpanElement {
+  const span = document.createElement("span");
+  span.className = "cost";
+  span.textContent = usd(exact);
+  span.title = `$${exact} exactly`;
+  span.dataset.exact = exact;
+  return span;
+}
+
+const dateTime = new Intl.DateTimeFormat("en-GB", {
+  year: "numeric",
+  month: "short",
+  day: "2-digit",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+  timeZone: "UTC",
+  hour12: false,
+});
+
+/** A timestamp in UTC, the ledger's time zone. */
+export function timestamp(iso: string): string {
+  return `${dateTime.format(new Date(iso))} UTC`;
+}
+
+/** A YYYY-MM-DD date in UTC. */
+export function isoDate(date: Date): string {
+  return date.toISOString().slice(0, 10);
+}
+
+export function addDays(date: Date, days: number): Date {
+  return new Date(date.getTime() + days * 86_400_000);
+}
+
+/** A bucket's start as a short axis label for its granularity. */
+export function bucketLabel(iso: string, granularity: string): string {
+  const date = new Date(iso);
+  const options: Intl.DateTimeFormatOptions =
+    granularity === "minute" || granularity === "hour"
+      ? { hour: "2-digit", minute: "2-digit", hour12: false }
+      : granularity === "day"
+        ? { month: "short", day: "numeric" }
+        : { month: "short", year: "numeric" };
+  return new Intl.DateTimeFormat("en-GB", { ...options, timeZone: "UTC" }).format(date);
+}
+
+export function relative(iso: string | null): string {
+  if (!iso) return "never";
+  const seconds = (Date.now() - new Date(iso).getTime()) / 1000;
+  if (seconds < 60) return "just now";
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)} h ago`;
+  return `${Math.floor(seconds / 86_400)} d ago`;
+}

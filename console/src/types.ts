@@ -1,0 +1,158 @@
+// The management API's response shapes (see /api/openapi.json). Costs are exact decimal strings.
+
+export interface Counters {
+  cost: string;
+  requests: number;
+  input_tokens: number;
+  output_tokens: number;
+  reasoning_tokens: number;
+  cache_creation_tokens: number;
+  cache_creation_5m_tokens: number;
+  cache_creation_1h_tokens: number;
+  cache_read_tokens: number;
+  total_tokens: number;
+}
+
+export interface ModelCounters extends Counters {
+  model: string;
+}
+
+export interface Usage {
+  start: string;
+  end: string;
+  filters: { model: string | null; key: string | null };
+  totals: Counters;
+  models: ModelCounters[];
+  series: { granularity: string; buckets: (Counters & { start: string })[] };
+}
+
+export interface RequestTokens {
+  total: number;
+  input: number;
+  output: number;
+  reasoning: number;
+  cache_creation: number;
+  cache_creation_5m: number | null;
+  cache_creation_1h: number | null;
+  cache_read: number;
+}
+
+export interface RequestRow {
+  id: string;
+  created_at: string;
+  model: string;
+  key_id: string;
+  key_name: string | null;
+  member: string | null;
+  status: string;
+  streamed: boolean;
+  tokens: RequestTokens;
+  usage_estimated: boolean;
+  cost: string;
+  latency_ms: number | null;
+  ttft_ms: number | null;
+}
+
+export interface Page<T> {
+  data: T[];
+  next_cursor: string | null;
+}
+
+export type Period = "1h" | "1d" | "1mo" | "1y";
+export type GroupBy = "model" | "key" | "member";
+
+export interface Bucket extends Counters {
+  start: string;
+  label: string;
+  groups: Record<string, Counters>;
+}
+
+export interface Activity {
+  period: Period;
+  granularity: string;
+  group_by: GroupBy;
+  start: string;
+  end: string;
+  buckets: Bucket[];
+  /** Each group's totals over the whole period, biggest spend first. */
+  groups: GroupCounters[];
+}
+
+export interface GroupCounters extends Counters {
+  group: string;
+  name: string | null;
+}
+
+export interface DailyCounters extends Counters {
+  date: string;
+}
+
+export interface Trend {
+  totals: Counters;
+  daily: DailyCounters[];
+}
+
+export interface Dashboard {
+  as_of: string;
+  balance: string | null;
+  last_7_days: Trend;
+  last_30_days: Trend;
+  top_models: ModelCounters[];
+  recent_activity: RequestRow[];
+}
+
+export interface Limits {
+  spend_limit_usd: string | null;
+  spend_period: "daily" | "weekly" | "monthly" | "none";
+  requests_per_minute: number | null;
+  tokens_per_minute: number | null;
+  allowed_models: string[] | null;
+}
+
+export interface Key {
+  id: string;
+  name: string;
+  kind: "admin" | "api";
+  member: string | null;
+  prefix: string;
+  disabled: boolean;
+  created_at: string;
+  valid_until: string | null;
+  limits: Limits;
+  spend_to_date: string;
+  last_used_at: string | null;
+}
+
+export interface KeyWithSecret extends Key {
+  secret: string;
+}
+
+export interface Member {
+  member_id: string;
+  name: string | null;
+  disabled: boolean;
+  created_at: string;
+}
+
+export interface Balance {
+  credits_usd: string;
+  spent_usd: string;
+  balance_usd: string | null;
+  inflight: number;
+}
+
+export interface ExportStatus {
+  id: string;
+  kind: string;
+  format: string;
+  status: "queued" | "running" | "succeeded" | "failed";
+  rows: number;
+  filename: string;
+  url: string | null;
+  expires_at: string | null;
+  error: string | null;
+}
+
+export interface CatalogModel {
+  id: string;
+}

@@ -1,0 +1,1 @@
+"""Deployer-side tools; not part of the deployed package."""
