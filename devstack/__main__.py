@@ -34,6 +34,11 @@ def parse_args(argv: list[str] | None) -> StackOptions:
         "--first-token-latency-ms", type=float, default=float(os.environ.get("MW_FAKE_FIRST_TOKEN_LATENCY_MS", 150))
     )
     args = parser.parse_args(argv)
+    demo_requests = 0
+    if os.environ.get("MW_DEMO_DATA", "").lower() in ("1", "true", "yes"):
+        from devstack.demo_data import REQUESTS
+
+        demo_requests = int(os.environ.get("MW_DEMO_REQUESTS", REQUESTS))
     return StackOptions(
         host=args.host,
         port=args.port,
@@ -42,6 +47,7 @@ def parse_args(argv: list[str] | None) -> StackOptions:
         first_token_latency_ms=args.first_token_latency_ms,
         openai_api_key=os.environ.get("OPENAI_API_KEY") or None,
         anthropic_api_key=os.environ.get("ANTHROPIC_API_KEY") or None,
+        demo_requests=demo_requests,
     )
 
 
@@ -55,9 +61,18 @@ def main(argv: list[str] | None = None) -> int:
         fake_url = start_fake_upstream(stack, options) if needs_fake else None
         env = configure_environment(moto_url, fake_url, options)
         secrets = bootstrap_keys()
+        demo = None
+        if options.demo_requests:
+            from devstack import demo_seed
+
+            # Before the aggregator starts: it then reads the seeded records in full batches,
+            # whose requests share rollup items, instead of a few at a time.
+            demo = demo_seed.seed_before_start(options.demo_requests)
         start_spill_replayer(stack, env.get("MW_SPILL_QUEUE_URL"))
-        start_aggregator(stack, env["MW_LEDGER_TABLE"])
+        aggregator = start_aggregator(stack, env["MW_LEDGER_TABLE"])
         start_export_worker(stack, env.get("MW_EXPORT_QUEUE_URL"))
+        if demo is not None:
+            demo_seed.report_when_rolled_up(aggregator, *demo)
 
         from devstack.gateway import LocalGateway
         from meterway.handlers import api

@@ -37,6 +37,8 @@ class StackOptions:
     openai_api_key: str | None = None
     anthropic_api_key: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Requests of made-up usage to seed before start-up (MW_DEMO_DATA); 0 seeds none.
+    demo_requests: int = 0
 
 
 def free_port(host: str = "127.0.0.1") -> int:

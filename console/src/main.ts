@@ -39,7 +39,8 @@ function leave(): void {
 function navigate(path: string, options: { replace?: boolean } = {}): void {
   if (options.replace) history.replaceState(null, "", path);
   else history.pushState(null, "", path);
-  void render();
+  // A screen reader or keyboard user lands on the new page's content, not back at the top bar.
+  void render().then(() => document.getElementById("main")?.focus({ preventScroll: true }));
 }
 
 function signOut(notice: string | null = null): void {

@@ -84,17 +84,30 @@ class LocalStack:
 
 
 @contextmanager
-def launched(state: Path, *, token_latency_ms: float, first_token_latency_ms: float) -> Iterator[LocalStack]:
-    """``python -m devstack`` on a free port, as ``make dev`` runs it, until the block ends."""
-    log = state / "stack.log"
-    env = {name: value for name, value in os.environ.items() if name not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")}
-    env |= {"MW_UPSTREAM_READ_TIMEOUT_S": "2", "PYTHONUNBUFFERED": "1"}
+def launched(
+    state: Path,
+    *,
+    token_latency_ms: float,
+    first_token_latency_ms: float,
+    env: dict[str, str] | None = None,
+    startup_s: float = 60,
+) -> Iterator[LocalStack]:
+    """``python -m devstack`` on a free port, as ``make dev`` runs it, until the block ends;
+    ``env`` adds to its environment. A state dir may be used again: the stack's own new
+    ``local.json`` is waited for, not one an earlier start left there."""
+    log = state / f"stack-{time.monotonic_ns()}.log"
+    environment = {
+        name: value for name, value in os.environ.items() if name not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+    }
+    environment |= {"MW_UPSTREAM_READ_TIMEOUT_S": "2", "PYTHONUNBUFFERED": "1"} | (env or {})
     command = [sys.executable, "-m", "devstack", "--port", "0", "--state-dir", str(state)]
     command += ["--token-latency-ms", str(token_latency_ms), "--first-token-latency-ms", str(first_token_latency_ms)]
+    local_json = state / "local.json"
+    stale = local_json.read_text() if local_json.exists() else None
     with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)
     try:
-        yield LocalStack(_wait_until_up(state / "local.json", process, log), log)
+        yield LocalStack(_wait_until_up(local_json, process, log, stale=stale, timeout_s=startup_s), log)
     finally:
         process.terminate()
         try:
@@ -117,12 +130,14 @@ def fast_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]
         yield running
 
 
-def _wait_until_up(path: Path, process: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
+def _wait_until_up(
+    path: Path, process: subprocess.Popen[bytes], log: Path, *, stale: str | None, timeout_s: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the local stack exited:\n{log.read_text()}")
-        if path.exists():
+        if path.exists() and path.read_text() != stale:
             info: dict[str, Any] = json.loads(path.read_text())
             try:
                 if httpx.get(str(info["api_base"]).removesuffix("/v1") + "/healthz").status_code == 200:
@@ -130,4 +145,4 @@ def _wait_until_up(path: Path, process: subprocess.Popen[bytes], log: Path) -> d
             except httpx.TransportError:
                 pass
         time.sleep(0.1)
-    raise RuntimeError(f"the local stack did not start in 60 s:\n{log.read_text()}")
+    raise RuntimeError(f"the local stack did not start in {timeout_s} s:\n{log.read_text()}")

@@ -35,7 +35,7 @@ from meterway.logic.chat import ChatCall, Settle, complete_response, stream_chat
 from meterway.logic.key_status import check_model_allowed, key_status
 from meterway.logic.keys import ApiKey
 from meterway.logic.quotas import Reservation
-from meterway.logic.record_usage import UsageRecord, new_request_id, now_utc, save_record
+from meterway.logic.record_usage import UsageRecord, new_request_id, now_utc, settle_request
 from meterway.models import ChatCompletionRequest, parse_request
 from meterway.observability import logger
 
@@ -68,9 +68,10 @@ class ProxyDeps:
         return await anyio.to_thread.run_sync(self.quotas.reserve, key, key_hash, now_utc())
 
     async def settle(self, reservation: Reservation, record: UsageRecord) -> None:
-        item = record.to_item(retention_days=self.settings.ledger_retention_days)
-        counters = reservation.settlement(record.cost_usd, record.usage.total_tokens)
-        outcome = await anyio.to_thread.run_sync(save_record, item, self.ledger, self.spill, counters)
+        retention_days = self.settings.ledger_retention_days
+        outcome = await anyio.to_thread.run_sync(
+            settle_request, record, reservation, self.ledger, self.spill, retention_days
+        )
         logger.info(
             "request settled",
             extra={

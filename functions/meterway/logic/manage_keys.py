@@ -91,7 +91,7 @@ def create_key(
         raise InvalidRequest("Admin keys have no member, limits or expiry.", code="admin_key")
     member_id = normalize_member_id(member) if member is not None else None
     key, secret = mint_key(account_id, name, kind=kind, member=member_id)
-    key = replace(key, limits=check_limits(limits), valid_until=expiry(valid_until, now))
+    key = replace(key, limits=check_limits(limits), valid_until=expiry(valid_until, now), created_at=utc_iso(now))
     try:
         keys.put(key, hash_secret(secret))
     except MemberUnavailable as exc:

@@ -12,16 +12,19 @@ from typing import Any, Literal
 from meterway.dal.ledger_store import LedgerStore, SpillQueue, encode_record
 from meterway.errors import StorageError
 from meterway.logic.keys import ApiKey, utc_iso
-from meterway.logic.quotas import CounterDelta
+from meterway.logic.quotas import CounterDelta, Reservation
 from meterway.logic.usage import TokenUsage
 from meterway.observability import count, logger
 
 Status = Literal["ok", "error", "partial"]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def new_request_id() -> str:
-    """``gen-`` + 12 hex digits of milliseconds + 16 random hex: unique and roughly time-ordered."""
-    return f"gen-{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}"
+def new_request_id(at: datetime | None = None, entropy: str | None = None) -> str:
+    """``gen-`` + 12 hex digits of milliseconds + 16 random hex: unique and roughly time-ordered.
+    ``at`` and ``entropy`` (16 hex digits) default to now and fresh random ones."""
+    milliseconds = time.time_ns() // 1_000_000 if at is None else (at - EPOCH) // timedelta(milliseconds=1)
+    return f"gen-{milliseconds:012x}{entropy or secrets.token_hex(8)}"
 
 
 @dataclass(slots=True)
@@ -93,6 +96,15 @@ def now_utc() -> datetime:
 
 
 SaveOutcome = Literal["written", "duplicate", "spilled", "unsaved"]
+
+
+def settle_request(
+    record: UsageRecord, reservation: Reservation, ledger: LedgerStore, spill: SpillQueue | None, retention_days: int
+) -> SaveOutcome:
+    """Settle a finished request: its ledger record and the counters it reserved, adjusted by its
+    real cost and tokens, written together exactly once (see `save_record`)."""
+    counters = reservation.settlement(record.cost_usd, record.usage.total_tokens)
+    return save_record(record.to_item(retention_days=retention_days), ledger, spill, counters)
 
 
 def save_record(

@@ -1,0 +1,209 @@
+"""Writes `devstack.demo_data`'s plan into the local stack (``MW_DEMO_DATA=1``).
+
+Members and keys are created by the same logic as the management API. Each request is reserved
+and settled exactly as the proxy does it, with its own past time: one transaction reserves (key
+still valid, per-minute and spend limits, credit), one writes the ledger record with the
+counters' share. The aggregator then builds the rollups from the ledger's stream, as for real
+traffic. A request the reservation refuses is not recorded, as the gateway records none.
+
+Past times are taken as DynamoDB would take them. The counters of long-gone minutes and spend
+periods, and minute rollups older than 8 days, are written with their TTL already passed:
+DynamoDB would delete them soon, and moto keeps them, which changes no total. With
+``LedgerRetentionDays`` set, only the days the ledger still keeps are seeded.
+
+A marker item in the KeysTable makes seeding happen once per backend: a second start against the
+same tables finds it and writes nothing. The local backend keeps its state in memory, so today
+every start begins empty and seeds afresh.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from devstack.demo_data import DAYS, KEYS, MEMBERS, REQUESTS, for_key, plan_requests
+from devstack.stack import LOCAL_ACCOUNT
+from meterway.config import get_proxy_settings
+from meterway.dal.aws import AwsResource, deserialize, serialize
+from meterway.dal.key_store import DynamoKeyStore
+from meterway.dal.ledger_store import DynamoLedgerStore, LedgerStore, SpillQueue, SqsSpillQueue
+from meterway.dal.member_store import DynamoMemberStore
+from meterway.dal.quota_store import DynamoQuotaStore, QuotaStore
+from meterway.errors import AuthenticationFailed, Conflict, QuotaExceeded, RateLimited, StorageError
+from meterway.logic.keys import ApiKey, hash_secret, utc_iso
+from meterway.logic.manage_keys import create_key
+from meterway.logic.manage_members import create_member
+from meterway.logic.record_usage import UsageRecord, settle_request
+
+if TYPE_CHECKING:
+    from devstack.workers import DynamoStreamPoller
+
+# Requests settled at once: moto handles one DynamoDB call at a time, but the client's own work
+# (building, signing, the round trip) overlaps.
+WORKERS = 4
+ROLLUP_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True, slots=True)
+class SeedReport:
+    """What seeding did: ``already`` when an earlier start had seeded these tables. ``refused``
+    counts the requests not recorded (refused at reservation, as the gateway would)."""
+
+    window_end: str
+    requests: int
+    cost_usd: Decimal
+    refused: int = 0
+    keys: int = 0
+    members: int = 0
+    already: bool = False
+
+
+class DemoMarker(AwsResource):
+    """``pk = DEMO_DATA#<account>``, ``sk = MARKER`` in the KeysTable: seeded or not, and what."""
+
+    def __init__(self, table_name: str, client: Any | None = None):
+        super().__init__(client)
+        self._table = table_name
+
+    def claim(self, account_id: str, window_end: str) -> dict[str, Any] | None:
+        """Mark the account as being seeded; the earlier marker instead, if there is one."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        item = self._key(account_id) | {"window_end": window_end, "state": "seeding"}
+        try:
+            self.client.put_item(
+                TableName=self._table, Item=serialize(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StorageError("The keys table did not accept the demo marker.") from exc
+            found = self.client.get_item(TableName=self._table, Key=serialize(self._key(account_id)))
+            return deserialize(found["Item"])
+        except BotoCoreError as exc:
+            raise StorageError("The keys table is unreachable.") from exc
+        return None
+
+    def finish(self, account_id: str, requests: int, cost_usd: Decimal) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key=serialize(self._key(account_id)),
+                UpdateExpression="SET #state = :done, requests = :requests, cost_usd = :cost",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=serialize({":done": "done", ":requests": requests, ":cost": cost_usd}),
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError("The keys table did not accept the demo marker.") from exc
+
+    @staticmethod
+    def _key(account_id: str) -> dict[str, str]:
+        return {"pk": f"DEMO_DATA#{account_id}", "sk": "MARKER"}
+
+
+def seed_demo_data(
+    now: datetime, *, account_id: str = LOCAL_ACCOUNT, requests: int = REQUESTS, days: int = DAYS
+) -> SeedReport:
+    """Members, keys and ``requests`` requests over the ``days`` before ``now``, once per backend."""
+    settings = get_proxy_settings()
+    marker = DemoMarker(settings.keys_table)
+    earlier = marker.claim(account_id, utc_iso(now))
+    if earlier is not None:
+        cost = Decimal(str(earlier.get("cost_usd", 0)))
+        return SeedReport(earlier["window_end"], int(earlier.get("requests", 0)), cost, already=True)
+    if settings.ledger_retention_days:
+        # Older records would be written already expired: DynamoDB's TTL would delete them.
+        days = min(days, settings.ledger_retention_days)
+    since = now - timedelta(days=days + 3)
+    created = create_members(settings.keys_table, account_id, since)
+    keys = create_keys(settings.keys_table, account_id, since)
+    planned = plan_requests(now, requests=requests, days=days)
+    records = [for_key(record, keys[record.key.name][0]) for record in planned]
+    hashes = {key.key_id: key_hash for key, key_hash in keys.values()}
+    spill = SqsSpillQueue(settings.spill_queue_url) if settings.spill_queue_url else None
+    settled = settle_all(
+        records,
+        hashes,
+        DynamoQuotaStore(settings.keys_table),
+        DynamoLedgerStore(settings.ledger_table, counters_table=settings.keys_table),
+        spill,
+        settings.ledger_retention_days,
+    )
+    cost = sum((record.cost_usd for record in settled), Decimal(0))
+    marker.finish(account_id, len(settled), cost)
+    return SeedReport(utc_iso(now), len(settled), cost, len(records) - len(settled), len(keys), created)
+
+
+def create_members(table: str, account_id: str, now: datetime) -> int:
+    """The demo members that are not there yet; returns how many it created."""
+    store = DynamoMemberStore(table)
+    created = 0
+    for member in MEMBERS:
+        try:
+            create_member(store, account_id, member.member_id, member.name, now=now)
+            created += 1
+        except Conflict:
+            continue
+    return created
+
+
+def create_keys(table: str, account_id: str, now: datetime) -> dict[str, tuple[ApiKey, str]]:
+    """The demo keys by name, each with the hash its requests reserve with (the secret is dropped)."""
+    store = DynamoKeyStore(table)
+    keys = {}
+    for demo in KEYS:
+        key, secret = create_key(store, account_id, demo.name, member=demo.member, limits=demo.limits, now=now)
+        keys[demo.name] = (key, hash_secret(secret))
+    return keys
+
+
+def settle_all(
+    records: Iterable[UsageRecord],
+    hashes: dict[str, str],
+    quotas: QuotaStore,
+    ledger: LedgerStore,
+    spill: SpillQueue | None,
+    retention_days: int,
+) -> list[UsageRecord]:
+    """Reserve and settle each record at its own time, oldest first; returns those recorded (a
+    spilled one is, once the replayer has run)."""
+
+    def settle_one(record: UsageRecord) -> UsageRecord | None:
+        try:
+            reservation = quotas.reserve(record.key, hashes[record.key.key_id], record.created_at)
+        except (AuthenticationFailed, QuotaExceeded, RateLimited):
+            return None
+        outcome = settle_request(record, reservation, ledger, spill, retention_days)
+        return record if outcome in ("written", "spilled") else None
+
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="demo-seed") as pool:
+        return [record for record in pool.map(settle_one, records) if record is not None]
+
+
+def seed_before_start(requests: int) -> tuple[SeedReport, float]:
+    """Seed the ledger, saying so on stderr; returns the report and when seeding began."""
+    print(f"Seeding {DAYS} days of demo usage (MW_DEMO_DATA): {requests:,} requests…", file=sys.stderr)
+    began = time.monotonic()
+    return seed_demo_data(datetime.now(UTC), requests=requests), began
+
+
+def report_when_rolled_up(aggregator: DynamoStreamPoller, seeded: SeedReport, began: float) -> None:
+    """Wait until the aggregator has rolled every seeded record up, so the console shows it all."""
+    if seeded.already:
+        print(f"  demo data: already there (window ending {seeded.window_end})", file=sys.stderr)
+        return
+    ledger_s = time.monotonic() - began
+    aggregator.drain(timeout_s=ROLLUP_TIMEOUT_S)
+    total_s = time.monotonic() - began
+    print(
+        f"  demo data: {seeded.requests:,} requests (${seeded.cost_usd:.2f}), {seeded.keys} new keys, "
+        f"{seeded.members} new members, in {total_s:.0f} s (ledger {ledger_s:.0f} s, rollups {total_s - ledger_s:.0f} s)",
+        file=sys.stderr,
+    )
