@@ -1,4 +1,5 @@
 // Charts from Chart.js, bundled at build time: only the parts the console draws are registered.
+import { usd, usdTick } from "./format";
 import {
   BarController,
   BarElement,
@@ -30,8 +31,9 @@ Chart.defaults.font.family = getComputedStyle(document.documentElement).getPrope
 Chart.defaults.color = "#4b5563";
 Chart.defaults.animation = false;
 
-const PALETTE = ["#4338ca", "#0d9488", "#d97706", "#db2777", "#2563eb", "#65a30d", "#7c3aed", "#dc2626", "#0891b2"];
-export const OTHER_COLOUR = "#9ca3af";
+// Tableau 10: categorical colours that stay apart from each other, for the stacked groups.
+const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"];
+export const OTHER_COLOUR = "#bab0ac";
 
 export function colour(index: number): string {
   return PALETTE[index % PALETTE.length];
@@ -75,7 +77,7 @@ export function barChart(
       interaction: { mode: "index", intersect: false },
       scales: {
         x: { stacked, grid: { display: false }, ticks: { autoSkip: true, maxRotation: 0 } },
-        y: { stacked, beginAtZero: true, ticks: { callback: (value) => format(Number(value)) } },
+        y: { stacked, beginAtZero: true, ticks: { callback: (value) => tick(format)(Number(value)) } },
       },
       plugins: {
         legend: { display: stacked, position: "bottom", labels: { boxWidth: 12 } },
@@ -104,7 +106,7 @@ export function lineChart(
         label: one.label,
         data: one.values,
         borderColor: colour(index),
-        backgroundColor: index === 0 ? "rgba(67, 56, 202, 0.12)" : "transparent",
+        backgroundColor: index === 0 ? "rgba(78, 121, 167, 0.15)" : "transparent",
         fill: index === 0,
         tension: 0.25,
         pointRadius: 2,
@@ -116,7 +118,7 @@ export function lineChart(
       interaction: { mode: "index", intersect: false },
       scales: {
         x: { grid: { display: false }, ticks: { autoSkip: true, maxRotation: 0 } },
-        y: { beginAtZero: true, ticks: { callback: (value) => format(Number(value)) } },
+        y: { beginAtZero: true, ticks: { callback: (value) => tick(format)(Number(value)) } },
       },
       plugins: {
         legend: { display: series.length > 1, position: "bottom" },
@@ -125,6 +127,11 @@ export function lineChart(
     },
   });
   return { element: wrap(element), chart };
+}
+
+/** Axis labels: money gets fewer digits there than in tooltips. */
+function tick(format: (value: number) => string): (value: number) => string {
+  return format === usd ? usdTick : format;
 }
 
 function wrap(element: HTMLCanvasElement): HTMLElement {

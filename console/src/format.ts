@@ -12,7 +12,8 @@ export function shortCount(value: number): string {
   return value < 10_000 ? integer.format(value) : compact.format(value);
 }
 
-/** USD for display: cents from a dollar up, more digits below so small spend never shows as $0.00. */
+/** USD for display: cents from a dollar up, 4 or 6 digits below (fixed, so a column's figures line
+ * up) so that small spend never shows as $0.00. */
 export function usd(exact: string | number): string {
   const value = typeof exact === "number" ? exact : Number(exact);
   if (value === 0) return "$0.00";
@@ -23,9 +24,15 @@ export function usd(exact: string | number): string {
   return new Intl.NumberFormat("en-US", {
     style: "currency",
     currency: "USD",
-    minimumFractionDigits: 2,
+    minimumFractionDigits: digits,
     maximumFractionDigits: digits,
   }).format(value);
+}
+
+/** USD on a chart's axis: three significant digits at most ($0.8, $1.25, $0.0002). */
+export function usdTick(value: number): string {
+  if (value === 0) return "$0";
+  return new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", maximumSignificantDigits: 3 }).format(value);
 }
 
 /** A cost cell's content: rounded text, exact value on hover and in `data-exact`. */

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from meterway.dal.rollup_store import RollupStore
 from meterway.errors import InvalidRequest
+from meterway.logic.keys import utc_iso
 from meterway.logic.rollups import (
     TOTAL,
     Counters,
@@ -65,17 +66,28 @@ def sum_window(store: RollupStore, account_id: str, window: Window, dimension: s
 def usage(
     store: RollupStore, account_id: str, window: Window, *, model: str | None = None, key_id: str | None = None
 ) -> dict[str, Any]:
-    """Stat-card totals and the per-model breakdown for a window, optionally for one model or key."""
+    """Stat-card totals, the per-model breakdown and the chart's series for a window, optionally
+    for one model or key. One read serves all three: the series' cells, per bucket and model."""
     dimension = key_models_dimension(key_id) if key_id else "model"
-    per_model = sum_window(store, account_id, window, dimension)
-    if model is not None:
-        per_model = {name: counters for name, counters in per_model.items() if name == model}
+    granularity = series_granularity(window)
+    starts = buckets(window.start, window.end, granularity)
+    cells = series_cells(store, account_id, window, dimension, granularity, starts)
+    per_model: dict[str, Counters] = defaultdict(Counters)
+    per_bucket: dict[str, Counters] = defaultdict(Counters)
     totals = Counters()
-    for counters in per_model.values():
-        totals.add(counters.as_dict())
+    for bucket_label, values in cells.items():
+        for name, counters in values.items():
+            if model is None or name == model:
+                per_model[name].add(counters.as_dict())
+                per_bucket[bucket_label].add(counters.as_dict())
+                totals.add(counters.as_dict())
     models = [
         {"model": name, **summary(counters)}
         for name, counters in sorted(per_model.items(), key=lambda item: (-item[1].cost_usd, item[0]))
+    ]
+    series = [
+        {"start": utc_iso(max(start, window.start)), **summary(per_bucket[label(start, granularity)])}
+        for start in starts
     ]
     return {
         "start": window.start_iso,
@@ -83,7 +95,7 @@ def usage(
         "filters": {"model": model, "key": key_id},
         "totals": summary(totals),
         "models": models,
-        "series": usage_series(store, account_id, window, dimension, model),
+        "series": {"granularity": granularity, "buckets": series},
     }
 
 
@@ -97,37 +109,29 @@ def series_granularity(window: Window) -> Granularity:
     return "day" if span <= timedelta(days=400) else "month"
 
 
-def usage_series(
-    store: RollupStore, account_id: str, window: Window, dimension: str, model: str | None
-) -> dict[str, Any]:
-    """The window's usage per bucket, with the same filters as its totals. A bucket cut by an edge
-    of the window counts only the part inside it, so the buckets add up to the totals exactly."""
-    granularity = series_granularity(window)
-    starts = buckets(window.start, window.end, granularity)
+def series_cells(
+    store: RollupStore,
+    account_id: str,
+    window: Window,
+    dimension: str,
+    granularity: Granularity,
+    starts: list[datetime],
+) -> dict[str, dict[str, Counters]]:
+    """Counters per bucket and value of ``dimension``. The buckets inside the window are one query;
+    a bucket cut by an edge of the window counts only its part inside (read from finer rollups),
+    so the cells add up to the window exactly."""
     whole = [start for start in starts if window.start <= start and step(start, granularity) <= window.end]
-    cells: dict[str, Counters] = defaultdict(Counters)
+    cells: dict[str, dict[str, Counters]] = defaultdict(lambda: defaultdict(Counters))
     if whole:
         first, last = label(whole[0], granularity), label(whole[-1], granularity)
         for row in store.query(account_id, granularity, dimension, first, last):
-            if model is None or row["value"] == model:
-                cells[row["bucket"]].add(row)
+            cells[row["bucket"]][row["value"]].add(row)
     for start in starts:
-        if start in whole:
-            continue
-        clipped = Window(max(start, window.start), min(step(start, granularity), window.end))
-        for value, counters in sum_window(store, account_id, clipped, dimension).items():
-            if model is None or value == model:
-                cells[label(start, granularity)].add(counters.as_dict())
-    return {
-        "granularity": granularity,
-        "buckets": [
-            {
-                "start": max(start, window.start).isoformat().replace("+00:00", "Z"),
-                **summary(cells[label(start, granularity)]),
-            }
-            for start in starts
-        ],
-    }
+        if start not in whole:
+            clipped = Window(max(start, window.start), min(step(start, granularity), window.end))
+            for value, counters in sum_window(store, account_id, clipped, dimension).items():
+                cells[label(start, granularity)][value].add(counters.as_dict())
+    return cells
 
 
 def activity(
