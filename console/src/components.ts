@@ -16,15 +16,18 @@ export interface Column {
   numeric?: boolean;
 }
 
+/** Body rows; each cell carries its column's label, which phones show beside it. */
+export function tableRows(columns: Column[], rows: Child[][]): HTMLTableRowElement[] {
+  return rows.map((cells) => h("tr", null, cells.map((cell, index) => h("td", { class: columns[index]?.numeric ? "num" : null, "data-label": columns[index]?.label }, cell))));
+}
+
 /** A table with a caption (read by screen readers, hidden when a heading already says it). */
 export function table(caption: string, columns: Column[], rows: Child[][], empty = "Nothing in this range."): HTMLElement {
   const head = h("thead", null, h("tr", null, columns.map((column) => h("th", { scope: "col", class: column.numeric ? "num" : null }, column.label))));
   const body = h(
     "tbody",
     null,
-    rows.length
-      ? rows.map((cells) => h("tr", null, cells.map((cell, index) => h("td", { class: columns[index]?.numeric ? "num" : null, "data-label": columns[index]?.label }, cell))))
-      : h("tr", null, h("td", { colspan: String(columns.length), class: "empty" }, empty)),
+    rows.length ? tableRows(columns, rows) : h("tr", null, h("td", { colspan: String(columns.length), class: "empty" }, empty)),
   );
   return h("div", { class: "table-wrap" }, h("table", { class: "responsive" }, h("caption", { class: "sr-only" }, caption), head, body));
 }

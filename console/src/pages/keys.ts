@@ -230,7 +230,7 @@ export const keysPage = async (context: PageContext): Promise<void> => {
         costSpan(stats?.cost ?? "0"),
         costSpan(key.spend_to_date),
         h("span", { title: key.last_used_at ? timestamp(key.last_used_at) : "" }, relative(key.last_used_at)),
-        h("span", { class: "small nowrap" }, key.kind === "api" ? limitsSummary(key.limits) : "—", key.valid_until ? h("div", { class: "muted small" }, `Expires ${timestamp(key.valid_until)}`) : null),
+        h("span", { class: "small" }, key.kind === "api" ? limitsSummary(key.limits) : "—", key.valid_until ? h("div", { class: "muted small" }, `Expires ${timestamp(key.valid_until)}`) : null),
         actions,
       ];
     });

@@ -1,6 +1,6 @@
 // Usage: what was spent in a date range, on which model, with which key — and the requests behind it.
 import { barChart } from "../charts";
-import { REQUEST_COLUMNS, loading, requestRow, segmented, statCard, statGrid, table } from "../components";
+import { REQUEST_COLUMNS, loading, requestRow, segmented, statCard, statGrid, table, tableRows } from "../components";
 import type { PageContext } from "../context";
 import { fill, field, h, message, options } from "../dom";
 import { exportButton } from "../exports";
@@ -126,7 +126,7 @@ export const usagePage = async (context: PageContext): Promise<void> => {
     if (!context.current()) return;
     const rows = page.data.map((row) => requestRow(row, timestamp));
     if (cursor === null) fill(log, table("Requests, newest first", REQUEST_COLUMNS, rows, "No requests in this range."));
-    else log.querySelector("tbody")?.append(...(table("", REQUEST_COLUMNS, rows).querySelectorAll("tbody tr") as unknown as Node[]));
+    else log.querySelector("tbody")?.append(...tableRows(REQUEST_COLUMNS, rows));
     fill(
       more,
       page.next_cursor
