@@ -297,3 +297,22 @@ def test_every_page_fits_a_phone(phone_page: Page, fast_stack: LocalStack, traff
     expect(phone_page.locator(".loading")).to_have_count(0)
     assert phone_page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(phone_page, f"phone{path.replace('/', '-') if path != '/' else '-dashboard'}")
+
+
+def test_the_console_works_from_the_keyboard(page: Page, fast_stack: LocalStack, traffic):
+    page.goto(fast_stack.base + "/")
+    expect(page.get_by_label("Admin key")).to_be_focused()
+    page.keyboard.type(str(fast_stack.info["admin_key"]))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("navigation")).to_be_visible()
+
+    usage_link = page.get_by_role("navigation").get_by_role("link", name="Usage")
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if usage_link.evaluate("link => link === document.activeElement"):
+            break
+    expect(usage_link).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{fast_stack.base}/usage")
+    expect(page.locator("main")).to_be_focused()
+    expect(stat(page, "Requests")).to_have_text("7")
