@@ -119,12 +119,25 @@ class LocalGateway:
         await lambda_response(result)(scope, receive, send)
 
 
+# The console's Content-Security-Policy on CloudFront (template.yaml, ConsoleHeadersPolicy) less its
+# connect-src, which names the deployed API: here the API shares the console's origin.
+CONSOLE_CSP = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
 class ConsoleFiles(StaticFiles):
     """The console's built files. A route of the single-page app (``/usage``, ``/keys``: no file
     and no extension) gets ``index.html``, so a reload or a shared link opens that page; a missing
     file (``/config.json``, ``/assets/x.js``) stays a 404, so the app can tell it is absent."""
 
     async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await self._file_or_route(path, scope)
+        response.headers["Content-Security-Policy"] = CONSOLE_CSP
+        return response
+
+    async def _file_or_route(self, path: str, scope: Scope) -> Response:
         try:
             return await super().get_response(path, scope)
         except HTTPException as exc:

@@ -65,6 +65,9 @@ export function createApi(base: string, secret: () => string | null, onUnauthori
       throw error;
     }
     if (response.status === 204) return undefined as T;
+    if (!(response.headers.get("content-type") ?? "").includes("json")) {
+      throw new ApiError(`${base || "This site"}${path} answered with a page, not the management API: check apiBase in config.json.`, response.status);
+    }
     return (await response.json()) as T;
   }
   return {

@@ -84,9 +84,14 @@ export function tokenTotal(row: RequestRow): HTMLElement {
     const anchor = event.currentTarget as HTMLElement;
     placeTip(anchor, anchor.querySelector(".tip") as HTMLElement);
   };
+  // Escape hides the breakdown until the pointer or focus leaves (WCAG 1.4.13: dismissible).
+  const dismiss = (event: Event): void => {
+    if ((event as KeyboardEvent).key === "Escape") (event.currentTarget as HTMLElement).classList.add("dismissed");
+  };
+  const restore = (event: Event): void => (event.currentTarget as HTMLElement).classList.remove("dismissed");
   return h(
     "span",
-    { class: "has-tip", tabindex: "0", "aria-describedby": tip, onmouseenter: place, onfocus: place },
+    { class: "has-tip", tabindex: "0", "aria-describedby": tip, onmouseenter: place, onfocus: place, onkeydown: dismiss, onmouseleave: restore, onblur: restore },
     count(row.tokens.total),
     row.usage_estimated ? h("span", { class: "badge warn", title: "Estimated: the provider sent no usage" }, "est.") : null,
     h(

@@ -15,7 +15,10 @@ export interface ExportRequest {
   granularity?: string;
 }
 
-const POLL_MS = 600;
+// Poll soon (small exports take a second), then back off; stop following after the deadline.
+const FIRST_POLL_MS = 500;
+const MAX_POLL_MS = 5_000;
+const FOLLOW_FOR_MS = 10 * 60_000;
 
 function download(url: string, filename: string): void {
   // The URL is presigned with Content-Disposition: attachment, so following it saves the file.
@@ -41,7 +44,22 @@ export function exportButton(
     window.clearTimeout(timer);
   });
 
-  async function follow(id: string): Promise<void> {
+  function finish(content: HTMLElement): void {
+    button.disabled = false;
+    fill(status, content);
+  }
+
+  /** The progress line: announced when the job's state changes, not at every row count. */
+  function progress(state: string, rows: number | null): void {
+    let line = status.querySelector<HTMLElement>(".progress");
+    if (!line || line.dataset.state !== state) {
+      line = h("p", { class: "progress", role: "status", "data-state": state }, h("progress", { "aria-label": "Export progress" }), ` ${state}… `, h("span", { class: "rows", "aria-hidden": "true" }));
+      fill(status, line);
+    }
+    (line.querySelector(".rows") as HTMLElement).textContent = rows === null ? "" : `${count(rows)} rows so far`;
+  }
+
+  async function follow(id: string, delay: number, deadline: number): Promise<void> {
     if (left) return;
     let job: ExportStatus;
     try {
@@ -66,23 +84,20 @@ export function exportButton(
       );
     } else if (job.status === "failed") {
       finish(message("error", `Export failed: ${job.error ?? "unknown error"}`));
+    } else if (Date.now() > deadline) {
+      finish(message("info", `The export is still running after ${FOLLOW_FOR_MS / 60_000} minutes (${count(job.rows)} rows so far). Try a narrower range, or start it again later.`));
     } else {
-      fill(status, h("p", { class: "progress", role: "status" }, h("progress", { "aria-label": "Export progress" }), ` ${job.status === "queued" ? "Queued" : "Exporting"}… ${count(job.rows)} rows so far`));
-      timer = window.setTimeout(() => void follow(id), POLL_MS);
+      progress(job.status === "queued" ? "Queued" : "Exporting", job.rows);
+      timer = window.setTimeout(() => void follow(id, Math.min(delay * 1.5, MAX_POLL_MS), deadline), delay);
     }
-  }
-
-  function finish(content: HTMLElement): void {
-    button.disabled = false;
-    fill(status, content);
   }
 
   button.addEventListener("click", async () => {
     button.disabled = true;
-    fill(status, h("p", { class: "progress", role: "status" }, h("progress", { "aria-label": "Export progress" }), " Starting the export…"));
+    progress("Starting the export", null);
     try {
       const job = await api.post<ExportStatus>("/api/exports", request());
-      await follow(job.id);
+      await follow(job.id, FIRST_POLL_MS, Date.now() + FOLLOW_FOR_MS);
     } catch (error) {
       finish(message("error", `Export failed: ${(error as Error).message}`));
     }

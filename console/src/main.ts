@@ -31,6 +31,8 @@ let cleanups: (() => void)[] = [];
 let signInNotice: string | null = null;
 
 function leave(): void {
+  // A dialog (a new key's secret, say) belongs to the page it was opened on.
+  for (const dialog of document.querySelectorAll("dialog")) dialog.close();
   for (const cleanup of cleanups) cleanup();
   cleanups = [];
   visit += 1;

@@ -191,6 +191,12 @@ def test_the_last_millisecond_of_a_month_and_the_first_of_the_next_land_in_their
     assert [span.granularity for span in decompose(january.start, january.end)] == ["month"]
 
 
+def test_a_window_may_span_ten_years_and_no_more():
+    assert parse_window("2016-03-02", "2026-03-01", NOW).start == datetime(2016, 3, 2, tzinfo=UTC)
+    with pytest.raises(InvalidRequest, match="10 years"):
+        parse_window("2016-02-28", "2026-03-01", NOW)
+
+
 def test_a_window_ending_a_minute_before_midnight_leaves_out_the_last_minute():
     inside = ledger_item(datetime(2026, 2, 28, 23, 58, 59, 999_000, tzinfo=UTC), cost=Decimal("0.01"))
     outside = ledger_item(datetime(2026, 2, 28, 23, 59, 0, 0, tzinfo=UTC), cost=Decimal("0.02"))
@@ -233,6 +239,7 @@ def test_windows_are_utc_dates_inclusive_and_datetimes_cut_to_the_minute(start, 
         ("yesterday", None, "invalid_date"),
         ("2026-02-30", None, "invalid_date"),
         ("2025-06-01T10:15:00Z", "2025-06-02", "invalid_window"),
+        ("0002-01-01", "2026-03-01", "invalid_window"),
     ],
 )
 def test_bad_windows_are_refused(start, end, code):

@@ -6,7 +6,7 @@ import pytest
 from starlette.responses import PlainTextResponse
 from starlette.testclient import TestClient
 
-from devstack.gateway import LocalGateway
+from devstack.gateway import CONSOLE_CSP, LocalGateway
 
 INDEX = "<!doctype html><title>Meterway</title>"
 
@@ -27,6 +27,7 @@ def test_a_console_route_serves_the_app(client, path):
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert response.text == INDEX
+    assert response.headers["content-security-policy"] == CONSOLE_CSP
 
 
 def test_a_console_file_is_served_as_itself(client):

@@ -16,6 +16,7 @@ from cfnlint.api import lint_file
 from samtranslator.translator.transform import transform
 
 from devstack.aws_resources import load_template
+from devstack.gateway import CONSOLE_CSP
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -649,7 +650,6 @@ def test_every_bucket_has_its_own_policy(resources):
 
 DISTRIBUTION_ARN = "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${ConsoleDistribution}"
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
-SECURITY_HEADERS = "67f7725c-6f97-4210-82d7-5512b31e9d03"
 CONSOLE_ORIGIN = {
     "Fn::If": ["HasConsoleOrigin", {"Ref": "ConsoleOrigin"}, {"Fn::Sub": "https://${ConsoleDistribution.DomainName}"}]
 }
@@ -713,9 +713,31 @@ def test_console_distribution_serves_the_app_over_https(resources):
     assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
     assert behavior["Compress"] is True
     assert behavior["CachePolicyId"] == CACHING_OPTIMIZED
-    assert behavior["ResponseHeadersPolicyId"] == SECURITY_HEADERS
+    assert behavior["ResponseHeadersPolicyId"] == {"Ref": "ConsoleHeadersPolicy"}
     # Read-only: the console is static files
     assert set(behavior["AllowedMethods"]) == {"GET", "HEAD"}
+
+
+def _directives(policy: str) -> dict[str, str]:
+    return {part.split(" ", 1)[0]: part.split(" ", 1)[1] for part in (p.strip() for p in policy.split(";")) if part}
+
+
+def test_console_headers_forbid_foreign_scripts_and_match_the_local_stack(resources):
+    # Given the console's response headers policy on CloudFront
+    config = resources["ConsoleHeadersPolicy"]["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    policy = _directives(config["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"])
+    # Then scripts, styles and everything else come from the console itself, and it calls only
+    # itself and an execute-api host of the stack's region
+    assert policy["default-src"] == "'self'"
+    assert policy["object-src"] == "'none'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert policy["connect-src"] == "'self' https://*.execute-api.${AWS::Region}.${AWS::URLSuffix}"
+    assert "script-src" not in policy and "style-src" not in policy
+    # And the local stack (where the browser tests run) serves the same policy, less connect-src
+    assert {k: v for k, v in policy.items() if k != "connect-src"} == _directives(CONSOLE_CSP)
+    assert config["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
+    assert config["FrameOptions"]["FrameOption"] == "DENY"
+    assert all(header["Override"] for header in config.values())
 
 
 def test_console_routes_load_the_app(resources):

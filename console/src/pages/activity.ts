@@ -114,15 +114,21 @@ export const activityPage = async (context: PageContext): Promise<void> => {
 
   async function load(): Promise<void> {
     history.replaceState(null, "", `/activity?period=${period}&group_by=${groupBy}`);
+    // The exports take their window from the loaded period: none until it is there.
+    csv.button.disabled = pdf.button.disabled = true;
     let fresh: Activity;
     try {
       fresh = await api.get<Activity>("/api/activity", { period, group_by: groupBy });
     } catch (error) {
-      if (context.current()) fill(body, message("error", (error as Error).message));
+      if (!context.current()) return;
+      activity = null;
+      destroy();
+      fill(body, message("error", (error as Error).message));
       return;
     }
     if (!context.current() || fresh.period !== period || fresh.group_by !== groupBy) return;
     activity = fresh;
+    csv.button.disabled = pdf.button.disabled = false;
     destroy();
     const totals = fresh.buckets.reduce(
       (sum, bucket) => ({ cost: sum.cost + Number(bucket.cost), tokens: sum.tokens + bucket.total_tokens, requests: sum.requests + bucket.requests }),

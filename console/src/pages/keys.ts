@@ -198,21 +198,26 @@ export const keysPage = async (context: PageContext): Promise<void> => {
     const rows = keys.data.map((key) => {
       const stats = month.get(key.id);
       const state = keyState(key);
-      const actions = h("div", { class: "row-actions" });
+      const actions = h("div", { class: "row-actions", "data-key-id": key.id });
       if (key.kind === "api") {
+        // Each button names its key, so a screen reader's list of buttons tells them apart; the
+        // data-action lets focus come back to it once the list is redrawn.
+        const button = (action: string, label: string, onclick: () => void): HTMLButtonElement =>
+          h("button", { type: "button", class: "small", "data-action": action, "aria-label": `${label} ${key.name}`, onclick }, label);
         actions.append(
-          h("button", { type: "button", class: "small", onclick: () => rotateDialog(api, key, (rotated) => void showSecret("New secret", rotated, `The new secret of “${rotated.name}”.`).then(reload)) }, "Rotate"),
-          h("button", { type: "button", class: "small", "aria-label": "Edit limits", onclick: () => editLimitsDialog(api, key, reload) }, "Limits"),
-          h(
-            "button",
-            {
-              type: "button",
-              class: "small",
-              onclick: () => void act(() => api.patch(`/api/keys/${encodeURIComponent(key.id)}`, { disabled: !key.disabled }), key.disabled
-                  ? `${key.name} enabled. A gateway that saw it disabled accepts it again within its key cache time (30 seconds by default).`
-                  : `${key.name} disabled: the gateway refuses it from now on.`),
-            },
+          button("rotate", "Rotate", () => rotateDialog(api, key, (rotated) => void showSecret("New secret", rotated, `The new secret of “${rotated.name}”.`).then(() => reload(key.id, "rotate")))),
+          h("button", { type: "button", class: "small", "data-action": "limits", "aria-label": `Edit limits of ${key.name}`, onclick: () => editLimitsDialog(api, key, () => reload(key.id, "limits")) }, "Limits"),
+          button(
+            "toggle",
             key.disabled ? "Enable" : "Disable",
+            () =>
+              void act(
+                () => api.patch(`/api/keys/${encodeURIComponent(key.id)}`, { disabled: !key.disabled }),
+                key.disabled
+                  ? `${key.name} enabled. A gateway that saw it disabled accepts it again within its key cache time (30 seconds by default).`
+                  : `${key.name} disabled: the gateway refuses it from now on.`,
+                key.id,
+              ),
           ),
         );
       }
@@ -254,15 +259,20 @@ export const keysPage = async (context: PageContext): Promise<void> => {
     );
   }
 
-  function reload(): void {
-    refresh().catch((error: Error) => fill(status, message("error", error.message)));
+  /** Redraws the list; keyboard focus goes back to the button that was used, in its key's row. */
+  function reload(keyId?: string, action?: string): void {
+    refresh()
+      .then(() => {
+        if (keyId && action) list.querySelector<HTMLElement>(`.row-actions[data-key-id="${CSS.escape(keyId)}"] [data-action="${action}"]`)?.focus();
+      })
+      .catch((error: Error) => fill(status, message("error", error.message)));
   }
 
-  async function act(action: () => Promise<unknown>, done: string): Promise<void> {
+  async function act(action: () => Promise<unknown>, done: string, keyId: string): Promise<void> {
     try {
       await action();
       fill(status, message("success", done));
-      await refresh();
+      reload(keyId, "toggle");
     } catch (error) {
       fill(status, message("error", (error as Error).message));
     }
@@ -271,7 +281,7 @@ export const keysPage = async (context: PageContext): Promise<void> => {
   create.addEventListener("click", () =>
     createKeyDialog(api, members, (created) => {
       fill(status, message("success", `Key “${created.name}” created.`));
-      void showSecret("Your new API key", created, `Use it as the API key of an OpenAI or Anthropic SDK pointed at this gateway.`).then(reload);
+      void showSecret("Your new API key", created, `Use it as the API key of an OpenAI or Anthropic SDK pointed at this gateway.`).then(() => reload(created.id, "rotate"));
     }),
   );
   await refresh();

@@ -9,6 +9,7 @@ import type { Counters, Key, RequestRow, Usage } from "../types";
 
 const DEFAULT_DAYS = 30;
 const PAGE_SIZE = 50;
+const DATE_PAUSE_MS = 400;
 
 interface Filters {
   start: string;
@@ -85,7 +86,7 @@ export const usagePage = async (context: PageContext): Promise<void> => {
       { class: "card", "aria-labelledby": "usage-chart-title" },
       h("div", { class: "card-head" }, h("h2", { id: "usage-chart-title" }, "Over time"), segmented("Chart shows", "usage-metric", METRICS, metric, (value) => {
         metric = value as Metric;
-        void draw();
+        draw();
       })),
       chartArea,
     ),
@@ -103,36 +104,51 @@ export const usagePage = async (context: PageContext): Promise<void> => {
 
   let usage: Usage | null = null;
   let keys: Key[] = [];
+  // Each load gets a number; an answer to an older load (the filters changed meanwhile) is dropped,
+  // so the cards, table, chart and log always show the same filters.
+  let generation = 0;
 
-  const draw = async (): Promise<void> => {
+  const draw = (): void => {
     destroyChart();
+    fill(chartArea);
     if (!usage) return;
-    const buckets = usage.series.buckets;
+    const shown = usage;
+    const buckets = shown.series.buckets;
     const format = metric === "cost" ? usd : shortCount;
     const label = METRICS.find(([value]) => value === metric)?.[1] ?? "";
-    const total = metric === "cost" ? usd(usage.totals.cost) : count(metricValue(usage.totals, metric));
+    const total = metric === "cost" ? usd(shown.totals.cost) : count(metricValue(shown.totals, metric));
     const { element, chart } = barChart(
-      buckets.map((bucket) => bucketLabel(bucket.start, usage!.series.granularity)),
+      buckets.map((bucket) => bucketLabel(bucket.start, shown.series.granularity)),
       [{ label, values: buckets.map((bucket) => metricValue(bucket, metric)) }],
-      `${label} per ${usage.series.granularity} from ${filters.start} to ${filters.end}: ${total} in all.`,
+      `${label} per ${shown.series.granularity} from ${timestamp(shown.start)} until ${timestamp(shown.end)}: ${total} in all.`,
       format,
     );
     destroyChart = () => chart.destroy();
     fill(chartArea, element);
   };
 
-  async function loadRequests(cursor: string | null): Promise<void> {
-    const page = await api.get<{ data: RequestRow[]; next_cursor: string | null }>("/api/usage/requests", { ...query(filters), cursor, limit: PAGE_SIZE });
-    if (!context.current()) return;
+  async function loadRequests(asked: Filters, mine: number, cursor: string | null): Promise<void> {
+    const page = await api.get<{ data: RequestRow[]; next_cursor: string | null }>("/api/usage/requests", { ...query(asked), cursor, limit: PAGE_SIZE });
+    if (!context.current() || mine !== generation) return;
     const rows = page.data.map((row) => requestRow(row, timestamp));
     if (cursor === null) fill(log, table("Requests, newest first", REQUEST_COLUMNS, rows, "No requests in this range."));
     else log.querySelector("tbody")?.append(...tableRows(REQUEST_COLUMNS, rows));
-    fill(
-      more,
-      page.next_cursor
-        ? h("button", { type: "button", class: "secondary", onclick: () => void loadRequests(page.next_cursor).catch(showError) }, "Load more")
-        : null,
-    );
+    if (!page.next_cursor) {
+      fill(more);
+      return;
+    }
+    const next = page.next_cursor;
+    const button = h("button", { type: "button", class: "secondary" }, "Load more");
+    button.addEventListener("click", () => {
+      button.disabled = true;
+      button.textContent = "Loading…";
+      loadRequests(asked, mine, next).catch((error: unknown) => {
+        button.disabled = false;
+        button.textContent = "Load more";
+        showError(error);
+      });
+    });
+    fill(more, button);
   }
 
   function showError(error: unknown): void {
@@ -141,17 +157,21 @@ export const usagePage = async (context: PageContext): Promise<void> => {
   }
 
   async function load(): Promise<void> {
+    generation += 1;
+    const mine = generation;
+    const asked = { ...filters };
     fill(errors);
+    fill(more);
     try {
       const [all, filtered] = await Promise.all([
-        api.get<Usage>("/api/usage", { ...query(filters), model: "" }),
-        filters.model ? api.get<Usage>("/api/usage", query(filters)) : null,
+        api.get<Usage>("/api/usage", { ...query(asked), model: "" }),
+        asked.model ? api.get<Usage>("/api/usage", query(asked)) : null,
       ]);
-      if (!context.current()) return;
+      if (!context.current() || mine !== generation) return;
       usage = filtered ?? all;
       const modelNames = all.models.map((row) => row.model);
-      if (filters.model && !modelNames.includes(filters.model)) modelNames.push(filters.model);
-      fill(modelSelect, options([["", "All models"], ...modelNames.map((name): [string, string] => [name, name])], filters.model));
+      if (asked.model && !modelNames.includes(asked.model)) modelNames.push(asked.model);
+      fill(modelSelect, options([["", "All models"], ...modelNames.map((name): [string, string] => [name, name])], asked.model));
       const totals = usage.totals;
       fill(
         stats,
@@ -187,20 +207,34 @@ export const usagePage = async (context: PageContext): Promise<void> => {
           "No usage in this range.",
         ),
       );
-      await draw();
-      await loadRequests(null);
+      draw();
+      await loadRequests(asked, mine, null);
     } catch (error) {
+      if (!context.current() || mine !== generation) return;
       showError(error);
+      usage = null;
+      draw();
       fill(stats);
       fill(models);
       fill(log);
       fill(more);
-      destroyChart();
-      fill(chartArea);
     }
   }
 
-  function changed(): void {
+  // Typing a date fires a change per digit (0002-01-01, 0020-01-01…): wait for a pause, and ask
+  // only for complete dates.
+  let pending: number | undefined;
+  context.onLeave(() => window.clearTimeout(pending));
+  function changed(event: Event): void {
+    window.clearTimeout(pending);
+    const typing = event.target === startInput || event.target === endInput;
+    pending = window.setTimeout(apply, typing ? DATE_PAUSE_MS : 0);
+  }
+  function apply(): void {
+    if (!startInput.value || !endInput.value) {
+      fill(errors, message("error", "Choose both a start and an end date."));
+      return;
+    }
     filters.start = startInput.value;
     filters.end = endInput.value;
     filters.model = modelSelect.value;

@@ -92,6 +92,10 @@ def _open_page(browser: Browser, request: pytest.FixtureRequest, **options: Any)
         context.close()
     if console_errors:
         print("browser console errors:", *console_errors, sep="\n  ")
+    # The local stack serves the console under the Content-Security-Policy CloudFront sends.
+    refused = [text for text in console_errors if "Content Security Policy" in text]
+    if refused:
+        pytest.fail("the page broke its Content-Security-Policy:\n" + "\n".join(refused))
     if uncaught:
         pytest.fail("the page threw:\n" + "\n".join(uncaught))
     if outside:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -316,3 +317,43 @@ def test_the_console_works_from_the_keyboard(page: Page, fast_stack: LocalStack,
     expect(page).to_have_url(f"{fast_stack.base}/usage")
     expect(page.locator("main")).to_be_focused()
     expect(stat(page, "Requests")).to_have_text("7")
+
+
+def test_a_late_answer_for_an_old_filter_does_not_overwrite_the_new_one(page: Page, fast_stack: LocalStack, traffic):
+    signed_in(page, fast_stack)
+    page.goto(f"{fast_stack.base}/usage")
+    expect(stat(page, "Requests")).to_have_text("7")
+    held: list[Any] = []
+    # Given the answer for Sonnet is held back (a slow Lambda, say)
+    page.route(lambda url: "/api/usage?" in url and "model=anthropic" in url, lambda route: held.append(route))
+    page.get_by_label("Model", exact=True).select_option(SONNET)
+    page.wait_for_timeout(300)
+    assert len(held) == 1
+    # When the user moves on to another model, and only then does Sonnet's answer arrive
+    page.get_by_label("Model", exact=True).select_option(MINI)
+    only_mini = usage(fast_stack, model=MINI)
+    expect_totals(page, only_mini)
+    held[0].continue_()
+    page.wait_for_timeout(500)
+    # Then the page still shows what was asked last, everywhere
+    expect_totals(page, only_mini)
+    for row in section(page, "Requests").locator("tbody tr").all():
+        expect(row.locator("td").nth(1)).to_have_text(MINI)
+
+
+def test_typing_a_date_asks_once_for_the_whole_date(page: Page, fast_stack: LocalStack, traffic):
+    signed_in(page, fast_stack)
+    page.goto(f"{fast_stack.base}/usage")
+    expect(stat(page, "Requests")).to_have_text("7")
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if "/api/usage?" in request.url else None)
+    start = datetime.now(UTC).date() - timedelta(days=2)
+    page.get_by_label("From", exact=True).focus()
+    # Digit by digit, as a person types: the field holds 0002-…, 0020-…, 0202-… on the way.
+    page.keyboard.type(start.strftime("%m%d%Y"), delay=40)
+    expect(page).to_have_url(re.compile(f"start={start.isoformat()}"))
+    expect(stat(page, "Requests")).to_have_text("7")
+    page.wait_for_timeout(600)
+    assert asked, "the page never asked for the new range"
+    assert all(f"start={start.isoformat()}" in url for url in asked), asked
+    assert len(asked) == 1
