@@ -10,8 +10,9 @@ from meterway.logic.keys import utc_iso
 from meterway.logic.rollups import MINUTE_RETENTION, decompose, floor
 
 DEFAULT_DAYS = 30
-# Ten years: more than any ledger or chart needs, and a typo's year 0002 is refused, not summed.
-MAX_SPAN = timedelta(days=3653)
+# Fifty years: "since 2000" still reads all of an account's history, and a typo's year 0002 is
+# refused rather than charted in 24,000 monthly buckets.
+MAX_SPAN = timedelta(days=18_262)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,7 @@ def parse_window(start: str | None, end: str | None, now: datetime, *, from_roll
     if window_end <= window_start:
         raise InvalidRequest("'end' must be after 'start'.", code="invalid_window")
     if window_end - window_start > MAX_SPAN:
-        raise InvalidRequest("A window spans at most 10 years: narrow 'start' and 'end'.", code="invalid_window")
+        raise InvalidRequest("A window spans at most 50 years: narrow 'start' and 'end'.", code="invalid_window")
     oldest_minute = floor(now - MINUTE_RETENTION, "hour") + timedelta(hours=1)
     needs_minutes = [span for span in decompose(window_start, window_end) if span.granularity == "minute"]
     if from_rollups and any(span.first < oldest_minute for span in needs_minutes):
