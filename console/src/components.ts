@@ -76,6 +76,13 @@ function placeTip(anchor: HTMLElement, tip: HTMLElement): void {
   tip.style.top = `${below ? box.bottom + 6 : Math.max(8, box.top - 6 - height)}px`;
 }
 
+// Escape hides a shown breakdown, hovered or focused, until the pointer or focus leaves it
+// (WCAG 1.4.13: content shown on hover can be dismissed without moving).
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  for (const anchor of document.querySelectorAll(".has-tip:hover, .has-tip:focus")) anchor.classList.add("dismissed");
+});
+
 /** Total tokens; hovering or focusing it shows the input/output/cache breakdown. */
 export function tokenTotal(row: RequestRow): HTMLElement {
   const tip = uid("tokens");
@@ -84,14 +91,10 @@ export function tokenTotal(row: RequestRow): HTMLElement {
     const anchor = event.currentTarget as HTMLElement;
     placeTip(anchor, anchor.querySelector(".tip") as HTMLElement);
   };
-  // Escape hides the breakdown until the pointer or focus leaves (WCAG 1.4.13: dismissible).
-  const dismiss = (event: Event): void => {
-    if ((event as KeyboardEvent).key === "Escape") (event.currentTarget as HTMLElement).classList.add("dismissed");
-  };
   const restore = (event: Event): void => (event.currentTarget as HTMLElement).classList.remove("dismissed");
   return h(
     "span",
-    { class: "has-tip", tabindex: "0", "aria-describedby": tip, onmouseenter: place, onfocus: place, onkeydown: dismiss, onmouseleave: restore, onblur: restore },
+    { class: "has-tip", tabindex: "0", "aria-describedby": tip, onmouseenter: place, onfocus: place, onmouseleave: restore, onblur: restore },
     count(row.tokens.total),
     row.usage_estimated ? h("span", { class: "badge warn", title: "Estimated: the provider sent no usage" }, "est.") : null,
     h(

@@ -169,6 +169,12 @@ def test_hovering_a_request_shows_its_token_breakdown(page: Page, fast_stack: Lo
             f"{value:,}"
         )
     screenshot(page, "usage-request-breakdown", full_page=False)
+    # Escape dismisses it without moving the pointer; it comes back on the next hover.
+    page.keyboard.press("Escape")
+    expect(breakdown).to_be_hidden()
+    page.mouse.move(0, 0)
+    total.hover()
+    expect(breakdown).to_be_visible()
 
     # The keyboard gets the same breakdown: the total is focusable.
     page.mouse.move(0, 0)
