@@ -1,5 +1,5 @@
 // Charts from Chart.js, bundled at build time: only the parts the console draws are registered.
-import { usd, usdTick } from "./format";
+import type { ChartFormat } from "./format";
 import {
   BarController,
   BarElement,
@@ -57,7 +57,7 @@ export function barChart(
   labels: string[],
   series: Series[],
   summary: string,
-  format: (value: number) => string,
+  format: ChartFormat,
 ): { element: HTMLElement; chart: Chart } {
   const element = canvas(summary);
   const stacked = series.length > 1;
@@ -77,12 +77,12 @@ export function barChart(
       interaction: { mode: "index", intersect: false },
       scales: {
         x: { stacked, grid: { display: false }, ticks: { autoSkip: true, maxRotation: 0 } },
-        y: { stacked, beginAtZero: true, ticks: { callback: (value) => tick(format)(Number(value)) } },
+        y: { stacked, beginAtZero: true, ticks: { callback: (value) => format.axis(Number(value)) } },
       },
       plugins: {
         legend: { display: stacked, position: "bottom", labels: { boxWidth: 12 } },
         tooltip: {
-          callbacks: { label: (item) => `${item.dataset.label}: ${format(Number(item.raw))}` },
+          callbacks: { label: (item) => `${item.dataset.label}: ${format.value(Number(item.raw))}` },
         },
       },
     },
@@ -95,7 +95,7 @@ export function lineChart(
   labels: string[],
   series: Series[],
   summary: string,
-  format: (value: number) => string,
+  format: ChartFormat,
 ): { element: HTMLElement; chart: Chart } {
   const element = canvas(summary);
   const chart = new Chart(element, {
@@ -118,20 +118,15 @@ export function lineChart(
       interaction: { mode: "index", intersect: false },
       scales: {
         x: { grid: { display: false }, ticks: { autoSkip: true, maxRotation: 0 } },
-        y: { beginAtZero: true, ticks: { callback: (value) => tick(format)(Number(value)) } },
+        y: { beginAtZero: true, ticks: { callback: (value) => format.axis(Number(value)) } },
       },
       plugins: {
         legend: { display: series.length > 1, position: "bottom" },
-        tooltip: { callbacks: { label: (item) => `${item.dataset.label}: ${format(Number(item.raw))}` } },
+        tooltip: { callbacks: { label: (item) => `${item.dataset.label}: ${format.value(Number(item.raw))}` } },
       },
     },
   });
   return { element: wrap(element), chart };
-}
-
-/** Axis labels: money gets fewer digits there than in tooltips. */
-function tick(format: (value: number) => string): (value: number) => string {
-  return format === usd ? usdTick : format;
 }
 
 function wrap(element: HTMLCanvasElement): HTMLElement {

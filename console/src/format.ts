@@ -35,6 +35,15 @@ export function usdTick(value: number): string {
   return new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", maximumSignificantDigits: 3 }).format(value);
 }
 
+/** How a chart writes its values: in full in tooltips, shorter on its axis. */
+export interface ChartFormat {
+  value: (value: number) => string;
+  axis: (value: number) => string;
+}
+
+export const MONEY: ChartFormat = { value: usd, axis: usdTick };
+export const COUNT: ChartFormat = { value: shortCount, axis: shortCount };
+
 /** A cost cell's content: rounded text, exact value on hover and in `data-exact`. */
 export function costSpan(exact: string): HTMLSpanElement {
   const span = document.createElement("span");

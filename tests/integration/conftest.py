@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 from moto import mock_aws
@@ -57,8 +58,8 @@ def module_aws_env() -> Iterator[dict[str, str]]:
 MOTO_REGION = "us-east-1"
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
+@contextmanager
+def running_moto_server() -> Iterator[str]:
     """moto server on a free loopback port, for code that runs its own clients and threads."""
     from moto.server import ThreadedMotoServer
 
@@ -69,6 +70,47 @@ def moto_url() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """One moto server for a module's tests."""
+    with running_moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_moto_url() -> Iterator[str]:
+    """A moto server of the test's own: nothing another test made is in it."""
+    with running_moto_server() as url:
+        yield url
+
+
+Poller = TypeVar("Poller", bound="Runnable")
+
+
+class Runnable(Protocol):
+    def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@pytest.fixture
+def run_in_thread() -> Iterator[Callable[[Poller], Poller]]:
+    """Runs pollers on daemon threads, as the local stack does; stops and joins them after the test."""
+    started: list[tuple[Runnable, threading.Thread]] = []
+
+    def run(poller: Poller) -> Poller:
+        thread = threading.Thread(target=poller.run, daemon=True)
+        thread.start()
+        started.append((poller, thread))
+        return poller
+
+    yield run
+    for poller, thread in started:
+        poller.stop()
+        thread.join(timeout=5)
+        assert not thread.is_alive()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import boto3
 import pytest
 from botocore.config import Config
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from devstack.aws_resources import create_resources, env_for
 
@@ -34,17 +33,6 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 def aws() -> Iterator[None]:
     with mock_aws():
         yield
-
-
-@pytest.fixture
-def moto_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def _keys(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
@@ -231,11 +219,11 @@ def test_a_bucket_property_the_local_stack_cannot_translate_is_an_error(aws, tmp
     assert boto3.client("s3").list_buckets()["Buckets"] == []
 
 
-def test_export_bucket_takes_multipart_uploads_and_serves_presigned_urls_on_the_moto_server(moto_server):
+def test_export_bucket_takes_multipart_uploads_and_serves_presigned_urls_on_the_moto_server(fresh_moto_url):
     # Given the resources on a moto server, as the local stack runs them (plain HTTP, path-style)
     session = boto3.session.Session(region_name=REGION)
-    created = create_resources(TEMPLATE, prefix="it", session=session, endpoint_url=moto_server)
-    s3 = session.client("s3", endpoint_url=moto_server, config=Config(s3={"addressing_style": "path"}))
+    created = create_resources(TEMPLATE, prefix="it", session=session, endpoint_url=fresh_moto_url)
+    s3 = session.client("s3", endpoint_url=fresh_moto_url, config=Config(s3={"addressing_style": "path"}))
     bucket, key = created["ExportBucket"], "exports/job-1/usage-2026-11-01_2026-11-30.csv"
 
     # When an export is written in parts, as the worker streams it
@@ -255,7 +243,7 @@ def test_export_bucket_takes_multipart_uploads_and_serves_presigned_urls_on_the_
         Params={"Bucket": bucket, "Key": key, "ResponseContentDisposition": 'attachment; filename="usage.csv"'},
         ExpiresIn=900,
     )
-    assert url.startswith(f"{moto_server}/{bucket}/")
+    assert url.startswith(f"{fresh_moto_url}/{bucket}/")
     with urllib.request.urlopen(url) as response:
         assert response.headers["Content-Disposition"] == 'attachment; filename="usage.csv"'
         assert response.read() == first + second
@@ -282,12 +270,12 @@ def test_buckets_are_created_with_lowercase_names(aws, tmp_path):
     assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["dev-exportbucket"]
 
 
-def test_ledger_stream_delivers_inserts_on_the_moto_server(moto_server):
+def test_ledger_stream_delivers_inserts_on_the_moto_server(fresh_moto_url):
     # Given the tables on a moto server, as the local stack runs them
     session = boto3.session.Session(region_name=REGION)
-    created = create_resources(TEMPLATE, prefix="it", session=session, endpoint_url=moto_server)
-    dynamodb = session.client("dynamodb", endpoint_url=moto_server)
-    streams = session.client("dynamodbstreams", endpoint_url=moto_server)
+    created = create_resources(TEMPLATE, prefix="it", session=session, endpoint_url=fresh_moto_url)
+    dynamodb = session.client("dynamodb", endpoint_url=fresh_moto_url)
+    streams = session.client("dynamodbstreams", endpoint_url=fresh_moto_url)
 
     # When the proxy writes a ledger record
     item = _ledger_item()

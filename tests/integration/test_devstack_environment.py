@@ -7,7 +7,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from devstack.stack import StackOptions, configure_environment, write_local_json
 
@@ -23,23 +22,12 @@ def restored_environ() -> Iterator[None]:
         os.environ.update(saved)
 
 
-@pytest.fixture
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-def test_the_app_gets_the_export_resources_and_path_style_s3(restored_environ, moto_url, tmp_path):
+def test_the_app_gets_the_export_resources_and_path_style_s3(restored_environ, fresh_moto_url, tmp_path):
     # Given the local stack's AWS backend
     options = StackOptions(state_dir=tmp_path)
 
     # When the stack configures its environment and writes local.json
-    env = configure_environment(moto_url, None, options)
+    env = configure_environment(fresh_moto_url, None, options)
     path = write_local_json(options, 3000, {"admin_key": "a", "api_key": "b"}, env)
 
     # Then the app finds the export bucket, jobs table and queue, and addresses S3 by path

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,22 +73,12 @@ class FakeHandler:
 
 
 @pytest.fixture
-def start_poller() -> Iterator[Callable[..., SqsPoller]]:
-    started: list[tuple[SqsPoller, threading.Thread]] = []
-
+def start_poller(run_in_thread: Callable[[SqsPoller], SqsPoller]) -> Callable[..., SqsPoller]:
     def start(queue_url: str, handler: FakeHandler, **options: Any) -> SqsPoller:
         options.setdefault("retry_delay_s", 1)
-        poller = SqsPoller(queue_url, handler, "ExportFunction", **options)
-        thread = threading.Thread(target=poller.run, daemon=True)
-        thread.start()
-        started.append((poller, thread))
-        return poller
+        return run_in_thread(SqsPoller(queue_url, handler, "ExportFunction", **options))
 
-    yield start
-    for poller, thread in started:
-        poller.stop()
-        thread.join(timeout=5)
-        assert not thread.is_alive()
+    return start
 
 
 def _wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:

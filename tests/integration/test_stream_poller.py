@@ -10,7 +10,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,22 +64,14 @@ class FakeHandler:
 
 
 @pytest.fixture
-def start_poller(ledger_table: str) -> Iterator[Callable[..., DynamoStreamPoller]]:
-    started: list[tuple[DynamoStreamPoller, threading.Thread]] = []
-
+def start_poller(
+    ledger_table: str, run_in_thread: Callable[[DynamoStreamPoller], DynamoStreamPoller]
+) -> Callable[..., DynamoStreamPoller]:
     def start(handler: FakeHandler, **options: Any) -> DynamoStreamPoller:
         options.setdefault("event_filter", only_inserts)
-        poller = DynamoStreamPoller(ledger_table, handler, "AggregatorFunction", **options)
-        thread = threading.Thread(target=poller.run, daemon=True)
-        thread.start()
-        started.append((poller, thread))
-        return poller
+        return run_in_thread(DynamoStreamPoller(ledger_table, handler, "AggregatorFunction", **options))
 
-    yield start
-    for poller, thread in started:
-        poller.stop()
-        thread.join(timeout=5)
-        assert not thread.is_alive()
+    return start
 
 
 def _item(request_id: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ import { segmented, statCard, statGrid, table } from "../components";
 import type { PageContext } from "../context";
 import { fill, h, message } from "../dom";
 import { exportButton } from "../exports";
-import { bucketLabel, costSpan, count, shortCount, usd } from "../format";
+import { COUNT, MONEY, bucketLabel, costSpan, count, usd, type ChartFormat } from "../format";
 import type { Activity, Counters, GroupBy, Period } from "../types";
 
 const PERIODS: [Period, string][] = [
@@ -100,7 +100,7 @@ export const activityPage = async (context: PageContext): Promise<void> => {
     body,
   );
 
-  function chartCard(id: string, title: string, metric: Metric, format: (n: number) => string, total: string): HTMLElement {
+  function chartCard(id: string, title: string, metric: Metric, format: ChartFormat, total: string): HTMLElement {
     const data = activity as Activity;
     const { element, chart } = barChart(
       data.buckets.map((bucket) => bucketLabel(bucket.start, data.granularity)),
@@ -143,12 +143,12 @@ export const activityPage = async (context: PageContext): Promise<void> => {
         statCard("Requests", count(totals.requests)),
         statCard(`${groupLabel}s`, count(fresh.groups.length)),
       ),
-      chartCard("spend-chart", "Spend", "cost", usd, usd(totals.cost)),
+      chartCard("spend-chart", "Spend", "cost", MONEY, usd(totals.cost)),
       h(
         "div",
         { class: "columns" },
-        chartCard("tokens-chart", "Tokens", "total_tokens", shortCount, count(totals.tokens)),
-        chartCard("requests-chart", "Requests", "requests", shortCount, count(totals.requests)),
+        chartCard("tokens-chart", "Tokens", "total_tokens", COUNT, count(totals.tokens)),
+        chartCard("requests-chart", "Requests", "requests", COUNT, count(totals.requests)),
       ),
       h(
         "section",

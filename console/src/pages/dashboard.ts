@@ -3,7 +3,7 @@ import { lineChart } from "../charts";
 import { REQUEST_COLUMNS, requestRow, segmented, statCard, statGrid, table } from "../components";
 import type { PageContext } from "../context";
 import { fill, h } from "../dom";
-import { bucketLabel, costSpan, count, timestamp, usd } from "../format";
+import { MONEY, bucketLabel, costSpan, count, timestamp, usd } from "../format";
 import type { Dashboard } from "../types";
 
 export const dashboardPage = async (context: PageContext): Promise<void> => {
@@ -23,7 +23,7 @@ export const dashboardPage = async (context: PageContext): Promise<void> => {
       trend.daily.map((day) => bucketLabel(`${day.date}T00:00:00Z`, "day")),
       [{ label: "Spend", values: trend.daily.map((day) => Number(day.cost)) }],
       `Daily spend over the last ${days} days: ${usd(trend.totals.cost)} in all, ${count(trend.totals.requests)} requests.`,
-      usd,
+      MONEY,
     );
     destroy = () => chart.destroy();
     fill(chartArea, element);

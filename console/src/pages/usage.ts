@@ -4,7 +4,7 @@ import { REQUEST_COLUMNS, loading, requestRow, segmented, statCard, statGrid, ta
 import type { PageContext } from "../context";
 import { fill, field, h, message, options } from "../dom";
 import { exportButton } from "../exports";
-import { addDays, bucketLabel, costSpan, count, isoDate, shortCount, timestamp, usd } from "../format";
+import { COUNT, MONEY, addDays, bucketLabel, costSpan, count, isoDate, timestamp, usd } from "../format";
 import type { Counters, Key, RequestRow, Usage } from "../types";
 
 const DEFAULT_DAYS = 30;
@@ -107,6 +107,7 @@ export const usagePage = async (context: PageContext): Promise<void> => {
   // Each load gets a number; an answer to an older load (the filters changed meanwhile) is dropped,
   // so the cards, table, chart and log always show the same filters.
   let generation = 0;
+  let modelChoices: { scope: string; names: string[] } | null = null;
 
   const draw = (): void => {
     destroyChart();
@@ -114,7 +115,7 @@ export const usagePage = async (context: PageContext): Promise<void> => {
     if (!usage) return;
     const shown = usage;
     const buckets = shown.series.buckets;
-    const format = metric === "cost" ? usd : shortCount;
+    const format = metric === "cost" ? MONEY : COUNT;
     const label = METRICS.find(([value]) => value === metric)?.[1] ?? "";
     const total = metric === "cost" ? usd(shown.totals.cost) : count(metricValue(shown.totals, metric));
     const { element, chart } = barChart(
@@ -163,13 +164,17 @@ export const usagePage = async (context: PageContext): Promise<void> => {
     fill(errors);
     fill(more);
     try {
+      // The model choices are the models of the range and key: asked for again only when those change.
+      const scope = [asked.start, asked.end, asked.key].join("|");
+      const known = asked.model && modelChoices?.scope === scope ? modelChoices.names : null;
       const [all, filtered] = await Promise.all([
-        api.get<Usage>("/api/usage", { ...query(asked), model: "" }),
+        known ? null : api.get<Usage>("/api/usage", { ...query(asked), model: "" }),
         asked.model ? api.get<Usage>("/api/usage", query(asked)) : null,
       ]);
       if (!context.current() || mine !== generation) return;
-      usage = filtered ?? all;
-      const modelNames = all.models.map((row) => row.model);
+      usage = (filtered ?? all) as Usage;
+      modelChoices = { scope, names: known ?? (all as Usage).models.map((row) => row.model) };
+      const modelNames = [...modelChoices.names];
       if (asked.model && !modelNames.includes(asked.model)) modelNames.push(asked.model);
       fill(modelSelect, options([["", "All models"], ...modelNames.map((name): [string, string] => [name, name])], asked.model));
       const totals = usage.totals;

@@ -26,6 +26,7 @@ from meterway.logic.pdf_charts import (
     readable_moment,
     safe_text,
 )
+from meterway.logic.usage import TOKEN_FIELDS
 
 
 @dataclass(frozen=True)
@@ -84,17 +85,7 @@ _COLUMNS: tuple[tuple[str, float, Align], ...] = (
     ("Cache read", 21.0, Align.R),
     ("Cost (USD)", 33.0, Align.R),
 )
-_SUMMED = (
-    "requests",
-    "input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cache_creation_tokens",
-    "cache_creation_5m_tokens",
-    "cache_creation_1h_tokens",
-    "cache_read_tokens",
-    "total_tokens",
-)
+_SUMMED = ("requests", *TOKEN_FIELDS)
 
 
 def page_count(data: ReportData) -> int:

@@ -336,9 +336,13 @@ def test_a_late_answer_for_an_old_filter_does_not_overwrite_the_new_one(page: Pa
     page.wait_for_timeout(300)
     assert len(held) == 1
     # When the user moves on to another model, and only then does Sonnet's answer arrive
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if "/api/usage?" in request.url else None)
     page.get_by_label("Model", exact=True).select_option(MINI)
     only_mini = usage(fast_stack, model=MINI)
     expect_totals(page, only_mini)
+    # (the range and key are the same, so the model choices are not asked for again)
+    assert len(asked) == 1 and "model=openai" in asked[0], asked
     held[0].continue_()
     page.wait_for_timeout(500)
     # Then the page still shows what was asked last, everywhere
