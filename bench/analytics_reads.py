@@ -1,11 +1,11 @@
-"""Analytics reads grow with buckets, not requests (DESIGN §5 budget, invariant 5).
+"""Analytics reads grow with buckets, not requests (docs/architecture.md: the budget, invariant 5).
 
 For each N (default 10k, 100k and 1M requests in October 2026, UTC; 20 models, 50 keys owned by
 10 members) the script generates N seeded synthetic ledger records in a streaming loop, sums them
-into the rollup rows that ``meterway.logic.rollups.rollup_updates`` would have produced (same pk,
+into the rollup rows that ``meterway.analytics.logic.rollups.rollup_updates`` would have produced (same pk,
 sk and attribute names), loads those rows into an in-process ``moto.mock_aws`` DynamoDB
 (``batch_write_item``, 25 items a call) and times the dashboard and usage queries of
-``meterway.logic.analytics`` through a real ``DynamoRollupStore``. For each query it reports the
+``meterway.analytics.logic.reports`` through a real ``DynamoRollupStore``. For each query it reports the
 rollup items read (the store's ``items_read``), the items a naive query would read from the
 ledger (the requests in its window, or the key's requests for a key filter, which has an index),
 the most items the query could ever read (its buckets × the values of its dimension), and the
@@ -21,7 +21,7 @@ whole edge days (≈180k items at 1M, moto takes ≈1.6k items/s) would have pus
 ``rollup_updates`` per record (20 transactional updates each) keeps 1M records feasible; a
 cross-check proves the shortcut exact: the first 500 records of the smallest N, plus all its
 records in the minute-row hours (few of the first 500 land there), are applied through
-``DynamoRollupStore.apply(request_id, rollup_updates(item))`` under one account and summed
+``count_record(DynamoRollupStore, contribution(item))`` under one account and summed
 directly under another, and both must give the same rows, attribute for attribute (for the
 loaded buckets), and the same ``analytics`` answers.
 
@@ -77,27 +77,22 @@ from moto.dynamodb.models.table import Table as MotoTable  # noqa: E402
 
 from devstack import moto_patches  # noqa: E402
 from devstack.aws_resources import create_resources  # noqa: E402
-from meterway.dal.aws import deserialize, serialize  # noqa: E402
-from meterway.dal.rollup_store import DynamoRollupStore, bucket_range  # noqa: E402
-from meterway.logic import analytics  # noqa: E402
-from meterway.logic.keys import ApiKey  # noqa: E402
-from meterway.logic.record_usage import UsageRecord  # noqa: E402
-from meterway.logic.rollups import (  # noqa: E402
-    COUNTERS,
+from meterway.accounts.models import ApiKey  # noqa: E402
+from meterway.analytics.dal.rollup_store import DynamoRollupStore  # noqa: E402
+from meterway.analytics.dal.rollups_table import bucket_range, partition  # noqa: E402
+from meterway.analytics.logic import reports  # noqa: E402
+from meterway.analytics.logic.rollups import (  # noqa: E402
     MINUTE_RETENTION,
-    TOTAL,
-    Granularity,
-    buckets,
+    contribution,
+    count_record,
     deltas_of,
     key_models_dimension,
-    label,
-    parse_label,
-    partition,
-    rollup_updates,
-    step,
 )
-from meterway.logic.usage import TokenUsage  # noqa: E402
-from meterway.logic.windows import Window  # noqa: E402
+from meterway.analytics.logic.windows import Window  # noqa: E402
+from meterway.analytics.models import COUNTERS, TOTAL  # noqa: E402
+from meterway.core.aws import deserialize, serialize  # noqa: E402
+from meterway.core.clock import Granularity, buckets, label, parse_label, step  # noqa: E402
+from meterway.ledger.models import TokenUsage, UsageRecord  # noqa: E402
 
 MONTH = Window(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
 MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
@@ -297,7 +292,7 @@ def ledger_item(index: int, offset: int, key: int, model: int, counters: tuple[i
         provider=MODELS[model].split("/")[0],
         endpoint="/v1/chat/completions",
         streamed=False,
-        usage=usage,
+        tokens=usage,
         cost_usd=Decimal(counters[COST]).scaleb(-9),
     )
     item = record.to_item()
@@ -315,7 +310,7 @@ def cross_check(client: Any, table: Any, table_name: str, n: int, count: int) ->
     sample = sorted(chosen)  # in time order, as a stream delivers them
     real = DynamoRollupStore(table_name, client=client)
     for index, record in enumerate(sample):
-        assert real.apply(f"gen-bench{index:08d}", rollup_updates(ledger_item(index, *record)))
+        assert count_record(real, contribution(ledger_item(index, *record)))
     load(table, rollup_items(aggregate(iter(sample)), "acct_direct"))
     with partition_scoped_queries():  # itself checked by check_patch_neutral
         direct_rows = _loaded_rows(client, table_name, "acct_direct")
@@ -333,11 +328,11 @@ def cross_check(client: Any, table: Any, table_name: str, n: int, count: int) ->
 def _compare_answers(store: DynamoRollupStore) -> list[str]:
     """The analytics answers of acct_real and acct_direct must be equal."""
     checks = {
-        "usage month": lambda account: analytics.usage(store, account, MONTH),
-        "usage ragged": lambda account: analytics.usage(store, account, RAGGED),
-        "usage month key": lambda account: analytics.usage(store, account, MONTH, key_id=KEYS[0]),
-        "activity 1mo key": lambda account: analytics.activity(store, account, "1mo", "key", NOW, names={}),
-        "dashboard": lambda account: analytics.dashboard(store, account, NOW, recent=[]),
+        "usage month": lambda account: reports.usage_summary(store, account, MONTH),
+        "usage ragged": lambda account: reports.usage_summary(store, account, RAGGED),
+        "usage month key": lambda account: reports.usage_summary(store, account, MONTH, key_id=KEYS[0]),
+        "activity 1mo key": lambda account: reports.activity(store, account, "1mo", "key", NOW, names={}),
+        "dashboard": lambda account: reports.dashboard(store, account, NOW, recent=[]),
     }
     for name, query in checks.items():
         assert query("acct_real") == query("acct_direct"), f"{name}: answers differ"
@@ -414,14 +409,14 @@ Query = Callable[[Any], Any]
 
 def queries() -> dict[str, Query]:
     return {
-        "usage month": lambda store: analytics.usage(store, ACCOUNT, MONTH),
-        "usage month key": lambda store: analytics.usage(store, ACCOUNT, MONTH, key_id=KEYS[7]),
-        "usage month model": lambda store: analytics.usage(store, ACCOUNT, MONTH, model=MODELS[3]),
-        "usage ragged": lambda store: analytics.usage(store, ACCOUNT, RAGGED),
-        "activity 1mo model": lambda store: analytics.activity(store, ACCOUNT, "1mo", "model", NOW, names={}),
-        "activity 1mo key": lambda store: analytics.activity(store, ACCOUNT, "1mo", "key", NOW, names={}),
-        "activity 1mo member": lambda store: analytics.activity(store, ACCOUNT, "1mo", "member", NOW, names={}),
-        "dashboard": lambda store: analytics.dashboard(store, ACCOUNT, NOW, recent=[]),
+        "usage month": lambda store: reports.usage_summary(store, ACCOUNT, MONTH),
+        "usage month key": lambda store: reports.usage_summary(store, ACCOUNT, MONTH, key_id=KEYS[7]),
+        "usage month model": lambda store: reports.usage_summary(store, ACCOUNT, MONTH, model=MODELS[3]),
+        "usage ragged": lambda store: reports.usage_summary(store, ACCOUNT, RAGGED),
+        "activity 1mo model": lambda store: reports.activity(store, ACCOUNT, "1mo", "model", NOW, names={}),
+        "activity 1mo key": lambda store: reports.activity(store, ACCOUNT, "1mo", "key", NOW, names={}),
+        "activity 1mo member": lambda store: reports.activity(store, ACCOUNT, "1mo", "member", NOW, names={}),
+        "dashboard": lambda store: reports.dashboard(store, ACCOUNT, NOW, recent=[]),
     }
 
 

@@ -1,4 +1,4 @@
-"""Export throughput and the export worker's peak memory (DESIGN §5 budget, invariant 5).
+"""Export throughput and the export worker's peak memory (docs/architecture.md: the budget, invariant 5).
 
 Budget: "Export: ≥ 20k rows/s end to end against the local stack; peak RSS flat (≤ 128 MiB) for
 1M rows." Invariant 5: "Exports stream: memory stays flat however many rows."
@@ -10,7 +10,7 @@ What runs where:
   (``devstack.aws_resources.create_resources``), S3 is addressed path-style.
 - Every export runs in a child process of its own (``--worker``), so that its peak RSS (VmHWM
   from ``/proc/self/status``) is the export worker's alone: Python, the ExportFunction's imports
-  (``meterway.handlers.export_worker``), its boto3 clients and the job. The child builds
+  (``meterway.exports.handlers.export_worker``), its boto3 clients and the job. The child builds
   ``export_worker.export_deps()`` from ``MW_*`` variables and calls
   ``run_export.run_job(job_id, deps, final_attempt=True)`` for a ``requests`` CSV job over one
   day (``logic.exports.new_job`` + ``DynamoExportJobStore.create``). Time and CPU time cover
@@ -94,9 +94,8 @@ MIB = 1024 * 1024
 def templates() -> tuple[dict[str, Any], ...]:
     """Four ledger items, as ``UsageRecord.to_item()`` makes them: a streamed OpenAI request with
     cache reads, an Anthropic one with 5m/1h cache writes, a reasoning model, and an error."""
-    from meterway.logic.keys import ApiKey
-    from meterway.logic.record_usage import UsageRecord
-    from meterway.logic.usage import TokenUsage
+    from meterway.accounts.models import ApiKey
+    from meterway.ledger.models import TokenUsage, UsageRecord
 
     alice = ApiKey("key_bench_alice", "acct_bench", "backend", member="alice@example.com")
     bob = ApiKey("key_bench_bob", "acct_bench", "ci, nightly", member="bob@example.com")
@@ -170,7 +169,7 @@ def templates() -> tuple[dict[str, Any], ...]:
 @functools.cache
 def dynamo_templates() -> tuple[dict[str, Any], ...]:
     """The templates in DynamoDB's wire format, as the ledger table holds them."""
-    from meterway.dal.aws import serialize
+    from meterway.core.aws import serialize
 
     return tuple(serialize(item) for item in templates())
 
@@ -179,7 +178,7 @@ def dynamo_templates() -> tuple[dict[str, Any], ...]:
 def plain_templates() -> tuple[dict[str, Any], ...]:
     """The templates as ``DynamoLedgerStore.pages`` yields them: through DynamoDB's wire format
     and back (whole numbers as int, the rest as Decimal)."""
-    from meterway.dal.aws import deserialize
+    from meterway.core.aws import deserialize
 
     return tuple(deserialize(item) for item in dynamo_templates())
 
@@ -320,8 +319,8 @@ def run_worker(mode: str, job_id: str, rows: int, result_path: Path) -> None:
     """Run one export job as the ExportFunction would and write what was measured as JSON."""
     import dataclasses
 
-    from meterway.handlers.export_worker import export_deps
-    from meterway.logic.run_export import run_job
+    from meterway.exports.handlers.export_worker import export_deps
+    from meterway.exports.logic.run_export import run_job
 
     rss_imported = status_kib("VmRSS")
     timings = {"ledger": 0.0, "ledger_cpu": 0.0, "s3": 0.0, "progress": 0.0}
@@ -367,7 +366,7 @@ class Bench:
         from botocore.config import Config
 
         from devstack.aws_resources import env_for
-        from meterway.dal.export_jobs import DynamoExportJobStore
+        from meterway.exports.dal.export_jobs import DynamoExportJobStore
 
         self.endpoint, self.resources, self.workdir = endpoint, resources, workdir
         self.dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
@@ -406,8 +405,8 @@ class Bench:
 
     def export(self, mode: str, account: str, n: int) -> dict[str, Any]:
         """One export job in a child process, then its object read back and checked."""
-        from meterway.logic.exports import ExportCreate, new_job
-        from meterway.logic.windows import Window
+        from meterway.analytics.logic.windows import Window
+        from meterway.exports.logic.export_jobs import ExportCreate, new_job
 
         job = new_job(account, ExportCreate(kind="requests"), Window(DAY, DAY + timedelta(days=1)), datetime.now(UTC))
         self.jobs.create(job)
@@ -427,7 +426,7 @@ class Bench:
     def check_object(self, key: str, n: int) -> dict[str, Any]:
         """Stream the object back: its size, its line count (header + N rows), its header and its
         first and last rows' request ids. The object is deleted afterwards to free moto's memory."""
-        from meterway.logic.exports import REQUEST_COLUMNS
+        from meterway.exports.logic.csv_format import REQUEST_COLUMNS
 
         bucket = self.resources["ExportBucket"]
         body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]

@@ -1,4 +1,4 @@
-"""Gateway overhead, measured in one run against the same fake upstream (DESIGN §5).
+"""Gateway overhead, measured in one run against the same fake upstream (the budgets in docs/architecture.md).
 
 Processes: moto server (AWS), the fake upstream, and the proxy app under uvicorn, each on its own
 so that the gateway's CPU time can be read from /proc. A counting relay in front of moto tells
@@ -34,8 +34,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
 from devstack.aws_resources import create_resources, env_for  # noqa: E402
 from devstack.stack import free_port  # noqa: E402
-from meterway.dal.key_store import DynamoKeyStore  # noqa: E402
-from meterway.logic.manage_keys import create_key  # noqa: E402
+from meterway.accounts.dal.key_store import DynamoKeyStore  # noqa: E402
+from meterway.accounts.logic.manage_keys import create_key  # noqa: E402
 
 BODY = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Say something short."}]}
 
@@ -101,7 +101,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def import_time() -> float:
-    code = "import time; t=time.perf_counter(); import meterway.handlers.proxy_app; print(time.perf_counter()-t)"
+    code = "import time; t=time.perf_counter(); import meterway.proxy.handlers.app; print(time.perf_counter()-t)"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "functions")}
     runs = [float(subprocess.check_output([sys.executable, "-c", code], env=env)) for _ in range(5)]
     return statistics.median(runs)
@@ -144,9 +144,8 @@ def main() -> None:
                 "POWERTOOLS_LOG_LEVEL": "WARNING",
             }
         )
-        gateway_env.pop("MW_SPILL_QUEUE_URL", None)
         uvicorn_args = ["--port", str(gateway_port), "--log-level", "warning", "--no-access-log"]
-        command = [sys.executable, "-m", "uvicorn", *uvicorn_args, "meterway.handlers.proxy_app:app"]
+        command = [sys.executable, "-m", "uvicorn", *uvicorn_args, "meterway.proxy.handlers.app:app"]
         processes.append(spawn(command, gateway_env))
         wait_for(f"http://127.0.0.1:{fake_port}/_fake/health")
         wait_for(f"http://127.0.0.1:{gateway_port}/healthz")

@@ -14,6 +14,7 @@ from devstack.stack import (
     ROOT,
     StackOptions,
     bootstrap_keys,
+    check_settings,
     configure_environment,
     start_aggregator,
     start_export_worker,
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         needs_fake = not (options.openai_api_key and options.anthropic_api_key)
         fake_url = start_fake_upstream(stack, options) if needs_fake else None
         env = configure_environment(moto_url, fake_url, options)
+        check_settings()
         secrets = bootstrap_keys()
         demo = None
         if options.demo_requests:
@@ -75,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             demo_seed.report_when_rolled_up(aggregator, *demo)
 
         from devstack.gateway import LocalGateway
-        from meterway.handlers import api
-        from meterway.handlers.proxy_app import create_app
+        from meterway.management_api import handler as api
+        from meterway.proxy.handlers.app import create_app
 
         gateway = LocalGateway(create_app(), api.handler, CONSOLE_DIST)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -20,11 +20,11 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
-from meterway.logic.catalog import CATALOG
-from meterway.logic.keys import ApiKey, KeyLimits
-from meterway.logic.pricing import price_usage
-from meterway.logic.record_usage import UsageRecord, new_request_id
-from meterway.logic.usage import TokenUsage
+from meterway.accounts.models import ApiKey, KeyLimits
+from meterway.ledger.logic.record_usage import new_request_id
+from meterway.ledger.models import TokenUsage, UsageRecord
+from meterway.proxy.logic.catalog import CATALOG
+from meterway.proxy.logic.pricing import price_usage
 
 SEED = 20261123
 REQUESTS = 3000
@@ -202,7 +202,7 @@ def for_key(planned: UsageRecord, key: ApiKey) -> UsageRecord:
     except a failed request, which bills nothing."""
     record = replace(planned, key=key)
     if record.status != "error":
-        price = price_usage(CATALOG[record.model], record.usage)
+        price = price_usage(CATALOG[record.model], record.tokens)
         record.cost_usd, record.prices = price.cost_usd, price.rates
     return record
 
@@ -312,7 +312,7 @@ def _outcome(
         return replace(record, status="error", latency_ms=ttft // 3, error_code=code, upstream_status=status)
     if streamed and roll < 0.03:
         # The client hung up. Its output so far is estimated and billed, and so is the prompt,
-        # whose cache reads OpenAI reports only at the end (see logic/chat.py).
+        # whose cache reads OpenAI reports only at the end (see meterway/proxy/logic/relay.py).
         estimate = max(1, int(usage.output_tokens * rng.uniform(0.1, 0.7)))
         known = usage if model.startswith("anthropic/") else TokenUsage(usage.input_tokens + usage.cache_read_tokens)
         kept = known.with_output(estimate, 0)
@@ -320,7 +320,7 @@ def _outcome(
         return replace(
             record,
             status="partial",
-            usage=kept,
+            tokens=kept,
             usage_estimated=True,
             latency_ms=cut,
             ttft_ms=ttft,
@@ -333,7 +333,9 @@ def _outcome(
     else:
         finish = "stop"
     # A non-streamed answer's first token is the whole answer (as the proxy records it).
-    return replace(record, usage=usage, latency_ms=latency, ttft_ms=ttft if streamed else latency, finish_reason=finish)
+    return replace(
+        record, tokens=usage, latency_ms=latency, ttft_ms=ttft if streamed else latency, finish_reason=finish
+    )
 
 
 def _tokens(rng: random.Random, median: int, spread: float) -> int:

@@ -29,17 +29,24 @@ from typing import TYPE_CHECKING, Any
 
 from devstack.demo_data import DAYS, KEYS, MEMBERS, REQUESTS, for_key, plan_requests
 from devstack.stack import LOCAL_ACCOUNT
-from meterway.config import get_proxy_settings
-from meterway.dal.aws import AwsResource, deserialize, serialize
-from meterway.dal.key_store import DynamoKeyStore
-from meterway.dal.ledger_store import DynamoLedgerStore, LedgerStore, SpillQueue, SqsSpillQueue
-from meterway.dal.member_store import DynamoMemberStore
-from meterway.dal.quota_store import DynamoQuotaStore, QuotaStore
-from meterway.errors import AuthenticationFailed, Conflict, QuotaExceeded, RateLimited, StorageError
-from meterway.logic.keys import ApiKey, hash_secret, utc_iso
-from meterway.logic.manage_keys import create_key
-from meterway.logic.manage_members import create_member
-from meterway.logic.record_usage import UsageRecord, settle_request
+from meterway.accounts.dal.key_store import DynamoKeyStore
+from meterway.accounts.dal.member_store import DynamoMemberStore
+from meterway.accounts.dal.quota_store import DynamoQuotaStore, QuotaStore
+from meterway.accounts.logic.key_secrets import hash_secret
+from meterway.accounts.logic.limits import reserve
+from meterway.accounts.logic.manage_keys import create_key
+from meterway.accounts.logic.manage_members import create_member
+from meterway.accounts.models import ApiKey
+from meterway.core.aws import AwsResource, deserialize, serialize
+from meterway.core.clock import utc_iso
+from meterway.core.dynamo import ConditionFailed, Update, storage_errors
+from meterway.core.errors import AuthenticationFailed, Conflict, QuotaExceeded, RateLimited
+from meterway.core.settings import ProxySettings, load_settings
+from meterway.ledger.dal.ledger_store import DynamoLedgerStore, LedgerStore
+from meterway.ledger.dal.spill_queue import SpillQueue, SqsSpillQueue
+from meterway.ledger.logic.record_usage import settle
+from meterway.ledger.models import UsageRecord
+from meterway.proxy.logic.catalog import CATALOG
 
 if TYPE_CHECKING:
     from devstack.workers import DynamoStreamPoller
@@ -48,6 +55,7 @@ if TYPE_CHECKING:
 # (building, signing, the round trip) overlaps.
 WORKERS = 4
 ROLLUP_TIMEOUT_S = 600
+NOT_MARKED = "The keys table did not accept the demo marker."
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,35 +81,22 @@ class DemoMarker(AwsResource):
 
     def claim(self, account_id: str, window_end: str) -> dict[str, Any] | None:
         """Mark the account as being seeded; the earlier marker instead, if there is one."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         item = self._key(account_id) | {"window_end": window_end, "state": "seeding"}
         try:
-            self.client.put_item(
-                TableName=self._table, Item=serialize(item), ConditionExpression="attribute_not_exists(pk)"
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise StorageError("The keys table did not accept the demo marker.") from exc
-            found = self.client.get_item(TableName=self._table, Key=serialize(self._key(account_id)))
+            with storage_errors(NOT_MARKED):
+                self.client.put_item(
+                    TableName=self._table, Item=serialize(item), ConditionExpression="attribute_not_exists(pk)"
+                )
+        except ConditionFailed:
+            with storage_errors(NOT_MARKED):
+                found = self.client.get_item(TableName=self._table, Key=serialize(self._key(account_id)))
             return deserialize(found["Item"])
-        except BotoCoreError as exc:
-            raise StorageError("The keys table is unreachable.") from exc
         return None
 
     def finish(self, account_id: str, requests: int, cost_usd: Decimal) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            self.client.update_item(
-                TableName=self._table,
-                Key=serialize(self._key(account_id)),
-                UpdateExpression="SET #state = :done, requests = :requests, cost_usd = :cost",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues=serialize({":done": "done", ":requests": requests, ":cost": cost_usd}),
-            )
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageError("The keys table did not accept the demo marker.") from exc
+        done = Update(set={"state": "done", "requests": requests, "cost_usd": cost_usd})
+        with storage_errors(NOT_MARKED):
+            self.client.update_item(**done.request(self._table, self._key(account_id)))
 
     @staticmethod
     def _key(account_id: str) -> dict[str, str]:
@@ -112,7 +107,7 @@ def seed_demo_data(
     now: datetime, *, account_id: str = LOCAL_ACCOUNT, requests: int = REQUESTS, days: int = DAYS
 ) -> SeedReport:
     """Members, keys and ``requests`` requests over the ``days`` before ``now``, once per backend."""
-    settings = get_proxy_settings()
+    settings = load_settings(ProxySettings)
     marker = DemoMarker(settings.keys_table)
     earlier = marker.claim(account_id, utc_iso(now))
     if earlier is not None:
@@ -127,7 +122,7 @@ def seed_demo_data(
     planned = plan_requests(now, requests=requests, days=days)
     records = [for_key(record, keys[record.key.name][0]) for record in planned]
     hashes = {key.key_id: key_hash for key, key_hash in keys.values()}
-    spill = SqsSpillQueue(settings.spill_queue_url) if settings.spill_queue_url else None
+    spill = SqsSpillQueue(settings.spill_queue_url)
     settled = settle_all(
         records,
         hashes,
@@ -159,7 +154,9 @@ def create_keys(table: str, account_id: str, now: datetime) -> dict[str, tuple[A
     store = DynamoKeyStore(table)
     keys = {}
     for demo in KEYS:
-        key, secret = create_key(store, account_id, demo.name, member=demo.member, limits=demo.limits, now=now)
+        key, secret = create_key(
+            store, account_id, demo.name, member=demo.member, limits=demo.limits, now=now, models=CATALOG
+        )
         keys[demo.name] = (key, hash_secret(secret))
     return keys
 
@@ -177,10 +174,10 @@ def settle_all(
 
     def settle_one(record: UsageRecord) -> UsageRecord | None:
         try:
-            reservation = quotas.reserve(record.key, hashes[record.key.key_id], record.created_at)
+            reservation = reserve(quotas, record.key, hashes[record.key.key_id], record.created_at)
         except (AuthenticationFailed, QuotaExceeded, RateLimited):
             return None
-        outcome = settle_request(record, reservation, ledger, spill, retention_days)
+        outcome = settle(record, reservation, ledger, spill, retention_days)
         return record if outcome in ("written", "spilled") else None
 
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="demo-seed") as pool:

@@ -134,15 +134,24 @@ def configure_environment(moto_url: str, fake_upstream_url: str | None, options:
     return env
 
 
+def check_settings() -> None:
+    """Every function's settings, read from the environment just configured: a variable the
+    template's resources did not provide stops the stack here, naming it."""
+    from meterway.core.settings import FUNCTION_SETTINGS, load_settings
+
+    for kind in FUNCTION_SETTINGS.values():
+        load_settings(kind)
+
+
 def bootstrap_keys() -> dict[str, str]:
     """One admin key and one API key in the local account, as ``meterway keys create`` makes them."""
-    from meterway.config import get_api_settings
-    from meterway.dal.key_store import DynamoKeyStore
-    from meterway.dal.member_store import DynamoMemberStore
-    from meterway.logic.manage_keys import create_key
-    from meterway.logic.manage_members import ensure_member
+    from meterway.accounts.dal.key_store import DynamoKeyStore
+    from meterway.accounts.dal.member_store import DynamoMemberStore
+    from meterway.accounts.logic.manage_keys import create_key
+    from meterway.accounts.logic.manage_members import ensure_member
+    from meterway.core.settings import ApiSettings, load_settings
 
-    table = get_api_settings().keys_table
+    table = load_settings(ApiSettings).keys_table
     store = DynamoKeyStore(table)
     _, admin_secret = create_key(store, LOCAL_ACCOUNT, "local admin", kind="admin")
     member = ensure_member(DynamoMemberStore(table), LOCAL_ACCOUNT, "dev@localhost")
@@ -181,7 +190,7 @@ def start_spill_replayer(stack: ExitStack, queue_url: str | None) -> None:
     if not queue_url:
         return
     from devstack.workers import SqsPoller
-    from meterway.handlers import ledger_replay
+    from meterway.ledger.handlers import ledger_replay
 
     poller = SqsPoller(queue_url, ledger_replay.handler, function_name="LedgerReplayFunction")
     thread = threading.Thread(target=poller.run, name="spill-replayer", daemon=True)
@@ -195,7 +204,7 @@ def start_export_worker(stack: ExitStack, queue_url: str | None) -> None:
     if not queue_url:
         return
     from devstack.workers import SqsPoller
-    from meterway.handlers import export_worker
+    from meterway.exports.handlers import export_worker
 
     poller = SqsPoller(queue_url, export_worker.handler, function_name="ExportFunction", batch_size=1)
     thread = threading.Thread(target=poller.run, name="export-worker", daemon=True)
@@ -207,7 +216,7 @@ def start_aggregator(stack: ExitStack, table_name: str) -> DynamoStreamPoller:
     """Feeds new ledger records from the table's stream to the AggregatorFunction's handler, with
     the template's INSERT-only filter. Call `drain()` on the result to wait for the rollups."""
     from devstack.workers import DynamoStreamPoller, only_inserts
-    from meterway.handlers import aggregator
+    from meterway.analytics.handlers import aggregator
 
     poller = DynamoStreamPoller(
         table_name, aggregator.handler, function_name="AggregatorFunction", event_filter=only_inserts

@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from devstack.gateway import LocalLambdaContext
-from meterway.observability import logger
+from meterway.core.observability import logger
 
 
 class SqsPoller:

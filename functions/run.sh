@@ -10,4 +10,4 @@ export PYTHONPATH="/opt/python${PYTHONPATH:+:${PYTHONPATH}}"
 
 # Bind to loopback only: the adapter is the sole client. Access logs are off to keep a
 # log line per request off the hot path; request logging belongs to the app.
-exec python3 -m uvicorn --host 127.0.0.1 --port "${PORT:-8000}" --no-access-log meterway.handlers.proxy_app:app
+exec python3 -m uvicorn --host 127.0.0.1 --port "${PORT:-8000}" --no-access-log meterway.proxy.handlers.app:app

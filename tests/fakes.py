@@ -6,11 +6,13 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
-from meterway.dal.ledger_store import LedgerQuery
-from meterway.dal.rollup_store import BatchOutcome, bucket_range
-from meterway.errors import StorageError
-from meterway.logic.keys import ApiKey
-from meterway.logic.rollups import Contribution, Granularity, RollupUpdate, partition, plan_chunks
+from meterway.accounts.models import ApiKey
+from meterway.analytics.dal.rollup_store import AlreadyCounted
+from meterway.analytics.dal.rollups_table import bucket_range, partition
+from meterway.analytics.models import LastUse, RollupUpdate
+from meterway.core.clock import Granularity
+from meterway.core.errors import StorageError
+from meterway.ledger.dal.ledger_store import LedgerQuery
 
 
 class InMemoryKeyStore:
@@ -77,38 +79,32 @@ class InMemorySpill:
 
 
 class InMemoryRollups:
-    """The RollupsTable's semantics: a marker per request id, ADD on counters, BETWEEN on sort keys."""
+    """The RollupsTable's semantics: a marker per request id, ADD on counters, BETWEEN on sort keys,
+    last uses only ever raised. ``fail_chunks`` makes the next N writes fail like a throttle."""
 
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
         self.applied: set[str] = set()
+        self.uses: dict[tuple[str, str], str] = {}
         self.items_read = 0
         self.fail_chunks = 0
 
-    def apply(self, request_id: str, updates: list[RollupUpdate]) -> bool:
-        if request_id in self.applied:
-            return False
-        self.applied.add(request_id)
+    def add(self, request_ids: list[str], updates: list[RollupUpdate], uses: list[LastUse]) -> None:
+        if self.fail_chunks:
+            self.fail_chunks -= 1
+            raise StorageError("throttled")
+        for use in uses:
+            known = self.uses.get((use.account_id, use.key_id))
+            self.uses[(use.account_id, use.key_id)] = max(known or use.at, use.at)
+        counted = {request_id for request_id in request_ids if request_id in self.applied}
+        if counted:
+            raise AlreadyCounted(counted)
+        self.applied |= set(request_ids)
         for update in updates:
             row = self.items.setdefault((update.pk, update.sk), {})
             for name, value in update.deltas.items():
                 row[name] = row.get(name, 0) + value
             row |= {"bucket": update.bucket, "dimension": update.dimension, "value": update.value}
-        return True
-
-    def apply_batch(self, contributions: list[Contribution]) -> BatchOutcome:
-        outcome = BatchOutcome()
-        for chunk in plan_chunks(contributions):
-            if self.fail_chunks:
-                self.fail_chunks -= 1
-                outcome.failed |= {c.request_id for c in chunk}
-                continue
-            fresh = [c for c in chunk if c.request_id not in self.applied]
-            outcome.duplicates |= {c.request_id for c in chunk if c.request_id in self.applied}
-            for contribution in fresh:
-                self.apply(contribution.request_id, contribution.updates)
-            outcome.applied |= {c.request_id for c in fresh}
-        return outcome
 
     def query(
         self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str
@@ -118,6 +114,9 @@ class InMemoryRollups:
         rows = [copy.deepcopy(row) for (key, sk), row in sorted(self.items.items()) if key == pk and low <= sk <= high]
         self.items_read += len(rows)
         return rows
+
+    def last_used(self, account_id: str) -> dict[str, str]:
+        return {key_id: at for (account, key_id), at in self.uses.items() if account == account_id}
 
 
 def ledger_pages(ledger: InMemoryLedger, query: LedgerQuery, page_size: int) -> Iterator[list[dict[str, Any]]]:

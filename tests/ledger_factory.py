@@ -8,9 +8,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from meterway.logic.keys import ApiKey
-from meterway.logic.record_usage import UsageRecord, new_request_id
-from meterway.logic.usage import TokenUsage
+from meterway.accounts.models import ApiKey
+from meterway.ledger.logic.record_usage import new_request_id
+from meterway.ledger.models import TokenUsage, UsageRecord
 
 MODELS = ("openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5", "openai/o4-mini")
 KEYS = (
@@ -36,7 +36,7 @@ def ledger_item(
         provider=model.split("/")[0],
         endpoint="chat.completions",
         streamed=False,
-        usage=usage or TokenUsage(input_tokens=10, output_tokens=20),
+        tokens=usage or TokenUsage(input_tokens=10, output_tokens=20),
         cost_usd=cost,
     ).to_item()
 

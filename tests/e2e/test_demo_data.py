@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from devstack.demo_data import KEYS
-from meterway.logic.keys import utc_iso
+from meterway.core.clock import utc_iso
 from tests.e2e.conftest import LocalStack, launched
 
 REQUESTS = 600

@@ -12,8 +12,9 @@ import httpx
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
-from meterway.dal.key_store import DynamoKeyStore
-from meterway.logic.keys import KeyLimits, hash_secret, mint_key
+from meterway.accounts.dal.key_store import DynamoKeyStore
+from meterway.accounts.logic.key_secrets import hash_secret, mint_key
+from meterway.accounts.models import KeyLimits
 
 pytestmark = pytest.mark.e2e
 

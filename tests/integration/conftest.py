@@ -14,9 +14,7 @@ from moto import mock_aws
 
 from devstack import moto_patches
 from devstack.aws_resources import create_resources, env_for
-from meterway.config import get_api_settings, get_proxy_settings
-from meterway.dal import aws
-from meterway.handlers import deps
+from meterway.core.container import container
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,9 +35,9 @@ def aws_backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         resources = create_resources(ROOT / "template.yaml", prefix="it")
         for name, value in env_for(resources).items():
             monkeypatch.setenv(name, value)
-        _reset_caches()
+        container.reset()
         yield resources
-        _reset_caches()
+        container.reset()
 
 
 @pytest.fixture
@@ -124,13 +122,6 @@ def moto_server_env(monkeypatch: pytest.MonkeyPatch, moto_url: str) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
 
 
-def _reset_caches() -> None:
-    aws.reset_clients()
-    get_api_settings.cache_clear()
-    get_proxy_settings.cache_clear()
-    deps.reset()
-
-
 def load_event(name: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((ROOT / "events" / name).read_text())
     return event
@@ -149,7 +140,7 @@ def call_api(
     import copy
 
     from devstack.gateway import LocalLambdaContext
-    from meterway.handlers import api
+    from meterway.management_api import handler as api
 
     event = copy.deepcopy(load_event("api_get_keys.json"))
     event |= {"httpMethod": method, "path": path, "pathParameters": {"proxy": path.removeprefix("/api/")}}

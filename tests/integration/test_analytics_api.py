@@ -16,12 +16,13 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 
 from devstack.gateway import LocalLambdaContext
-from meterway.dal.key_store import DynamoKeyStore
-from meterway.dal.ledger_store import DynamoLedgerStore
-from meterway.dal.member_store import DynamoMemberStore
-from meterway.handlers import aggregator, deps
-from meterway.logic.manage_keys import create_key
-from meterway.logic.manage_members import create_member
+from meterway.accounts.dal.key_store import DynamoKeyStore
+from meterway.accounts.dal.member_store import DynamoMemberStore
+from meterway.accounts.logic.manage_keys import create_key
+from meterway.accounts.logic.manage_members import create_member
+from meterway.analytics.handlers import aggregator
+from meterway.ledger.dal.ledger_store import DynamoLedgerStore
+from meterway.management_api.deps import api_deps
 from tests.integration.conftest import call_api, load_event
 from tests.ledger_factory import MODELS, ledger_item
 
@@ -51,7 +52,7 @@ def stream_event(items: list[dict[str, Any]], table_arn: str) -> dict[str, Any]:
 def account(module_aws_env):
     aws_env = module_aws_env
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(deps, "now", lambda: NOW)
+        monkeypatch.setattr(api_deps(), "clock", lambda: NOW)
         yield seed(aws_env)
 
 

@@ -6,10 +6,9 @@ from typing import Any
 
 import pytest
 
-from meterway.config import get_api_settings
-from meterway.dal.key_store import DynamoKeyStore
-from meterway.handlers import deps
-from meterway.logic.manage_keys import create_key
+from meterway.accounts.dal.key_store import DynamoKeyStore
+from meterway.accounts.logic.manage_keys import create_key
+from meterway.core.container import container
 from tests.integration.conftest import call_api
 
 CONSOLE = "https://d111111abcdef8.cloudfront.net"
@@ -26,8 +25,7 @@ def _configure(monkeypatch: pytest.MonkeyPatch, console_origin: str | None) -> N
         monkeypatch.delenv("MW_CONSOLE_ORIGIN", raising=False)
     else:
         monkeypatch.setenv("MW_CONSOLE_ORIGIN", console_origin)
-    get_api_settings.cache_clear()
-    deps.reset()
+    container.reset()
 
 
 @pytest.fixture

@@ -7,20 +7,20 @@ import json
 import boto3
 import pytest
 
-from meterway.dal.key_store import DynamoKeyStore
-from meterway.handlers import deps
-from meterway.logic.manage_keys import create_key
+from meterway.accounts.dal.key_store import DynamoKeyStore
+from meterway.accounts.logic.manage_keys import create_key
+from meterway.core.container import container
 from tests.integration.conftest import call_api
 
 
 @pytest.fixture
 def admin(aws_env):
-    deps.reset()
+    container.reset()
     store = DynamoKeyStore(aws_env["KeysTable"])
     _, admin_secret = create_key(store, "acct", "ops", kind="admin")
     _, api_secret = create_key(store, "acct", "ci")
     yield {"admin": admin_secret, "api": api_secret, "table": aws_env["KeysTable"]}
-    deps.reset()
+    container.reset()
 
 
 def call(method: str, path: str, secret: str | None, body: dict | None = None) -> dict:

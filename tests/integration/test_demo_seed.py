@@ -9,13 +9,13 @@ import boto3
 
 from devstack.demo_data import KEYS
 from devstack.demo_seed import seed_demo_data
-from meterway.config import get_proxy_settings
-from meterway.dal.balance_store import DynamoBalanceStore
-from meterway.dal.key_store import DynamoKeyStore
-from meterway.dal.member_store import DynamoMemberStore
-from meterway.logic.balance import account_balance
-from meterway.logic.keys import utc_iso
-from meterway.logic.quotas import period_window
+from meterway.accounts.dal.balance_store import DynamoBalanceStore
+from meterway.accounts.dal.key_store import DynamoKeyStore
+from meterway.accounts.dal.member_store import DynamoMemberStore
+from meterway.accounts.logic.balance import account_balance
+from meterway.accounts.logic.limits import period_window
+from meterway.core.clock import utc_iso
+from meterway.core.container import container
 
 NOW = datetime(2026, 11, 23, 14, 5, tzinfo=UTC)
 
@@ -67,7 +67,7 @@ def test_with_a_ledger_retention_only_days_still_kept_are_seeded(aws_env, monkey
     # Older records would be written already expired, for DynamoDB's TTL to delete (the
     # backend's teardown forgets these settings again)
     monkeypatch.setenv("MW_LEDGER_RETENTION_DAYS", "7")
-    get_proxy_settings.cache_clear()
+    container.reset()
     seed_demo_data(NOW, requests=60)
     items = ledger_items(aws_env["LedgerTable"])
     assert len(items) == 60

@@ -16,15 +16,16 @@ import boto3
 import pytest
 
 from meterway import cli
-from meterway.dal.key_store import DynamoKeyStore
-from meterway.dal.ledger_store import DynamoLedgerStore
-from meterway.dal.rollup_store import DynamoRollupStore
-from meterway.errors import AuthenticationFailed
-from meterway.handlers import deps
-from meterway.logic.auth import authenticate
-from meterway.logic.keys import hash_secret
-from meterway.logic.manage_keys import create_key
-from meterway.logic.rollups import rollup_updates
+from meterway.accounts.dal.key_store import DynamoKeyStore
+from meterway.accounts.logic.auth import authenticate
+from meterway.accounts.logic.key_secrets import hash_secret
+from meterway.accounts.logic.manage_keys import create_key
+from meterway.analytics.dal.rollup_store import DynamoRollupStore
+from meterway.analytics.logic.rollups import contribution, count_record
+from meterway.core.container import container
+from meterway.core.errors import AuthenticationFailed
+from meterway.ledger.dal.ledger_store import DynamoLedgerStore
+from meterway.management_api.deps import api_deps
 from tests.integration.conftest import call_api
 from tests.ledger_factory import ledger_item
 
@@ -79,9 +80,9 @@ class Account:
 
 @pytest.fixture
 def acct(aws_env):
-    deps.reset()
+    container.reset()
     yield Account(aws_env["KeysTable"])
-    deps.reset()
+    container.reset()
 
 
 def error_of(response: dict[str, Any]) -> dict[str, Any]:
@@ -163,13 +164,29 @@ def test_spend_to_date_sums_the_key_rollups_and_last_use_is_its_newest_record(ac
     ledger, rollups = DynamoLedgerStore(aws_env["LedgerTable"]), DynamoRollupStore(aws_env["RollupsTable"])
     for item in items:
         ledger.put(item)
-        rollups.apply(item["request_id"], rollup_updates(item))
+        count_record(rollups, contribution(item))
 
     rows = {row["id"]: row for row in acct.call("GET", "/api/keys")["json"]["data"]}
     assert rows[key["id"]]["spend_to_date"] == "0.300001"
     assert rows[key["id"]]["last_used_at"] == items[-1]["created_at"]
     assert rows[other["id"]]["spend_to_date"] == "0" and rows[other["id"]]["last_used_at"] is None
     assert acct.call("GET", f"/api/keys/{key['id']}")["json"]["spend_to_date"] == "0.300001"
+
+
+def test_last_use_is_the_newest_record_whatever_order_the_stream_delivers_in(acct, aws_env):
+    # Given a key whose records reach the aggregator out of time order, one of them twice
+    key = acct.new_key("prod")
+    stored = acct.keys.get_key("acct", key["id"])
+    now = datetime.now(UTC).replace(microsecond=0)
+    newest, older, oldest = (ledger_item(now - timedelta(minutes=m), key=stored) for m in (1, 30, 90))
+    rollups = DynamoRollupStore(aws_env["RollupsTable"])
+    for item in (newest, oldest, older, newest):
+        count_record(rollups, contribution(item))
+
+    # Then the listing and the key's own page show the newest one's time, not the last delivered
+    listed = {row["id"]: row for row in acct.call("GET", "/api/keys")["json"]["data"]}
+    assert listed[key["id"]]["last_used_at"] == newest["created_at"]
+    assert acct.call("GET", f"/api/keys/{key['id']}")["json"]["last_used_at"] == newest["created_at"]
 
 
 # --- rotation ---------------------------------------------------------------------------------
@@ -207,7 +224,7 @@ def test_a_rotated_out_secret_works_for_its_overlap_only(acct, monkeypatch):
 
     # When a rotation happens after the first overlap ended, Then that secret's item is removed
     later = datetime.now(UTC) + timedelta(hours=2)
-    monkeypatch.setattr(deps, "now", lambda: later)
+    monkeypatch.setattr(api_deps(), "clock", lambda: later)
     fourth = acct.rotate(key["id"])  # the default overlap: one hour
     assert acct.item(first) is None
     assert [entry["prefix"] for entry in fourth["rotating"]] == [third[:14]]
@@ -292,7 +309,7 @@ def test_top_ups_add_up_exactly_and_the_balance_reaches_the_dashboard(acct, monk
     # When credit is added in amounts that binary floats cannot hold, a second apart
     start = datetime.now(UTC)
     clock = iter(start + timedelta(seconds=second) for second in range(10))
-    monkeypatch.setattr(deps, "now", lambda: next(clock))
+    monkeypatch.setattr(api_deps(), "clock", lambda: next(clock))
     for amount in ("0.1", 0.2, "25.50", "0.000001"):
         assert acct.call("POST", "/api/balance/topups", {"amount_usd": amount, "note": "invoice"})["statusCode"] == 201
     # And the proxy has spent some (it ADDs each request's cost)
@@ -310,7 +327,7 @@ def test_top_ups_add_up_exactly_and_the_balance_reaches_the_dashboard(acct, monk
     assert balance["balance_usd"] == "24.750001"
     assert [topup["amount_usd"] for topup in balance["topups"]] == ["0.000001", "25.5", "0.2", "0.1"]
     assert {topup["created_by"] for topup in balance["topups"]} == {acct.admin_key.key_id}
-    monkeypatch.setattr(deps, "now", lambda: start)
+    monkeypatch.setattr(api_deps(), "clock", lambda: start)
     assert acct.call("GET", "/api/dashboard")["json"]["balance"] == "24.750001"
     # And another account sees none of it
     assert acct.call("GET", "/api/balance", as_other=True)["json"]["balance_usd"] is None
@@ -426,7 +443,7 @@ def test_no_secret_or_hash_leaves_the_api_and_no_secret_is_stored(acct):
     assert not any(secret in table for secret in acct.secrets)
 
 
-def test_the_openapi_document_lists_the_management_paths():
+def test_the_openapi_document_lists_the_management_paths(aws_env):
     paths = call_api("GET", "/api/openapi.json", None)["json"]["paths"]
     assert {"get", "post"} <= set(paths["/api/keys"])
     assert {"get", "patch", "delete"} <= set(paths["/api/keys/{key_id}"])
@@ -488,8 +505,8 @@ def test_an_admin_key_is_renamed_or_disabled_and_stops_at_once(acct):
 
 def test_the_first_top_up_starts_the_balance_at_its_amount_whatever_was_spent_before(acct):
     # Given an account that spent before it had any credit (the proxy settles into BALANCE always)
-    from meterway.dal.ledger_store import DynamoLedgerStore
-    from meterway.logic.quotas import CounterDelta
+    from meterway.accounts.models import CounterDelta
+    from meterway.ledger.dal.ledger_store import DynamoLedgerStore
 
     ledger = DynamoLedgerStore("it-LedgerTable", counters_table=acct.table)
     spent = ledger_item(datetime.now(UTC), cost=Decimal("0.000000001"))

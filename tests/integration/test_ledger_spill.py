@@ -8,12 +8,12 @@ from decimal import Decimal
 import boto3
 
 from devstack.gateway import LocalLambdaContext
-from meterway.dal.ledger_store import DynamoLedgerStore, SqsSpillQueue
-from meterway.handlers import ledger_replay
-from meterway.logic.keys import ApiKey
-from meterway.logic.quotas import CounterDelta
-from meterway.logic.record_usage import UsageRecord, new_request_id, save_record
-from meterway.logic.usage import TokenUsage
+from meterway.accounts.models import ApiKey, CounterDelta
+from meterway.ledger.dal.ledger_store import DynamoLedgerStore
+from meterway.ledger.dal.spill_queue import SqsSpillQueue
+from meterway.ledger.handlers import ledger_replay
+from meterway.ledger.logic.record_usage import new_request_id, save_settlement
+from meterway.ledger.models import TokenUsage, UsageRecord
 
 
 def a_record_item() -> dict:
@@ -25,7 +25,7 @@ def a_record_item() -> dict:
         provider="anthropic",
         endpoint="chat.completions",
         streamed=False,
-        usage=TokenUsage(input_tokens=10, output_tokens=20, cache_creation_1h_tokens=2048),
+        tokens=TokenUsage(input_tokens=10, output_tokens=20, cache_creation_1h_tokens=2048),
         cost_usd=Decimal("0.004206"),
         prices={"input_mtok": Decimal(1), "cache_write_1h_mtok": Decimal(2)},
     ).to_item()
@@ -58,7 +58,7 @@ def test_an_unwritable_record_is_spilled_then_replayed_once_even_when_delivered_
     counters = [CounterDelta("ACCOUNT#acct", "BALANCE", {"spent_usd": item["cost_usd"], "inflight": -1})]
 
     # When the proxy settles the record with its counters
-    outcome = save_record(item, broken_ledger, SqsSpillQueue(queue_url), counters)
+    outcome = save_settlement(item, broken_ledger, SqsSpillQueue(queue_url), counters)
 
     # Then it is parked on the queue, and the replay function writes it to the real ledger
     assert outcome == "spilled"

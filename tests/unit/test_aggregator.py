@@ -11,10 +11,12 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 
 from devstack.gateway import LocalLambdaContext
-from meterway.handlers import aggregator, deps
-from meterway.logic import analytics
-from meterway.logic.rollups import Contribution, merge, plan_chunks, rollup_updates
-from meterway.logic.windows import Window
+from meterway.analytics.handlers import aggregator
+from meterway.analytics.logic import reports
+from meterway.analytics.logic.rollups import merge, plan_chunks, rollup_updates
+from meterway.analytics.logic.windows import Window
+from meterway.analytics.models import Contribution
+from meterway.core.container import container
 from tests.fakes import InMemoryRollups
 from tests.ledger_factory import KEYS, MODELS, ledger_item
 
@@ -35,10 +37,11 @@ def stream_event(items, event_name="INSERT"):
 
 
 @pytest.fixture
-def store(monkeypatch):
+def store():
     rollups = InMemoryRollups()
-    monkeypatch.setattr(deps, "rollup_store", lambda: rollups)
-    return rollups
+    container.override(aggregator.rollup_store, rollups)
+    yield rollups
+    container.reset()
 
 
 def many(count: int) -> list[dict]:
@@ -70,7 +73,7 @@ def test_a_batch_is_counted_once_however_often_it_is_delivered(store):
     for _ in range(2):
         assert aggregator.handler(event, LocalLambdaContext("AggregatorFunction")) == {"batchItemFailures": []}
     window = Window(START, START + timedelta(days=1))
-    result = analytics.usage(store, items[0]["account_id"], window)
+    result = reports.usage_summary(store, items[0]["account_id"], window)
     assert result["totals"]["requests"] == 150
     assert result["totals"]["cost"] == "0.15"
 
@@ -84,7 +87,7 @@ def test_records_whose_transaction_failed_are_reported_for_retry(store):
     assert failed == {f"{500 + n:021d}" for n in range(first_chunk)}
     # The retry Lambda makes from the first failure counts the rest once.
     aggregator.handler(stream_event(items), LocalLambdaContext("AggregatorFunction"))
-    result = analytics.usage(store, items[0]["account_id"], Window(START, START + timedelta(days=1)))
+    result = reports.usage_summary(store, items[0]["account_id"], Window(START, START + timedelta(days=1)))
     assert result["totals"]["requests"] == 150
 
 

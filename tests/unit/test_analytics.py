@@ -11,10 +11,12 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from meterway.errors import InvalidRequest
-from meterway.logic import analytics
-from meterway.logic.rollups import Counters, decompose, floor, rollup_updates
-from meterway.logic.windows import Window, parse_window
+from meterway.analytics.logic import reports
+from meterway.analytics.logic.rollups import contribution, count_record, decompose
+from meterway.analytics.logic.windows import Window, parse_window
+from meterway.analytics.models import Counters
+from meterway.core.clock import floor
+from meterway.core.errors import InvalidRequest
 from tests.fakes import InMemoryRollups
 from tests.ledger_factory import KEYS, MODELS, costs, ledger_item, usages
 
@@ -40,7 +42,7 @@ edges = st.one_of(
 def rolled_up(items: list[dict[str, Any]]) -> InMemoryRollups:
     store = InMemoryRollups()
     for item in items:
-        assert store.apply(item["request_id"], rollup_updates(item))
+        assert count_record(store, contribution(item))
     return store
 
 
@@ -52,7 +54,7 @@ def ledger_sum(items: list[dict[str, Any]]) -> dict[str, Any]:
     total = Counters()
     for item in items:
         total.add({**item, "requests": 1})
-    return analytics.summary(total)
+    return reports.summary(total)
 
 
 def near(*edges: datetime) -> st.SearchStrategy[datetime]:
@@ -92,7 +94,7 @@ def test_usage_equals_the_ledger_sum_for_any_window_and_filter(data, first, seco
     items = data.draw(records_near(window.start, window.end))
     key_id = key.key_id if key else None
 
-    result = analytics.usage(rolled_up(items), "acct", window, model=model, key_id=key_id)
+    result = reports.usage_summary(rolled_up(items), "acct", window, model=model, key_id=key_id)
 
     selected = [
         item
@@ -128,11 +130,11 @@ def assert_series_matches(series: dict[str, Any], selected: list[dict[str, Any]]
     group_by=st.sampled_from(["model", "key", "member"]),
 )
 def test_activity_buckets_equal_the_ledger_sums_and_none_is_missing(items, period, group_by):
-    result = analytics.activity(rolled_up(items), "acct", period, group_by, NOW, names={})
+    result = reports.activity(rolled_up(items), "acct", period, group_by, NOW, names={})
 
-    granularity, count = analytics.PERIODS[period]
+    granularity, count = reports.PERIODS[period]
     assert len(result["buckets"]) == count
-    assert result["buckets"][-1]["label"] == analytics.label(floor(NOW, granularity), granularity)
+    assert result["buckets"][-1]["label"] == reports.label(floor(NOW, granularity), granularity)
     start = datetime.fromisoformat(result["start"])
     end = datetime.fromisoformat(result["end"])
     for bucket in result["buckets"]:
@@ -150,7 +152,7 @@ def test_activity_buckets_equal_the_ledger_sums_and_none_is_missing(items, perio
 @settings(max_examples=60, deadline=None)
 @given(items=records_near(floor(NOW, "day") - timedelta(days=29), floor(NOW, "day") - timedelta(days=6)))
 def test_dashboard_trends_and_top_models_equal_the_ledger(items):
-    result = analytics.dashboard(rolled_up(items), "acct", NOW, recent=[])
+    result = reports.dashboard(rolled_up(items), "acct", NOW, recent=[])
 
     today = floor(NOW, "day")
     last_30 = [item for item in items if today - timedelta(days=29) <= created(item)]
@@ -164,17 +166,17 @@ def test_dashboard_trends_and_top_models_equal_the_ledger(items):
     spend: dict[str, Decimal] = defaultdict(Decimal)
     for item in last_30:
         spend[item["model"]] += item["cost_usd"]
-    expected = sorted(spend.items(), key=lambda pair: (-pair[1], pair[0]))[: analytics.TOP_MODELS]
+    expected = sorted(spend.items(), key=lambda pair: (-pair[1], pair[0]))[: reports.TOP_MODELS]
     assert [(row["model"], Decimal(row["cost"])) for row in result["top_models"]] == expected
 
 
 def test_a_redelivered_record_is_counted_once():
     item = ledger_item(NOW - timedelta(minutes=5))
     store = InMemoryRollups()
-    assert store.apply(item["request_id"], rollup_updates(item)) is True
-    assert store.apply(item["request_id"], rollup_updates(item)) is False
+    assert count_record(store, contribution(item)) is True
+    assert count_record(store, contribution(item)) is False
     window = parse_window(None, None, NOW)
-    assert analytics.usage(store, "acct", window)["totals"]["requests"] == 1
+    assert reports.usage_summary(store, "acct", window)["totals"]["requests"] == 1
 
 
 def test_the_last_millisecond_of_a_month_and_the_first_of_the_next_land_in_their_own_buckets():
@@ -185,9 +187,9 @@ def test_the_last_millisecond_of_a_month_and_the_first_of_the_next_land_in_their
     january = Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
     february_first = Window(datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 2, 1, 0, 1, tzinfo=UTC))
     last_minute = Window(datetime(2026, 1, 31, 23, 59, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
-    assert analytics.usage(store, "acct", january)["totals"]["cost"] == "0.1"
-    assert analytics.usage(store, "acct", february_first)["totals"]["cost"] == "0.2"
-    assert analytics.usage(store, "acct", last_minute)["totals"]["cost"] == "0.1"
+    assert reports.usage_summary(store, "acct", january)["totals"]["cost"] == "0.1"
+    assert reports.usage_summary(store, "acct", february_first)["totals"]["cost"] == "0.2"
+    assert reports.usage_summary(store, "acct", last_minute)["totals"]["cost"] == "0.1"
     assert [span.granularity for span in decompose(january.start, january.end)] == ["month"]
 
 
@@ -204,15 +206,15 @@ def test_a_window_ending_a_minute_before_midnight_leaves_out_the_last_minute():
     store = rolled_up([inside, outside])
     until_2359 = Window(datetime(2026, 2, 28, tzinfo=UTC), datetime(2026, 2, 28, 23, 59, tzinfo=UTC))
     whole_day = parse_window("2026-02-28", "2026-02-28", NOW)
-    assert analytics.usage(store, "acct", until_2359)["totals"]["cost"] == "0.01"
-    assert analytics.usage(store, "acct", whole_day)["totals"]["cost"] == "0.03"
+    assert reports.usage_summary(store, "acct", until_2359)["totals"]["cost"] == "0.01"
+    assert reports.usage_summary(store, "acct", whole_day)["totals"]["cost"] == "0.03"
 
 
 def test_a_window_is_read_from_month_day_hour_and_minute_buckets_only_where_needed():
     spans = decompose(datetime(2026, 1, 30, 22, 13, tzinfo=UTC), datetime(2026, 4, 2, 3, 7, tzinfo=UTC))
     assert [span.granularity for span in spans] == ["minute", "hour", "day", "month", "day", "hour", "minute"]
     store = rolled_up([])
-    analytics.usage(store, "acct", Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC)))
+    reports.usage_summary(store, "acct", Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC)))
     assert store.items_read == 0
 
 
@@ -252,4 +254,4 @@ def test_bad_windows_are_refused(start, end, code):
 @pytest.mark.parametrize(("period", "group_by"), [("2h", "model"), ("1d", "colour")])
 def test_unknown_period_or_grouping_is_refused(period, group_by):
     with pytest.raises(InvalidRequest):
-        analytics.activity(InMemoryRollups(), "acct", period, group_by, NOW, names={})
+        reports.activity(InMemoryRollups(), "acct", period, group_by, NOW, names={})

@@ -28,15 +28,15 @@ from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageFunctionToolCall
 from pydantic import TypeAdapter
 
-from meterway.errors import InvalidRequest, UpstreamError
-from meterway.logic.anthropic_translate import (
+from meterway.core.errors import InvalidRequest, UpstreamError
+from meterway.ledger.models import TokenUsage
+from meterway.proxy.encoders.chat import openai_usage
+from meterway.proxy.providers.anthropic.chat_to_messages import chat_to_messages
+from meterway.proxy.providers.anthropic.messages_to_chat import (
     MessagesStreamTranslator,
     anthropic_error_to_message,
-    chat_to_messages,
     messages_to_chat,
-    openai_usage,
 )
-from meterway.logic.usage import TokenUsage
 
 UPSTREAM = "claude-sonnet-4-5-20250929"
 CLIENT_MODEL = "anthropic/claude-sonnet-4-5"
@@ -901,6 +901,11 @@ def _expected_chunk(delta: dict[str, Any], finish_reason: str | None = None) -> 
     }
 
 
+def _feed(translator: MessagesStreamTranslator, event: str, data: Any) -> list[dict[str, Any]]:
+    """One recorded event, as the relay hands it over: its name and its JSON text."""
+    return translator.feed(event, json.dumps(data))
+
+
 def _new_translator() -> MessagesStreamTranslator:
     return MessagesStreamTranslator(model=CLIENT_MODEL, request_id=REQUEST_ID, created=CREATED)
 
@@ -917,7 +922,7 @@ def test_recorded_stream_translates_chunk_by_chunk() -> None:
     translator = _new_translator()
 
     # When every recorded event is fed in order
-    chunks_per_event = [translator.feed(event, data) for event, data in RECORDED_STREAM]
+    chunks_per_event = [_feed(translator, event, data) for event, data in RECORDED_STREAM]
 
     # Then each event yields exactly the OpenAI chunks a client expects
     tool_call_start = {
@@ -962,7 +967,7 @@ def test_openai_sdk_accumulates_the_translated_stream_into_one_completion() -> N
 
     # When the translated chunks are fed to it
     for event, data in RECORDED_STREAM:
-        for chunk in translator.feed(event, data):
+        for chunk in _feed(translator, event, data):
             state.handle_chunk(ChatCompletionChunk.model_validate(chunk))
 
     # Then the client sees the text and a complete tool call
@@ -1008,7 +1013,7 @@ def test_thinking_stream_yields_reasoning_deltas() -> None:
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
     ]
 
-    chunks = [chunk for event, data in events for chunk in translator.feed(event, data)]
+    chunks = [chunk for event, data in events for chunk in _feed(translator, event, data)]
 
     assert [chunk["choices"][0]["delta"] for chunk in chunks] == [
         {"role": "assistant", "content": ""},
@@ -1021,7 +1026,7 @@ def test_stream_cut_before_message_delta_reports_start_usage_only() -> None:
     # Given a stream that broke off after some text
     translator = _new_translator()
     for event, data in RECORDED_STREAM[:5]:
-        translator.feed(event, data)
+        _feed(translator, event, data)
 
     # Then the gateway can tell usage was never reported and estimate output from characters
     assert translator.finished is False
@@ -1034,9 +1039,10 @@ def test_stream_cut_before_message_delta_reports_start_usage_only() -> None:
 
 def test_message_delta_with_cumulative_input_usage_overrides_start_counts() -> None:
     translator = _new_translator()
-    translator.feed(*RECORDED_STREAM[0])
+    _feed(translator, *RECORDED_STREAM[0])
 
-    translator.feed(
+    _feed(
+        translator,
         "message_delta",
         {
             "type": "message_delta",
@@ -1054,15 +1060,15 @@ def test_message_delta_with_cumulative_input_usage_overrides_start_counts() -> N
 def test_unknown_events_are_ignored() -> None:
     translator = _new_translator()
 
-    assert translator.feed("future_event", {"type": "future_event", "detail": 1}) == []
+    assert _feed(translator, "future_event", {"type": "future_event", "detail": 1}) == []
 
 
 def test_error_event_raises_upstream_error_with_the_anthropic_error_type() -> None:
     translator = _new_translator()
-    translator.feed(*RECORDED_STREAM[0])
+    _feed(translator, *RECORDED_STREAM[0])
 
     with pytest.raises(UpstreamError) as exc_info:
-        translator.feed("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+        _feed(translator, "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
 
     assert exc_info.value.code == "overloaded_error"
     assert exc_info.value.upstream_status is None
@@ -1096,6 +1102,6 @@ def test_unreadable_error_bodies_get_a_short_generic_message(body: bytes) -> Non
 def test_events_are_recognised_by_their_payload_type_when_the_event_name_is_missing() -> None:
     translator = _new_translator()
 
-    chunks = translator.feed("message", RECORDED_STREAM[3][1])
+    chunks = _feed(translator, "message", RECORDED_STREAM[3][1])
 
     assert [chunk["choices"][0]["delta"] for chunk in chunks] == [{"content": "Okay"}]

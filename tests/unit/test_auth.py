@@ -1,9 +1,9 @@
 import pytest
 
-from meterway.dal.key_store import CachedKeyStore
-from meterway.errors import AuthenticationFailed, PermissionDenied
-from meterway.logic.auth import authenticate
-from meterway.logic.manage_keys import create_key
+from meterway.accounts.dal.key_store import CachedKeyStore
+from meterway.accounts.logic.auth import authenticate
+from meterway.accounts.logic.manage_keys import create_key
+from meterway.core.errors import AuthenticationFailed, PermissionDenied
 from tests.fakes import InMemoryKeyStore
 
 

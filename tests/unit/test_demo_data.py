@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devstack.demo_data import KEYS, MEMBERS, REQUESTS, for_key, plan_requests
-from meterway.logic.catalog import CATALOG
-from meterway.logic.keys import ApiKey, utc_iso
-from meterway.logic.pricing import price_usage
+from meterway.accounts.models import ApiKey
+from meterway.core.clock import utc_iso
+from meterway.proxy.logic.catalog import CATALOG
+from meterway.proxy.logic.pricing import price_usage
 
 NOW = datetime(2026, 11, 23, 14, 5, 17, 250000, tzinfo=UTC)
 
@@ -74,7 +75,7 @@ def test_every_key_and_several_models_are_used(plan):
 def test_token_classes_look_like_each_provider_reports_them(plan):
     ok = [request for request in plan if request.status == "ok"]
     for request in ok:
-        usage = request.usage
+        usage = request.tokens
         assert min(usage.input_tokens, usage.output_tokens) >= 0 and usage.total_tokens > 0
         assert usage.reasoning_tokens <= usage.output_tokens
         if request.model.startswith("openai/"):
@@ -83,8 +84,8 @@ def test_token_classes_look_like_each_provider_reports_them(plan):
         if not CATALOG[request.model].reasoning:
             assert usage.reasoning_tokens == 0
     reasoning = [request for request in ok if request.model == "openai/gpt-5-mini"]
-    assert all(request.usage.reasoning_tokens > 0 for request in reasoning)
-    anthropic = [request.usage for request in ok if request.model.startswith("anthropic/")]
+    assert all(request.tokens.reasoning_tokens > 0 for request in reasoning)
+    anthropic = [request.tokens for request in ok if request.model.startswith("anthropic/")]
     assert any(usage.cache_creation_5m_tokens and usage.cache_creation_1h_tokens for usage in anthropic)
     assert sum(usage.cache_read_tokens > 0 for usage in anthropic) > len(anthropic) / 2
 
@@ -96,7 +97,7 @@ def test_some_requests_stream_some_fail_and_some_are_cut_off(plan):
     assert 0.2 * len(plan) < sum(request.streamed for request in plan) < 0.8 * len(plan)
     for request in plan:
         if request.status == "error":
-            assert request.usage.total_tokens == 0 and request.error_code and request.ttft_ms is None
+            assert request.tokens.total_tokens == 0 and request.error_code and request.ttft_ms is None
         if request.status == "partial":
             assert request.streamed and request.usage_estimated and request.error_code == "client_disconnected"
         if request.status == "ok" and not request.streamed:
@@ -115,6 +116,6 @@ def test_a_record_is_priced_like_the_proxy_prices_it_once_its_key_exists(plan):
         if planned.status == "error":
             assert record.cost_usd == 0 and record.prices == {}
             continue
-        price = price_usage(CATALOG[planned.model], planned.usage)
+        price = price_usage(CATALOG[planned.model], planned.tokens)
         assert (record.cost_usd, record.prices) == (price.cost_usd, price.rates)
         assert record.cost_usd > 0

@@ -10,10 +10,11 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from meterway.errors import StorageError
-from meterway.logic.exports import REQUEST_COLUMNS, ExportCreate, cell, csv_text, filename, new_job, request_row
-from meterway.logic.run_export import ExportDeps, run_job
-from meterway.logic.windows import Window, parse_window
+from meterway.analytics.logic.windows import Window, parse_window
+from meterway.core.errors import StorageError
+from meterway.exports.logic.csv_format import REQUEST_COLUMNS, cell, csv_text, request_row
+from meterway.exports.logic.export_jobs import ExportCreate, filename, new_job
+from meterway.exports.logic.run_export import ExportDeps, run_job
 from tests.fakes import InMemoryFiles, InMemoryJobs, InMemoryKeyStore, InMemoryLedger, InMemoryRollups
 from tests.ledger_factory import KEYS, ledger_item
 
@@ -178,8 +179,8 @@ def test_an_attempt_that_lost_its_claim_stops_and_writes_nothing():
 
 
 def test_windows_are_checked_against_the_ledger_retention():
-    from meterway.errors import InvalidRequest
-    from meterway.logic.exports import check_retention
+    from meterway.core.errors import InvalidRequest
+    from meterway.exports.logic.export_jobs import check_retention
 
     window = Window(NOW - timedelta(days=40), NOW)
     check_retention(window, NOW, retention_days=0)

@@ -7,25 +7,28 @@ from decimal import Decimal
 
 import pytest
 
-from meterway.dal.key_admin_store import RetiredSecret
-from meterway.dal.key_store import KeyRecord, _current_only
-from meterway.errors import InvalidRequest
-from meterway.logic.balance import balance_of, check_amount, money
-from meterway.logic.keys import ApiKey, KeyLimits
-from meterway.logic.manage_keys import _retired_end, check_limits, expiry
-from meterway.logic.members import normalize_member_id
+from meterway.accounts.dal.key_store import _current_only
+from meterway.accounts.logic.balance import balance_of, check_amount
+from meterway.accounts.logic.manage_keys import _retired_end, check_limits, expiry
+from meterway.accounts.logic.members import normalize_member_id
+from meterway.accounts.models import ApiKey, KeyLimits, KeyRecord, RetiredSecret
+from meterway.core.errors import InvalidRequest
+from meterway.core.money import money, optional_money
+from meterway.proxy.logic.catalog import CATALOG
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def test_allowed_models_must_be_in_the_catalog_and_are_kept_once_in_order():
-    limits = check_limits(KeyLimits(allowed_models=("openai/gpt-4o", "openai/gpt-4o-mini", "openai/gpt-4o")))
+    limits = check_limits(
+        KeyLimits(allowed_models=("openai/gpt-4o", "openai/gpt-4o-mini", "openai/gpt-4o")), models=CATALOG
+    )
     assert limits.allowed_models == ("openai/gpt-4o", "openai/gpt-4o-mini")
     with pytest.raises(InvalidRequest, match="openai/gpt-7"):
-        check_limits(KeyLimits(allowed_models=("openai/gpt-4o", "openai/gpt-7")))
+        check_limits(KeyLimits(allowed_models=("openai/gpt-4o", "openai/gpt-7")), models=CATALOG)
     with pytest.raises(InvalidRequest, match="spend_limit_usd"):
-        check_limits(KeyLimits(spend_limit_usd=Decimal("-0.01")))
-    assert check_limits(None) == KeyLimits()
+        check_limits(KeyLimits(spend_limit_usd=Decimal("-0.01")), models=CATALOG)
+    assert check_limits(None, models=CATALOG) == KeyLimits()
 
 
 def test_an_expiry_must_be_in_the_future_and_naive_times_are_utc():
@@ -67,7 +70,7 @@ def test_balance_is_null_until_credit_exists_and_exact_after():
     assert balance_of({"spent_usd": Decimal("3")}).balance_usd is None
     balance = balance_of({"credits_usd": Decimal("25.8"), "spent_usd": Decimal("0.000001"), "inflight": 0})
     assert money(balance.balance_usd) == "25.799999" and balance.inflight == 0
-    assert money(Decimal("1E+3")) == "1000" and money(None) is None
+    assert money(Decimal("1E+3")) == "1000" and optional_money(None) is None
 
 
 @pytest.mark.parametrize("amount", ["0", "-1", "1000000.01", "NaN", "Infinity", "0.00000000001"])

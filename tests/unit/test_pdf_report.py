@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
 
-from meterway.logic.pdf_report import (
+from meterway.exports.logic.pdf_report import (
     MODELS_PER_CONTINUATION_PAGE,
     MODELS_PER_KEY_PAGE,
     SUMMARY_MODEL_ROWS,

@@ -3,9 +3,9 @@ from decimal import Decimal
 import pytest
 from genai_prices import Usage, calc_price
 
-from meterway.logic.catalog import CATALOG, resolve_model
-from meterway.logic.pricing import catalog_prices, price_usage
-from meterway.logic.usage import TokenUsage
+from meterway.ledger.models import TokenUsage
+from meterway.proxy.logic.catalog import CATALOG, resolve_model
+from meterway.proxy.logic.pricing import catalog_prices, price_usage
 
 USAGE = TokenUsage(
     input_tokens=1200,

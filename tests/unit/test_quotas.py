@@ -3,10 +3,11 @@ from decimal import Decimal
 
 import pytest
 
-from meterway.errors import PermissionDenied
-from meterway.logic.key_status import check_model_allowed, key_status
-from meterway.logic.keys import ApiKey, KeyLimits
-from meterway.logic.quotas import CounterDelta, period_window, plan_reservation, seconds_to_next_minute
+from meterway.accounts.logic.key_status import key_status
+from meterway.accounts.logic.limits import check_model_allowed, counter_deltas, period_window, plan_reservation
+from meterway.accounts.models import ApiKey, CounterDelta, KeyLimits
+from meterway.core.clock import seconds_to_next_minute
+from meterway.core.errors import PermissionDenied
 
 
 @pytest.mark.parametrize(
@@ -31,7 +32,7 @@ def test_a_request_settles_against_the_counters_it_reserved():
         limits=KeyLimits(spend_limit_usd=Decimal(5), spend_period="daily", requests_per_minute=10),
     )
     reservation = plan_reservation(key, datetime(2026, 11, 23, 23, 59, 59, tzinfo=UTC))
-    settled = {(d.pk, d.sk): d.deltas for d in reservation.settlement(Decimal("0.25"), 1200)}
+    settled = {(d.pk, d.sk): d.deltas for d in counter_deltas(reservation, Decimal("0.25"), 1200)}
     assert settled == {
         ("QUOTA#key_1", "SPEND#2026-11-23"): {"spent_usd": Decimal("0.25"), "inflight": -1},
         ("QUOTA#key_1", "MINUTE#2026-11-23T23:59"): {"tokens": 1200},
@@ -41,7 +42,7 @@ def test_a_request_settles_against_the_counters_it_reserved():
 
 def test_a_key_without_limits_reserves_only_against_the_account():
     reservation = plan_reservation(ApiKey("key_1", "acct", "ci"), datetime(2026, 11, 23, tzinfo=UTC))
-    assert [(d.pk, d.sk) for d in reservation.settlement(Decimal(0), 0)] == [("ACCOUNT#acct", "BALANCE")]
+    assert [(d.pk, d.sk) for d in counter_deltas(reservation, Decimal(0), 0)] == [("ACCOUNT#acct", "BALANCE")]
 
 
 def test_counter_deltas_survive_the_spill_queue_exactly():

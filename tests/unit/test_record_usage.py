@@ -1,9 +1,10 @@
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from meterway.logic.keys import ApiKey, mint_key
-from meterway.logic.record_usage import UsageRecord, new_request_id, save_record
-from meterway.logic.usage import TokenUsage
+from meterway.accounts.logic.key_secrets import mint_key
+from meterway.accounts.models import ApiKey
+from meterway.ledger.logic.record_usage import new_request_id, save_settlement
+from meterway.ledger.models import TokenUsage, UsageRecord
 from tests.fakes import InMemoryLedger, InMemorySpill
 
 KEY = ApiKey(key_id="key_1", account_id="acct", name="ci", member="alice")
@@ -18,7 +19,7 @@ def a_record(request_id: str | None = None) -> UsageRecord:
         provider="openai",
         endpoint="chat.completions",
         streamed=True,
-        usage=TokenUsage(input_tokens=10, output_tokens=5, cache_read_tokens=1024),
+        tokens=TokenUsage(input_tokens=10, output_tokens=5, cache_read_tokens=1024),
         cost_usd=Decimal("0.0000798"),
         prices={"input_mtok": Decimal("0.15")},
     )
@@ -65,21 +66,21 @@ def test_retention_sets_a_ttl():
 def test_a_record_is_written_once_even_when_saved_twice():
     ledger = InMemoryLedger()
     item = a_record().to_item()
-    assert save_record(item, ledger, None) == "written"
-    assert save_record(item, ledger, None) == "duplicate"
+    assert save_settlement(item, ledger, None) == "written"
+    assert save_settlement(item, ledger, None) == "duplicate"
     assert len(ledger.items) == 1
 
 
 def test_a_ledger_outage_spills_the_record_instead_of_losing_it():
     ledger, spill = InMemoryLedger(failures=1), InMemorySpill()
     item = a_record().to_item()
-    assert save_record(item, ledger, spill) == "spilled"
+    assert save_settlement(item, ledger, spill) == "spilled"
     assert spill.sent == [item]
 
 
 def test_when_ledger_and_spill_both_fail_the_record_is_logged_whole(caplog):
     item = a_record("gen-lost").to_item()
-    assert save_record(item, InMemoryLedger(failures=1), InMemorySpill(broken=True)) == "unsaved"
+    assert save_settlement(item, InMemoryLedger(failures=1), InMemorySpill(broken=True)) == "unsaved"
     unsaved = [entry for entry in caplog.records if entry.getMessage() == "usage record not saved"]
     assert len(unsaved) == 1
     assert '"request_id": "gen-lost"' in unsaved[0].usage_record

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from samtranslator.translator.transform import transform
 
 from devstack.aws_resources import load_template
 from devstack.gateway import CONSOLE_CSP
+from meterway.core.settings import FUNCTION_SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -203,7 +205,7 @@ def test_run_sh_starts_the_proxy_app_on_the_adapter_port():
     assert text.startswith("#!/bin/bash\n")
     assert re.search(
         r'^exec python3 -m uvicorn --host 127\.0\.0\.1 --port "\$\{PORT:-8000\}" --no-access-log '
-        r"meterway\.handlers\.proxy_app:app$",
+        r"meterway\.proxy\.handlers\.app:app$",
         text,
         re.MULTILINE,
     )
@@ -212,20 +214,33 @@ def test_run_sh_starts_the_proxy_app_on_the_adapter_port():
 @pytest.mark.parametrize(
     ("function", "handler", "timeout"),
     [
-        ("ApiFunction", "meterway.handlers.api.handler", 29),
-        ("LedgerReplayFunction", "meterway.handlers.ledger_replay.handler", 30),
-        ("AggregatorFunction", "meterway.handlers.aggregator.handler", 60),
-        ("ExportFunction", "meterway.handlers.export_worker.handler", 900),
+        ("ApiFunction", "meterway.management_api.handler.handler", 29),
+        ("LedgerReplayFunction", "meterway.ledger.handlers.ledger_replay.handler", 30),
+        ("AggregatorFunction", "meterway.analytics.handlers.aggregator.handler", 60),
+        ("ExportFunction", "meterway.exports.handlers.export_worker.handler", 900),
     ],
 )
 def test_python_handlers(resources, function, handler, timeout):
     props = resources[function]["Properties"]
 
     assert props["Handler"] == handler
+    # Lambda's own lookup: the module imports and names a callable.
+    module, _, name = handler.rpartition(".")
+    assert callable(getattr(importlib.import_module(module), name))
     assert props["Timeout"] == timeout
     assert props["Architectures"] == ["arm64"]
     assert props["Layers"] == [{"Ref": props["Layers"][0]["Ref"]}]
     assert props["Layers"][0]["Ref"].startswith("DependenciesLayer")
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_function_is_given_each_setting_its_code_requires(resources, function):
+    # A required setting has no default: a function started without it would refuse to run.
+    required = {
+        f"MW_{name.upper()}" for name, field in FUNCTION_SETTINGS[function].model_fields.items() if field.is_required()
+    }
+    assert required, f"{function} reads no table, queue or bucket?"
+    assert required <= set(_env(resources, function))
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)

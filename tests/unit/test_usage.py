@@ -1,4 +1,6 @@
-from meterway.logic.usage import TokenUsage, from_anthropic, from_openai, merge_anthropic
+from meterway.ledger.models import TokenUsage
+from meterway.proxy.providers.anthropic.messages_to_chat import from_anthropic, merge_anthropic
+from meterway.proxy.providers.openai_compatible import token_usage as from_openai
 
 
 def test_openai_prompt_tokens_include_cached_tokens_which_become_cache_reads():

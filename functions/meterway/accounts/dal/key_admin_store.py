@@ -1,0 +1,168 @@
+"""Managing keys in the KeysTable: a key's rotated-out secrets, and changes, rotations and
+deletions that reach every secret of a key in one transaction.
+
+Each live secret of a key has its own hash item. The current secret's item carries the index
+attributes (one row per key in a listing) and ``retired_hashes``: the hashes of rotated-out secrets
+that may still be in their overlap. A retired item has no index attributes, its own
+``valid_until``, ``retired_until`` (the end of its overlap) and a TTL a day after that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any, Protocol
+
+from meterway.accounts.dal import keys_table
+from meterway.accounts.dal.key_store import UNAVAILABLE, DynamoKeyStore, KeyStore, key_item
+from meterway.accounts.models import ApiKey, KeyRecord, RetiredSecret
+from meterway.core.aws import deserialize, serialize
+from meterway.core.clock import parse_utc_iso
+from meterway.core.dynamo import TransactionCancelled, Update, storage_errors, transact
+
+RETIRED_ITEM_GRACE = timedelta(days=1)
+_BATCH_GET_LIMIT = 100
+
+
+class KeyChanged(Exception):
+    """The key was rotated or deleted between reading it and writing it."""
+
+
+class KeyAdminStore(KeyStore, Protocol):
+    """What the management API and the CLI need beyond lookups."""
+
+    def list_records(self, account_id: str) -> list[KeyRecord]:
+        """Every key of an account with its hashes, oldest first."""
+
+    def get_record(self, account_id: str, key_id: str) -> KeyRecord | None:
+        """One key of an account with its hashes; None for a key of another account."""
+
+    def retired_secrets(self, hashes: Iterable[str]) -> list[RetiredSecret]:
+        """The retired items still stored for ``hashes``, soonest to end first."""
+
+    def update(self, record: KeyRecord, fields: dict[str, Any], retired: dict[str, dict[str, Any]]) -> None:
+        """Set fields on the current item and on retired ones at once; raises ``KeyChanged``."""
+
+    def delete(self, record: KeyRecord) -> None:
+        """Delete every item of the key at once; raises ``KeyChanged``."""
+
+    def rotate(
+        self,
+        record: KeyRecord,
+        new_key: ApiKey,
+        new_hash: str,
+        *,
+        retired: RetiredSecret | None,
+        keep: list[str],
+        drop: list[str],
+    ) -> None:
+        """Make ``new_hash`` current and retire (or delete) the old one, at once; raises ``KeyChanged``."""
+
+
+def retired_from_item(item: dict[str, Any]) -> RetiredSecret:
+    valid_until = item.get("valid_until") or ""
+    return RetiredSecret(
+        key_hash=keys_table.hash_of(item),
+        display_prefix=item.get("display_prefix", ""),
+        valid_until=valid_until,
+        retired_until=item.get("retired_until") or valid_until,
+    )
+
+
+class DynamoKeyAdminStore(DynamoKeyStore):
+    """The key store of the management API and the CLI: lookups, plus what changes keys."""
+
+    def retired_secrets(self, hashes: Iterable[str]) -> list[RetiredSecret]:
+        """The retired items still stored for ``hashes`` (TTL may have removed expired ones)."""
+        wanted = [serialize(keys_table.secret_key(key_hash)) for key_hash in dict.fromkeys(hashes)]
+        found: list[RetiredSecret] = []
+        with storage_errors(UNAVAILABLE):
+            for start in range(0, len(wanted), _BATCH_GET_LIMIT):
+                batch = wanted[start : start + _BATCH_GET_LIMIT]
+                request: dict[str, Any] = {self._table: {"Keys": batch, "ConsistentRead": True}}
+                while request:
+                    response = self.client.batch_get_item(RequestItems=request)
+                    items = response.get("Responses", {}).get(self._table, [])
+                    found.extend(retired_from_item(deserialize(item)) for item in items)
+                    request = response.get("UnprocessedKeys") or {}
+        return sorted(found, key=lambda secret: secret.valid_until)
+
+    def update(self, record: KeyRecord, fields: dict[str, Any], retired: dict[str, dict[str, Any]]) -> None:
+        """Set ``fields`` on the key's current item (a None value removes the attribute) and
+        ``retired[hash]`` on each retired item, in one transaction. Raises ``KeyChanged`` when the
+        key was rotated or deleted since ``record`` was read, or a retired item vanished."""
+        current = Update(set=fields, **_is_current(record)).request(self._table, keys_table.secret_key(record.key_hash))
+        items = [{"Update": current}]
+        for key_hash, own in retired.items():
+            update = Update(set=own, condition="attribute_exists(pk)")
+            items.append({"Update": update.request(self._table, keys_table.secret_key(key_hash))})
+        self._transact_for(record, items)
+
+    def delete(self, record: KeyRecord) -> None:
+        """Delete the current item and every retired one: no secret of the key works any more."""
+        retired = [self._delete(key_hash) for key_hash in record.retired_hashes]
+        self._transact_for(record, [self._delete(record.key_hash, current_of=record), *retired])
+
+    def rotate(
+        self,
+        record: KeyRecord,
+        new_key: ApiKey,
+        new_hash: str,
+        *,
+        retired: RetiredSecret | None,
+        keep: list[str],
+        drop: list[str],
+    ) -> None:
+        """Make ``new_hash`` the key's current secret in one transaction.
+
+        The old current item becomes the ``retired`` secret (None deletes it: the old secret stops
+        at once). ``keep`` are the retired hashes still in their overlap, ``drop`` those whose
+        overlap ended (deleted). Never leaves two current items or none.
+        """
+        retired_hashes = [*keep, record.key_hash] if retired else list(keep)
+        new_item = key_item(new_key, new_hash) | {"retired_hashes": retired_hashes}
+        put = {"Put": {"TableName": self._table, "Item": serialize(new_item), "ConditionExpression": _ABSENT}}
+        old: dict[str, Any]
+        if retired is None:
+            old = self._delete(record.key_hash, current_of=record)
+        else:
+            ends = {
+                "valid_until": retired.valid_until,
+                "retired_until": retired.retired_until,
+                "expires_at": _ttl_of(retired.retired_until),
+            }
+            update = Update(set=ends, remove=("gsi1pk", "gsi1sk", "retired_hashes"), **_is_current(record))
+            old = {"Update": update.request(self._table, keys_table.secret_key(record.key_hash))}
+        dropped = [self._delete(key_hash) for key_hash in drop]
+        self._transact_for(record, [put, old, *dropped])
+
+    def _delete(self, key_hash: str, current_of: KeyRecord | None = None) -> dict[str, Any]:
+        delete: dict[str, Any] = {"TableName": self._table, "Key": serialize(keys_table.secret_key(key_hash))}
+        if current_of is not None:
+            condition = _is_current(current_of)
+            delete["ConditionExpression"] = condition["condition"]
+            delete["ExpressionAttributeValues"] = serialize(condition["values"])
+        return {"Delete": delete}
+
+    def _transact_for(self, record: KeyRecord, items: list[dict[str, Any]]) -> None:
+        try:
+            transact(self.client, items, UNAVAILABLE)
+        except TransactionCancelled as cancelled:
+            raise KeyChanged(record.key.key_id) from cancelled
+
+
+_ABSENT = "attribute_not_exists(pk)"
+
+
+def _is_current(record: KeyRecord) -> dict[str, Any]:
+    """The condition that ``record``'s item is still the key's current one (not rotated or deleted)."""
+    listing = keys_table.listing_attributes(record.key.account_id, record.key.key_id)
+    return {
+        "condition": "gsi1pk = :owner AND gsi1sk = :current",
+        "values": {":owner": listing["gsi1pk"], ":current": listing["gsi1sk"]},
+    }
+
+
+def _ttl_of(valid_until: str) -> int:
+    """DynamoDB deletes a retired item a day after its overlap ended (it is refused from then on)."""
+    return int((parse_utc_iso(valid_until) + RETIRED_ITEM_GRACE).timestamp())

@@ -1,0 +1,189 @@
+"""Where keys live: looked up by the SHA-256 of their secret with one GetItem."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from cachetools import TTLCache
+
+from meterway.accounts.dal import keys_table
+from meterway.accounts.models import ApiKey, KeyLimits, KeyRecord
+from meterway.core.aws import AwsResource, deserialize, serialize
+from meterway.core.dynamo import ConditionFailed, TransactionCancelled, storage_errors, transact
+from meterway.core.errors import StorageError
+
+UNAVAILABLE = "The key store is unavailable; try again."
+
+_KEY_FIELDS = (
+    "key_id",
+    "account_id",
+    "name",
+    "kind",
+    "member",
+    "disabled",
+    "created_at",
+    "display_prefix",
+    "valid_until",
+)
+
+
+class KeyStore(Protocol):
+    def get_by_hash(self, key_hash: str) -> ApiKey | None:
+        """The key whose secret hashes to ``key_hash``, or None."""
+
+    def put(self, key: ApiKey, key_hash: str) -> None:
+        """Store a new key under its hash; an existing hash is an error."""
+
+    def list_keys(self, account_id: str) -> list[ApiKey]:
+        """Every key of an account, oldest first."""
+
+    def get_key(self, account_id: str, key_id: str) -> ApiKey | None:
+        """One key of an account by its id; a key of another account is None."""
+
+
+class MemberUnavailable(Exception):
+    """The key's member does not exist (``exists`` False) or is disabled."""
+
+    def __init__(self, member_id: str, *, exists: bool):
+        super().__init__(member_id)
+        self.member_id = member_id
+        self.exists = exists
+
+
+def key_item(key: ApiKey, key_hash: str) -> dict[str, Any]:
+    """The hash item of a key's current secret: what auth reads with one GetItem, limits included."""
+    item = {name: getattr(key, name) for name in _KEY_FIELDS if getattr(key, name) is not None}
+    item["limits"] = key.limits.to_item()
+    return item | keys_table.secret_key(key_hash) | keys_table.listing_attributes(key.account_id, key.key_id)
+
+
+def key_from_item(item: dict[str, Any]) -> ApiKey:
+    fields = {name: item[name] for name in _KEY_FIELDS if name in item}
+    return ApiKey(**fields, limits=KeyLimits.from_item(item.get("limits")))
+
+
+def record_from_item(item: dict[str, Any]) -> KeyRecord:
+    return KeyRecord(
+        key=key_from_item(item),
+        key_hash=keys_table.hash_of(item),
+        retired_hashes=tuple(item.get("retired_hashes") or ()),
+    )
+
+
+class DynamoKeyStore(AwsResource):
+    """The keys of the KeysTable (see ``keys_table``). Only a key's current secret is in the
+    ``ByAccount`` index, so a listing has one row per key; rotated-out secrets have items of their
+    own (see ``key_admin_store``)."""
+
+    def __init__(self, table_name: str, client: Any | None = None):
+        super().__init__(client)
+        self._table = table_name
+
+    def get_by_hash(self, key_hash: str) -> ApiKey | None:
+        with storage_errors(UNAVAILABLE):
+            response = self.client.get_item(TableName=self._table, Key=serialize(keys_table.secret_key(key_hash)))
+        item = response.get("Item")
+        return key_from_item(deserialize(item)) if item else None
+
+    def put(self, key: ApiKey, key_hash: str) -> None:
+        """A key with a member is written only if that member exists and is enabled, checked in
+        the same transaction (a member disabled meanwhile cannot get a new key)."""
+        put = {
+            "TableName": self._table,
+            "Item": serialize(key_item(key, key_hash)),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        if key.member is None:
+            try:
+                with storage_errors(UNAVAILABLE):
+                    self.client.put_item(**put)
+            except ConditionFailed as exc:
+                raise StorageError(UNAVAILABLE) from exc
+            return
+        check = {
+            "TableName": self._table,
+            "Key": serialize(keys_table.member_key(key.account_id, key.member)),
+            "ConditionExpression": "attribute_exists(pk) AND disabled = :false",
+            "ExpressionAttributeValues": serialize({":false": False}),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        try:
+            transact(self.client, [{"ConditionCheck": check}, {"Put": put}], UNAVAILABLE)
+        except TransactionCancelled as cancelled:
+            reason = cancelled.failed(0)
+            if reason is None:
+                raise StorageError("A key with that secret already exists.") from cancelled
+            raise MemberUnavailable(key.member, exists=reason.item is not None) from cancelled
+
+    def list_keys(self, account_id: str) -> list[ApiKey]:
+        return [record.key for record in self.list_records(account_id)]
+
+    def get_key(self, account_id: str, key_id: str) -> ApiKey | None:
+        record = self.get_record(account_id, key_id)
+        return record.key if record else None
+
+    def list_records(self, account_id: str) -> list[KeyRecord]:
+        records = self._query_account(account_id, "begins_with(gsi1sk, :sk)", keys_table.KEY_LISTING_PREFIX)
+        return sorted(records, key=lambda record: (record.key.created_at, record.key.key_id))
+
+    def get_record(self, account_id: str, key_id: str) -> KeyRecord | None:
+        found = self._query_account(account_id, "gsi1sk = :sk", keys_table.key_listing_sk(key_id))
+        return found[0] if found else None
+
+    def _query_account(self, account_id: str, condition: str, sort_key: str) -> list[KeyRecord]:
+        with storage_errors(UNAVAILABLE):
+            pages = self.client.get_paginator("query").paginate(
+                TableName=self._table,
+                IndexName=keys_table.BY_ACCOUNT_INDEX,
+                KeyConditionExpression=f"gsi1pk = :pk AND {condition}",
+                ExpressionAttributeValues=serialize({":pk": keys_table.account_pk(account_id), ":sk": sort_key}),
+            )
+            records = [record_from_item(deserialize(item)) for page in pages for item in page.get("Items", [])]
+        return _current_only(records)
+
+
+def _current_only(records: list[KeyRecord]) -> list[KeyRecord]:
+    """The index is eventually consistent: right after a rotation it may still show the old item
+    next to the new one. The new one lists the old hash as retired, so the old one is dropped."""
+    retired = {key_hash for record in records for key_hash in record.retired_hashes}
+    return [record for record in records if record.key_hash not in retired]
+
+
+class CachedKeyStore:
+    """Caches lookups by hash for a short TTL, so a warm proxy makes no key round trip.
+
+    Misses are cached too: a client retrying a bad key must not turn into a read per attempt.
+    A key disabled in the table is refused once its cached entry expires (at most ``ttl_seconds``).
+    """
+
+    def __init__(self, inner: KeyStore, ttl_seconds: float, max_entries: int = 10_000):
+        self._inner = inner
+        self._cache: TTLCache[str, ApiKey | None] = TTLCache(maxsize=max_entries, ttl=ttl_seconds)
+
+    def cached(self, key_hash: str) -> tuple[bool, ApiKey | None]:
+        """``(True, key-or-None)`` when the answer is cached: no I/O, safe on the event loop."""
+        if key_hash in self._cache:
+            return True, self._cache[key_hash]
+        return False, None
+
+    def get_by_hash(self, key_hash: str) -> ApiKey | None:
+        hit, key = self.cached(key_hash)
+        if hit:
+            return key
+        key = self._inner.get_by_hash(key_hash)
+        self._cache[key_hash] = key
+        return key
+
+    def put(self, key: ApiKey, key_hash: str) -> None:
+        self._inner.put(key, key_hash)
+        self._cache.pop(key_hash, None)
+
+    def list_keys(self, account_id: str) -> list[ApiKey]:
+        return self._inner.list_keys(account_id)
+
+    def get_key(self, account_id: str, key_id: str) -> ApiKey | None:
+        return self._inner.get_key(account_id, key_id)
+
+    def clear(self) -> None:
+        """Forget every cached lookup (after this process changed keys itself)."""
+        self._cache.clear()

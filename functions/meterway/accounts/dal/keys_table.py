@@ -1,0 +1,67 @@
+"""The KeysTable's item keys, spelled here and nowhere else.
+
+``pk`` / ``sk``:
+- ``KEYHASH#<sha256>`` / ``KEY``: one secret of a key (what auth reads with one GetItem). The
+  key's current secret also carries ``gsi1pk = ACCOUNT#<account>``, ``gsi1sk = KEY#<key_id>``,
+  so the ``ByAccount`` index lists one row per key.
+- ``ACCOUNT#<account>`` / ``MEMBER#<member_id>``, ``BALANCE``, ``TOPUP#<created_at>#<topup_id>``.
+- ``QUOTA#<key_id>`` / ``SPEND#<period>``, ``MINUTE#<minute>``: a key's counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+BY_ACCOUNT_INDEX = "ByAccount"
+# Sort-key prefixes that a query's begins_with() selects by.
+KEY_LISTING_PREFIX = "KEY#"
+MEMBER_PREFIX = "MEMBER#"
+TOPUP_PREFIX = "TOPUP#"
+_KEY_HASH = "KEYHASH#"
+
+
+def secret_key(key_hash: str) -> dict[str, str]:
+    """The item of one secret, by the hash of that secret."""
+    return {"pk": f"{_KEY_HASH}{key_hash}", "sk": "KEY"}
+
+
+def hash_of(item: Mapping[str, object]) -> str:
+    """The secret hash a key item is stored under."""
+    return str(item["pk"]).removeprefix(_KEY_HASH)
+
+
+def account_pk(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}"
+
+
+def key_listing_sk(key_id: str) -> str:
+    """One key's row in the ``ByAccount`` index."""
+    return f"{KEY_LISTING_PREFIX}{key_id}"
+
+
+def listing_attributes(account_id: str, key_id: str) -> dict[str, str]:
+    """The ``ByAccount`` index attributes that only a key's current secret carries."""
+    return {"gsi1pk": account_pk(account_id), "gsi1sk": key_listing_sk(key_id)}
+
+
+def member_key(account_id: str, member_id: str) -> dict[str, str]:
+    return {"pk": account_pk(account_id), "sk": f"{MEMBER_PREFIX}{member_id}"}
+
+
+def balance_key(account_id: str) -> dict[str, str]:
+    """An account's credit: ``credits_usd``, ``spent_usd`` and ``inflight``."""
+    return {"pk": account_pk(account_id), "sk": "BALANCE"}
+
+
+def topup_key(account_id: str, created_at: str, topup_id: str) -> dict[str, str]:
+    return {"pk": account_pk(account_id), "sk": f"{TOPUP_PREFIX}{created_at}#{topup_id}"}
+
+
+def spend_key(key_id: str, period: str) -> dict[str, str]:
+    """A key's spend in one spend period (``2026-11``, ``2026-W48``, ``ALL``…)."""
+    return {"pk": f"QUOTA#{key_id}", "sk": f"SPEND#{period}"}
+
+
+def minute_key(key_id: str, minute: str) -> dict[str, str]:
+    """A key's requests and tokens in one minute (``2026-11-23T14:05``)."""
+    return {"pk": f"QUOTA#{key_id}", "sk": f"MINUTE#{minute}"}

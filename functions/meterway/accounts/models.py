@@ -1,0 +1,149 @@
+"""What accounts are made of: keys and their limits, members, and what a request reserves.
+
+Plain values shared by the logic and the data access of this feature (and read by others): no
+rules here beyond a key's own validity, and no storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from meterway.core.clock import utc_iso, utc_now
+
+KeyKind = Literal["api", "admin"]
+SpendPeriod = Literal["daily", "weekly", "monthly", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLimits:
+    """What a key may spend and how fast. ``None`` means no limit of that kind.
+
+    ``spend_period`` says when ``spend_limit_usd`` starts again: at 00:00 UTC each day, on
+    Mondays, on the 1st of each month, or never (``none``: a lifetime budget).
+    """
+
+    spend_limit_usd: Decimal | None = None
+    spend_period: SpendPeriod = "none"
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    allowed_models: tuple[str, ...] | None = None
+
+    def to_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = {"spend_period": self.spend_period}
+        if self.spend_limit_usd is not None:
+            item["spend_limit_usd"] = self.spend_limit_usd
+        if self.requests_per_minute is not None:
+            item["requests_per_minute"] = self.requests_per_minute
+        if self.tokens_per_minute is not None:
+            item["tokens_per_minute"] = self.tokens_per_minute
+        if self.allowed_models is not None:
+            item["allowed_models"] = list(self.allowed_models)
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any] | None) -> KeyLimits:
+        if not item:
+            return cls()
+        limit = item.get("spend_limit_usd")
+        models = item.get("allowed_models")
+        return cls(
+            spend_limit_usd=Decimal(str(limit)) if limit is not None else None,
+            spend_period=item.get("spend_period", "none"),
+            requests_per_minute=item.get("requests_per_minute"),
+            tokens_per_minute=item.get("tokens_per_minute"),
+            allowed_models=tuple(models) if models is not None else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A stored key: everything but its secret.
+
+    ``valid_until`` (UTC ISO) ends a key: its expiry, or for a rotated-out secret the end of the
+    overlap during which the old secret keeps working.
+    """
+
+    key_id: str
+    account_id: str
+    name: str
+    kind: KeyKind = "api"
+    member: str | None = None
+    disabled: bool = False
+    created_at: str = field(default_factory=lambda: utc_iso(utc_now()))
+    display_prefix: str = ""
+    limits: KeyLimits = field(default_factory=KeyLimits)
+    valid_until: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return not self.disabled and not self.expired_at(utc_now())
+
+    def expired_at(self, moment: datetime) -> bool:
+        return self.valid_until is not None and utc_iso(moment) >= self.valid_until
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A key as the table holds it: its current secret's hash (never shown to anyone) and the
+    hashes of rotated-out secrets that may still be in their overlap."""
+
+    key: ApiKey
+    key_hash: str
+    retired_hashes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RetiredSecret:
+    """A rotated-out secret: it works until ``valid_until``. ``retired_until`` is the end of its
+    overlap, which a later change of the key's expiry never extends."""
+
+    key_hash: str
+    display_prefix: str
+    valid_until: str
+    retired_until: str
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One member of an account. Disabling a member disables their keys (see ``manage_members``)."""
+
+    account_id: str
+    member_id: str
+    name: str | None
+    created_at: str
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What one request holds against its key's limits and its account's credit until it settles:
+    the spend period it counts in and the minute it counts in (None where the key has no limit
+    of that kind), and when the spend period turns over."""
+
+    key: ApiKey
+    spend_period: str | None = None
+    minute: str | None = None
+    next_reset: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CounterDelta:
+    """Numbers to add to one item of the keys table when a request settles."""
+
+    pk: str
+    sk: str
+    deltas: dict[str, int | Decimal]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pk": self.pk, "sk": self.sk, "deltas": {name: str(value) for name, value in self.deltas.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CounterDelta:
+        deltas: dict[str, int | Decimal] = {
+            name: Decimal(value) if "." in value or "E" in value else int(value)
+            for name, value in data["deltas"].items()
+        }
+        return cls(data["pk"], data["sk"], deltas)

@@ -1,0 +1,136 @@
+"""The RollupsTable: counters per cell (see ``rollups_table``), and each key's last use.
+
+Records' counters are added in one transaction together with a marker item per request id, put
+on the condition that the marker is new. A stream batch delivered twice, or retried after a
+partial failure, therefore never counts a request twice.
+
+A key's last use is raised, never lowered, by a conditional write of its own before that
+transaction: repeating it is harmless, so a batch retried after it changes nothing more.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Protocol
+
+from meterway.analytics.dal import rollups_table
+from meterway.analytics.models import COUNTERS, LastUse, RollupUpdate
+from meterway.core.aws import AwsResource, deserialize, serialize
+from meterway.core.clock import Granularity, utc_now
+from meterway.core.dynamo import ConditionFailed, TransactionCancelled, Update, storage_errors, transact
+from meterway.core.errors import StorageError
+
+UNAVAILABLE = "The rollups table is unavailable; try again."
+# Longer than the stream's 24-hour retention: no redelivery can come after the marker expires.
+MARKER_TTL = timedelta(days=3)
+
+
+class AlreadyCounted(Exception):
+    """Some records of a write were counted before: nothing of that write was added."""
+
+    def __init__(self, request_ids: set[str]):
+        super().__init__(f"{len(request_ids)} records already counted")
+        self.request_ids = request_ids
+
+
+class RollupStore(Protocol):
+    def add(self, request_ids: list[str], updates: list[RollupUpdate], uses: list[LastUse]) -> None:
+        """Count the records ``request_ids`` once by adding ``updates`` (their merged counters), all
+        or nothing, after raising each key's last use to ``uses``. Raises ``AlreadyCounted`` when
+        some of them were counted before."""
+
+    def query(
+        self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str
+    ) -> list[dict[str, Any]]:
+        """Rows of buckets ``first``..``last`` (labels, inclusive): ``bucket``, ``value`` and counters."""
+
+    def last_used(self, account_id: str) -> dict[str, str]:
+        """When each key of the account was last used (``created_at`` of its newest record)."""
+
+
+class DynamoRollupStore(AwsResource):
+    def __init__(self, table_name: str, client: Any | None = None):
+        super().__init__(client)
+        self._table = table_name
+        self.items_read = 0
+
+    def add(self, request_ids: list[str], updates: list[RollupUpdate], uses: list[LastUse]) -> None:
+        for use in uses:
+            self._raise_last_use(use)
+        markers = [self._marker(request_id) for request_id in request_ids]
+        try:
+            transact(self.client, [*markers, *map(self._update, updates)], UNAVAILABLE)
+        except TransactionCancelled as cancelled:
+            seen = cancelled.failed_indexes
+            # Only the markers have conditions: any other failure is not a duplicate.
+            if not cancelled.only_conditions or any(index >= len(request_ids) for index in seen):
+                raise StorageError(UNAVAILABLE) from cancelled
+            raise AlreadyCounted({request_ids[index] for index in seen}) from cancelled
+
+    def _raise_last_use(self, use: LastUse) -> None:
+        request = Update(
+            set={"last_used_at": use.at},
+            condition="attribute_not_exists(last_used_at) OR last_used_at < :at",
+            values={":at": use.at},
+        ).request(self._table, rollups_table.last_used_key(use.account_id, use.key_id))
+        try:
+            with storage_errors(UNAVAILABLE):
+                self.client.update_item(**request)
+        except ConditionFailed:
+            pass  # a later use is already recorded
+
+    def _marker(self, request_id: str) -> dict[str, Any]:
+        expires = int((utc_now() + MARKER_TTL).timestamp())
+        item = rollups_table.applied_marker_key(request_id) | {"expires_at": expires}
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": serialize(item),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def _update(self, update: RollupUpdate) -> dict[str, Any]:
+        # Only the counters: the bucket and the value are read back from the sort key, and every
+        # clause costs (notably in moto, where the local stack's rollups are written).
+        expires = {"expires_at": update.expires_at} if update.expires_at is not None else {}
+        return {
+            "Update": Update(add=update.deltas, set=expires).request(self._table, {"pk": update.pk, "sk": update.sk})
+        }
+
+    def query(
+        self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str
+    ) -> list[dict[str, Any]]:
+        low, high = rollups_table.bucket_range(first, last)
+        rows: list[dict[str, Any]] = []
+        with storage_errors(UNAVAILABLE):
+            pages = self.client.get_paginator("query").paginate(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                ExpressionAttributeValues=serialize(
+                    {":pk": rollups_table.partition(account_id, granularity, dimension), ":low": low, ":high": high}
+                ),
+                ProjectionExpression="sk, " + ", ".join(COUNTERS),
+            )
+            for page in pages:
+                self.items_read += len(page.get("Items", []))
+                rows.extend(_row(deserialize(item)) for item in page.get("Items", []))
+        return rows
+
+    def last_used(self, account_id: str) -> dict[str, str]:
+        with storage_errors(UNAVAILABLE):
+            pages = self.client.get_paginator("query").paginate(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues=serialize({":pk": rollups_table.last_used_pk(account_id)}),
+                ConsistentRead=True,
+            )
+            items = [deserialize(item) for page in pages for item in page.get("Items", [])]
+        self.items_read += len(items)
+        return {item["sk"]: item["last_used_at"] for item in items}
+
+
+def _row(item: dict[str, Any]) -> dict[str, Any]:
+    """A rollup item with its bucket label and value, from its sort key."""
+    item["bucket"], item["value"] = rollups_table.split_cell_sk(item.pop("sk"))
+    return item

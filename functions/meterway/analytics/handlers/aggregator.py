@@ -1,0 +1,57 @@
+"""Ledger stream → rollups, with partial batch failures (Powertools batch processing).
+
+The batch's records are merged into as few transactions as fit (many requests of one minute
+share their rollup items), each transaction carrying a marker per request so that a redelivered
+record is never counted twice. Records whose transaction failed are reported to Powertools, which
+answers Lambda with the partial failure so that the stream is retried from the first of them.
+
+Only INSERTs count: the event source filter lets nothing else through and this checks again, so
+a TTL deletion or a modification can never change a rollup.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from meterway.analytics.dal.rollup_store import DynamoRollupStore, RollupStore
+from meterway.analytics.logic.rollups import contribution, count_records
+from meterway.analytics.models import Contribution
+from meterway.core.aws import deserialize
+from meterway.core.container import provided
+from meterway.core.errors import StorageError
+from meterway.core.observability import logger
+from meterway.core.settings import AggregatorSettings, load_settings
+
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+@provided
+def rollup_store() -> RollupStore:
+    return DynamoRollupStore(load_settings(AggregatorSettings).rollups_table)
+
+
+def record_contribution(record: dict[str, Any]) -> Contribution | None:
+    if record.get("eventName") != "INSERT":
+        return None
+    return contribution(deserialize(record["dynamodb"]["NewImage"]))
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    records = event.get("Records", [])
+    by_sequence = {record["dynamodb"]["SequenceNumber"]: record_contribution(record) for record in records}
+    outcome = count_records(rollup_store(), [c for c in by_sequence.values() if c is not None])
+    if outcome.duplicates:
+        logger.info("records already counted", extra={"count": len(outcome.duplicates)})
+
+    def report_record(record: DynamoDBRecord) -> None:
+        counted = by_sequence.get(record.dynamodb.sequence_number if record.dynamodb else "")
+        if counted is not None and counted.request_id in outcome.failed:
+            raise StorageError(f"rollups of {counted.request_id} not written")
+
+    return process_partial_response(event=event, record_handler=report_record, processor=processor, context=context)

@@ -1,0 +1,216 @@
+"""Usage, activity and dashboard figures, read from rollups only (never by scanning the ledger)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from meterway.analytics.dal.rollup_store import RollupStore
+from meterway.analytics.logic.rollups import decompose, key_models_dimension
+from meterway.analytics.logic.windows import Window
+from meterway.analytics.models import TOTAL, Counters
+from meterway.core.clock import Granularity, buckets, floor, iso_z, label, step, step_back, utc_iso
+from meterway.core.errors import InvalidRequest
+from meterway.core.money import money
+
+PERIODS: dict[str, tuple[Granularity, int]] = {
+    "1h": ("minute", 60),
+    "1d": ("hour", 24),
+    "1mo": ("day", 30),
+    "1y": ("month", 12),
+}
+TOP_MODELS = 5
+
+
+def summary(counters: Counters) -> dict[str, Any]:
+    return {
+        "cost": money(counters.cost_usd),
+        "requests": counters.requests,
+        "input_tokens": counters.input_tokens,
+        "output_tokens": counters.output_tokens,
+        "reasoning_tokens": counters.reasoning_tokens,
+        "cache_creation_tokens": counters.cache_creation_tokens,
+        "cache_creation_5m_tokens": counters.cache_creation_5m_tokens,
+        "cache_creation_1h_tokens": counters.cache_creation_1h_tokens,
+        "cache_read_tokens": counters.cache_read_tokens,
+        "total_tokens": counters.total_tokens,
+    }
+
+
+def sum_window(store: RollupStore, account_id: str, window: Window, dimension: str) -> dict[str, Counters]:
+    """Counters per value of ``dimension`` over the window, read from the coarsest buckets."""
+    sums: dict[str, Counters] = defaultdict(Counters)
+    for span in decompose(window.start, window.end):
+        first, last = label(span.first, span.granularity), label(span.last, span.granularity)
+        for row in store.query(account_id, span.granularity, dimension, first, last):
+            sums[row["value"]].add(row)
+    return sums
+
+
+def usage_summary(
+    store: RollupStore, account_id: str, window: Window, *, model: str | None = None, key_id: str | None = None
+) -> dict[str, Any]:
+    """Stat-card totals, the per-model breakdown and the chart's series for a window, optionally
+    for one model or key. One read serves all three: the series' cells, per bucket and model."""
+    dimension = key_models_dimension(key_id) if key_id else "model"
+    granularity = series_granularity(window)
+    starts = buckets(window.start, window.end, granularity)
+    cells = series_cells(store, account_id, window, dimension, granularity, starts)
+    per_model: dict[str, Counters] = defaultdict(Counters)
+    per_bucket: dict[str, Counters] = defaultdict(Counters)
+    totals = Counters()
+    for bucket_label, values in cells.items():
+        for name, counters in values.items():
+            if model is None or name == model:
+                per_model[name].add(counters.as_dict())
+                per_bucket[bucket_label].add(counters.as_dict())
+                totals.add(counters.as_dict())
+    models = [
+        {"model": name, **summary(counters)}
+        for name, counters in sorted(per_model.items(), key=lambda item: (-item[1].cost_usd, item[0]))
+    ]
+    series = [
+        {"start": utc_iso(max(start, window.start)), **summary(per_bucket[label(start, granularity)])}
+        for start in starts
+    ]
+    return {
+        "start": window.start_iso,
+        "end": window.end_iso,
+        "filters": {"model": model, "key": key_id},
+        "totals": summary(totals),
+        "models": models,
+        "series": {"granularity": granularity, "buckets": series},
+    }
+
+
+def series_granularity(window: Window) -> Granularity:
+    """Buckets a chart of the window can show: at most a few hundred of them."""
+    span = window.end - window.start
+    if span <= timedelta(hours=3):
+        return "minute"
+    if span <= timedelta(days=3):
+        return "hour"
+    return "day" if span <= timedelta(days=400) else "month"
+
+
+def series_cells(
+    store: RollupStore,
+    account_id: str,
+    window: Window,
+    dimension: str,
+    granularity: Granularity,
+    starts: list[datetime],
+) -> dict[str, dict[str, Counters]]:
+    """Counters per bucket and value of ``dimension``. The buckets inside the window are one query;
+    a bucket cut by an edge of the window counts only its part inside (read from finer rollups),
+    so the cells add up to the window exactly."""
+    whole = [start for start in starts if window.start <= start and step(start, granularity) <= window.end]
+    cells: dict[str, dict[str, Counters]] = defaultdict(lambda: defaultdict(Counters))
+    if whole:
+        first, last = label(whole[0], granularity), label(whole[-1], granularity)
+        for row in store.query(account_id, granularity, dimension, first, last):
+            cells[row["bucket"]][row["value"]].add(row)
+    for start in starts:
+        if start not in whole:
+            clipped = Window(max(start, window.start), min(step(start, granularity), window.end))
+            for value, counters in sum_window(store, account_id, clipped, dimension).items():
+                cells[label(start, granularity)][value].add(counters.as_dict())
+    return cells
+
+
+def activity(
+    store: RollupStore, account_id: str, period: str, group_by: str, now: datetime, names: dict[str, str]
+) -> dict[str, Any]:
+    """Spend, tokens and requests per bucket and group over the period ending now; every bucket
+    is present, empty ones included, so a chart has no holes."""
+    if period not in PERIODS:
+        raise InvalidRequest(f"'period' must be one of {', '.join(PERIODS)}.", code="invalid_period")
+    if group_by not in ("model", "key", "member"):
+        raise InvalidRequest("'group_by' must be model, key or member.", code="invalid_group_by")
+    granularity, count = PERIODS[period]
+    last = floor(now, granularity)
+    first = last
+    for _ in range(count - 1):
+        first = step_back(first, granularity)
+    return {"period": period, **bucket_series(store, account_id, first, last, granularity, group_by, names)}
+
+
+def bucket_series(
+    store: RollupStore,
+    account_id: str,
+    first: datetime,
+    last: datetime,
+    granularity: Granularity,
+    group_by: str,
+    names: dict[str, str],
+) -> dict[str, Any]:
+    """Buckets ``first``..``last`` (inclusive) of one granularity, each with its groups."""
+    rows = store.query(account_id, granularity, group_by, label(first, granularity), label(last, granularity))
+    cells: dict[str, dict[str, Counters]] = defaultdict(lambda: defaultdict(Counters))
+    for row in rows:
+        cells[row["bucket"]][row["value"]].add(row)
+    group_totals: dict[str, Counters] = defaultdict(Counters)
+    series = []
+    for start in buckets(first, step(last, granularity), granularity):
+        bucket_label = label(start, granularity)
+        groups = cells.get(bucket_label, {})
+        total = Counters()
+        for value, counters in groups.items():
+            total.add(counters.as_dict())
+            group_totals[value].add(counters.as_dict())
+        series.append(
+            {
+                "start": iso_z(start),
+                "label": bucket_label,
+                **summary(total),
+                "groups": {value: summary(counters) for value, counters in sorted(groups.items())},
+            }
+        )
+    return {
+        "granularity": granularity,
+        "group_by": group_by,
+        "start": iso_z(first),
+        "end": iso_z(step(last, granularity)),
+        "buckets": series,
+        "groups": [
+            {"group": value, "name": names.get(value, value), **summary(counters)}
+            for value, counters in sorted(group_totals.items(), key=lambda item: (-item[1].cost_usd, item[0]))
+        ],
+    }
+
+
+def dashboard(
+    store: RollupStore, account_id: str, now: datetime, recent: list[dict[str, Any]], balance: str | None = None
+) -> dict[str, Any]:
+    """Trends for the last 7 and 30 days (today included), the top models of those 30 days, the
+    most recent requests, and the credit ``balance`` (None while no credit was ever added)."""
+    today = floor(now, "day")
+    first = today - timedelta(days=29)
+    daily = {
+        row["bucket"]: Counters().add(row)
+        for row in store.query(account_id, "day", "total", label(first, "day"), label(today, "day"))
+        if row["value"] == TOTAL
+    }
+    trend = [
+        {"date": label(day, "day"), **summary(daily.get(label(day, "day"), Counters()))}
+        for day in buckets(first, today + timedelta(days=1), "day")
+    ]
+    window = Window(first, today + timedelta(days=1))
+    models = sum_window(store, account_id, window, "model")
+    top = sorted(models.items(), key=lambda item: (-item[1].cost_usd, item[0]))[:TOP_MODELS]
+    return {
+        "as_of": iso_z(now),
+        "balance": balance,
+        "last_7_days": {"totals": _total(trend[-7:]), "daily": trend[-7:]},
+        "last_30_days": {"totals": _total(trend), "daily": trend},
+        "top_models": [{"model": name, **summary(counters)} for name, counters in top],
+        "recent_activity": recent,
+    }
+
+
+def _total(days: list[dict[str, Any]]) -> dict[str, Any]:
+    total = Counters()
+    for day in days:
+        total.add({**day, "cost_usd": day["cost"]})
+    return summary(total)

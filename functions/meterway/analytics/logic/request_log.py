@@ -1,0 +1,62 @@
+"""The request log: ledger records of a window, newest first, shaped for the console."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from meterway.core.errors import InvalidRequest
+from meterway.core.money import money
+from meterway.ledger.dal.ledger_store import LedgerQuery, LedgerStore
+
+
+def entry(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": item["request_id"],
+        "created_at": item["created_at"],
+        "model": item["model"],
+        "key_id": item["key_id"],
+        "key_name": item.get("key_name", ""),
+        "member": item.get("member") or None,
+        "status": item.get("status", "ok"),
+        "streamed": bool(item.get("streamed")),
+        "tokens": {
+            "total": item.get("total_tokens", 0),
+            "input": item.get("input_tokens", 0),
+            "output": item.get("output_tokens", 0),
+            "reasoning": item.get("reasoning_tokens", 0),
+            "cache_creation": item.get("cache_creation_tokens", 0),
+            "cache_creation_5m": item.get("cache_creation_5m_tokens", 0),
+            "cache_creation_1h": item.get("cache_creation_1h_tokens", 0),
+            "cache_read": item.get("cache_read_tokens", 0),
+        },
+        "usage_estimated": bool(item.get("usage_estimated")),
+        "cost": money(item.get("cost_usd")),
+        "latency_ms": item.get("latency_ms", 0),
+        "ttft_ms": item.get("ttft_ms"),
+    }
+
+
+def request_page(ledger: LedgerStore, query: LedgerQuery, limit: int, cursor: str | None) -> dict[str, Any]:
+    """One page of the log, and the cursor of the next, older page (None at the end)."""
+    items, last_key = ledger.page(query, limit, decode_cursor(cursor, query) if cursor else None)
+    return {"data": [entry(item) for item in items], "next_cursor": encode_cursor(last_key) if last_key else None}
+
+
+def encode_cursor(last_key: dict[str, Any]) -> str:
+    """A page's last key as an opaque token (the index's own key, in DynamoDB JSON)."""
+    return base64.urlsafe_b64encode(json.dumps(last_key, separators=(",", ":")).encode()).decode()
+
+
+def decode_cursor(cursor: str, query: LedgerQuery) -> dict[str, Any]:
+    """The start key in a cursor; one that was not made for this query is a 400."""
+    try:
+        last_key: dict[str, Any] = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        owner = last_key["key_id"]["S"] if query.key_id else last_key["account_id"]["S"]
+        position = last_key["created_sk"]["S"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidRequest("The cursor is not valid.", code="invalid_cursor") from exc
+    if owner != (query.key_id or query.account_id) or not query.start <= position <= query.end:
+        raise InvalidRequest("The cursor belongs to another query.", code="invalid_cursor")
+    return last_key

@@ -1,0 +1,191 @@
+"""Rollups: usage summed per account × granularity × bucket × dimension.
+
+Every ledger record adds its counts to one bucket of each granularity (minute, hour, day, month)
+in each dimension (total, model, key, member, and the key's models). Windows are then read from
+the coarsest buckets that cover them exactly, so a query costs a number of items that grows with
+the number of buckets, not with the number of requests.
+
+All times are UTC. Bucket labels sort as text in time order within a granularity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from meterway.analytics.dal import rollups_table
+from meterway.analytics.dal.rollup_store import AlreadyCounted, RollupStore
+from meterway.analytics.models import (
+    COUNTERS,
+    NO_MEMBER,
+    TOTAL,
+    BatchOutcome,
+    Contribution,
+    LastUse,
+    RollupUpdate,
+)
+from meterway.core.clock import GRANULARITIES, Granularity, floor, label, parse_utc_iso, step
+from meterway.core.dynamo import MAX_TRANSACTION_ITEMS
+from meterway.core.errors import StorageError
+from meterway.core.money import to_decimal
+
+# Minute buckets are kept this long (DynamoDB TTL); the coarser ones stay.
+MINUTE_RETENTION = timedelta(days=8)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Consecutive buckets of one granularity: ``first`` .. ``last`` inclusive."""
+
+    granularity: Granularity
+    first: datetime
+    last: datetime
+
+
+def decompose(start: datetime, end: datetime) -> list[Span]:
+    """Cover [start, end) exactly with the fewest, coarsest buckets: months inside, then days,
+    hours and minutes towards the edges. Both ends must be whole minutes."""
+    spans: list[Span] = []
+    cursor = start
+    while cursor < end:
+        granularity = next(g for g in GRANULARITIES if floor(cursor, g) == cursor and step(cursor, g) <= end)
+        following = step(cursor, granularity)
+        if spans and spans[-1].granularity == granularity:
+            spans[-1] = Span(granularity, spans[-1].first, cursor)
+        else:
+            spans.append(Span(granularity, cursor, cursor))
+        cursor = following
+    return spans
+
+
+def key_models_dimension(key_id: str) -> str:
+    """The per-key model breakdown: what ``/api/usage?key=`` reads."""
+    return f"key-model:{key_id}"
+
+
+def deltas_of(item: dict[str, Any]) -> dict[str, int | Decimal]:
+    deltas: dict[str, int | Decimal] = {name: int(item.get(name) or 0) for name in COUNTERS[1:-1]}
+    deltas["requests"] = 1
+    deltas["cost_usd"] = to_decimal(item.get("cost_usd") or 0)
+    return deltas
+
+
+def rollup_updates(item: dict[str, Any]) -> list[RollupUpdate]:
+    """The updates one ledger record makes: 4 granularities × 5 dimensions."""
+    created = parse_utc_iso(item["created_at"])
+    deltas = deltas_of(item)
+    account = item["account_id"]
+    dimensions = (
+        ("total", TOTAL),
+        ("model", item["model"]),
+        ("key", item["key_id"]),
+        ("member", item.get("member") or NO_MEMBER),
+        (key_models_dimension(item["key_id"]), item["model"]),
+    )
+    updates = []
+    for granularity in GRANULARITIES:
+        bucket = label(floor(created, granularity), granularity)
+        expires = int((created + MINUTE_RETENTION).timestamp()) if granularity == "minute" else None
+        for dimension, value in dimensions:
+            updates.append(
+                RollupUpdate(
+                    pk=rollups_table.partition(account, granularity, dimension),
+                    sk=rollups_table.cell_sk(bucket, value),
+                    granularity=granularity,
+                    bucket=bucket,
+                    dimension=dimension,
+                    value=value,
+                    deltas=deltas,
+                    expires_at=expires,
+                )
+            )
+    return updates
+
+
+def contribution(item: dict[str, Any]) -> Contribution:
+    """A ledger record's rollup updates, and its key's use."""
+    use = LastUse(item["account_id"], item["key_id"], item["created_at"])
+    return Contribution(item["request_id"], rollup_updates(item), use)
+
+
+def merge(contributions: list[Contribution]) -> list[RollupUpdate]:
+    """One update per rollup item, with the deltas of every contribution to it added up."""
+    merged: dict[tuple[str, str], RollupUpdate] = {}
+    for contribution in contributions:
+        for update in contribution.updates:
+            key = (update.pk, update.sk)
+            known = merged.get(key)
+            if known is None:
+                merged[key] = update
+                continue
+            deltas = {name: known.deltas[name] + update.deltas[name] for name in known.deltas}
+            expires = max(filter(None, (known.expires_at, update.expires_at)), default=None)
+            merged[key] = RollupUpdate(
+                known.pk, known.sk, known.granularity, known.bucket, known.dimension, known.value, deltas, expires
+            )
+    return list(merged.values())
+
+
+def latest_uses(contributions: list[Contribution]) -> list[LastUse]:
+    """Each key's latest use among ``contributions``."""
+    latest: dict[tuple[str, str], LastUse] = {}
+    for contribution in contributions:
+        use = contribution.use
+        if use is not None:
+            known = latest.get((use.account_id, use.key_id))
+            if known is None or use.at > known.at:
+                latest[(use.account_id, use.key_id)] = use
+    return list(latest.values())
+
+
+def plan_chunks(contributions: list[Contribution], limit: int = MAX_TRANSACTION_ITEMS) -> list[list[Contribution]]:
+    """Group contributions so that each group's markers plus its distinct rollup items fit in one
+    transaction of at most ``limit`` items."""
+    chunks: list[list[Contribution]] = []
+    current: list[Contribution] = []
+    keys: set[tuple[str, str]] = set()
+    for contribution in contributions:
+        own = {(update.pk, update.sk) for update in contribution.updates}
+        if current and len(current) + 1 + len(keys | own) > limit:
+            chunks.append(current)
+            current, keys = [], set()
+        current.append(contribution)
+        keys |= own
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def count_records(store: RollupStore, contributions: list[Contribution]) -> BatchOutcome:
+    """Add many records' counters, each exactly once, merged into as few writes as fit. A record
+    counted before is skipped; a write that fails leaves its records to be retried."""
+    outcome = BatchOutcome()
+    for chunk in plan_chunks(contributions):
+        _count_chunk(store, chunk, outcome)
+    return outcome
+
+
+def count_record(store: RollupStore, contribution: Contribution) -> bool:
+    """Add one record's counters, once; False when it was counted before."""
+    outcome = count_records(store, [contribution])
+    if outcome.failed:
+        raise StorageError("The rollups table did not accept the update.")
+    return contribution.request_id in outcome.applied
+
+
+def _count_chunk(store: RollupStore, chunk: list[Contribution], outcome: BatchOutcome) -> None:
+    """One write for the chunk; the records counted before are dropped and the rest written again."""
+    while chunk:
+        try:
+            store.add([c.request_id for c in chunk], merge(chunk), latest_uses(chunk))
+        except AlreadyCounted as counted:
+            outcome.duplicates |= counted.request_ids
+            chunk = [contribution for contribution in chunk if contribution.request_id not in counted.request_ids]
+            continue
+        except StorageError:
+            outcome.failed |= {contribution.request_id for contribution in chunk}
+            return
+        outcome.applied |= {contribution.request_id for contribution in chunk}
+        return

@@ -1,0 +1,83 @@
+"""Rollups as the analytics read and write them: counters summed per bucket and dimension."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from meterway.core.clock import Granularity
+from meterway.core.money import to_decimal
+from meterway.ledger.models import TOKEN_FIELDS
+
+# What every rollup item counts, in order: requests, each token class, cost.
+COUNTERS: tuple[str, ...] = ("requests", *TOKEN_FIELDS, "cost_usd")
+# The value of the ``total`` dimension, and the member of keys that have none.
+TOTAL = "*"
+NO_MEMBER = "(none)"
+
+
+@dataclass(slots=True)
+class Counters:
+    """A sum of rollup counters."""
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cache_creation_tokens: int = 0
+    cache_creation_5m_tokens: int = 0
+    cache_creation_1h_tokens: int = 0
+    cache_read_tokens: int = 0
+    total_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+
+    def add(self, row: dict[str, Any]) -> Counters:
+        for name in COUNTERS[:-1]:
+            setattr(self, name, getattr(self, name) + int(row.get(name) or 0))
+        self.cost_usd += to_decimal(row.get("cost_usd") or 0)
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in COUNTERS}
+
+
+@dataclass(frozen=True, slots=True)
+class RollupUpdate:
+    """Counters to add to one rollup item (``pk``/``sk`` as ``rollups_table`` spells them)."""
+
+    pk: str
+    sk: str
+    granularity: Granularity
+    bucket: str
+    dimension: str
+    value: str
+    deltas: dict[str, int | Decimal]
+    expires_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LastUse:
+    """When a key was used by one request (its ``created_at``)."""
+
+    account_id: str
+    key_id: str
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """One ledger record's share of the rollups, and the key use it records."""
+
+    request_id: str
+    updates: list[RollupUpdate]
+    use: LastUse | None = None
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """Request ids of a batch: newly counted, counted before (skipped), or not written (retry)."""
+
+    applied: set[str] = field(default_factory=set)
+    duplicates: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)

@@ -1,0 +1,94 @@
+"""boto3 clients, one per service and process, kept in the container; DynamoDB's JSON both ways.
+
+boto3 is imported on first use, not at import time: it costs a quarter of a second that the
+proxy's cold start does not pay until it needs DynamoDB.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from meterway.core.container import container
+
+
+def _config(addressing_style: str | None) -> Any:
+    from botocore.config import Config
+
+    # Standard retries back off on throttling; a settled usage record must survive a throttle.
+    config = Config(retries={"mode": "standard", "max_attempts": 6}, connect_timeout=3, read_timeout=10)
+    if addressing_style:
+        s3_options: Any = {"addressing_style": addressing_style}
+        config = config.merge(Config(signature_version="s3v4", s3=s3_options))
+    return config
+
+
+def client(service: str, addressing_style: str | None = None) -> Any:
+    """The process's client for ``service`` (S3 also by addressing style), made on first use."""
+
+    def build() -> Any:
+        import boto3
+
+        return boto3.session.Session().client(service, config=_config(addressing_style))  # type: ignore[call-overload]
+
+    return container.provide(("boto3", service, addressing_style), build)
+
+
+class AwsResource:
+    """Base of the stores: holds a boto3 client, the process's one unless a test hands one in."""
+
+    service = "dynamodb"
+
+    def __init__(self, client: Any | None = None):
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = client(self.service)
+        return self._client
+
+
+@cache
+def _serializer() -> Any:
+    from boto3.dynamodb.types import TypeSerializer
+
+    class FixedPointSerializer(TypeSerializer):
+        """Numbers in plain notation: boto3 writes a Decimal under 1e-6 as ``1E-7``, which DynamoDB
+        takes but moto's ADD cannot parse; ``0.0000001`` means the same to both."""
+
+        def _serialize_n(self, value: Any) -> str:
+            number: str = super()._serialize_n(value)  # type: ignore[misc]  # absent from the stubs
+            return format(Decimal(number), "f") if "E" in number.upper() else number
+
+    return FixedPointSerializer()
+
+
+@cache
+def _deserializer() -> Any:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    return TypeDeserializer()
+
+
+def serialize(item: dict[str, Any]) -> dict[str, Any]:
+    """Python → DynamoDB JSON, attribute by attribute."""
+    serializer = _serializer()
+    return {name: serializer.serialize(value) for name, value in item.items()}
+
+
+def deserialize(image: dict[str, Any]) -> dict[str, Any]:
+    """DynamoDB JSON → Python, with whole numbers as ``int`` and the rest as ``Decimal``."""
+    deserializer = _deserializer()
+    return {name: _plain(deserializer.deserialize(value)) for name, value in image.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    if isinstance(value, dict):
+        return {name: _plain(inner) for name, inner in value.items()}
+    if isinstance(value, list):
+        return [_plain(inner) for inner in value]
+    return value

@@ -1,0 +1,126 @@
+"""Settings: one pydantic model per function, read from ``MW_`` environment variables.
+
+Table, queue and bucket names have no defaults: a function whose template wiring is missing a
+variable refuses to start and names it, instead of silently calling a table that does not exist.
+Each model lists only what its function uses.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from meterway.core.container import container
+
+PREFIX = "MW_"
+
+
+class _Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
+
+
+class _KeyLookups(_Settings):
+    # How long a warm function trusts a cached key lookup (limits, names); revocation is checked
+    # in DynamoDB on every request regardless.
+    key_cache_ttl_seconds: float = Field(default=30.0, ge=0)
+
+
+class _Retention(_Settings):
+    # 0 keeps ledger records for ever; otherwise each record carries a TTL this many days out.
+    ledger_retention_days: int = Field(default=0, ge=0)
+
+
+class _S3Access(_Settings):
+    export_bucket: str
+    # Local S3 endpoints need path-style URLs; AWS takes either.
+    s3_addressing_style: str = Field(default="auto", pattern="^(auto|path|virtual)$")
+
+
+class ProxySettings(_KeyLookups, _Retention):
+    """ProxyFunction: keys and counters, the ledger, the spill queue, and the upstreams."""
+
+    keys_table: str
+    ledger_table: str
+    spill_queue_url: str
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: SecretStr | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
+    anthropic_api_key: SecretStr | None = None
+    anthropic_version: str = "2023-06-01"
+    # In AWS the provider keys live in Secrets Manager, not in the function's environment.
+    upstream_secret_arn: str | None = None
+    max_body_bytes: int = Field(default=6 * 1024 * 1024, gt=0)
+    upstream_connect_timeout_s: float = Field(default=10.0, gt=0)
+    # Read timeout is per chunk: a reasoning model may think for minutes before its first token.
+    upstream_read_timeout_s: float = Field(default=600.0, gt=0)
+    upstream_max_connections: int = Field(default=100, gt=0)
+
+
+class ApiSettings(_KeyLookups, _Retention, _S3Access):
+    """ApiFunction: every table, the export queue and bucket, and the console's origin."""
+
+    keys_table: str
+    ledger_table: str
+    rollups_table: str
+    export_jobs_table: str
+    export_queue_url: str
+    export_url_ttl_seconds: int = Field(default=900, ge=60, le=604_800)
+    # The one browser origin CORS lets call the API (the web console's); empty: no CORS at all.
+    console_origin: str = ""
+
+
+class LedgerReplaySettings(_Settings):
+    """LedgerReplayFunction: the ledger, and the keys table whose counters a settlement adjusts."""
+
+    keys_table: str
+    ledger_table: str
+
+
+class AggregatorSettings(_Settings):
+    """AggregatorFunction: the rollups it writes."""
+
+    rollups_table: str
+
+
+class ExportSettings(_S3Access):
+    """ExportFunction: jobs, the ledger and rollups it reads, key names, and the bucket it writes."""
+
+    keys_table: str
+    ledger_table: str
+    rollups_table: str
+    export_jobs_table: str
+
+
+# Each function of template.yaml and the settings it reads.
+FUNCTION_SETTINGS: dict[str, type[_Settings]] = {
+    "ProxyFunction": ProxySettings,
+    "ApiFunction": ApiSettings,
+    "LedgerReplayFunction": LedgerReplaySettings,
+    "AggregatorFunction": AggregatorSettings,
+    "ExportFunction": ExportSettings,
+}
+
+
+class ConfigurationError(RuntimeError):
+    """A function's environment lacks a variable it needs, or holds a bad value."""
+
+
+S = TypeVar("S", bound=_Settings)
+
+
+def load_settings(kind: type[S]) -> S:
+    """The function's settings, read once per process (``container.reset()`` reads them again)."""
+    return container.provide(("settings", kind), lambda: _read(kind))
+
+
+def _read(kind: type[S]) -> S:
+    try:
+        return kind()
+    except ValidationError as exc:
+        problems = [
+            f"{PREFIX}{str(error['loc'][0]).upper()}: {'missing' if error['type'] == 'missing' else error['msg']}"
+            for error in exc.errors()
+        ]
+        raise ConfigurationError(f"{kind.__name__} cannot start: " + "; ".join(problems)) from None

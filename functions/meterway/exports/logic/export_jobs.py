@@ -1,0 +1,114 @@
+"""Export jobs: what a request may ask for, the window it covers, and the file it makes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from meterway.analytics.logic.windows import Window
+from meterway.core.clock import Granularity, floor, utc_iso
+from meterway.core.errors import InvalidRequest, StorageError
+from meterway.exports.dal.export_jobs import ExportJobStore
+from meterway.exports.dal.job_queue import JobQueue
+
+# Files and job records live as long as the bucket's lifecycle keeps exports.
+EXPORT_RETENTION = timedelta(days=7)
+
+
+class ExportCreate(BaseModel):
+    """``POST /api/exports``."""
+
+    kind: Literal["requests", "activity"]
+    format: Literal["csv", "pdf"] = "csv"
+    start: str | None = Field(default=None, max_length=40)
+    end: str | None = Field(default=None, max_length=40)
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    key: str | None = Field(default=None, min_length=1, max_length=64)
+    group_by: Literal["model", "key", "member"] | None = None
+    granularity: Literal["hour", "day", "month"] | None = None
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> ExportCreate:
+        if self.kind == "requests" and (self.format != "csv" or self.group_by or self.granularity):
+            raise ValueError("a requests export is CSV, one row per request, without group_by or granularity")
+        if self.kind == "activity" and (self.model or self.key):
+            raise ValueError("an activity export covers every model and key; filter a requests export instead")
+        return self
+
+
+def window_part(window: Window) -> tuple[str, str]:
+    """The window in a file name: dates when it is whole days (end inclusive, as asked), else UTC
+    minutes."""
+    if window.start == floor(window.start, "day") and window.end == floor(window.end, "day"):
+        return window.start.strftime("%Y-%m-%d"), (window.end - timedelta(days=1)).strftime("%Y-%m-%d")
+    return window.start.strftime("%Y-%m-%dT%H%MZ"), window.end.strftime("%Y-%m-%dT%H%MZ")
+
+
+def filename(request: ExportCreate, window: Window) -> str:
+    start, end = window_part(window)
+    if request.kind == "requests":
+        return f"usage-{start}_{end}.csv"
+    if request.format == "pdf":
+        return f"usage-report-{start}_{end}.pdf"
+    return f"activity-{request.group_by or 'model'}-{start}_{end}.csv"
+
+
+def activity_granularity(request: ExportCreate, window: Window) -> Granularity:
+    if request.granularity:
+        return request.granularity
+    span = window.end - window.start
+    return "hour" if span <= timedelta(days=2) else "day" if span <= timedelta(days=93) else "month"
+
+
+def check_retention(window: Window, now: datetime, retention_days: int) -> None:
+    """A window reaching past the ledger's retention would silently miss rows: refuse it."""
+    if retention_days > 0 and window.start < now - timedelta(days=retention_days):
+        raise InvalidRequest(
+            f"Records older than {retention_days} days are not kept: start the window later.", code="invalid_window"
+        )
+
+
+def new_job(account_id: str, request: ExportCreate, window: Window, now: datetime) -> dict[str, Any]:
+    job_id = "exp_" + uuid.uuid4().hex
+    name = filename(request, window)
+    job: dict[str, Any] = {
+        "job_id": job_id,
+        "account_id": account_id,
+        "kind": request.kind,
+        "format": request.format,
+        "start": window.start_iso,
+        "end": window.end_iso,
+        "model": request.model,
+        "key_id": request.key,
+        "group_by": (request.group_by or "model") if request.kind == "activity" else None,
+        "granularity": activity_granularity(request, window) if request.kind == "activity" else None,
+        "status": "queued",
+        "rows": 0,
+        "attempts": 0,
+        "filename": name,
+        "object_key": f"exports/{account_id}/{job_id}/{name}",
+        "created_at": utc_iso(now),
+        "updated_at": utc_iso(now),
+        "expires_at": int((now + EXPORT_RETENTION).timestamp()),
+    }
+    return {name: value for name, value in job.items() if value is not None}
+
+
+def start_export(
+    jobs: ExportJobStore, queue: JobQueue, account_id: str, request: ExportCreate, window: Window, now: datetime
+) -> dict[str, Any]:
+    """Store a new job and queue it for the worker. A job that cannot be queued is marked failed
+    (it would otherwise stay ``queued`` for ever) and the error raised."""
+    job = new_job(account_id, request, window, now)
+    jobs.create(job)
+    try:
+        queue.send({"job_id": job["job_id"]})
+    except StorageError:
+        attempt = jobs.claim(job["job_id"], utc_iso(now))
+        if attempt:
+            jobs.finish(job["job_id"], attempt, {"status": "failed", "error": "The job could not be queued."})
+        raise
+    return job

@@ -1,0 +1,188 @@
+"""Running one export job: claim it, write its file, and end it as ``succeeded`` or ``failed``.
+
+Each attempt writes the whole file again from the first row into a new upload, and the object
+appears only when the upload completes: a retry never duplicates rows and a failure never leaves
+a partial file behind a ``succeeded`` status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from meterway.accounts.dal.key_store import KeyStore
+from meterway.analytics.dal.rollup_store import RollupStore
+from meterway.analytics.logic import reports
+from meterway.analytics.logic.windows import Window
+from meterway.core.clock import Granularity, floor, parse_utc_iso, utc_iso, utc_now
+from meterway.core.observability import logger
+from meterway.exports.dal.export_files import FileStore, FileWriter
+from meterway.exports.dal.export_jobs import ExportJobStore
+from meterway.exports.logic.csv_format import ACTIVITY_COLUMNS, REQUEST_COLUMNS, cell, csv_text, request_row
+from meterway.ledger.dal.ledger_store import LedgerQuery, LedgerStore
+
+PAGE_SIZE = 1000
+
+
+@dataclass
+class ExportDeps:
+    jobs: ExportJobStore
+    ledger: LedgerStore
+    rollups: RollupStore
+    keys: KeyStore
+    files: FileStore
+    clock: Callable[[], datetime] = utc_now
+
+
+class Superseded(Exception):
+    """Another attempt owns the job now (a duplicate delivery claimed it after us)."""
+
+
+class Attempt:
+    """One worker's attempt at a job: reports progress only while it still owns the job."""
+
+    def __init__(self, job: dict[str, Any], attempt_id: str, deps: ExportDeps):
+        self.job, self.attempt_id, self.deps = job, attempt_id, deps
+
+    def progress(self, rows: int) -> None:
+        if not self.deps.jobs.progress(self.job["job_id"], self.attempt_id, rows, utc_iso(self.deps.clock())):
+            raise Superseded
+
+    @property
+    def window(self) -> Window:
+        return Window(parse_utc_iso(self.job["start"]), parse_utc_iso(self.job["end"]))
+
+
+def run_job(job_id: str, deps: ExportDeps, *, final_attempt: bool) -> str:
+    """Run a job once; returns what happened. A failure that may pass is raised for a retry,
+    unless this is the final attempt, which marks the job ``failed`` with the reason."""
+    job = deps.jobs.get(job_id)
+    if job is None or job["status"] in ("succeeded", "failed"):
+        return "skipped"
+    attempt_id = deps.jobs.claim(job_id, utc_iso(deps.clock()))
+    if attempt_id is None:
+        return "skipped"
+    attempt = Attempt(job, attempt_id, deps)
+    writer = deps.files.writer(job["object_key"], _content_type(job))
+    try:
+        rows = write_file(attempt, writer)
+        writer.complete()
+    except Superseded:
+        writer.abort()
+        return "superseded"
+    except Exception as exc:  # whatever broke, the job must end with a reason, not hang
+        writer.abort()
+        reason = _reason(exc)
+        logger.warning("export attempt failed", extra={"job_id": job_id, "final": final_attempt, "reason": reason})
+        if not final_attempt:
+            deps.jobs.release(job_id, attempt_id, reason, utc_iso(deps.clock()))
+            raise
+        deps.jobs.finish(job_id, attempt_id, {"status": "failed", "error": reason, "updated_at": utc_iso(deps.clock())})
+        return "failed"
+    done = {
+        "status": "succeeded",
+        "rows": rows,
+        "updated_at": utc_iso(deps.clock()),
+        "completed_at": utc_iso(deps.clock()),
+    }
+    return "succeeded" if deps.jobs.finish(job_id, attempt_id, done) else "superseded"
+
+
+def _content_type(job: dict[str, Any]) -> str:
+    return "application/pdf" if job["format"] == "pdf" else "text/csv; charset=utf-8"
+
+
+def _reason(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return f"The export could not be written: {message}"[:500]
+
+
+def write_file(attempt: Attempt, writer: FileWriter) -> int:
+    job = attempt.job
+    if job["kind"] == "requests":
+        return write_requests(attempt, writer)
+    if job["format"] == "pdf":
+        return write_report(attempt, writer)
+    return write_activity(attempt, writer)
+
+
+def write_requests(attempt: Attempt, writer: FileWriter) -> int:
+    """One row per ledger record of the window, oldest first, 1000 records a page."""
+    job, window = attempt.job, attempt.window
+    query = LedgerQuery(job["account_id"], window.start_iso, window.end_iso, job.get("key_id"), job.get("model"))
+    writer.write(csv_text([list(REQUEST_COLUMNS)]).encode("utf-8"))
+    rows = 0
+    for page in attempt.deps.ledger.pages(query, PAGE_SIZE):
+        writer.write(csv_text(request_row(item) for item in page).encode("utf-8"))
+        rows += len(page)
+        attempt.progress(rows)
+    return rows
+
+
+def _bucket_bounds(window: Window, granularity: Granularity) -> tuple[datetime, datetime]:
+    """Whole buckets covering the window: exports by bucket cannot split one."""
+    return floor(window.start, granularity), floor(window.end - timedelta(microseconds=1), granularity)
+
+
+def write_activity(attempt: Attempt, writer: FileWriter) -> int:
+    """One row per bucket and group (an empty bucket gets one row of zeros, so charts have no holes)."""
+    job, deps = attempt.job, attempt.deps
+    granularity: Granularity = job["granularity"]
+    first, last = _bucket_bounds(attempt.window, granularity)
+    names = {key.key_id: key.name for key in deps.keys.list_keys(job["account_id"])}
+    series = reports.bucket_series(deps.rollups, job["account_id"], first, last, granularity, job["group_by"], names)
+    writer.write(csv_text([list(ACTIVITY_COLUMNS)]).encode("utf-8"))
+    rows = [
+        [cell(value) for value in row]
+        for bucket in series["buckets"]
+        for row in _activity_rows(bucket, granularity, job["group_by"], names)
+    ]
+    writer.write(csv_text(rows).encode("utf-8"))
+    attempt.progress(len(rows))
+    return len(rows)
+
+
+def _activity_rows(bucket: dict[str, Any], granularity: str, group_by: str, names: dict[str, str]) -> list[list[Any]]:
+    groups = bucket["groups"] or {"": {name: 0 for name in ACTIVITY_COLUMNS[5:-1]} | {"cost": "0"}}
+    return [
+        [bucket["start"], granularity, group_by, group, names.get(group, group)]
+        + [figures[name] for name in ACTIVITY_COLUMNS[5:-1]]
+        + [Decimal(figures["cost"])]
+        for group, figures in groups.items()
+    ]
+
+
+def write_report(attempt: Attempt, writer: FileWriter) -> int:
+    """The PDF report: a summary page for the account, then a page per API key."""
+    # fpdf2 and Pillow weigh ~29 MiB: only PDF jobs load them, CSV jobs stay lean.
+    from meterway.exports.logic.pdf_report import KeySection, ReportData, render_report
+
+    job, deps = attempt.job, attempt.deps
+    account, window = job["account_id"], attempt.window
+    granularity: Granularity = job.get("granularity") or "day"
+    first, last = _bucket_bounds(window, granularity)
+    overall = reports.usage_summary(deps.rollups, account, window)
+    total_series = reports.bucket_series(deps.rollups, account, first, last, granularity, "total", {})
+    by_key = reports.bucket_series(deps.rollups, account, first, last, granularity, "key", {})
+    sections = []
+    for key in sorted((k for k in deps.keys.list_keys(account) if k.kind == "api"), key=lambda k: (k.name, k.key_id)):
+        usage = reports.usage_summary(deps.rollups, account, window, key_id=key.key_id)
+        daily = [(b["label"], b["groups"].get(key.key_id, {}).get("cost", "0")) for b in by_key["buckets"]]
+        sections.append(KeySection(key.key_id, key.name, key.member, usage["totals"], usage["models"], daily))
+    data = ReportData(
+        account_id=account,
+        title="Meterway usage report",
+        start=window.start_iso,
+        end=window.end_iso,
+        generated_at=utc_iso(deps.clock()),
+        totals=overall["totals"],
+        series=[(bucket["label"], bucket["cost"]) for bucket in total_series["buckets"]],
+        top_models=overall["models"][: reports.TOP_MODELS],
+        keys=sections,
+    )
+    writer.write(render_report(data))
+    attempt.progress(overall["totals"]["requests"])
+    return int(overall["totals"]["requests"])

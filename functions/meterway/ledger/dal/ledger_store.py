@@ -1,0 +1,148 @@
+"""The ledger: one item per request in the LedgerTable, written exactly once with a conditional
+put on its ``request_id``.
+
+Records are read by time through two indexes on ``created_sk = <created_at>#<request_id>``:
+``ByAccountTime`` (``account_id``) and ``ByKeyTime`` (``key_id``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from meterway.accounts.models import CounterDelta
+from meterway.core.aws import AwsResource, deserialize, serialize
+from meterway.core.dynamo import ConditionFailed, TransactionCancelled, Update, storage_errors, transact
+from meterway.core.errors import StorageError
+
+UNAVAILABLE = "The ledger is unavailable; try again."
+NOT_WRITTEN = "The ledger did not accept the usage record."
+_NEW_RECORD = "attribute_not_exists(request_id)"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerQuery:
+    """An account's records created in [start, end] (ISO ``created_at`` text, compared with
+    ``created_sk``), optionally one key's or one model's."""
+
+    account_id: str
+    start: str
+    end: str
+    key_id: str | None = None
+    model: str | None = None
+
+
+class LedgerStore(Protocol):
+    def put(self, item: dict[str, Any]) -> bool:
+        """Write a record; False when a record with that request id is already there."""
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        """One record by request id."""
+
+    def settle(self, item: dict[str, Any], counters: list[CounterDelta]) -> bool:
+        """Write a record and add its counters in one step; False (and nothing written) when the
+        record is already there."""
+
+    def page(
+        self, query: LedgerQuery, limit: int, start_key: dict[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Records of ``query``, newest first, at most ``limit``, from after ``start_key``; and the
+        key to start the next page from (None at the end)."""
+
+    def pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Every record of ``query``, oldest first, one page at a time."""
+
+
+class DynamoLedgerStore(AwsResource):
+    """The LedgerTable; a settlement also adds to counters in the KeysTable (``counters_table``)."""
+
+    def __init__(self, table_name: str, client: Any | None = None, *, counters_table: str | None = None):
+        super().__init__(client)
+        self._table = table_name
+        self._counters_table = counters_table or table_name
+
+    def put(self, item: dict[str, Any]) -> bool:
+        try:
+            with storage_errors(NOT_WRITTEN):
+                self.client.put_item(TableName=self._table, Item=serialize(item), ConditionExpression=_NEW_RECORD)
+        except ConditionFailed:
+            return False
+        return True
+
+    def settle(self, item: dict[str, Any], counters: list[CounterDelta]) -> bool:
+        if not counters:
+            return self.put(item)
+        record = {"Put": {"TableName": self._table, "Item": serialize(item), "ConditionExpression": _NEW_RECORD}}
+        adds = [
+            {"Update": Update(add=counter.deltas).request(self._counters_table, {"pk": counter.pk, "sk": counter.sk})}
+            for counter in counters
+        ]
+        try:
+            transact(self.client, [record, *adds], NOT_WRITTEN)
+        except TransactionCancelled as cancelled:
+            if cancelled.failed(0) is not None:
+                return False
+            raise StorageError(NOT_WRITTEN) from cancelled
+        return True
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        with storage_errors(UNAVAILABLE):
+            response = self.client.get_item(
+                TableName=self._table, Key=serialize({"request_id": request_id}), ConsistentRead=True
+            )
+        item = response.get("Item")
+        return deserialize(item) if item else None
+
+    def page(
+        self, query: LedgerQuery, limit: int, start_key: dict[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        arguments = self._window_query(query, newest_first=True)
+        items: list[dict[str, Any]] = []
+        with storage_errors(UNAVAILABLE):
+            # Limit counts items evaluated before the filter, so ask for what is still missing
+            # until the page is full: the last evaluated key is then exactly the next start.
+            while len(items) < limit:
+                if start_key:
+                    arguments["ExclusiveStartKey"] = start_key
+                response = self.client.query(Limit=limit - len(items), **arguments)
+                items.extend(deserialize(item) for item in response.get("Items", []))
+                start_key = response.get("LastEvaluatedKey")
+                if not start_key:
+                    break
+        return items, start_key or None
+
+    def pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Every record of the query, oldest first, ``page_size`` read at a time (for exports)."""
+        arguments = self._window_query(query, newest_first=False)
+        while True:
+            with storage_errors(UNAVAILABLE):
+                response = self.client.query(Limit=page_size, **arguments)
+            items = [deserialize(item) for item in response.get("Items", [])]
+            if items:
+                yield items
+            if "LastEvaluatedKey" not in response:
+                return
+            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _window_query(self, query: LedgerQuery, *, newest_first: bool) -> dict[str, Any]:
+        index, owner_name = ("ByKeyTime", "key_id") if query.key_id else ("ByAccountTime", "account_id")
+        values: dict[str, Any] = {":owner": query.key_id or query.account_id, ":low": query.start, ":high": query.end}
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index,
+            "KeyConditionExpression": f"{owner_name} = :owner AND created_sk BETWEEN :low AND :high",
+            "ScanIndexForward": not newest_first,
+        }
+        filters = []
+        if query.key_id:
+            # A key id is unique, but the account check keeps a key filter inside its account.
+            filters.append("account_id = :account")
+            values[":account"] = query.account_id
+        if query.model:
+            filters.append("model = :model")
+            values[":model"] = query.model
+        if filters:
+            arguments["FilterExpression"] = " AND ".join(filters)
+        arguments["ExpressionAttributeValues"] = serialize(values)
+        return arguments

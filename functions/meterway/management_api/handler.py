@@ -1,0 +1,107 @@
+"""The management API (``/api``): Powertools REST resolver, pydantic validation, OpenAPI.
+
+Every route needs an admin key; API keys only call ``/v1``. Errors leave here in the same
+envelope as the inference API's. Browsers may call it from the console's origin only
+(``MW_CONSOLE_ORIGIN``); without one configured, no CORS headers are sent.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from meterway.accounts.handlers import balance_api, keys_api, members_api
+from meterway.accounts.handlers.api_context import AccountsContext
+from meterway.accounts.logic.auth import authenticate
+from meterway.analytics.handlers import usage_api
+from meterway.analytics.handlers.api_context import AnalyticsContext
+from meterway.core.errors import InvalidRequest, MeterwayError, NotFound
+from meterway.core.observability import logger
+from meterway.core.tracing import tracer
+from meterway.exports.handlers import exports_api
+from meterway.exports.handlers.api_context import ExportsContext
+from meterway.management_api.deps import api_deps
+
+TITLE = "Meterway management API"
+VERSION = "0.2.0"
+PUBLIC_PATHS = ("/api/docs", "/api/openapi.json")
+ROUTERS = (keys_api.router, members_api.router, balance_api.router, usage_api.router, exports_api.router)
+
+
+def _require_admin(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    # A browser's CORS preflight carries no credentials; no route answers OPTIONS, so letting it
+    # through reveals nothing.
+    current = app.current_event
+    if current.http_method != "OPTIONS" and current.path not in PUBLIC_PATHS:
+        deps = api_deps()
+        headers = {name.lower(): value for name, value in (current.headers or {}).items()}
+        admin = authenticate(headers, deps.keys, kind="admin")
+        # Each feature's routes see what they ask for; the annotations have mypy check that they get it.
+        accounts: AccountsContext = deps
+        analytics: AnalyticsContext = deps
+        exports: ExportsContext = deps
+        app.append_context(admin=admin, accounts=accounts, analytics=analytics, exports=exports)
+    return next_middleware(app)
+
+
+def _cors(console_origin: str) -> CORSConfig | None:
+    """The console's origin only: no wildcard, no credentials (the admin key is a header)."""
+    if not console_origin:
+        return None
+    return CORSConfig(allow_origin=console_origin, allow_headers=["Authorization", "Content-Type"], max_age=600)
+
+
+def _envelope(error: MeterwayError) -> Response[str]:
+    return Response(error.status, content_types.APPLICATION_JSON, json.dumps(error.envelope()), dict(error.headers))
+
+
+def handle_meterway_error(error: MeterwayError) -> Response[str]:
+    return _envelope(error)
+
+
+def handle_validation_error(error: RequestValidationError) -> Response[str]:
+    first: dict[str, Any] = error.errors()[0] if error.errors() else {}
+    where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query")) or "body"
+    return _envelope(InvalidRequest(f"Invalid '{where}': {first.get('msg', 'bad value')}."))
+
+
+def handle_not_found(_: Exception) -> Response[str]:
+    return _envelope(NotFound("No such endpoint."))
+
+
+@lru_cache(maxsize=1)
+def _resolver(console_origin: str) -> APIGatewayRestResolver:
+    """The resolver for the configured console origin, built on first use.
+
+    Powertools fixes a route's CORS when the route is registered, so the origin must be known
+    before any route is. One resolver at a time (``maxsize=1``): routers answer through the last
+    resolver that included them.
+    """
+    app = APIGatewayRestResolver(enable_validation=True, cors=_cors(console_origin))
+    app.enable_swagger(path="/api/docs", title=TITLE, version=VERSION)
+    app.use(middlewares=[_require_admin])
+    for router in ROUTERS:
+        app.include_router(router)
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def openapi_json() -> Response[str]:
+        return Response(200, content_types.APPLICATION_JSON, app.get_openapi_json_schema(title=TITLE, version=VERSION))
+
+    app.exception_handler(MeterwayError)(handle_meterway_error)
+    app.exception_handler(RequestValidationError)(handle_validation_error)
+    app.not_found(handle_not_found)
+    return app
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Settings are read, and checked, before the first request is routed.
+    return _resolver(api_deps().settings.console_origin).resolve(event, context)

@@ -1,0 +1,54 @@
+"""Sending to the upstream providers: one pooled httpx client with explicit timeouts.
+
+What is sent, and where, is the provider module's business (``UpstreamRequest``); base URLs and
+keys come from configuration only, never from a client's request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from meterway.core.errors import UpstreamError, UpstreamTimeout
+from meterway.core.settings import ProxySettings
+from meterway.proxy.models import UpstreamRequest
+
+ErrorMapper = Callable[[int, bytes, str | None], UpstreamError]
+
+
+def build_client(settings: ProxySettings) -> httpx.AsyncClient:
+    timeout = httpx.Timeout(
+        connect=settings.upstream_connect_timeout_s,
+        read=settings.upstream_read_timeout_s,
+        write=30.0,
+        pool=settings.upstream_connect_timeout_s,
+    )
+    limits = httpx.Limits(max_connections=settings.upstream_max_connections, max_keepalive_connections=20)
+    return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
+
+
+class Upstream:
+    """Sends one provider request; failures become ``UpstreamError`` / ``UpstreamTimeout``."""
+
+    def __init__(self, client: httpx.AsyncClient):
+        self._client = client
+
+    async def send(self, request: UpstreamRequest, *, stream: bool, on_error: ErrorMapper) -> httpx.Response:
+        """The upstream's successful response (its body not read when ``stream``); an error answer
+        is read and handed to ``on_error``, the provider's own mapping."""
+        outbound = self._client.build_request("POST", request.url, json=request.body, headers=request.headers)
+        try:
+            response = await self._client.send(outbound, stream=stream)
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout("The upstream provider did not answer in time.") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError("The upstream provider could not be reached.") from exc
+        if response.is_success:
+            return response
+        body = await response.aread()
+        await response.aclose()
+        raise on_error(response.status_code, body, response.headers.get("retry-after"))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

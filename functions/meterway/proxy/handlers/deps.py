@@ -1,0 +1,79 @@
+"""What the proxy talks to, built once when the app starts: real stores in AWS and the local
+stack, fakes in unit tests (``create_app(deps_factory)``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import anyio
+from starlette.requests import Request
+
+from meterway.accounts.dal.key_store import CachedKeyStore, DynamoKeyStore, KeyStore
+from meterway.accounts.dal.quota_store import DynamoQuotaStore, QuotaStore
+from meterway.accounts.logic.auth import check_key, presented_hash
+from meterway.accounts.logic.limits import reserve
+from meterway.accounts.models import ApiKey, Reservation
+from meterway.core.clock import utc_now
+from meterway.core.observability import logger
+from meterway.core.settings import ProxySettings, load_settings
+from meterway.ledger.dal.ledger_store import DynamoLedgerStore, LedgerStore
+from meterway.ledger.dal.spill_queue import SpillQueue, SqsSpillQueue
+from meterway.ledger.logic.record_usage import settle
+from meterway.ledger.models import UsageRecord
+from meterway.proxy.dal.credentials import load_upstream_secret
+from meterway.proxy.dal.upstream import Upstream, build_client
+from meterway.proxy.providers import Providers, build_providers
+
+
+@dataclass(slots=True)
+class ProxyDeps:
+    settings: ProxySettings
+    keys: KeyStore
+    quotas: QuotaStore
+    ledger: LedgerStore
+    spill: SpillQueue | None
+    upstream: Upstream
+    providers: Providers
+
+    async def authenticate(self, request: Request) -> tuple[ApiKey, str]:
+        """The calling API key and the hash it was found by (the reservation checks it again)."""
+        key_hash = presented_hash(request.headers)
+        if isinstance(self.keys, CachedKeyStore):
+            # A warm cache answers without I/O, so without the cost of a thread hop.
+            hit, key = self.keys.cached(key_hash)
+            if hit:
+                return check_key(key, kind="api"), key_hash
+        found = await anyio.to_thread.run_sync(self.keys.get_by_hash, key_hash)
+        return check_key(found, kind="api"), key_hash
+
+    async def reserve(self, key: ApiKey, key_hash: str) -> Reservation:
+        return await anyio.to_thread.run_sync(reserve, self.quotas, key, key_hash, utc_now())
+
+    async def settle(self, reservation: Reservation, record: UsageRecord) -> None:
+        retention_days = self.settings.ledger_retention_days
+        outcome = await anyio.to_thread.run_sync(settle, record, reservation, self.ledger, self.spill, retention_days)
+        logger.info(
+            "request settled",
+            extra={
+                "request_id": record.request_id,
+                "model": record.model,
+                "status": record.status,
+                "total_tokens": record.tokens.total_tokens,
+                "cost_usd": str(record.cost_usd),
+                "outcome": outcome,
+            },
+        )
+
+
+def build_deps() -> ProxyDeps:
+    """The process's proxy dependencies; a missing setting stops the app from starting."""
+    settings = load_settings(ProxySettings)
+    return ProxyDeps(
+        settings=settings,
+        keys=CachedKeyStore(DynamoKeyStore(settings.keys_table), ttl_seconds=settings.key_cache_ttl_seconds),
+        quotas=DynamoQuotaStore(settings.keys_table),
+        ledger=DynamoLedgerStore(settings.ledger_table, counters_table=settings.keys_table),
+        spill=SqsSpillQueue(settings.spill_queue_url),
+        upstream=Upstream(build_client(settings)),
+        providers=build_providers(settings, load_upstream_secret(settings)),
+    )

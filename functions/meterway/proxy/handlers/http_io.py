@@ -1,0 +1,39 @@
+"""What every route shares on the wire: the JSON body read within its limit, the request id
+header, and errors in the envelope."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from meterway.core.errors import InvalidRequest, MeterwayError, PayloadTooLarge
+
+REQUEST_ID_HEADER = "x-meterway-request-id"
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The body as JSON, refusing more than ``limit`` bytes before reading them all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is over the {limit // (1024 * 1024)} MB limit.")
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise PayloadTooLarge(f"The request body is over the {limit // (1024 * 1024)} MB limit.")
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from exc
+
+
+def error_response(request: Request, error: MeterwayError) -> JSONResponse:
+    """The error's envelope and status, with the request's id."""
+    headers = dict(error.headers)
+    request_id = getattr(request.state, "request_id", None)
+    if request_id:
+        headers[REQUEST_ID_HEADER] = request_id
+    return JSONResponse(error.envelope(), status_code=error.status, headers=headers)

@@ -1,0 +1,57 @@
+"""The read-only routes of ``/v1``: the catalog with prices, the calling key's status, and one
+request's ledger record."""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from meterway.accounts.logic.key_status import read_key_status
+from meterway.core.clock import utc_now
+from meterway.core.errors import InvalidRequest, NotFound
+from meterway.proxy.handlers.deps import ProxyDeps
+from meterway.proxy.logic import pricing
+from meterway.proxy.logic.catalog import CATALOG
+
+
+async def get_key(request: Request) -> Response:
+    """``GET /v1/key``: the calling key's limits, what it used, what remains, and when it resets."""
+    deps: ProxyDeps = request.app.state.deps
+    key, _ = await deps.authenticate(request)
+    status = await anyio.to_thread.run_sync(read_key_status, deps.quotas, key, utc_now())
+    return JSONResponse({"data": status})
+
+
+async def list_models(request: Request) -> Response:
+    """``GET /v1/models``: every catalog model with its base prices per million tokens."""
+    deps: ProxyDeps = request.app.state.deps
+    await deps.authenticate(request)  # the catalog is for API keys only
+    data = [
+        {
+            "id": route.id,
+            "object": "model",
+            "created": 0,
+            "owned_by": route.provider,
+            "endpoint": route.endpoint,
+            "reasoning": route.reasoning,
+            "pricing": {"unit": "USD per 1M tokens", **pricing.catalog_prices(route)},
+        }
+        for route in CATALOG.values()
+    ]
+    return JSONResponse({"object": "list", "data": data})
+
+
+async def get_generation(request: Request) -> Response:
+    """``GET /v1/generation?id=``: one request's ledger record, for the calling key's account only."""
+    deps: ProxyDeps = request.app.state.deps
+    key, _ = await deps.authenticate(request)
+    request_id = request.query_params.get("id", "").strip()
+    if not request_id:
+        raise InvalidRequest("Query parameter 'id' is required.")
+    item = await anyio.to_thread.run_sync(deps.ledger.get, request_id)
+    if item is None or item.get("account_id") != key.account_id:
+        raise NotFound(f"No generation '{request_id}' for this account.", code="generation_not_found")
+    return JSONResponse({"data": json.loads(json.dumps(item, default=float))})

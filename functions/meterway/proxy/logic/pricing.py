@@ -1,0 +1,105 @@
+"""Cost of a request from genai-prices' bundled data, with the unit rates it used.
+
+genai-prices counts cache reads and writes inside ``input_tokens``; the ledger keeps them apart,
+so the conversion happens here, at the boundary. Its data is never fetched at run
+time: only the snapshot bundled with the package is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from meterway.ledger.models import TokenUsage
+from meterway.proxy.logic.catalog import ModelRoute
+
+if TYPE_CHECKING:
+    from genai_prices.types import ModelPrice
+
+_RATE_FIELDS = {
+    "input_mtok": "input_mtok",
+    "output_mtok": "output_mtok",
+    "cache_read_mtok": "cache_read_mtok",
+    "cache_write_5m_mtok": "cache_write_mtok",
+    "cache_write_1h_mtok": "cache_write_1h_mtok",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """What one request cost and the unit rates (USD per million tokens) it was charged at."""
+
+    cost_usd: Decimal
+    rates: dict[str, Decimal]
+
+
+def _genai_usage(usage: TokenUsage) -> Any:
+    from genai_prices import Usage
+
+    return Usage(
+        input_tokens=usage.input_tokens + usage.cache_creation_tokens + usage.cache_read_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_creation_tokens,
+        cache_write_5m_tokens=usage.cache_creation_5m_tokens,
+        cache_write_1h_tokens=usage.cache_creation_1h_tokens,
+        output_tokens=usage.output_tokens,
+        output_reasoning_tokens=usage.reasoning_tokens,
+    )
+
+
+def _effective_rate(value: Any, total_input_tokens: int) -> Decimal | None:
+    from genai_prices.types import TieredPrices
+
+    if value is None:
+        return None
+    if isinstance(value, TieredPrices):
+        # Same cliff rule as genai-prices: the highest tier whose start the prompt exceeds.
+        for tier in reversed(value.tiers):
+            if total_input_tokens > tier.start:
+                return Decimal(tier.price)
+        return Decimal(value.base)
+    return Decimal(value)
+
+
+def unit_rates(model_price: ModelPrice, usage: TokenUsage) -> dict[str, Decimal]:
+    """The per-million rates that apply to this usage (tiers resolved); absent classes are 0."""
+    total_input = usage.input_tokens + usage.cache_creation_tokens + usage.cache_read_tokens
+    found = {
+        name: _effective_rate(getattr(model_price, source, None), total_input) for name, source in _RATE_FIELDS.items()
+    }
+    input_rate = found["input_mtok"] or Decimal(0)
+    # genai-prices charges a cache class without its own rate at the next broader one: 1-hour
+    # writes like any write, and reads and writes like plain input.
+    write_5m = found["cache_write_5m_mtok"] if found["cache_write_5m_mtok"] is not None else input_rate
+    return {
+        "input_mtok": input_rate,
+        "output_mtok": found["output_mtok"] or Decimal(0),
+        "cache_read_mtok": found["cache_read_mtok"] if found["cache_read_mtok"] is not None else input_rate,
+        "cache_write_5m_mtok": write_5m,
+        "cache_write_1h_mtok": found["cache_write_1h_mtok"] if found["cache_write_1h_mtok"] is not None else write_5m,
+    }
+
+
+def price_usage(route: ModelRoute, usage: TokenUsage) -> Price:
+    """Price ``usage`` of ``route``'s model with genai-prices; the result's rates reproduce the cost."""
+    from genai_prices import calc_price
+
+    calculation = calc_price(_genai_usage(usage), model_ref=route.upstream_model, provider_id=route.provider)
+    return Price(cost_usd=Decimal(calculation.total_price), rates=unit_rates(calculation.model_price, usage))
+
+
+def catalog_prices(route: ModelRoute) -> dict[str, str]:
+    """Base rates per million tokens for ``GET /v1/models`` (strings, so no float rounding)."""
+    from genai_prices import calc_price
+
+    calculation = calc_price(_genai_usage(TokenUsage()), model_ref=route.upstream_model, provider_id=route.provider)
+    rates = unit_rates(calculation.model_price, TokenUsage())
+    return {name: str(rate) for name, rate in rates.items()}
+
+
+def warm_up() -> None:
+    """Load genai-prices' snapshot (≈0.3 s) during start-up instead of on the first request."""
+    from genai_prices import Usage, calc_price
+
+    calc_price(Usage(input_tokens=1, output_tokens=1), model_ref="gpt-4o-mini", provider_id="openai")

@@ -1,0 +1,82 @@
+"""The one streaming core that every adapter (Lambda, the local stack, tests) runs.
+
+It reads the upstream's server-sent events as they arrive, hands each to the provider's stream
+adapter and each resulting chunk to the encoder of the client's wire format, and settles the
+request exactly once, whatever happens: completed, cut by the upstream, or abandoned by the
+client. The settle callback writes the ledger record; it runs shielded from cancellation, because
+a client that hangs up must still leave a record of the tokens the upstream spent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, Protocol
+
+import anyio
+import httpx
+from httpx_sse import EventSource, SSEError
+
+from meterway.core.errors import MeterwayError, UpstreamError
+from meterway.ledger.models import UsageRecord
+from meterway.proxy.logic.proxy_call import ProxyCall, charge_reported
+from meterway.proxy.providers.base import StreamAdapter
+
+Settle = Callable[[UsageRecord], Awaitable[None]]
+
+
+class StreamEncoder(Protocol):
+    """How a stream looks in the client's wire format."""
+
+    def event(self, chunk: dict[str, Any]) -> bytes: ...
+
+    def closing(self, provider_usage: dict[str, Any] | None) -> tuple[bytes, ...]:
+        """What ends a complete stream: the priced usage, the end marker."""
+
+    def error(self, error: MeterwayError) -> bytes: ...
+
+
+async def relay(
+    call: ProxyCall, response: httpx.Response, adapter: StreamAdapter, encoder: StreamEncoder, settle: Settle
+) -> AsyncGenerator[bytes, None]:
+    """Relay an upstream event stream to the client, end it with the priced usage, settle once.
+
+    Each upstream event is forwarded as soon as it arrives: nothing is buffered. If the upstream
+    breaks off, the client gets an error event; if the client goes away, the generator is closed.
+    Either way the record is settled as ``partial`` with the upstream's counts where it sent them,
+    else an estimate flagged as such.
+    """
+    record = call.record
+    complete = False
+    try:
+        async for event in EventSource(response).aiter_sse():
+            if record.ttft_ms is None:
+                record.ttft_ms = call.elapsed_ms()
+            for chunk in adapter.feed(event.event, event.data):
+                yield encoder.event(chunk)
+            if adapter.ended:
+                break
+        if not adapter.finished:
+            raise UpstreamError("The upstream provider ended the stream before it finished.")
+        complete = True
+        _finish(call, adapter, complete=True)
+        for frame in encoder.closing(adapter.chat_usage):
+            yield frame
+    except (UpstreamError, httpx.HTTPError, SSEError, ValueError) as exc:
+        error = exc if isinstance(exc, MeterwayError) else UpstreamError("The upstream stream broke off.")
+        record.error_code = error.code
+        _finish(call, adapter, complete=False)
+        yield encoder.error(error)
+    finally:
+        if not complete and record.status != "partial":
+            # Closed from outside: the client went away or the task was cancelled mid-stream.
+            record.error_code = "client_disconnected"
+            _finish(call, adapter, complete=False)
+        with anyio.CancelScope(shield=True):
+            await response.aclose()
+            await settle(record)
+
+
+def _finish(call: ProxyCall, adapter: StreamAdapter, *, complete: bool) -> None:
+    charge_reported(call, adapter.usage, adapter.usage_reported, adapter.output_chars)
+    call.record.status = "ok" if complete else "partial"
+    call.record.finish_reason = adapter.finish_reason

@@ -1,0 +1,15 @@
+"""What the proxy's layers hand each other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """One HTTP request to a provider: the sender adds nothing but pooling and timeouts."""
+
+    url: str
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,47 @@
+"""The provider registry: the one place that names providers. Each catalog model's ``provider``
+is a key here; adding a provider is a module in this folder plus a line below."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from pydantic import SecretStr
+
+from meterway.core.settings import ProxySettings
+from meterway.proxy.logic.catalog import ModelRoute
+from meterway.proxy.providers.anthropic.provider import Anthropic
+from meterway.proxy.providers.base import Provider
+from meterway.proxy.providers.openai_compatible import OpenAICompatible
+
+Secret = Mapping[str, str]
+
+REGISTRY: dict[str, Callable[[ProxySettings, Secret], Provider]] = {
+    "openai": lambda settings, secret: OpenAICompatible(
+        settings.openai_base_url, _api_key("openai", settings.openai_api_key, secret)
+    ),
+    "anthropic": lambda settings, secret: Anthropic(
+        settings.anthropic_base_url,
+        _api_key("anthropic", settings.anthropic_api_key, secret),
+        settings.anthropic_version,
+    ),
+}
+
+
+class Providers:
+    """The configured providers of the process, by name."""
+
+    def __init__(self, providers: Mapping[str, Provider]):
+        self._providers = dict(providers)
+
+    def for_route(self, route: ModelRoute) -> Provider:
+        return self._providers[route.provider]
+
+
+def build_providers(settings: ProxySettings, secret: Secret) -> Providers:
+    """Every registered provider, configured from the settings and the upstream secret."""
+    return Providers({name: build(settings, secret) for name, build in REGISTRY.items()})
+
+
+def _api_key(name: str, configured: SecretStr | None, secret: Secret) -> str | None:
+    """A provider's key: the upstream secret's ``<name>_api_key`` (AWS), else the environment's."""
+    return secret.get(f"{name}_api_key") or (configured.get_secret_value() if configured else None)

@@ -1,0 +1,1 @@
+"""The Anthropic provider (``provider.Anthropic``) and its translation between Chat and Messages."""
