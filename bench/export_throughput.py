@@ -114,7 +114,7 @@ def templates() -> tuple[dict[str, Any], ...]:
             model="openai/gpt-4o-mini",
             provider="openai",
             streamed=True,
-            usage=TokenUsage(input_tokens=1180, output_tokens=312, cache_read_tokens=1024),
+            tokens=TokenUsage(input_tokens=1180, output_tokens=312, cache_read_tokens=1024),
             cost_usd=Decimal("0.0004518"),
             prices=openai_prices,
             latency_ms=2140,
@@ -128,7 +128,7 @@ def templates() -> tuple[dict[str, Any], ...]:
             model="anthropic/claude-sonnet-4-5",
             provider="anthropic",
             streamed=False,
-            usage=TokenUsage(
+            tokens=TokenUsage(
                 input_tokens=412,
                 output_tokens=1024,
                 cache_creation_5m_tokens=2048,
@@ -145,7 +145,7 @@ def templates() -> tuple[dict[str, Any], ...]:
             model="openai/o4-mini",
             provider="openai",
             streamed=True,
-            usage=TokenUsage(input_tokens=640, output_tokens=2210, reasoning_tokens=1792),
+            tokens=TokenUsage(input_tokens=640, output_tokens=2210, reasoning_tokens=1792),
             cost_usd=Decimal("0.0104280"),
             prices={"input_mtok": Decimal("1.1"), "output_mtok": Decimal("4.4"), "cache_read_mtok": Decimal("0.275")},
             latency_ms=15020,
