@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,44 @@ from devstack.stack import free_port  # noqa: E402
 from meterway.accounts.dal.key_store import DynamoKeyStore  # noqa: E402
 from meterway.accounts.logic.manage_keys import create_key  # noqa: E402
 
-BODY = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Say something short."}]}
+PROMPT = [{"role": "user", "content": "Say something short."}]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One front door, timed against the same request sent straight to the fake upstream."""
+
+    label: str
+    path: str  # the gateway's, and the fake's (the fake serves every format under /v1)
+    direct: dict[str, Any]  # the body sent to the fake, with the upstream's model id
+    model: str  # the client-facing id the gateway is sent
+
+    @property
+    def gateway(self) -> dict[str, Any]:
+        return self.direct | {"model": self.model}
+
+
+CASES = [
+    Case("chat", "/v1/chat/completions", {"model": "gpt-4o-mini", "messages": PROMPT}, "openai/gpt-4o-mini"),
+    Case(
+        "chat stream",
+        "/v1/chat/completions",
+        {"model": "gpt-4o-mini", "messages": PROMPT, "stream": True, "stream_options": {"include_usage": True}},
+        "openai/gpt-4o-mini",
+    ),
+    Case(
+        "messages stream",
+        "/v1/messages",
+        {"model": "claude-haiku-4-5", "max_tokens": 200, "messages": PROMPT, "stream": True},
+        "anthropic/claude-haiku-4-5",
+    ),
+    Case(
+        "responses stream",
+        "/v1/responses",
+        {"model": "gpt-4o-mini", "input": "Say something short.", "stream": True, "store": False},
+        "openai/gpt-4o-mini",
+    ),
+]
 
 
 class CountingRelay:
@@ -141,6 +179,8 @@ def main() -> None:
                 "AWS_ENDPOINT_URL": f"http://127.0.0.1:{relay_port}",
                 "MW_OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
                 "MW_OPENAI_API_KEY": "bench",
+                "MW_ANTHROPIC_BASE_URL": f"http://127.0.0.1:{fake_port}",
+                "MW_ANTHROPIC_API_KEY": "bench",
                 "POWERTOOLS_LOG_LEVEL": "WARNING",
             }
         )
@@ -150,29 +190,25 @@ def main() -> None:
         wait_for(f"http://127.0.0.1:{fake_port}/_fake/health")
         wait_for(f"http://127.0.0.1:{gateway_port}/healthz")
         gateway_pid = processes[-1].pid
+        gateway_base = f"http://127.0.0.1:{gateway_port}"
 
-        direct_url = f"http://127.0.0.1:{fake_port}/v1/chat/completions"
-        gateway_url = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
-        direct_body = {**BODY, "model": "gpt-4o-mini"}
-        auth = {"authorization": f"Bearer {secret}"}
+        direct_headers = {"authorization": "Bearer bench", "x-api-key": "bench", "anthropic-version": "2023-06-01"}
+        gateway_headers = {"authorization": f"Bearer {secret}"}
         results: dict[str, dict[str, list[float]]] = {}
         with httpx.Client(timeout=30) as client:
-            for stream in (False, True):
-                body, gbody = {**direct_body, "stream": stream}, {**BODY, "stream": stream}
-                if stream:
-                    body["stream_options"] = {"include_usage": True}
+            for case in CASES:
+                direct_url, gateway_url = f"http://127.0.0.1:{fake_port}{case.path}", f"{gateway_base}{case.path}"
                 for _ in range(30):  # warm: key cache, connection pools, genai-prices
-                    timed(client, direct_url, body, {"authorization": "Bearer bench"})
-                    timed(client, gateway_url, gbody, auth)
+                    timed(client, direct_url, case.direct, direct_headers)
+                    timed(client, gateway_url, case.gateway, gateway_headers)
                 relay.counts.clear()
                 cpu_before = cpu_seconds(gateway_pid)
                 direct, through = [], []
                 for _ in range(n):
-                    direct.append(timed(client, direct_url, body, {"authorization": "Bearer bench"}))
-                    through.append(timed(client, gateway_url, gbody, auth))
+                    direct.append(timed(client, direct_url, case.direct, direct_headers))
+                    through.append(timed(client, gateway_url, case.gateway, gateway_headers))
                 cpu = cpu_seconds(gateway_pid) - cpu_before
-                label = "stream" if stream else "non-stream"
-                results[label] = {
+                results[case.label] = {
                     "direct_total": [t for _, t in direct],
                     "gateway_total": [t for _, t in through],
                     "direct_first": [f for f, _ in direct],

@@ -1,7 +1,9 @@
 """A faithful fake of the OpenAI and Anthropic HTTP APIs for the dev stack and the tests.
 
-It speaks the real wire formats (JSON and server-sent events) with deterministic replies and
-usage accounting, including prompt caching, reasoning/thinking tokens and injectable faults.
+It speaks the real wire formats (JSON and server-sent events) of Chat Completions, Responses,
+embeddings and Anthropic Messages, with deterministic replies and usage accounting: prompt
+caching, reasoning/thinking tokens, tool calls, structured outputs, context-window errors and
+injectable faults.
 """
 
 from .app import create_app

@@ -12,6 +12,7 @@ from .anthropic_plan import MessagePlan, plan_message, validate_message_body
 from .anthropic_stream import stream_message
 from .asgi import DroppedResponse, EventStreamResponse, sleep_or_disconnect
 from .common import begin, logged, new_id
+from .context import overflow
 from .prompt import PromptError, anthropic_prompt_blocks
 
 _ERROR_TYPES = {
@@ -88,9 +89,13 @@ async def messages(request: Request) -> Response:
     if problem:
         return ANTHROPIC.error(400, problem)
     try:
-        plan = plan_message(exchange)
+        prompt = anthropic_prompt_blocks(exchange.body)
     except PromptError as error:
         return ANTHROPIC.error(400, str(error))
+    too_long = overflow(exchange, exchange.body["model"], sum(len(block.tokens) for block in prompt))
+    if too_long:
+        return ANTHROPIC.error(400, f"prompt is too long: {too_long.tokens} tokens > {too_long.window} maximum")
+    plan = plan_message(exchange, prompt)
     exchange.record.id = plan.id
     stream = exchange.body.get("stream") is True
     if exchange.fault_kind() == "malformed":

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
+from .anthropic_tools import anthropic_conversation, output_schema, thinking_signature, validate_tool_use
 from .cache import AnthropicCacheUsage
 from .common import Exchange, is_int, new_id
-from .prompt import anthropic_prompt_blocks, last_user_text
-from .tokens import natural_reply_length, reply_tokens, stable_hash
+from .prompt import PromptBlock
+from .tokens import reply_tokens, stable_hash, stream_pieces
+from .turns import PlannedCall, choose_tool_calls, plan_calls, reply_text, within_limit
 
 _MIN_THINKING_BUDGET = 1024
 
@@ -89,7 +90,8 @@ def validate_message_body(body: dict[str, Any], *, require_max_tokens: bool = Tr
     problem = _validate_messages(body.get("messages")) or _validate_system_and_tools(body)
     if problem or not require_max_tokens:
         return problem
-    return thinking_budget(body)[1]
+    budget, problem = thinking_budget(body)
+    return problem or validate_tool_use(body, budget is not None)
 
 
 @dataclass
@@ -104,11 +106,12 @@ class MessagePlan:
     signature: str
     text: list[str]
     stop_reason: str
+    tool_calls: list[PlannedCall] = field(default_factory=list)
 
     @property
     def output_tokens(self) -> int:
-        """Thinking plus text tokens, as billed."""
-        return len(self.thinking or []) + len(self.text)
+        """Thinking, text and tool input tokens, as billed."""
+        return len(self.thinking or []) + len(self.text) + sum(len(call.pieces) for call in self.tool_calls)
 
     def usage(self, output_tokens: int | None = None) -> dict[str, Any]:
         """Anthropic usage object; ``output_tokens`` overrides the count for partial replies."""
@@ -134,7 +137,12 @@ class MessagePlan:
         if self.thinking is not None:
             text = "".join(self.thinking) if self.thinking_visible else ""
             blocks.append({"type": "thinking", "thinking": text, "signature": self.signature})
-        blocks.append({"type": "text", "text": "".join(self.text)})
+        if self.text or not self.tool_calls:
+            blocks.append({"type": "text", "text": "".join(self.text)})
+        for call in self.tool_calls:
+            # A tool call cut by max_tokens has no usable input.
+            tool_input = json.loads(call.arguments) if call.complete else {}
+            blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": tool_input})
         return blocks
 
     def message(self, *, final: bool = True) -> dict[str, Any]:
@@ -151,12 +159,12 @@ class MessagePlan:
         }
 
 
-def plan_message(exchange: Exchange) -> MessagePlan:
-    """Account the prompt against the cache and choose thinking and text."""
+def plan_message(exchange: Exchange, prompt: list[PromptBlock]) -> MessagePlan:
+    """Account the prompt against the cache and choose thinking, then text or tool calls."""
     body = exchange.body
     model: str = body["model"]
     max_tokens: int = body["max_tokens"]
-    cache = exchange.state.anthropic_cache.apply(model, anthropic_prompt_blocks(body))
+    cache = exchange.state.anthropic_cache.apply(model, prompt)
     seed = stable_hash({"model": model, "system": body.get("system"), "messages": body["messages"]})
     budget, _ = thinking_budget(body)
     thinking = None
@@ -164,19 +172,18 @@ def plan_message(exchange: Exchange) -> MessagePlan:
         # Keep room for at least one text token, as the API requires max_tokens > budget_tokens.
         length = min(8 + stable_hash(["thinking", seed]) % 41, budget, max_tokens - 1)
         thinking = reply_tokens(stable_hash(["thinking", seed]), length)
-    if (last_user_text(body["messages"]) or "").strip() == "ping":
-        words = ["pong"]
-    else:
-        words = reply_tokens(seed, natural_reply_length(seed))
-    room = max_tokens - len(thinking or [])
-    digest = hashlib.sha256(f"signature:{seed}".encode()).digest()
+    conversation = anthropic_conversation(body)
+    calls = plan_calls(choose_tool_calls(conversation, seed), lambda: new_id("toolu_01"), json.dumps)
+    text = [] if calls else stream_pieces(reply_text(conversation, seed, schema=output_schema(body)))
+    text, calls, cut = within_limit(text, calls, max_tokens - len(thinking or []))
     return MessagePlan(
         id=new_id("msg_"),
         model=model,
         cache=cache,
         thinking=thinking,
         thinking_visible=(body.get("thinking") or {}).get("display") != "omitted",
-        signature=base64.b64encode(digest * 3).decode(),
-        text=words[:room],
-        stop_reason="max_tokens" if room < len(words) else "end_turn",
+        signature=thinking_signature("".join(thinking or [])),
+        text=text,
+        stop_reason="max_tokens" if cut else "tool_use" if calls else "end_turn",
+        tool_calls=calls,
     )

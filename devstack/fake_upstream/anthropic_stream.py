@@ -1,53 +1,57 @@
-"""Anthropic Messages streaming: ``message_start`` ... ``message_stop`` server-sent events."""
+"""Anthropic Messages streaming: ``message_start`` ... ``message_stop`` server-sent events.
+
+Blocks stream in the documented order: ``content_block_start``, its deltas, then
+``content_block_stop``. A thinking block ends with a ``signature_delta`` just before its stop;
+a ``tool_use`` block opens with an empty ``input`` and streams its JSON as ``input_json_delta``
+fragments (the first one empty, as the real API sends it).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.types import Receive
-
 from .anthropic_plan import MessagePlan
-from .asgi import CutConnection, EventStreamResponse, sleep_or_disconnect, sse_event
+from .asgi import EventStreamResponse, sse_event
 from .common import Exchange, new_id
+from .pacing import FINAL, PLAIN, TOKEN, Event, paced_stream
 
-# What an item of the planned event sequence is, for pacing and fault handling.
-PLAIN, TOKEN, FINAL = "plain", "token", "final"
+_TOKEN_DELTAS = ("text_delta", "thinking_delta", "input_json_delta")
 
 
-def _block_events(index: int, block: dict[str, Any], deltas: list[dict[str, Any]]) -> list[tuple[str, bytes]]:
-    items = [
-        (
-            PLAIN,
-            sse_event("content_block_start", {"type": "content_block_start", "index": index, "content_block": block}),
-        )
-    ]
+def _block_events(index: int, block: dict[str, Any], deltas: list[dict[str, Any]]) -> list[Event]:
+    start = {"type": "content_block_start", "index": index, "content_block": block}
+    items = [(PLAIN, sse_event("content_block_start", start))]
     if index == 0:
         # The real API sends a ping right after the first block opens.
         items.append((PLAIN, sse_event("ping", {"type": "ping"})))
     for delta in deltas:
-        kind = TOKEN if delta["type"] in ("text_delta", "thinking_delta") else PLAIN
-        items.append(
-            (
-                kind,
-                sse_event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}),
-            )
-        )
+        # An empty fragment carries no token.
+        counted = delta["type"] in _TOKEN_DELTAS and delta.get("partial_json") != ""
+        payload = {"type": "content_block_delta", "index": index, "delta": delta}
+        items.append((TOKEN if counted else PLAIN, sse_event("content_block_delta", payload)))
     items.append((PLAIN, sse_event("content_block_stop", {"type": "content_block_stop", "index": index})))
     return items
 
 
-def planned_events(plan: MessagePlan) -> list[tuple[str, bytes]]:
-    """The whole event sequence of a reply, each tagged PLAIN, TOKEN or FINAL."""
-    items = [(PLAIN, sse_event("message_start", {"type": "message_start", "message": plan.message(final=False)}))]
-    index = 0
+def _content_events(plan: MessagePlan) -> list[Event]:
+    blocks: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
     if plan.thinking is not None:
         deltas = [{"type": "thinking_delta", "thinking": t} for t in plan.thinking] if plan.thinking_visible else []
         deltas.append({"type": "signature_delta", "signature": plan.signature})
-        items += _block_events(index, {"type": "thinking", "thinking": "", "signature": ""}, deltas)
-        index += 1
-    text_deltas = [{"type": "text_delta", "text": token} for token in plan.text]
-    items += _block_events(index, {"type": "text", "text": ""}, text_deltas)
+        blocks.append(({"type": "thinking", "thinking": "", "signature": ""}, deltas))
+    if plan.text or not plan.tool_calls:
+        blocks.append(({"type": "text", "text": ""}, [{"type": "text_delta", "text": token} for token in plan.text]))
+    for call in plan.tool_calls:
+        start = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+        fragments = ["", *call.pieces]
+        blocks.append((start, [{"type": "input_json_delta", "partial_json": piece} for piece in fragments]))
+    return [item for index, (block, deltas) in enumerate(blocks) for item in _block_events(index, block, deltas)]
+
+
+def planned_events(plan: MessagePlan) -> list[Event]:
+    """The whole event sequence of a reply, each tagged for pacing."""
+    items = [(PLAIN, sse_event("message_start", {"type": "message_start", "message": plan.message(final=False)}))]
+    items += _content_events(plan)
     usage = plan.usage()
     # message_delta carries cumulative counts, input and cache fields included, like the current API.
     delta_usage = {
@@ -66,35 +70,12 @@ def planned_events(plan: MessagePlan) -> list[tuple[str, bytes]]:
     return items
 
 
-def _token_count(plan: MessagePlan, emitted: int) -> int:
-    # Omitted thinking is billed but never streamed: it is all spent before the first text delta.
-    hidden = len(plan.thinking or []) if not plan.thinking_visible else 0
-    return emitted + hidden if emitted else 0
-
-
 def stream_message(exchange: Exchange, plan: MessagePlan) -> EventStreamResponse:
     """Stream ``plan``, honouring latency, client disconnects and a ``cut`` fault."""
-    record = exchange.record
-    cut_after = exchange.fault.after_tokens if exchange.fault and exchange.fault.kind == "cut" else None
+    # Omitted thinking is billed but never streamed: it is all spent before the first text delta.
+    hidden = len(plan.thinking or []) if not plan.thinking_visible else 0
 
-    async def events(receive: Receive) -> AsyncIterator[bytes]:
-        emitted = 0
-        for kind, data in planned_events(plan):
-            if kind == TOKEN:
-                if emitted == cut_after:
-                    record.usage = plan.usage(_token_count(plan, emitted))
-                    raise CutConnection
-                delay = exchange.first_token_s if emitted == 0 else exchange.per_token_s
-                if await sleep_or_disconnect(receive, delay):
-                    record.usage, record.client_disconnected = plan.usage(_token_count(plan, emitted)), True
-                    return
-                emitted += 1
-            elif kind == FINAL:
-                if cut_after is not None:
-                    record.usage = plan.usage()
-                    raise CutConnection
-                # Logged before the last bytes go out so a client that just read message_stop finds it.
-                record.usage, record.usage_reported = plan.usage(), True
-            yield data
+    def usage_at(emitted: int | None) -> dict[str, Any]:
+        return plan.usage(None if emitted is None else emitted + hidden if emitted else 0)
 
-    return EventStreamResponse(events, headers={"request-id": new_id("req_")})
+    return paced_stream(exchange, planned_events(plan), usage_at, headers={"request-id": new_id("req_")})

@@ -17,6 +17,7 @@ from .config import FakeUpstreamConfig
 from .embeddings import embeddings
 from .faults import FaultSpecError, parse_fault_request
 from .openai_api import OPENAI, chat_completions
+from .responses_api import count_input_tokens, responses
 from .state import FakeState
 
 
@@ -74,6 +75,8 @@ def create_app(config: FakeUpstreamConfig | None = None) -> Starlette:
     """
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/responses", responses, methods=["POST"]),
+        Route("/v1/responses/input_tokens", count_input_tokens, methods=["POST"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/messages", messages, methods=["POST"]),

@@ -153,7 +153,8 @@ def _default_message(status: int) -> str:
         500: "The server had an error while processing your request (injected fault).",
         502: "Bad gateway (injected fault).",
         503: "The engine is currently overloaded (injected fault).",
-        529: "Overloaded (injected fault).",
+        # Anthropic's exact wording: clients and gateways match on it.
+        529: "Overloaded",
     }.get(status, f"Injected fault with status {status}.")
 
 

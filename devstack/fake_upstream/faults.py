@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-FAULT_KINDS = ("status", "timeout", "cut", "malformed")
+FAULT_KINDS = ("status", "timeout", "cut", "malformed", "context_length")
 
 
 class FaultSpecError(ValueError):
@@ -32,6 +32,8 @@ class Fault:
     ``timeout``: wait ``seconds`` before answering anything.
     ``cut``: send ``after_tokens`` output tokens then drop the connection.
     ``malformed``: answer a body that is not valid JSON.
+    ``context_length``: refuse the prompt as too long for the model, in the provider's words
+    (``tokens``: the prompt size to report; by default one token over the model's window).
     """
 
     kind: str
@@ -40,6 +42,7 @@ class Fault:
     retry_after: float | None = None
     seconds: float = 30.0
     after_tokens: int = 0
+    tokens: int | None = None
     match: FaultMatch = FaultMatch()
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,6 +72,7 @@ def parse_fault(spec: Any, default_match: FaultMatch) -> Fault:
     retry_after = spec.get("retry_after")
     if retry_after is not None:
         retry_after = _number(spec, "retry_after", 0, 0)
+    tokens = int(_number(spec, "tokens", 1, 1)) if spec.get("tokens") is not None else None
     return Fault(
         kind=spec["kind"],
         status=int(_number(spec, "status", 500, 400)),
@@ -76,6 +80,7 @@ def parse_fault(spec: Any, default_match: FaultMatch) -> Fault:
         retry_after=retry_after,
         seconds=_number(spec, "seconds", 30.0, 0),
         after_tokens=int(_number(spec, "after_tokens", 0, 0)),
+        tokens=tokens,
         match=_parse_match(spec["match"]) if "match" in spec else default_match,
     )
 

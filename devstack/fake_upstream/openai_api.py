@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive
 
-from .asgi import CutConnection, DroppedResponse, EventStreamResponse, sleep_or_disconnect, sse_data
-from .common import Exchange, begin, is_int, logged, new_id
-from .prompt import last_user_text, openai_prompt_tokens
-from .tokens import natural_reply_length, reply_tokens, stable_hash
+from .asgi import DroppedResponse, EventStreamResponse, sleep_or_disconnect
+from .common import begin, is_int, logged, new_id
+from .context import Overflow, overflow
+from .openai_plan import ChatPlan, chat_tools, completion_body, is_reasoning_model, plan_chat
+from .openai_stream import stream_chat
+from .prompt import openai_prompt_tokens
 
-# Reasoning families (gpt-5.x and later included); the "-chat" variants are plain chat models.
-_REASONING_RE = re.compile(r"^(o1|o3|o4|gpt-5|gpt-6)(?!.*-chat)")
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _ERROR_TYPES = {401: "invalid_request_error", 429: "requests"}
-SYSTEM_FINGERPRINT = "fp_fake"
+MAX_CHOICES = 128
 
-
-def is_reasoning_model(model: str) -> bool:
-    """Whether ``model`` spends hidden reasoning tokens (o-series, gpt-5 and later)."""
-    return bool(_REASONING_RE.match(model))
+Problem = tuple[str, str | None, str | None]
 
 
 class OpenAIDialect:
@@ -68,38 +62,16 @@ class OpenAIDialect:
 OPENAI = OpenAIDialect()
 
 
-@dataclass
-class ChatPlan:
-    """Everything decided about a chat completion before any byte is sent."""
-
-    id: str
-    created: int
-    model: str
-    prompt_tokens: int
-    cached_tokens: int
-    reasoning_tokens: int
-    content: list[str]
-    finish_reason: str
-
-    def usage(self, content_tokens: int | None = None) -> dict[str, Any]:
-        """OpenAI usage object; ``content_tokens`` overrides the visible count for partial replies."""
-        visible = len(self.content) if content_tokens is None else content_tokens
-        completion = visible + self.reasoning_tokens
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": completion,
-            "total_tokens": self.prompt_tokens + completion,
-            "prompt_tokens_details": {"cached_tokens": self.cached_tokens, "audio_tokens": 0},
-            "completion_tokens_details": {
-                "reasoning_tokens": self.reasoning_tokens,
-                "audio_tokens": 0,
-                "accepted_prediction_tokens": 0,
-                "rejected_prediction_tokens": 0,
-            },
-        }
+def context_length_error(too_long: Overflow) -> Response:
+    """The 400 a chat request gets when its messages do not fit the model's context window."""
+    message = (
+        f"This model's maximum context length is {too_long.window} tokens. However, your messages "
+        f"resulted in {too_long.tokens} tokens. Please reduce the length of the messages."
+    )
+    return OPENAI.error(400, message, param="messages", code="context_length_exceeded")
 
 
-def _validate_messages(messages: Any) -> tuple[str, str, str | None] | None:
+def _validate_messages(messages: Any) -> Problem | None:
     if not isinstance(messages, list):
         return ("'messages' is a required property and must be an array", "messages", None)
     if not messages:
@@ -110,12 +82,12 @@ def _validate_messages(messages: Any) -> tuple[str, str, str | None] | None:
     return None
 
 
-def validate_chat(body: dict[str, Any]) -> tuple[str, str | None, str | None] | None:
+def validate_chat(body: dict[str, Any]) -> Problem | None:
     """First problem of a chat completion body as (message, param, code), or None."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         return ("you must provide a model parameter", "model", None)
-    problem = _validate_messages(body.get("messages"))
+    problem = _validate_messages(body.get("messages")) or _validate_tool_messages(body["messages"])
     if problem:
         return problem
     for name in ("max_tokens", "max_completion_tokens"):
@@ -134,109 +106,50 @@ def validate_chat(body: dict[str, Any]) -> tuple[str, str | None, str | None] | 
             "stream_options",
             None,
         )
+    return _validate_options(body)
+
+
+def _validate_tool_messages(messages: list[dict[str, Any]]) -> Problem | None:
+    """Tool results must answer the calls of the assistant message just before them, all of them."""
+    pending: set[str] = set()
+    caller: int | None = None
+    for index, message in enumerate([*messages, {"role": "end"}]):
+        role = message.get("role")
+        if role == "tool":
+            if caller is None:
+                text = "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'."
+                return (text, f"messages.[{index}].role", None)
+            pending.discard(str(message.get("tool_call_id")))
+            continue
+        if pending and caller is not None:
+            text = (
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(sorted(pending))}"
+            )
+            return (text, f"messages.[{caller}].role", None)
+        calls = message.get("tool_calls") if role == "assistant" else None
+        caller = index if calls else None
+        pending = {str(call.get("id")) for call in calls or [] if isinstance(call, dict)}
     return None
 
 
-def plan_chat(exchange: Exchange) -> ChatPlan:
-    """Tokenize the prompt, consult the prefix cache and choose the reply."""
-    body = exchange.body
-    model: str = body["model"]
-    prompt = openai_prompt_tokens(body)
-    cached = exchange.state.openai_cache.lookup_and_store(model, prompt)
-    seed = stable_hash({"model": model, "messages": body["messages"]})
-    limit = body.get("max_completion_tokens") or body.get("max_tokens")
-    reasoning = 8 + stable_hash(["reasoning", seed]) % 57 if is_reasoning_model(model) else 0
-    if (last_user_text(body["messages"]) or "").strip() == "ping":
-        words = ["pong"]
-    elif limit is None:
-        # Without an explicit limit the default cap stands for the model's own length: no truncation.
-        words = reply_tokens(seed, min(natural_reply_length(seed), exchange.state.config.default_max_tokens))
-    else:
-        words = reply_tokens(seed, natural_reply_length(seed))
-    visible = len(words)
-    if limit is not None:
-        # Hidden reasoning is spent first and counts against the completion limit.
-        reasoning = min(reasoning, limit)
-        visible = min(visible, limit - reasoning)
-    return ChatPlan(
-        id=new_id("chatcmpl-"),
-        created=int(time.time()),
-        model=model,
-        prompt_tokens=len(prompt),
-        cached_tokens=cached,
-        reasoning_tokens=reasoning,
-        content=words[:visible],
-        finish_reason="length" if visible < len(words) else "stop",
-    )
-
-
-def completion_body(plan: ChatPlan) -> dict[str, Any]:
-    """The non-stream ``chat.completion`` object."""
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": "".join(plan.content),
-        "refusal": None,
-        "annotations": [],
-    }
-    return {
-        "id": plan.id,
-        "object": "chat.completion",
-        "created": plan.created,
-        "model": plan.model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": plan.finish_reason}],
-        "usage": plan.usage(),
-        "service_tier": "default",
-        "system_fingerprint": SYSTEM_FINGERPRINT,
-    }
-
-
-def _chunk(plan: ChatPlan, delta: dict[str, Any] | None, finish: str | None, include_usage: bool) -> dict[str, Any]:
-    choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-    chunk: dict[str, Any] = {
-        "id": plan.id,
-        "object": "chat.completion.chunk",
-        "created": plan.created,
-        "model": plan.model,
-        "service_tier": "default",
-        "system_fingerprint": SYSTEM_FINGERPRINT,
-        "choices": choices,
-    }
-    if include_usage:
-        chunk["usage"] = None
-    return chunk
-
-
-def stream_chat(exchange: Exchange, plan: ChatPlan, include_usage: bool) -> EventStreamResponse:
-    """The ``chat.completion.chunk`` event stream, ending with ``[DONE]``."""
-    record = exchange.record
-    cut_after = exchange.fault.after_tokens if exchange.fault and exchange.fault.kind == "cut" else None
-
-    async def events(receive: Receive) -> AsyncIterator[bytes]:
-        if await sleep_or_disconnect(receive, exchange.first_token_s):
-            record.usage, record.client_disconnected = plan.usage(0), True
-            return
-        yield sse_data(_chunk(plan, {"role": "assistant", "content": "", "refusal": None}, None, include_usage))
-        for index, token in enumerate(plan.content):
-            if index == cut_after:
-                record.usage = plan.usage(index)
-                raise CutConnection
-            if index and await sleep_or_disconnect(receive, exchange.per_token_s):
-                record.usage, record.client_disconnected = plan.usage(index), True
-                return
-            yield sse_data(_chunk(plan, {"content": token}, None, include_usage))
-        if cut_after is not None:
-            record.usage = plan.usage()
-            raise CutConnection
-        yield sse_data(_chunk(plan, {}, plan.finish_reason, include_usage))
-        # Logged before the last bytes go out so a client that just read [DONE] finds it.
-        record.usage, record.usage_reported = plan.usage(), include_usage
-        if include_usage:
-            usage_chunk = _chunk(plan, None, None, include_usage)
-            usage_chunk["usage"] = plan.usage()
-            yield sse_data(usage_chunk)
-        yield b"data: [DONE]\n\n"
-
-    return EventStreamResponse(events, headers={"x-request-id": new_id("req_")})
+def _validate_options(body: dict[str, Any]) -> Problem | None:
+    """``n``, ``tool_choice`` and ``response_format``."""
+    n = body.get("n")
+    if n is not None and not (is_int(n) and n <= MAX_CHOICES):
+        return (f"Invalid 'n': expected an integer between 1 and {MAX_CHOICES}.", "n", "invalid_value")
+    choice = body.get("tool_choice")
+    if choice is not None and not body.get("tools"):
+        text = "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified."
+        return (text, "tool_choice", None)
+    forced = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
+    if choice is not None and forced is not None and forced not in {tool.name for tool in chat_tools(body)}:
+        return (f"Invalid value for 'tool_choice': no function named '{forced}' in 'tools'.", "tool_choice", None)
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and not isinstance(fmt.get("json_schema"), dict):
+        text = "Missing required parameter: 'response_format.json_schema'."
+        return (text, "response_format.json_schema", "missing_required_parameter")
+    return None
 
 
 def malformed_chat(plan: ChatPlan, stream: bool) -> Response:
@@ -263,7 +176,11 @@ async def chat_completions(request: Request) -> Response:
     if problem:
         message, param, code = problem
         return OPENAI.error(400, message, param=param, code=code)
-    plan = plan_chat(exchange)
+    prompt = openai_prompt_tokens(exchange.body)
+    too_long = overflow(exchange, exchange.body["model"], len(prompt))
+    if too_long:
+        return context_length_error(too_long)
+    plan = plan_chat(exchange, prompt)
     exchange.record.id = plan.id
     stream = exchange.body.get("stream") is True
     if exchange.fault_kind() == "malformed":
@@ -271,7 +188,8 @@ async def chat_completions(request: Request) -> Response:
     if stream:
         include_usage = bool((exchange.body.get("stream_options") or {}).get("include_usage"))
         return stream_chat(exchange, plan, include_usage)
-    if await sleep_or_disconnect(request.receive, exchange.generation_time(len(plan.content))):
+    output_tokens = max(sum(choice.output_tokens for choice in plan.choices), 1)
+    if await sleep_or_disconnect(request.receive, exchange.generation_time(output_tokens)):
         exchange.record.client_disconnected = True
         return DroppedResponse()
     exchange.record.usage = plan.usage()

@@ -20,8 +20,8 @@ class PromptError(ValueError):
     """The request body describes a prompt the provider would reject (HTTP 400)."""
 
 
-def _message_header(role: str) -> list[str]:
-    # Chat templates wrap every message in start/role/separator markers: 3 tokens.
+def message_header(role: str) -> list[str]:
+    """The 3 tokens chat templates wrap every message in: start, role, separator."""
     return ["<|start|>", role, "<|message|>"]
 
 
@@ -63,7 +63,7 @@ def openai_prompt_tokens(body: dict[str, Any]) -> list[str]:
     if isinstance(body.get("response_format"), dict) and body["response_format"].get("type") != "text":
         tokens += ["<|format|>", *json_tokens(body["response_format"])]
     for message in body["messages"]:
-        tokens += _message_header(str(message.get("role")))
+        tokens += message_header(str(message.get("role")))
         if message.get("name"):
             tokens += tokenize(str(message["name"]))
         tokens += _openai_content_tokens(message.get("content"))
@@ -71,7 +71,7 @@ def openai_prompt_tokens(body: dict[str, Any]) -> list[str]:
             if message.get(key):
                 tokens += json_tokens(message[key])
     # Every reply is primed with <|start|>assistant<|message|>.
-    tokens += _message_header("assistant")
+    tokens += message_header("assistant")
     return tokens
 
 
@@ -158,15 +158,21 @@ def _check_breakpoints(blocks: list[PromptBlock]) -> None:
 
 
 def anthropic_prompt_blocks(body: dict[str, Any]) -> list[PromptBlock]:
-    """Blocks of a Messages request in the order the model reads them: tools, system, messages.
+    """Blocks of a Messages request in the order the model reads them: tools, output format, system, messages.
 
     A block whose ``cache_ttl`` is set is a cache breakpoint. A top-level ``cache_control``
-    marks the last block of the prompt, as the real API does.
+    marks the last block of the prompt, as the real API does. The output format sits between
+    the tools and the system prompt: changing it keeps the tools cached but not what follows,
+    as documented for structured outputs.
     """
     blocks: list[PromptBlock] = []
     for tool in body.get("tools") or []:
         plain = _without_cache_control(tool) if isinstance(tool, dict) else tool
         blocks.append(PromptBlock(json_tokens(plain), _cache_ttl(tool)))
+    config = body.get("output_config")
+    output_format = config.get("format") if isinstance(config, dict) else None
+    if output_format:
+        blocks.append(PromptBlock(["<|format|>", *json_tokens(output_format)]))
     system = body.get("system")
     if system:
         system_blocks = _content_blocks(system)
@@ -174,24 +180,10 @@ def anthropic_prompt_blocks(body: dict[str, Any]) -> list[PromptBlock]:
         blocks += system_blocks
     for message in body["messages"]:
         message_blocks = _content_blocks(message.get("content")) or [PromptBlock([])]
-        message_blocks[0].tokens[:0] = _message_header(str(message.get("role")))
+        message_blocks[0].tokens[:0] = message_header(str(message.get("role")))
         blocks += message_blocks
     top_level_ttl = _cache_ttl(body)
     if top_level_ttl and blocks and blocks[-1].cache_ttl is None:
         blocks[-1].cache_ttl = top_level_ttl
     _check_breakpoints(blocks)
     return blocks
-
-
-def last_user_text(messages: list[Any]) -> str | None:
-    """Plain text of the last user message, or None when it is not pure text."""
-    for message in reversed(messages):
-        if not isinstance(message, dict) or message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            return content
-        if isinstance(content, list) and all(isinstance(part, dict) and part.get("type") == "text" for part in content):
-            return "".join(str(part.get("text", "")) for part in content)
-        return None
-    return None

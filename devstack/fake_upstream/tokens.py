@@ -15,6 +15,8 @@ import struct
 from typing import Any
 
 TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+# One token with the whitespace before it: how a text is cut into stream deltas.
+_PIECE_RE = re.compile(r"\s*(?:\w+|[^\w\s])")
 
 # An image costs a fixed number of tokens, like a low-detail image on the real APIs.
 IMAGE_TOKENS = 85
@@ -105,6 +107,18 @@ def tokenize(text: str) -> list[str]:
 def count_tokens(text: str) -> int:
     """Number of tokens in ``text`` according to the fake tokenizer."""
     return len(TOKEN_RE.findall(text))
+
+
+def stream_pieces(text: str) -> list[str]:
+    """``text`` cut into one piece per token, whitespace kept, so the pieces join back into ``text``.
+
+    Deltas are streamed one piece at a time, which makes the number of deltas equal the
+    number of billed output tokens.
+    """
+    pieces = _PIECE_RE.findall(text)
+    if pieces:
+        pieces[-1] += text[len("".join(pieces)) :]
+    return pieces
 
 
 def stable_hash(value: Any) -> int:

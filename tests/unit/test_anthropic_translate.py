@@ -30,9 +30,9 @@ from pydantic import TypeAdapter
 
 from meterway.core.errors import InvalidRequest, UpstreamError
 from meterway.ledger.models import TokenUsage
-from meterway.proxy.encoders.chat import openai_usage
-from meterway.proxy.providers.anthropic.chat_to_messages import chat_to_messages
-from meterway.proxy.providers.anthropic.messages_to_chat import (
+from meterway.proxy.formats.chat import openai_usage
+from meterway.proxy.translate.chat_over_messages.request import chat_to_messages
+from meterway.proxy.translate.chat_over_messages.response import (
     MessagesStreamTranslator,
     anthropic_error_to_message,
     messages_to_chat,

@@ -38,8 +38,8 @@ def place(module: str) -> tuple[str | None, str | None]:
     parts = module.split(".")[1:]
     area = parts[0] if parts else None
     layer = next((part for part in parts[1:] if part in LAYERS), None)
-    if area == "proxy" and len(parts) > 1 and parts[1] in ("providers", "encoders"):
-        layer = "logic"  # a provider or an encoder is pure logic: no I/O of its own
+    if area == "proxy" and len(parts) > 1 and parts[1] in ("providers", "formats", "translate"):
+        layer = "logic"  # providers, wire formats and translations are pure logic: no I/O of their own
     return area, layer
 
 

@@ -3,8 +3,9 @@ from decimal import Decimal
 import pytest
 from genai_prices import Usage, calc_price
 
+from meterway.core.errors import InvalidRequest, ModelNotFound
 from meterway.ledger.models import TokenUsage
-from meterway.proxy.logic.catalog import CATALOG, resolve_model
+from meterway.proxy.logic.catalog import CATALOG, ModelRoute, resolve_model
 from meterway.proxy.logic.pricing import catalog_prices, price_usage
 
 USAGE = TokenUsage(
@@ -73,3 +74,17 @@ def test_catalog_prices_are_strings_per_million_tokens():
     assert prices["input_mtok"] == "0.15"
     assert prices["output_mtok"] == "0.6"
     assert prices["cache_read_mtok"] == "0.075"
+
+
+def test_a_bare_id_resolves_to_the_one_model_that_has_it_and_an_ambiguous_one_lists_them(monkeypatch):
+    assert resolve_model("gpt-4o-mini").id == "openai/gpt-4o-mini"
+    assert resolve_model("claude-haiku-4-5").id == "anthropic/claude-haiku-4-5"
+    # Given a second provider serving the same model
+    monkeypatch.setitem(CATALOG, "azure/gpt-4o-mini", ModelRoute("azure/gpt-4o-mini", "azure", "gpt-4o-mini"))
+    with pytest.raises(InvalidRequest) as ambiguous:
+        resolve_model("gpt-4o-mini")
+    assert "openai/gpt-4o-mini" in ambiguous.value.message and "azure/gpt-4o-mini" in ambiguous.value.message
+    # A full id still names exactly one
+    assert resolve_model("openai/gpt-4o-mini").provider == "openai"
+    with pytest.raises(ModelNotFound):
+        resolve_model("gpt-0")

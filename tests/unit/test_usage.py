@@ -1,6 +1,6 @@
 from meterway.ledger.models import TokenUsage
-from meterway.proxy.providers.anthropic.messages_to_chat import from_anthropic, merge_anthropic
-from meterway.proxy.providers.openai_compatible import token_usage as from_openai
+from meterway.proxy.formats.chat import read_usage as from_openai
+from meterway.proxy.formats.messages import from_anthropic, merge_anthropic
 
 
 def test_openai_prompt_tokens_include_cached_tokens_which_become_cache_reads():

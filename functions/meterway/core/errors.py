@@ -80,6 +80,8 @@ class UpstreamError(MeterwayError):
     def __init__(self, message: str, *, upstream_status: int | None = None, code: str | None = None):
         super().__init__(message, code=code)
         self.upstream_status = upstream_status
+        # The provider's own words about the client's request, for clients that act on them.
+        self.upstream_message: str | None = None
 
 
 class UpstreamTimeout(UpstreamError):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+# The wire formats: those the clients speak at the front doors, and those the providers speak.
+Format = Literal["chat", "messages", "responses", "embeddings"]
 
 
 @dataclass(frozen=True, slots=True)

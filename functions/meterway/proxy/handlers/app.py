@@ -20,15 +20,26 @@ from starlette.routing import Route
 from meterway.core.errors import InvalidRequest, MeterwayError, NotFound
 from meterway.core.observability import logger
 from meterway.ledger.logic.record_usage import new_request_id
-from meterway.proxy.handlers.chat_completions import handle_chat_completions
+from meterway.proxy.handlers.count_tokens import handle_count_tokens
 from meterway.proxy.handlers.deps import ProxyDeps, build_deps
 from meterway.proxy.handlers.http_io import error_response
-from meterway.proxy.handlers.lookups import get_generation, get_key, list_models
+from meterway.proxy.handlers.inference import (
+    handle_chat_completions,
+    handle_embeddings,
+    handle_messages,
+    handle_responses,
+)
+from meterway.proxy.handlers.lookups import get_generation, get_key, get_model, list_models
 from meterway.proxy.logic import pricing
 
 ROUTES = [
     Route("/v1/chat/completions", handle_chat_completions, methods=["POST"]),
+    Route("/v1/messages", handle_messages, methods=["POST"]),
+    Route("/v1/messages/count_tokens", handle_count_tokens, methods=["POST"]),
+    Route("/v1/responses", handle_responses, methods=["POST"]),
+    Route("/v1/embeddings", handle_embeddings, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
+    Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
     Route("/v1/generation", get_generation, methods=["GET"]),
     Route("/v1/key", get_key, methods=["GET"]),
 ]

@@ -10,8 +10,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from meterway.core.errors import InvalidRequest, MeterwayError, PayloadTooLarge
+from meterway.proxy.formats.messages import error_envelope as messages_error_envelope
 
 REQUEST_ID_HEADER = "x-meterway-request-id"
+# Anthropic's clients read errors in Anthropic's envelope; every other path speaks OpenAI's.
+MESSAGES_PATH = "/v1/messages"
 
 
 async def read_json(request: Request, limit: int) -> Any:
@@ -31,9 +34,11 @@ async def read_json(request: Request, limit: int) -> Any:
 
 
 def error_response(request: Request, error: MeterwayError) -> JSONResponse:
-    """The error's envelope and status, with the request's id."""
+    """The error's status, in the envelope of the format the path speaks, with the request's id."""
     headers = dict(error.headers)
     request_id = getattr(request.state, "request_id", None)
     if request_id:
         headers[REQUEST_ID_HEADER] = request_id
-    return JSONResponse(error.envelope(), status_code=error.status, headers=headers)
+    messages_path = request.url.path.startswith(MESSAGES_PATH)
+    envelope = messages_error_envelope(error) if messages_path else error.envelope()
+    return JSONResponse(envelope, status_code=error.status, headers=headers)

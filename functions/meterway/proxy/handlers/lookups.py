@@ -4,6 +4,8 @@ request's ledger record."""
 from __future__ import annotations
 
 import json
+from typing import Any
+from urllib.parse import unquote
 
 import anyio
 from starlette.requests import Request
@@ -14,7 +16,7 @@ from meterway.core.clock import utc_now
 from meterway.core.errors import InvalidRequest, NotFound
 from meterway.proxy.handlers.deps import ProxyDeps
 from meterway.proxy.logic import pricing
-from meterway.proxy.logic.catalog import CATALOG
+from meterway.proxy.logic.catalog import CATALOG, Endpoint, ModelRoute, resolve_model
 
 
 async def get_key(request: Request) -> Response:
@@ -29,19 +31,35 @@ async def list_models(request: Request) -> Response:
     """``GET /v1/models``: every catalog model with its base prices per million tokens."""
     deps: ProxyDeps = request.app.state.deps
     await deps.authenticate(request)  # the catalog is for API keys only
-    data = [
-        {
-            "id": route.id,
-            "object": "model",
-            "created": 0,
-            "owned_by": route.provider,
-            "endpoint": route.endpoint,
-            "reasoning": route.reasoning,
-            "pricing": {"unit": "USD per 1M tokens", **pricing.catalog_prices(route)},
-        }
-        for route in CATALOG.values()
-    ]
-    return JSONResponse({"object": "list", "data": data})
+    return JSONResponse({"object": "list", "data": [_model(route) for route in CATALOG.values()]})
+
+
+async def get_model(request: Request) -> Response:
+    """``GET /v1/models/{id}``: one model; the id may come URL-encoded (``openai%2Fgpt-4o-mini``)
+    or bare (``gpt-4o-mini``)."""
+    deps: ProxyDeps = request.app.state.deps
+    await deps.authenticate(request)
+    model_id = unquote(request.path_params["model_id"])
+    route = CATALOG.get(model_id) or resolve_model(model_id, endpoint=_endpoint_of(model_id))
+    return JSONResponse(_model(route))
+
+
+def _endpoint_of(model_id: str) -> Endpoint:
+    """The endpoint a bare id's model is served on (so that an embeddings model resolves too)."""
+    served = {route.endpoint for route in CATALOG.values() if route.upstream_model == model_id}
+    return served.pop() if len(served) == 1 else "chat"
+
+
+def _model(route: ModelRoute) -> dict[str, Any]:
+    return {
+        "id": route.id,
+        "object": "model",
+        "created": 0,
+        "owned_by": route.provider,
+        "endpoint": route.endpoint,
+        "reasoning": route.reasoning,
+        "pricing": {"unit": "USD per 1M tokens", **pricing.catalog_prices(route)},
+    }
 
 
 async def get_generation(request: Request) -> Response:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from meterway.core.errors import ModelNotFound
+from meterway.core.errors import InvalidRequest, ModelNotFound
 
 Endpoint = Literal["chat", "embeddings"]
 
@@ -49,8 +49,18 @@ CATALOG: dict[str, ModelRoute] = {
 
 
 def resolve_model(model_id: str, *, endpoint: Endpoint = "chat") -> ModelRoute:
-    """Find a catalog model by its client-facing id; unknown or wrong-endpoint ids are a 404."""
+    """Find a catalog model by its client-facing id, or by its bare upstream id when exactly one
+    catalog model has it (clients that only let you set a base URL send ``gpt-4o-mini``). An
+    ambiguous bare id is a 400 that lists the candidates; an unknown or wrong-endpoint id a 404."""
     route = CATALOG.get(model_id)
+    if route is None and "/" not in model_id:
+        matches = [candidate for candidate in CATALOG.values() if candidate.upstream_model == model_id]
+        if len(matches) > 1:
+            raise InvalidRequest(
+                f"The model '{model_id}' is ambiguous: use one of {', '.join(match.id for match in matches)}.",
+                code="ambiguous_model",
+            )
+        route = matches[0] if matches else None
     if route is None or route.endpoint != endpoint:
         raise ModelNotFound(
             f"The model '{model_id}' does not exist or is not served on this endpoint. "

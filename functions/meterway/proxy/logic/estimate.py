@@ -17,6 +17,6 @@ def tokens_for_chars(chars: int) -> int:
 
 
 def prompt_tokens_estimate(body: dict[str, Any]) -> int:
-    """Tokens of the prompt part of a chat request, from its text length."""
-    prompt = {name: body[name] for name in ("messages", "tools", "system") if name in body}
+    """Tokens of the prompt part of a request (Chat, Messages or Responses), from its text length."""
+    prompt = {name: body[name] for name in ("messages", "tools", "system", "input", "instructions") if name in body}
     return tokens_for_chars(len(json.dumps(prompt, ensure_ascii=False)))

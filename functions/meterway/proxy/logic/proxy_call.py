@@ -11,7 +11,7 @@ from meterway.ledger.models import TokenUsage, UsageRecord
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.logic.estimate import prompt_tokens_estimate, tokens_for_chars
 from meterway.proxy.logic.pricing import price_usage
-from meterway.proxy.providers.base import ChatAnswer
+from meterway.proxy.translate.base import Answer
 
 
 @dataclass(slots=True)
@@ -62,7 +62,7 @@ def estimate(call: ProxyCall, output_chars: int, known: TokenUsage | None = None
     return base.with_output(max(base.output_tokens, tokens_for_chars(output_chars)))
 
 
-def complete(call: ProxyCall, answer: ChatAnswer) -> None:
+def complete(call: ProxyCall, answer: Answer) -> None:
     """A non-streamed answer arrived whole: charge it and finish the record."""
     charge_reported(call, answer.tokens, answer.tokens is not None, answer.output_chars)
     call.record.finish_reason = answer.finish_reason

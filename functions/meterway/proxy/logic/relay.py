@@ -1,7 +1,7 @@
 """The one streaming core that every adapter (Lambda, the local stack, tests) runs.
 
-It reads the upstream's server-sent events as they arrive, hands each to the provider's stream
-adapter and each resulting chunk to the encoder of the client's wire format, and settles the
+It reads the upstream's server-sent events as they arrive, hands each to the bridge's stream
+adapter and each resulting event to the encoder of the client's wire format, and settles the
 request exactly once, whatever happens: completed, cut by the upstream, or abandoned by the
 client. The settle callback writes the ledger record; it runs shielded from cancellation, because
 a client that hangs up must still leave a record of the tokens the upstream spent.
@@ -10,7 +10,6 @@ a client that hangs up must still leave a record of the tokens the upstream spen
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any, Protocol
 
 import anyio
 import httpx
@@ -18,25 +17,15 @@ from httpx_sse import EventSource, SSEError
 
 from meterway.core.errors import MeterwayError, UpstreamError
 from meterway.ledger.models import UsageRecord
+from meterway.proxy.formats.base import Encoder
 from meterway.proxy.logic.proxy_call import ProxyCall, charge_reported
-from meterway.proxy.providers.base import StreamAdapter
+from meterway.proxy.translate.base import StreamAdapter
 
 Settle = Callable[[UsageRecord], Awaitable[None]]
 
 
-class StreamEncoder(Protocol):
-    """How a stream looks in the client's wire format."""
-
-    def event(self, chunk: dict[str, Any]) -> bytes: ...
-
-    def closing(self, provider_usage: dict[str, Any] | None) -> tuple[bytes, ...]:
-        """What ends a complete stream: the priced usage, the end marker."""
-
-    def error(self, error: MeterwayError) -> bytes: ...
-
-
 async def relay(
-    call: ProxyCall, response: httpx.Response, adapter: StreamAdapter, encoder: StreamEncoder, settle: Settle
+    call: ProxyCall, response: httpx.Response, adapter: StreamAdapter, encoder: Encoder, settle: Settle
 ) -> AsyncGenerator[bytes, None]:
     """Relay an upstream event stream to the client, end it with the priced usage, settle once.
 
@@ -52,6 +41,9 @@ async def relay(
             if record.ttft_ms is None:
                 record.ttft_ms = call.elapsed_ms()
             for chunk in adapter.feed(event.event, event.data):
+                if encoder.carries_usage(chunk):
+                    # The event that carries the final usage also carries the cost: price it now.
+                    charge_reported(call, adapter.usage, adapter.usage_reported, adapter.output_chars)
                 yield encoder.event(chunk)
             if adapter.ended:
                 break
@@ -59,7 +51,7 @@ async def relay(
             raise UpstreamError("The upstream provider ended the stream before it finished.")
         complete = True
         _finish(call, adapter, complete=True)
-        for frame in encoder.closing(adapter.chat_usage):
+        for frame in encoder.closing(adapter.client_usage):
             yield frame
     except (UpstreamError, httpx.HTTPError, SSEError, ValueError) as exc:
         error = exc if isinstance(exc, MeterwayError) else UpstreamError("The upstream stream broke off.")

@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from meterway.core.settings import ProxySettings
 from meterway.proxy.logic.catalog import ModelRoute
-from meterway.proxy.providers.anthropic.provider import Anthropic
+from meterway.proxy.providers.anthropic import Anthropic
 from meterway.proxy.providers.base import Provider
 from meterway.proxy.providers.openai_compatible import OpenAICompatible
 

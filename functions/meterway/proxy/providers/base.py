@@ -1,105 +1,114 @@
 """What every provider module implements, so that the proxy never asks which provider it talks to.
 
-A provider builds the upstream request for a client's chat request, reads a non-streamed answer
-and adapts a stream into Chat completion chunks, reads the provider's own usage into the
-ledger's token classes, and maps the provider's error answers. It does no I/O: the HTTP sender
-(``meterway.proxy.dal.upstream``) sends what it builds.
+A provider says which wire formats it speaks, where each is sent and how requests are signed,
+and what its error answers mean. For a client's format it builds the upstream request, reads a
+non-streamed answer, adapts a stream and reads the usage through the bridge that joins the two
+formats (``BRIDGES``): a pass-through where it speaks the client's format, a translation where it
+does not. It does no I/O: the HTTP sender (``meterway.proxy.dal.upstream``) sends what it builds.
 """
 
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from meterway.core.errors import UpstreamError
-from meterway.ledger.models import TokenUsage
+from meterway.core.errors import InvalidRequest, UpstreamError
+from meterway.core.observability import logger
+from meterway.proxy.formats.chat import ChatPassThrough
+from meterway.proxy.formats.embeddings import EmbeddingsPassThrough
+from meterway.proxy.formats.messages import MessagesPassThrough
+from meterway.proxy.formats.responses import ResponsesPassThrough
 from meterway.proxy.logic.catalog import ModelRoute
-from meterway.proxy.models import UpstreamRequest
+from meterway.proxy.models import Format, UpstreamRequest
+from meterway.proxy.translate.base import Answer, Bridge, StreamAdapter
+from meterway.proxy.translate.chat_over_messages.bridge import ChatOverMessages
+from meterway.proxy.translate.messages_over_chat.bridge import MessagesOverChat
+from meterway.proxy.translate.responses_over_messages.bridge import ResponsesOverMessages
 
-# The provider's answers that the client can act on: its own words reach the client with its status.
-CLIENT_FAULT_STATUSES = frozenset({400, 404, 413, 422, 429})
+# (client's format, the format the upstream is spoken to in) → how one reaches the other.
+BRIDGES: dict[tuple[Format, Format], Bridge] = {
+    ("chat", "chat"): ChatPassThrough(),
+    ("chat", "messages"): ChatOverMessages(),
+    ("messages", "messages"): MessagesPassThrough(),
+    ("messages", "chat"): MessagesOverChat(),
+    ("responses", "responses"): ResponsesPassThrough(),
+    ("responses", "messages"): ResponsesOverMessages(),
+    ("embeddings", "embeddings"): EmbeddingsPassThrough(),
+}
+
+# The provider's answers that the client can act on: its own words reach the client with its
+# status (529 is Anthropic's "overloaded", which clients retry).
+CLIENT_FAULT_STATUSES = frozenset({400, 404, 413, 422, 429, 529})
+# The provider refusing the gateway itself: the client cannot fix that, and must not read why.
+GATEWAY_FAULT_STATUSES = frozenset({401, 402, 403, 407})
 _MAX_MESSAGE_CHARS = 500
 
 
-@dataclass(frozen=True, slots=True)
-class ChatAnswer:
-    """A provider's non-streamed answer as the client's ``chat.completion`` (without ``usage``,
-    which the encoder writes with the cost).
+class Provider(ABC):
+    """One upstream provider, configured with its base URL and credentials."""
 
-    ``tokens`` is the provider's count, None when it sent none (the proxy then estimates from
-    ``output_chars``); ``chat_usage`` is the provider's own usage block when it is already in
-    Chat's shape, so that fields Meterway does not model still reach the client.
-    """
+    #: The formats it speaks, preferred first.
+    native: tuple[Format, ...]
 
-    body: dict[str, Any]
-    tokens: TokenUsage | None
-    output_chars: int = 0
-    finish_reason: str | None = None
-    chat_usage: dict[str, Any] | None = None
+    @abstractmethod
+    def endpoint(self, fmt: Format, *, stream: bool, client_headers: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+        """Where a request in ``fmt`` goes, and its headers (signature, version, what is accepted)."""
 
-
-class StreamAdapter(Protocol):
-    """One upstream event stream, event by event, as Chat completion chunks.
-
-    ``feed`` takes each server-sent event (its name and its raw data) and returns the chunks to
-    send, possibly none; it raises ``UpstreamError`` for an error event and ``ValueError`` for
-    data it cannot parse. The provider's own final usage is never among the chunks: the encoder
-    appends one usage chunk, with the cost, for every provider alike.
-    """
-
-    @property
-    def finished(self) -> bool:
-        """The stream ended normally (its last event seen)."""
-
-    @property
-    def ended(self) -> bool:
-        """The upstream's end-of-stream marker was seen: read no further."""
-
-    @property
-    def finish_reason(self) -> str | None: ...
-
-    @property
-    def output_chars(self) -> int:
-        """Characters of text, reasoning and tool arguments sent, for estimating unreported usage."""
-
-    @property
-    def usage(self) -> TokenUsage:
-        """The usage reported so far, in the ledger's token classes."""
-
-    @property
-    def usage_reported(self) -> bool:
-        """Whether the provider sent its final output count."""
-
-    @property
-    def chat_usage(self) -> dict[str, Any] | None:
-        """The provider's own usage block, when it is in Chat's shape already."""
-
-    def feed(self, event: str, data: str) -> list[dict[str, Any]]: ...
-
-
-class Provider(Protocol):
-    """One upstream provider, configured with its base URL and key."""
-
-    def chat_request(self, route: ModelRoute, body: dict[str, Any]) -> UpstreamRequest:
-        """The upstream request for a client's chat completion request (validated, with defaults)."""
-
-    def chat_answer(self, route: ModelRoute, payload: dict[str, Any], request_id: str, created: int) -> ChatAnswer:
-        """The client's ``chat.completion`` from the upstream's non-streamed answer."""
-
-    def chat_stream(self, route: ModelRoute, request_id: str, created: int) -> StreamAdapter:
-        """An adapter for the upstream's stream of one request."""
-
+    @abstractmethod
     def error(self, status: int, body: bytes, retry_after: str | None) -> UpstreamError:
         """The gateway's error for an upstream error answer."""
 
+    def count_tokens(
+        self, route: ModelRoute, body: dict[str, Any], client_headers: Mapping[str, str]
+    ) -> UpstreamRequest | None:
+        """The provider's own token-counting request for a Messages body; None where it has none."""
+        del route, body, client_headers
+        return None
+
+    def bridge(self, fmt: Format) -> Bridge:
+        """How a client speaking ``fmt`` reaches this provider."""
+        for upstream in self.native:
+            found = BRIDGES.get((fmt, upstream))
+            if found is not None:
+                return found
+        raise InvalidRequest(f"This model cannot be reached through the {fmt} endpoint.", code="unsupported_endpoint")
+
+    def request(
+        self, fmt: Format, route: ModelRoute, body: dict[str, Any], client_headers: Mapping[str, str]
+    ) -> UpstreamRequest:
+        """The upstream request for a client's (validated) body in ``fmt``."""
+        bridge = self.bridge(fmt)
+        upstream_body = bridge.request(route, body)
+        url, headers = self.endpoint(bridge.upstream, stream=bool(body.get("stream")), client_headers=client_headers)
+        return UpstreamRequest(url, upstream_body, headers)
+
+    def answer(self, fmt: Format, route: ModelRoute, payload: dict[str, Any], request_id: str, created: int) -> Answer:
+        return self.bridge(fmt).answer(route, payload, request_id, created)
+
+    def stream(self, fmt: Format, route: ModelRoute, request_id: str, created: int) -> StreamAdapter:
+        return self.bridge(fmt).stream(route, request_id, created)
+
 
 def status_error(status: int, message: str | None, retry_after: str | None) -> UpstreamError:
-    """The gateway's error for a provider's error answer: its 400/404/413/422/429 pass through with
-    its message; auth failures and 5xx are the gateway's problem (502), the client cannot fix them."""
+    """The gateway's error for a provider's error answer.
+
+    Its answers about the client's request (400, 404, 413, 422, 429, 529) pass through with its
+    status and words. Its refusals of the gateway's own credentials or configuration become a bare
+    502: the client cannot fix them, and the provider's words (which may name the key) stay in the
+    log. Anything else is a 502 that keeps the provider's words.
+    """
+    if status in GATEWAY_FAULT_STATUSES:
+        logger.error("upstream refused the gateway", extra={"upstream_status": status, "upstream_message": message})
+        return UpstreamError(
+            "The upstream provider refused the gateway's credentials or configuration.",
+            upstream_status=status,
+            code="upstream_auth_error",
+        )
     text = message or f"The upstream provider answered {status}."
     error = UpstreamError(f"Upstream error: {text}", upstream_status=status)
+    error.upstream_message = text
     if status in CLIENT_FAULT_STATUSES:
         error.status = status
         error.type = "rate_limit_error" if status == 429 else "invalid_request_error"
@@ -111,11 +120,20 @@ def status_error(status: int, message: str | None, retry_after: str | None) -> U
 
 def error_message(body: bytes) -> str | None:
     """``error.message`` of an error body, the shape OpenAI and Anthropic both use."""
+    found = _error_object(body)
+    return str(found["message"])[:_MAX_MESSAGE_CHARS] if isinstance(found.get("message"), str) else None
+
+
+def error_type(body: bytes) -> str | None:
+    """``error.type`` of an error body (Anthropic's ``overloaded_error``, OpenAI's ``invalid_request_error``)."""
+    found = _error_object(body)
+    return str(found["type"]) if isinstance(found.get("type"), str) else None
+
+
+def _error_object(body: bytes) -> Mapping[str, Any]:
     try:
         payload = json.loads(body)
     except ValueError:
-        return None
+        return {}
     error = payload.get("error") if isinstance(payload, Mapping) else None
-    if isinstance(error, Mapping) and isinstance(error.get("message"), str):
-        return str(error["message"])[:_MAX_MESSAGE_CHARS]
-    return None
+    return error if isinstance(error, Mapping) else {}

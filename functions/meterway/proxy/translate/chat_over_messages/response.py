@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from meterway.core.errors import UpstreamError
-from meterway.ledger.models import TokenUsage
-from meterway.proxy.encoders.chat import openai_usage
+from meterway.proxy.formats.chat import openai_usage
+from meterway.proxy.formats.messages import MessagesStreamState, ReadsMessagesStream, anthropic_token_usage
 
 JsonDict = dict[str, Any]
 
@@ -36,57 +36,6 @@ def openai_finish_reason(stop_reason: str | None) -> str | None:
     if stop_reason is None:
         return None
     return FINISH_REASONS.get(stop_reason, "stop")
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and value > 0 else 0
-
-
-def from_anthropic(usage: dict[str, Any]) -> TokenUsage:
-    """Normalise an Anthropic ``usage`` object.
-
-    ``input_tokens`` already excludes cache reads and writes. The 5-minute/1-hour split comes from
-    ``cache_creation.ephemeral_5m_input_tokens`` / ``ephemeral_1h_input_tokens``; when only the
-    total ``cache_creation_input_tokens`` is given, the writes are 5-minute ones (Anthropic's default).
-    """
-    created_total = _count(usage.get("cache_creation_input_tokens"))
-    split = usage.get("cache_creation") or {}
-    one_hour = _count(split.get("ephemeral_1h_input_tokens"))
-    five_min = _count(split.get("ephemeral_5m_input_tokens"))
-    if not split:
-        five_min = created_total
-    return TokenUsage(
-        input_tokens=_count(usage.get("input_tokens")),
-        output_tokens=_count(usage.get("output_tokens")),
-        cache_creation_5m_tokens=five_min,
-        cache_creation_1h_tokens=one_hour,
-        cache_read_tokens=_count(usage.get("cache_read_input_tokens")),
-    )
-
-
-def merge_anthropic(start: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
-    """Combine ``message_start``'s usage with a later ``message_delta`` usage.
-
-    A ``message_delta`` carries cumulative counts; fields it leaves out keep their start values.
-    """
-    merged = dict(start)
-    for name, value in delta.items():
-        if value is not None:
-            merged[name] = value
-    return merged
-
-
-def anthropic_token_usage(usage: dict[str, Any]) -> TokenUsage:
-    """Normalise an Anthropic ``usage`` block, keeping ``output_tokens_details.thinking_tokens`` if sent.
-
-    Anthropic only sometimes reports how many output tokens were thinking; without that figure
-    ``reasoning_tokens`` stays 0 (they are still billed inside ``output_tokens``).
-    """
-    normalised = from_anthropic(usage)
-    thinking = (usage.get("output_tokens_details") or {}).get("thinking_tokens")
-    if isinstance(thinking, int) and thinking > 0:
-        return normalised.with_output(normalised.output_tokens, min(thinking, normalised.output_tokens))
-    return normalised
 
 
 def messages_to_chat(resp: dict[str, Any], *, model: str, request_id: str, created: int) -> JsonDict:
@@ -160,7 +109,7 @@ def _describe_error(prefix: str, error: JsonDict) -> str:
     return f"{prefix} ({kind}): {message}"
 
 
-class MessagesStreamTranslator:
+class MessagesStreamTranslator(ReadsMessagesStream):
     """Turns Anthropic SSE events into OpenAI ``chat.completion.chunk`` dicts, one event at a time.
 
     The final usage chunk is not produced here: the gateway appends one for every provider, built
@@ -171,57 +120,21 @@ class MessagesStreamTranslator:
         self._model = model
         self._request_id = request_id
         self._created = created
-        self._start_usage: JsonDict = {}
-        self._delta_usage: JsonDict = {}
+        self._state = MessagesStreamState()
         # Anthropic numbers all content blocks; OpenAI numbers only the tool calls.
         self._tool_indexes: dict[int, int] = {}
-        self._finished = False
-        self._finish_reason: str | None = None
-        self._output_chars = 0
-        self._usage_reported = False
         self._handlers: dict[str, Callable[[JsonDict], list[JsonDict]]] = {
             "message_start": self._on_message_start,
             "content_block_start": self._on_block_start,
             "content_block_delta": self._on_block_delta,
             "message_delta": self._on_message_delta,
-            "message_stop": self._on_message_stop,
             "error": self._on_error,
         }
 
     @property
-    def usage(self) -> TokenUsage:
-        """Usage so far: ``message_start``'s counts updated by the cumulative ``message_delta`` ones."""
-        return anthropic_token_usage(merge_anthropic(self._start_usage, self._delta_usage))
-
-    @property
-    def finished(self) -> bool:
-        """Whether ``message_stop`` was seen, i.e. the stream ended normally."""
-        return self._finished
-
-    @property
     def finish_reason(self) -> str | None:
         """The OpenAI ``finish_reason`` once ``message_delta`` reported a stop reason."""
-        return self._finish_reason
-
-    @property
-    def output_chars(self) -> int:
-        """Characters of text, thinking and tool arguments emitted, for estimating unreported usage."""
-        return self._output_chars
-
-    @property
-    def usage_reported(self) -> bool:
-        """Whether a ``message_delta`` carried ``output_tokens``; the start event's is a placeholder."""
-        return self._usage_reported
-
-    @property
-    def ended(self) -> bool:
-        """Anthropic streams have no end marker: they end when the connection does."""
-        return False
-
-    @property
-    def chat_usage(self) -> JsonDict | None:
-        """Anthropic's usage is not Chat-shaped: the encoder renders ``usage`` instead."""
-        return None
+        return openai_finish_reason(self._state.stop_reason)
 
     def feed(self, event: str, data: str) -> list[JsonDict]:
         """Translate one SSE event (its name and JSON data); returns the chunks to send, possibly none.
@@ -236,7 +149,10 @@ class MessagesStreamTranslator:
 
     def _translate(self, event: str, data: JsonDict) -> list[JsonDict]:
         # The payload's own type wins so that a caller whose SSE parser drops event names still works.
-        handler = self._handlers.get(str(data.get("type") or event))
+        kind = str(data.get("type") or event)
+        if kind != "error":
+            self._state.observe(data | {"type": kind})
+        handler = self._handlers.get(kind)
         return handler(data) if handler else []
 
     def _chunk(self, delta: JsonDict, finish_reason: str | None = None) -> JsonDict:
@@ -251,11 +167,9 @@ class MessagesStreamTranslator:
     def _emit(self, key: str, text: Any) -> list[JsonDict]:
         if not isinstance(text, str) or not text:
             return []
-        self._output_chars += len(text)
         return [self._chunk({key: text})]
 
     def _on_message_start(self, data: JsonDict) -> list[JsonDict]:
-        self._start_usage = dict((data.get("message") or {}).get("usage") or {})
         return [self._chunk({"role": "assistant", "content": ""})]
 
     def _on_block_start(self, data: JsonDict) -> list[JsonDict]:
@@ -289,24 +203,13 @@ class MessagesStreamTranslator:
         fragment = delta.get("partial_json")
         if kind != "input_json_delta" or tool_index is None or not isinstance(fragment, str) or not fragment:
             return []
-        self._output_chars += len(fragment)
         call = {"index": tool_index, "function": {"arguments": fragment}}
         return [self._chunk({"tool_calls": [call]})]
 
     def _on_message_delta(self, data: JsonDict) -> list[JsonDict]:
-        usage = data.get("usage") or {}
-        self._delta_usage = merge_anthropic(self._delta_usage, usage)
-        if usage.get("output_tokens") is not None:
-            self._usage_reported = True
-        stop_reason = (data.get("delta") or {}).get("stop_reason")
-        if stop_reason is None:
+        if (data.get("delta") or {}).get("stop_reason") is None:
             return []
-        self._finish_reason = openai_finish_reason(stop_reason)
-        return [self._chunk({}, self._finish_reason)]
-
-    def _on_message_stop(self, data: JsonDict) -> list[JsonDict]:
-        self._finished = True
-        return []
+        return [self._chunk({}, self.finish_reason)]
 
     def _on_error(self, data: JsonDict) -> list[JsonDict]:
         error = data.get("error")

@@ -1,1 +1,0 @@
-"""The Anthropic provider (``provider.Anthropic``) and its translation between Chat and Messages."""

@@ -1,0 +1,1 @@
+"""Chat clients on a provider that speaks Anthropic Messages."""

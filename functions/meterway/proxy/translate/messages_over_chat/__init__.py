@@ -1,0 +1,1 @@
+"""Anthropic Messages clients (Claude Code, the anthropic SDKs) on a provider that speaks Chat."""

@@ -1,0 +1,167 @@
+"""Claude Code and Codex CLI, unchanged, against the local stack: each answers through Meterway with
+an Anthropic model and an OpenAI model, and every call it made is on the ledger with the tokens
+the (fake) upstream reported, priced, and in ``/api/usage``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.clients.harness import InstalledClients, install_clients, run_claude, run_codex
+
+# The first test may install the clients (about 800 MB from the npm registry).
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+MODELS = ["anthropic/claude-sonnet-4-5", "openai/gpt-5-mini"]
+
+
+@pytest.fixture(scope="module")
+def clients() -> InstalledClients:
+    return install_clients()
+
+
+@pytest.fixture(autouse=True)
+def fresh_fake(stack) -> Iterator[None]:
+    httpx.post(f"{stack.fake}/_fake/reset").raise_for_status()
+    httpx.delete(f"{stack.fake}/_fake/faults").raise_for_status()
+    yield
+
+
+@dataclass
+class Key:
+    id: str
+    secret: str
+
+
+@pytest.fixture
+def key(stack, request) -> Key:
+    """A key of the test's own, so that its records and usage are exactly the client's."""
+    created = stack.admin("POST", "/keys", json={"name": request.node.name[:100]}).json()
+    return Key(created["id"], created["secret"])
+
+
+def key_records(stack, key: Key) -> list[dict[str, Any]]:
+    """The key's ledger records, oldest first."""
+    page = stack.admin("GET", "/usage/requests", params={"key": key.id, "limit": 200}).json()["data"]
+    return [stack.generation(entry["id"]) for entry in reversed(page)]
+
+
+def assert_metered_as_upstream_reported(stack, key: Key, endpoint: str) -> list[dict[str, Any]]:
+    """Every call the client made is one record, with the tokens the fake reported, and a cost."""
+    upstream = [request for request in stack.fake_requests() if request.get("usage")]
+    records = key_records(stack, key)
+    assert records and len(records) == len(upstream)
+    for record, sent in zip(records, upstream, strict=True):
+        assert record["endpoint"] == endpoint and record["status"] == "ok"
+        assert record["total_tokens"] == _upstream_total(sent["usage"]) > 0
+        assert record["output_tokens"] > 0 and Decimal(str(record["cost_usd"])) > 0
+    return records
+
+
+def _upstream_total(usage: dict[str, Any]) -> int:
+    """Total tokens in each provider's own usage block."""
+    if "total_tokens" in usage:
+        return int(usage["total_tokens"])
+    writes = usage.get("cache_creation_input_tokens") or 0
+    return int(usage["input_tokens"] + writes + (usage.get("cache_read_input_tokens") or 0) + usage["output_tokens"])
+
+
+def assert_in_usage_totals(stack, key: Key, records: list[dict[str, Any]]) -> None:
+    """``/api/usage`` for the key counts exactly its records, to the token and the cent."""
+    expected = (
+        len(records),
+        sum(Decimal(str(r["cost_usd"])) for r in records),
+        sum(r["total_tokens"] for r in records),
+    )
+    deadline = time.monotonic() + 10  # the aggregator rolls the ledger up from its stream
+    while True:
+        totals = stack.admin("GET", "/usage", params={"key": key.id}).json()["totals"]
+        found = (totals["requests"], Decimal(totals["cost"]), totals["total_tokens"])
+        if found == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert found == expected
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_claude_code_answers_through_meterway_and_every_call_is_metered(stack, clients, key, model, tmp_path: Path):
+
+    result = run_claude(
+        "In one sentence, why should an LLM gateway meter every token?",
+        base_url=stack.base,
+        api_key=key.secret,
+        model=model,
+        cwd=tmp_path,
+        clients=clients,
+    )
+
+    assert result.returncode == 0 and not result.timed_out, result.describe()
+    assert result.result_text, result.describe()
+    records = assert_metered_as_upstream_reported(stack, key, "messages")
+    assert {record["model"] for record in records} == {model}
+    assert_in_usage_totals(stack, key, records)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_claude_code_runs_a_tool_through_meterway(stack, clients, key, model, tmp_path: Path):
+    # The fake upstream calls a tool the prompt names; Claude Code runs it and sends the result back.
+    (tmp_path / "notes.txt").write_text("metering matters\n")
+
+    result = run_claude(
+        "Use the Read tool on notes.txt, then say what it contains.",
+        base_url=stack.base,
+        api_key=key.secret,
+        model=model,
+        cwd=tmp_path,
+        clients=clients,
+    )
+
+    assert result.returncode == 0 and not result.timed_out, result.describe()
+    records = assert_metered_as_upstream_reported(stack, key, "messages")
+    assert len(records) >= 2  # the call, then the answer to its result
+    assert records[0]["finish_reason"] == "tool_use"
+    assert "Read tool returned" in (result.result_text or ""), result.describe()
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_codex_answers_through_meterway_and_every_call_is_metered(stack, clients, key, model, tmp_path: Path):
+
+    result = run_codex(
+        "In one sentence, why should an LLM gateway meter every token?",
+        base_url=f"{stack.base}/v1",
+        api_key=key.secret,
+        model=model,
+        cwd=tmp_path,
+        clients=clients,
+    )
+
+    assert result.returncode == 0 and not result.timed_out, result.describe()
+    assert result.result_text, result.describe()
+    records = assert_metered_as_upstream_reported(stack, key, "responses")
+    assert {record["model"] for record in records} == {model}
+    assert_in_usage_totals(stack, key, records)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_codex_runs_a_shell_command_through_meterway(stack, clients, key, model, tmp_path: Path):
+
+    result = run_codex(
+        "Use exec_command to list the files here, then tell me what you found.",
+        base_url=f"{stack.base}/v1",
+        api_key=key.secret,
+        model=model,
+        cwd=tmp_path,
+        clients=clients,
+    )
+
+    assert result.returncode == 0 and not result.timed_out, result.describe()
+    records = assert_metered_as_upstream_reported(stack, key, "responses")
+    assert len(records) >= 2  # the call, then the answer to its output
+    assert "exec_command tool returned" in (result.result_text or ""), result.describe()
