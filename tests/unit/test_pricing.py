@@ -25,7 +25,7 @@ def recompute(usage: TokenUsage, rates: dict[str, Decimal]) -> Decimal:
         + usage.cache_read_tokens * rates["cache_read_mtok"]
         + usage.cache_creation_5m_tokens * rates["cache_write_5m_mtok"]
         + usage.cache_creation_1h_tokens * rates["cache_write_1h_mtok"]
-    ) / Decimal(1_000_000)
+    ) / Decimal(1_000_000) + usage.web_searches * rates.get("web_search_kcount", Decimal(0)) / Decimal(1000)
 
 
 @pytest.mark.parametrize("model_id", sorted(CATALOG))
@@ -88,3 +88,23 @@ def test_a_bare_id_resolves_to_the_one_model_that_has_it_and_an_ambiguous_one_li
     assert resolve_model("openai/gpt-4o-mini").provider == "openai"
     with pytest.raises(ModelNotFound):
         resolve_model("gpt-0")
+
+
+def test_server_side_web_searches_are_billed_per_search_at_the_models_rate():
+    route = resolve_model("anthropic/claude-sonnet-4-5")
+    usage = TokenUsage(input_tokens=1000, output_tokens=200, web_searches=3)
+
+    price = price_usage(route, usage)
+
+    expected = calc_price(
+        Usage(input_tokens=1000, output_tokens=200, web_searches=3),
+        model_ref="claude-sonnet-4-5",
+        provider_id="anthropic",
+    ).total_price
+    assert (
+        price.cost_usd
+        == expected
+        == price_usage(route, TokenUsage(input_tokens=1000, output_tokens=200)).cost_usd + Decimal("0.03")
+    )
+    assert price.rates["web_search_kcount"] == Decimal(10)
+    assert recompute(usage, price.rates) == price.cost_usd

@@ -48,3 +48,9 @@ def test_stream_delta_usage_overrides_start_usage_but_keeps_what_it_omits():
 
 def test_garbage_counts_are_treated_as_zero_not_negative():
     assert from_openai({"prompt_tokens": -5, "completion_tokens": "7"}) == TokenUsage()
+
+
+def test_anthropic_server_side_web_searches_are_read_beside_the_tokens():
+    usage = from_anthropic({"input_tokens": 900, "output_tokens": 120, "server_tool_use": {"web_search_requests": 2}})
+    assert usage.web_searches == 2 and usage.total_tokens == 1020
+    assert from_anthropic({"input_tokens": 1, "output_tokens": 1}).web_searches == 0

@@ -31,7 +31,11 @@ TOKEN_FIELDS: tuple[str, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class TokenUsage:
-    """Disjoint token classes of one request; ``reasoning_tokens`` is a part of ``output_tokens``."""
+    """Disjoint token classes of one request; ``reasoning_tokens`` is a part of ``output_tokens``.
+
+    ``web_searches`` are the searches the provider ran itself (Anthropic's server-side web search),
+    billed per search: they are not tokens and are in no token total.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -39,6 +43,7 @@ class TokenUsage:
     cache_creation_5m_tokens: int = 0
     cache_creation_1h_tokens: int = 0
     cache_read_tokens: int = 0
+    web_searches: int = 0
 
     @property
     def cache_creation_tokens(self) -> int:
@@ -107,6 +112,7 @@ class UsageRecord:
             "cache_creation_1h_tokens": self.tokens.cache_creation_1h_tokens,
             "cache_read_tokens": self.tokens.cache_read_tokens,
             "total_tokens": self.tokens.total_tokens,
+            "web_searches": self.tokens.web_searches or None,
             "usage_estimated": self.usage_estimated,
             "cost_usd": self.cost_usd,
             "prices": dict(self.prices),

@@ -32,6 +32,8 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "price_cache_read_mtok",
     "price_cache_write_5m_mtok",
     "price_cache_write_1h_mtok",
+    "web_searches",
+    "price_web_search_kcount",
     "usage_estimated",
     "latency_ms",
     "ttft_ms",

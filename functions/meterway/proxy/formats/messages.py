@@ -65,6 +65,7 @@ def from_anthropic(usage: dict[str, Any]) -> TokenUsage:
     ``input_tokens`` already excludes cache reads and writes. The 5-minute/1-hour split comes from
     ``cache_creation.ephemeral_5m_input_tokens`` / ``ephemeral_1h_input_tokens``; when only the
     total ``cache_creation_input_tokens`` is given, the writes are 5-minute ones (Anthropic's default).
+    Server-side web searches come from ``server_tool_use.web_search_requests``.
     """
     created_total = _count(usage.get("cache_creation_input_tokens"))
     split = usage.get("cache_creation") or {}
@@ -78,6 +79,7 @@ def from_anthropic(usage: dict[str, Any]) -> TokenUsage:
         cache_creation_5m_tokens=five_min,
         cache_creation_1h_tokens=one_hour,
         cache_read_tokens=_count(usage.get("cache_read_input_tokens")),
+        web_searches=_count((usage.get("server_tool_use") or {}).get("web_search_requests")),
     )
 
 

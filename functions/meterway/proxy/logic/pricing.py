@@ -34,6 +34,10 @@ class Price:
     rates: dict[str, Decimal]
 
 
+# What genai-prices calls the price of a thousand server-side web searches.
+_WEB_SEARCH_RATE = "web_searches_kcount"
+
+
 def _genai_usage(usage: TokenUsage) -> Any:
     from genai_prices import Usage
 
@@ -45,6 +49,7 @@ def _genai_usage(usage: TokenUsage) -> Any:
         cache_write_1h_tokens=usage.cache_creation_1h_tokens,
         output_tokens=usage.output_tokens,
         output_reasoning_tokens=usage.reasoning_tokens,
+        web_searches=usage.web_searches or None,
     )
 
 
@@ -63,7 +68,8 @@ def _effective_rate(value: Any, total_input_tokens: int) -> Decimal | None:
 
 
 def unit_rates(model_price: ModelPrice, usage: TokenUsage) -> dict[str, Decimal]:
-    """The per-million rates that apply to this usage (tiers resolved); absent classes are 0."""
+    """The per-million rates that apply to this usage (tiers resolved; absent classes are 0), and the
+    price of a thousand web searches where the model has one."""
     total_input = usage.input_tokens + usage.cache_creation_tokens + usage.cache_read_tokens
     found = {
         name: _effective_rate(getattr(model_price, source, None), total_input) for name, source in _RATE_FIELDS.items()
@@ -72,13 +78,17 @@ def unit_rates(model_price: ModelPrice, usage: TokenUsage) -> dict[str, Decimal]
     # genai-prices charges a cache class without its own rate at the next broader one: 1-hour
     # writes like any write, and reads and writes like plain input.
     write_5m = found["cache_write_5m_mtok"] if found["cache_write_5m_mtok"] is not None else input_rate
-    return {
+    rates = {
         "input_mtok": input_rate,
         "output_mtok": found["output_mtok"] or Decimal(0),
         "cache_read_mtok": found["cache_read_mtok"] if found["cache_read_mtok"] is not None else input_rate,
         "cache_write_5m_mtok": write_5m,
         "cache_write_1h_mtok": found["cache_write_1h_mtok"] if found["cache_write_1h_mtok"] is not None else write_5m,
     }
+    searches = getattr(model_price, _WEB_SEARCH_RATE, None)
+    if searches is not None:
+        rates["web_search_kcount"] = Decimal(searches)
+    return rates
 
 
 def price_usage(route: ModelRoute, usage: TokenUsage) -> Price:
