@@ -217,3 +217,42 @@ def test_a_malformed_input_item_is_a_400_that_records_nothing(stack):
         )
     assert refused.value.status_code == 400 and "input" in refused.value.message
     assert stack.ledger_count() == before and stack.fake_requests() == []
+
+
+@pytest.mark.parametrize(
+    ("model", "upstream_path"),
+    [("openai/gpt-4o-mini", "/v1/responses"), ("anthropic/claude-sonnet-4-5", "/v1/messages")],
+)
+def test_a_stream_cut_by_the_upstream_ends_with_an_error_event_and_a_partial_record(stack, model, upstream_path):
+    stack.fake_faults({"kind": "cut", "after_tokens": 4}, path=upstream_path)
+    before = stack.ledger_count()
+    body = {"model": model, "input": "Tell me about meters.", "stream": True}
+    headers = {"authorization": f"Bearer {stack.api_key}"}
+    with httpx.stream("POST", f"{stack.base}/v1/responses", json=body, headers=headers) as sent:
+        request_id = sent.headers["x-meterway-request-id"]
+        events = [line for line in sent.iter_lines() if line.startswith("event: ")]
+
+    assert events[0] == "event: response.created" and events[-1] == "event: error"
+    assert "event: response.completed" not in events
+    record = stack.generation(request_id)
+    assert record["endpoint"] == "responses" and record["status"] == "partial"
+    assert record["input_tokens"] > 0 and record["output_tokens"] >= 4 and record["cost_usd"] > 0
+    assert stack.ledger_count() == before + 1
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"])
+def test_a_client_that_leaves_mid_stream_leaves_one_partial_record(stack, model):
+    before = stack.ledger_count()
+    body = {"model": model, "input": "Tell me about meters.", "stream": True, "max_output_tokens": 64}
+    headers = {"authorization": f"Bearer {stack.api_key}"}
+    with httpx.stream("POST", f"{stack.base}/v1/responses", json=body, headers=headers) as sent:
+        request_id = sent.headers["x-meterway-request-id"]
+        deltas = 0
+        for line in sent.iter_lines():
+            deltas += '"response.output_text.delta"' in line
+            if deltas == 3:
+                break
+
+    record = stack.generation(request_id, wait_s=10)
+    assert record["status"] == "partial" and record["output_tokens"] >= 3 and record["cost_usd"] > 0
+    assert stack.ledger_count() == before + 1
