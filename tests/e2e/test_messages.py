@@ -245,6 +245,24 @@ def test_a_stream_cut_by_the_upstream_ends_with_an_error_event_and_a_partial_rec
     assert record["status"] == "partial" and record["input_tokens"] > 0 and record["output_tokens"] >= 5
 
 
+@pytest.mark.parametrize("model", [CLAUDE, "openai/gpt-4o-mini"])
+def test_a_client_that_leaves_mid_stream_leaves_one_partial_record(stack, model):
+    before = stack.ledger_count()
+    body = {"model": model, "max_tokens": 64, "messages": PROMPT, "stream": True}
+    with httpx.stream("POST", f"{stack.base}/v1/messages", json=body, headers={"x-api-key": stack.api_key}) as sent:
+        request_id = sent.headers["x-meterway-request-id"]
+        deltas = 0
+        for line in sent.iter_lines():
+            deltas += line == "event: content_block_delta"
+            if deltas == 3:
+                break
+
+    record = stack.generation(request_id, wait_s=10)
+    assert record["endpoint"] == "messages" and record["status"] == "partial"
+    assert record["output_tokens"] >= 3 and record["cost_usd"] > 0
+    assert stack.ledger_count() == before + 1
+
+
 def test_a_key_limited_to_other_models_is_refused_on_this_door_too(stack):
     created = stack.admin(
         "POST", "/keys", json={"name": "chat only", "limits": {"allowed_models": ["openai/gpt-4o-mini"]}}
