@@ -142,3 +142,32 @@ def test_no_secret_or_prompt_appears_in_any_table_or_log_line(stack):
         assert secret not in log
     assert PROMPT not in dump
     assert PROMPT not in log
+
+
+DOORS = {
+    "chat.completions": ("/v1/chat/completions", {"messages": [{"role": "user", "content": PROMPT}]}),
+    "messages": ("/v1/messages", {"max_tokens": 16, "messages": [{"role": "user", "content": PROMPT}]}),
+    "responses": ("/v1/responses", {"input": PROMPT}),
+    "embeddings": ("/v1/embeddings", {"input": PROMPT}),
+}
+
+
+@pytest.mark.parametrize("endpoint", list(DOORS))
+def test_a_spend_limit_stops_every_front_door_alike_in_its_own_envelope(stack, endpoint):
+    path, body = DOORS[endpoint]
+    model = "openai/text-embedding-3-small" if endpoint == "embeddings" else "openai/gpt-4o-mini"
+    key_id, secret = new_key(stack, spend_limit_usd=Decimal("0.000000001"))
+    sent = [
+        httpx.post(f"{stack.base}{path}", json={"model": model, **body}, headers={"x-api-key": secret}, timeout=30)
+        for _ in range(2)
+    ]
+
+    assert [response.status_code for response in sent] == [200, 402]
+    refusal = sent[1].json()
+    if endpoint == "messages":
+        assert refusal["type"] == "error" and "spend limit" in refusal["error"]["message"]
+    else:
+        assert refusal["error"]["code"] == "key_spend_limit_reached"
+    (record,) = ledger_of(stack, key_id)
+    assert record["endpoint"] == endpoint and record["cost_usd"] > 0
+    assert item(stack, f"QUOTA#{key_id}", "SPEND#ALL")["spent_usd"] == record["cost_usd"]
