@@ -134,9 +134,11 @@ def call_api(
     body: Any = None,
     query: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The ApiFunction handler with an API Gateway REST event, as in AWS; adds ``json`` to the result.
-    ``headers`` are added to the request's (a browser's ``Origin``, say)."""
+    ``headers`` are added to the request's (a browser's ``Origin``, say); ``handler`` stands in for
+    the function's own (wrapped, say)."""
     import copy
 
     from devstack.gateway import LocalLambdaContext
@@ -153,6 +155,6 @@ def call_api(
     event["queryStringParameters"] = query or None
     event["multiValueQueryStringParameters"] = {name: [value] for name, value in query.items()} if query else None
     event["body"] = json.dumps(body) if body is not None else None
-    response: dict[str, Any] = api.handler(event, LocalLambdaContext("ApiFunction"))
+    response: dict[str, Any] = (handler or api.handler)(event, LocalLambdaContext("ApiFunction"))
     response["json"] = json.loads(response["body"]) if response.get("body") else None
     return response
