@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from cfnlint.api import lint_file
 
-from devstack.aws_resources import load_template
+from devstack.aws_resources import APP_ENV_VARS, load_template
 from devstack.gateway import CONSOLE_CSP
 from meterway.core.settings import FUNCTION_SETTINGS
 from tests.sam_template import transformed_template
@@ -205,6 +205,13 @@ def test_every_function_is_given_each_setting_its_code_requires(resources, funct
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
+def test_no_function_is_given_a_setting_its_code_does_not_read(resources, function):
+    read = {f"MW_{name.upper()}" for name in FUNCTION_SETTINGS[function].model_fields}
+    given = {name for name in _env(resources, function) if name.startswith("MW_")}
+    assert given - read == set()
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
 def test_every_function_gets_the_shared_configuration(resources, function):
     props = resources[function]["Properties"]
     env = _env(resources, function)
@@ -215,15 +222,10 @@ def test_every_function_gets_the_shared_configuration(resources, function):
     assert env["POWERTOOLS_SERVICE_NAME"] == "meterway"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Meterway"
     assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
-    assert env["MW_KEYS_TABLE"] == {"Ref": "KeysTable"}
-    assert env["MW_LEDGER_TABLE"] == {"Ref": "LedgerTable"}
-    assert env["MW_ROLLUPS_TABLE"] == {"Ref": "RollupsTable"}
-    assert env["MW_LEDGER_RETENTION_DAYS"] == {"Ref": "LedgerRetentionDays"}
-    assert env["MW_KEY_CACHE_TTL_SECONDS"] == {"Ref": "KeyCacheTtlSeconds"}
-    assert env["MW_EXPORT_BUCKET"] == {"Ref": "ExportBucket"}
-    assert env["MW_EXPORT_JOBS_TABLE"] == {"Ref": "ExportJobsTable"}
-    assert env["MW_EXPORT_QUEUE_URL"] == {"Ref": "ExportQueue"}
-    assert env["MW_EXPORT_URL_TTL_SECONDS"] == {"Ref": "ExportUrlTtlSeconds"}
+    # A setting names the same table, queue or bucket in AWS as in the local stack.
+    for variable, logical_id in APP_ENV_VARS.items():
+        if variable in env:
+            assert env[variable] == {"Ref": logical_id}, variable
 
 
 def test_dependencies_layer_is_built_for_arm64(template, resources):
