@@ -27,7 +27,11 @@ BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionR
 XRAY_WRITE = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
 SQS_POLLER = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
 STREAM_POLLER = "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole"
-FUNCTIONS = ("ProxyFunction", "ApiFunction", "LedgerReplayFunction", "AggregatorFunction", "ExportFunction")
+FUNCTIONS = tuple(
+    logical_id
+    for logical_id, resource in load_template(TEMPLATE)["Resources"].items()
+    if resource["Type"] == "AWS::Serverless::Function"
+)
 
 
 @pytest.fixture(scope="module")
@@ -366,22 +370,44 @@ def test_export_queue_outlasts_the_worker_and_parks_failed_jobs(resources):
     assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
 
 
-@pytest.mark.parametrize(
-    ("alarm_id", "queue_id"),
-    [
-        ("LedgerSpillDeadLetterAlarm", "LedgerSpillDeadLetterQueue"),
-        ("AggregatorDeadLetterAlarm", "AggregatorDeadLetterQueue"),
-        ("ExportDeadLetterAlarm", "ExportDeadLetterQueue"),
-    ],
-)
-def test_dead_letter_queue_raises_an_alarm(resources, alarm_id, queue_id):
-    alarm = resources[alarm_id]["Properties"]
+def _dead_letter_queues(resources: dict[str, Any]) -> set[str]:
+    """Queues that park what failed: a queue's redrive target or a stream mapping's on-failure destination."""
+    targets = [
+        res["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]
+        for res in _of_type(resources, "AWS::SQS::Queue").values()
+        if "RedrivePolicy" in res["Properties"]
+    ] + [
+        mapping["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+        for mapping in _of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+        if "DestinationConfig" in mapping["Properties"]
+    ]
+    return {target["Fn::GetAtt"][0] for target in targets}
 
-    assert alarm["Namespace"] == "AWS/SQS"
-    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
-    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
-    assert alarm["Threshold"] == 0
+
+def test_every_dead_letter_queue_keeps_failures_two_weeks_and_raises_its_own_alarm(resources):
+    queues = _dead_letter_queues(resources)
+    alarms = {
+        alarm["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]: alarm["Properties"]
+        for alarm in _of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"]["Namespace"] == "AWS/SQS"
+    }
+
+    assert len(queues) == 3 and set(alarms) == queues
+    for queue in queues:
+        assert resources[queue]["Properties"] == {
+            "SqsManagedSseEnabled": True,
+            "MessageRetentionPeriod": 14 * 24 * 3600,
+        }
+        alarm = alarms[queue]
+        assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+            "Maximum",
+            "GreaterThanThreshold",
+            0,
+        )
+        assert alarm["TreatMissingData"] == "notBreaching"
+    # Each alarm says what its parked messages mean for users.
+    assert len({alarm["AlarmDescription"] for alarm in alarms.values()}) == 3
 
 
 # --- Ledger stream ----------------------------------------------------------------------------
