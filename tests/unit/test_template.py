@@ -20,6 +20,7 @@ from samtranslator.translator.transform import transform
 from devstack.aws_resources import load_template
 from devstack.gateway import CONSOLE_CSP
 from meterway.core.settings import FUNCTION_SETTINGS
+from scripts.built_artifact import WHEEL_CPU
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -29,8 +30,6 @@ BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionR
 XRAY_WRITE = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
 SQS_POLLER = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
 STREAM_POLLER = "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole"
-# Lambda's architecture names, as the CPU names of manylinux wheels.
-WHEEL_CPU = {"arm64": "aarch64", "x86_64": "x86_64"}
 FUNCTIONS = ("ProxyFunction", "ApiFunction", "LedgerReplayFunction", "AggregatorFunction", "ExportFunction")
 
 
