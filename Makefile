@@ -9,7 +9,7 @@ CONSOLE_SOURCES := console/package.json console/package-lock.json console/index.
 NPM_STAMP := console/node_modules/.installed
 NEED_NPM  := @command -v npm >/dev/null || { echo "make: npm not found; the console needs Node.js 20+ and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
 
-.PHONY: install console dev test lint unit integration e2e bench build deploy clean
+.PHONY: install console dev test lint unit integration e2e bench build build-report deploy clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,10 @@ SAM = mkdir -p $(SAM_HOME) && printf '{"lastVersionCheck": %s.0}\n' "$$(date +%s
 
 build: install
 	$(SAM) build --build-dir $(SAM_BUILD_DIR)
+
+## build-report: the built artifact's sizes and its handlers' import times (builds first if there is no build)
+build-report: install
+	$(BIN)/python bench/build_report.py --build-dir $(SAM_BUILD_DIR)
 
 ## deploy: SAM (needs AWS credentials), then the console to its bucket
 STACK ?= meterway

@@ -393,3 +393,17 @@ def test_the_proxy_answers_a_chat_completion_and_records_it(proxy, aws):
     assert (record["key_id"], record["status"], record["model"]) == (key.key_id, "ok", "openai/gpt-4o-mini")
     assert record["output_tokens"] == completion["usage"]["completion_tokens"]
     assert record["cost_usd"] == Decimal(str(completion["usage"]["cost"]))
+
+
+def test_measuring_imports_leaves_the_artifact_as_built(artifact, clean_python, tmp_path):
+    # The build report times imports from the build that `sam deploy` uploads: its bytecode goes
+    # to a cache of its own, never next to the sources
+    code_dir = artifact / "AggregatorFunction"
+    module, _ = entry_point(HANDLERS["AggregatorFunction"], code_dir)
+
+    seconds = clean_python.import_seconds(code_dir, module, runs=1, bytecode_cache=tmp_path / "bytecode")
+
+    assert seconds > 0
+    assert list((tmp_path / "bytecode").rglob("*.pyc"))
+    assert not [path for path in shipped_files(code_dir) if NOT_SHIPPED.search(path)]
+    assert not list(clean_python.layer.rglob("*.pyc"))
