@@ -76,12 +76,20 @@ build: install
 build-report: install
 	$(BIN)/python bench/build_report.py --build-dir $(SAM_BUILD_DIR)
 
-## deploy: SAM (needs AWS credentials), then the console to its bucket
+## deploy: sam build, sam deploy (GUIDED=1 asks for the settings and saves them in samconfig.toml),
+## the console to its bucket, then the URLs and next steps. Needs AWS credentials; STACK and REGION
+## (default: your AWS configuration's) say where.
 STACK ?= meterway
+REGION ?=
+WHERE = --stack-name $(STACK) $(if $(REGION),--region $(REGION))
 
+# SAM reads (and a guided deploy writes) samconfig.toml next to the template it deploys, which is the
+# built one: name the project's file.
 deploy: build console
-	sam deploy --guided --stack-name $(STACK)
-	$(BIN)/python scripts/publish_console.py --stack-name $(STACK)
+	$(SAM) deploy $(if $(GUIDED),--guided) --template-file $(SAM_BUILD_DIR)/template.yaml \
+	    --config-file $(CURDIR)/samconfig.toml $(WHERE)
+	$(BIN)/python scripts/publish_console.py $(WHERE)
+	$(BIN)/python scripts/stack_outputs.py $(WHERE)
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .meterway console/dist console/node_modules
