@@ -9,7 +9,7 @@ CONSOLE_SOURCES := console/package.json console/package-lock.json console/index.
 NPM_STAMP := console/node_modules/.installed
 NEED_NPM  := @command -v npm >/dev/null || { echo "make: npm not found; the console needs Node.js 20+ and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
 
-.PHONY: install console dev test lint unit integration e2e bench build deploy clean
+.PHONY: install console dev test lint unit integration e2e bench build build-report deploy clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
+	$(SAM) validate --lint --region us-east-1
 
 unit: install
 	$(BIN)/python -m pytest -q tests/unit
@@ -58,15 +59,37 @@ e2e: install console
 bench: install
 	$(BIN)/python bench/proxy_overhead.py
 
-## build / deploy: SAM (needs the AWS SAM CLI and credentials), then the console to its bucket
+## build: sam build into $(SAM_BUILD_DIR), offline but for PyPI: no Docker, no AWS credentials, no Python 3.12
+SAM_BUILD_DIR ?= .aws-sam/build
+# The SAM CLI of the venv, with the venv first on PATH (layers/Makefile runs its pip). SAM's own state
+# goes to a project folder instead of ~/.aws-sam: telemetry is off, and its weekly PyPI version check,
+# which has no switch (aws/aws-sam-cli#3709), is skipped for a week after the lastVersionCheck there,
+# stamped before every run (a float: SAM ignores an integer).
+SAM_HOME := $(abspath .aws-sam/cli)
+SAM = mkdir -p $(SAM_HOME) && printf '{"lastVersionCheck": %s.0}\n' "$$(date +%s)" > $(SAM_HOME)/metadata.json && \
+      SAM_CLI_TELEMETRY=0 __SAM_CLI_APP_DIR=$(SAM_HOME) PATH="$(abspath $(BIN)):$$PATH" $(BIN)/sam
+
+build: install
+	$(SAM) build --build-dir $(SAM_BUILD_DIR)
+
+## build-report: the built artifact's sizes and its handlers' import times (builds first if there is no build)
+build-report: install
+	$(BIN)/python bench/build_report.py --build-dir $(SAM_BUILD_DIR)
+
+## deploy: sam build, sam deploy (GUIDED=1 asks for the settings and saves them in samconfig.toml),
+## the console to its bucket, then the URLs and next steps. Needs AWS credentials; STACK and REGION
+## (default: your AWS configuration's) say where.
 STACK ?= meterway
+REGION ?=
+WHERE = --stack-name $(STACK) $(if $(REGION),--region $(REGION))
 
-build:
-	sam build
-
+# SAM reads (and a guided deploy writes) samconfig.toml next to the template it deploys, which is the
+# built one: name the project's file.
 deploy: build console
-	sam deploy --guided --stack-name $(STACK)
-	$(BIN)/python scripts/publish_console.py --stack-name $(STACK)
+	$(SAM) deploy $(if $(GUIDED),--guided) --template-file $(SAM_BUILD_DIR)/template.yaml \
+	    --config-file $(CURDIR)/samconfig.toml $(WHERE)
+	$(BIN)/python scripts/publish_console.py $(WHERE)
+	$(BIN)/python scripts/stack_outputs.py $(WHERE)
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .meterway console/dist console/node_modules

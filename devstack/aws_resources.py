@@ -149,12 +149,21 @@ def _creation_order(resources: Mapping[str, Any]) -> list[str]:
 
 
 class _Resolver:
-    """Resolves the intrinsics a table/queue/bucket definition may use, against what was created."""
+    """Resolves the intrinsics a table/queue/bucket definition or a function's environment may use,
+    against what was created and the parameters (their defaults, unless overridden)."""
 
-    def __init__(self, template: Mapping[str, Any], *, prefix: str, region: str) -> None:
+    def __init__(
+        self,
+        template: Mapping[str, Any],
+        *,
+        prefix: str,
+        region: str,
+        parameters: Mapping[str, str] | None = None,
+    ) -> None:
         self._parameters = {
             name: str(spec["Default"]) for name, spec in template.get("Parameters", {}).items() if "Default" in spec
-        }
+        } | dict(parameters or {})
+        self._conditions: Mapping[str, Any] = template.get("Conditions", {})
         self._pseudo = {
             "AWS::StackName": prefix,
             "AWS::Region": region,
@@ -203,9 +212,28 @@ class _Resolver:
                 return self._get_att(arg[0], arg[1])
             if key == "Fn::Sub" and isinstance(arg, str):
                 return self._sub(arg)
+            if key == "Fn::If":
+                condition, if_true, if_false = arg
+                return self.resolve(if_true if self._holds({"Condition": condition}) else if_false)
             if key.startswith("Fn::") or key == "Condition":
                 raise ValueError(f"unsupported intrinsic {key} in a locally created resource")
         return {key: self.resolve(item) for key, item in value.items()}
+
+    def _holds(self, condition: Mapping[str, Any]) -> bool:
+        """A condition of the template's Conditions section (or one inline), evaluated."""
+        ((key, arg),) = condition.items()
+        if key == "Condition":
+            return self._holds(self._conditions[arg])
+        if key == "Fn::Equals":
+            left, right = (str(self.resolve(side)) for side in arg)
+            return left == right
+        if key == "Fn::Not":
+            return not self._holds(arg[0])
+        if key == "Fn::And":
+            return all(self._holds(part) for part in arg)
+        if key == "Fn::Or":
+            return any(self._holds(part) for part in arg)
+        raise ValueError(f"unsupported condition function {key}")
 
 
 def _table_kwargs(name: str, props: Mapping[str, Any]) -> dict[str, Any]:
@@ -402,6 +430,34 @@ def create_resources(
             created = _create_bucket(s3, name.lower(), props, region)
         resolver.created[logical_id] = created
     return {logical_id: created.physical_id for logical_id, created in resolver.created.items()}
+
+
+def function_environment(
+    template_path: Path,
+    function_id: str,
+    *,
+    resources: Mapping[str, str],
+    prefix: str,
+    region: str,
+    parameters: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment variables `template_path` sets for `function_id` (the Globals' and its own),
+    each resolved: a Ref to a resource is its entry in `resources` (`{logical_id: physical id}`, as
+    `create_resources` returns it, plus any resource made otherwise), a Ref to a parameter is its
+    value in `parameters` or its default, and conditions are evaluated with those."""
+    template = load_template(template_path)
+    resolver = _Resolver(template, prefix=prefix, region=region, parameters=parameters)
+    resolver.created = {logical_id: _Created(physical_id) for logical_id, physical_id in resources.items()}
+    variables = {
+        **_environment_variables(template.get("Globals", {}).get("Function", {})),
+        **_environment_variables(template["Resources"][function_id]["Properties"]),
+    }
+    return {name: str(resolver.resolve(value)) for name, value in variables.items()}
+
+
+def _environment_variables(function_properties: Mapping[str, Any]) -> dict[str, Any]:
+    variables: dict[str, Any] = function_properties.get("Environment", {}).get("Variables", {})
+    return variables
 
 
 def env_for(resources: Mapping[str, str]) -> dict[str, str]:

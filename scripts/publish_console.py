@@ -27,6 +27,11 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 ROOT = Path(__file__).resolve().parents[1]
+# Run as a file, this folder is on sys.path but the repository, which holds the `scripts` package, is not.
+sys.path.insert(0, str(ROOT))
+
+from scripts.stack_outputs import OutputsUnavailable, read_outputs  # noqa: E402
+
 DIST = ROOT / "console" / "dist"
 INDEX_KEY = "index.html"
 CONFIG_KEY = "config.json"
@@ -88,13 +93,7 @@ class Published:
 
 def stack_target(cloudformation: Any, stack_name: str) -> ConsoleTarget:
     """Read the console's bucket, distribution and API URL from the stack's outputs."""
-    (stack,) = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
-    outputs = {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
-    missing = [name for name in OUTPUTS if not outputs.get(name)]
-    if missing:
-        raise PublishError(
-            f"stack {stack_name} has no {', '.join(missing)} output: deploy the current template.yaml first"
-        )
+    outputs = read_outputs(cloudformation, stack_name, OUTPUTS)
     return ConsoleTarget(
         api_url=outputs["ApiUrl"].rstrip("/"),
         console_url=outputs["ConsoleUrl"],
@@ -194,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         session = boto3.Session(profile_name=args.profile, region_name=args.region)
         target = stack_target(session.client("cloudformation"), args.stack_name)
         result = publish(session.client("s3"), session.client("cloudfront"), args.dist, target)
-    except (PublishError, ClientError, BotoCoreError) as exc:
+    except (PublishError, OutputsUnavailable, ClientError, BotoCoreError) as exc:
         print(f"publish_console: {exc}", file=sys.stderr)
         return 1
     print(

@@ -13,7 +13,7 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
-from devstack.aws_resources import create_resources, env_for
+from devstack.aws_resources import create_resources, env_for, function_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -292,3 +292,68 @@ def test_ledger_stream_delivers_inserts_on_the_moto_server(fresh_moto_url):
     assert [record["eventName"] for record in records] == ["INSERT"]
     assert records[0]["dynamodb"]["NewImage"] == item
     assert records[0]["dynamodb"]["SequenceNumber"]
+
+
+# --- A function's environment -------------------------------------------------------------------
+
+LOCAL_NAMES = {
+    "KeysTable": "local-keys",
+    "LedgerTable": "local-ledger",
+    "RollupsTable": "local-rollups",
+    "ExportJobsTable": "local-jobs",
+    "ExportBucket": "local-exports",
+    "ExportQueue": "http://127.0.0.1:5000/123456789012/local-exports",
+    "LedgerSpillQueue": "http://127.0.0.1:5000/123456789012/local-spill",
+    "UpstreamSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:local-upstream",
+}
+
+
+def test_a_functions_environment_is_the_globals_and_its_own_with_refs_resolved():
+    env = function_environment(
+        TEMPLATE,
+        "ProxyFunction",
+        resources=LOCAL_NAMES,
+        prefix="it",
+        region=REGION,
+        parameters={"OpenAIBaseUrl": "http://127.0.0.1:9/v1"},
+    )
+
+    # Globals: literals, resources and parameter defaults
+    assert env["POWERTOOLS_SERVICE_NAME"] == "meterway"
+    assert env["MW_KEYS_TABLE"] == "local-keys"
+    assert env["MW_KEY_CACHE_TTL_SECONDS"] == "30"
+    # The function's own: an overridden parameter, a default one, and resources
+    assert env["MW_OPENAI_BASE_URL"] == "http://127.0.0.1:9/v1"
+    assert env["MW_ANTHROPIC_BASE_URL"] == "https://api.anthropic.com"
+    assert env["MW_SPILL_QUEUE_URL"] == LOCAL_NAMES["LedgerSpillQueue"]
+    assert env["MW_UPSTREAM_SECRET_ARN"] == LOCAL_NAMES["UpstreamSecret"]
+    assert "MW_CONSOLE_ORIGIN" not in env
+
+
+def test_a_condition_picks_the_branch_its_parameters_choose():
+    def console_origin(origin: str) -> str:
+        env = function_environment(
+            TEMPLATE,
+            "ApiFunction",
+            resources=LOCAL_NAMES,
+            prefix="it",
+            region=REGION,
+            parameters={"ConsoleOrigin": origin},
+        )
+        return env["MW_CONSOLE_ORIGIN"]
+
+    assert console_origin("https://console.example.com") == "https://console.example.com"
+    # Empty: the stack's own distribution, which was not given, so it cannot be resolved
+    with pytest.raises(ValueError, match=r"ConsoleDistribution\.DomainName"):
+        console_origin("")
+
+
+def test_a_resource_not_given_is_named():
+    with pytest.raises(ValueError, match="LedgerSpillQueue"):
+        function_environment(
+            TEMPLATE,
+            "ProxyFunction",
+            resources={name: value for name, value in LOCAL_NAMES.items() if name != "LedgerSpillQueue"},
+            prefix="it",
+            region=REGION,
+        )

@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import re
+import subprocess
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
@@ -17,6 +18,7 @@ from cfnlint.api import lint_file
 from devstack.aws_resources import APP_ENV_VARS, load_template
 from devstack.gateway import CONSOLE_CSP
 from meterway.core.settings import FUNCTION_SETTINGS
+from scripts.built_artifact import WHEEL_CPU
 from tests.sam_template import transformed_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,14 +234,41 @@ def test_every_function_gets_the_shared_configuration(resources, function):
             assert env[variable] == {"Ref": logical_id}, variable
 
 
-def test_dependencies_layer_is_built_for_arm64(template, resources):
+def _build_commands(code_dir: str, logical_id: str) -> str:
+    """What `sam build` would run for the resource: its Makefile target, printed by `make -n`."""
+    done = subprocess.run(
+        ["make", "-n", "-C", str(ROOT / code_dir), f"build-{logical_id}", "ARTIFACTS_DIR=/artifacts"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_function_is_built_by_its_makefile_target(template, function):
+    # Given a function of the template, Then sam build finds its target in functions/Makefile (a
+    # function without one fails the build), and the target ships the meterway package
+    assert template["Resources"][function]["Metadata"] == {"BuildMethod": "makefile"}
+    assert "meterway" in _build_commands("functions", function)
+
+
+def test_dependencies_layer_is_built_for_the_functions_runtime_and_architecture(template, resources):
     (layer,) = _of_type(resources, "AWS::Lambda::LayerVersion").values()
     source = template["Resources"]["DependenciesLayer"]
+    runtime = template["Globals"]["Function"]["Runtime"]
+    (architecture,) = template["Globals"]["Function"]["Architectures"]
 
-    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
-    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
+    assert layer["Properties"]["CompatibleArchitectures"] == [architecture]
     assert source["Properties"]["ContentUri"] == "layers/"
-    assert source["Metadata"] == {"BuildMethod": "python3.12", "BuildArchitecture": "arm64"}
+    assert source["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": architecture}
+    # pip fetches wheels for Lambda's interpreter and CPU, whatever machine runs the build
+    pip = _build_commands("layers", "DependenciesLayer")
+    assert f"--python-version {runtime.removeprefix('python')}" in pip
+    assert f"--platform manylinux2014_{WHEEL_CPU[architecture]}" in pip
+    assert "--only-binary=:all:" in pip
 
 
 def test_layer_requirements_cover_the_runtime_dependencies():

@@ -1,0 +1,120 @@
+"""Sizes and import times of the artifact `sam build` makes (README: "The deployed artifact").
+
+    .venv/bin/python bench/build_report.py [--build-dir .aws-sam/build] [--rebuild] [--runs 7]
+
+`make build-report` runs it. It builds with `make build` when the build directory holds no build
+(or with --rebuild), then prints a Markdown table, one row per function:
+- its code, zipped (a deflated zip, as `sam deploy` uploads it) and unzipped;
+- the DependenciesLayer, zipped and unzipped, the same for every function;
+- code and layer unzipped together, against Lambda's limit on a function and its layers. The
+  ProxyFunction's Lambda Web Adapter layer (AWS's own) comes on top and is not measured here;
+- the median time to import the function's handler module from the artifact, over --runs fresh
+  interpreters (scripts/built_artifact.py: the layer built for this machine, `python -S` with the
+  function's code, the layer and the runtime's boto3 only). "as deployed" compiles every source,
+  as Lambda does: the artifact ships no bytecode, and Lambda cannot write any. "from bytecode"
+  reads a cache that a first run filled: what shipping bytecode would save.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
+
+from scripts.built_artifact import CleanPython, entry_point, handlers, sam_build  # noqa: E402
+
+LAYER = "DependenciesLayer"
+# What Lambda refuses beyond: "Unzipped size must be smaller than 262144000 bytes" (250 MiB), for a
+# function's code and all its layers together.
+UNZIPPED_LIMIT = 262_144_000
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Size:
+    zipped: int
+    unzipped: int
+
+
+def size_of(directory: Path) -> Size:
+    """The directory as `sam deploy` uploads it (a deflated zip, in memory) and as Lambda unpacks it."""
+    files = sorted(path for path in directory.rglob("*") if path.is_file())
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for path in files:
+            zipped.write(path, path.relative_to(directory).as_posix())
+    return Size(zipped=archive.tell(), unzipped=sum(path.stat().st_size for path in files))
+
+
+@dataclass(frozen=True)
+class Row:
+    function: str
+    code: Size
+    as_deployed_ms: float
+    from_bytecode_ms: float
+
+
+def measure(build_dir: Path, python: CleanPython, runs: int, cache_root: Path) -> list[Row]:
+    rows = []
+    for function, handler in sorted(handlers().items()):
+        code_dir = build_dir / function
+        module, _ = entry_point(handler, code_dir)
+        cold = python.import_seconds(code_dir, module, runs=runs)
+        cached = python.import_seconds(code_dir, module, runs=runs, bytecode_cache=cache_root / function)
+        rows.append(Row(function, size_of(code_dir), cold * 1000, cached * 1000))
+    return rows
+
+
+def mib(size: int) -> str:
+    return f"{size / MIB:.2f} MiB"
+
+
+def report(rows: list[Row], layer: Size, runs: int) -> str:
+    lines = [
+        f"{datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}; imports: median of {runs} runs",
+        "",
+        "| function | code zipped | code unzipped | layer zipped | layer unzipped "
+        "| code + layer unzipped (limit 250 MiB) | import, as deployed | import, from bytecode |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        total = row.code.unzipped + layer.unzipped
+        lines.append(
+            f"| {row.function} | {mib(row.code.zipped)} | {mib(row.code.unzipped)} | {mib(layer.zipped)} "
+            f"| {mib(layer.unzipped)} | {mib(total)} ({total / UNZIPPED_LIMIT:.0%}) "
+            f"| {row.as_deployed_ms:.0f} ms | {row.from_bytecode_ms:.0f} ms |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build-dir", type=Path, default=ROOT / ".aws-sam" / "build")
+    parser.add_argument("--rebuild", action="store_true", help="run `make build` even if a build is there")
+    parser.add_argument("--runs", type=int, default=7, help="interpreters started per import measurement")
+    args = parser.parse_args()
+
+    build_dir = args.build_dir.resolve()
+    if args.rebuild or not (build_dir / "template.yaml").is_file():
+        print(f"building into {build_dir} …", file=sys.stderr)
+        sam_build(build_dir)
+    with tempfile.TemporaryDirectory() as workdir:
+        print("building the layer for this machine …", file=sys.stderr)
+        python = CleanPython.prepare(Path(workdir))
+        rows = measure(build_dir, python, args.runs, Path(workdir) / "bytecode")
+    print(report(rows, size_of(build_dir / LAYER), args.runs))
+
+
+if __name__ == "__main__":
+    main()
