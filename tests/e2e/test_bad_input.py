@@ -31,6 +31,15 @@ def post(stack, content: bytes, key: str | None = None) -> httpx.Response:
         ("api_base in body", json.dumps({**GOOD, "api_base": "http://evil.example"}).encode(), 400, "forbidden_field"),
         ("not an object", b"[1, 2]", 400, "invalid_request"),
         (
+            "nested 100k deep",
+            json.dumps(GOOD)[:-1].encode() + b', "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            400,
+            "nesting_too_deep",
+        ),
+        ("NaN", json.dumps(GOOD)[:-1].encode() + b', "temperature": NaN}', 400, "invalid_number"),
+        ("Infinity", json.dumps(GOOD)[:-1].encode() + b', "temperature": -Infinity}', 400, "invalid_number"),
+        ("past a double", json.dumps(GOOD)[:-1].encode() + b', "temperature": 1e999}', 400, "invalid_number"),
+        (
             "body over 6 MB",
             json.dumps({**GOOD, "messages": [{"role": "user", "content": "x" * (6 * 1024 * 1024 + 10)}]}).encode(),
             413,
