@@ -39,6 +39,15 @@ def post(stack, content: bytes, key: str | None = None) -> httpx.Response:
         ("NaN", json.dumps(GOOD)[:-1].encode() + b', "temperature": NaN}', 400, "invalid_number"),
         ("Infinity", json.dumps(GOOD)[:-1].encode() + b', "temperature": -Infinity}', 400, "invalid_number"),
         ("past a double", json.dumps(GOOD)[:-1].encode() + b', "temperature": 1e999}', 400, "invalid_number"),
+        ("stream as a string", json.dumps({**GOOD, "stream": "yes"}).encode(), 400, "invalid_parameters"),
+        ("max_tokens as a string", json.dumps({**GOOD, "max_tokens": "12"}).encode(), 400, "invalid_parameters"),
+        ("max_tokens 1e30", json.dumps(GOOD)[:-1].encode() + b', "max_tokens": 1e30}', 400, "invalid_parameters"),
+        (
+            "max_tokens past the model's limit",
+            json.dumps({**GOOD, "max_tokens": 16_385}).encode(),
+            400,
+            "max_tokens_too_large",
+        ),
         (
             "body over 6 MB",
             json.dumps({**GOOD, "messages": [{"role": "user", "content": "x" * (6 * 1024 * 1024 + 10)}]}).encode(),

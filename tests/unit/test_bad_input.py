@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meterway.proxy.handlers.http_io import MAX_JSON_DEPTH
+from meterway.proxy.logic.catalog import CATALOG
 from tests.proxy_harness import DOORS, Gateway, gateway
 
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -102,4 +103,75 @@ def test_any_number_anywhere_is_answered_never_a_5xx(gw, number, field):
     else:
         assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_number"
         assert gw.untouched()
+    gw.forget()
+
+
+LOOSE = [
+    # (door, field, value): each a type or range the door's model refuses
+    *[("/v1/chat/completions", "stream", value) for value in ("yes", "true", 1, None)],
+    *[("/v1/chat/completions", "max_tokens", value) for value in ("12", 12.0, 1e30, 10**30, 0, -1, True)],
+    ("/v1/chat/completions", "max_completion_tokens", "64"),
+    *[("/v1/chat/completions", "n", value) for value in ("2", 0, 129, 2.0)],
+    *[("/v1/chat/completions", "top_logprobs", value) for value in ("1", 21, -1)],
+    ("/v1/chat/completions", "logprobs", "true"),
+    ("/v1/chat/completions", "parallel_tool_calls", "false"),
+    ("/v1/chat/completions", "store", 0),
+    *[("/v1/chat/completions", "seed", value) for value in ("1", 2**64, 1.5)],
+    ("/v1/chat/completions", "stream_options", "include_usage"),
+    ("/v1/chat/completions", "metadata", "not an object"),
+    *[("/v1/messages", "stream", value) for value in ("yes", 1)],
+    *[("/v1/messages", "max_tokens", value) for value in ("12", 12.5, 1e30, 0, False)],
+    ("/v1/messages", "top_k", -1),
+    *[("/v1/responses", "stream", value) for value in ("true", 1)],
+    *[("/v1/responses", "max_output_tokens", value) for value in ("5", 1e30, 0)],
+    ("/v1/responses", "store", "false"),
+    ("/v1/responses", "parallel_tool_calls", 1),
+    ("/v1/responses", "background", "no"),
+    ("/v1/responses", "top_logprobs", 21),
+    ("/v1/responses", "max_tool_calls", 0),
+    ("/v1/responses", "metadata", ["not", "an", "object"]),
+    *[("/v1/embeddings", "dimensions", value) for value in ("256", 0, 256.0)],
+]
+
+
+@pytest.mark.parametrize(("path", "field", "value"), LOOSE)
+def test_a_loose_boolean_or_integer_is_a_400_that_names_the_field(gw, path, field, value):
+    error = refused(gw, path, DOORS[path] | {field: value})
+    assert f"'{field}'" in error["message"]
+    if path != "/v1/messages":
+        assert error["code"] == "invalid_parameters"
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])
+def test_strict_values_of_the_right_type_still_pass(gw, path):
+    body = DOORS[path] | {"stream": False, "store": False, "parallel_tool_calls": True, "top_logprobs": 0}
+    assert gw.post(path, body).status_code == 200
+
+
+OUTPUT_FIELDS = {
+    "/v1/chat/completions": "max_tokens",
+    "/v1/messages": "max_tokens",
+    "/v1/responses": "max_output_tokens",
+}
+CHAT_MODELS = [route for route in CATALOG.values() if route.endpoint == "chat"]
+
+
+@PROPERTY
+@given(
+    path=st.sampled_from(list(OUTPUT_FIELDS)),
+    route=st.sampled_from(CHAT_MODELS),
+    asked=st.integers(min_value=1, max_value=150_000),
+)
+def test_an_output_budget_is_bounded_by_the_models_own_limit(gw, path, route, asked):
+    # Given any chat model of the catalog, through any door (natively or translated)
+    assert route.max_output_tokens is not None
+    body = DOORS[path] | {"model": route.id, OUTPUT_FIELDS[path]: asked, "stream": False}
+    response = gw.post(path, body)
+    if asked > route.max_output_tokens:
+        # Then more than it can write is refused by the gateway, naming the limit
+        assert response.status_code == 400 and gw.untouched()
+        assert str(route.max_output_tokens) in error_of(path, response)["message"]
+    else:
+        # Else the request reaches the provider
+        assert gw.upstream_requests, response.text
     gw.forget()
