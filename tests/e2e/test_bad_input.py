@@ -79,3 +79,15 @@ def test_a_bad_key_is_401_and_not_recorded(stack, key):
 def test_the_admin_key_cannot_call_the_inference_api(stack):
     response = post(stack, json.dumps(GOOD).encode(), key=stack.info["admin_key"])
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/v1/chat/completions"), ("GET", "/api/keys")])
+def test_one_request_carrying_two_keys_is_a_401_on_both_apis(stack, method, path):
+    # Given the API key first and the admin key last: a first-wins reader takes one, a last-wins the other
+    api_key, admin_key = stack.api_key, stack.info["admin_key"]
+    before = (stack.ledger_count(), len(stack.fake_requests()))
+    headers = [("authorization", f"Bearer {api_key}"), ("authorization", f"Bearer {admin_key}")]
+    response = httpx.request(method, f"{stack.base}{path}", json=GOOD, headers=headers, timeout=30)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "ambiguous_api_key"
+    assert (stack.ledger_count(), len(stack.fake_requests())) == before

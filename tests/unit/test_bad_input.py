@@ -175,3 +175,18 @@ def test_an_output_budget_is_bounded_by_the_models_own_limit(gw, path, route, as
         # Else the request reaches the provider
         assert gw.upstream_requests, response.text
     gw.forget()
+
+
+@pytest.mark.parametrize("path", [*DOORS, "/v1/messages/count_tokens"])
+@pytest.mark.parametrize(
+    "second", [("authorization", "Bearer {other}"), ("x-api-key", "{other}"), ("authorization", "Bearer {mine}")]
+)
+def test_two_credentials_in_one_request_are_a_401_at_every_door(gw, path, second):
+    # Given the caller's own key and a second credential (another key, or the same header twice)
+    other = "mw-live-" + "x" * 40
+    name, value = second
+    headers = [("authorization", f"Bearer {gw.secret}"), (name, value.format(other=other, mine=gw.secret))]
+    response = gw.client.post(path, json=DOORS.get(path, DOORS["/v1/messages"]), headers=headers)
+    assert response.status_code == 401
+    assert "one API key" in error_of(path, response)["message"]
+    assert gw.untouched()
