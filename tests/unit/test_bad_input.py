@@ -190,3 +190,46 @@ def test_two_credentials_in_one_request_are_a_401_at_every_door(gw, path, second
     assert response.status_code == 401
     assert "one API key" in error_of(path, response)["message"]
     assert gw.untouched()
+
+
+# Fields the doors, their pass-throughs and translations read, beyond those their models type.
+READ_FIELDS = [
+    *("messages", "input", "tools", "tool_choice", "temperature", "top_p", "stop", "stop_sequences", "system"),
+    *("response_format", "reasoning_effort", "reasoning", "thinking", "instructions", "text", "include"),
+    *("output_config", "logit_bias", "modalities", "prediction", "audio", "cache_control", "container"),
+    *("mcp_servers", "truncation", "encoding_format", "user", "metadata", "stream_options", "n", "max_tokens"),
+]
+TRANSLATED = [
+    ("/v1/chat/completions", "anthropic/claude-haiku-4-5"),
+    ("/v1/messages", "openai/gpt-4o-mini"),
+    ("/v1/responses", "anthropic/claude-haiku-4-5"),
+]
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["type", "role", "content", "text", "name", "id"]), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    route=st.sampled_from([*((path, body["model"]) for path, body in DOORS.items()), *TRANSLATED]),
+    field=st.sampled_from(READ_FIELDS),
+    value=JSON_VALUES,
+    stream=st.booleans(),
+)
+def test_any_json_value_in_any_field_is_answered_never_a_gateway_error(gw, route, field, value, stream):
+    path, model = route
+    body = (
+        DOORS[path] | {"model": model, field: value} | ({"stream": True} if stream and "embeddings" not in path else {})
+    )
+    response = gw.post(path, body)
+    # The gateway itself never fails on what a client sent (a 502 is the provider's own failure)
+    assert response.status_code < 500 or error_of(path, response)["type"] in ("upstream_error", "api_error")
+    assert "Internal error in the gateway" not in response.text
+    if 400 <= response.status_code < 500 and not gw.upstream_requests:
+        assert gw.untouched()
+    gw.forget()

@@ -109,9 +109,25 @@ class Provider(ABC):
     def request(
         self, fmt: Format, route: ModelRoute, body: dict[str, Any], client_headers: Mapping[str, str]
     ) -> UpstreamRequest:
-        """The upstream request for a client's (validated) body in ``fmt``."""
+        """The upstream request for a client's (validated) body in ``fmt``.
+
+        A translation reads fields the front door's model leaves open (content blocks, tools,
+        ``reasoning_effort``…); one of a shape it cannot read is the client's error: a 400, before
+        anything is reserved. It is logged, in case the shape was a valid one the translation
+        does not know yet."""
         bridge = self.bridge(fmt)
-        upstream_body = bridge.request(route, body)
+        try:
+            upstream_body = bridge.request(route, body)
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+            logger.warning(
+                "a request the translation could not read",
+                extra={"model": route.id, "format": fmt, "error": type(exc).__name__, "at": _where(exc)},
+            )
+            raise InvalidRequest(
+                f"The request has a field of a type or shape the {fmt} format does not allow, so it cannot be "
+                f"sent to {route.id}. Check its fields against the format's reference.",
+                code="invalid_parameters",
+            ) from exc
         url, headers = self.endpoint(bridge.upstream, stream=bool(body.get("stream")), client_headers=client_headers)
         return UpstreamRequest(url, upstream_body, headers)
 
@@ -145,6 +161,14 @@ def error_message(body: bytes) -> str | None:
     """``error.message`` of an error body, the shape OpenAI and Anthropic both use."""
     found = _error_object(body)
     return str(found["message"])[:_MAX_MESSAGE_CHARS] if isinstance(found.get("message"), str) else None
+
+
+def _where(exc: BaseException) -> str:
+    """Where an exception was raised (``module.py:123``): the error's text may quote the prompt."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return f"{frame.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.tb_lineno}" if frame else "?"
 
 
 def _without_keys(text: str | None, key: str | None) -> str:
