@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from meterway.accounts.models import ApiKey
+from meterway.accounts.dal.quota_store import Cause, ReservationRefused
+from meterway.accounts.models import ApiKey, Reservation
 from meterway.analytics.dal.rollup_store import AlreadyCounted
 from meterway.analytics.dal.rollups_table import bucket_range, partition
 from meterway.analytics.models import LastUse, RollupUpdate
@@ -33,6 +36,22 @@ class InMemoryKeyStore:
 
     def get_key(self, account_id: str, key_id: str) -> ApiKey | None:
         return next((key for key in self.list_keys(account_id) if key.key_id == key_id), None)
+
+
+@dataclass
+class FakeQuotas:
+    """Reservations as the quota store takes them; ``refuse`` names the condition that fails."""
+
+    refuse: Cause | None = None
+    reserved: list[tuple[Reservation, str]] = field(default_factory=list)
+
+    def reserve(self, reservation: Reservation, key_hash: str, now: datetime) -> None:
+        if self.refuse:
+            raise ReservationRefused(self.refuse)
+        self.reserved.append((reservation, key_hash))
+
+    def counters(self, reservation: Reservation) -> dict[str, dict[str, Any]]:
+        return {}
 
 
 class InMemoryLedger:

@@ -31,6 +31,24 @@ def post(stack, content: bytes, key: str | None = None) -> httpx.Response:
         ("api_base in body", json.dumps({**GOOD, "api_base": "http://evil.example"}).encode(), 400, "forbidden_field"),
         ("not an object", b"[1, 2]", 400, "invalid_request"),
         (
+            "nested 100k deep",
+            json.dumps(GOOD)[:-1].encode() + b', "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            400,
+            "nesting_too_deep",
+        ),
+        ("NaN", json.dumps(GOOD)[:-1].encode() + b', "temperature": NaN}', 400, "invalid_number"),
+        ("Infinity", json.dumps(GOOD)[:-1].encode() + b', "temperature": -Infinity}', 400, "invalid_number"),
+        ("past a double", json.dumps(GOOD)[:-1].encode() + b', "temperature": 1e999}', 400, "invalid_number"),
+        ("stream as a string", json.dumps({**GOOD, "stream": "yes"}).encode(), 400, "invalid_parameters"),
+        ("max_tokens as a string", json.dumps({**GOOD, "max_tokens": "12"}).encode(), 400, "invalid_parameters"),
+        ("max_tokens 1e30", json.dumps(GOOD)[:-1].encode() + b', "max_tokens": 1e30}', 400, "invalid_parameters"),
+        (
+            "max_tokens past the model's limit",
+            json.dumps({**GOOD, "max_tokens": 16_385}).encode(),
+            400,
+            "max_tokens_too_large",
+        ),
+        (
             "body over 6 MB",
             json.dumps({**GOOD, "messages": [{"role": "user", "content": "x" * (6 * 1024 * 1024 + 10)}]}).encode(),
             413,
@@ -61,3 +79,15 @@ def test_a_bad_key_is_401_and_not_recorded(stack, key):
 def test_the_admin_key_cannot_call_the_inference_api(stack):
     response = post(stack, json.dumps(GOOD).encode(), key=stack.info["admin_key"])
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/v1/chat/completions"), ("GET", "/api/keys")])
+def test_one_request_carrying_two_keys_is_a_401_on_both_apis(stack, method, path):
+    # Given the API key first and the admin key last: a first-wins reader takes one, a last-wins the other
+    api_key, admin_key = stack.api_key, stack.info["admin_key"]
+    before = (stack.ledger_count(), len(stack.fake_requests()))
+    headers = [("authorization", f"Bearer {api_key}"), ("authorization", f"Bearer {admin_key}")]
+    response = httpx.request(method, f"{stack.base}{path}", json=GOOD, headers=headers, timeout=30)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "ambiguous_api_key"
+    assert (stack.ledger_count(), len(stack.fake_requests())) == before

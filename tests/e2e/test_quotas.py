@@ -171,3 +171,20 @@ def test_a_spend_limit_stops_every_front_door_alike_in_its_own_envelope(stack, e
     (record,) = ledger_of(stack, key_id)
     assert record["endpoint"] == endpoint and record["cost_usd"] > 0
     assert item(stack, f"QUOTA#{key_id}", "SPEND#ALL")["spent_usd"] == record["cost_usd"]
+
+
+@pytest.mark.parametrize("limits", [{}, {"spend_limit_usd": Decimal(5)}])
+def test_v1_key_reports_a_keys_usage_equal_to_its_ledger_with_or_without_limits(stack, limits):
+    if datetime.now(UTC).second > 50:
+        time.sleep(61 - datetime.now(UTC).second)  # keep the requests and the read inside one minute
+    key_id, secret = new_key(stack, **limits)
+    assert [chat(stack, secret, max_tokens=8).status_code for _ in range(3)] == [200, 200, 200]
+
+    status = httpx.get(f"{stack.base}/v1/key", headers={"authorization": f"Bearer {secret}"}).json()["data"]
+
+    records = ledger_of(stack, key_id)
+    assert len(records) == 3
+    assert Decimal(status["usage"]["spend_usd"]) == sum(Decimal(str(r["cost_usd"])) for r in records) > 0
+    assert status["usage"]["requests_this_minute"] == 3
+    assert status["usage"]["tokens_this_minute"] == sum(int(r["total_tokens"]) for r in records)
+    assert status["usage"]["in_flight"] == 0

@@ -133,12 +133,12 @@ def call_api(
     secret: str | None,
     body: Any = None,
     query: dict[str, str] | None = None,
-    headers: dict[str, str] | None = None,
+    headers: dict[str, str | list[str]] | None = None,
     handler: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The ApiFunction handler with an API Gateway REST event, as in AWS; adds ``json`` to the result.
-    ``headers`` are added to the request's (a browser's ``Origin``, say); ``handler`` stands in for
-    the function's own (wrapped, say)."""
+    ``headers`` are added to the request's (a browser's ``Origin``, say; a list for a header sent more
+    than once, which ``headers`` holds the last of); ``handler`` stands in for the function's own."""
     import copy
 
     from devstack.gateway import LocalLambdaContext
@@ -148,10 +148,11 @@ def call_api(
     event |= {"httpMethod": method, "path": path, "pathParameters": {"proxy": path.removeprefix("/api/")}}
     for sent in (event["headers"], event["multiValueHeaders"]):
         sent.pop("Authorization", None)
-    extra = (headers or {}) | ({"Authorization": f"Bearer {secret}"} if secret else {})
+    extra = ({"Authorization": f"Bearer {secret}"} if secret else {}) | (headers or {})
     for name, value in extra.items():
-        event["headers"][name] = value
-        event["multiValueHeaders"][name] = [value]
+        values = [value] if isinstance(value, str) else value
+        event["headers"][name] = values[-1]
+        event["multiValueHeaders"][name] = values
     event["queryStringParameters"] = query or None
     event["multiValueQueryStringParameters"] = {name: [value] for name, value in query.items()} if query else None
     event["body"] = json.dumps(body) if body is not None else None

@@ -53,6 +53,32 @@ def test_only_admin_keys_reach_the_management_api(admin, who, status):
     assert set(response["json"]["error"]) == {"message", "type", "code"}
 
 
+@pytest.mark.parametrize(
+    "sent",
+    [
+        {"Authorization": ["Bearer {admin}", "Bearer {api}"]},
+        {"Authorization": ["Bearer {api}", "Bearer {admin}"]},
+        {"Authorization": ["Bearer {admin}", "Bearer {admin}"]},
+        {"Authorization": "Bearer {admin}", "x-api-key": "{api}"},
+        {"x-api-key": ["{admin}", "{admin}"]},
+    ],
+)
+def test_a_request_with_two_credentials_is_a_401_on_the_management_api(admin, sent):
+    # Given an event whose multiValueHeaders repeat a credential (its headers keep the last one)
+    headers = {
+        name: value.format(**admin) if isinstance(value, str) else [v.format(**admin) for v in value]
+        for name, value in sent.items()
+    }
+    response = call_api("GET", "/api/keys", None, headers=headers)
+    assert response["statusCode"] == 401
+    assert response["json"]["error"]["code"] == "ambiguous_api_key"
+
+
+def test_the_same_admin_key_in_both_headers_is_accepted(admin):
+    sent = {"Authorization": f"Bearer {admin['admin']}", "x-api-key": admin["admin"]}
+    assert call_api("GET", "/api/keys", None, headers=sent)["statusCode"] == 200
+
+
 def test_bad_input_is_a_400_in_the_envelope_and_creates_nothing(admin):
     before = len(call("GET", "/api/keys", admin["admin"])["json"]["data"])
     response = call("POST", "/api/keys", admin["admin"], {"name": ""})

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,16 +14,15 @@ import pytest
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from meterway.accounts.dal.quota_store import Cause, ReservationRefused
 from meterway.accounts.logic.key_secrets import hash_secret, mint_key
-from meterway.accounts.models import KeyLimits, Reservation
+from meterway.accounts.models import KeyLimits
 from meterway.core.container import container
 from meterway.core.settings import ConfigurationError, ProxySettings
 from meterway.proxy.dal.upstream import Upstream
 from meterway.proxy.handlers.app import create_app
 from meterway.proxy.handlers.deps import ProxyDeps
 from meterway.proxy.providers import build_providers
-from tests.fakes import InMemoryKeyStore, InMemoryLedger, InMemorySpill
+from tests.fakes import FakeQuotas, InMemoryKeyStore, InMemoryLedger, InMemorySpill
 
 UPSTREAM_KEY = "sk-upstream-configured"
 USAGE = {
@@ -34,22 +32,6 @@ USAGE = {
     "prompt_tokens_details": {"cached_tokens": 1024},
     "completion_tokens_details": {"reasoning_tokens": 0},
 }
-
-
-@dataclass
-class FakeQuotas:
-    """Reservations as the quota store takes them; ``refuse`` names the condition that fails."""
-
-    refuse: Cause | None = None
-    reserved: list[tuple[Reservation, str]] = field(default_factory=list)
-
-    def reserve(self, reservation: Reservation, key_hash: str, now: datetime) -> None:
-        if self.refuse:
-            raise ReservationRefused(self.refuse)
-        self.reserved.append((reservation, key_hash))
-
-    def counters(self, reservation: Reservation) -> dict[str, dict[str, Any]]:
-        return {}
 
 
 @dataclass

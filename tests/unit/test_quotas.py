@@ -40,14 +40,23 @@ def test_a_request_settles_against_the_counters_it_reserved():
     }
 
 
-def test_a_key_without_limits_reserves_only_against_the_account():
-    reservation = plan_reservation(ApiKey("key_1", "acct", "ci"), datetime(2026, 11, 23, tzinfo=UTC))
-    assert [(d.pk, d.sk) for d in counter_deltas(reservation, Decimal(0), 0)] == [("ACCOUNT#acct", "BALANCE")]
+def test_a_key_without_limits_is_held_only_against_the_account_and_counted_when_it_settles():
+    reservation = plan_reservation(ApiKey("key_1", "acct", "ci"), datetime(2026, 11, 23, 10, 4, 59, tzinfo=UTC))
+    assert not reservation.holds_spend and not reservation.holds_minute
+    settled = {(d.pk, d.sk): (d.deltas, d.expires_at) for d in counter_deltas(reservation, Decimal("0.25"), 1200)}
+    a_day_after_the_minute = int(datetime(2026, 11, 24, 10, 4, tzinfo=UTC).timestamp())
+    assert settled == {
+        ("QUOTA#key_1", "SPEND#ALL"): ({"spent_usd": Decimal("0.25")}, None),
+        ("QUOTA#key_1", "MINUTE#2026-11-23T10:04"): ({"requests": 1, "tokens": 1200}, a_day_after_the_minute),
+        ("ACCOUNT#acct", "BALANCE"): ({"spent_usd": Decimal("0.25"), "inflight": -1}, None),
+    }
 
 
 def test_counter_deltas_survive_the_spill_queue_exactly():
     delta = CounterDelta("QUOTA#k", "SPEND#ALL", {"spent_usd": Decimal("0.000000123"), "inflight": -1})
     assert CounterDelta.from_json(delta.to_json()) == delta
+    expiring = CounterDelta("QUOTA#k", "MINUTE#2026-11-23T10:04", {"requests": 1, "tokens": 3}, 1_795_000_000)
+    assert CounterDelta.from_json(expiring.to_json()) == expiring
 
 
 def test_only_allowed_models_pass():

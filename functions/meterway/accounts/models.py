@@ -119,26 +119,57 @@ class Member:
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """What one request holds against its key's limits and its account's credit until it settles:
-    the spend period it counts in and the minute it counts in (None where the key has no limit
-    of that kind), and when the spend period turns over."""
+    """The counters one request counts in: its key's spend period and minute, and its account's
+    credit; when the spend period turns over, and when DynamoDB's TTL may drop each counter
+    (epoch seconds; None: never).
+
+    Every key's counters are kept, so that it can read its own use (``GET /v1/key``). A request is
+    *held* against a counter before it runs (an in-flight mark, under the limit's condition) only
+    where its key has a limit of that kind; elsewhere it is only counted when it settles."""
 
     key: ApiKey
     spend_period: str | None = None
     minute: str | None = None
     next_reset: datetime | None = None
+    spend_expires_at: int | None = None
+    minute_expires_at: int | None = None
+
+    @property
+    def holds_spend(self) -> bool:
+        return self.spend_period is not None and self.key.limits.spend_limit_usd is not None
+
+    @property
+    def holds_minute(self) -> bool:
+        limits = self.key.limits
+        return self.minute is not None and (
+            limits.requests_per_minute is not None or limits.tokens_per_minute is not None
+        )
+
+
+def ttl_attribute(expires_at: int | None) -> dict[str, int]:
+    """A counter item's ``expires_at`` (DynamoDB's TTL attribute), where it has one."""
+    return {"expires_at": expires_at} if expires_at is not None else {}
 
 
 @dataclass(frozen=True, slots=True)
 class CounterDelta:
-    """Numbers to add to one item of the keys table when a request settles."""
+    """Numbers to add to one item of the keys table when a request settles; ``expires_at`` (epoch
+    seconds) is the item's TTL, set only if the item has none yet."""
 
     pk: str
     sk: str
     deltas: dict[str, int | Decimal]
+    expires_at: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"pk": self.pk, "sk": self.sk, "deltas": {name: str(value) for name, value in self.deltas.items()}}
+        data: dict[str, Any] = {
+            "pk": self.pk,
+            "sk": self.sk,
+            "deltas": {name: str(value) for name, value in self.deltas.items()},
+        }
+        if self.expires_at is not None:
+            data["expires_at"] = self.expires_at
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CounterDelta:
@@ -146,4 +177,4 @@ class CounterDelta:
             name: Decimal(value) if "." in value or "E" in value else int(value)
             for name, value in data["deltas"].items()
         }
-        return cls(data["pk"], data["sk"], deltas)
+        return cls(data["pk"], data["sk"], deltas, data.get("expires_at"))

@@ -11,7 +11,10 @@ logger = Logger(service="meterway")
 NAMESPACE = "Meterway"
 
 
-def count(name: str, value: int = 1) -> None:
-    """Emit one count metric at once (EMF), without a handler decorator to flush it."""
+def count(name: str, value: int = 1, **dimensions: str) -> None:
+    """Emit one count metric at once (EMF), without a handler decorator to flush it; ``dimensions``
+    beside the service's (``provider="openai"``)."""
     with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
         metric.add_dimension(name="service", value="meterway")
+        for dimension, text in dimensions.items():
+            metric.add_dimension(name=dimension, value=text)

@@ -41,8 +41,8 @@ def _require_admin(app: APIGatewayRestResolver, next_middleware: NextMiddleware)
     current = app.current_event
     if current.http_method != "OPTIONS" and current.path not in PUBLIC_PATHS:
         deps = api_deps()
-        headers = {name.lower(): value for name, value in (current.headers or {}).items()}
-        admin = authenticate(headers, deps.keys, kind="admin")
+        # Every value of a repeated header, so that two credentials in one request are refused.
+        admin = authenticate(current.resolved_headers_field, deps.keys, kind="admin")
         # Each feature's routes see what they ask for; the annotations have mypy check that they get it.
         accounts: AccountsContext = deps
         analytics: AnalyticsContext = deps

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from meterway.accounts.dal import keys_table
-from meterway.accounts.models import Reservation
+from meterway.accounts.models import Reservation, ttl_attribute
 from meterway.core.aws import AwsResource, deserialize, serialize
 from meterway.core.clock import utc_iso
 from meterway.core.dynamo import TransactionCancelled, Update, storage_errors, transact
@@ -68,16 +68,15 @@ class DynamoQuotaStore(AwsResource):
             "ExpressionAttributeValues": serialize({":false": False, ":now": utc_iso(now)}),
         }
         items: list[tuple[Cause, Any]] = [("key", {"ConditionCheck": check})]
-        if reservation.spend_period is not None:
-            expires = reservation.next_reset + PERIOD_COUNTER_GRACE if reservation.next_reset else None
+        if reservation.holds_spend:
             spend = Update(
                 add={"inflight": 1},
-                set_if_absent={"expires_at": int(expires.timestamp())} if expires else {},
+                set_if_absent=ttl_attribute(reservation.spend_expires_at),
                 condition="attribute_not_exists(spent_usd) OR spent_usd < :limit",
                 values={":limit": limits.spend_limit_usd},
             )
             items.append(("spend", {"Update": spend.request(self._table, self._spend_key(reservation))}))
-        if reservation.minute is not None:
+        if reservation.holds_minute:
             conditions, values = [], {}
             if limits.requests_per_minute is not None:
                 conditions.append("(attribute_not_exists(requests) OR requests < :rpm)")
@@ -87,7 +86,7 @@ class DynamoQuotaStore(AwsResource):
                 values[":tpm"] = limits.tokens_per_minute
             minute = Update(
                 add={"requests": 1},
-                set_if_absent={"expires_at": int((now + MINUTE_COUNTER_TTL).timestamp())},
+                set_if_absent=ttl_attribute(reservation.minute_expires_at),
                 condition=" AND ".join(conditions),
                 values=values,
             )

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from meterway.accounts.dal import keys_table
-from meterway.accounts.dal.quota_store import QuotaStore, ReservationRefused
+from meterway.accounts.dal.quota_store import MINUTE_COUNTER_TTL, PERIOD_COUNTER_GRACE, QuotaStore, ReservationRefused
 from meterway.accounts.models import ApiKey, CounterDelta, Reservation, SpendPeriod
 from meterway.core.clock import floor, label, seconds_to_next_minute, step, utc_iso
 from meterway.core.dynamo import Contention
@@ -40,16 +40,19 @@ def period_window(period: SpendPeriod, now: datetime) -> tuple[str, datetime | N
 
 
 def plan_reservation(key: ApiKey, now: datetime) -> Reservation:
-    """The counters a request of ``key`` at ``now`` holds: a spend period when the key has a spend
-    limit, a minute when it has a per-minute limit (the account's credit always)."""
-    limits = key.limits
-    spend_period = next_reset = None
-    if limits.spend_limit_usd is not None:
-        spend_period, next_reset = period_window(limits.spend_period, now)
-    minute = None
-    if limits.requests_per_minute is not None or limits.tokens_per_minute is not None:
-        minute = label(floor(now, "minute"), "minute")
-    return Reservation(key, spend_period, minute, next_reset)
+    """The counters a request of ``key`` at ``now`` counts in: its spend period (``ALL`` for a key
+    without one), its minute, and the account's credit. Every key has them, limited or not; the
+    counters of a minute expire a day later, those of a spend period a week after it ends."""
+    spend_period, next_reset = period_window(key.limits.spend_period, now)
+    minute_start = floor(now, "minute")
+    return Reservation(
+        key,
+        spend_period,
+        label(minute_start, "minute"),
+        next_reset,
+        spend_expires_at=int((next_reset + PERIOD_COUNTER_GRACE).timestamp()) if next_reset else None,
+        minute_expires_at=int((minute_start + MINUTE_COUNTER_TTL).timestamp()),
+    )
 
 
 def reserve(quotas: QuotaStore, key: ApiKey, key_hash: str, now: datetime) -> Reservation:
@@ -85,16 +88,21 @@ def refusal(cause: str, reservation: Reservation, now: datetime) -> MeterwayErro
 
 
 def counter_deltas(reservation: Reservation, cost: Decimal, tokens: int) -> list[CounterDelta]:
-    """What settling a request adds to the counters it reserved: its real cost and tokens, and
-    one request less in flight."""
+    """What settling a request adds to its counters: its real cost and tokens, one request less in
+    flight where it was held, and the request itself where it was not (a key without that kind
+    of limit counts its requests here, in the same transaction as the record: no extra round trip)."""
     key = reservation.key
     deltas: list[CounterDelta] = []
     if reservation.spend_period is not None:
         spend = keys_table.spend_key(key.key_id, reservation.spend_period)
-        deltas.append(CounterDelta(spend["pk"], spend["sk"], {"spent_usd": cost, "inflight": -1}))
+        held = {"inflight": -1} if reservation.holds_spend else {}
+        deltas.append(CounterDelta(spend["pk"], spend["sk"], {"spent_usd": cost, **held}, reservation.spend_expires_at))
     if reservation.minute is not None:
         minute = keys_table.minute_key(key.key_id, reservation.minute)
-        deltas.append(CounterDelta(minute["pk"], minute["sk"], {"tokens": tokens}))
+        counted = {} if reservation.holds_minute else {"requests": 1}
+        deltas.append(
+            CounterDelta(minute["pk"], minute["sk"], {**counted, "tokens": tokens}, reservation.minute_expires_at)
+        )
     balance = keys_table.balance_key(key.account_id)
     deltas.append(CounterDelta(balance["pk"], balance["sk"], {"spent_usd": cost, "inflight": -1}))
     return deltas

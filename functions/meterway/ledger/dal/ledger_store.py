@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from meterway.accounts.models import CounterDelta
+from meterway.accounts.models import CounterDelta, ttl_attribute
 from meterway.core.aws import AwsResource, deserialize, serialize
 from meterway.core.dynamo import ConditionFailed, TransactionCancelled, Update, storage_errors, transact
 from meterway.core.errors import StorageError
@@ -74,10 +74,7 @@ class DynamoLedgerStore(AwsResource):
         if not counters:
             return self.put(item)
         record = {"Put": {"TableName": self._table, "Item": serialize(item), "ConditionExpression": _NEW_RECORD}}
-        adds = [
-            {"Update": Update(add=counter.deltas).request(self._counters_table, {"pk": counter.pk, "sk": counter.sk})}
-            for counter in counters
-        ]
+        adds = [{"Update": self._counter_update(counter)} for counter in counters]
         try:
             transact(self.client, [record, *adds], NOT_WRITTEN)
         except TransactionCancelled as cancelled:
@@ -85,6 +82,10 @@ class DynamoLedgerStore(AwsResource):
                 return False
             raise StorageError(NOT_WRITTEN) from cancelled
         return True
+
+    def _counter_update(self, counter: CounterDelta) -> dict[str, Any]:
+        update = Update(add=counter.deltas, set_if_absent=ttl_attribute(counter.expires_at))
+        return update.request(self._counters_table, {"pk": counter.pk, "sk": counter.sk})
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         with storage_errors(UNAVAILABLE):

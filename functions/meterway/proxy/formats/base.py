@@ -4,11 +4,49 @@ frames answers, streams and errors for the client."""
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+from typing import Annotated, Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from meterway.core.errors import InvalidRequest, MeterwayError
+
+# The API boundary is strict: ``"yes"`` is not a boolean, and ``"12"``, ``12.0`` or ``true`` are not
+# integers. A client's typo is refused here, before anything is reserved or sent upstream.
+Flag = Annotated[bool, Field(strict=True)]
+# An output budget (``max_tokens`` and its kin). The catalog bounds it by what the model can write
+# (``check_output_limit``); this ceiling holds for a model whose limit nothing knows.
+MAX_OUTPUT_TOKENS = 1_000_000
+OutputTokens = Annotated[int, Field(strict=True, ge=1, le=MAX_OUTPUT_TOKENS)]
+# ``seed``, read as 64-bit; counts (``top_k``, ``dimensions``…) as 32-bit; and OpenAI's own bounds.
+Int64 = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
+Count = Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)]
+PositiveCount = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
+Choices = Annotated[int, Field(strict=True, ge=1, le=128)]
+TopLogprobs = Annotated[int, Field(strict=True, ge=0, le=20)]
+
+
+class DoorRequest(BaseModel):
+    """What the requests of the chat front doors (Chat, Messages, Responses) share; what the gateway
+    does not read goes through as sent."""
+
+    model_config = ConfigDict(extra="allow")
+
+    #: The fields that bound the output (``max_tokens``…), checked against the model's own limit.
+    OUTPUT_LIMITS: ClassVar[tuple[str, ...]] = ()
+
+    model: str = Field(min_length=1, max_length=200)
+    stream: Flag = False
+    metadata: dict[str, Any] | None = None
+
+
+class OpenAIDoorRequest(DoorRequest):
+    """What OpenAI's two formats (Chat and Responses) add, with OpenAI's own bounds."""
+
+    top_logprobs: TopLogprobs | None = None
+    parallel_tool_calls: Flag | None = None
+    store: Flag | None = None
+    user: str | None = Field(default=None, max_length=256)
+
 
 # Fields other gateways accept to re-point a call; here the upstream comes from configuration only.
 FORBIDDEN_FIELDS = frozenset({"api_base", "base_url", "api_key", "api_version", "custom_llm_provider", "extra_headers"})

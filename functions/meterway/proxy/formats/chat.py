@@ -10,13 +10,13 @@ error envelope.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from meterway.core.errors import MeterwayError
 from meterway.ledger.models import TokenUsage, UsageRecord
-from meterway.proxy.formats.base import data_event
+from meterway.proxy.formats.base import Choices, Flag, Int64, OpenAIDoorRequest, OutputTokens, data_event
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.models import Format
 from meterway.proxy.translate.base import Answer
@@ -24,13 +24,16 @@ from meterway.proxy.translate.base import Answer
 DONE = "[DONE]"
 
 
-class ChatCompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class ChatCompletionRequest(OpenAIDoorRequest):
+    OUTPUT_LIMITS: ClassVar[tuple[str, ...]] = ("max_tokens", "max_completion_tokens")
 
-    model: str = Field(min_length=1, max_length=200)
     messages: list[dict[str, Any]] = Field(min_length=1)
-    stream: bool = False
-    user: str | None = Field(default=None, max_length=256)
+    stream_options: dict[str, Any] | None = None
+    max_tokens: OutputTokens | None = None
+    max_completion_tokens: OutputTokens | None = None
+    n: Choices | None = None
+    logprobs: Flag | None = None
+    seed: Int64 | None = None
 
     @field_validator("messages")
     @classmethod

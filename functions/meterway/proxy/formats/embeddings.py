@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from meterway.core.errors import MeterwayError
 from meterway.ledger.models import TokenUsage, UsageRecord
-from meterway.proxy.formats.base import data_event
+from meterway.proxy.formats.base import PositiveCount, data_event
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.models import Format
 from meterway.proxy.translate.base import Answer, StreamAdapter
@@ -25,6 +25,7 @@ class EmbeddingsRequest(BaseModel):
 
     model: str = Field(min_length=1, max_length=200)
     input: str | list[str] | list[int] | list[list[int]]
+    dimensions: PositiveCount | None = None
     user: str | None = Field(default=None, max_length=256)
 
     @property

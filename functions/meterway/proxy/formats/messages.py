@@ -11,13 +11,13 @@ carries the final usage gets the cost added. Errors use Anthropic's envelope,
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from meterway.core.errors import MeterwayError, UpstreamError
 from meterway.ledger.models import TokenUsage, UsageRecord
-from meterway.proxy.formats.base import typed_event
+from meterway.proxy.formats.base import Count, DoorRequest, OutputTokens, typed_event
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.models import Format
 from meterway.proxy.translate.base import Answer
@@ -38,16 +38,14 @@ _ERROR_TYPES = {
 _KNOWN_TYPES = frozenset(_ERROR_TYPES.values()) | {"api_error"}
 
 
-class MessagesRequest(BaseModel):
+class MessagesRequest(DoorRequest):
     """``POST /v1/messages``; what the gateway reads of it (the rest goes through as sent)."""
 
-    model_config = ConfigDict(extra="allow")
+    OUTPUT_LIMITS: ClassVar[tuple[str, ...]] = ("max_tokens",)
 
-    model: str = Field(min_length=1, max_length=200)
     messages: list[dict[str, Any]] = Field(min_length=1)
-    max_tokens: int = Field(ge=1)
-    stream: bool = False
-    metadata: dict[str, Any] | None = None
+    max_tokens: OutputTokens
+    top_k: Count | None = None
 
 
 class CountTokensRequest(BaseModel):

@@ -10,13 +10,13 @@ gets the cost added. The gateway is stateless: ``previous_response_id`` is refus
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import field_validator
 
 from meterway.core.errors import MeterwayError, UpstreamError
 from meterway.ledger.models import TokenUsage, UsageRecord
-from meterway.proxy.formats.base import typed_event
+from meterway.proxy.formats.base import Flag, OpenAIDoorRequest, OutputTokens, PositiveCount, typed_event
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.models import Format
 from meterway.proxy.translate.base import Answer
@@ -28,16 +28,16 @@ FINAL_EVENTS = frozenset({"response.completed", "response.incomplete"})
 GATEWAY_REASONING_PREFIX = "mw-"
 
 
-class ResponsesRequest(BaseModel):
+class ResponsesRequest(OpenAIDoorRequest):
     """``POST /v1/responses``; what the gateway reads of it (the rest goes through as sent)."""
 
-    model_config = ConfigDict(extra="allow")
+    OUTPUT_LIMITS: ClassVar[tuple[str, ...]] = ("max_output_tokens",)
 
-    model: str = Field(min_length=1, max_length=200)
     input: str | list[dict[str, Any]]
-    stream: bool = False
+    max_output_tokens: OutputTokens | None = None
+    max_tool_calls: PositiveCount | None = None
+    background: Flag | None = None
     previous_response_id: str | None = None
-    user: str | None = Field(default=None, max_length=256)
 
     @field_validator("previous_response_id")
     @classmethod

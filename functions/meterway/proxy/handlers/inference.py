@@ -29,7 +29,7 @@ from meterway.proxy.formats.responses import ResponsesEncoder, ResponsesRequest
 from meterway.proxy.handlers.deps import ProxyDeps
 from meterway.proxy.handlers.http_io import REQUEST_ID_HEADER, read_json
 from meterway.proxy.handlers.sse_response import EventStreamResponse
-from meterway.proxy.logic.catalog import Endpoint, resolve_model
+from meterway.proxy.logic.catalog import Endpoint, check_output_limit, resolve_model
 from meterway.proxy.logic.proxy_call import ProxyCall, complete, fail
 from meterway.proxy.logic.relay import Settle, relay
 from meterway.proxy.models import Format
@@ -46,6 +46,11 @@ class FrontDoor:
     request_model: type[BaseModel]
     encoder: Callable[[UsageRecord, str, int], Encoder]
 
+    @property
+    def output_limits(self) -> tuple[str, ...]:
+        """The request's fields that bound the output (``max_tokens``…): the model's limit applies."""
+        return tuple(getattr(self.request_model, "OUTPUT_LIMITS", ()))
+
 
 CHAT = FrontDoor("chat", "chat.completions", "chat", ChatCompletionRequest, ChatEncoder)
 MESSAGES = FrontDoor("messages", "messages", "chat", MessagesRequest, lambda record, _m, _c: MessagesEncoder(record))
@@ -61,6 +66,7 @@ async def serve(request: Request, door: FrontDoor) -> Response:
     parsed = parse_request(door.request_model, await read_json(request, deps.settings.max_body_bytes))
     route = resolve_model(parsed.model, endpoint=door.models)
     check_model_allowed(key, route.id)
+    check_output_limit(route, {name: getattr(parsed, name) for name in door.output_limits})
     body = parsed.model_dump(exclude_none=True)
     record = UsageRecord(
         request_id=request.state.request_id,
@@ -103,7 +109,8 @@ async def serve(request: Request, door: FrontDoor) -> Response:
 
 def _user_of(body: dict[str, Any]) -> str | None:
     """Who the client says the request is for: ``user``, or Anthropic's ``metadata.user_id``."""
-    user = body.get("user") or (body.get("metadata") or {}).get("user_id")
+    metadata = body.get("metadata")
+    user = body.get("user") or (metadata.get("user_id") if isinstance(metadata, dict) else None)
     return str(user)[:256] if user else None
 
 

@@ -1,10 +1,11 @@
 """The model catalog: client-facing ids (``provider/model``), the provider that serves each one,
-and the id it has there (which is also its ``genai-prices`` reference)."""
+the id it has there (which is also its ``genai-prices`` reference), and how much it can write."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from meterway.core.errors import InvalidRequest, ModelNotFound
 
@@ -21,29 +22,35 @@ class ModelRoute:
     upstream_model: str
     reasoning: bool = False
     endpoint: Endpoint = "chat"
+    #: The most output tokens one answer may ask for, as the provider documents it (None: unknown).
+    max_output_tokens: int | None = None
 
 
-def _route(model_id: str, *, reasoning: bool = False, endpoint: Endpoint = "chat") -> ModelRoute:
+def _route(
+    model_id: str, *, reasoning: bool = False, endpoint: Endpoint = "chat", max_output: int | None = None
+) -> ModelRoute:
     provider, _, upstream = model_id.partition("/")
-    return ModelRoute(model_id, provider, upstream, reasoning, endpoint)
+    return ModelRoute(model_id, provider, upstream, reasoning, endpoint, max_output)
 
 
 # Every id here must be priced by genai-prices' bundled data; tests/unit/test_pricing.py checks it.
+# genai-prices knows each model's context window but not its output limit: those are the
+# providers' own model pages' figures (OpenAI's "max output tokens", Anthropic's "max output").
 CATALOG: dict[str, ModelRoute] = {
     route.id: route
     for route in (
-        _route("openai/gpt-4o"),
-        _route("openai/gpt-4o-mini"),
-        _route("openai/gpt-4.1"),
-        _route("openai/gpt-4.1-mini"),
-        _route("openai/gpt-5", reasoning=True),
-        _route("openai/gpt-5-mini", reasoning=True),
-        _route("openai/o3-mini", reasoning=True),
-        _route("openai/o4-mini", reasoning=True),
+        _route("openai/gpt-4o", max_output=16_384),
+        _route("openai/gpt-4o-mini", max_output=16_384),
+        _route("openai/gpt-4.1", max_output=32_768),
+        _route("openai/gpt-4.1-mini", max_output=32_768),
+        _route("openai/gpt-5", reasoning=True, max_output=128_000),
+        _route("openai/gpt-5-mini", reasoning=True, max_output=128_000),
+        _route("openai/o3-mini", reasoning=True, max_output=100_000),
+        _route("openai/o4-mini", reasoning=True, max_output=100_000),
         _route("openai/text-embedding-3-small", endpoint="embeddings"),
-        _route("anthropic/claude-sonnet-4-5"),
-        _route("anthropic/claude-haiku-4-5"),
-        _route("anthropic/claude-opus-4-1"),
+        _route("anthropic/claude-sonnet-4-5", max_output=64_000),
+        _route("anthropic/claude-haiku-4-5", max_output=64_000),
+        _route("anthropic/claude-opus-4-1", max_output=32_000),
     )
 }
 
@@ -67,3 +74,15 @@ def resolve_model(model_id: str, *, endpoint: Endpoint = "chat") -> ModelRoute:
             "Model ids are 'provider/model'; GET /v1/models lists them."
         )
     return route
+
+
+def check_output_limit(route: ModelRoute, requested: Mapping[str, Any]) -> None:
+    """An output budget (``max_tokens`` and its kin, by field name) past what the model can write is a
+    400 that says the limit: the provider would refuse it anyway, after the gateway had reserved."""
+    limit = route.max_output_tokens
+    for name, value in requested.items():
+        if limit is not None and isinstance(value, int) and value > limit:
+            raise InvalidRequest(
+                f"Invalid '{name}': {value} is more than {route.id} can write; its limit is {limit} tokens.",
+                code="max_tokens_too_large",
+            )

@@ -39,7 +39,10 @@ class Providers:
 
 def build_providers(settings: ProxySettings, secret: Secret) -> Providers:
     """Every registered provider, configured from the settings and the upstream secret."""
-    return Providers({name: build(settings, secret) for name, build in REGISTRY.items()})
+    providers = {name: build(settings, secret) for name, build in REGISTRY.items()}
+    for name, provider in providers.items():
+        provider.name = name
+    return Providers(providers)
 
 
 def _api_key(name: str, configured: SecretStr | None, secret: Secret) -> str | None:

@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from meterway.core.errors import UpstreamError
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.models import Format, UpstreamRequest
-from meterway.proxy.providers.base import Provider, error_message, status_error
+from meterway.proxy.providers.base import Provider
 
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 
@@ -35,9 +34,6 @@ class Anthropic(Provider):
     ) -> UpstreamRequest:
         url = f"{self._base_url}/v1/messages/count_tokens"
         return UpstreamRequest(url, body | {"model": route.upstream_model}, self._headers(client_headers, stream=False))
-
-    def error(self, status: int, body: bytes, retry_after: str | None) -> UpstreamError:
-        return status_error(status, error_message(body), retry_after)
 
     def _headers(self, client_headers: Mapping[str, str], *, stream: bool) -> dict[str, str]:
         headers = {"anthropic-version": self._version, "accept": "text/event-stream" if stream else "application/json"}

@@ -10,12 +10,13 @@ does not. It does no I/O: the HTTP sender (``meterway.proxy.dal.upstream``) send
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
 from meterway.core.errors import InvalidRequest, UpstreamError
-from meterway.core.observability import logger
+from meterway.core.observability import count, logger
 from meterway.proxy.formats.chat import ChatPassThrough
 from meterway.proxy.formats.embeddings import EmbeddingsPassThrough
 from meterway.proxy.formats.messages import MessagesPassThrough
@@ -39,11 +40,22 @@ BRIDGES: dict[tuple[Format, Format], Bridge] = {
 }
 
 # The provider's answers that the client can act on: its own words reach the client with its
-# status (529 is Anthropic's "overloaded", which clients retry).
+# status (529 is Anthropic's "overloaded", which clients retry). A 404 is the client's only when it
+# is about the model (``model_not_found``, "model: …"); on any other path it means the gateway's
+# base URL is wrong.
 CLIENT_FAULT_STATUSES = frozenset({400, 404, 413, 422, 429, 529})
-# The provider refusing the gateway itself: the client cannot fix that, and must not read why.
+# The provider refusing the gateway itself (its key, its account's billing or permissions, a
+# proxy): the client cannot fix that, and must not read why, since the provider's words may name
+# the key. The operators read them in the log, and alarm on the metric.
 GATEWAY_FAULT_STATUSES = frozenset({401, 402, 403, 407})
+GATEWAY_FAULT_MESSAGE = (
+    "The gateway's configuration for this model's provider failed: the provider refused the "
+    "gateway's own credentials or settings. This is not a problem with your request."
+)
+GATEWAY_FAULT_METRIC = "UpstreamCredentialError"
 _MAX_MESSAGE_CHARS = 500
+# Anything shaped like a provider key, masked or not (``sk-proj-****abcd``, ``sk-ant-api03-…``).
+_KEY_LIKE = re.compile(r"\b(?:sk|key|mw)-[A-Za-z0-9_*\-]{4,}")
 
 
 class Provider(ABC):
@@ -51,14 +63,33 @@ class Provider(ABC):
 
     #: The formats it speaks, preferred first.
     native: tuple[Format, ...]
+    #: Its name in the registry (the metrics' ``provider`` dimension).
+    name: str = "upstream"
+    _api_key: str | None = None
 
     @abstractmethod
     def endpoint(self, fmt: Format, *, stream: bool, client_headers: Mapping[str, str]) -> tuple[str, dict[str, str]]:
         """Where a request in ``fmt`` goes, and its headers (signature, version, what is accepted)."""
 
-    @abstractmethod
     def error(self, status: int, body: bytes, retry_after: str | None) -> UpstreamError:
-        """The gateway's error for an upstream error answer."""
+        """The gateway's error for an upstream error answer (see ``status_error``)."""
+        if status in GATEWAY_FAULT_STATUSES or (status == 404 and not _about_the_model(body)):
+            return self.configuration_failed(status, error_message(body))
+        return status_error(status, error_message(body), retry_after)
+
+    def configuration_failed(self, status: int, detail: str | None) -> UpstreamError:
+        """The provider refused the gateway itself: a bare 502 for the client; the provider's words,
+        any key in them masked, for the log; one count of ``UpstreamCredentialError`` by provider."""
+        logger.error(
+            "the upstream provider refused the gateway's configuration",
+            extra={
+                "provider": self.name,
+                "upstream_status": status,
+                "upstream_message": _without_keys(detail, self._api_key),
+            },
+        )
+        count(GATEWAY_FAULT_METRIC, provider=self.name)
+        return UpstreamError(GATEWAY_FAULT_MESSAGE, upstream_status=status)
 
     def count_tokens(
         self, route: ModelRoute, body: dict[str, Any], client_headers: Mapping[str, str]
@@ -78,9 +109,25 @@ class Provider(ABC):
     def request(
         self, fmt: Format, route: ModelRoute, body: dict[str, Any], client_headers: Mapping[str, str]
     ) -> UpstreamRequest:
-        """The upstream request for a client's (validated) body in ``fmt``."""
+        """The upstream request for a client's (validated) body in ``fmt``.
+
+        A translation reads fields the front door's model leaves open (content blocks, tools,
+        ``reasoning_effort``…); one of a shape it cannot read is the client's error: a 400, before
+        anything is reserved. It is logged, in case the shape was a valid one the translation
+        does not know yet."""
         bridge = self.bridge(fmt)
-        upstream_body = bridge.request(route, body)
+        try:
+            upstream_body = bridge.request(route, body)
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+            logger.warning(
+                "a request the translation could not read",
+                extra={"model": route.id, "format": fmt, "error": type(exc).__name__, "at": _where(exc)},
+            )
+            raise InvalidRequest(
+                f"The request has a field of a type or shape the {fmt} format does not allow, so it cannot be "
+                f"sent to {route.id}. Check its fields against the format's reference.",
+                code="invalid_parameters",
+            ) from exc
         url, headers = self.endpoint(bridge.upstream, stream=bool(body.get("stream")), client_headers=client_headers)
         return UpstreamRequest(url, upstream_body, headers)
 
@@ -92,20 +139,12 @@ class Provider(ABC):
 
 
 def status_error(status: int, message: str | None, retry_after: str | None) -> UpstreamError:
-    """The gateway's error for a provider's error answer.
+    """The gateway's error for a provider's error answer about the client's request or its own
+    failure (its refusals of the gateway are ``Provider.configuration_failed``).
 
     Its answers about the client's request (400, 404, 413, 422, 429, 529) pass through with its
-    status and words. Its refusals of the gateway's own credentials or configuration become a bare
-    502: the client cannot fix them, and the provider's words (which may name the key) stay in the
-    log. Anything else is a 502 that keeps the provider's words.
+    status and words. Anything else (a 5xx) is a 502 that keeps the provider's words.
     """
-    if status in GATEWAY_FAULT_STATUSES:
-        logger.error("upstream refused the gateway", extra={"upstream_status": status, "upstream_message": message})
-        return UpstreamError(
-            "The upstream provider refused the gateway's credentials or configuration.",
-            upstream_status=status,
-            code="upstream_auth_error",
-        )
     text = message or f"The upstream provider answered {status}."
     error = UpstreamError(f"Upstream error: {text}", upstream_status=status)
     error.upstream_message = text
@@ -122,6 +161,27 @@ def error_message(body: bytes) -> str | None:
     """``error.message`` of an error body, the shape OpenAI and Anthropic both use."""
     found = _error_object(body)
     return str(found["message"])[:_MAX_MESSAGE_CHARS] if isinstance(found.get("message"), str) else None
+
+
+def _where(exc: BaseException) -> str:
+    """Where an exception was raised (``module.py:123``): the error's text may quote the prompt."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return f"{frame.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.tb_lineno}" if frame else "?"
+
+
+def _without_keys(text: str | None, key: str | None) -> str:
+    """``text`` with the provider's key, and anything shaped like a key, masked."""
+    text = (text or "").replace(key, "[key]") if key else text or ""
+    return _KEY_LIKE.sub("[key]", text)
+
+
+def _about_the_model(body: bytes) -> bool:
+    """Whether a 404 says the model is unknown (OpenAI's ``model_not_found``, Anthropic's
+    ``model: …``) rather than the path (a wrong base URL: ``Invalid URL``, ``Not Found``)."""
+    found = _error_object(body)
+    return found.get("code") == "model_not_found" or "model" in str(found.get("message") or "").lower()
 
 
 def error_type(body: bytes) -> str | None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from meterway.core.errors import UpstreamError
 from meterway.proxy.models import Format
-from meterway.proxy.providers.base import Provider, error_message, status_error
+from meterway.proxy.providers.base import Provider
 
 _PATHS: dict[Format, str] = {"chat": "/chat/completions", "responses": "/responses", "embeddings": "/embeddings"}
 
@@ -26,6 +25,3 @@ class OpenAICompatible(Provider):
         if self._api_key:
             headers["authorization"] = f"Bearer {self._api_key}"
         return f"{self._base_url}{_PATHS[fmt]}", headers
-
-    def error(self, status: int, body: bytes, retry_after: str | None) -> UpstreamError:
-        return status_error(status, error_message(body), retry_after)
