@@ -99,7 +99,9 @@ def launched(
     environment = {
         name: value for name, value in os.environ.items() if name not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
     }
-    environment |= {"MW_UPSTREAM_READ_TIMEOUT_S": "2", "PYTHONUNBUFFERED": "1"} | (env or {})
+    # Every wait on the fake upstream ends after 2 s, so time-outs can be tested in seconds.
+    waits = {"MW_UPSTREAM_FIRST_BYTE_TIMEOUT_S": "2", "MW_UPSTREAM_IDLE_TIMEOUT_S": "2"}
+    environment |= waits | {"PYTHONUNBUFFERED": "1"} | (env or {})
     command = [sys.executable, "-m", "devstack", "--port", "0", "--state-dir", str(state)]
     command += ["--token-latency-ms", str(token_latency_ms), "--first-token-latency-ms", str(first_token_latency_ms)]
     local_json = state / "local.json"
