@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-FAULT_KINDS = ("status", "timeout", "cut", "stall", "stream_error", "malformed", "context_length")
+FAULT_KINDS = ("status", "timeout", "drop", "cut", "stall", "stream_error", "malformed", "context_length")
 
 
 class FaultSpecError(ValueError):
@@ -30,6 +30,7 @@ class Fault:
 
     ``status``: answer ``status`` in the provider's error format (``retry_after`` adds the header).
     ``timeout``: wait ``seconds`` before answering anything.
+    ``drop``: close the connection without answering (a provider's process or load balancer gone).
     ``cut``: send ``after_tokens`` output tokens then drop the connection.
     ``stall`` (streams): send ``after_tokens`` output tokens, go silent for ``seconds``, carry on.
     ``stream_error`` (streams): send ``after_tokens`` output tokens, then the provider's error
