@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None) -> StackOptions:
     )
     args = parser.parse_args(argv)
     demo_requests = 0
-    if os.environ.get("MW_DEMO_DATA", "").lower() in ("1", "true", "yes"):
+    if _flag("MW_DEMO_DATA"):
         from devstack.demo_data import REQUESTS
 
         demo_requests = int(os.environ.get("MW_DEMO_REQUESTS", REQUESTS))
@@ -49,7 +49,13 @@ def parse_args(argv: list[str] | None) -> StackOptions:
         openai_api_key=os.environ.get("OPENAI_API_KEY") or None,
         anthropic_api_key=os.environ.get("ANTHROPIC_API_KEY") or None,
         demo_requests=demo_requests,
+        aws_faults=_flag("MW_LOCAL_AWS_FAULTS"),
+        redeliver_streams=_flag("MW_LOCAL_REDELIVER_STREAMS"),
     )
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
 
     with ExitStack() as stack:
         moto_url = start_moto(stack, options.host)
+        if options.aws_faults:
+            from devstack.aws_faults import AwsFaultGate
+
+            gate = AwsFaultGate(moto_url, options.host)
+            stack.callback(gate.stop)
+            moto_url = gate.start()
         needs_fake = not (options.openai_api_key and options.anthropic_api_key)
         fake_url = start_fake_upstream(stack, options) if needs_fake else None
         env = configure_environment(moto_url, fake_url, options)
@@ -71,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             # whose requests share rollup items, instead of a few at a time.
             demo = demo_seed.seed_before_start(options.demo_requests)
         start_spill_replayer(stack, env.get("MW_SPILL_QUEUE_URL"))
-        aggregator = start_aggregator(stack, env["MW_LEDGER_TABLE"])
+        aggregator = start_aggregator(stack, env["MW_LEDGER_TABLE"], redeliver=options.redeliver_streams)
         start_export_worker(stack, env.get("MW_EXPORT_QUEUE_URL"))
         if demo is not None:
             demo_seed.report_when_rolled_up(aggregator, *demo)

@@ -39,6 +39,10 @@ class StackOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
     # Requests of made-up usage to seed before start-up (MW_DEMO_DATA); 0 seeds none.
     demo_requests: int = 0
+    # For the fault tests: AWS behind a fault gate (devstack/aws_faults.py), and every stream batch
+    # delivered to the aggregator twice.
+    aws_faults: bool = False
+    redeliver_streams: bool = False
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -179,6 +183,8 @@ def write_local_json(options: StackOptions, port: int, secrets: dict[str, str], 
     }
     if "MW_FAKE_UPSTREAM_URL" in env:
         info["fake_upstream"] = env["MW_FAKE_UPSTREAM_URL"]
+    if options.aws_faults:
+        info["aws_faults"] = env["AWS_ENDPOINT_URL"]
     path = options.state_dir / "local.json"
     path.write_text(json.dumps(info, indent=2) + "\n")
     path.chmod(0o600)
@@ -212,14 +218,19 @@ def start_export_worker(stack: ExitStack, queue_url: str | None) -> None:
     stack.callback(poller.stop)
 
 
-def start_aggregator(stack: ExitStack, table_name: str) -> DynamoStreamPoller:
+def start_aggregator(stack: ExitStack, table_name: str, *, redeliver: bool = False) -> DynamoStreamPoller:
     """Feeds new ledger records from the table's stream to the AggregatorFunction's handler, with
-    the template's INSERT-only filter. Call `drain()` on the result to wait for the rollups."""
+    the template's INSERT-only filter (``redeliver``: every batch twice). Call `drain()` on the
+    result to wait for the rollups."""
     from devstack.workers import DynamoStreamPoller, only_inserts
     from meterway.analytics.handlers import aggregator
 
     poller = DynamoStreamPoller(
-        table_name, aggregator.handler, function_name="AggregatorFunction", event_filter=only_inserts
+        table_name,
+        aggregator.handler,
+        function_name="AggregatorFunction",
+        event_filter=only_inserts,
+        redeliver=redeliver,
     )
     thread = threading.Thread(target=poller.run, name="aggregator", daemon=True)
     thread.start()

@@ -202,8 +202,12 @@ class DynamoStreamPoller:
         event_filter: Callable[[dict[str, Any]], bool] | None = None,
         poll_interval_s: float = 0.25,
         retry_backoff_s: float = 0.2,
+        redeliver: bool = False,
     ) -> None:
         self._table_name = table_name
+        # Every batch handled twice: what Lambda does when an invocation did its work but timed
+        # out, or its answer was lost. Stream delivery is at least once; the handler must hold.
+        self._redeliver = redeliver
         self._handler = handler
         self._function_name = function_name
         self._batch_size = batch_size
@@ -370,6 +374,8 @@ class DynamoStreamPoller:
         context = {"function": self._function_name, "shard": shard.shard_id, "attempt": shard.failures + 1}
         try:
             result = self._handler({"Records": batch}, LocalLambdaContext(self._function_name))
+            if self._redeliver and _resume_point(batch, result) is None:
+                result = self._handler({"Records": batch}, LocalLambdaContext(self._function_name))
         except Exception as exc:  # noqa: BLE001 (any function error, as Lambda sees it)
             # Lambda retries the whole batch when the function errors; so do we.
             self._last_error = f"handler raised {exc!r}"

@@ -78,4 +78,9 @@ def stream_message(exchange: Exchange, plan: MessagePlan) -> EventStreamResponse
     def usage_at(emitted: int | None) -> dict[str, Any]:
         return plan.usage(None if emitted is None else emitted + hidden if emitted else 0)
 
-    return paced_stream(exchange, planned_events(plan), usage_at, headers={"request-id": new_id("req_")})
+    def error_event(_: int) -> bytes:
+        message = (exchange.fault and exchange.fault.message) or "Overloaded"
+        return sse_event("error", {"type": "error", "error": {"type": "overloaded_error", "message": message}})
+
+    headers = {"request-id": new_id("req_")}
+    return paced_stream(exchange, planned_events(plan), usage_at, headers=headers, error_event=error_event)

@@ -129,6 +129,8 @@ async def begin(request: Request, dialect: Dialect) -> Exchange | Response:
     if fault and fault.kind == "status":
         headers = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
         return dialect.error(fault.status, fault.message or _default_message(fault.status), headers=headers)
+    if fault and fault.kind == "drop":
+        return DroppedResponse()
     if fault and fault.kind == "timeout" and await sleep_or_disconnect(request.receive, fault.seconds):
         record.client_disconnected = True
         return DroppedResponse()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-FAULT_KINDS = ("status", "timeout", "cut", "malformed", "context_length")
+FAULT_KINDS = ("status", "timeout", "drop", "cut", "stall", "stream_error", "malformed", "context_length")
 
 
 class FaultSpecError(ValueError):
@@ -30,7 +30,11 @@ class Fault:
 
     ``status``: answer ``status`` in the provider's error format (``retry_after`` adds the header).
     ``timeout``: wait ``seconds`` before answering anything.
+    ``drop``: close the connection without answering (a provider's process or load balancer gone).
     ``cut``: send ``after_tokens`` output tokens then drop the connection.
+    ``stall`` (streams): send ``after_tokens`` output tokens, go silent for ``seconds``, carry on.
+    ``stream_error`` (streams): send ``after_tokens`` output tokens, then the provider's error
+    event (``message`` in it), and end the stream there, as providers do when they fail mid-answer.
     ``malformed``: answer a body that is not valid JSON.
     ``context_length``: refuse the prompt as too long for the model, in the provider's words
     (``tokens``: the prompt size to report; by default one token over the model's window).

@@ -79,5 +79,14 @@ def stream_chat(exchange: Exchange, plan: ChatPlan, include_usage: bool) -> Even
         chat_events(plan, include_usage),
         plan.usage,
         headers={"x-request-id": new_id("req_")},
+        error_event=lambda _: sse_data({"error": server_error(exchange)}),
         usage_reported=include_usage,
     )
+
+
+def server_error(exchange: Exchange) -> dict[str, Any]:
+    """OpenAI's error object for a failure on its side, in a stream as in a response."""
+    message = (exchange.fault and exchange.fault.message) or (
+        "The server had an error while processing your request. Sorry about that!"
+    )
+    return {"message": message, "type": "server_error", "param": None, "code": None}

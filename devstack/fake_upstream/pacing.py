@@ -4,7 +4,8 @@ Every dialect first plans its whole stream as a list of tagged events, then hand
 the three streaming dialects fail, pace and account in exactly the same way:
 
 * ``OPEN``: sent once the first token is ready (it waits for the first-token latency);
-* ``TOKEN``: one output token; paced, counted, and where a ``cut`` fault strikes;
+* ``TOKEN``: one output token; paced, counted, and where a ``cut``, ``stall`` or ``stream_error``
+  fault strikes;
 * ``FINAL``: the event that reports the usage; a ``cut`` fault that was not triggered by then
   drops the connection just before it;
 * ``PLAIN``: anything else, sent as soon as it comes.
@@ -25,6 +26,8 @@ OPEN, PLAIN, TOKEN, FINAL = "open", "plain", "token", "final"
 Event = tuple[str, bytes]
 # Usage after ``n`` emitted tokens, or the full usage for None.
 UsageAt = Callable[[int | None], dict[str, Any]]
+# The provider's error event in the middle of a stream, given how many events went out before it.
+ErrorEvent = Callable[[int], bytes]
 
 
 def paced_stream(
@@ -33,18 +36,32 @@ def paced_stream(
     usage_at: UsageAt,
     *,
     headers: dict[str, str],
+    error_event: ErrorEvent,
     usage_reported: bool = True,
 ) -> EventStreamResponse:
-    """Stream ``events``; the request log gets the usage of what actually went out."""
+    """Stream ``events``; the request log gets the usage of what actually went out.
+
+    Faults strike before the output token ``after_tokens`` (0: before the first): ``cut`` drops the
+    connection, ``stall`` goes silent for ``seconds`` then carries on, ``stream_error`` sends the
+    provider's error event and ends the stream as the provider does.
+    """
     record = exchange.record
-    cut_after = exchange.fault.after_tokens if exchange.fault and exchange.fault.kind == "cut" else None
+    fault = exchange.fault if exchange.fault and exchange.fault.kind in ("cut", "stall", "stream_error") else None
+    strike_at = fault.after_tokens if fault else None
 
     async def stream(receive: Receive) -> AsyncIterator[bytes]:
         emitted, opened = 0, False
-        for kind, data in events:
-            if kind == TOKEN and emitted == cut_after:
+        for sent, (kind, data) in enumerate(events):
+            if fault and kind == TOKEN and emitted == strike_at:
                 record.usage = usage_at(emitted)
-                raise CutConnection
+                if fault.kind == "cut":
+                    raise CutConnection
+                if fault.kind == "stream_error":
+                    yield error_event(sent)
+                    return
+                if await sleep_or_disconnect(receive, fault.seconds):
+                    record.client_disconnected = True
+                    return
             if kind in (OPEN, TOKEN):
                 delay = _delay(exchange, emitted, opened)
                 opened = True
@@ -53,7 +70,7 @@ def paced_stream(
                     return
                 emitted += kind == TOKEN
             elif kind == FINAL:
-                if cut_after is not None:
+                if fault is not None and fault.kind == "cut":
                     record.usage = usage_at(None)
                     raise CutConnection
                 # Logged before the last bytes go out so a client that just read them finds it.

@@ -23,6 +23,7 @@ from starlette.types import Receive
 
 from .asgi import EventStreamResponse, sse_event
 from .common import Exchange, new_id
+from .openai_stream import server_error
 from .pacing import FINAL, OPEN, PLAIN, TOKEN, paced_stream
 from .responses_plan import ResponsePlan
 
@@ -107,7 +108,14 @@ def response_events(plan: ResponsePlan) -> list[tuple[str, bytes]]:
 
 def stream_response(exchange: Exchange, plan: ResponsePlan) -> EventStreamResponse:
     """Stream ``plan``, honouring latency, client disconnects and a ``cut`` fault."""
-    return paced_stream(exchange, response_events(plan), plan.usage, headers={"x-request-id": new_id("req_")})
+
+    def error_event(sequence_number: int) -> bytes:
+        error = server_error(exchange)
+        payload = {"type": "error", "code": "server_error", "message": error["message"], "param": None}
+        return sse_event("error", {**payload, "sequence_number": sequence_number})
+
+    headers = {"x-request-id": new_id("req_")}
+    return paced_stream(exchange, response_events(plan), plan.usage, headers=headers, error_event=error_event)
 
 
 def failed_stream(plan: ResponsePlan, error: dict[str, Any]) -> EventStreamResponse:

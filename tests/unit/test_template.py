@@ -217,6 +217,19 @@ def test_no_function_is_given_a_setting_its_code_does_not_read(resources, functi
     assert given - read == set()
 
 
+def test_the_proxy_knows_its_functions_timeout_and_each_wait_ends_before_it(template, resources):
+    # The proxy ends a stream still running MW_SETTLE_MARGIN_S before MW_FUNCTION_TIMEOUT_S, so that
+    # Lambda never stops it before its record is written: that only holds if the two agree.
+    props = resources["ProxyFunction"]["Properties"]
+    env = _env(resources, "ProxyFunction")
+    settings = FUNCTION_SETTINGS["ProxyFunction"].model_fields
+    assert float(env["MW_FUNCTION_TIMEOUT_S"]) == props["Timeout"]
+    margin = settings["settle_margin_s"].default
+    # Whatever a deployer chooses, a wait on a provider can end in time to settle
+    for parameter in ("UpstreamFirstByteTimeoutSeconds", "UpstreamIdleTimeoutSeconds"):
+        assert template["Parameters"][parameter]["MaxValue"] <= props["Timeout"] - margin - 10
+
+
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_every_function_gets_the_shared_configuration(resources, function):
     props = resources[function]["Properties"]
@@ -789,21 +802,16 @@ def test_each_function_logs_to_a_group_with_retention(resources, template, funct
 # --- Parameters, outputs, lint ----------------------------------------------------------------
 
 
-def test_parameter_defaults(template):
-    defaults = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
-
-    assert defaults == {
-        "StageName": "prod",
-        "LogRetentionDays": 30,
-        "OpenAIBaseUrl": "https://api.openai.com/v1",
-        "AnthropicBaseUrl": "https://api.anthropic.com",
-        "LedgerRetentionDays": 0,
-        "KeyCacheTtlSeconds": 30,
-        "ConsoleOrigin": "",
-        "ExportUrlTtlSeconds": 900,
-    }
-    ttl = template["Parameters"]["ExportUrlTtlSeconds"]
-    assert (ttl["Type"], ttl["MinValue"], ttl["MaxValue"]) == ("Number", 60, 604800)
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_a_parameters_default_is_the_default_of_the_setting_it_feeds(template, resources, function):
+    # The local stack runs on the settings' defaults, a deployed stack on the parameters': a stack
+    # deployed with no parameters must behave as the one the tests ran.
+    fields = FUNCTION_SETTINGS[function].model_fields
+    for variable, value in _env(resources, function).items():
+        parameter = value.get("Ref") if isinstance(value, dict) else None
+        if variable.startswith("MW_") and parameter in template["Parameters"]:
+            default = fields[variable.removeprefix("MW_").lower()].default
+            assert template["Parameters"][parameter]["Default"] == default, (function, variable)
 
 
 def test_outputs_give_clients_and_tests_what_they_need(template):

@@ -89,6 +89,12 @@ class UpstreamTimeout(UpstreamError):
     code = "upstream_timeout"
 
 
+class TimeLimitReached(UpstreamTimeout):
+    """The function's time is nearly up: the request is ended while its record can still be settled."""
+
+    code = "time_limit_reached"
+
+
 class StorageError(MeterwayError):
     """DynamoDB or S3 failed after retries."""
 

@@ -53,8 +53,15 @@ class ProxySettings(_KeyLookups, _Retention):
     upstream_secret_arn: str | None = None
     max_body_bytes: int = Field(default=6 * 1024 * 1024, gt=0)
     upstream_connect_timeout_s: float = Field(default=10.0, gt=0)
-    # Read timeout is per chunk: a reasoning model may think for minutes before its first token.
-    upstream_read_timeout_s: float = Field(default=600.0, gt=0)
+    # Until the answer starts (a non-streamed answer: until it is whole). A reasoning model may
+    # think for minutes before its first token.
+    upstream_first_byte_timeout_s: float = Field(default=300.0, gt=0)
+    # Between two events of a stream: Codex CLI gives up on a silent stream after 300 s as well.
+    upstream_idle_timeout_s: float = Field(default=300.0, gt=0)
+    # The function's Timeout in template.yaml: no request outlives it, whatever the invocation says.
+    function_timeout_s: float = Field(default=900.0, gt=0)
+    # What settling needs before the function is stopped: a stream still running then is ended.
+    settle_margin_s: float = Field(default=10.0, ge=0)
     upstream_max_connections: int = Field(default=100, gt=0)
 
 

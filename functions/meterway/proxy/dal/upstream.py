@@ -8,19 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import anyio
 import httpx
 
 from meterway.core.errors import UpstreamError, UpstreamTimeout
 from meterway.core.settings import ProxySettings
-from meterway.proxy.models import UpstreamRequest
+from meterway.proxy.models import UpstreamRequest, Wait
 
 ErrorMapper = Callable[[int, bytes, str | None], UpstreamError]
 
 
 def build_client(settings: ProxySettings) -> httpx.AsyncClient:
+    # Each wait on a provider is bounded by the request's time budget (``Wait``); httpx's own
+    # read timeout only backs it up.
     timeout = httpx.Timeout(
         connect=settings.upstream_connect_timeout_s,
-        read=settings.upstream_read_timeout_s,
+        read=max(settings.upstream_first_byte_timeout_s, settings.upstream_idle_timeout_s),
         write=30.0,
         pool=settings.upstream_connect_timeout_s,
     )
@@ -34,19 +37,24 @@ class Upstream:
     def __init__(self, client: httpx.AsyncClient):
         self._client = client
 
-    async def send(self, request: UpstreamRequest, *, stream: bool, on_error: ErrorMapper) -> httpx.Response:
-        """The upstream's successful response (its body not read when ``stream``); an error answer
-        is read and handed to ``on_error``, the provider's own mapping."""
+    async def send(
+        self, request: UpstreamRequest, *, stream: bool, on_error: ErrorMapper, wait: Wait
+    ) -> httpx.Response:
+        """The upstream's successful response (its body not read when ``stream``), within ``wait``;
+        an error answer is read and handed to ``on_error``, the provider's own mapping."""
         outbound = self._client.build_request("POST", request.url, json=request.body, headers=request.headers)
         try:
-            response = await self._client.send(outbound, stream=stream)
+            with anyio.fail_after(wait.seconds):
+                response = await self._client.send(outbound, stream=stream)
+                if response.is_success:
+                    return response
+                body = await response.aread()
+        except TimeoutError as exc:
+            raise wait.error from exc
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout("The upstream provider did not answer in time.") from exc
         except httpx.HTTPError as exc:
             raise UpstreamError("The upstream provider could not be reached.") from exc
-        if response.is_success:
-            return response
-        body = await response.aread()
         await response.aclose()
         raise on_error(response.status_code, body, response.headers.get("retry-after"))
 

@@ -19,7 +19,7 @@ from meterway.ledger.models import TokenUsage, UsageRecord
 from meterway.proxy.formats.base import Choices, Flag, Int64, OpenAIDoorRequest, OutputTokens, data_event
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.models import Format
-from meterway.proxy.translate.base import Answer
+from meterway.proxy.translate.base import Answer, upstream_error
 
 DONE = "[DONE]"
 
@@ -193,6 +193,9 @@ class ChatChunks:
         return self._chunk(json.loads(data))
 
     def _chunk(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        if data.get("error"):
+            # The provider failed mid-answer and says why in a chunk of its own: the stream ends here.
+            raise upstream_error(data["error"])
         if isinstance(data.get("usage"), dict):
             self._usage = data["usage"]
         choices = data.get("choices") or []

@@ -30,5 +30,6 @@ async def handle_count_tokens(request: Request) -> Response:
     outbound = provider.count_tokens(route, body, request.headers)
     if outbound is None:
         return JSONResponse({"input_tokens": prompt_tokens_estimate(body), "estimated": True}, headers=headers)
-    response = await deps.upstream.send(outbound, stream=False, on_error=provider.error)
+    wait = deps.time_budget(request).first_byte()
+    response = await deps.upstream.send(outbound, stream=False, on_error=provider.error, wait=wait)
     return JSONResponse(response.json(), headers=headers)

@@ -22,6 +22,8 @@ from meterway.ledger.logic.record_usage import settle
 from meterway.ledger.models import UsageRecord
 from meterway.proxy.dal.credentials import load_upstream_secret
 from meterway.proxy.dal.upstream import Upstream, build_client
+from meterway.proxy.handlers.http_io import invocation_deadline
+from meterway.proxy.logic.time_limits import TimeBudget, TimeLimits
 from meterway.proxy.providers import Providers, build_providers
 
 
@@ -45,6 +47,17 @@ class ProxyDeps:
                 return check_key(key, kind="api"), key_hash
         found = await anyio.to_thread.run_sync(self.keys.get_by_hash, key_hash)
         return check_key(found, kind="api"), key_hash
+
+    def time_budget(self, request: Request) -> TimeBudget:
+        """How long this request may wait on its upstream (``request.state.started``: its arrival)."""
+        settings = self.settings
+        limits = TimeLimits(
+            first_byte_s=settings.upstream_first_byte_timeout_s,
+            idle_s=settings.upstream_idle_timeout_s,
+            function_timeout_s=settings.function_timeout_s,
+            settle_margin_s=settings.settle_margin_s,
+        )
+        return TimeBudget.starting(limits, request.state.started, invocation_deadline(request))
 
     async def reserve(self, key: ApiKey, key_hash: str) -> Reservation:
         return await anyio.to_thread.run_sync(reserve, self.quotas, key, key_hash, utc_now())

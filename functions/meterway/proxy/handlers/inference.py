@@ -83,10 +83,13 @@ async def serve(request: Request, door: FrontDoor) -> Response:
     provider = deps.providers.for_route(route)
     # Built before anything is reserved: a request the provider cannot take is a 400 that costs nothing.
     outbound = provider.request(door.format, route, body, request.headers)
+    budget = deps.time_budget(request)
     reservation = await deps.reserve(key, key_hash)
     settle = partial(deps.settle, reservation)
     try:
-        response = await deps.upstream.send(outbound, stream=parsed.stream, on_error=provider.error)
+        response = await deps.upstream.send(
+            outbound, stream=parsed.stream, on_error=provider.error, wait=budget.first_byte()
+        )
     except UpstreamError as exc:
         await _settle_failure(settle, call, exc)
         raise
@@ -94,7 +97,7 @@ async def serve(request: Request, door: FrontDoor) -> Response:
     encoder = door.encoder(record, route.id, call.created)
     if parsed.stream:
         adapter = provider.stream(door.format, route, record.request_id, call.created)
-        return EventStreamResponse(relay(call, response, adapter, encoder, settle), headers=headers)
+        return EventStreamResponse(relay(call, response, adapter, encoder, settle, budget), headers=headers)
     try:
         payload = response.json()
     except ValueError as exc:

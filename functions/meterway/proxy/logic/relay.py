@@ -9,35 +9,42 @@ a client that hangs up must still leave a record of the tokens the upstream spen
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import anyio
 import httpx
-from httpx_sse import EventSource, SSEError
+from httpx_sse import EventSource, ServerSentEvent, SSEError
 
 from meterway.core.errors import MeterwayError, UpstreamError
 from meterway.ledger.models import UsageRecord
 from meterway.proxy.formats.base import Encoder
 from meterway.proxy.logic.proxy_call import ProxyCall, charge_reported
+from meterway.proxy.logic.time_limits import TimeBudget
 from meterway.proxy.translate.base import StreamAdapter
 
 Settle = Callable[[UsageRecord], Awaitable[None]]
 
 
 async def relay(
-    call: ProxyCall, response: httpx.Response, adapter: StreamAdapter, encoder: Encoder, settle: Settle
+    call: ProxyCall,
+    response: httpx.Response,
+    adapter: StreamAdapter,
+    encoder: Encoder,
+    settle: Settle,
+    budget: TimeBudget,
 ) -> AsyncGenerator[bytes, None]:
     """Relay an upstream event stream to the client, end it with the priced usage, settle once.
 
     Each upstream event is forwarded as soon as it arrives: nothing is buffered. If the upstream
-    breaks off, the client gets an error event; if the client goes away, the generator is closed.
-    Either way the record is settled as ``partial`` with the upstream's counts where it sent them,
-    else an estimate flagged as such.
+    breaks off, stalls, or would outlive the function's time, the client gets an error event; if
+    the client goes away, the generator is closed. Either way the record is settled as ``partial``
+    with the upstream's counts where it sent them, else an estimate flagged as such.
     """
     record = call.record
     complete = False
+    events = _timed_events(EventSource(response).aiter_sse(), budget)
     try:
-        async for event in EventSource(response).aiter_sse():
+        async for event in events:
             if record.ttft_ms is None:
                 record.ttft_ms = call.elapsed_ms()
             for chunk in adapter.feed(event.event, event.data):
@@ -64,8 +71,28 @@ async def relay(
             record.error_code = "client_disconnected"
             _finish(call, adapter, complete=False)
         with anyio.CancelScope(shield=True):
+            await events.aclose()
             await response.aclose()
             await settle(record)
+
+
+async def _timed_events(
+    events: AsyncIterator[ServerSentEvent], budget: TimeBudget
+) -> AsyncGenerator[ServerSentEvent, None]:
+    """The stream's events, each within its wait: the first within the first-byte timeout (its
+    clock started when the request was sent), the others within the idle timeout, none past the
+    deadline."""
+    wait = budget.first_byte()
+    while True:
+        try:
+            with anyio.fail_after(wait.seconds):
+                event = await anext(events)
+        except StopAsyncIteration:
+            return
+        except TimeoutError as exc:
+            raise wait.error from exc
+        yield event
+        wait = budget.next_event()
 
 
 def _finish(call: ProxyCall, adapter: StreamAdapter, *, complete: bool) -> None:

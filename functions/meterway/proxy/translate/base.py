@@ -11,9 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from meterway.core.errors import UpstreamError
 from meterway.ledger.models import TokenUsage
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.models import Format
+
+# Error types OpenAI's and Anthropic's clients both know.
+_SHARED_ERROR_TYPES = frozenset({"invalid_request_error", "rate_limit_error", "overloaded_error", "api_error"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +90,15 @@ class Bridge(Protocol):
 
     def stream(self, route: ModelRoute, request_id: str, created: int) -> StreamAdapter:
         """An adapter for the upstream's stream of one request."""
+
+
+def upstream_error(error: Any) -> UpstreamError:
+    """An error the upstream reported inside a 200 answer or chunk, in its own words; its type is
+    kept where Anthropic's clients know it (OpenAI's ``server_error`` is Anthropic's ``api_error``)."""
+    details = error if isinstance(error, dict) else {"message": str(error)}
+    message = str(details.get("message") or "The upstream provider reported an error.")
+    kind = details.get("type") or details.get("code")
+    code = "api_error" if kind == "server_error" else kind if kind in _SHARED_ERROR_TYPES else None
+    failure = UpstreamError(f"Upstream error: {message}", code=code)
+    failure.upstream_message = message
+    return failure

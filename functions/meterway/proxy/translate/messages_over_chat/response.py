@@ -23,9 +23,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from meterway.core.errors import UpstreamError
 from meterway.ledger.models import TokenUsage
 from meterway.proxy.formats.chat import read_usage
+from meterway.proxy.translate.base import upstream_error
 
 JsonDict = dict[str, Any]
 
@@ -37,7 +37,6 @@ STOP_REASONS = {
     "content_filter": "refusal",
 }
 RAW_ARGUMENTS = "_raw_arguments"
-_SHARED_ERROR_TYPES = frozenset({"invalid_request_error", "rate_limit_error", "overloaded_error", "api_error"})
 
 
 def message_id(request_id: str) -> str:
@@ -90,18 +89,6 @@ def tool_input(arguments: Any) -> JsonDict:
     except ValueError:
         parsed = None
     return parsed if isinstance(parsed, dict) else {RAW_ARGUMENTS: arguments}
-
-
-def upstream_error(error: Any) -> UpstreamError:
-    """An error the upstream reported inside a 200 answer or chunk, in its own words; its type is
-    kept where Anthropic's clients know it (OpenAI's ``server_error`` is Anthropic's ``api_error``)."""
-    details = error if isinstance(error, dict) else {"message": str(error)}
-    message = str(details.get("message") or "The upstream provider reported an error.")
-    kind = details.get("type") or details.get("code")
-    code = "api_error" if kind == "server_error" else kind if kind in _SHARED_ERROR_TYPES else None
-    failure = UpstreamError(f"Upstream error: {message}", code=code)
-    failure.upstream_message = message
-    return failure
 
 
 def chat_to_message(payload: JsonDict, *, model: str, request_id: str) -> tuple[JsonDict, int]:

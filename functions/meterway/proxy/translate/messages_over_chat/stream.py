@@ -26,13 +26,13 @@ from typing import Any
 
 from meterway.ledger.models import TokenUsage
 from meterway.proxy.formats.chat import DONE, read_usage
+from meterway.proxy.translate.base import upstream_error
 from meterway.proxy.translate.messages_over_chat.response import (
     anthropic_usage,
     message_id,
     reasoning_text,
     stop_reason,
     tool_use_id,
-    upstream_error,
 )
 
 JsonDict = dict[str, Any]
