@@ -148,7 +148,8 @@ def call_api(
     event |= {"httpMethod": method, "path": path, "pathParameters": {"proxy": path.removeprefix("/api/")}}
     for sent in (event["headers"], event["multiValueHeaders"]):
         sent.pop("Authorization", None)
-    extra = (headers or {}) | ({"Authorization": f"Bearer {secret}"} if secret else {})
+    sent_json = {"Content-Type": "application/json"} if body is not None else {}
+    extra = sent_json | (headers or {}) | ({"Authorization": f"Bearer {secret}"} if secret else {})
     for name, value in extra.items():
         event["headers"][name] = value
         event["multiValueHeaders"][name] = [value]

@@ -2,11 +2,13 @@
 rollups, spend periods, windows and exports share.
 
 Every stored time is UTC text with milliseconds and a ``Z``: it sorts as text in time order.
+Years are written with four digits (``0999-01-01``), as ISO 8601 has them.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 Granularity = Literal["minute", "hour", "day", "month"]
@@ -18,7 +20,39 @@ _LABEL_FORMAT: dict[Granularity, str] = {
     "day": "%Y-%m-%d",
     "month": "%Y-%m",
 }
+# A label is the start of the minute's ISO text cut at its granularity (strftime's %Y would write
+# the year 999 as "999", which sorts after "2026").
+_LABEL_LENGTH: dict[Granularity, int] = {"minute": 16, "hour": 13, "day": 10, "month": 7}
 _ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# The times a client may name: a year of margin at both ends of the calendar, so that a bucket's
+# step, a day added to an inclusive end or a UTC offset never leaves datetime's range.
+EARLIEST = datetime(2, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+# The times a client may write, and what the OpenAPI document says they may be: a date, or a
+# datetime to the minute, second or microsecond, with ``Z``, an offset or (UTC) neither.
+DATE_PATTERN = r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+TIME_PATTERN = (
+    DATE_PATTERN + r"T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?"
+)
+CLIENT_TIME_PATTERN = rf"^({DATE_PATTERN}|{TIME_PATTERN})$"
+_CLIENT_TIME = re.compile(CLIENT_TIME_PATTERN)
+
+
+class OutOfCalendar(ValueError):
+    """A time outside ``EARLIEST`` .. ``LATEST``."""
+
+
+def client_time(text: str) -> datetime:
+    """A date (its midnight) or datetime a client wrote, in UTC; ``ValueError`` for anything else
+    (text outside the patterns, a day the calendar lacks), ``OutOfCalendar`` outside the range."""
+    if not _CLIENT_TIME.fullmatch(text):
+        raise ValueError(f"not a date or ISO datetime: {text!r}")
+    if len(text) == 10:
+        day = date.fromisoformat(text)
+        return in_calendar(datetime(day.year, day.month, day.day))
+    return in_calendar(datetime.fromisoformat(text))
 
 
 def utc_now() -> datetime:
@@ -27,7 +61,19 @@ def utc_now() -> datetime:
 
 def utc_iso(moment: datetime) -> str:
     """UTC timestamp with milliseconds and a ``Z``: sorts as text in the same order as in time."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def in_calendar(moment: datetime) -> datetime:
+    """``moment`` in UTC (a naive one is read as UTC) when it lies between ``EARLIEST`` and
+    ``LATEST`` (both included); else ``OutOfCalendar``. Every time a client sends goes through here."""
+    try:
+        utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError as exc:  # an offset that pushes the time past year 1 or 9999
+        raise OutOfCalendar(f"times must lie between {EARLIEST.date()} and {LATEST.date()} (UTC)") from exc
+    if not EARLIEST <= utc <= LATEST:
+        raise OutOfCalendar(f"times must lie between {EARLIEST.date()} and {LATEST.date()} (UTC)")
+    return utc
 
 
 def parse_utc_iso(text: str) -> datetime:
@@ -73,7 +119,7 @@ def step_back(moment: datetime, granularity: Granularity) -> datetime:
 
 def label(moment: datetime, granularity: Granularity) -> str:
     """The bucket's name (``2026-11-23T14`` for an hour); labels sort as text in time order."""
-    return moment.astimezone(UTC).strftime(_LABEL_FORMAT[granularity])
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="minutes")[: _LABEL_LENGTH[granularity]]
 
 
 def parse_label(text: str, granularity: Granularity) -> datetime:

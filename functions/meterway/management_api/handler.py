@@ -66,10 +66,15 @@ def handle_meterway_error(error: MeterwayError) -> Response[str]:
     return _envelope(error)
 
 
+# A field refused by its model carries the same code as when the logic refuses it.
+FIELD_CODES = {"start": "invalid_date", "end": "invalid_date", "valid_until": "invalid_valid_until"}
+
+
 def handle_validation_error(error: RequestValidationError) -> Response[str]:
     first: dict[str, Any] = error.errors()[0] if error.errors() else {}
     where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query")) or "body"
-    return _envelope(InvalidRequest(f"Invalid '{where}': {first.get('msg', 'bad value')}."))
+    message = str(first.get("msg", "bad value")).removeprefix("Value error, ")
+    return _envelope(InvalidRequest(f"Invalid '{where}': {message}.", code=FIELD_CODES.get(where)))
 
 
 def handle_not_found(_: Exception) -> Response[str]:

@@ -7,11 +7,12 @@ from decimal import Decimal
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from meterway.accounts.handlers.api_context import admin_of, context_of
 from meterway.accounts.logic.balance import MAX_TOPUP_USD, Balance, account_balance, top_up
 from meterway.core.money import money, optional_money
+from meterway.core.request_models import RequestBody
 
 router = APIGatewayRouter()
 
@@ -51,11 +52,9 @@ class BalanceOut(BaseModel):
         )
 
 
-class TopUpCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TopUpCreate(RequestBody):
     amount_usd: Decimal = Field(
-        gt=0, le=MAX_TOPUP_USD, decimal_places=10, description="USD to add, a decimal string or number"
+        strict=False, gt=0, le=MAX_TOPUP_USD, decimal_places=10, description="USD to add, a decimal string or number"
     )
     note: str | None = Field(default=None, max_length=500)
 

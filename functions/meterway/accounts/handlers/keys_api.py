@@ -5,14 +5,13 @@ A secret is in the response that creates or rotates it, and nowhere else, ever.
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from meterway.accounts.handlers.api_context import admin_of, context_of
 from meterway.accounts.logic.manage_keys import (
@@ -24,24 +23,25 @@ from meterway.accounts.logic.manage_keys import (
     find_key,
     key_view,
     key_views,
+    parse_expiry,
     patch_key,
     rotate_key,
 )
 from meterway.accounts.models import ApiKey, KeyLimits
 from meterway.core.money import money, optional_money
+from meterway.core.request_models import ClientTimeText, RequestBody
 
 router = APIGatewayRouter()
 
 KEY_PATH = "/api/keys/<key_id>"
 
 
-class LimitsIn(BaseModel):
+class LimitsIn(RequestBody):
     """A key's limits; a field left out means no limit of that kind."""
-
-    model_config = ConfigDict(extra="forbid")
 
     spend_limit_usd: Decimal | None = Field(
         default=None,
+        strict=False,
         ge=0,
         le=1_000_000_000,
         decimal_places=10,
@@ -51,8 +51,8 @@ class LimitsIn(BaseModel):
         default="none",
         description="When the spend limit starts again: 00:00 UTC daily, Mondays, the 1st; none is a lifetime budget",
     )
-    requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000_000, strict=True)
-    tokens_per_minute: int | None = Field(default=None, ge=1, le=1_000_000_000_000, strict=True)
+    requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    tokens_per_minute: int | None = Field(default=None, ge=1, le=1_000_000_000_000)
     allowed_models: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
         default=None, min_length=1, max_length=100, description="Catalog model ids; left out, every model"
     )
@@ -145,41 +145,38 @@ class KeyList(BaseModel):
     data: list[KeyOut]
 
 
-class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class KeyCreate(RequestBody):
     name: str = Field(min_length=1, max_length=100)
     member: str | None = Field(default=None, min_length=1, max_length=100, description="An existing member's id")
     limits: LimitsIn | None = None
-    valid_until: datetime | None = Field(default=None, description="Expiry, in the future; without an offset, UTC")
+    valid_until: ClientTimeText | None = Field(
+        default=None, description="Expiry, in the future; without an offset, UTC"
+    )
 
 
-class KeyPatch(BaseModel):
+class KeyPatch(RequestBody):
     """Only the fields sent change. ``limits`` replaces the key's whole limits object (null: no
     limits); ``valid_until`` null removes the expiry."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=100)
     disabled: bool | None = None
     limits: LimitsIn | None = None
-    valid_until: datetime | None = None
+    valid_until: ClientTimeText | None = None
 
     def changes(self) -> dict[str, Any]:
         changes = {name: getattr(self, name) for name in self.model_fields_set}
         if "limits" in changes:
             changes["limits"] = self.limits.to_limits() if self.limits is not None else None
+        if "valid_until" in changes:
+            changes["valid_until"] = parse_expiry(self.valid_until)
         return changes
 
 
-class RotateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RotateRequest(RequestBody):
     overlap_seconds: int = Field(
         default=DEFAULT_OVERLAP_SECONDS,
         ge=0,
         le=MAX_OVERLAP_SECONDS,
-        strict=True,
         description="How long the old secret keeps working; 0 stops it at once",
     )
 
@@ -200,7 +197,7 @@ def post_keys(body: KeyCreate) -> Response[KeyCreated]:
         body.name,
         member=body.member,
         limits=body.limits.to_limits() if body.limits is not None else None,
-        valid_until=body.valid_until,
+        valid_until=parse_expiry(body.valid_until),
         now=deps.clock(),
         models=deps.models,
     )

@@ -8,11 +8,12 @@ from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from meterway.accounts.handlers.api_context import admin_of, context_of
 from meterway.accounts.logic.manage_members import create_member, find_member, list_members, patch_member
 from meterway.accounts.models import Member
+from meterway.core.request_models import RequestBody
 
 router = APIGatewayRouter()
 
@@ -32,20 +33,16 @@ class MemberList(BaseModel):
     data: list[MemberOut]
 
 
-class MemberCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MemberCreate(RequestBody):
     member_id: str = Field(
         min_length=1, max_length=100, description="e.g. an email; case-insensitive, stored lowercased"
     )
     name: str | None = Field(default=None, min_length=1, max_length=200)
 
 
-class MemberPatch(BaseModel):
+class MemberPatch(RequestBody):
     """Only the fields sent change. ``disabled: true`` disables every key of the member too;
     ``disabled: false`` enables the member only, not their keys."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200, description="null clears the name")
     disabled: bool | None = None

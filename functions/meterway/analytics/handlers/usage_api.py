@@ -19,17 +19,23 @@ from meterway.analytics.handlers.api_models import ActivityResponse, DashboardRe
 from meterway.analytics.logic import reports
 from meterway.analytics.logic.request_log import entry, request_page
 from meterway.analytics.logic.windows import parse_window
+from meterway.core.clock import CLIENT_TIME_PATTERN
 from meterway.core.money import optional_money
+from meterway.core.request_models import QueryInt
 from meterway.ledger.dal.ledger_store import LedgerQuery
 
 router = APIGatewayRouter()
 
 Start = Annotated[
-    str | None, Query(max_length=40, description="A date (whole day) or ISO datetime, UTC; default 30 days ago")
+    str | None,
+    Query(pattern=CLIENT_TIME_PATTERN, description="A date (whole day) or ISO datetime, UTC; default 30 days ago"),
 ]
 End = Annotated[
     str | None,
-    Query(max_length=40, description="A date (inclusive, whole day) or ISO datetime (exclusive); default now"),
+    Query(
+        pattern=CLIENT_TIME_PATTERN,
+        description="A date (inclusive, whole day) or ISO datetime (exclusive); default now",
+    ),
 ]
 ModelFilter = Annotated[
     str | None, Query(min_length=1, max_length=200, description="A model id, e.g. openai/gpt-4o-mini")
@@ -55,7 +61,7 @@ def get_requests(
     model: ModelFilter = None,
     key: KeyFilter = None,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Annotated[QueryInt, Query(ge=1, le=200)] = 50,
 ) -> RequestLog:
     deps, account = context_of(router), admin_of(router).account_id
     window = parse_window(start, end, deps.clock())
