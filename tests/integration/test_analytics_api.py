@@ -229,3 +229,13 @@ def test_years_before_1000_are_written_zero_padded(account):
     result = usage(account["admin"], start="0999-01-01", end="0999-01-02")
     assert (result["start"], result["end"]) == ("0999-01-01T00:00:00.000Z", "0999-01-03T00:00:00.000Z")
     assert result["series"]["buckets"][0]["start"] == "0999-01-01T00:00:00.000Z"
+
+
+def test_a_model_left_the_catalog_still_filters_its_history(account, monkeypatch):
+    retired = MODELS[1]
+    monkeypatch.setattr(api_deps(), "models", frozenset(MODELS) - {retired})
+    result = usage(account["admin"], start="2026-01-01", model=retired)
+    assert result["totals"]["requests"] == sum(1 for item in account["items"] if item["model"] == retired)
+    unknown = call_api("GET", "/api/usage", account["admin"], query={"model": "openai/gpt-9-ultra"})
+    assert unknown["statusCode"] == 404
+    assert unknown["json"]["error"]["code"] == "model_not_found"

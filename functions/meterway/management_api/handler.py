@@ -8,6 +8,8 @@ envelope as the inference API's. Browsers may call it from the console's origin 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -22,12 +24,13 @@ from meterway.accounts.handlers.api_context import AccountsContext
 from meterway.accounts.logic.auth import authenticate
 from meterway.analytics.handlers import usage_api
 from meterway.analytics.handlers.api_context import AnalyticsContext
-from meterway.core.errors import InvalidRequest, MeterwayError, NotFound
+from meterway.core.errors import InvalidRequest, MeterwayError, MethodNotAllowed, NotFound
 from meterway.core.observability import logger
 from meterway.core.tracing import tracer
 from meterway.exports.handlers import exports_api
 from meterway.exports.handlers.api_context import ExportsContext
 from meterway.management_api.deps import api_deps
+from meterway.management_api.request_gate import GatedRequestValidation
 
 TITLE = "Meterway management API"
 VERSION = "0.2.0"
@@ -72,13 +75,45 @@ FIELD_CODES = {"start": "invalid_date", "end": "invalid_date", "valid_until": "i
 
 def handle_validation_error(error: RequestValidationError) -> Response[str]:
     first: dict[str, Any] = error.errors()[0] if error.errors() else {}
+    if first.get("type") == "json_invalid":
+        return _envelope(InvalidRequest("The body is not valid JSON.", code="invalid_json"))
     where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query")) or "body"
     message = str(first.get("msg", "bad value")).removeprefix("Value error, ")
     return _envelope(InvalidRequest(f"Invalid '{where}': {message}.", code=FIELD_CODES.get(where)))
 
 
-def handle_not_found(_: Exception) -> Response[str]:
-    return _envelope(NotFound("No such endpoint."))
+def method_router(app: APIGatewayRestResolver) -> Callable[[str], list[str]]:
+    """The methods a path of the OpenAPI document answers (the document is read once, on first use)."""
+    paths: list[tuple[re.Pattern[str], list[str]]] = []
+
+    def allowed(path: str) -> list[str]:
+        if not paths:
+            document = app.get_openapi_schema(title=TITLE, version=VERSION)
+            for template, item in (document.paths or {}).items():
+                segments = ("[^/]+" if part.startswith("{") else re.escape(part) for part in template.split("/"))
+                methods = [
+                    method.upper() for method in ("get", "put", "post", "delete", "patch") if getattr(item, method)
+                ]
+                paths.append((re.compile("/".join(segments)), methods))
+        return next((methods for pattern, methods in paths if pattern.fullmatch(path)), [])
+
+    return allowed
+
+
+def not_found_handler(
+    allowed_methods: Callable[[str], list[str]], app: APIGatewayRestResolver
+) -> Callable[[Exception], Response[str]]:
+    def handle_not_found(_: Exception) -> Response[str]:
+        allowed = allowed_methods(app.current_event.path)
+        if allowed:
+            method = app.current_event.http_method
+            error = MethodNotAllowed(
+                f"{method} is not allowed here; use {', '.join(allowed)}.", headers={"Allow": ", ".join(allowed)}
+            )
+            return _envelope(error)
+        return _envelope(NotFound("No such endpoint."))
+
+    return handle_not_found
 
 
 @lru_cache(maxsize=1)
@@ -90,6 +125,8 @@ def _resolver(console_origin: str) -> APIGatewayRestResolver:
     resolver that included them.
     """
     app = APIGatewayRestResolver(enable_validation=True, cors=_cors(console_origin))
+    # Powertools validates a request before any middleware runs: the body gate is part of it.
+    app._request_validation_middleware = GatedRequestValidation()
     app.enable_swagger(path="/api/docs", title=TITLE, version=VERSION)
     app.use(middlewares=[_require_admin])
     for router in ROUTERS:
@@ -101,7 +138,7 @@ def _resolver(console_origin: str) -> APIGatewayRestResolver:
 
     app.exception_handler(MeterwayError)(handle_meterway_error)
     app.exception_handler(RequestValidationError)(handle_validation_error)
-    app.not_found(handle_not_found)
+    app.not_found(not_found_handler(method_router(app), app))
     return app
 
 

@@ -17,6 +17,7 @@ from meterway.accounts.logic.manage_keys import key_filter
 from meterway.analytics.handlers.api_context import context_of
 from meterway.analytics.handlers.api_models import ActivityResponse, DashboardResponse, RequestLog, UsageResponse
 from meterway.analytics.logic import reports
+from meterway.analytics.logic.model_filter import model_filter
 from meterway.analytics.logic.request_log import entry, request_page
 from meterway.analytics.logic.windows import parse_window
 from meterway.core.clock import CLIENT_TIME_PATTERN
@@ -49,6 +50,7 @@ def get_usage(start: Start = None, end: End = None, model: ModelFilter = None, k
     deps, account = context_of(router), admin_of(router).account_id
     window = parse_window(start, end, deps.clock())
     key_id = key_filter(deps.key_admin, account, key)
+    model = model_filter(deps.models, deps.rollups, account, model)
     return UsageResponse.model_validate(
         reports.usage_summary(deps.rollups, account, window, model=model, key_id=key_id)
     )
@@ -66,6 +68,7 @@ def get_requests(
     deps, account = context_of(router), admin_of(router).account_id
     window = parse_window(start, end, deps.clock())
     key_id = key_filter(deps.key_admin, account, key)
+    model = model_filter(deps.models, deps.rollups, account, model)
     query = LedgerQuery(account, window.start_iso, window.end_iso, key_id=key_id, model=model)
     return RequestLog.model_validate(request_page(deps.ledger, query, limit, cursor))
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from meterway.accounts.handlers.api_context import admin_of
 from meterway.accounts.logic.manage_keys import key_filter
+from meterway.analytics.logic.model_filter import model_filter
 from meterway.analytics.logic.windows import parse_window
 from meterway.core.clock import utc_iso
 from meterway.core.errors import NotFound
@@ -48,6 +49,7 @@ def post_export(body: ExportCreate) -> Response[ExportAccepted]:
     window = parse_window(body.start, body.end, now, from_rollups=body.kind != "requests")
     check_retention(window, now, deps.settings.ledger_retention_days)
     key_filter(deps.key_admin, account, body.key)
+    model_filter(deps.models, deps.rollups, account, body.model)
     job = start_export(deps.export_jobs, deps.export_queue, account, body, window, now)
     accepted = ExportAccepted(id=job["job_id"], status=job["status"], filename=job["filename"])
     return Response(202, content_types.APPLICATION_JSON, accepted)
