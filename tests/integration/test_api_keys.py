@@ -73,7 +73,7 @@ def test_the_openapi_document_describes_the_keys_api(admin):
         ({"disabled": "yes"}, "invalid_request"),
         ({"disabled": 1}, "invalid_request"),
         ({"limits": {"requests_per_minute": "10"}}, "invalid_request"),
-        ({"limits": {"requests_per_minute": 10.0}}, "invalid_request"),
+        ({"limits": {"requests_per_minute": 10.5}}, "invalid_request"),
         ({"limits": {"requests_per_minute": True}}, "invalid_request"),
         ({"valid_until": "9999-12-31T23:00:00-05:00"}, "invalid_valid_until"),
         ({"valid_until": 1893456000}, "invalid_valid_until"),

@@ -67,7 +67,9 @@ def test_a_window_anywhere_in_the_calendar_reports_without_overflow(start, days)
     [
         ("0001-01-01", "0001-01-02"),
         ("9999-12-30", "9999-12-31"),
-        ("0002-01-01T00:00:00+05:00", None),
+        ("0001-12-31T23:00:00-05:00", None),
+        ("9999-01-01", None),
+        ("2100-02-29", None),
         ("9998-12-31T23:59:00-05:00", "9999-01-01T04:58"),
         ("2026-02-30", None),
         ("2026-11-23T14:05:00.1234567Z", None),
@@ -75,6 +77,7 @@ def test_a_window_anywhere_in_the_calendar_reports_without_overflow(start, days)
     ],
 )
 def test_edges_of_the_calendar_are_invalid_dates(start, end):
+    # The year as written counts, whatever the offset makes of it in UTC.
     with pytest.raises(InvalidRequest) as refused:
         parse_window(start, end, NOW, from_rollups=False)
     assert refused.value.code == "invalid_date"
@@ -111,5 +114,12 @@ def test_an_expiry_as_written_is_a_time_or_a_400(text):
 
 def test_an_expiry_past_9999_in_utc_is_refused():
     late = datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-5)))
-    with pytest.raises(InvalidRequest, match="9999-01-01"):
+    with pytest.raises(InvalidRequest, match="9999-01-02"):
         expiry(late, NOW)
+
+
+@pytest.mark.parametrize(
+    "text", ["0002-01-01T00:00+23:59", "9998-12-31T23:59-23:59", "2000-02-29", "2024-02-29T12:00Z"]
+)
+def test_any_offset_on_the_first_and_last_days_is_a_time(text):
+    assert EARLIEST <= parse_expiry(text) <= LATEST

@@ -24,20 +24,24 @@ _LABEL_FORMAT: dict[Granularity, str] = {
 # the year 999 as "999", which sorts after "2026").
 _LABEL_LENGTH: dict[Granularity, int] = {"minute": 16, "hour": 13, "day": 10, "month": 7}
 _ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-# The times a client may name: a year of margin at both ends of the calendar, so that a bucket's
-# step, a day added to an inclusive end or a UTC offset never leaves datetime's range.
-EARLIEST = datetime(2, 1, 1, tzinfo=UTC)
-LATEST = datetime(9999, 1, 1, tzinfo=UTC)
-
-
-# The times a client may write, and what the OpenAPI document says they may be: a date, or a
-# datetime to the minute, second or microsecond, with ``Z``, an offset or (UTC) neither.
-DATE_PATTERN = r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+# The times a client may write, and what the OpenAPI document says they may be: a day the calendar
+# has, in the years 0002 to 9998, or a datetime on it to the minute, second or microsecond, with
+# ``Z``, an offset or (UTC) neither. A year of margin at both ends of datetime's range, so that a
+# UTC offset, a bucket's step or a day added to an inclusive end never leaves it.
+FIRST_YEAR, LAST_YEAR = 2, 9998
+_YEAR = r"(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+_MONTH_DAY = r"((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))"
+# Years divisible by 4, but of the centuries only those divisible by 400.
+_LEAP_YEAR = r"([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)"
+DATE_PATTERN = rf"({_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)"
 TIME_PATTERN = (
     DATE_PATTERN + r"T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?"
 )
 CLIENT_TIME_PATTERN = rf"^({DATE_PATTERN}|{TIME_PATTERN})$"
 _CLIENT_TIME = re.compile(CLIENT_TIME_PATTERN)
+# The UTC range of every time a client can write (its years, widened by a day for the offset).
+EARLIEST = datetime(FIRST_YEAR, 1, 1, tzinfo=UTC) - timedelta(days=1)
+LATEST = datetime(LAST_YEAR + 1, 1, 1, tzinfo=UTC) + timedelta(days=1)
 
 
 class OutOfCalendar(ValueError):
@@ -46,9 +50,9 @@ class OutOfCalendar(ValueError):
 
 def client_time(text: str) -> datetime:
     """A date (its midnight) or datetime a client wrote, in UTC; ``ValueError`` for anything else
-    (text outside the patterns, a day the calendar lacks), ``OutOfCalendar`` outside the range."""
+    (text outside the pattern: a day the calendar lacks, a year outside 0002 to 9998)."""
     if not _CLIENT_TIME.fullmatch(text):
-        raise ValueError(f"not a date or ISO datetime: {text!r}")
+        raise ValueError(f"not a date or ISO datetime of the years {FIRST_YEAR:04} to {LAST_YEAR}: {text!r}")
     if len(text) == 10:
         day = date.fromisoformat(text)
         return in_calendar(datetime(day.year, day.month, day.day))

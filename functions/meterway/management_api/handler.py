@@ -11,11 +11,13 @@ import json
 import re
 from collections.abc import Callable
 from functools import lru_cache
+from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, OpenAPI
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -35,7 +37,36 @@ from meterway.management_api.request_gate import GatedRequestValidation
 TITLE = "Meterway management API"
 VERSION = "0.2.0"
 PUBLIC_PATHS = ("/api/docs", "/api/openapi.json")
+ADMIN_KEY = "adminKey"
 ROUTERS = (keys_api.router, members_api.router, balance_api.router, usage_api.router, exports_api.router)
+
+
+class ManagementResolver(APIGatewayRestResolver):
+    """Powertools' resolver, whose OpenAPI document states what this API answers.
+
+    Powertools gives every validated route a 422 with its own error body. Here a request its
+    models refuse is a 400 in the error envelope (``handle_validation_error``), which each route
+    declares with its other errors (``core/api_responses``); the 422 and its schemas are dropped.
+    Every route takes the admin key as a bearer token, which the document says once, for all.
+    Every consumer of the document (``/api/openapi.json``, Swagger UI, ``method_router``) reads it
+    through here.
+    """
+
+    def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
+        kwargs["security_schemes"] = kwargs.get("security_schemes") or {
+            ADMIN_KEY: HTTPBearer(description="An admin key (mw-admin-...)")
+        }
+        kwargs["security"] = kwargs.get("security") or [{ADMIN_KEY: []}]
+        document = super().get_openapi_schema(**kwargs)
+        for item in (document.paths or {}).values():
+            for method in ("get", "put", "post", "delete", "patch"):
+                operation = getattr(item, method)
+                if operation is not None and operation.responses:
+                    operation.responses.pop(HTTPStatus.UNPROCESSABLE_ENTITY, None)
+        schemas = document.components.schemas if document.components else None
+        for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+            (schemas or {}).pop(name, None)
+        return document
 
 
 def _require_admin(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
@@ -70,7 +101,13 @@ def handle_meterway_error(error: MeterwayError) -> Response[str]:
 
 
 # A field refused by its model carries the same code as when the logic refuses it.
-FIELD_CODES = {"start": "invalid_date", "end": "invalid_date", "valid_until": "invalid_valid_until"}
+FIELD_CODES = {
+    "start": "invalid_date",
+    "end": "invalid_date",
+    "valid_until": "invalid_valid_until",
+    "member_id": "invalid_member_id",
+    "member": "invalid_member_id",
+}
 
 
 def handle_validation_error(error: RequestValidationError) -> Response[str]:
@@ -105,7 +142,9 @@ def not_found_handler(
 ) -> Callable[[Exception], Response[str]]:
     def handle_not_found(_: Exception) -> Response[str]:
         allowed = allowed_methods(app.current_event.path)
-        if allowed:
+        # A path that fits a template with this very method names an id no route takes (Powertools'
+        # path parameters refuse control characters, say): no such resource, a 404.
+        if allowed and app.current_event.http_method not in allowed:
             method = app.current_event.http_method
             error = MethodNotAllowed(
                 f"{method} is not allowed here; use {', '.join(allowed)}.", headers={"Allow": ", ".join(allowed)}
@@ -124,7 +163,7 @@ def _resolver(console_origin: str) -> APIGatewayRestResolver:
     before any route is. One resolver at a time (``maxsize=1``): routers answer through the last
     resolver that included them.
     """
-    app = APIGatewayRestResolver(enable_validation=True, cors=_cors(console_origin))
+    app = ManagementResolver(enable_validation=True, cors=_cors(console_origin))
     # Powertools validates a request before any middleware runs: the body gate is part of it.
     app._request_validation_middleware = GatedRequestValidation()
     app.enable_swagger(path="/api/docs", title=TITLE, version=VERSION)

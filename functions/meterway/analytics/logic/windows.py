@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from meterway.analytics.logic.rollups import MINUTE_RETENTION, decompose
-from meterway.core.clock import EARLIEST, LATEST, OutOfCalendar, client_time, floor, utc_iso
+from meterway.core.clock import FIRST_YEAR, LAST_YEAR, client_time, floor, utc_iso
 from meterway.core.errors import InvalidRequest
 
 DEFAULT_DAYS = 30
@@ -34,15 +34,13 @@ class Window:
 def _parse(text: str, name: str, *, is_end: bool) -> datetime:
     try:
         moment = client_time(text)
-    except OutOfCalendar as exc:
-        raise InvalidRequest(
-            f"'{name}' must lie between {EARLIEST.date()} and {LATEST.date()} (UTC).", code="invalid_date"
-        ) from exc
     except ValueError as exc:
         raise InvalidRequest(
-            f"'{name}' must be a date (2026-11-23) or an ISO datetime (2026-11-23T14:05:00Z).", code="invalid_date"
+            f"'{name}' must be a date (2026-11-23) or an ISO datetime (2026-11-23T14:05:00Z)"
+            f" of the years {FIRST_YEAR:04} to {LAST_YEAR}.",
+            code="invalid_date",
         ) from exc
-    # A date as the end means the whole of that day (a day past LATEST is still in datetime's range).
+    # A date as the end means the whole of that day (still in datetime's range: see clock.LAST_YEAR).
     if is_end and len(text) == 10:
         return moment + timedelta(days=1)
     return floor(moment, "minute")

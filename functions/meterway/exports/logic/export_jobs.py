@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -19,8 +19,39 @@ from meterway.exports.dal.job_queue import JobQueue
 EXPORT_RETENTION = timedelta(days=7)
 
 
+class _ExportBody(RequestBody):
+    start: ClientTimeText | None = None
+    end: ClientTimeText | None = None
+
+
+class RequestsExport(_ExportBody):
+    """A CSV of one row per request; ``model`` and ``key`` filter it."""
+
+    kind: Literal["requests"]
+    format: Literal["csv"] = "csv"
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    key: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class ActivityExport(_ExportBody):
+    """Every model and key, per bucket and group: a CSV, or a PDF report."""
+
+    kind: Literal["activity"]
+    format: Literal["csv", "pdf"] = "csv"
+    group_by: Literal["model", "key", "member"] | None = None
+    granularity: Literal["hour", "day", "month"] | None = None
+
+
+# ``POST /api/exports``: the kind says which fields the body may have, so the document states it.
+ExportBody = Annotated[RequestsExport | ActivityExport, Field(discriminator="kind")]
+
+
+def export_request(body: RequestsExport | ActivityExport) -> ExportCreate:
+    return ExportCreate.model_validate(body.model_dump())
+
+
 class ExportCreate(RequestBody):
-    """``POST /api/exports``."""
+    """An export job's request, whichever its kind."""
 
     kind: Literal["requests", "activity"]
     format: Literal["csv", "pdf"] = "csv"
