@@ -39,8 +39,7 @@ class LocalLambdaContext:
 
 async def rest_proxy_event(request: Request, stage: str = "local") -> dict[str, Any]:
     """An API Gateway REST (v1) proxy event for ``/api/{proxy+}``, as API Gateway would send it."""
-    body = await request.body()
-    text = body.decode("utf-8") if body else None
+    body, encoded = _event_body(await request.body())
     query: dict[str, list[str]] = {}
     for name, value in request.query_params.multi_items():
         query.setdefault(name, []).append(value)
@@ -72,9 +71,20 @@ async def rest_proxy_event(request: Request, stage: str = "local") -> dict[str, 
             "apiId": "local",
             "protocol": "HTTP/1.1",
         },
-        "body": text,
-        "isBase64Encoded": False,
+        "body": body,
+        "isBase64Encoded": encoded,
     }
+
+
+def _event_body(body: bytes) -> tuple[str | None, bool]:
+    """The event's body and ``isBase64Encoded``: text as it came, bytes that are not UTF-8 in base64,
+    as API Gateway hands a binary payload to Lambda (the handler then refuses it)."""
+    if not body:
+        return None, False
+    try:
+        return body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode("ascii"), True
 
 
 def lambda_response(result: dict[str, Any]) -> Response:

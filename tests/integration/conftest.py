@@ -148,7 +148,9 @@ def call_api(
     event |= {"httpMethod": method, "path": path, "pathParameters": {"proxy": path.removeprefix("/api/")}}
     for sent in (event["headers"], event["multiValueHeaders"]):
         sent.pop("Authorization", None)
-    extra = ({"Authorization": f"Bearer {secret}"} if secret else {}) | (headers or {})
+    sent_json = {"Content-Type": "application/json"} if body is not None else {}
+    # The test's own headers last: they may send Authorization twice.
+    extra = sent_json | ({"Authorization": f"Bearer {secret}"} if secret else {}) | (headers or {})
     for name, value in extra.items():
         values = [value] if isinstance(value, str) else value
         event["headers"][name] = values[-1]

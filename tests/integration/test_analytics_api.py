@@ -185,6 +185,14 @@ def test_the_request_log_pages_newest_first_through_every_record(account):
         ("/api/activity", {"period": "2h"}, 400, "invalid_request"),
         ("/api/activity", {"group_by": "colour"}, 400, "invalid_request"),
         ("/api/usage/requests", {"limit": "0"}, 400, "invalid_request"),
+        ("/api/usage/requests", {"limit": "5.0"}, 400, "invalid_request"),
+        ("/api/usage/requests", {"limit": " 5"}, 400, "invalid_request"),
+        ("/api/usage", {"start": "0001-01-01", "end": "0001-01-02"}, 400, "invalid_date"),
+        ("/api/usage", {"start": "9999-12-30", "end": "9999-12-31"}, 400, "invalid_date"),
+        ("/api/usage", {"start": "0001-12-31T23:00:00-05:00"}, 400, "invalid_date"),
+        ("/api/usage", {"start": "2100-02-29"}, 400, "invalid_date"),
+        ("/api/usage", {"start": "9999-12-31T23:59:00-05:00"}, 400, "invalid_date"),
+        ("/api/usage", {"start": "2026-02-30"}, 400, "invalid_date"),
         ("/api/usage/requests", {"cursor": "bm90LWEtY3Vyc29y"}, 400, "invalid_cursor"),
     ],
 )
@@ -216,3 +224,19 @@ def test_a_cursor_from_another_account_is_refused(account):
     )
     assert stolen["statusCode"] == 400
     assert stolen["json"]["error"]["code"] == "invalid_cursor"
+
+
+def test_years_before_1000_are_written_zero_padded(account):
+    result = usage(account["admin"], start="0999-01-01", end="0999-01-02")
+    assert (result["start"], result["end"]) == ("0999-01-01T00:00:00.000Z", "0999-01-03T00:00:00.000Z")
+    assert result["series"]["buckets"][0]["start"] == "0999-01-01T00:00:00.000Z"
+
+
+def test_a_model_left_the_catalog_still_filters_its_history(account, monkeypatch):
+    retired = MODELS[1]
+    monkeypatch.setattr(api_deps(), "models", frozenset(MODELS) - {retired})
+    result = usage(account["admin"], start="2026-01-01", model=retired)
+    assert result["totals"]["requests"] == sum(1 for item in account["items"] if item["model"] == retired)
+    unknown = call_api("GET", "/api/usage", account["admin"], query={"model": "openai/gpt-9-ultra"})
+    assert unknown["statusCode"] == 404
+    assert unknown["json"]["error"]["code"] == "model_not_found"

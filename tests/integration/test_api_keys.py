@@ -91,3 +91,25 @@ def test_the_openapi_document_describes_the_keys_api(admin):
     response = call("GET", "/api/openapi.json", None)
     assert response["statusCode"] == 200
     assert "/api/keys" in response["json"]["paths"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"disabled": "yes"}, "invalid_request"),
+        ({"disabled": 1}, "invalid_request"),
+        ({"limits": {"requests_per_minute": "10"}}, "invalid_request"),
+        ({"limits": {"requests_per_minute": 10.5}}, "invalid_request"),
+        ({"limits": {"requests_per_minute": True}}, "invalid_request"),
+        ({"valid_until": "9999-12-31T23:00:00-05:00"}, "invalid_valid_until"),
+        ({"valid_until": 1893456000}, "invalid_valid_until"),
+        ({"valid_until": "2030-02-30"}, "invalid_valid_until"),
+    ],
+)
+def test_loose_values_are_refused_and_change_nothing(admin, body, code):
+    created = call("POST", "/api/keys", admin["admin"], {"name": "loose"})["json"]
+    response = call("PATCH", f"/api/keys/{created['id']}", admin["admin"], body)
+    assert response["statusCode"] == 400, response["body"]
+    assert response["json"]["error"]["code"] == code
+    after = call("GET", f"/api/keys/{created['id']}", admin["admin"])["json"]
+    assert (after["disabled"], after["limits"], after["valid_until"]) == (False, created["limits"], None)

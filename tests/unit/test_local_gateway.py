@@ -53,3 +53,18 @@ def test_api_and_inference_paths_never_get_the_app(client):
 
 def test_a_write_to_a_console_route_is_refused(client):
     assert client.post("/usage").status_code == 405
+
+
+def test_a_body_that_is_not_utf8_reaches_the_api_in_base64():
+    import anyio
+    from starlette.requests import Request
+
+    from devstack.gateway import rest_proxy_event
+
+    async def receive():
+        return {"type": "http.request", "body": b'{"name": "\xff"}', "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": "/api/keys", "headers": [], "query_string": b""}
+    event = anyio.run(rest_proxy_event, Request(scope, receive))
+    assert event["isBase64Encoded"] is True
+    assert event["body"] == "eyJuYW1lIjogIv8ifQ=="

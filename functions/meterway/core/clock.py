@@ -2,11 +2,13 @@
 rollups, spend periods, windows and exports share.
 
 Every stored time is UTC text with milliseconds and a ``Z``: it sorts as text in time order.
+Years are written with four digits (``0999-01-01``), as ISO 8601 has them.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 Granularity = Literal["minute", "hour", "day", "month"]
@@ -18,7 +20,43 @@ _LABEL_FORMAT: dict[Granularity, str] = {
     "day": "%Y-%m-%d",
     "month": "%Y-%m",
 }
+# A label is the start of the minute's ISO text cut at its granularity (strftime's %Y would write
+# the year 999 as "999", which sorts after "2026").
+_LABEL_LENGTH: dict[Granularity, int] = {"minute": 16, "hour": 13, "day": 10, "month": 7}
 _ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# The times a client may write, and what the OpenAPI document says they may be: a day the calendar
+# has, in the years 0002 to 9998, or a datetime on it to the minute, second or microsecond, with
+# ``Z``, an offset or (UTC) neither. A year of margin at both ends of datetime's range, so that a
+# UTC offset, a bucket's step or a day added to an inclusive end never leaves it.
+FIRST_YEAR, LAST_YEAR = 2, 9998
+_YEAR = r"(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+_MONTH_DAY = r"((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))"
+# Years divisible by 4, but of the centuries only those divisible by 400.
+_LEAP_YEAR = r"([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)"
+DATE_PATTERN = rf"({_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)"
+TIME_PATTERN = (
+    DATE_PATTERN + r"T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?"
+)
+CLIENT_TIME_PATTERN = rf"^({DATE_PATTERN}|{TIME_PATTERN})$"
+_CLIENT_TIME = re.compile(CLIENT_TIME_PATTERN)
+# The UTC range of every time a client can write (its years, widened by a day for the offset).
+EARLIEST = datetime(FIRST_YEAR, 1, 1, tzinfo=UTC) - timedelta(days=1)
+LATEST = datetime(LAST_YEAR + 1, 1, 1, tzinfo=UTC) + timedelta(days=1)
+
+
+class OutOfCalendar(ValueError):
+    """A time outside ``EARLIEST`` .. ``LATEST``."""
+
+
+def client_time(text: str) -> datetime:
+    """A date (its midnight) or datetime a client wrote, in UTC; ``ValueError`` for anything else
+    (text outside the pattern: a day the calendar lacks, a year outside 0002 to 9998)."""
+    if not _CLIENT_TIME.fullmatch(text):
+        raise ValueError(f"not a date or ISO datetime of the years {FIRST_YEAR:04} to {LAST_YEAR}: {text!r}")
+    if len(text) == 10:
+        day = date.fromisoformat(text)
+        return in_calendar(datetime(day.year, day.month, day.day))
+    return in_calendar(datetime.fromisoformat(text))
 
 
 def utc_now() -> datetime:
@@ -27,7 +65,19 @@ def utc_now() -> datetime:
 
 def utc_iso(moment: datetime) -> str:
     """UTC timestamp with milliseconds and a ``Z``: sorts as text in the same order as in time."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def in_calendar(moment: datetime) -> datetime:
+    """``moment`` in UTC (a naive one is read as UTC) when it lies between ``EARLIEST`` and
+    ``LATEST`` (both included); else ``OutOfCalendar``. Every time a client sends goes through here."""
+    try:
+        utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError as exc:  # an offset that pushes the time past year 1 or 9999
+        raise OutOfCalendar(f"times must lie between {EARLIEST.date()} and {LATEST.date()} (UTC)") from exc
+    if not EARLIEST <= utc <= LATEST:
+        raise OutOfCalendar(f"times must lie between {EARLIEST.date()} and {LATEST.date()} (UTC)")
+    return utc
 
 
 def parse_utc_iso(text: str) -> datetime:
@@ -73,7 +123,7 @@ def step_back(moment: datetime, granularity: Granularity) -> datetime:
 
 def label(moment: datetime, granularity: Granularity) -> str:
     """The bucket's name (``2026-11-23T14`` for an hour); labels sort as text in time order."""
-    return moment.astimezone(UTC).strftime(_LABEL_FORMAT[granularity])
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="minutes")[: _LABEL_LENGTH[granularity]]
 
 
 def parse_label(text: str, granularity: Granularity) -> datetime:

@@ -109,3 +109,17 @@ class Conflict(MeterwayError):
     status = 409
     type = "invalid_request_error"
     code = "conflict"
+
+
+class MethodNotAllowed(MeterwayError):
+    """The path exists, not with this method; ``Allow`` names the ones it has."""
+
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class UnsupportedMediaType(MeterwayError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"

@@ -8,12 +8,16 @@ envelope as the inference API's. Browsers may call it from the console's origin 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from functools import lru_cache
+from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, OpenAPI
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -22,17 +26,47 @@ from meterway.accounts.handlers.api_context import AccountsContext
 from meterway.accounts.logic.auth import authenticate
 from meterway.analytics.handlers import usage_api
 from meterway.analytics.handlers.api_context import AnalyticsContext
-from meterway.core.errors import InvalidRequest, MeterwayError, NotFound
+from meterway.core.errors import InvalidRequest, MeterwayError, MethodNotAllowed, NotFound
 from meterway.core.observability import logger
 from meterway.core.tracing import tracer
 from meterway.exports.handlers import exports_api
 from meterway.exports.handlers.api_context import ExportsContext
 from meterway.management_api.deps import api_deps
+from meterway.management_api.request_gate import GatedRequestValidation
 
 TITLE = "Meterway management API"
 VERSION = "0.2.0"
 PUBLIC_PATHS = ("/api/docs", "/api/openapi.json")
+ADMIN_KEY = "adminKey"
 ROUTERS = (keys_api.router, members_api.router, balance_api.router, usage_api.router, exports_api.router)
+
+
+class ManagementResolver(APIGatewayRestResolver):
+    """Powertools' resolver, whose OpenAPI document states what this API answers.
+
+    Powertools gives every validated route a 422 with its own error body. Here a request its
+    models refuse is a 400 in the error envelope (``handle_validation_error``), which each route
+    declares with its other errors (``core/api_responses``); the 422 and its schemas are dropped.
+    Every route takes the admin key as a bearer token, which the document says once, for all.
+    Every consumer of the document (``/api/openapi.json``, Swagger UI, ``method_router``) reads it
+    through here.
+    """
+
+    def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
+        kwargs["security_schemes"] = kwargs.get("security_schemes") or {
+            ADMIN_KEY: HTTPBearer(description="An admin key (mw-admin-...)")
+        }
+        kwargs["security"] = kwargs.get("security") or [{ADMIN_KEY: []}]
+        document = super().get_openapi_schema(**kwargs)
+        for item in (document.paths or {}).values():
+            for method in ("get", "put", "post", "delete", "patch"):
+                operation = getattr(item, method)
+                if operation is not None and operation.responses:
+                    operation.responses.pop(HTTPStatus.UNPROCESSABLE_ENTITY, None)
+        schemas = document.components.schemas if document.components else None
+        for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+            (schemas or {}).pop(name, None)
+        return document
 
 
 def _require_admin(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
@@ -66,14 +100,59 @@ def handle_meterway_error(error: MeterwayError) -> Response[str]:
     return _envelope(error)
 
 
+# A field refused by its model carries the same code as when the logic refuses it.
+FIELD_CODES = {
+    "start": "invalid_date",
+    "end": "invalid_date",
+    "valid_until": "invalid_valid_until",
+    "member_id": "invalid_member_id",
+    "member": "invalid_member_id",
+}
+
+
 def handle_validation_error(error: RequestValidationError) -> Response[str]:
     first: dict[str, Any] = error.errors()[0] if error.errors() else {}
+    if first.get("type") == "json_invalid":
+        return _envelope(InvalidRequest("The body is not valid JSON.", code="invalid_json"))
     where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query")) or "body"
-    return _envelope(InvalidRequest(f"Invalid '{where}': {first.get('msg', 'bad value')}."))
+    message = str(first.get("msg", "bad value")).removeprefix("Value error, ")
+    return _envelope(InvalidRequest(f"Invalid '{where}': {message}.", code=FIELD_CODES.get(where)))
 
 
-def handle_not_found(_: Exception) -> Response[str]:
-    return _envelope(NotFound("No such endpoint."))
+def method_router(app: APIGatewayRestResolver) -> Callable[[str], list[str]]:
+    """The methods a path of the OpenAPI document answers (the document is read once, on first use)."""
+    paths: list[tuple[re.Pattern[str], list[str]]] = []
+
+    def allowed(path: str) -> list[str]:
+        if not paths:
+            document = app.get_openapi_schema(title=TITLE, version=VERSION)
+            for template, item in (document.paths or {}).items():
+                segments = ("[^/]+" if part.startswith("{") else re.escape(part) for part in template.split("/"))
+                methods = [
+                    method.upper() for method in ("get", "put", "post", "delete", "patch") if getattr(item, method)
+                ]
+                paths.append((re.compile("/".join(segments)), methods))
+        return next((methods for pattern, methods in paths if pattern.fullmatch(path)), [])
+
+    return allowed
+
+
+def not_found_handler(
+    allowed_methods: Callable[[str], list[str]], app: APIGatewayRestResolver
+) -> Callable[[Exception], Response[str]]:
+    def handle_not_found(_: Exception) -> Response[str]:
+        allowed = allowed_methods(app.current_event.path)
+        # A path that fits a template with this very method names an id no route takes (Powertools'
+        # path parameters refuse control characters, say): no such resource, a 404.
+        if allowed and app.current_event.http_method not in allowed:
+            method = app.current_event.http_method
+            error = MethodNotAllowed(
+                f"{method} is not allowed here; use {', '.join(allowed)}.", headers={"Allow": ", ".join(allowed)}
+            )
+            return _envelope(error)
+        return _envelope(NotFound("No such endpoint."))
+
+    return handle_not_found
 
 
 @lru_cache(maxsize=1)
@@ -84,7 +163,9 @@ def _resolver(console_origin: str) -> APIGatewayRestResolver:
     before any route is. One resolver at a time (``maxsize=1``): routers answer through the last
     resolver that included them.
     """
-    app = APIGatewayRestResolver(enable_validation=True, cors=_cors(console_origin))
+    app = ManagementResolver(enable_validation=True, cors=_cors(console_origin))
+    # Powertools validates a request before any middleware runs: the body gate is part of it.
+    app._request_validation_middleware = GatedRequestValidation()
     app.enable_swagger(path="/api/docs", title=TITLE, version=VERSION)
     app.use(middlewares=[_require_admin])
     for router in ROUTERS:
@@ -96,7 +177,7 @@ def _resolver(console_origin: str) -> APIGatewayRestResolver:
 
     app.exception_handler(MeterwayError)(handle_meterway_error)
     app.exception_handler(RequestValidationError)(handle_validation_error)
-    app.not_found(handle_not_found)
+    app.not_found(not_found_handler(method_router(app), app))
     return app
 
 

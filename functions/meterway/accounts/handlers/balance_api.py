@@ -4,14 +4,17 @@ first top-up an account has no credit limit and its balance is null."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from meterway.accounts.handlers.api_context import admin_of, context_of
 from meterway.accounts.logic.balance import MAX_TOPUP_USD, Balance, account_balance, top_up
+from meterway.core.api_responses import JSON_BODY, api_responses
 from meterway.core.money import money, optional_money
+from meterway.core.request_models import MoneyAmount, RequestBody
 
 router = APIGatewayRouter()
 
@@ -51,21 +54,24 @@ class BalanceOut(BaseModel):
         )
 
 
-class TopUpCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    amount_usd: Decimal = Field(
-        gt=0, le=MAX_TOPUP_USD, decimal_places=10, description="USD to add, a decimal string or number"
+class TopUpCreate(RequestBody):
+    # Up to MAX_TOPUP_USD, a power of ten.
+    amount_usd: Annotated[Decimal, MoneyAmount(MAX_TOPUP_USD.adjusted(), zero=False)] = Field(
+        description="USD to add, a decimal string or number"
     )
     note: str | None = Field(default=None, max_length=500)
 
 
-@router.get("/api/balance", summary="Credits, spend, balance and the latest top-ups")
+@router.get("/api/balance", summary="Credits, spend, balance and the latest top-ups", responses=api_responses())
 def get_balance() -> BalanceOut:
     return BalanceOut.of(account_balance(context_of(router).balance, admin_of(router).account_id))
 
 
-@router.post("/api/balance/topups", summary="Add prepaid credit; the first top-up turns the credit limit on")
+@router.post(
+    "/api/balance/topups",
+    summary="Add prepaid credit; the first top-up turns the credit limit on",
+    responses=api_responses(201, *JSON_BODY),
+)
 def post_topup(body: TopUpCreate) -> Response[BalanceOut]:
     deps, caller = context_of(router), admin_of(router)
     balance = top_up(

@@ -5,14 +5,13 @@ A secret is in the response that creates or rotates it, and nowhere else, ever.
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from meterway.accounts.handlers.api_context import admin_of, context_of
 from meterway.accounts.logic.manage_keys import (
@@ -24,35 +23,34 @@ from meterway.accounts.logic.manage_keys import (
     find_key,
     key_view,
     key_views,
+    parse_expiry,
     patch_key,
     rotate_key,
 )
+from meterway.accounts.logic.members import MEMBER_ID_PATTERN
 from meterway.accounts.models import ApiKey, KeyLimits
+from meterway.core.api_responses import JSON_BODY, api_responses
+from meterway.core.errors import Conflict, InvalidRequest, NotFound
 from meterway.core.money import money, optional_money
+from meterway.core.request_models import BodyInt, ClientTimeText, MoneyAmount, RequestBody, omissible
 
 router = APIGatewayRouter()
 
 KEY_PATH = "/api/keys/<key_id>"
 
 
-class LimitsIn(BaseModel):
+class LimitsIn(RequestBody):
     """A key's limits; a field left out means no limit of that kind."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    spend_limit_usd: Decimal | None = Field(
-        default=None,
-        ge=0,
-        le=1_000_000_000,
-        decimal_places=10,
-        description="USD per period, a decimal string or number",
+    spend_limit_usd: Annotated[Decimal, MoneyAmount(9, zero=True)] | None = Field(
+        default=None, description="USD per period, a decimal string or number"
     )
     spend_period: Literal["daily", "weekly", "monthly", "none"] = Field(
         default="none",
         description="When the spend limit starts again: 00:00 UTC daily, Mondays, the 1st; none is a lifetime budget",
     )
-    requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000_000, strict=True)
-    tokens_per_minute: int | None = Field(default=None, ge=1, le=1_000_000_000_000, strict=True)
+    requests_per_minute: BodyInt | None = Field(default=None, ge=1, le=1_000_000_000)
+    tokens_per_minute: BodyInt | None = Field(default=None, ge=1, le=1_000_000_000_000)
     allowed_models: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
         default=None, min_length=1, max_length=100, description="Catalog model ids; left out, every model"
     )
@@ -145,53 +143,56 @@ class KeyList(BaseModel):
     data: list[KeyOut]
 
 
-class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class KeyCreate(RequestBody):
     name: str = Field(min_length=1, max_length=100)
-    member: str | None = Field(default=None, min_length=1, max_length=100, description="An existing member's id")
+    member: str | None = Field(default=None, pattern=MEMBER_ID_PATTERN, description="An existing member's id")
     limits: LimitsIn | None = None
-    valid_until: datetime | None = Field(default=None, description="Expiry, in the future; without an offset, UTC")
+    valid_until: ClientTimeText | None = Field(
+        default=None, description="Expiry, in the future; without an offset, UTC"
+    )
 
 
-class KeyPatch(BaseModel):
+class KeyPatch(RequestBody):
     """Only the fields sent change. ``limits`` replaces the key's whole limits object (null: no
     limits); ``valid_until`` null removes the expiry."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    disabled: bool | None = None
+    name: str = omissible(min_length=1, max_length=100)
+    disabled: bool = omissible()
     limits: LimitsIn | None = None
-    valid_until: datetime | None = None
+    valid_until: ClientTimeText | None = None
 
     def changes(self) -> dict[str, Any]:
         changes = {name: getattr(self, name) for name in self.model_fields_set}
         if "limits" in changes:
             changes["limits"] = self.limits.to_limits() if self.limits is not None else None
+        if "valid_until" in changes:
+            changes["valid_until"] = parse_expiry(self.valid_until)
         return changes
 
 
-class RotateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    overlap_seconds: int = Field(
+class RotateRequest(RequestBody):
+    overlap_seconds: BodyInt = Field(
         default=DEFAULT_OVERLAP_SECONDS,
         ge=0,
         le=MAX_OVERLAP_SECONDS,
-        strict=True,
         description="How long the old secret keeps working; 0 stops it at once",
     )
 
 
-@router.get("/api/keys", summary="List the account's keys with their spend (never their secrets)")
+@router.get(
+    "/api/keys", summary="List the account's keys with their spend (never their secrets)", responses=api_responses()
+)
 def get_keys() -> KeyList:
     deps = context_of(router)
     views = key_views(deps.key_admin, deps.key_usage, admin_of(router).account_id, deps.clock())
     return KeyList(data=[KeyOut(**KeyOut.fields_of(view)) for view in views])
 
 
-@router.post("/api/keys", summary="Create an API key; its secret is in this response only")
+@router.post(
+    "/api/keys",
+    summary="Create an API key; its secret is in this response only",
+    responses=api_responses(201, *JSON_BODY, NotFound),
+)
 def post_keys(body: KeyCreate) -> Response[KeyCreated]:
     deps = context_of(router)
     key, secret = create_key(
@@ -200,7 +201,7 @@ def post_keys(body: KeyCreate) -> Response[KeyCreated]:
         body.name,
         member=body.member,
         limits=body.limits.to_limits() if body.limits is not None else None,
-        valid_until=body.valid_until,
+        valid_until=parse_expiry(body.valid_until),
         now=deps.clock(),
         models=deps.models,
     )
@@ -208,14 +209,20 @@ def post_keys(body: KeyCreate) -> Response[KeyCreated]:
     return Response(201, content_types.APPLICATION_JSON, created)
 
 
-@router.get(KEY_PATH, summary="One key, with its rotated-out secrets that still work")
+@router.get(
+    KEY_PATH, summary="One key, with its rotated-out secrets that still work", responses=api_responses(200, NotFound)
+)
 def get_key(key_id: str) -> KeyDetail:
     deps = context_of(router)
     record = find_key(deps.key_admin, admin_of(router).account_id, key_id)
     return KeyDetail.of(key_view(deps.key_admin, deps.key_usage, record, deps.clock()))
 
 
-@router.patch(KEY_PATH, summary="Change a key's name, disabled, limits (replaced whole) or expiry")
+@router.patch(
+    KEY_PATH,
+    summary="Change a key's name, disabled, limits (replaced whole) or expiry",
+    responses=api_responses(200, *JSON_BODY, NotFound, Conflict),
+)
 def patch_keys(key_id: str, body: KeyPatch) -> KeyDetail:
     deps, caller = context_of(router), admin_of(router)
     now = deps.clock()
@@ -227,7 +234,11 @@ def patch_keys(key_id: str, body: KeyPatch) -> KeyDetail:
     return KeyDetail.of(key_view(deps.key_admin, deps.key_usage, updated, now))
 
 
-@router.delete(KEY_PATH, summary="Delete a key: every secret of it stops working at once")
+@router.delete(
+    KEY_PATH,
+    summary="Delete a key: every secret of it stops working at once",
+    responses=api_responses(204, InvalidRequest, NotFound, Conflict),
+)
 def delete_keys(key_id: str) -> Response[None]:
     deps, caller = context_of(router), admin_of(router)
     delete_key(deps.key_admin, find_key(deps.key_admin, caller.account_id, key_id), caller=caller)
@@ -235,7 +246,11 @@ def delete_keys(key_id: str) -> Response[None]:
     return Response(204, None, None)
 
 
-@router.post(KEY_PATH + "/rotate", summary="A new secret for the key; the old one works for overlap_seconds more")
+@router.post(
+    KEY_PATH + "/rotate",
+    summary="A new secret for the key; the old one works for overlap_seconds more",
+    responses=api_responses(201, *JSON_BODY, NotFound, Conflict),
+)
 def post_rotate(key_id: str, body: Annotated[RotateRequest | None, Body()] = None) -> Response[KeyRotated]:
     deps = context_of(router)
     now = deps.clock()

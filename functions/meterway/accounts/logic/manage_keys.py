@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -19,7 +19,7 @@ from meterway.accounts.dal.member_store import MemberStore
 from meterway.accounts.logic.key_secrets import hash_secret, mint_key
 from meterway.accounts.logic.members import normalize_member_id
 from meterway.accounts.models import ApiKey, KeyKind, KeyLimits, KeyRecord, RetiredSecret
-from meterway.core.clock import utc_iso, utc_now
+from meterway.core.clock import OutOfCalendar, client_time, in_calendar, utc_iso, utc_now
 from meterway.core.errors import Conflict, InvalidRequest, MeterwayError, NotFound
 
 DEFAULT_OVERLAP_SECONDS = 3600
@@ -69,14 +69,31 @@ def check_limits(limits: KeyLimits | None, *, models: Collection[str]) -> KeyLim
     return limits
 
 
+def parse_expiry(text: str | None) -> datetime | None:
+    """An expiry as a client wrote it (a date or ISO datetime; without an offset, UTC)."""
+    if text is None:
+        return None
+    try:
+        return client_time(text)
+    except ValueError as exc:
+        raise _bad_expiry(str(exc)) from exc
+
+
 def expiry(valid_until: datetime | None, now: datetime) -> str | None:
     """A key's expiry as stored (UTC ISO); it must lie in the future. Naive times are UTC."""
     if valid_until is None:
         return None
-    moment = valid_until if valid_until.tzinfo else valid_until.replace(tzinfo=UTC)
+    try:
+        moment = in_calendar(valid_until)
+    except OutOfCalendar as exc:
+        raise _bad_expiry(str(exc)) from exc
     if moment <= now:
-        raise InvalidRequest("Invalid 'valid_until': it must be in the future.", code="invalid_valid_until")
+        raise _bad_expiry("it must be in the future")
     return utc_iso(moment)
+
+
+def _bad_expiry(reason: str) -> InvalidRequest:
+    return InvalidRequest(f"Invalid 'valid_until': {reason}.", code="invalid_valid_until")
 
 
 def create_key(

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any, Protocol, cast
 
@@ -31,6 +31,10 @@ class AnalyticsContext(Protocol):
 
     @property
     def rollups(self) -> RollupStore: ...
+
+    @property
+    def models(self) -> Collection[str]:
+        """The catalog's model ids."""
 
     @property
     def clock(self) -> Callable[[], datetime]: ...

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from typing import Any
 
 from meterway.core.errors import InvalidRequest
+from meterway.core.json_limits import loads
 from meterway.core.money import money
 from meterway.ledger.dal.ledger_store import LedgerQuery, LedgerStore
 
@@ -50,13 +52,30 @@ def encode_cursor(last_key: dict[str, Any]) -> str:
 
 
 def decode_cursor(cursor: str, query: LedgerQuery) -> dict[str, Any]:
-    """The start key in a cursor; one that was not made for this query is a 400."""
+    """The start key in a cursor; one that was not made for this query is a 400.
+
+    A cursor is the client's text: everything in it is checked before it reaches DynamoDB (its
+    fields are the index's key, each a string attribute), so a forged one is a 400, never a 500.
+    """
+    owner_field = "key_id" if query.key_id else "account_id"
     try:
-        last_key: dict[str, Any] = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        owner = last_key["key_id"]["S"] if query.key_id else last_key["account_id"]["S"]
-        position = last_key["created_sk"]["S"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidRequest("The cursor is not valid.", code="invalid_cursor") from exc
-    if owner != (query.key_id or query.account_id) or not query.start <= position <= query.end:
-        raise InvalidRequest("The cursor belongs to another query.", code="invalid_cursor")
+        last_key = loads(base64.urlsafe_b64decode(cursor.encode("ascii")).decode("utf-8"), limit=2)
+    except (ValueError, binascii.Error) as exc:
+        raise _bad_cursor("The cursor is not valid.") from exc
+    if not (
+        isinstance(last_key, dict)
+        and set(last_key) == {owner_field, "created_sk", "request_id"}
+        and all(
+            isinstance(value, dict) and set(value) == {"S"} and isinstance(value["S"], str)
+            for value in last_key.values()
+        )
+    ):
+        raise _bad_cursor("The cursor is not valid.")
+    position = last_key["created_sk"]["S"]
+    if last_key[owner_field]["S"] != (query.key_id or query.account_id) or not query.start <= position <= query.end:
+        raise _bad_cursor("The cursor belongs to another query.")
     return last_key
+
+
+def _bad_cursor(message: str) -> InvalidRequest:
+    return InvalidRequest(message, code="invalid_cursor")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from meterway.analytics.logic.rollups import MINUTE_RETENTION, decompose
-from meterway.core.clock import floor, utc_iso
+from meterway.core.clock import FIRST_YEAR, LAST_YEAR, client_time, floor, utc_iso
 from meterway.core.errors import InvalidRequest
 
 DEFAULT_DAYS = 30
@@ -32,20 +32,17 @@ class Window:
 
 
 def _parse(text: str, name: str, *, is_end: bool) -> datetime:
-    text = text.strip()
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            # A date as the end means the whole of that day.
-            return moment + timedelta(days=1) if is_end else moment
-        moment = datetime.fromisoformat(text)
+        moment = client_time(text)
     except ValueError as exc:
         raise InvalidRequest(
-            f"'{name}' must be a date (2026-11-23) or an ISO datetime (2026-11-23T14:05:00Z).", code="invalid_date"
+            f"'{name}' must be a date (2026-11-23) or an ISO datetime (2026-11-23T14:05:00Z)"
+            f" of the years {FIRST_YEAR:04} to {LAST_YEAR}.",
+            code="invalid_date",
         ) from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+    # A date as the end means the whole of that day (still in datetime's range: see clock.LAST_YEAR).
+    if is_end and len(text) == 10:
+        return moment + timedelta(days=1)
     return floor(moment, "minute")
 
 

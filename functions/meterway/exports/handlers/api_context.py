@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any, Protocol, cast
 
 from meterway.accounts.dal.key_admin_store import KeyAdminStore
+from meterway.analytics.dal.rollup_store import RollupStore
 from meterway.core.settings import ApiSettings
 from meterway.exports.dal.export_files import FileStore
 from meterway.exports.dal.export_jobs import ExportJobStore
@@ -31,6 +32,13 @@ class ExportsContext(Protocol):
 
     @property
     def export_queue(self) -> JobQueue: ...
+
+    @property
+    def rollups(self) -> RollupStore: ...
+
+    @property
+    def models(self) -> Collection[str]:
+        """The catalog's model ids."""
 
     @property
     def clock(self) -> Callable[[], datetime]: ...

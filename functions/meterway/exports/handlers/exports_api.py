@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, Field
 
 from meterway.accounts.handlers.api_context import admin_of
 from meterway.accounts.logic.manage_keys import key_filter
+from meterway.analytics.logic.model_filter import model_filter
 from meterway.analytics.logic.windows import parse_window
+from meterway.core.api_responses import JSON_BODY, api_responses
 from meterway.core.clock import utc_iso
 from meterway.core.errors import NotFound
 from meterway.exports.handlers.api_context import context_of
-from meterway.exports.logic.export_jobs import ExportCreate, check_retention, start_export
+from meterway.exports.logic.export_jobs import ExportBody, check_retention, export_request, start_export
 
 router = APIGatewayRouter()
 
@@ -41,19 +45,29 @@ class ExportStatus(BaseModel):
     updated_at: str
 
 
-@router.post("/api/exports", summary="Start an export job (CSV of requests or activity, or a PDF report)")
-def post_export(body: ExportCreate) -> Response[ExportAccepted]:
+@router.post(
+    "/api/exports",
+    summary="Start an export job (CSV of requests or activity, or a PDF report)",
+    responses=api_responses(202, *JSON_BODY, NotFound),
+)
+def post_export(export: Annotated[ExportBody, Body()]) -> Response[ExportAccepted]:
     deps, account = context_of(router), admin_of(router).account_id
+    body = export_request(export)
     now = deps.clock()
     window = parse_window(body.start, body.end, now, from_rollups=body.kind != "requests")
     check_retention(window, now, deps.settings.ledger_retention_days)
     key_filter(deps.key_admin, account, body.key)
+    model_filter(deps.models, deps.rollups, account, body.model)
     job = start_export(deps.export_jobs, deps.export_queue, account, body, window, now)
     accepted = ExportAccepted(id=job["job_id"], status=job["status"], filename=job["filename"])
     return Response(202, content_types.APPLICATION_JSON, accepted)
 
 
-@router.get("/api/exports/<job_id>", summary="An export job's status; a download URL once it succeeded")
+@router.get(
+    "/api/exports/<job_id>",
+    summary="An export job's status; a download URL once it succeeded",
+    responses=api_responses(200, NotFound),
+)
 def get_export(job_id: str) -> ExportStatus:
     deps = context_of(router)
     job = deps.export_jobs.get(job_id) if job_id.startswith("exp_") and len(job_id) <= 64 else None

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from meterway.analytics.logic.windows import Window
-from meterway.core.clock import Granularity, floor, utc_iso
+from meterway.core.clock import Granularity, floor, label, utc_iso
 from meterway.core.errors import InvalidRequest, StorageError
+from meterway.core.request_models import ClientTimeText, RequestBody
 from meterway.exports.dal.export_jobs import ExportJobStore
 from meterway.exports.dal.job_queue import JobQueue
 
@@ -18,13 +19,44 @@ from meterway.exports.dal.job_queue import JobQueue
 EXPORT_RETENTION = timedelta(days=7)
 
 
-class ExportCreate(BaseModel):
-    """``POST /api/exports``."""
+class _ExportBody(RequestBody):
+    start: ClientTimeText | None = None
+    end: ClientTimeText | None = None
+
+
+class RequestsExport(_ExportBody):
+    """A CSV of one row per request; ``model`` and ``key`` filter it."""
+
+    kind: Literal["requests"]
+    format: Literal["csv"] = "csv"
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    key: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class ActivityExport(_ExportBody):
+    """Every model and key, per bucket and group: a CSV, or a PDF report."""
+
+    kind: Literal["activity"]
+    format: Literal["csv", "pdf"] = "csv"
+    group_by: Literal["model", "key", "member"] | None = None
+    granularity: Literal["hour", "day", "month"] | None = None
+
+
+# ``POST /api/exports``: the kind says which fields the body may have, so the document states it.
+ExportBody = Annotated[RequestsExport | ActivityExport, Field(discriminator="kind")]
+
+
+def export_request(body: RequestsExport | ActivityExport) -> ExportCreate:
+    return ExportCreate.model_validate(body.model_dump())
+
+
+class ExportCreate(RequestBody):
+    """An export job's request, whichever its kind."""
 
     kind: Literal["requests", "activity"]
     format: Literal["csv", "pdf"] = "csv"
-    start: str | None = Field(default=None, max_length=40)
-    end: str | None = Field(default=None, max_length=40)
+    start: ClientTimeText | None = None
+    end: ClientTimeText | None = None
     model: str | None = Field(default=None, min_length=1, max_length=200)
     key: str | None = Field(default=None, min_length=1, max_length=64)
     group_by: Literal["model", "key", "member"] | None = None
@@ -43,8 +75,12 @@ def window_part(window: Window) -> tuple[str, str]:
     """The window in a file name: dates when it is whole days (end inclusive, as asked), else UTC
     minutes."""
     if window.start == floor(window.start, "day") and window.end == floor(window.end, "day"):
-        return window.start.strftime("%Y-%m-%d"), (window.end - timedelta(days=1)).strftime("%Y-%m-%d")
-    return window.start.strftime("%Y-%m-%dT%H%MZ"), window.end.strftime("%Y-%m-%dT%H%MZ")
+        return label(window.start, "day"), label(window.end - timedelta(days=1), "day")
+    return _file_minute(window.start), _file_minute(window.end)
+
+
+def _file_minute(moment: datetime) -> str:
+    return label(moment, "minute").replace(":", "") + "Z"
 
 
 def filename(request: ExportCreate, window: Window) -> str:
