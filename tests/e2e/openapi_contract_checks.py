@@ -16,8 +16,6 @@ only when its error ``code`` names one of them, and every other 400 on valid inp
 - ``member_disabled``: a key for, or enabling a key of, a member that is disabled: stored state.
 - ``too_many_secrets``: a key with ten old secrets in overlap is rotated with ``overlap_seconds``
   0: stored state.
-- ``model_not_found`` (a 400, on ``limits.allowed_models``): every id must be in the catalog, which
-  is the deployment's configuration; the document could list it as an enum, not done yet.
 """
 
 from __future__ import annotations
@@ -36,7 +34,6 @@ CROSS_FIELD_CODES = frozenset(
         "admin_key",
         "member_disabled",
         "too_many_secrets",
-        "model_not_found",
     }
 )
 

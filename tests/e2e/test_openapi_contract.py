@@ -38,11 +38,6 @@ def contract_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSt
         yield running
 
 
-# Open defects schemathesis still finds (MAX_EXAMPLES 25): GET /api/keys/%09 answers the key list
-# (a path ending in a tab reaches GET /api/keys: ST108), and POST and PATCH /api/keys refuse a
-# limits.tokens_per_minute the document allows (ST202). Strict: the test fails once they are fixed,
-# so this mark goes with them.
-@pytest.mark.xfail(strict=True, reason="open contract defects, listed above")
 def test_the_management_api_is_its_openapi_document(contract_stack: LocalStack, tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "schemathesis.cli", "run", f"{contract_stack.base}/api/openapi.json",

@@ -50,8 +50,10 @@ def _integral(value: object) -> object:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-# A body's integer: JSON's own (``"5"`` and ``true`` are refused), 5.0 included.
-BodyInt = Annotated[int, BeforeValidator(_integral)]
+# A body's integer is JSON's own (``"5"`` and ``true`` are refused), 5.0 included:
+# ``Annotated[int, Field(ge=…, le=…), WHOLE]``. Bounds go before it: after it, pydantic writes them
+# into the document as ``ge``/``le``, which no OpenAPI reader takes for ``minimum``/``maximum``.
+WHOLE = BeforeValidator(_integral)
 
 
 ClientTimeText = Annotated[

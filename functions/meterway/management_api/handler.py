@@ -17,7 +17,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, OpenAPI
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, OpenAPI, Schema
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -33,6 +33,7 @@ from meterway.exports.handlers import exports_api
 from meterway.exports.handlers.api_context import ExportsContext
 from meterway.management_api.deps import api_deps
 from meterway.management_api.request_gate import GatedRequestValidation
+from meterway.proxy.logic.catalog import CATALOG
 
 TITLE = "Meterway management API"
 VERSION = "0.2.0"
@@ -66,6 +67,13 @@ class ManagementResolver(APIGatewayRestResolver):
         schemas = document.components.schemas if document.components else None
         for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
             (schemas or {}).pop(name, None)
+        # The models a key may be limited to are the catalog's, which the deployment configures,
+        # so the request model cannot name them: the document does.
+        limits = (schemas or {}).get("LimitsIn")
+        allowed = limits.properties.get("allowed_models") if isinstance(limits, Schema) and limits.properties else None
+        listed = allowed.anyOf[0] if isinstance(allowed, Schema) and allowed.anyOf else None
+        if isinstance(listed, Schema) and isinstance(listed.items, Schema):
+            listed.items.enum = sorted(CATALOG)
         return document
 
 

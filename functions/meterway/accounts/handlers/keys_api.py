@@ -32,7 +32,7 @@ from meterway.accounts.models import ApiKey, KeyLimits
 from meterway.core.api_responses import JSON_BODY, api_responses
 from meterway.core.errors import Conflict, InvalidRequest, NotFound
 from meterway.core.money import money, optional_money
-from meterway.core.request_models import BodyInt, ClientTimeText, MoneyAmount, RequestBody, omissible
+from meterway.core.request_models import WHOLE, ClientTimeText, MoneyAmount, RequestBody, omissible
 
 router = APIGatewayRouter()
 
@@ -49,8 +49,8 @@ class LimitsIn(RequestBody):
         default="none",
         description="When the spend limit starts again: 00:00 UTC daily, Mondays, the 1st; none is a lifetime budget",
     )
-    requests_per_minute: BodyInt | None = Field(default=None, ge=1, le=1_000_000_000)
-    tokens_per_minute: BodyInt | None = Field(default=None, ge=1, le=1_000_000_000_000)
+    requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000_000), WHOLE] | None = None
+    tokens_per_minute: Annotated[int, Field(ge=1, le=1_000_000_000_000), WHOLE] | None = None
     allowed_models: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
         default=None, min_length=1, max_length=100, description="Catalog model ids; left out, every model"
     )
@@ -171,11 +171,8 @@ class KeyPatch(RequestBody):
 
 
 class RotateRequest(RequestBody):
-    overlap_seconds: BodyInt = Field(
-        default=DEFAULT_OVERLAP_SECONDS,
-        ge=0,
-        le=MAX_OVERLAP_SECONDS,
-        description="How long the old secret keeps working; 0 stops it at once",
+    overlap_seconds: Annotated[int, Field(ge=0, le=MAX_OVERLAP_SECONDS), WHOLE] = Field(
+        default=DEFAULT_OVERLAP_SECONDS, description="How long the old secret keeps working; 0 stops it at once"
     )
 
 
