@@ -40,9 +40,13 @@ class FakeOpenAI:
 
     status: int = 200
     received: list[httpx.Request] = field(default_factory=list)
+    # Raised instead of answering: a provider that cannot be reached.
+    unreachable: Exception | None = None
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.received.append(request)
+        if self.unreachable is not None:
+            raise self.unreachable
         if self.status != 200:
             return httpx.Response(
                 self.status, json={"error": {"message": "The server had an error", "type": "server_error"}}
@@ -186,6 +190,23 @@ def test_an_upstream_failure_is_a_502_recorded_as_an_error_that_bills_nothing(pr
     assert response.status_code == 502 and response.json()["error"]["type"] == "upstream_error"
     [item] = proxy.ledger.items.values()
     assert (item["status"], item["upstream_status"], item["cost_usd"]) == ("error", 500, 0)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_provider_that_cannot_be_reached_is_a_502_recorded_as_an_error_whose_reservation_is_settled(proxy, stream):
+    proxy.upstream.unreachable = httpx.ConnectError("[Errno 111] Connection refused")
+
+    response = proxy.chat(stream=stream)
+
+    # Nothing was streamed yet: the client gets a status, in its envelope, never the socket's words
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error["code"] == "upstream_error" and "Errno" not in error["message"]
+    [item] = proxy.ledger.items.values()
+    assert (item["status"], item["cost_usd"], item["total_tokens"]) == ("error", 0, 0)
+    # The reservation it made is released with the record: nothing left in flight
+    spent = {(c.pk, c.sk): c.deltas for c in proxy.ledger.counters}
+    assert spent[("ACCOUNT#acct", "BALANCE")] == {"spent_usd": 0, "inflight": -1}
 
 
 def test_an_unknown_key_is_refused_before_anything_is_reserved(proxy):
