@@ -119,7 +119,7 @@ def _ok(answer: Answer) -> bool:
 def _ok_or_unavailable(answer: Answer) -> bool:
     """Served, or refused before the provider with a 503 (the key store would not take the
     reservation after botocore's retries) that bills nothing."""
-    return _ok(answer) or (answer.status == 503 and "storage_unavailable" in answer.body)
+    return _ok(answer) or (answer.status == 503 and "The key store is unavailable" in answer.body)
 
 
 def _error_event(answer: Answer) -> bool:
