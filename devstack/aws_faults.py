@@ -14,7 +14,8 @@ and the gateway's handling of what is left all run for real:
 ``operation`` is the API's name (``TransactWriteItems``, ``SendMessage``, ``UploadPart``…),
 ``times`` how many matching calls fail (``null``: every one until ``DELETE /_faults``), and
 ``match`` a string, or strings, the call's body must contain (a table name, a key's id). ``GET /_faults`` shows what
-is pending and how many calls each fault has failed.
+is pending and how many calls each fault has failed; ``DELETE /_faults`` drops them all, or with
+``?match=<text>`` only those aimed with that text, and lists what it dropped.
 """
 
 from __future__ import annotations
@@ -139,6 +140,11 @@ def _failure(fault: AwsFault, operation: str, target: str | None) -> tuple[int, 
     return status, headers, body
 
 
+def _aimed_at(fault: AwsFault, aimed: list[str] | None) -> bool:
+    """Whether a fault is one of those aimed with any of ``aimed`` (None: every fault)."""
+    return aimed is None or any(text in part for text in aimed for part in fault.match)
+
+
 class _GateServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -196,8 +202,14 @@ class _GateHandler(BaseHTTPRequestHandler):
             with book.lock:
                 book.faults.extend(faults)
         elif self.command == "DELETE":
+            # ``?match=<text>`` (repeatable): only the faults aimed with that text, one client's say;
+            # the answer lists the faults dropped, with the calls each failed.
+            aimed = parse_qs(urlsplit(self.path).query).get("match")
             with book.lock:
-                book.faults.clear()
+                dropped = [fault for fault in book.faults if _aimed_at(fault, aimed)]
+                book.faults[:] = [fault for fault in book.faults if fault not in dropped]
+            self._answer(200, {"content-type": "application/json"}, json.dumps([f.to_dict() for f in dropped]).encode())
+            return
         with book.lock:
             listed = [fault.to_dict() for fault in book.faults]
         self._answer(200, {"content-type": "application/json"}, json.dumps(listed).encode())

@@ -308,15 +308,17 @@ class FaultMatrix:
         # queue's receives allow (the local poller retries every 2 s, not every 180 s as in AWS).
         size = len(self.workers) if kind.aws_outage else requests
         answers: list[Answer] = []
+        per_request = [0]
         struck = 0
         try:
             for start in range(0, requests, size):
                 if kind.aws_outage:
                     self._aws_faults(kind.aws_outage(self.tables))
-                answers += self._round(kind, plan[start : start + size])
+                answers += self._round(kind, plan[start : start + size], per_request)
                 struck += self._aws_struck()
                 if kind.aws_outage:
                     self.http.delete(f"{self.gate}/_faults").raise_for_status()
+            struck += per_request[0]
             struck += requests - len(self.http.get(f"{self.fake}/_fake/faults").json()) if kind.upstream else 0
         finally:
             self._clear_faults()
@@ -330,8 +332,9 @@ class FaultMatrix:
         statuses = dict(sorted(Counter(answer.status for answer in answers).items()))
         return KindResult(kind.name, requests, served, records, struck, wrong, statuses)
 
-    def _round(self, kind: Kind, plan: list[tuple[Worker, Door]]) -> list[Answer]:
-        """Send the planned requests, each worker its own in turn, the workers at once."""
+    def _round(self, kind: Kind, plan: list[tuple[Worker, Door]], struck: list[int]) -> list[Answer]:
+        """Send the planned requests, each worker its own in turn, the workers at once; ``struck[0]``
+        counts the calls that requests' own faults failed."""
 
         def one(worker_index: int) -> list[Answer]:
             answers = []
@@ -339,6 +342,12 @@ class FaultMatrix:
                 if kind.aws:
                     self._aws_faults(kind.aws(worker, self.tables))
                 answers.append(self.send(worker, door, stream=kind.stream, disconnect=kind.disconnect))
+                if kind.aws:
+                    # What the request left of its fault (a client out of retry quota stops at the
+                    # first failure) must not strike the next request, or the replay of this one.
+                    aimed = {"match": [worker.key_id, worker.key_hash]}
+                    dropped = self.http.delete(f"{self.gate}/_faults", params=aimed)
+                    struck[0] += sum(fault["failed"] for fault in dropped.raise_for_status().json())
             return answers
 
         with ThreadPoolExecutor(len(self.workers)) as pool:
