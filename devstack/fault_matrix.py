@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +49,11 @@ class Door:
     path: str
     body: dict[str, Any]
 
+    def request(self, *, stream: bool, user: str) -> dict[str, Any]:
+        """The body, with ``user`` as the client names its end user (the record's ``user``)."""
+        named = {"metadata": {"user_id": user}} if self.path == "/v1/messages" else {"user": user}
+        return {**self.body, **named, "stream": stream}
+
 
 CHAT = Door("/v1/chat/completions", {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]})
 MESSAGES = Door(
@@ -75,12 +81,13 @@ class Answer:
         return self.streamed and bool(events) and ("event: error" in events[-1] or 'data: {"error"' in events[-1])
 
 
-@dataclass(frozen=True)
+@dataclass
 class Worker:
-    """One client, with an API key of its own."""
+    """One client, with an API key of its own; ``user`` names the end user of its current request."""
 
     key_id: str
     secret: str
+    user: str = ""
 
     @property
     def key_hash(self) -> str:
@@ -133,9 +140,10 @@ def _reserve(worker: Worker, tables: dict[str, str]) -> str:
 
 
 def _settle(worker: Worker, tables: dict[str, str]) -> list[str]:
-    """What only this worker's settlement carries: its key's counters next to the ledger item
-    (its reservation moves the same counters, but writes no ledger item)."""
-    return [tables["ledger"], f"QUOTA#{worker.key_id}"]
+    """What only this request's settlement carries: its ledger item, holding the end user the
+    worker named for this request alone (the replay of an earlier record of the same key does
+    not hold it)."""
+    return [tables["ledger"], f"QUOTA#{worker.key_id}", worker.user]
 
 
 # The outages come last: botocore's standard retry mode spends a per-client retry quota (500, 5 a
@@ -282,7 +290,7 @@ class FaultMatrix:
 
     def send(self, worker: Worker, door: Door, *, stream: bool, disconnect: bool = False) -> Answer:
         url = f"{self.base}{door.path}"
-        body = {**door.body, "stream": stream}
+        body = door.request(stream=stream, user=worker.user or "matrix")
         headers = {"authorization": f"Bearer {worker.secret}"}
         if not stream:
             response = self.http.post(url, json=body, headers=headers)
@@ -339,6 +347,7 @@ class FaultMatrix:
         def one(worker_index: int) -> list[Answer]:
             answers = []
             for worker, door in plan[worker_index :: len(self.workers)]:
+                worker.user = f"matrix-{uuid.uuid4().hex}"
                 if kind.aws:
                     self._aws_faults(kind.aws(worker, self.tables))
                 answers.append(self.send(worker, door, stream=kind.stream, disconnect=kind.disconnect))
