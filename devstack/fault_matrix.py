@@ -451,17 +451,20 @@ class FaultMatrix:
         problems += self._rollups_against(records)
         return problems
 
-    def _rollups_against(self, records: list[dict[str, Any]], wait_s: float = 30) -> list[str]:
-        """The usage API's totals (from the rollups) against the ledger's, once the aggregator caught up."""
+    def _rollups_against(self, records: list[dict[str, Any]], patience_s: float = 30) -> list[str]:
+        """The usage API's totals (from the rollups) against the ledger's, once the aggregator has
+        caught up: waits while its count keeps growing, up to ``patience_s`` without progress."""
         window = _window()
         want = (len(records), sum((record["cost_usd"] for record in records), Decimal(0)))
-        deadline = time.monotonic() + wait_s
+        seen, last_progress = -1, time.monotonic()
         while True:
             totals = self._admin("GET", "/usage", params=window).json()["totals"]
             got = (totals["requests"], Decimal(totals["cost"]))
             if got == want:
                 return []
-            if time.monotonic() > deadline:
+            if got[0] > seen:
+                seen, last_progress = got[0], time.monotonic()
+            if time.monotonic() - last_progress > patience_s:
                 return [f"rollups {got} != ledger {want}"]
             time.sleep(0.5)
 
