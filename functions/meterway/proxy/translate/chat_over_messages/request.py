@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from meterway.core.errors import InvalidRequest
+from meterway.proxy.translate.anthropic_content import content_blocks, image_block
 
 JsonDict = dict[str, Any]
 
@@ -77,7 +78,6 @@ _REJECTION_HINTS = {
     "web_search_options": "web_search_options is not available for Anthropic models",
 }
 
-_IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _TOOL_CHOICES = {"auto": "auto", "none": "none", "required": "any"}
 
 
@@ -338,14 +338,7 @@ def _tool_use_block(call: Any, where: str) -> JsonDict:
 
 
 def _content_blocks(content: Any, where: str) -> list[JsonDict]:
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content else []
-    if not isinstance(content, list):
-        raise InvalidRequest(f"{where}.content must be a string or a list of content parts")
-    blocks = [_content_block(part, f"{where}.content[{i}]") for i, part in enumerate(content)]
-    return [block for block in blocks if block is not None]
+    return content_blocks(content, f"{where}.content", _content_block)
 
 
 def _content_block(part: Any, where: str) -> JsonDict | None:
@@ -374,15 +367,7 @@ def _image_block(image_url: Any, where: str) -> JsonDict:
     url = image_url.get("url") if isinstance(image_url, dict) else image_url
     if not isinstance(url, str):
         raise InvalidRequest(f"{where}.image_url.url is required")
-    if url.startswith(("https://", "http://")):
-        return {"type": "image", "source": {"type": "url", "url": url}}
-    header, _, data = url.partition(",")
-    media_type, _, encoding = header.removeprefix("data:").partition(";")
-    if not url.startswith("data:") or encoding != "base64" or not data:
-        raise InvalidRequest(f"{where}.image_url.url must be an http(s) URL or a data:<mime>;base64,<data> URL")
-    if media_type not in _IMAGE_MEDIA_TYPES:
-        raise InvalidRequest(f"{where}: image type {media_type!r} is not supported (use jpeg, png, gif or webp)")
-    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+    return image_block(url, where, "image_url.url")
 
 
 def _cache_control(part: JsonDict) -> Any:

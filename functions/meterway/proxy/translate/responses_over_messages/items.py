@@ -25,6 +25,7 @@ import json
 from typing import Any
 
 from meterway.core.errors import InvalidRequest
+from meterway.proxy.translate.anthropic_content import content_blocks, data_url, image_block
 from meterway.proxy.translate.responses_over_messages.response import (
     CUSTOM_TOOL_INPUT,
     read_thinking_envelope,
@@ -62,7 +63,6 @@ _HOSTED_OUTPUT_ITEMS = frozenset(
 )
 # Where the text of function call arguments that are not a JSON object goes in a tool_use input.
 INVALID_ARGUMENTS = "invalid_json_arguments"
-_IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _TEXT_PARTS = frozenset({"input_text", "output_text", "text", "refusal"})
 
 
@@ -214,14 +214,7 @@ def text_blocks(content: Any, where: str) -> list[JsonDict]:
 
 
 def _content_blocks(content: Any, where: str) -> list[JsonDict]:
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content else []
-    if not isinstance(content, list):
-        raise InvalidRequest(f"{where} must be a string or a list of content parts")
-    blocks = [_content_block(part, f"{where}[{i}]") for i, part in enumerate(content)]
-    return [block for block in blocks if block is not None]
+    return content_blocks(content, where, _content_block)
 
 
 def _content_block(part: Any, where: str) -> JsonDict | None:
@@ -247,12 +240,7 @@ def _image_block(part: JsonDict, where: str) -> JsonDict:
         url = url.get("url")
     if not isinstance(url, str):
         raise InvalidRequest(f"{where}: images need an image_url (file_id needs the files the gateway does not keep)")
-    if url.startswith(("https://", "http://")):
-        return {"type": "image", "source": {"type": "url", "url": url}}
-    media_type, data = _data_url(url, where, "image_url")
-    if media_type not in _IMAGE_MEDIA_TYPES:
-        raise InvalidRequest(f"{where}: image type {media_type!r} is not supported (use jpeg, png, gif or webp)")
-    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+    return image_block(url, where, "image_url")
 
 
 def _document_block(part: JsonDict, where: str) -> JsonDict:
@@ -262,15 +250,7 @@ def _document_block(part: JsonDict, where: str) -> JsonDict:
         raise InvalidRequest(
             f"{where}: files need file_data or file_url (file_id needs files the gateway does not keep)"
         )
-    media_type, data = _data_url(part["file_data"], where, "file_data")
+    media_type, data = data_url(part["file_data"], where, "file_data")
     if media_type != "application/pdf":
         raise InvalidRequest(f"{where}: only PDF files are supported for Anthropic models, not {media_type!r}")
     return {"type": "document", "source": {"type": "base64", "media_type": media_type, "data": data}}
-
-
-def _data_url(url: str, where: str, field: str) -> tuple[str, str]:
-    header, _, data = url.partition(",")
-    media_type, _, encoding = header.removeprefix("data:").partition(";")
-    if not url.startswith("data:") or encoding != "base64" or not data:
-        raise InvalidRequest(f"{where}.{field} must be an http(s) URL or a data:<mime>;base64,<data> URL")
-    return media_type, data
