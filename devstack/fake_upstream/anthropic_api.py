@@ -10,9 +10,9 @@ from starlette.types import Receive
 
 from .anthropic_plan import MessagePlan, plan_message, validate_message_body
 from .anthropic_stream import stream_message
-from .asgi import DroppedResponse, EventStreamResponse, sleep_or_disconnect
-from .common import begin, logged, new_id
-from .context import overflow
+from .asgi import EventStreamResponse
+from .common import Exchange, KeyDialect, await_reply, begin, logged, new_id
+from .context import Overflow, overflow
 from .prompt import PromptError, anthropic_prompt_blocks
 
 _ERROR_TYPES = {
@@ -29,7 +29,7 @@ _ERROR_TYPES = {
 }
 
 
-class AnthropicDialect:
+class AnthropicDialect(KeyDialect):
     """Anthropic's ``x-api-key`` auth and ``{"type": "error", "error": {...}}`` envelope."""
 
     def error(
@@ -67,10 +67,39 @@ class AnthropicDialect:
 ANTHROPIC = AnthropicDialect()
 
 
+class MessageRefused(Exception):
+    """A Messages request the model refuses (HTTP 400): invalid, or its prompt too long (``too_long``)."""
+
+    def __init__(self, message: str, too_long: Overflow | None = None) -> None:
+        super().__init__(message)
+        self.too_long = too_long
+
+
+def checked_plan(exchange: Exchange) -> MessagePlan:
+    """Validate a Messages body, account its prompt and plan the reply; raises ``MessageRefused``."""
+    problem = validate_message_body(exchange.body)
+    if problem:
+        raise MessageRefused(problem)
+    try:
+        prompt = anthropic_prompt_blocks(exchange.body)
+    except PromptError as error:
+        raise MessageRefused(str(error)) from error
+    too_long = overflow(exchange, exchange.body["model"], sum(len(block.tokens) for block in prompt))
+    if too_long:
+        raise MessageRefused(f"prompt is too long: {too_long.tokens} tokens > {too_long.window} maximum", too_long)
+    plan = plan_message(exchange, prompt)
+    exchange.record.id = plan.id
+    return plan
+
+
+def malformed_message(plan: MessagePlan) -> str:
+    """A reply cut in the middle of its JSON."""
+    return f'{{"id":"{plan.id}","type":"message","role":"assistant","content":[{{"type":"text","te'
+
+
 def _malformed(plan: MessagePlan, stream: bool) -> Response:
     if not stream:
-        broken = f'{{"id":"{plan.id}","type":"message","role":"assistant","content":[{{"type":"text","te'
-        return Response(broken, media_type="application/json")
+        return Response(malformed_message(plan), media_type="application/json")
 
     async def events(receive: Receive) -> AsyncIterator[bytes]:
         head = 'event: message_start\ndata: {"type":"message_start",'
@@ -85,31 +114,17 @@ async def messages(request: Request) -> Response:
     exchange = await begin(request, ANTHROPIC)
     if isinstance(exchange, Response):
         return exchange
-    problem = validate_message_body(exchange.body)
-    if problem:
-        return ANTHROPIC.error(400, problem)
     try:
-        prompt = anthropic_prompt_blocks(exchange.body)
-    except PromptError as error:
-        return ANTHROPIC.error(400, str(error))
-    too_long = overflow(exchange, exchange.body["model"], sum(len(block.tokens) for block in prompt))
-    if too_long:
-        return ANTHROPIC.error(400, f"prompt is too long: {too_long.tokens} tokens > {too_long.window} maximum")
-    plan = plan_message(exchange, prompt)
-    exchange.record.id = plan.id
+        plan = checked_plan(exchange)
+    except MessageRefused as refusal:
+        return ANTHROPIC.error(400, str(refusal))
     stream = exchange.body.get("stream") is True
     if exchange.fault_kind() == "malformed":
         return _malformed(plan, stream)
     if stream:
         return stream_message(exchange, plan)
-    if await sleep_or_disconnect(request.receive, exchange.generation_time(plan.output_tokens)):
-        exchange.record.client_disconnected = True
-        return DroppedResponse()
-    exchange.record.usage = plan.usage()
-    if exchange.fault_kind() == "cut":
-        return DroppedResponse()
-    exchange.record.usage_reported = True
-    return JSONResponse(plan.message(), headers={"request-id": new_id("req_")})
+    ended = await await_reply(exchange, plan.output_tokens, plan.usage())
+    return ended or JSONResponse(plan.message(), headers={"request-id": new_id("req_")})
 
 
 @logged

@@ -13,27 +13,27 @@ from typing import Any
 from .anthropic_plan import MessagePlan
 from .asgi import EventStreamResponse, sse_event
 from .common import Exchange, new_id
-from .pacing import FINAL, PLAIN, TOKEN, Event, paced_stream
+from .pacing import FINAL, PLAIN, TOKEN, Event, UsageAt, paced_stream
 
 _TOKEN_DELTAS = ("text_delta", "thinking_delta", "input_json_delta")
+# An event before it is put on the wire: its pacing tag and its JSON data (whose "type" names it).
+MessageEvent = tuple[str, dict[str, Any]]
 
 
-def _block_events(index: int, block: dict[str, Any], deltas: list[dict[str, Any]]) -> list[Event]:
-    start = {"type": "content_block_start", "index": index, "content_block": block}
-    items = [(PLAIN, sse_event("content_block_start", start))]
+def _block_events(index: int, block: dict[str, Any], deltas: list[dict[str, Any]]) -> list[MessageEvent]:
+    items: list[MessageEvent] = [(PLAIN, {"type": "content_block_start", "index": index, "content_block": block})]
     if index == 0:
         # The real API sends a ping right after the first block opens.
-        items.append((PLAIN, sse_event("ping", {"type": "ping"})))
+        items.append((PLAIN, {"type": "ping"}))
     for delta in deltas:
         # An empty fragment carries no token.
         counted = delta["type"] in _TOKEN_DELTAS and delta.get("partial_json") != ""
-        payload = {"type": "content_block_delta", "index": index, "delta": delta}
-        items.append((TOKEN if counted else PLAIN, sse_event("content_block_delta", payload)))
-    items.append((PLAIN, sse_event("content_block_stop", {"type": "content_block_stop", "index": index})))
+        items.append((TOKEN if counted else PLAIN, {"type": "content_block_delta", "index": index, "delta": delta}))
+    items.append((PLAIN, {"type": "content_block_stop", "index": index}))
     return items
 
 
-def _content_events(plan: MessagePlan) -> list[Event]:
+def _content_events(plan: MessagePlan) -> list[MessageEvent]:
     blocks: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
     if plan.thinking is not None:
         deltas = [{"type": "thinking_delta", "thinking": t} for t in plan.thinking] if plan.thinking_visible else []
@@ -48,9 +48,9 @@ def _content_events(plan: MessagePlan) -> list[Event]:
     return [item for index, (block, deltas) in enumerate(blocks) for item in _block_events(index, block, deltas)]
 
 
-def planned_events(plan: MessagePlan) -> list[Event]:
-    """The whole event sequence of a reply, each tagged for pacing."""
-    items = [(PLAIN, sse_event("message_start", {"type": "message_start", "message": plan.message(final=False)}))]
+def message_events(plan: MessagePlan) -> list[MessageEvent]:
+    """The whole event sequence of a reply, each tagged for pacing, before any framing."""
+    items: list[MessageEvent] = [(PLAIN, {"type": "message_start", "message": plan.message(final=False)})]
     items += _content_events(plan)
     usage = plan.usage()
     # message_delta carries cumulative counts, input and cache fields included, like the current API.
@@ -65,22 +65,33 @@ def planned_events(plan: MessagePlan) -> list[Event]:
         "delta": {"stop_reason": plan.stop_reason, "stop_sequence": None},
         "usage": delta_usage,
     }
-    items.append((FINAL, sse_event("message_delta", message_delta)))
-    items.append((PLAIN, sse_event("message_stop", {"type": "message_stop"})))
+    items.append((FINAL, message_delta))
+    items.append((PLAIN, {"type": "message_stop"}))
     return items
 
 
-def stream_message(exchange: Exchange, plan: MessagePlan) -> EventStreamResponse:
-    """Stream ``plan``, honouring latency, client disconnects and a ``cut`` fault."""
+def planned_events(plan: MessagePlan) -> list[Event]:
+    """The reply as Anthropic's server-sent events, each tagged for pacing."""
+    return [(tag, sse_event(data["type"], data)) for tag, data in message_events(plan)]
+
+
+def streamed_usage(plan: MessagePlan) -> UsageAt:
+    """The usage of a stream of ``plan`` cut after ``n`` output tokens (all of it for None)."""
     # Omitted thinking is billed but never streamed: it is all spent before the first text delta.
     hidden = len(plan.thinking or []) if not plan.thinking_visible else 0
 
     def usage_at(emitted: int | None) -> dict[str, Any]:
         return plan.usage(None if emitted is None else emitted + hidden if emitted else 0)
 
+    return usage_at
+
+
+def stream_message(exchange: Exchange, plan: MessagePlan) -> EventStreamResponse:
+    """Stream ``plan``, honouring latency, client disconnects and a ``cut`` fault."""
+
     def error_event(_: int) -> bytes:
         message = (exchange.fault and exchange.fault.message) or "Overloaded"
         return sse_event("error", {"type": "error", "error": {"type": "overloaded_error", "message": message}})
 
     headers = {"request-id": new_id("req_")}
-    return paced_stream(exchange, planned_events(plan), usage_at, headers=headers, error_event=error_event)
+    return paced_stream(exchange, planned_events(plan), streamed_usage(plan), headers=headers, error_event=error_event)

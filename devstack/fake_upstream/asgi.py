@@ -80,17 +80,18 @@ StreamFactory = Callable[[Receive], AsyncIterator[bytes]]
 
 
 class EventStreamResponse(Response):
-    """A ``text/event-stream`` response fed by ``stream(receive)``.
+    """A ``text/event-stream`` response (or another streamed ``media_type``) fed by ``stream(receive)``.
 
     The generator gets ``receive`` so it can notice client disconnects while sleeping, and may
     raise ``CutConnection`` to end the response with a dropped connection.
     """
 
-    media_type = "text/event-stream"
-
-    def __init__(self, stream: StreamFactory, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, stream: StreamFactory, headers: Mapping[str, str] | None = None, media_type: str = "text/event-stream"
+    ) -> None:
         self._stream = stream
         self.status_code = 200
+        self.media_type = media_type
         self.background: BackgroundTask | None = None
         self.init_headers(headers)
         self.headers.setdefault("cache-control", "no-cache")

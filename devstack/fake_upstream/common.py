@@ -1,4 +1,4 @@
-"""Request handling shared by the OpenAI and Anthropic dialects: parsing, auth, logging, faults."""
+"""Request handling shared by every dialect: parsing, auth, logging, faults, the non-streamed wait."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .asgi import DroppedResponse, sleep_or_disconnect
+from .config import FakeUpstreamConfig
 from .faults import Fault
 from .state import FakeState, RequestRecord
 
@@ -32,13 +33,34 @@ class Dialect(Protocol):
         """An error response in the provider's envelope."""
         ...
 
+    def authenticate(self, request: Request, body: bytes, config: FakeUpstreamConfig) -> Response | None:
+        """The provider's refusal of the request's credentials, or None when they are accepted."""
+        ...
+
+    def fault_message(self, status: int) -> str:
+        """What the provider says with an injected error ``status`` when the fault sets no message."""
+        ...
+
+
+class KeyDialect:
+    """A provider authenticated by API key (OpenAI, Anthropic)."""
+
     def api_key(self, request: Request) -> str | None:
         """The API key the request carries, if any."""
-        ...
+        raise NotImplementedError
 
     def auth_error(self, key: str | None) -> Response:
         """The provider's answer to a missing or wrong key."""
-        ...
+        raise NotImplementedError
+
+    def authenticate(self, request: Request, body: bytes, config: FakeUpstreamConfig) -> Response | None:
+        """Any non-empty key when no key is configured, else exactly the configured one."""
+        key = self.api_key(request)
+        return None if key_accepted(key, config.api_key) else self.auth_error(key)
+
+    def fault_message(self, status: int) -> str:
+        """The wording of OpenAI's and Anthropic's errors for ``status``."""
+        return _default_message(status)
 
 
 @dataclass
@@ -106,9 +128,12 @@ def logged(
     return wrapper
 
 
-async def begin(request: Request, dialect: Dialect) -> Exchange | Response:
+async def begin(
+    request: Request, dialect: Dialect, *, model: str | None = None, stream: bool | None = None
+) -> Exchange | Response:
     """Parse, log, authenticate and apply any queued fault to a provider request.
 
+    ``model`` and ``stream`` are for the APIs that say them in the URL rather than the body.
     Returns the exchange to serve, or the response that ends the request early.
     """
     state = state_of(request)
@@ -117,18 +142,18 @@ async def begin(request: Request, dialect: Dialect) -> Exchange | Response:
         body: Any = json.loads(raw) if raw else None
     except (UnicodeDecodeError, json.JSONDecodeError):
         body = raw.decode("utf-8", "replace")
-    record = state.record(request, body)
+    record = state.record(request, body, model=model, stream=stream)
     request.state.fake_record = record
-    key = dialect.api_key(request)
-    if not key_accepted(key, state.config.api_key):
-        return dialect.auth_error(key)
+    refused = dialect.authenticate(request, raw, state.config)
+    if refused is not None:
+        return refused
     if not isinstance(body, dict):
         return dialect.error(400, "The request body is not valid JSON: expected an object.")
     fault = state.faults.take(request.url.path, record.model)
     record.fault = fault.to_dict() if fault else None
     if fault and fault.kind == "status":
         headers = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
-        return dialect.error(fault.status, fault.message or _default_message(fault.status), headers=headers)
+        return dialect.error(fault.status, fault.message or dialect.fault_message(fault.status), headers=headers)
     if fault and fault.kind == "drop":
         return DroppedResponse()
     if fault and fault.kind == "timeout" and await sleep_or_disconnect(request.receive, fault.seconds):
@@ -143,6 +168,22 @@ async def begin(request: Request, dialect: Dialect) -> Exchange | Response:
         first_token_s=_header_ms(request, "x-fake-first-token-latency-ms", state.config.first_token_latency_s),
         per_token_s=_header_ms(request, "x-fake-latency-ms", state.config.per_token_latency_s),
     )
+
+
+async def await_reply(exchange: Exchange, output_tokens: int, usage: dict[str, Any]) -> Response | None:
+    """Wait as long as a non-streamed reply takes, then log its ``usage``.
+
+    Returns the response that ends the request without the reply (client gone, ``cut`` fault),
+    or None when the reply is to be sent.
+    """
+    if await sleep_or_disconnect(exchange.request.receive, exchange.generation_time(output_tokens)):
+        exchange.record.client_disconnected = True
+        return DroppedResponse()
+    exchange.record.usage = usage
+    if exchange.fault_kind() == "cut":
+        return DroppedResponse()
+    exchange.record.usage_reported = True
+    return None
 
 
 def _default_message(status: int) -> str:

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive
 
 from .asgi import DroppedResponse, EventStreamResponse, sleep_or_disconnect
-from .common import begin, is_int, logged, new_id
+from .common import KeyDialect, begin, is_int, logged, new_id
 from .context import Overflow, overflow
 from .openai_plan import ChatPlan, chat_tools, completion_body, is_reasoning_model, plan_chat
 from .openai_stream import stream_chat
@@ -23,7 +23,7 @@ MAX_CHOICES = 128
 Problem = tuple[str, str | None, str | None]
 
 
-class OpenAIDialect:
+class OpenAIDialect(KeyDialect):
     """OpenAI's ``Authorization: Bearer`` auth and ``{"error": {...}}`` envelope."""
 
     def error(

@@ -38,6 +38,7 @@ def paced_stream(
     headers: dict[str, str],
     error_event: ErrorEvent,
     usage_reported: bool = True,
+    media_type: str = "text/event-stream",
 ) -> EventStreamResponse:
     """Stream ``events``; the request log gets the usage of what actually went out.
 
@@ -77,7 +78,7 @@ def paced_stream(
                 record.usage, record.usage_reported = usage_at(None), usage_reported
             yield data
 
-    return EventStreamResponse(stream, headers=headers)
+    return EventStreamResponse(stream, headers=headers, media_type=media_type)
 
 
 def _delay(exchange: Exchange, emitted: int, opened: bool) -> float:

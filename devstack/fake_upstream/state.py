@@ -55,10 +55,12 @@ class FakeState:
         self.faults = FaultQueue()
         self.requests: list[RequestRecord] = []
 
-    def record(self, request: Request, body: Any) -> RequestRecord:
-        """Append a log entry for an incoming provider request."""
+    def record(
+        self, request: Request, body: Any, *, model: str | None = None, stream: bool | None = None
+    ) -> RequestRecord:
+        """Append a log entry for an incoming provider request (``model`` and ``stream`` override the body's)."""
         payload = body if isinstance(body, dict) else {}
-        model = payload.get("model")
+        model = model or payload.get("model")
         headers = {
             name.lower(): ("***" if name.lower() in REDACTED_HEADERS else value)
             for name, value in request.headers.items()
@@ -66,7 +68,7 @@ class FakeState:
         record = RequestRecord(
             path=request.url.path,
             model=model if isinstance(model, str) else None,
-            stream=payload.get("stream") is True,
+            stream=payload.get("stream") is True if stream is None else stream,
             body=body,
             headers=headers,
         )
