@@ -179,6 +179,12 @@ async def await_reply(exchange: Exchange, output_tokens: int, usage: dict[str, A
     if await sleep_or_disconnect(exchange.request.receive, exchange.generation_time(output_tokens)):
         exchange.record.client_disconnected = True
         return DroppedResponse()
+    return log_reply(exchange, usage)
+
+
+def log_reply(exchange: Exchange, usage: dict[str, Any]) -> Response | None:
+    """Log a non-streamed reply's ``usage``; returns the response that ends the request without
+    the reply (a ``cut`` fault: the provider billed it, the client never hears), or None."""
     exchange.record.usage = usage
     if exchange.fault_kind() == "cut":
         return DroppedResponse()

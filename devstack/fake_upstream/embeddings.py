@@ -7,8 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .asgi import DroppedResponse
-from .common import begin, is_int, logged, new_id
+from .common import begin, is_int, log_reply, logged, new_id
 from .openai_api import OPENAI
 from .tokens import count_tokens, embedding_vector, encode_base64_floats
 
@@ -67,8 +66,5 @@ async def embeddings(request: Request) -> Response:
         return Response(
             '{"object":"list","data":[{"object":"embedding","embedding":[0.1,', media_type="application/json"
         )
-    exchange.record.usage = usage
-    if exchange.fault_kind() == "cut":
-        return DroppedResponse()
-    exchange.record.usage_reported = True
-    return JSONResponse({"object": "list", "data": data, "model": body["model"], "usage": usage})
+    ended = log_reply(exchange, usage)
+    return ended or JSONResponse({"object": "list", "data": data, "model": body["model"], "usage": usage})

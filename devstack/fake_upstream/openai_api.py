@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive
 
-from .asgi import DroppedResponse, EventStreamResponse, sleep_or_disconnect
-from .common import KeyDialect, begin, is_int, logged, new_id
+from .asgi import EventStreamResponse
+from .common import KeyDialect, await_reply, begin, is_int, logged, new_id
 from .context import Overflow, overflow
 from .openai_plan import ChatPlan, chat_tools, completion_body, is_reasoning_model, plan_chat
 from .openai_stream import stream_chat
@@ -189,11 +189,5 @@ async def chat_completions(request: Request) -> Response:
         include_usage = bool((exchange.body.get("stream_options") or {}).get("include_usage"))
         return stream_chat(exchange, plan, include_usage)
     output_tokens = max(sum(choice.output_tokens for choice in plan.choices), 1)
-    if await sleep_or_disconnect(request.receive, exchange.generation_time(output_tokens)):
-        exchange.record.client_disconnected = True
-        return DroppedResponse()
-    exchange.record.usage = plan.usage()
-    if exchange.fault_kind() == "cut":
-        return DroppedResponse()
-    exchange.record.usage_reported = True
-    return JSONResponse(completion_body(plan), headers={"x-request-id": new_id("req_")})
+    ended = await await_reply(exchange, output_tokens, plan.usage())
+    return ended or JSONResponse(completion_body(plan), headers={"x-request-id": new_id("req_")})

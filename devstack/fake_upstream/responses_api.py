@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive
 
-from .asgi import DroppedResponse, EventStreamResponse, sleep_or_disconnect
-from .common import begin, is_int, logged, new_id
+from .asgi import EventStreamResponse
+from .common import await_reply, begin, is_int, logged, new_id
 from .context import overflow
 from .openai_api import OPENAI, Problem
 from .openai_plan import is_reasoning_model
@@ -161,14 +161,8 @@ async def responses(request: Request) -> Response:
         return _malformed(plan, stream)
     if stream:
         return stream_response(exchange, plan)
-    if await sleep_or_disconnect(request.receive, exchange.generation_time(max(plan.visible_tokens, 1))):
-        exchange.record.client_disconnected = True
-        return DroppedResponse()
-    exchange.record.usage = plan.usage()
-    if exchange.fault_kind() == "cut":
-        return DroppedResponse()
-    exchange.record.usage_reported = True
-    return JSONResponse(plan.final_response(), headers={"x-request-id": new_id("req_")})
+    ended = await await_reply(exchange, max(plan.visible_tokens, 1), plan.usage())
+    return ended or JSONResponse(plan.final_response(), headers={"x-request-id": new_id("req_")})
 
 
 @logged
