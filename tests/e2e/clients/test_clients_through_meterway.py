@@ -90,12 +90,21 @@ def assert_in_usage_totals(stack, key: Key, records: list[dict[str, Any]]) -> No
     assert found == expected
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_claude_code_answers_through_meterway_and_every_call_is_metered(stack, clients, key, model, tmp_path: Path):
+# Each agent, how it is pointed at Meterway, and the front door it speaks.
+AGENTS = {
+    "claude-code": (run_claude, "", "messages"),
+    "codex": (run_codex, "/v1", "responses"),
+}
 
-    result = run_claude(
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("agent", AGENTS)
+def test_agent_answers_through_meterway_and_every_call_is_metered(stack, clients, key, agent, model, tmp_path: Path):
+    run, base_path, endpoint = AGENTS[agent]
+
+    result = run(
         "In one sentence, why should an LLM gateway meter every token?",
-        base_url=stack.base,
+        base_url=f"{stack.base}{base_path}",
         api_key=key.secret,
         model=model,
         cwd=tmp_path,
@@ -104,7 +113,7 @@ def test_claude_code_answers_through_meterway_and_every_call_is_metered(stack, c
 
     assert result.returncode == 0 and not result.timed_out, result.describe()
     assert result.result_text, result.describe()
-    records = assert_metered_as_upstream_reported(stack, key, "messages")
+    records = assert_metered_as_upstream_reported(stack, key, endpoint)
     assert {record["model"] for record in records} == {model}
     assert_in_usage_totals(stack, key, records)
 
@@ -128,25 +137,6 @@ def test_claude_code_runs_a_tool_through_meterway(stack, clients, key, model, tm
     assert len(records) >= 2  # the call, then the answer to its result
     assert records[0]["finish_reason"] == "tool_use"
     assert "Read tool returned" in (result.result_text or ""), result.describe()
-
-
-@pytest.mark.parametrize("model", MODELS)
-def test_codex_answers_through_meterway_and_every_call_is_metered(stack, clients, key, model, tmp_path: Path):
-
-    result = run_codex(
-        "In one sentence, why should an LLM gateway meter every token?",
-        base_url=f"{stack.base}/v1",
-        api_key=key.secret,
-        model=model,
-        cwd=tmp_path,
-        clients=clients,
-    )
-
-    assert result.returncode == 0 and not result.timed_out, result.describe()
-    assert result.result_text, result.describe()
-    records = assert_metered_as_upstream_reported(stack, key, "responses")
-    assert {record["model"] for record in records} == {model}
-    assert_in_usage_totals(stack, key, records)
 
 
 @pytest.mark.parametrize("model", MODELS)
