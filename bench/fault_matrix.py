@@ -25,15 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
-from devstack.fault_matrix import KINDS, FaultMatrix, KindResult, table  # noqa: E402
+from devstack.fault_matrix import KINDS, STACK_ENV, FaultMatrix, KindResult, table  # noqa: E402
 from devstack.launch import launched  # noqa: E402
-
-STACK_ENV = {
-    "MW_LOCAL_AWS_FAULTS": "1",
-    "MW_LOCAL_REDELIVER_STREAMS": "1",
-    "MW_UPSTREAM_FIRST_BYTE_TIMEOUT_S": "0.5",
-    "MW_UPSTREAM_IDLE_TIMEOUT_S": "0.5",
-}
 
 
 def main() -> int:

@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None) -> StackOptions:
         demo_requests=demo_requests,
         aws_faults=_flag("MW_LOCAL_AWS_FAULTS"),
         redeliver_streams=_flag("MW_LOCAL_REDELIVER_STREAMS"),
+        spill_retry_s=int(os.environ.get("MW_LOCAL_SPILL_RETRY_S", 2)),
     )
 
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             # Before the aggregator starts: it then reads the seeded records in full batches,
             # whose requests share rollup items, instead of a few at a time.
             demo = demo_seed.seed_before_start(options.demo_requests)
-        start_spill_replayer(stack, env.get("MW_SPILL_QUEUE_URL"))
+        start_spill_replayer(stack, env.get("MW_SPILL_QUEUE_URL"), options.spill_retry_s)
         aggregator = start_aggregator(stack, env["MW_LEDGER_TABLE"], redeliver=options.redeliver_streams)
         start_export_worker(stack, env.get("MW_EXPORT_QUEUE_URL"))
         if demo is not None:

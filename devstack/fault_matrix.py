@@ -1,7 +1,7 @@
 """The fault matrix: the local stack driven through every kind of failure, and the ledger checked.
 
-Run against a stack started with ``MW_LOCAL_AWS_FAULTS=1`` (AWS behind devstack/aws_faults.py)
-and ``MW_LOCAL_REDELIVER_STREAMS=1`` (every stream batch reaches the aggregator twice). Each kind
+Run against a stack started with ``STACK_ENV``: AWS behind devstack/aws_faults.py, every stream
+batch delivered to the aggregator twice, short waits on the provider. Each kind
 sends its requests through the gateway while the fault is on, from several workers at once, each
 with an API key of its own so that an AWS fault can be aimed at one request's calls. Then:
 
@@ -37,6 +37,17 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from meterway.accounts.dal.keys_table import balance_key, spend_key
 from meterway.accounts.logic.key_secrets import hash_secret
+
+# The local stack's environment for the matrix. A failed replay of a spilled record comes back
+# after 10 s, so that its 5 receives outlast an outage round (an 8-request round under an outage
+# takes about 7 s: each settlement waits out botocore's retries before it spills).
+STACK_ENV = {
+    "MW_LOCAL_AWS_FAULTS": "1",
+    "MW_LOCAL_REDELIVER_STREAMS": "1",
+    "MW_LOCAL_SPILL_RETRY_S": "10",
+    "MW_UPSTREAM_FIRST_BYTE_TIMEOUT_S": "0.5",
+    "MW_UPSTREAM_IDLE_TIMEOUT_S": "0.5",
+}
 
 PROMPT = "Name three rivers of Europe, one line each."
 # Attempts botocore makes per call (meterway.core.aws): a fault that fails this many calls in a row
@@ -81,13 +92,12 @@ class Answer:
         return self.streamed and bool(events) and ("event: error" in events[-1] or 'data: {"error"' in events[-1])
 
 
-@dataclass
+@dataclass(frozen=True)
 class Worker:
-    """One client, with an API key of its own; ``user`` names the end user of its current request."""
+    """One client, with an API key of its own."""
 
     key_id: str
     secret: str
-    user: str = ""
 
     @property
     def key_hash(self) -> str:
@@ -95,12 +105,35 @@ class Worker:
 
 
 @dataclass(frozen=True)
+class Call:
+    """One request: the worker that sends it, the door, and the end user it names (for this
+    request alone, so that a fault can be aimed at its settlement)."""
+
+    worker: Worker
+    door: Door
+    user: str = field(default_factory=lambda: f"matrix-{uuid.uuid4().hex}")
+
+
+@dataclass(frozen=True)
+class AimedFault:
+    """An AWS fault aimed at one request: its first ``times`` ``operation`` calls that carry what
+    ``aim`` picks out of the call fail as ``kind`` (a fault kind of devstack/aws_faults.py)."""
+
+    operation: str
+    kind: str
+    times: int
+    aim: Callable[[Call, dict[str, str]], str | list[str]]
+
+    def for_call(self, call: Call, tables: dict[str, str]) -> dict[str, Any]:
+        return {"operation": self.operation, "kind": self.kind, "times": self.times, "match": self.aim(call, tables)}
+
+
+@dataclass(frozen=True)
 class Kind:
     """One kind of failure: what goes wrong, how the request is sent, and what the client should see.
 
     ``upstream``: a fault for the fake provider, queued once per request. ``aws``: a fault for the
-    AWS gate, built per request for that request's worker (``times`` is per request), or, with
-    ``aws_outage``, one fault that fails every matching call while the kind runs. ``reaches_upstream``:
+    AWS gate, aimed at each request in turn, or, with ``aws_outage``, one fault that fails every matching call while the kind runs. ``reaches_upstream``:
     whether a request gets as far as the provider.
     """
 
@@ -108,7 +141,7 @@ class Kind:
     stream: bool
     expect: Callable[[Answer], bool]
     upstream: dict[str, Any] | None = None
-    aws: Callable[[Worker, dict[str, str]], dict[str, Any]] | None = None
+    aws: AimedFault | None = None
     aws_outage: Callable[[dict[str, str]], dict[str, Any]] | None = None
     disconnect: bool = False
     reaches_upstream: bool = True
@@ -133,17 +166,17 @@ def _error_event(answer: Answer) -> bool:
     return answer.status == 200 and answer.error_event
 
 
-def _reserve(worker: Worker, tables: dict[str, str]) -> str:
-    """What only this worker's reservation carries: the hash of its key."""
+def _reserve(call: Call, tables: dict[str, str]) -> str:
+    """What only this request's reservation carries (its worker sends one request at a time): the
+    hash of its key."""
     del tables
-    return f"KEYHASH#{worker.key_hash}"
+    return f"KEYHASH#{call.worker.key_hash}"
 
 
-def _settle(worker: Worker, tables: dict[str, str]) -> list[str]:
-    """What only this request's settlement carries: its ledger item, holding the end user the
-    worker named for this request alone (the replay of an earlier record of the same key does
-    not hold it)."""
-    return [tables["ledger"], f"QUOTA#{worker.key_id}", worker.user]
+def _settle(call: Call, tables: dict[str, str]) -> list[str]:
+    """What only this request's settlement carries: its ledger item, holding the end user named
+    for this request alone (the replay of an earlier record of the same key does not hold it)."""
+    return [tables["ledger"], f"QUOTA#{call.worker.key_id}", call.user]
 
 
 # The outages come last: botocore's standard retry mode spends a per-client retry quota (500, 5 a
@@ -174,13 +207,13 @@ KINDS: tuple[Kind, ...] = (
         # less of the client's retry quota than it took, so at volume the quota runs dry and a
         # throttled reservation is refused at once instead.
         expect=_ok_or_unavailable,
-        aws=lambda w, t: {"operation": "TransactWriteItems", "kind": "throttle", "times": 2, "match": _reserve(w, t)},
+        aws=AimedFault("TransactWriteItems", "throttle", times=2, aim=_reserve),
     ),
     Kind(
         "DynamoDB throttling at the settle",
         stream=True,
         expect=_ok,
-        aws=lambda w, t: {"operation": "TransactWriteItems", "kind": "throttle", "times": 2, "match": _settle(w, t)},
+        aws=AimedFault("TransactWriteItems", "throttle", times=2, aim=_settle),
     ),
     Kind(
         "DynamoDB unavailable at the reserve",
@@ -288,10 +321,10 @@ class FaultMatrix:
 
     # --- one request ------------------------------------------------------------------------------
 
-    def send(self, worker: Worker, door: Door, *, stream: bool, disconnect: bool = False) -> Answer:
-        url = f"{self.base}{door.path}"
-        body = door.request(stream=stream, user=worker.user or "matrix")
-        headers = {"authorization": f"Bearer {worker.secret}"}
+    def send(self, call: Call, *, stream: bool, disconnect: bool = False) -> Answer:
+        url = f"{self.base}{call.door.path}"
+        body = call.door.request(stream=stream, user=call.user)
+        headers = {"authorization": f"Bearer {call.worker.secret}"}
         if not stream:
             response = self.http.post(url, json=body, headers=headers)
             return Answer(response.status_code, response.headers.get("x-meterway-request-id"), response.text, False)
@@ -308,12 +341,14 @@ class FaultMatrix:
 
     def run(self, kind: Kind, requests: int) -> KindResult:
         served_before = self._fake_served()
-        plan = [(worker, door) for worker, door, _ in zip(cycle(self.workers), cycle(kind.doors), range(requests))]
+        plan = [Call(worker, door) for worker, door, _ in zip(cycle(self.workers), cycle(kind.doors), range(requests))]
         if kind.upstream:
-            self._upstream_faults(kind.upstream, [door for _, door in plan])
-        # An outage comes in rounds of one request per worker, each round under a fault of its own:
-        # a record spilled in one round must not stay unreplayable for longer than the spill
-        # queue's receives allow (the local poller retries every 2 s, not every 180 s as in AWS).
+            self._upstream_faults(kind.upstream, [call.door for call in plan])
+        # An outage comes in rounds of one request per worker: the outage starts, the round's
+        # requests are answered, the outage ends, and the next round waits until the records this
+        # one spilled are replayed. A spilled record is retried maxReceiveCount (5) times before its
+        # dead-letter queue takes it: 15 minutes of outage in AWS (180 s apart), 50 s here
+        # (STACK_ENV), so an outage here must stay shorter.
         size = len(self.workers) if kind.aws_outage else requests
         answers: list[Answer] = []
         per_request = [0]
@@ -322,10 +357,14 @@ class FaultMatrix:
             for start in range(0, requests, size):
                 if kind.aws_outage:
                     self._aws_faults(kind.aws_outage(self.tables))
-                answers += self._round(kind, plan[start : start + size], per_request)
+                    served_before_round = self._fake_served()
+                round_answers = self._round(kind, plan[start : start + size], per_request)
+                answers += round_answers
                 struck += self._aws_struck()
                 if kind.aws_outage:
                     self.http.delete(f"{self.gate}/_faults").raise_for_status()
+                    round_ids = {answer.request_id for answer in round_answers if answer.request_id}
+                    self._records_of(round_ids, expected=self._fake_served() - served_before_round)
             struck += per_request[0]
             struck += requests - len(self.http.get(f"{self.fake}/_fake/faults").json()) if kind.upstream else 0
         finally:
@@ -340,21 +379,20 @@ class FaultMatrix:
         statuses = dict(sorted(Counter(answer.status for answer in answers).items()))
         return KindResult(kind.name, requests, served, records, struck, wrong, statuses)
 
-    def _round(self, kind: Kind, plan: list[tuple[Worker, Door]], struck: list[int]) -> list[Answer]:
+    def _round(self, kind: Kind, plan: list[Call], struck: list[int]) -> list[Answer]:
         """Send the planned requests, each worker its own in turn, the workers at once; ``struck[0]``
         counts the calls that requests' own faults failed."""
 
         def one(worker_index: int) -> list[Answer]:
             answers = []
-            for worker, door in plan[worker_index :: len(self.workers)]:
-                worker.user = f"matrix-{uuid.uuid4().hex}"
+            for call in plan[worker_index :: len(self.workers)]:
                 if kind.aws:
-                    self._aws_faults(kind.aws(worker, self.tables))
-                answers.append(self.send(worker, door, stream=kind.stream, disconnect=kind.disconnect))
+                    self._aws_faults(kind.aws.for_call(call, self.tables))
+                answers.append(self.send(call, stream=kind.stream, disconnect=kind.disconnect))
                 if kind.aws:
                     # What the request left of its fault (a client out of retry quota stops at the
                     # first failure) must not strike the next request, or the replay of this one.
-                    aimed = {"match": [worker.key_id, worker.key_hash]}
+                    aimed = {"match": [call.worker.key_id, call.worker.key_hash]}
                     dropped = self.http.delete(f"{self.gate}/_faults", params=aimed)
                     struck[0] += sum(fault["failed"] for fault in dropped.raise_for_status().json())
             return answers

@@ -43,6 +43,9 @@ class StackOptions:
     # delivered to the aggregator twice.
     aws_faults: bool = False
     redeliver_streams: bool = False
+    # Seconds before a spilled record that failed to replay is tried again (AWS: the queue's 180 s
+    # VisibilityTimeout). Its 5 receives must outlast a local outage (MW_LOCAL_SPILL_RETRY_S).
+    spill_retry_s: int = 2
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -191,14 +194,17 @@ def write_local_json(options: StackOptions, port: int, secrets: dict[str, str], 
     return path
 
 
-def start_spill_replayer(stack: ExitStack, queue_url: str | None) -> None:
-    """Polls the spill queue and hands batches to the LedgerReplayFunction's handler."""
+def start_spill_replayer(stack: ExitStack, queue_url: str | None, retry_delay_s: int) -> None:
+    """Polls the spill queue and hands batches to the LedgerReplayFunction's handler; a record
+    that fails to replay comes back after ``retry_delay_s``."""
     if not queue_url:
         return
     from devstack.workers import SqsPoller
     from meterway.ledger.handlers import ledger_replay
 
-    poller = SqsPoller(queue_url, ledger_replay.handler, function_name="LedgerReplayFunction")
+    poller = SqsPoller(
+        queue_url, ledger_replay.handler, function_name="LedgerReplayFunction", retry_delay_s=retry_delay_s
+    )
     thread = threading.Thread(target=poller.run, name="spill-replayer", daemon=True)
     thread.start()
     stack.callback(poller.stop)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.fault_matrix import KINDS, FaultMatrix, Kind
+from devstack.fault_matrix import KINDS, STACK_ENV, FaultMatrix, Kind
 from tests.e2e.conftest import launched
 
 pytestmark = pytest.mark.e2e
@@ -20,13 +20,9 @@ REQUESTS_PER_KIND = 8
 def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultMatrix]:
     """A stack of its own: AWS behind the fault gate, stream batches delivered twice, and waits
     on the provider short enough to time out in a test."""
-    env = {
-        "MW_LOCAL_AWS_FAULTS": "1",
-        "MW_LOCAL_REDELIVER_STREAMS": "1",
-        "MW_UPSTREAM_FIRST_BYTE_TIMEOUT_S": "0.5",
-        "MW_UPSTREAM_IDLE_TIMEOUT_S": "0.5",
-    }
-    with launched(tmp_path_factory.mktemp("faults"), token_latency_ms=2, first_token_latency_ms=5, env=env) as stack:
+    with launched(
+        tmp_path_factory.mktemp("faults"), token_latency_ms=2, first_token_latency_ms=5, env=STACK_ENV
+    ) as stack:
         running = FaultMatrix(stack.info)
         yield running
         running.close()
@@ -38,9 +34,7 @@ def test_each_kind_of_failure_answers_the_client_and_loses_or_doubles_no_record(
 
     # The fault struck every request (an outage: every call while it lasted), and the client heard it
     if kind.upstream or kind.aws:
-        assert result.struck >= REQUESTS_PER_KIND * (
-            kind.aws(matrix.workers[0], matrix.tables)["times"] if kind.aws else 1
-        )
+        assert result.struck >= REQUESTS_PER_KIND * (kind.aws.times if kind.aws else 1)
     elif kind.aws_outage:
         assert result.struck >= REQUESTS_PER_KIND
     assert result.wrong_answers == []
