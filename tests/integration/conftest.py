@@ -9,11 +9,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import anthropic
+import openai
 import pytest
 from moto import mock_aws
 
 from devstack import moto_patches
 from devstack.aws_resources import create_resources, env_for
+from devstack.fake_upstream import FakeUpstreamConfig, FakeUpstreamServer
 from meterway.core.container import container
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,6 +123,38 @@ def moto_server_env(monkeypatch: pytest.MonkeyPatch, moto_url: str) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", MOTO_REGION)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+
+
+# --- the fake upstream, one per module ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fake_server(request: pytest.FixtureRequest) -> Iterator[FakeUpstreamServer]:
+    """A fake upstream for the module, configured by its ``FAKE_CONFIG`` (the defaults without one)."""
+    with FakeUpstreamServer(getattr(request.module, "FAKE_CONFIG", FakeUpstreamConfig())) as server:
+        yield server
+
+
+@pytest.fixture
+def fake(fake_server: FakeUpstreamServer) -> FakeUpstreamServer:
+    """The module's fake upstream, with no request, fault or cache left by an earlier test."""
+    fake_server.reset()
+    return fake_server
+
+
+@pytest.fixture
+def oai(fake: FakeUpstreamServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=fake.openai_base_url, api_key="sk-test-key", max_retries=0)
+
+
+@pytest.fixture
+def claude(fake: FakeUpstreamServer) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=fake.base_url, api_key="sk-ant-test", max_retries=0)
+
+
+def user(text: str) -> Any:
+    """A one-message conversation, typed loosely so both SDKs accept it."""
+    return [{"role": "user", "content": text}]
 
 
 def load_event(name: str) -> dict[str, Any]:

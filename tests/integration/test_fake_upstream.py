@@ -23,6 +23,7 @@ import openai
 import pytest
 
 from devstack.fake_upstream import FakeUpstreamConfig, FakeUpstreamServer, count_tokens
+from tests.integration.conftest import user
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAI_MODEL = "gpt-4o-mini"
@@ -34,31 +35,8 @@ LONG_SYSTEM = "You are a meticulous billing assistant. " * 100
 LONG_DOC = "The ledger records every request with its token counts and price. " * 40
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeUpstreamServer]:
-    config = FakeUpstreamConfig(openai_cache_min_tokens=128, anthropic_cache_min_tokens=0)
-    with FakeUpstreamServer(config) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def clean(fake: FakeUpstreamServer) -> None:
-    fake.reset()
-
-
-@pytest.fixture
-def oai(fake: FakeUpstreamServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=fake.openai_base_url, api_key="sk-test-key", max_retries=0)
-
-
-@pytest.fixture
-def claude(fake: FakeUpstreamServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=fake.base_url, api_key="sk-ant-test", max_retries=0)
-
-
-def user(text: str) -> Any:
-    """A one-message conversation, typed loosely so both SDKs accept it."""
-    return [{"role": "user", "content": text}]
+# The module's fake upstream (tests/integration/conftest.py: fake_server).
+FAKE_CONFIG = FakeUpstreamConfig(openai_cache_min_tokens=128, anthropic_cache_min_tokens=0)
 
 
 def body_of(error: openai.APIStatusError | anthropic.APIStatusError) -> Any:

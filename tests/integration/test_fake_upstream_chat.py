@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import httpx
@@ -18,7 +17,8 @@ import openai
 import pydantic
 import pytest
 
-from devstack.fake_upstream import FakeUpstreamConfig, FakeUpstreamServer, count_tokens
+from devstack.fake_upstream import FakeUpstreamServer, count_tokens
+from tests.integration.conftest import user
 
 MODEL = "gpt-4o-mini"
 WEATHER_SCHEMA: dict[str, Any] = {
@@ -48,26 +48,6 @@ TOOLS: Any = [
     {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER_SCHEMA}},
     {"type": "function", "function": {"name": "get_time", "parameters": TIME_SCHEMA}},
 ]
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeUpstreamServer]:
-    with FakeUpstreamServer(FakeUpstreamConfig()) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def clean(fake: FakeUpstreamServer) -> None:
-    fake.reset()
-
-
-@pytest.fixture
-def oai(fake: FakeUpstreamServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=fake.openai_base_url, api_key="sk-test-key", max_retries=0)
-
-
-def user(text: str) -> Any:
-    return [{"role": "user", "content": text}]
 
 
 def chunks_of(fake: FakeUpstreamServer, body: dict[str, Any]) -> list[dict[str, Any]]:

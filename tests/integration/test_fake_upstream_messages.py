@@ -8,7 +8,6 @@ rebuild what the non-stream endpoint returns.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -18,6 +17,7 @@ import pydantic
 import pytest
 
 from devstack.fake_upstream import FakeUpstreamConfig, FakeUpstreamServer, count_tokens
+from tests.integration.conftest import user
 
 CLAUDE = "claude-haiku-4-5"
 THINKING: Any = {"type": "enabled", "budget_tokens": 1024}
@@ -40,24 +40,8 @@ TOOLS: Any = [
 ]
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeUpstreamServer]:
-    with FakeUpstreamServer(FakeUpstreamConfig(anthropic_cache_min_tokens=0)) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def clean(fake: FakeUpstreamServer) -> None:
-    fake.reset()
-
-
-@pytest.fixture
-def claude(fake: FakeUpstreamServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=fake.base_url, api_key="sk-ant-test", max_retries=0)
-
-
-def user(text: str) -> Any:
-    return [{"role": "user", "content": text}]
+# The module's fake upstream (tests/integration/conftest.py: fake_server).
+FAKE_CONFIG = FakeUpstreamConfig(anthropic_cache_min_tokens=0)
 
 
 def raw_events(fake: FakeUpstreamServer, body: dict[str, Any]) -> list[dict[str, Any]]:

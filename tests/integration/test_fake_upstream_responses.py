@@ -8,7 +8,6 @@ same response the non-stream endpoint returns.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -25,20 +24,8 @@ STREAM_EVENT: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ResponseStreamEve
 ENCRYPTED: Any = "reasoning.encrypted_content"
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeUpstreamServer]:
-    with FakeUpstreamServer(FakeUpstreamConfig(openai_cache_min_tokens=128)) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def clean(fake: FakeUpstreamServer) -> None:
-    fake.reset()
-
-
-@pytest.fixture
-def oai(fake: FakeUpstreamServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=fake.openai_base_url, api_key="sk-test-key", max_retries=0)
+# The module's fake upstream (tests/integration/conftest.py: fake_server).
+FAKE_CONFIG = FakeUpstreamConfig(openai_cache_min_tokens=128)
 
 
 def post(fake: FakeUpstreamServer, body: dict[str, Any]) -> httpx.Response:

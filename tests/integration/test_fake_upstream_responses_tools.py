@@ -8,7 +8,6 @@ at the end of the input makes the model answer text quoting it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,7 +16,7 @@ import openai
 import pydantic
 import pytest
 
-from devstack.fake_upstream import FakeUpstreamConfig, FakeUpstreamServer, count_tokens
+from devstack.fake_upstream import FakeUpstreamServer, count_tokens
 
 MODEL = "gpt-4o-mini"
 SHELL_SCHEMA: dict[str, Any] = {
@@ -35,22 +34,6 @@ TOOLS: Any = [
     {"type": "custom", "name": "apply_patch", "description": "Apply a patch to the workspace"},
     {"type": "web_search"},
 ]
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeUpstreamServer]:
-    with FakeUpstreamServer(FakeUpstreamConfig()) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def clean(fake: FakeUpstreamServer) -> None:
-    fake.reset()
-
-
-@pytest.fixture
-def oai(fake: FakeUpstreamServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=fake.openai_base_url, api_key="sk-test-key", max_retries=0)
 
 
 def event_types_and_data(fake: FakeUpstreamServer, body: dict[str, Any]) -> list[dict[str, Any]]:
