@@ -402,15 +402,34 @@ class FaultMatrix:
 
     def _records_of(self, ids: set[str], *, expected: int, patience_s: float = 30) -> int:
         """How many of these requests have a ledger record, once the spilled ones are replayed:
-        waits while records keep arriving, up to ``patience_s`` without a new one."""
-        found, last_progress = -1, time.monotonic()
+        waits while records keep arriving, up to ``patience_s`` without a new one. Only the ids
+        still missing are looked up (a scan of the whole ledger each time would load moto enough
+        to slow the very replay it waits for)."""
+        missing, last_progress = set(ids), time.monotonic()
         while True:
-            now_found = sum(1 for item in self.ledger() if item["request_id"] in ids)
-            if now_found > found:
-                found, last_progress = now_found, time.monotonic()
+            arrived = self._in_ledger(missing)
+            if arrived:
+                missing -= arrived
+                last_progress = time.monotonic()
+            found = len(ids) - len(missing)
             if found >= expected or time.monotonic() - last_progress > patience_s:
                 return found
             time.sleep(0.5)
+
+    def _in_ledger(self, ids: set[str]) -> set[str]:
+        """Which of these request ids have a ledger record (BatchGetItem, 100 keys a call)."""
+        table, wanted, present = self.tables["ledger"], sorted(ids), set()
+        for start in range(0, len(wanted), 100):
+            keys: list[dict[str, Any]] = [
+                {"request_id": {"S": request_id}} for request_id in wanted[start : start + 100]
+            ]
+            while keys:
+                answer = self.dynamodb.batch_get_item(
+                    RequestItems={table: {"Keys": keys, "ProjectionExpression": "request_id"}}
+                )
+                present |= {item["request_id"]["S"] for item in answer["Responses"].get(table, [])}
+                keys = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+        return present
 
     # --- an export whose worker dies mid-upload -------------------------------------------------------
 
