@@ -37,16 +37,20 @@ def main() -> int:
     parser.add_argument("--kinds", nargs="*", help="run only the kinds whose name holds one of these words")
     args = parser.parse_args()
 
+    chosen = [k for k in KINDS if not args.kinds or any(word in k.name for word in args.kinds)]
+    # The short waits on the provider (STACK_ENV) only when a kind tests them: a run of the
+    # DynamoDB kinds alone keeps the defaults, so that many clients at once cannot time out.
+    waits_tested = any((kind.upstream or {}).get("kind") in ("timeout", "stall") for kind in chosen)
+    env = STACK_ENV if waits_tested else {name: value for name, value in STACK_ENV.items() if "TIMEOUT" not in name}
     results: list[KindResult] = []
     problems: list[str] = []
     started = time.monotonic()
     with (
         tempfile.TemporaryDirectory() as state,
-        launched(Path(state), token_latency_ms=2, first_token_latency_ms=5, env=STACK_ENV, startup_s=120) as stack,
+        launched(Path(state), token_latency_ms=2, first_token_latency_ms=5, env=env, startup_s=120) as stack,
     ):
         matrix = FaultMatrix(stack.info, workers=args.workers)
         try:
-            chosen = [k for k in KINDS if not args.kinds or any(word in k.name for word in args.kinds)]
             for kind in chosen:
                 kind_started = time.monotonic()
                 result = matrix.run(kind, args.requests)
