@@ -385,3 +385,14 @@ def test_the_signature_covers_the_body(fake: FakeUpstreamServer, bedrock: Any) -
         bedrock.converse(modelId=NOVA, messages=user("hello"))
 
     assert error.value.response["Error"]["Code"] == "InvalidSignatureException"
+
+
+def test_a_prompt_too_long_is_bedrocks_validation_exception(fake: FakeUpstreamServer, bedrock: Any) -> None:
+    fault(fake, kind="context_length")
+    fault(fake, kind="context_length")
+
+    with pytest.raises(bedrock.exceptions.ValidationException, match="Input is too long for requested model"):
+        bedrock.converse(modelId=NOVA, messages=user("hi"))
+    with pytest.raises(bedrock.exceptions.ValidationException, match="Input is too long for requested model"):
+        bedrock.invoke_model(modelId=CLAUDE, body=claude_body())
+    assert [record.usage for record in fake.state.requests] == [None, None]
