@@ -6,7 +6,6 @@ here is what a botocore-based gateway will read.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -34,16 +33,8 @@ TOOL_CONFIG: Any = {
 }
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeUpstreamServer]:
-    config = FakeUpstreamConfig(aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET)
-    with FakeUpstreamServer(config) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def clean(fake: FakeUpstreamServer) -> None:
-    fake.reset()
+# The module's fake upstream (tests/integration/conftest.py: fake_server): it checks SigV4 with these.
+FAKE_CONFIG = FakeUpstreamConfig(aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET)
 
 
 def client_for(fake: FakeUpstreamServer, access_key: str = ACCESS_KEY, secret: str = SECRET) -> Any:
