@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             gate = AwsFaultGate(moto_url, options.host)
             stack.callback(gate.stop)
             moto_url = gate.start()
-        needs_fake = not (options.openai_api_key and options.anthropic_api_key)
-        fake_url = start_fake_upstream(stack, options) if needs_fake else None
+        # Always: with both providers' real keys the fake still serves Bedrock, which has no key.
+        fake_url = start_fake_upstream(stack, options)
         env = configure_environment(moto_url, fake_url, options)
         check_settings()
         secrets = bootstrap_keys()

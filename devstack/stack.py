@@ -48,6 +48,10 @@ class StackOptions:
     spill_retry_s: int = 2
 
 
+# What every boto3 client of the stack signs with; moto takes any, the fake Bedrock checks these.
+LOCAL_AWS_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
@@ -100,6 +104,9 @@ def start_fake_upstream(stack: ExitStack, options: StackOptions) -> str:
     config = FakeUpstreamConfig(
         first_token_latency_s=options.first_token_latency_ms / 1000,
         per_token_latency_s=options.token_latency_ms / 1000,
+        # Its Bedrock endpoint checks each SigV4 signature against the stack's AWS credentials.
+        aws_access_key_id=LOCAL_AWS_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_AWS_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     )
     server = FakeUpstreamServer(config=config)
     server.start()
@@ -116,8 +123,7 @@ def configure_environment(moto_url: str, fake_upstream_url: str | None, options:
         # A local endpoint serves buckets by path only: virtual-hosted addressing would need
         # <bucket>.127.0.0.1 to resolve. The app's S3 clients, and so its presigned URLs, follow this.
         "MW_S3_ADDRESSING_STYLE": "path",
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
+        **LOCAL_AWS_CREDENTIALS,
         "AWS_DEFAULT_REGION": "us-east-1",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "Meterway",
@@ -135,6 +141,8 @@ def configure_environment(moto_url: str, fake_upstream_url: str | None, options:
     elif fake_upstream_url:
         env |= {"MW_ANTHROPIC_BASE_URL": fake_upstream_url, "MW_ANTHROPIC_API_KEY": "fake-anthropic-key"}
     if fake_upstream_url:
+        # No AWS here: Bedrock is always the fake's (the proxy signs with the credentials above).
+        env["MW_BEDROCK_ENDPOINT_URL"] = fake_upstream_url
         env["MW_FAKE_UPSTREAM_URL"] = fake_upstream_url
     env |= options.extra_env
     os.environ.update(env)
@@ -182,7 +190,11 @@ def write_local_json(options: StackOptions, port: int, secrets: dict[str, str], 
             "export_jobs": env["MW_EXPORT_JOBS_TABLE"],
         },
         "buckets": {"exports": env["MW_EXPORT_BUCKET"]},
-        "upstreams": {"openai": env.get("MW_OPENAI_BASE_URL"), "anthropic": env.get("MW_ANTHROPIC_BASE_URL")},
+        "upstreams": {
+            "openai": env.get("MW_OPENAI_BASE_URL"),
+            "anthropic": env.get("MW_ANTHROPIC_BASE_URL"),
+            "bedrock": env.get("MW_BEDROCK_ENDPOINT_URL"),
+        },
     }
     if "MW_FAKE_UPSTREAM_URL" in env:
         info["fake_upstream"] = env["MW_FAKE_UPSTREAM_URL"]

@@ -49,6 +49,10 @@ class ProxySettings(_KeyLookups, _Retention):
     anthropic_base_url: str = "https://api.anthropic.com"
     anthropic_api_key: SecretStr | None = None
     anthropic_version: str = "2023-06-01"
+    # Bedrock: the region whose runtime is called (the function's own when unset), and another
+    # endpoint for it (the local stack's fake; a VPC endpoint's name).
+    bedrock_region: str | None = None
+    bedrock_endpoint_url: str | None = None
     # In AWS the provider keys live in Secrets Manager, not in the function's environment.
     upstream_secret_arn: str | None = None
     max_body_bytes: int = Field(default=6 * 1024 * 1024, gt=0)

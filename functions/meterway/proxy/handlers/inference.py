@@ -97,7 +97,8 @@ async def serve(request: Request, door: FrontDoor) -> Response:
     encoder = door.encoder(record, route.id, call.created)
     if parsed.stream:
         adapter = provider.stream(door.format, route, record.request_id, call.created)
-        return EventStreamResponse(relay(call, response, adapter, encoder, settle, budget), headers=headers)
+        events = provider.events(response)
+        return EventStreamResponse(relay(call, response, events, adapter, encoder, settle, budget), headers=headers)
     try:
         payload = response.json()
     except ValueError as exc:

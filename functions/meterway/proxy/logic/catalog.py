@@ -25,6 +25,14 @@ class ModelRoute:
     #: The most output tokens one answer may ask for, as the provider documents it (None: unknown).
     max_output_tokens: int | None = None
 
+    @property
+    def prices_provider(self) -> str:
+        """The provider whose prices ``genai-prices`` has for this model (Bedrock's are ``aws``)."""
+        return _PRICES_PROVIDERS.get(self.provider, self.provider)
+
+
+_PRICES_PROVIDERS = {"bedrock": "aws"}
+
 
 def _route(
     model_id: str, *, reasoning: bool = False, endpoint: Endpoint = "chat", max_output: int | None = None
@@ -51,6 +59,10 @@ CATALOG: dict[str, ModelRoute] = {
         _route("anthropic/claude-sonnet-4-5", max_output=64_000),
         _route("anthropic/claude-haiku-4-5", max_output=64_000),
         _route("anthropic/claude-opus-4-1", max_output=32_000),
+        # Claude on Bedrock, through the US cross-region inference profiles (on-demand use of these
+        # models needs a profile); the same models, at Bedrock's regional prices.
+        _route("bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0", max_output=64_000),
+        _route("bedrock/us.anthropic.claude-haiku-4-5-20251001-v1:0", max_output=64_000),
     )
 }
 

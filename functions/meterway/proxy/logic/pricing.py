@@ -95,7 +95,7 @@ def price_usage(route: ModelRoute, usage: TokenUsage) -> Price:
     """Price ``usage`` of ``route``'s model with genai-prices; the result's rates reproduce the cost."""
     from genai_prices import calc_price
 
-    calculation = calc_price(_genai_usage(usage), model_ref=route.upstream_model, provider_id=route.provider)
+    calculation = calc_price(_genai_usage(usage), model_ref=route.upstream_model, provider_id=route.prices_provider)
     return Price(cost_usd=Decimal(calculation.total_price), rates=unit_rates(calculation.model_price, usage))
 
 
@@ -103,7 +103,9 @@ def catalog_prices(route: ModelRoute) -> dict[str, str]:
     """Base rates per million tokens for ``GET /v1/models`` (strings, so no float rounding)."""
     from genai_prices import calc_price
 
-    calculation = calc_price(_genai_usage(TokenUsage()), model_ref=route.upstream_model, provider_id=route.provider)
+    calculation = calc_price(
+        _genai_usage(TokenUsage()), model_ref=route.upstream_model, provider_id=route.prices_provider
+    )
     rates = unit_rates(calculation.model_price, TokenUsage())
     return {name: str(rate) for name, rate in rates.items()}
 

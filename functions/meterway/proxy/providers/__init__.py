@@ -7,13 +7,17 @@ from collections.abc import Callable, Mapping
 
 from pydantic import SecretStr
 
+from meterway.core import aws
 from meterway.core.settings import ProxySettings
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.providers.anthropic import Anthropic
 from meterway.proxy.providers.base import Provider
+from meterway.proxy.providers.bedrock import Bedrock
 from meterway.proxy.providers.openai_compatible import OpenAICompatible
 
 Secret = Mapping[str, str]
+# The providers keyed by an API key from the upstream secret (Bedrock signs with the role instead).
+KEYED_PROVIDERS = ("openai", "anthropic")
 
 REGISTRY: dict[str, Callable[[ProxySettings, Secret], Provider]] = {
     "openai": lambda settings, secret: OpenAICompatible(
@@ -23,6 +27,9 @@ REGISTRY: dict[str, Callable[[ProxySettings, Secret], Provider]] = {
         settings.anthropic_base_url,
         _api_key("anthropic", settings.anthropic_api_key, secret),
         settings.anthropic_version,
+    ),
+    "bedrock": lambda settings, secret: Bedrock(
+        aws.region(settings.bedrock_region), settings.bedrock_endpoint_url, aws.credentials
     ),
 }
 
