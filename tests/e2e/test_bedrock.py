@@ -5,6 +5,7 @@ tokens Bedrock reported at Bedrock's prices (genai-prices' ``aws`` provider)."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +13,7 @@ import anthropic
 import httpx
 import openai
 import pytest
+from genai_prices import Usage, calc_price
 
 from tests.e2e.expected import anthropic_price, assert_anthropic_usage_recorded
 from tests.e2e.sdk_streams import stream_to_its_error
@@ -20,6 +22,8 @@ pytestmark = pytest.mark.e2e
 
 BEDROCK_ID = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 MODEL = f"bedrock/{BEDROCK_ID}"
+NOVA_ID = "amazon.nova-pro-v1:0"
+NOVA = f"bedrock/{NOVA_ID}"
 PROMPT = "Explain why a gateway meters every token."
 
 
@@ -37,35 +41,35 @@ def bedrock_calls(stack) -> list[dict[str, Any]]:
     return [entry for entry in stack.fake_requests() if entry["path"].startswith("/model/")]
 
 
-def ask(stack, door: str, *, stream: bool) -> tuple[str, str]:
-    """One request through ``door`` with its SDK: the answer's text and the request id."""
+def ask(stack, door: str, *, stream: bool, model: str = MODEL) -> tuple[str, str]:
+    """One request to ``model`` through ``door`` with its SDK: the answer's text and the request id."""
     if door == "messages":
         client = claude(stack)
         if stream:
             with client.messages.stream(
-                model=MODEL, max_tokens=300, messages=[{"role": "user", "content": PROMPT}]
+                model=model, max_tokens=300, messages=[{"role": "user", "content": PROMPT}]
             ) as s:
                 text = s.get_final_text()
                 return text, s.response.headers["x-meterway-request-id"]
         raw = client.messages.with_raw_response.create(
-            model=MODEL, max_tokens=300, messages=[{"role": "user", "content": PROMPT}]
+            model=model, max_tokens=300, messages=[{"role": "user", "content": PROMPT}]
         )
         return raw.parse().content[0].text, raw.headers["x-meterway-request-id"]
     oai = stack.openai()
     if door == "chat":
         if stream:
             chunks = oai.chat.completions.create(
-                model=MODEL, messages=[{"role": "user", "content": PROMPT}], stream=True
+                model=model, messages=[{"role": "user", "content": PROMPT}], stream=True
             )
             text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
             return text, chunks.response.headers["x-meterway-request-id"]
-        raw = oai.chat.completions.with_raw_response.create(model=MODEL, messages=[{"role": "user", "content": PROMPT}])
+        raw = oai.chat.completions.with_raw_response.create(model=model, messages=[{"role": "user", "content": PROMPT}])
         return raw.parse().choices[0].message.content or "", raw.headers["x-meterway-request-id"]
     if stream:
-        events = oai.responses.create(model=MODEL, input=PROMPT, stream=True)
+        events = oai.responses.create(model=model, input=PROMPT, stream=True)
         text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
         return text, events.response.headers["x-meterway-request-id"]
-    raw = oai.responses.with_raw_response.create(model=MODEL, input=PROMPT)
+    raw = oai.responses.with_raw_response.create(model=model, input=PROMPT)
     return raw.parse().output_text, raw.headers["x-meterway-request-id"]
 
 
@@ -188,3 +192,85 @@ def test_an_exception_inside_bedrocks_stream_ends_the_clients_stream_with_an_err
     record = stack.generation(request_id)
     assert (record["status"], record["provider"]) == ("partial", "bedrock")
     assert record["output_tokens"] >= 3 and Decimal(str(record["cost_usd"])) > 0
+
+
+def nova_price(usage: dict[str, Any]) -> Decimal:
+    """Converse's usage priced at Nova's rates (its ``inputTokens`` leave the cache out)."""
+    reads, writes = usage.get("cacheReadInputTokens", 0), usage.get("cacheWriteInputTokens", 0)
+    return calc_price(
+        Usage(
+            input_tokens=usage["inputTokens"] + reads + writes,
+            cache_read_tokens=reads,
+            cache_write_tokens=writes,
+            output_tokens=usage["outputTokens"],
+        ),
+        model_ref=NOVA_ID,
+        provider_id="aws",
+    ).total_price
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("door", ["messages", "chat", "responses"])
+def test_each_front_door_reaches_a_converse_model_and_is_metered_as_bedrock_reported(stack, door, stream):
+    text, request_id = ask(stack, door, stream=stream, model=NOVA)
+
+    (call,) = bedrock_calls(stack)
+    # Converse, with the conversation in Converse's words
+    assert call["path"] == f"/model/{NOVA_ID}/{'converse-stream' if stream else 'converse'}"
+    assert call["body"]["messages"] == [{"role": "user", "content": [{"text": PROMPT}]}]
+    assert call["status"] == 200 and text
+    record = stack.generation(request_id)
+    assert (record["provider"], record["model"], record["status"]) == ("bedrock", NOVA, "ok")
+    usage = call["usage"]
+    assert (record["input_tokens"], record["output_tokens"]) == (usage["inputTokens"], usage["outputTokens"])
+    assert Decimal(str(record["cost_usd"])) == nova_price(usage) > 0
+
+
+def test_a_chat_client_runs_a_tool_round_trip_on_a_converse_model(stack):
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            },
+        }
+    ]
+    system = {"role": "system", "content": "You are a weather assistant. " * 300}
+    asked = [system, {"role": "user", "content": "Use get_weather for Paris."}]
+    client = stack.openai()
+
+    called = client.chat.completions.create(model=NOVA, messages=asked, tools=tools)
+    (tool_call,) = called.choices[0].message.tool_calls or []
+    answered = client.chat.completions.create(
+        model=NOVA,
+        tools=tools,
+        messages=[
+            *asked,
+            called.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": tool_call.id, "content": "18 degrees and sunny"},
+        ],
+    )
+
+    first, second = bedrock_calls(stack)
+    assert called.choices[0].finish_reason == "tool_calls" and tool_call.function.name == "get_weather"
+    assert json.loads(tool_call.function.arguments)["city"]
+    assert first["body"]["toolConfig"]["tools"][0]["toolSpec"]["name"] == "get_weather"
+    # The tool's result went back as a toolResult, and the answer quotes it
+    results = [block for message in second["body"]["messages"] for block in message["content"] if "toolResult" in block]
+    assert results[0]["toolResult"]["toolUseId"] == tool_call.id
+    assert "18 degrees" in (answered.choices[0].message.content or "")
+    assert answered.usage and answered.usage.total_tokens > 0
+
+
+def test_what_converse_cannot_say_is_a_400_that_names_it_and_reaches_nothing(stack):
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        claude(stack).messages.create(
+            model=NOVA,
+            max_tokens=2000,
+            thinking={"type": "enabled", "budget_tokens": 1024},
+            messages=[{"role": "user", "content": "hi"}],
+        )
+
+    assert "extended thinking is not available for amazon.nova-pro-v1:0" in str(raised.value)
+    assert bedrock_calls(stack) == []

@@ -63,6 +63,9 @@ CATALOG: dict[str, ModelRoute] = {
         # models needs a profile); the same models, at Bedrock's regional prices.
         _route("bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0", max_output=64_000),
         _route("bedrock/us.anthropic.claude-haiku-4-5-20251001-v1:0", max_output=64_000),
+        # Other Bedrock models, spoken to in Converse (AWS's model cards give their output limits).
+        _route("bedrock/amazon.nova-pro-v1:0", max_output=10_000),
+        _route("bedrock/us.meta.llama3-3-70b-instruct-v1:0", max_output=8_192),
     )
 }
 
