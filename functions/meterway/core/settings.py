@@ -53,6 +53,10 @@ class ProxySettings(_KeyLookups, _Retention):
     # endpoint for it (the local stack's fake; a VPC endpoint's name).
     bedrock_region: str | None = None
     bedrock_endpoint_url: str | None = None
+    # The ARNs of the Bedrock models and inference profiles the function's role may invoke,
+    # comma-separated (the template's BedrockModelArns): the catalog's Bedrock models among them
+    # are served. Unset (the local stack): every one of the catalog's.
+    bedrock_model_arns: str | None = None
     # In AWS the provider keys live in Secrets Manager, not in the function's environment.
     upstream_secret_arn: str | None = None
     max_body_bytes: int = Field(default=6 * 1024 * 1024, gt=0)

@@ -31,7 +31,8 @@ async def list_models(request: Request) -> Response:
     """``GET /v1/models``: every catalog model with its base prices per million tokens."""
     deps: ProxyDeps = request.app.state.deps
     await deps.authenticate(request)  # the catalog is for API keys only
-    return JSONResponse({"object": "list", "data": [_model(route) for route in CATALOG.values()]})
+    served = [_model(route) for route in CATALOG.values() if deps.providers.serves(route)]
+    return JSONResponse({"object": "list", "data": served})
 
 
 async def get_model(request: Request) -> Response:
@@ -41,6 +42,7 @@ async def get_model(request: Request) -> Response:
     await deps.authenticate(request)
     model_id = unquote(request.path_params["model_id"])
     route = CATALOG.get(model_id) or resolve_model(model_id, endpoint=_endpoint_of(model_id))
+    deps.providers.for_route(route)  # a model this deployment does not serve is not found
     return JSONResponse(_model(route))
 
 

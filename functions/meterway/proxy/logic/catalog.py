@@ -84,11 +84,15 @@ def resolve_model(model_id: str, *, endpoint: Endpoint = "chat") -> ModelRoute:
             )
         route = matches[0] if matches else None
     if route is None or route.endpoint != endpoint:
-        raise ModelNotFound(
-            f"The model '{model_id}' does not exist or is not served on this endpoint. "
-            "Model ids are 'provider/model'; GET /v1/models lists them."
-        )
+        raise model_not_found(model_id)
     return route
+
+
+def model_not_found(model_id: str) -> ModelNotFound:
+    return ModelNotFound(
+        f"The model '{model_id}' does not exist or is not served on this endpoint. "
+        "Model ids are 'provider/model'; GET /v1/models lists them."
+    )
 
 
 def check_output_limit(route: ModelRoute, requested: Mapping[str, Any]) -> None:

@@ -9,10 +9,10 @@ from pydantic import SecretStr
 
 from meterway.core import aws
 from meterway.core.settings import ProxySettings
-from meterway.proxy.logic.catalog import ModelRoute
+from meterway.proxy.logic.catalog import ModelRoute, model_not_found
 from meterway.proxy.providers.anthropic import Anthropic
 from meterway.proxy.providers.base import Provider
-from meterway.proxy.providers.bedrock import Bedrock
+from meterway.proxy.providers.bedrock import Bedrock, model_ids
 from meterway.proxy.providers.openai_compatible import OpenAICompatible
 
 Secret = Mapping[str, str]
@@ -29,7 +29,10 @@ REGISTRY: dict[str, Callable[[ProxySettings, Secret], Provider]] = {
         settings.anthropic_version,
     ),
     "bedrock": lambda settings, secret: Bedrock(
-        aws.region(settings.bedrock_region), settings.bedrock_endpoint_url, aws.credentials
+        aws.region(settings.bedrock_region),
+        settings.bedrock_endpoint_url,
+        aws.credentials,
+        enabled=model_ids(settings.bedrock_model_arns) if settings.bedrock_model_arns is not None else None,
     ),
 }
 
@@ -41,7 +44,14 @@ class Providers:
         self._providers = dict(providers)
 
     def for_route(self, route: ModelRoute) -> Provider:
-        return self._providers[route.provider]
+        """The route's provider; a model this deployment does not serve is not found."""
+        provider = self._providers[route.provider]
+        if not provider.serves(route):
+            raise model_not_found(route.id)
+        return provider
+
+    def serves(self, route: ModelRoute) -> bool:
+        return self._providers[route.provider].serves(route)
 
 
 def build_providers(settings: ProxySettings, secret: Secret) -> Providers:

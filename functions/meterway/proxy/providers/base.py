@@ -95,6 +95,11 @@ class Provider(ABC):
         count(GATEWAY_FAULT_METRIC, provider=self.name)
         return UpstreamError(GATEWAY_FAULT_MESSAGE, upstream_status=status)
 
+    def serves(self, route: ModelRoute) -> bool:
+        """Whether this deployment may send ``route``'s model to the provider."""
+        del route
+        return True
+
     def count_tokens(
         self, route: ModelRoute, body: dict[str, Any], client_headers: Mapping[str, str]
     ) -> UpstreamRequest | None:

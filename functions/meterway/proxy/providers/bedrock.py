@@ -59,10 +59,22 @@ class Bedrock(Provider):
 
     native: tuple[Format, ...] = ("messages",)
 
-    def __init__(self, region: str, endpoint_url: str | None, credentials: Callable[[], Any]):
+    def __init__(
+        self,
+        region: str,
+        endpoint_url: str | None,
+        credentials: Callable[[], Any],
+        *,
+        enabled: frozenset[str] | None = None,
+    ):
         self._region = region
         self._base_url = (endpoint_url or f"https://bedrock-runtime.{region}.amazonaws.com").rstrip("/")
         self._credentials = credentials
+        self._enabled = enabled
+
+    def serves(self, route: ModelRoute) -> bool:
+        """Only the models and inference profiles the role may invoke (all of them when not said)."""
+        return self._enabled is None or route.upstream_model in self._enabled
 
     def endpoint(self, fmt: Format, *, stream: bool, client_headers: Mapping[str, str]) -> tuple[str, dict[str, str]]:
         # The model and the operation make the path, and the signature the headers: see ``request``.
@@ -110,6 +122,12 @@ class Bedrock(Provider):
 
     def events(self, response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
         return anthropic_events(response)
+
+
+def model_ids(arns: str) -> frozenset[str]:
+    """The model and inference-profile ids of comma-separated Bedrock ARNs
+    (``arn:aws:bedrock:*::foundation-model/amazon.nova-pro-v1:0`` → ``amazon.nova-pro-v1:0``)."""
+    return frozenset(arn.strip().split(":", 5)[-1].split("/", 1)[-1] for arn in arns.split(",") if arn.strip())
 
 
 def takes_messages(model_id: str) -> bool:
