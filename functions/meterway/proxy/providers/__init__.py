@@ -10,6 +10,8 @@ from pydantic import SecretStr
 from meterway.core import aws
 from meterway.core.settings import ProxySettings
 from meterway.proxy.logic.catalog import ModelRoute, model_not_found
+from meterway.proxy.logic.providers_config import ProvidersFile
+from meterway.proxy.models import Format
 from meterway.proxy.providers.anthropic import Anthropic
 from meterway.proxy.providers.base import Provider
 from meterway.proxy.providers.bedrock import Bedrock, model_ids
@@ -54,9 +56,18 @@ class Providers:
         return self._providers[route.provider].serves(route)
 
 
-def build_providers(settings: ProxySettings, secret: Secret) -> Providers:
-    """Every registered provider, configured from the settings and the upstream secret."""
+def build_providers(settings: ProxySettings, secret: Secret, file: ProvidersFile | None = None) -> Providers:
+    """Every registered provider, configured from the settings and the upstream secret, and the
+    providers file's OpenAI-compatible ones."""
     providers = {name: build(settings, secret) for name, build in REGISTRY.items()}
+    for name, configured in (file or ProvidersFile()).providers.items():
+        entry = (file or ProvidersFile()).key_entry(name)
+        local = settings.provider_api_keys.get(entry)
+        key = secret.get(entry) or (local.get_secret_value() if local else None)
+        native: tuple[Format, ...] = (
+            ("chat", "responses", "embeddings") if configured.responses else ("chat", "embeddings")
+        )
+        providers[name] = OpenAICompatible(configured.base_url, key, native=native)
     for name, provider in providers.items():
         provider.name = name
     return Providers(providers)
