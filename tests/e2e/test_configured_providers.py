@@ -17,6 +17,7 @@ import openai
 import pytest
 from genai_prices import Usage, calc_price
 
+from devstack.stack import free_port
 from tests.e2e.conftest import ROOT, LocalStack, launched
 
 pytestmark = pytest.mark.e2e
@@ -125,3 +126,29 @@ def test_a_providers_file_that_is_not_valid_stops_the_stack_saying_where(tmp_pat
         pass
 
     assert "acme/m1: genai-prices has no model 'm1' for provider 'nope'" in str(failed.value)
+
+
+def test_a_provider_that_refuses_the_connection_is_a_502_and_an_error_record_that_bills_nothing(tmp_path: Path):
+    # Given a provider configured at a port where nothing listens
+    dead_port = free_port()
+    file = tmp_path / "providers.json"
+    offline = {
+        "base_url": f"http://127.0.0.1:{dead_port}/v1",
+        "models": [{"id": "m1", "prices": {"input_mtok": "1", "output_mtok": "1"}}],
+    }
+    file.write_text(json.dumps({"providers": {"offline": offline}}))
+    state = tmp_path / "state"
+    state.mkdir()
+
+    with launched(state, token_latency_ms=0, first_token_latency_ms=0, env={"MW_PROVIDERS_FILE": str(file)}) as stack:
+        with pytest.raises(openai.InternalServerError) as raised:
+            stack.openai().chat.completions.create(model="offline/m1", messages=PROMPT)
+        record = stack.generation(raised.value.response.headers["x-meterway-request-id"])
+
+    assert raised.value.status_code == 502 and "could not be reached" in str(raised.value)
+    assert (record["status"], record["provider"], record["cost_usd"], record["total_tokens"]) == (
+        "error",
+        "offline",
+        0,
+        0,
+    )
