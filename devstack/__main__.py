@@ -52,6 +52,10 @@ def parse_args(argv: list[str] | None) -> StackOptions:
         aws_faults=_flag("MW_LOCAL_AWS_FAULTS"),
         redeliver_streams=_flag("MW_LOCAL_REDELIVER_STREAMS"),
         spill_retry_s=int(os.environ.get("MW_LOCAL_SPILL_RETRY_S", 2)),
+        openai_base_url=os.environ.get("OPENAI_BASE_URL") or None,
+        anthropic_base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
+        # The local providers file: two OpenAI-compatible providers, both served by the fake upstream.
+        providers_file=Path(os.environ.get("MW_PROVIDERS_FILE") or ROOT / "devstack" / "providers.json"),
     )
 
 
@@ -71,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             gate = AwsFaultGate(moto_url, options.host)
             stack.callback(gate.stop)
             moto_url = gate.start()
-        needs_fake = not (options.openai_api_key and options.anthropic_api_key)
-        fake_url = start_fake_upstream(stack, options) if needs_fake else None
+        # Always: with both providers' real keys the fake still serves Bedrock, which has no key.
+        fake_url = start_fake_upstream(stack, options)
         env = configure_environment(moto_url, fake_url, options)
         check_settings()
         secrets = bootstrap_keys()

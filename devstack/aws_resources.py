@@ -199,7 +199,7 @@ class _Resolver:
         return re.sub(r"\$\{([^}]+)\}", replace, text)
 
     def resolve(self, value: Any) -> Any:
-        """Return `value` with every Ref, Fn::GetAtt and Fn::Sub replaced by its local value."""
+        """Return `value` with every Ref, Fn::GetAtt, Fn::Sub, Fn::Join and Fn::If replaced by its local value."""
         if isinstance(value, list):
             return [self.resolve(item) for item in value]
         if not isinstance(value, dict):
@@ -212,6 +212,12 @@ class _Resolver:
                 return self._get_att(arg[0], arg[1])
             if key == "Fn::Sub" and isinstance(arg, str):
                 return self._sub(arg)
+            if key == "Fn::Join":
+                delimiter, items = arg
+                joined = self.resolve(items)
+                # A CommaDelimitedList parameter's Ref is its default, kept here as the text it was.
+                parts = joined.split(",") if isinstance(joined, str) else joined
+                return delimiter.join(str(part) for part in parts)
             if key == "Fn::If":
                 condition, if_true, if_false = arg
                 return self.resolve(if_true if self._holds({"Condition": condition}) else if_false)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,15 @@ class StackOptions:
     # Seconds before a spilled record that failed to replay is tried again (AWS: the queue's 180 s
     # VisibilityTimeout). Its 5 receives must outlast a local outage (MW_LOCAL_SPILL_RETRY_S).
     spill_retry_s: int = 2
+    # Upstream base URLs for the real providers (OPENAI_BASE_URL, ANTHROPIC_BASE_URL), and the
+    # providers file (MW_PROVIDERS_FILE).
+    openai_base_url: str | None = None
+    anthropic_base_url: str | None = None
+    providers_file: Path | None = None
+
+
+# What every boto3 client of the stack signs with; moto takes any, the fake Bedrock checks these.
+LOCAL_AWS_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -100,6 +110,9 @@ def start_fake_upstream(stack: ExitStack, options: StackOptions) -> str:
     config = FakeUpstreamConfig(
         first_token_latency_s=options.first_token_latency_ms / 1000,
         per_token_latency_s=options.token_latency_ms / 1000,
+        # Its Bedrock endpoint checks each SigV4 signature against the stack's AWS credentials.
+        aws_access_key_id=LOCAL_AWS_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_AWS_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     )
     server = FakeUpstreamServer(config=config)
     server.start()
@@ -116,8 +129,7 @@ def configure_environment(moto_url: str, fake_upstream_url: str | None, options:
         # A local endpoint serves buckets by path only: virtual-hosted addressing would need
         # <bucket>.127.0.0.1 to resolve. The app's S3 clients, and so its presigned URLs, follow this.
         "MW_S3_ADDRESSING_STYLE": "path",
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
+        **LOCAL_AWS_CREDENTIALS,
         "AWS_DEFAULT_REGION": "us-east-1",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "Meterway",
@@ -127,27 +139,53 @@ def configure_environment(moto_url: str, fake_upstream_url: str | None, options:
     resources = create_resources(TEMPLATE, prefix="meterway-local", endpoint_url=moto_url)
     env |= env_for(resources)
     if options.openai_api_key:
-        env |= {"MW_OPENAI_BASE_URL": "https://api.openai.com/v1", "MW_OPENAI_API_KEY": options.openai_api_key}
+        base = options.openai_base_url or "https://api.openai.com/v1"
+        env |= {"MW_OPENAI_BASE_URL": base, "MW_OPENAI_API_KEY": options.openai_api_key}
     elif fake_upstream_url:
         env |= {"MW_OPENAI_BASE_URL": f"{fake_upstream_url}/v1", "MW_OPENAI_API_KEY": "fake-openai-key"}
     if options.anthropic_api_key:
-        env |= {"MW_ANTHROPIC_BASE_URL": "https://api.anthropic.com", "MW_ANTHROPIC_API_KEY": options.anthropic_api_key}
+        base = options.anthropic_base_url or "https://api.anthropic.com"
+        env |= {"MW_ANTHROPIC_BASE_URL": base, "MW_ANTHROPIC_API_KEY": options.anthropic_api_key}
     elif fake_upstream_url:
         env |= {"MW_ANTHROPIC_BASE_URL": fake_upstream_url, "MW_ANTHROPIC_API_KEY": "fake-anthropic-key"}
     if fake_upstream_url:
+        # No AWS here: Bedrock is always the fake's (the proxy signs with the credentials above).
+        env["MW_BEDROCK_ENDPOINT_URL"] = fake_upstream_url
         env["MW_FAKE_UPSTREAM_URL"] = fake_upstream_url
+    if options.providers_file:
+        env |= providers_environment(options.providers_file.read_text(), fake_upstream_url, os.environ)
     env |= options.extra_env
     os.environ.update(env)
     return env
+
+
+def providers_environment(text: str, fake_upstream_url: str | None, environ: Mapping[str, str]) -> dict[str, str]:
+    """The providers file for the proxy and the API (``MW_PROVIDERS``), where
+    ``${MW_FAKE_UPSTREAM_URL}`` stands for the local fake upstream, and its providers' keys, each
+    from ``<NAME>_API_KEY`` in the environment (``MW_PROVIDER_API_KEYS``, by secret entry)."""
+    from meterway.proxy.logic.providers_config import parse_providers
+
+    if fake_upstream_url:
+        text = text.replace("${MW_FAKE_UPSTREAM_URL}", fake_upstream_url)
+    file = parse_providers(text)
+    keys = {
+        file.key_entry(name): environ[variable]
+        for name in file.providers
+        if (variable := f"{name.upper().replace('-', '_')}_API_KEY") in environ
+    }
+    return {"MW_PROVIDERS": text, "MW_PROVIDER_API_KEYS": json.dumps(keys)}
 
 
 def check_settings() -> None:
     """Every function's settings, read from the environment just configured: a variable the
     template's resources did not provide stops the stack here, naming it."""
     from meterway.core.settings import FUNCTION_SETTINGS, load_settings
+    from meterway.proxy.logic.providers_config import load_catalog, parse_providers
 
     for kind in FUNCTION_SETTINGS.values():
         load_settings(kind)
+    # A providers file that does not parse, or prices a model genai-prices does not know, stops it too.
+    load_catalog(parse_providers(os.environ.get("MW_PROVIDERS")))
 
 
 def bootstrap_keys() -> dict[str, str]:
@@ -182,7 +220,11 @@ def write_local_json(options: StackOptions, port: int, secrets: dict[str, str], 
             "export_jobs": env["MW_EXPORT_JOBS_TABLE"],
         },
         "buckets": {"exports": env["MW_EXPORT_BUCKET"]},
-        "upstreams": {"openai": env.get("MW_OPENAI_BASE_URL"), "anthropic": env.get("MW_ANTHROPIC_BASE_URL")},
+        "upstreams": {
+            "openai": env.get("MW_OPENAI_BASE_URL"),
+            "anthropic": env.get("MW_ANTHROPIC_BASE_URL"),
+            "bedrock": env.get("MW_BEDROCK_ENDPOINT_URL"),
+        },
     }
     if "MW_FAKE_UPSTREAM_URL" in env:
         info["fake_upstream"] = env["MW_FAKE_UPSTREAM_URL"]

@@ -4,10 +4,12 @@ format), its stores in memory: for tests that go through every front door withou
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 import httpx
 from pydantic import SecretStr
@@ -26,6 +28,7 @@ from meterway.proxy.providers import build_providers
 from tests.fakes import FakeQuotas, InMemoryKeyStore, InMemoryLedger, InMemorySpill
 
 UPSTREAM_KEYS = {"openai": "sk-proj-upstream-openai-0000", "anthropic": "sk-ant-upstream-anthropic-0000"}
+HARNESS_AWS_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIAHARNESS000000000", "AWS_SECRET_ACCESS_KEY": "harness-secret"}
 PROMPT = [{"role": "user", "content": "Capital of France?"}]
 # A request each front door takes, by path; ``DOORS[path] | {"model": ...}`` is ready to send.
 DOORS: dict[str, dict[str, Any]] = {
@@ -79,6 +82,7 @@ def gateway(limits: KeyLimits | None = None) -> Iterator[Gateway]:
         openai_api_key=SecretStr(UPSTREAM_KEYS["openai"]),
         anthropic_base_url="http://upstream.test",
         anthropic_api_key=SecretStr(UPSTREAM_KEYS["anthropic"]),
+        bedrock_endpoint_url="http://upstream.test",
     )
     keys, quotas, ledger, upstream = InMemoryKeyStore(), FakeQuotas(), InMemoryLedger(), create_fake_upstream()
     key, secret = mint_key("acct", "harness", limits=limits or KeyLimits())
@@ -88,5 +92,9 @@ def gateway(limits: KeyLimits | None = None) -> Iterator[Gateway]:
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=upstream), base_url="http://upstream.test")
         return ProxyDeps(settings, keys, quotas, ledger, InMemorySpill(), Upstream(http), build_providers(settings, {}))
 
-    with TestClient(create_app(deps), raise_server_exceptions=False) as client:
+    # Bedrock is signed with the process's AWS credentials (the function's role, in AWS).
+    with (
+        mock.patch.dict(os.environ, HARNESS_AWS_CREDENTIALS),
+        TestClient(create_app(deps), raise_server_exceptions=False) as client,
+    ):
         yield Gateway(client, secret, quotas, ledger, upstream)

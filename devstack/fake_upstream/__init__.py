@@ -1,7 +1,7 @@
-"""A faithful fake of the OpenAI and Anthropic HTTP APIs for the dev stack and the tests.
+"""A faithful fake of the OpenAI, Anthropic and Amazon Bedrock HTTP APIs for the dev stack and the tests.
 
-It speaks the real wire formats (JSON and server-sent events) of Chat Completions, Responses,
-embeddings and Anthropic Messages, with deterministic replies and usage accounting: prompt
+It speaks the real wire formats (JSON, server-sent events and AWS event streams) of Chat
+Completions, Responses, embeddings, Anthropic Messages and Bedrock's InvokeModel and Converse, with deterministic replies and usage accounting: prompt
 caching, reasoning/thinking tokens, tool calls, structured outputs, context-window errors and
 injectable faults.
 """

@@ -11,6 +11,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .anthropic_api import ANTHROPIC, count_message_tokens, messages
+from .bedrock_api import BEDROCK, invoke_model
+from .bedrock_converse import converse
 from .catalog import list_models
 from .common import state_of
 from .config import FakeUpstreamConfig
@@ -64,12 +66,14 @@ async def health(request: Request) -> Response:
 async def _not_found(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 404
     message = f"Unknown request URL: {request.method} {request.url.path}."
+    if request.url.path.startswith("/model/"):
+        return BEDROCK.error(status, message, code="UnknownOperationException")
     anthropic = request.url.path.startswith("/v1/messages") or "x-api-key" in request.headers
     return (ANTHROPIC if anthropic else OPENAI).error(status, message)
 
 
 def create_app(config: FakeUpstreamConfig | None = None) -> Starlette:
-    """Build a fake OpenAI + Anthropic upstream with its own caches, faults and request log.
+    """Build a fake OpenAI + Anthropic + Bedrock upstream with its own caches, faults and request log.
 
     The state is reachable as ``app.state.fake`` (a ``FakeState``) for in-process inspection.
     """
@@ -81,6 +85,11 @@ def create_app(config: FakeUpstreamConfig | None = None) -> Starlette:
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/messages", messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", count_message_tokens, methods=["POST"]),
+        # Bedrock model ids may be ARNs, whose "/" the client escapes but the router sees decoded.
+        Route("/model/{model_id:path}/invoke", invoke_model, methods=["POST"]),
+        Route("/model/{model_id:path}/invoke-with-response-stream", invoke_model, methods=["POST"]),
+        Route("/model/{model_id:path}/converse", converse, methods=["POST"]),
+        Route("/model/{model_id:path}/converse-stream", converse, methods=["POST"]),
         Route("/_fake/faults", add_faults, methods=["POST"]),
         Route("/_fake/faults", list_faults, methods=["GET"]),
         Route("/_fake/faults", clear_faults, methods=["DELETE"]),

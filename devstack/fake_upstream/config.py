@@ -19,6 +19,9 @@ class FakeUpstreamConfig:
         anthropic_cache_min_tokens: Shortest prefix Anthropic caches (the real API uses 1024;
             0 lets tests cache small prompts).
         openai_cache_ttl_s: How long an OpenAI cached prefix survives without being used.
+        aws_access_key_id: When set, Bedrock requests must be signed with exactly this access key id;
+            otherwise any well-formed SigV4 signature is accepted.
+        aws_secret_access_key: When set, Bedrock checks each request's SigV4 signature with this secret.
     """
 
     first_token_latency_s: float = 0.0
@@ -28,3 +31,5 @@ class FakeUpstreamConfig:
     api_key: str | None = None
     anthropic_cache_min_tokens: int = 0
     openai_cache_ttl_s: float = 600.0
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None

@@ -134,7 +134,10 @@ def _validate_tool_messages(messages: list[dict[str, Any]]) -> Problem | None:
 
 
 def _validate_options(body: dict[str, Any]) -> Problem | None:
-    """``n``, ``tool_choice`` and ``response_format``."""
+    """``tools``, ``n``, ``tool_choice`` and ``response_format``."""
+    tools = body.get("tools")
+    if tools is not None and not (isinstance(tools, list) and all(isinstance(tool, dict) for tool in tools)):
+        return ("Invalid type for 'tools': expected an array of objects.", "tools", "invalid_type")
     n = body.get("n")
     if n is not None and not (is_int(n) and n <= MAX_CHOICES):
         return (f"Invalid 'n': expected an integer between 1 and {MAX_CHOICES}.", "n", "invalid_value")

@@ -82,6 +82,8 @@ def _validate_call_pairs(items: list[dict[str, Any]]) -> Problem | None:
 
 def _validate_options(body: dict[str, Any]) -> Problem | None:
     """Tools, tool choice, reasoning and the output format."""
+    if body.get("tools") is not None and not isinstance(body["tools"], list):
+        return ("Invalid type for 'tools': expected an array.", "tools", "invalid_type")
     for index, tool in enumerate(body.get("tools") or []):
         if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
             return _missing(f"tools[{index}].type")

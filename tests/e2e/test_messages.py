@@ -10,7 +10,8 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
-from genai_prices import Usage, calc_price
+
+from tests.e2e.expected import assert_anthropic_usage_recorded
 
 pytestmark = pytest.mark.e2e
 
@@ -28,33 +29,9 @@ def claude(stack, **kwargs: Any) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=stack.base, api_key=stack.api_key, max_retries=0, **kwargs)
 
 
-def anthropic_price(model: str, usage: dict[str, Any]) -> Decimal:
-    writes = usage.get("cache_creation") or {}
-    five, hour = writes.get("ephemeral_5m_input_tokens", 0), writes.get("ephemeral_1h_input_tokens", 0)
-    reads = usage.get("cache_read_input_tokens") or 0
-    return calc_price(
-        Usage(
-            input_tokens=usage["input_tokens"] + five + hour + reads,
-            cache_read_tokens=reads,
-            cache_write_tokens=five + hour,
-            cache_write_5m_tokens=five,
-            cache_write_1h_tokens=hour,
-            output_tokens=usage["output_tokens"],
-        ),
-        model_ref=model,
-        provider_id="anthropic",
-    ).total_price
-
-
 def assert_record_is_the_upstreams_usage(record: dict[str, Any], usage: dict[str, Any], model: str) -> None:
-    writes = usage.get("cache_creation") or {}
     assert record["endpoint"] == "messages" and record["status"] == "ok"
-    assert record["input_tokens"] == usage["input_tokens"]
-    assert record["output_tokens"] == usage["output_tokens"] > 0
-    assert record["cache_read_tokens"] == (usage.get("cache_read_input_tokens") or 0)
-    assert record["cache_creation_5m_tokens"] == writes.get("ephemeral_5m_input_tokens", 0)
-    assert record["cache_creation_1h_tokens"] == writes.get("ephemeral_1h_input_tokens", 0)
-    assert Decimal(str(record["cost_usd"])) == anthropic_price(model, usage) > 0
+    assert_anthropic_usage_recorded(record, usage, model)
 
 
 def test_a_message_passes_through_and_is_metered_as_the_upstream_reported(stack):

@@ -16,6 +16,8 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
+from tests.e2e.sdk_streams import stream_to_its_error
+
 pytestmark = pytest.mark.e2e
 
 PROMPT = "Count from one to twenty, in words."
@@ -152,40 +154,12 @@ def test_a_providers_error_event_inside_a_200_stream_reaches_the_client_and_bill
     assert served[-1]["status"] == 200
 
 
-def _sdk_stream(stack, door: str) -> tuple[str, str]:
-    """Stream a request with the client's official SDK, reading to the end: the request id, and
-    what the SDK says ended the stream."""
-    import anthropic
-    import openai
-
-    sent = DOORS[door]
-    if door == "messages":
-        claude = anthropic.Anthropic(base_url=stack.base, api_key=stack.api_key, max_retries=0)
-        with claude.messages.stream(model=sent.model, **sent.body) as stream:
-            # The SDK raises the stream's error event
-            with pytest.raises(anthropic.APIStatusError) as raised:
-                stream.until_done()
-            return stream.response.headers["x-meterway-request-id"], str(raised.value)
-    client = stack.openai()
-    if door == "chat":
-        chunks = client.chat.completions.create(model=sent.model, stream=True, **sent.body)
-        with pytest.raises(openai.APIError) as failed:
-            for _ in chunks:
-                pass
-        return chunks.response.headers["x-meterway-request-id"], str(failed.value)
-    # Responses: the SDK hands the error event to the caller, the last one of the stream
-    events = client.responses.create(model=sent.model, stream=True, **sent.body)
-    last = list(events)[-1]
-    assert last.type == "error", last
-    return events.response.headers["x-meterway-request-id"], str(last.message)
-
-
 @pytest.mark.parametrize("door", DOORS)
 def test_each_sdk_hears_why_a_stalled_stream_ended_and_the_partial_answer_is_billed(stack, door):
     stack.fake_faults({"kind": "stall", "after_tokens": 2, "seconds": 30}, path=DOORS[door].path)
     started = time.monotonic()
 
-    request_id, said = _sdk_stream(stack, door)
+    request_id, said = stream_to_its_error(stack, door, DOORS[door].model, PROMPT)
 
     assert "sent nothing for 2 s" in said
     assert 2 <= time.monotonic() - started < 10

@@ -144,6 +144,27 @@ def accesses_of(service: str, operation: str, params: Mapping[str, Any], region:
 # --- Recording ------------------------------------------------------------------------------------
 
 
+# The regions each geography's cross-region inference profiles route to (AWS's "Supported Regions
+# and models for inference profiles"): a call through a profile needs the foundation model in each.
+_PROFILE_REGIONS = {"us": ("us-east-1", "us-east-2", "us-west-2"), "eu": ("eu-central-1", "eu-west-1", "eu-west-3")}
+
+
+def bedrock_accesses(path: str, region: str) -> set[Access]:
+    """What one Bedrock Runtime call needs in IAM, read from the path it reached the endpoint at
+    (``/model/{model or inference profile id}/{invoke|invoke-with-response-stream|converse|converse-stream}``):
+    the gateway signs these calls itself, so no botocore hook sees them."""
+    _, _, model_id, operation = path.split("/", 3)
+    action = "bedrock:InvokeModelWithResponseStream" if operation.endswith("stream") else "bedrock:InvokeModel"
+    geography, _, base_model = model_id.partition(".")
+    if geography not in _PROFILE_REGIONS:
+        return {Access(action, f"arn:aws:bedrock:{region}::foundation-model/{model_id}")}
+    profile = Access(action, f"arn:aws:bedrock:{region}:{DEFAULT_ACCOUNT_ID}:inference-profile/{model_id}")
+    return {profile} | {
+        Access(action, f"arn:aws:bedrock:{routed}::foundation-model/{base_model}")
+        for routed in _PROFILE_REGIONS[geography]
+    }
+
+
 @dataclass(frozen=True)
 class Fault:
     """Fail the calls to ``operation`` that touch a resource containing ``resource_part``."""
@@ -306,6 +327,11 @@ class _Arns:
             "AWS::AccountId": DEFAULT_ACCOUNT_ID,
             "AWS::Partition": "aws",
         }
+        # A parameter is its default (the list a CommaDelimitedList stands for).
+        for name, parameter in template.get("Parameters", {}).items():
+            if "Default" in parameter:
+                default = str(parameter["Default"])
+                self._refs[name] = default.split(",") if parameter["Type"] == "CommaDelimitedList" else default  # type: ignore[assignment]
         self._arns: dict[str, str] = {}
         for logical_id, physical_id in physical.items():
             kind = template["Resources"][logical_id]["Type"]

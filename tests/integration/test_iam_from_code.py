@@ -38,14 +38,31 @@ from meterway.exports.handlers import export_worker
 from meterway.ledger.handlers import ledger_replay
 from meterway.management_api import handler as management_api
 from meterway.proxy.handlers.app import create_app
+from meterway.proxy.logic.catalog import CATALOG
+from meterway.proxy.providers.bedrock import model_ids
 from tests.integration.conftest import call_api, running_moto_server
-from tests.integration.iam_access import Access, AccessRecorder, Fault, Role, deployed_roles, service_accesses
+from tests.integration.iam_access import (
+    Access,
+    AccessRecorder,
+    Fault,
+    Role,
+    bedrock_accesses,
+    deployed_roles,
+    service_accesses,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 REGION = "us-east-1"
 UPSTREAM_KEY = "sk-upstream-from-the-secret"
 ACCOUNT = "acct"
+# The catalog's Bedrock models that template.yaml's BedrockModelArns lets the proxy invoke.
+BEDROCK_MODELS = sorted(
+    route.id
+    for route in CATALOG.values()
+    if route.provider == "bedrock"
+    and route.upstream_model in model_ids(load_template(TEMPLATE)["Parameters"]["BedrockModelArns"]["Default"])
+)
 FUNCTIONS = sorted(
     logical_id
     for logical_id, resource in load_template(TEMPLATE)["Resources"].items()
@@ -138,6 +155,12 @@ def drive_the_proxy(stack: Stack, api_key: str, limited_key: str) -> str:
         answered = stack.proxy.post(path, json=body, headers=auth)
         assert answered.status_code == 200, (path, answered.text)
         request_ids.append(answered.headers.get("x-meterway-request-id"))
+    # Bedrock: each model the template lets the role invoke, whole and streamed
+    for model in BEDROCK_MODELS:
+        for stream in (False, True):
+            body = {"model": model, "max_tokens": 32, "messages": hi, "stream": stream}
+            answered = stack.proxy.post("/v1/messages", json=body, headers=auth)
+            assert answered.status_code == 200, (model, answered.text)
     for path in ("/v1/models", "/v1/models/openai/gpt-4o-mini", "/v1/key", f"/v1/generation?id={request_ids[0]}"):
         assert stack.proxy.get(path, headers=auth).status_code == 200, path
 
@@ -263,6 +286,8 @@ def run() -> Iterator[Run]:
             "MW_UPSTREAM_SECRET_ARN": secret,
             "MW_OPENAI_BASE_URL": fake.openai_base_url,
             "MW_ANTHROPIC_BASE_URL": fake.base_url,
+            "MW_BEDROCK_ENDPOINT_URL": fake.base_url,
+            "MW_BEDROCK_MODEL_ARNS": load_template(TEMPLATE)["Parameters"]["BedrockModelArns"]["Default"],
         }.items():
             env.setenv(name, value)
         for name in ("MW_OPENAI_API_KEY", "MW_ANTHROPIC_API_KEY"):
@@ -279,6 +304,13 @@ def run() -> Iterator[Run]:
         try:
             with stack.proxy:
                 spilled = drive_the_proxy(stack, api_key, limited_secret)
+            # The proxy signs its Bedrock calls itself: what they need is read from where they went.
+            recorder.accesses["ProxyFunction"] |= {
+                access
+                for call in fake.requests()
+                if call["path"].startswith("/model/")
+                for access in bedrock_accesses(call["path"], REGION)
+            }
             drive_the_replay(stack, spilled)
             drive_the_aggregator(stack)
             drive_the_api(stack, admin)

@@ -11,7 +11,7 @@ import pytest
 
 from devstack.aws_resources import load_template
 from meterway.cli import main as meterway_command
-from meterway.proxy.providers import REGISTRY
+from meterway.proxy.providers import KEYED_PROVIDERS
 from scripts import stack_outputs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +76,7 @@ def test_the_secret_command_stores_what_the_proxy_reads_in_the_stacks_secret(dep
 
     # Then the stack's secret holds one `<provider>_api_key` entry per provider the proxy knows
     stored = boto3.client("secretsmanager").get_secret_value(SecretId=deployed["UpstreamSecretArn"])
-    assert set(json.loads(stored["SecretString"])) == {f"{name}_api_key" for name in REGISTRY}
+    assert set(json.loads(stored["SecretString"])) == {f"{name}_api_key" for name in KEYED_PROVIDERS}
 
 
 def test_the_admin_key_command_creates_an_admin_key_in_the_stacks_table(deployed, capsys, monkeypatch):

@@ -5,7 +5,7 @@ from genai_prices import Usage, calc_price
 
 from meterway.core.errors import InvalidRequest, ModelNotFound
 from meterway.ledger.models import TokenUsage
-from meterway.proxy.logic.catalog import CATALOG, ModelRoute, resolve_model
+from meterway.proxy.logic.catalog import CATALOG, Catalog, ModelRoute, resolve_model
 from meterway.proxy.logic.pricing import catalog_prices, price_usage
 
 USAGE = TokenUsage(
@@ -76,18 +76,18 @@ def test_catalog_prices_are_strings_per_million_tokens():
     assert prices["cache_read_mtok"] == "0.075"
 
 
-def test_a_bare_id_resolves_to_the_one_model_that_has_it_and_an_ambiguous_one_lists_them(monkeypatch):
+def test_a_bare_id_resolves_to_the_one_model_that_has_it_and_an_ambiguous_one_lists_them():
     assert resolve_model("gpt-4o-mini").id == "openai/gpt-4o-mini"
     assert resolve_model("claude-haiku-4-5").id == "anthropic/claude-haiku-4-5"
     # Given a second provider serving the same model
-    monkeypatch.setitem(CATALOG, "azure/gpt-4o-mini", ModelRoute("azure/gpt-4o-mini", "azure", "gpt-4o-mini"))
+    catalog = Catalog([*CATALOG.values(), ModelRoute("azure/gpt-4o-mini", "azure", "gpt-4o-mini")])
     with pytest.raises(InvalidRequest) as ambiguous:
-        resolve_model("gpt-4o-mini")
+        catalog.resolve("gpt-4o-mini")
     assert "openai/gpt-4o-mini" in ambiguous.value.message and "azure/gpt-4o-mini" in ambiguous.value.message
     # A full id still names exactly one
-    assert resolve_model("openai/gpt-4o-mini").provider == "openai"
+    assert catalog.resolve("openai/gpt-4o-mini").provider == "openai"
     with pytest.raises(ModelNotFound):
-        resolve_model("gpt-0")
+        catalog.resolve("gpt-0")
 
 
 def test_server_side_web_searches_are_billed_per_search_at_the_models_rate():

@@ -6,6 +6,7 @@ proxy's cold start does not pay until it needs DynamoDB.
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -33,6 +34,23 @@ def client(service: str, addressing_style: str | None = None) -> Any:
         return boto3.session.Session().client(service, config=_config(addressing_style))  # type: ignore[call-overload]
 
     return container.provide(("boto3", service, addressing_style), build)
+
+
+def region(configured: str | None = None) -> str:
+    """``configured``, else the process's region as boto3 finds it in the environment (Lambda sets
+    ``AWS_REGION``)."""
+    return configured or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def credentials() -> Any | None:
+    """The process's AWS credentials as they are now (in Lambda, the function's role), to sign a
+    request that does not go through a boto3 client; botocore refreshes them before they expire."""
+
+    import botocore.session
+
+    # The session keeps the credentials once found (and looks again while there are none).
+    found = container.provide(("botocore", "session"), botocore.session.get_session).get_credentials()
+    return found.get_frozen_credentials() if found is not None else None
 
 
 class AwsResource:

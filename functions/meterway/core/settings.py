@@ -32,13 +32,19 @@ class _Retention(_Settings):
     ledger_retention_days: int = Field(default=0, ge=0)
 
 
+class _Catalog(_Settings):
+    # The providers file (JSON, the template's ProvidersConfig): OpenAI-compatible providers and
+    # the models they add to the catalog (meterway.proxy.logic.providers_config).
+    providers: str = ""
+
+
 class _S3Access(_Settings):
     export_bucket: str
     # Local S3 endpoints need path-style URLs; AWS takes either.
     s3_addressing_style: str = Field(default="auto", pattern="^(auto|path|virtual)$")
 
 
-class ProxySettings(_KeyLookups, _Retention):
+class ProxySettings(_KeyLookups, _Retention, _Catalog):
     """ProxyFunction: keys and counters, the ledger, the spill queue, and the upstreams."""
 
     keys_table: str
@@ -49,8 +55,18 @@ class ProxySettings(_KeyLookups, _Retention):
     anthropic_base_url: str = "https://api.anthropic.com"
     anthropic_api_key: SecretStr | None = None
     anthropic_version: str = "2023-06-01"
+    # Bedrock: the region whose runtime is called (the function's own when unset), and another
+    # endpoint for it (the local stack's fake; a VPC endpoint's name).
+    bedrock_region: str | None = None
+    bedrock_endpoint_url: str | None = None
+    # The ARNs of the Bedrock models and inference profiles the function's role may invoke,
+    # comma-separated (the template's BedrockModelArns): the catalog's Bedrock models among them
+    # are served. Unset (the local stack): every one of the catalog's.
+    bedrock_model_arns: str | None = None
     # In AWS the provider keys live in Secrets Manager, not in the function's environment.
     upstream_secret_arn: str | None = None
+    # Locally, the keys of the providers file's providers, by their secret entry's name (JSON).
+    provider_api_keys: dict[str, SecretStr] = Field(default_factory=dict)
     max_body_bytes: int = Field(default=6 * 1024 * 1024, gt=0)
     upstream_connect_timeout_s: float = Field(default=10.0, gt=0)
     # Until the answer starts (a non-streamed answer: until it is whole). A reasoning model may
@@ -65,7 +81,7 @@ class ProxySettings(_KeyLookups, _Retention):
     upstream_max_connections: int = Field(default=100, gt=0)
 
 
-class ApiSettings(_KeyLookups, _Retention, _S3Access):
+class ApiSettings(_KeyLookups, _Retention, _S3Access, _Catalog):
     """ApiFunction: every table, the export queue and bucket, and the console's origin."""
 
     keys_table: str

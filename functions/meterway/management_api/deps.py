@@ -25,7 +25,8 @@ from meterway.exports.dal.export_files import FileStore, S3Files
 from meterway.exports.dal.export_jobs import DynamoExportJobStore, ExportJobStore
 from meterway.exports.dal.job_queue import JobQueue, SqsJobQueue
 from meterway.ledger.dal.ledger_store import DynamoLedgerStore, LedgerStore
-from meterway.proxy.logic.catalog import CATALOG
+from meterway.proxy.logic.catalog import BUILT_IN
+from meterway.proxy.logic.providers_config import load_catalog, parse_providers
 
 
 @dataclass
@@ -44,8 +45,8 @@ class ApiDeps:
     export_files: FileStore
     export_queue: JobQueue
     key_usage: KeyUsage
-    # The catalog's model ids: what a key's allowed_models may name.
-    models: frozenset[str] = frozenset(CATALOG)
+    # The catalog's model ids, the providers file's included: what a key's allowed_models may name.
+    models: frozenset[str] = BUILT_IN.ids()
     clock: Callable[[], datetime] = field(default=utc_now)
 
 
@@ -65,4 +66,5 @@ def api_deps() -> ApiDeps:
         export_files=S3Files(settings.export_bucket, settings.s3_addressing_style),
         export_queue=SqsJobQueue(settings.export_queue_url),
         key_usage=RollupKeyUsage(rollups),
+        models=load_catalog(parse_providers(settings.providers)).ids(),
     )

@@ -33,7 +33,6 @@ from meterway.exports.handlers import exports_api
 from meterway.exports.handlers.api_context import ExportsContext
 from meterway.management_api.deps import api_deps
 from meterway.management_api.request_gate import GatedRequestValidation
-from meterway.proxy.logic.catalog import CATALOG
 
 TITLE = "Meterway management API"
 VERSION = "0.2.0"
@@ -73,7 +72,7 @@ class ManagementResolver(APIGatewayRestResolver):
         allowed = limits.properties.get("allowed_models") if isinstance(limits, Schema) and limits.properties else None
         listed = allowed.anyOf[0] if isinstance(allowed, Schema) and allowed.anyOf else None
         if isinstance(listed, Schema) and isinstance(listed.items, Schema):
-            listed.items.enum = sorted(CATALOG)
+            listed.items.enum = sorted(api_deps().models)
         return document
 
 

@@ -13,11 +13,16 @@ Format = Literal["chat", "messages", "responses", "embeddings"]
 
 @dataclass(frozen=True, slots=True)
 class UpstreamRequest:
-    """One HTTP request to a provider: the sender adds nothing but pooling and timeouts."""
+    """One HTTP request to a provider: the sender adds nothing but pooling and timeouts.
+
+    ``content``, when set, is ``body`` as the bytes to send: a provider that signs the body
+    (Bedrock's SigV4) serializes it itself.
+    """
 
     url: str
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    content: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

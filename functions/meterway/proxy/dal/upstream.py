@@ -42,7 +42,10 @@ class Upstream:
     ) -> httpx.Response:
         """The upstream's successful response (its body not read when ``stream``), within ``wait``;
         an error answer is read and handed to ``on_error``, the provider's own mapping."""
-        outbound = self._client.build_request("POST", request.url, json=request.body, headers=request.headers)
+        if request.content is not None:
+            outbound = self._client.build_request("POST", request.url, content=request.content, headers=request.headers)
+        else:
+            outbound = self._client.build_request("POST", request.url, json=request.body, headers=request.headers)
         try:
             with anyio.fail_after(wait.seconds):
                 response = await self._client.send(outbound, stream=stream)

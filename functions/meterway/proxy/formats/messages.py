@@ -57,6 +57,21 @@ class CountTokensRequest(BaseModel):
     messages: list[dict[str, Any]] = Field(min_length=1)
 
 
+def message_start(message_id: str, model: str, usage: dict[str, Any]) -> dict[str, Any]:
+    """The ``message_start`` event of a translated stream: its message, with no content yet."""
+    message: dict[str, Any] = {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+    return {"type": "message_start", "message": message}
+
+
 def from_anthropic(usage: dict[str, Any]) -> TokenUsage:
     """Normalise an Anthropic ``usage`` object.
 

@@ -14,7 +14,6 @@ from meterway.proxy.formats.base import parse_request
 from meterway.proxy.formats.messages import CountTokensRequest
 from meterway.proxy.handlers.deps import ProxyDeps
 from meterway.proxy.handlers.http_io import REQUEST_ID_HEADER, read_json
-from meterway.proxy.logic.catalog import resolve_model
 from meterway.proxy.logic.estimate import prompt_tokens_estimate
 
 
@@ -22,7 +21,7 @@ async def handle_count_tokens(request: Request) -> Response:
     deps: ProxyDeps = request.app.state.deps
     key, _ = await deps.authenticate(request)
     parsed = parse_request(CountTokensRequest, await read_json(request, deps.settings.max_body_bytes))
-    route = resolve_model(parsed.model)
+    route = deps.catalog.resolve(parsed.model)
     check_model_allowed(key, route.id)
     body = parsed.model_dump(exclude_none=True)
     provider = deps.providers.for_route(route)

@@ -23,6 +23,8 @@ from meterway.ledger.models import UsageRecord
 from meterway.proxy.dal.credentials import load_upstream_secret
 from meterway.proxy.dal.upstream import Upstream, build_client
 from meterway.proxy.handlers.http_io import invocation_deadline
+from meterway.proxy.logic.catalog import BUILT_IN, Catalog
+from meterway.proxy.logic.providers_config import load_catalog, parse_providers
 from meterway.proxy.logic.time_limits import TimeBudget, TimeLimits
 from meterway.proxy.providers import Providers, build_providers
 
@@ -36,6 +38,7 @@ class ProxyDeps:
     spill: SpillQueue | None
     upstream: Upstream
     providers: Providers
+    catalog: Catalog = BUILT_IN
 
     async def authenticate(self, request: Request) -> tuple[ApiKey, str]:
         """The calling API key and the hash it was found by (the reservation checks it again)."""
@@ -81,6 +84,7 @@ class ProxyDeps:
 def build_deps() -> ProxyDeps:
     """The process's proxy dependencies; a missing setting stops the app from starting."""
     settings = load_settings(ProxySettings)
+    file = parse_providers(settings.providers)
     return ProxyDeps(
         settings=settings,
         keys=CachedKeyStore(DynamoKeyStore(settings.keys_table), ttl_seconds=settings.key_cache_ttl_seconds),
@@ -88,5 +92,6 @@ def build_deps() -> ProxyDeps:
         ledger=DynamoLedgerStore(settings.ledger_table, counters_table=settings.keys_table),
         spill=SqsSpillQueue(settings.spill_queue_url),
         upstream=Upstream(build_client(settings)),
-        providers=build_providers(settings, load_upstream_secret(settings)),
+        providers=build_providers(settings, load_upstream_secret(settings), file),
+        catalog=load_catalog(file),
     )

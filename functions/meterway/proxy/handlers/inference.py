@@ -29,7 +29,7 @@ from meterway.proxy.formats.responses import ResponsesEncoder, ResponsesRequest
 from meterway.proxy.handlers.deps import ProxyDeps
 from meterway.proxy.handlers.http_io import REQUEST_ID_HEADER, read_json
 from meterway.proxy.handlers.sse_response import EventStreamResponse
-from meterway.proxy.logic.catalog import Endpoint, check_output_limit, resolve_model
+from meterway.proxy.logic.catalog import Endpoint, check_output_limit
 from meterway.proxy.logic.proxy_call import ProxyCall, complete, fail
 from meterway.proxy.logic.relay import Settle, relay
 from meterway.proxy.models import Format
@@ -64,7 +64,7 @@ async def serve(request: Request, door: FrontDoor) -> Response:
     deps: ProxyDeps = request.app.state.deps
     key, key_hash = await deps.authenticate(request)
     parsed = parse_request(door.request_model, await read_json(request, deps.settings.max_body_bytes))
-    route = resolve_model(parsed.model, endpoint=door.models)
+    route = deps.catalog.resolve(parsed.model, endpoint=door.models)
     check_model_allowed(key, route.id)
     check_output_limit(route, {name: getattr(parsed, name) for name in door.output_limits})
     body = parsed.model_dump(exclude_none=True)
@@ -97,7 +97,8 @@ async def serve(request: Request, door: FrontDoor) -> Response:
     encoder = door.encoder(record, route.id, call.created)
     if parsed.stream:
         adapter = provider.stream(door.format, route, record.request_id, call.created)
-        return EventStreamResponse(relay(call, response, adapter, encoder, settle, budget), headers=headers)
+        events = provider.events(response)
+        return EventStreamResponse(relay(call, response, events, adapter, encoder, settle, budget), headers=headers)
     try:
         payload = response.json()
     except ValueError as exc:

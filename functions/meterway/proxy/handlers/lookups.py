@@ -16,7 +16,7 @@ from meterway.core.clock import utc_now
 from meterway.core.errors import InvalidRequest, NotFound
 from meterway.proxy.handlers.deps import ProxyDeps
 from meterway.proxy.logic import pricing
-from meterway.proxy.logic.catalog import CATALOG, Endpoint, ModelRoute, resolve_model
+from meterway.proxy.logic.catalog import Catalog, Endpoint, ModelRoute
 
 
 async def get_key(request: Request) -> Response:
@@ -31,7 +31,8 @@ async def list_models(request: Request) -> Response:
     """``GET /v1/models``: every catalog model with its base prices per million tokens."""
     deps: ProxyDeps = request.app.state.deps
     await deps.authenticate(request)  # the catalog is for API keys only
-    return JSONResponse({"object": "list", "data": [_model(route) for route in CATALOG.values()]})
+    served = [_model(route) for route in deps.catalog if deps.providers.serves(route)]
+    return JSONResponse({"object": "list", "data": served})
 
 
 async def get_model(request: Request) -> Response:
@@ -40,13 +41,14 @@ async def get_model(request: Request) -> Response:
     deps: ProxyDeps = request.app.state.deps
     await deps.authenticate(request)
     model_id = unquote(request.path_params["model_id"])
-    route = CATALOG.get(model_id) or resolve_model(model_id, endpoint=_endpoint_of(model_id))
+    route = deps.catalog.get(model_id) or deps.catalog.resolve(model_id, endpoint=_endpoint_of(deps.catalog, model_id))
+    deps.providers.for_route(route)  # a model this deployment does not serve is not found
     return JSONResponse(_model(route))
 
 
-def _endpoint_of(model_id: str) -> Endpoint:
+def _endpoint_of(catalog: Catalog, model_id: str) -> Endpoint:
     """The endpoint a bare id's model is served on (so that an embeddings model resolves too)."""
-    served = {route.endpoint for route in CATALOG.values() if route.upstream_model == model_id}
+    served = {route.endpoint for route in catalog if route.upstream_model == model_id}
     return served.pop() if len(served) == 1 else "chat"
 
 

@@ -93,19 +93,27 @@ def unit_rates(model_price: ModelPrice, usage: TokenUsage) -> dict[str, Decimal]
 
 def price_usage(route: ModelRoute, usage: TokenUsage) -> Price:
     """Price ``usage`` of ``route``'s model with genai-prices; the result's rates reproduce the cost."""
-    from genai_prices import calc_price
-
-    calculation = calc_price(_genai_usage(usage), model_ref=route.upstream_model, provider_id=route.provider)
-    return Price(cost_usd=Decimal(calculation.total_price), rates=unit_rates(calculation.model_price, usage))
+    model_price = _model_price(route)
+    cost = model_price.calc_price(_genai_usage(usage))["total_price"]
+    return Price(cost_usd=Decimal(cost), rates=unit_rates(model_price, usage))
 
 
 def catalog_prices(route: ModelRoute) -> dict[str, str]:
     """Base rates per million tokens for ``GET /v1/models`` (strings, so no float rounding)."""
-    from genai_prices import calc_price
-
-    calculation = calc_price(_genai_usage(TokenUsage()), model_ref=route.upstream_model, provider_id=route.provider)
-    rates = unit_rates(calculation.model_price, TokenUsage())
+    rates = unit_rates(_model_price(route), TokenUsage())
     return {name: str(rate) for name, rate in rates.items()}
+
+
+def _model_price(route: ModelRoute) -> ModelPrice:
+    """The model's prices: its explicit rates, else genai-prices' for its reference (which raises
+    ``LookupError`` for a model it does not know)."""
+    from genai_prices import calc_price
+    from genai_prices.types import ModelPrice
+
+    if route.rates is not None:
+        return ModelPrice(**route.rates)
+    provider_id, model_ref = route.prices_ref
+    return calc_price(_genai_usage(TokenUsage()), model_ref=model_ref, provider_id=provider_id).model_price
 
 
 def warm_up() -> None:

@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import anyio
 import httpx
-from httpx_sse import EventSource, ServerSentEvent, SSEError
+from httpx_sse import ServerSentEvent, SSEError
 
 from meterway.core.errors import MeterwayError, UpstreamError
 from meterway.ledger.models import UsageRecord
@@ -28,12 +28,14 @@ Settle = Callable[[UsageRecord], Awaitable[None]]
 async def relay(
     call: ProxyCall,
     response: httpx.Response,
+    upstream_events: AsyncIterator[ServerSentEvent],
     adapter: StreamAdapter,
     encoder: Encoder,
     settle: Settle,
     budget: TimeBudget,
 ) -> AsyncGenerator[bytes, None]:
-    """Relay an upstream event stream to the client, end it with the priced usage, settle once.
+    """Relay an upstream event stream (``upstream_events``, read from ``response`` by the provider)
+    to the client, end it with the priced usage, settle once.
 
     Each upstream event is forwarded as soon as it arrives: nothing is buffered. If the upstream
     breaks off, stalls, or would outlive the function's time, the client gets an error event; if
@@ -42,7 +44,7 @@ async def relay(
     """
     record = call.record
     complete = False
-    events = _timed_events(EventSource(response).aiter_sse(), budget)
+    events = _timed_events(upstream_events, budget)
     try:
         async for event in events:
             if record.ttft_ms is None:

@@ -7,13 +7,19 @@ from collections.abc import Callable, Mapping
 
 from pydantic import SecretStr
 
+from meterway.core import aws
 from meterway.core.settings import ProxySettings
-from meterway.proxy.logic.catalog import ModelRoute
+from meterway.proxy.logic.catalog import ModelRoute, model_not_found
+from meterway.proxy.logic.providers_config import ProvidersFile
+from meterway.proxy.models import Format
 from meterway.proxy.providers.anthropic import Anthropic
 from meterway.proxy.providers.base import Provider
+from meterway.proxy.providers.bedrock import Bedrock, model_ids
 from meterway.proxy.providers.openai_compatible import OpenAICompatible
 
 Secret = Mapping[str, str]
+# The providers keyed by an API key from the upstream secret (Bedrock signs with the role instead).
+KEYED_PROVIDERS = ("openai", "anthropic")
 
 REGISTRY: dict[str, Callable[[ProxySettings, Secret], Provider]] = {
     "openai": lambda settings, secret: OpenAICompatible(
@@ -23,6 +29,12 @@ REGISTRY: dict[str, Callable[[ProxySettings, Secret], Provider]] = {
         settings.anthropic_base_url,
         _api_key("anthropic", settings.anthropic_api_key, secret),
         settings.anthropic_version,
+    ),
+    "bedrock": lambda settings, secret: Bedrock(
+        aws.region(settings.bedrock_region),
+        settings.bedrock_endpoint_url,
+        aws.credentials,
+        enabled=model_ids(settings.bedrock_model_arns) if settings.bedrock_model_arns is not None else None,
     ),
 }
 
@@ -34,12 +46,28 @@ class Providers:
         self._providers = dict(providers)
 
     def for_route(self, route: ModelRoute) -> Provider:
-        return self._providers[route.provider]
+        """The route's provider; a model this deployment does not serve is not found."""
+        provider = self._providers[route.provider]
+        if not provider.serves(route):
+            raise model_not_found(route.id)
+        return provider
+
+    def serves(self, route: ModelRoute) -> bool:
+        return self._providers[route.provider].serves(route)
 
 
-def build_providers(settings: ProxySettings, secret: Secret) -> Providers:
-    """Every registered provider, configured from the settings and the upstream secret."""
+def build_providers(settings: ProxySettings, secret: Secret, file: ProvidersFile | None = None) -> Providers:
+    """Every registered provider, configured from the settings and the upstream secret, and the
+    providers file's OpenAI-compatible ones."""
     providers = {name: build(settings, secret) for name, build in REGISTRY.items()}
+    for name, configured in (file or ProvidersFile()).providers.items():
+        entry = (file or ProvidersFile()).key_entry(name)
+        local = settings.provider_api_keys.get(entry)
+        key = secret.get(entry) or (local.get_secret_value() if local else None)
+        native: tuple[Format, ...] = (
+            ("chat", "responses", "embeddings") if configured.responses else ("chat", "embeddings")
+        )
+        providers[name] = OpenAICompatible(configured.base_url, key, native=native)
     for name, provider in providers.items():
         provider.name = name
     return Providers(providers)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from meterway.core.errors import InvalidRequest, UpstreamError
 from meterway.core.observability import count, logger
@@ -27,6 +27,10 @@ from meterway.proxy.translate.base import Answer, Bridge, StreamAdapter
 from meterway.proxy.translate.chat_over_messages.bridge import ChatOverMessages
 from meterway.proxy.translate.messages_over_chat.bridge import MessagesOverChat
 from meterway.proxy.translate.responses_over_messages.bridge import ResponsesOverMessages
+
+if TYPE_CHECKING:
+    import httpx
+    from httpx_sse import ServerSentEvent
 
 # (client's format, the format the upstream is spoken to in) → how one reaches the other.
 BRIDGES: dict[tuple[Format, Format], Bridge] = {
@@ -91,6 +95,11 @@ class Provider(ABC):
         count(GATEWAY_FAULT_METRIC, provider=self.name)
         return UpstreamError(GATEWAY_FAULT_MESSAGE, upstream_status=status)
 
+    def serves(self, route: ModelRoute) -> bool:
+        """Whether this deployment may send ``route``'s model to the provider."""
+        del route
+        return True
+
     def count_tokens(
         self, route: ModelRoute, body: dict[str, Any], client_headers: Mapping[str, str]
     ) -> UpstreamRequest | None:
@@ -130,6 +139,12 @@ class Provider(ABC):
             ) from exc
         url, headers = self.endpoint(bridge.upstream, stream=bool(body.get("stream")), client_headers=client_headers)
         return UpstreamRequest(url, upstream_body, headers)
+
+    def events(self, response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
+        """A streamed answer's events, as they arrive: server-sent events, for most providers."""
+        from httpx_sse import EventSource
+
+        return EventSource(response).aiter_sse()
 
     def answer(self, fmt: Format, route: ModelRoute, payload: dict[str, Any], request_id: str, created: int) -> Answer:
         return self.bridge(fmt).answer(route, payload, request_id, created)

@@ -15,9 +15,12 @@ class OpenAICompatible(Provider):
 
     native: tuple[Format, ...] = ("chat", "responses", "embeddings")
 
-    def __init__(self, base_url: str, api_key: str | None):
+    def __init__(self, base_url: str, api_key: str | None, *, native: tuple[Format, ...] | None = None):
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
+        if native is not None:
+            # A compatible API that lacks Responses (most do) is reached only by what it speaks.
+            self.native = native
 
     def endpoint(self, fmt: Format, *, stream: bool, client_headers: Mapping[str, str]) -> tuple[str, dict[str, str]]:
         del client_headers  # nothing of the client's reaches an OpenAI-compatible upstream

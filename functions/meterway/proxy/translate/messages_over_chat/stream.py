@@ -26,6 +26,7 @@ from typing import Any
 
 from meterway.ledger.models import TokenUsage
 from meterway.proxy.formats.chat import DONE, read_usage
+from meterway.proxy.formats.messages import message_start
 from meterway.proxy.translate.base import upstream_error
 from meterway.proxy.translate.messages_over_chat.response import (
     anthropic_usage,
@@ -115,17 +116,7 @@ class ChatStreamTranslator:
         if self._started:
             return []
         self._started = True
-        message: JsonDict = {
-            "id": message_id(self._request_id),
-            "type": "message",
-            "role": "assistant",
-            "model": self._model,
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": anthropic_usage(TokenUsage()),
-        }
-        return [{"type": "message_start", "message": message}]
+        return [message_start(message_id(self._request_id), self._model, anthropic_usage(TokenUsage()))]
 
     def _close(self) -> list[JsonDict]:
         if self._closed:
