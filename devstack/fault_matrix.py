@@ -301,8 +301,8 @@ class FaultMatrix:
 
     def _fake_served(self) -> int:
         """Provider requests the fake upstream has taken so far (count_tokens aside)."""
-        log = self.http.get(f"{self.fake}/_fake/requests").json()
-        return sum(1 for entry in log if not str(entry.get("path", "")).endswith("count_tokens"))
+        received: dict[str, int] = self.http.get(f"{self.fake}/_fake/requests/count").json()
+        return sum(count for path, count in received.items() if not path.endswith("count_tokens"))
 
     def _upstream_faults(self, fault: dict[str, Any], doors: list[Door]) -> None:
         faults = [{**fault, "match": {"path": door.path}} for door in doors]

@@ -58,6 +58,12 @@ async def list_requests(request: Request) -> Response:
     return JSONResponse(records)
 
 
+async def count_requests(request: Request) -> Response:
+    """``GET /_fake/requests/count``: how many provider requests were received, by path, since
+    the last reset (the log itself keeps only the latest 10,000)."""
+    return JSONResponse(dict(state_of(request).received))
+
+
 async def health(request: Request) -> Response:
     """``GET /_fake/health``: liveness for scripts waiting on the server."""
     return JSONResponse({"ok": True})
@@ -95,6 +101,7 @@ def create_app(config: FakeUpstreamConfig | None = None) -> Starlette:
         Route("/_fake/faults", clear_faults, methods=["DELETE"]),
         Route("/_fake/reset", reset, methods=["POST"]),
         Route("/_fake/requests", list_requests, methods=["GET"]),
+        Route("/_fake/requests/count", count_requests, methods=["GET"]),
         Route("/_fake/health", health, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_found})

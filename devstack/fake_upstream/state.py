@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -54,6 +55,8 @@ class FakeState:
         self.anthropic_cache = AnthropicPromptCache(config.anthropic_cache_min_tokens)
         self.faults = FaultQueue()
         self.requests: list[RequestRecord] = []
+        # Requests received by path since the last reset: not bounded like the log.
+        self.received: Counter[str] = Counter()
 
     def record(
         self, request: Request, body: Any, *, model: str | None = None, stream: bool | None = None
@@ -73,6 +76,7 @@ class FakeState:
             headers=headers,
         )
         self.requests.append(record)
+        self.received[record.path] += 1
         if len(self.requests) > MAX_LOGGED_REQUESTS:
             del self.requests[: len(self.requests) - MAX_LOGGED_REQUESTS]
         return record
@@ -83,3 +87,4 @@ class FakeState:
         self.openai_cache.clear()
         self.anthropic_cache.clear()
         self.requests.clear()
+        self.received.clear()

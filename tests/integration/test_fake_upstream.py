@@ -715,3 +715,19 @@ def test_module_runs_as_a_command() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_log_keeps_the_latest_requests_and_the_count_keeps_them_all(
+    fake: FakeUpstreamServer, oai: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("devstack.fake_upstream.state.MAX_LOGGED_REQUESTS", 2)
+
+    for _ in range(3):
+        oai.chat.completions.create(model=OPENAI_MODEL, messages=user("hi"))
+    oai.embeddings.create(model="text-embedding-3-small", input="hi")
+
+    assert len(fake.requests()) == 2
+    counted = httpx.get(f"{fake.base_url}/_fake/requests/count").json()
+    assert counted == {"/v1/chat/completions": 3, "/v1/embeddings": 1}
+    fake.reset()
+    assert httpx.get(f"{fake.base_url}/_fake/requests/count").json() == {}
