@@ -203,6 +203,10 @@ TRANSLATED = [
     ("/v1/chat/completions", "anthropic/claude-haiku-4-5"),
     ("/v1/messages", "openai/gpt-4o-mini"),
     ("/v1/responses", "anthropic/claude-haiku-4-5"),
+    # Bedrock: Claude's InvokeModel body, and a model spoken to in Converse
+    ("/v1/messages", "bedrock/us.anthropic.claude-haiku-4-5-20251001-v1:0"),
+    ("/v1/chat/completions", "bedrock/amazon.nova-pro-v1:0"),
+    ("/v1/messages", "bedrock/amazon.nova-pro-v1:0"),
 ]
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=5),
