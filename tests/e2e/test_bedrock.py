@@ -268,9 +268,9 @@ def test_what_converse_cannot_say_is_a_400_that_names_it_and_reaches_nothing(sta
         claude(stack).messages.create(
             model=NOVA,
             max_tokens=2000,
-            thinking={"type": "enabled", "budget_tokens": 1024},
             messages=[{"role": "user", "content": "hi"}],
+            extra_body={"top_k": 5},
         )
 
-    assert "extended thinking is not available for amazon.nova-pro-v1:0" in str(raised.value)
+    assert "top_k is not available for amazon.nova-pro-v1:0" in str(raised.value)
     assert bedrock_calls(stack) == []

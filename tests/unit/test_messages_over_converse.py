@@ -3,6 +3,7 @@ request, and the Anthropic message and events its answers become."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -65,11 +66,25 @@ def test_a_tool_round_trip_and_an_image_are_told_in_converses_blocks():
     assert converse["inferenceConfig"] == {"maxTokens": 50, "temperature": 0.2, "stopSequences": ["END"]}
 
 
+def test_thinking_is_dropped_and_a_request_wide_cache_breakpoint_caches_the_whole_conversation():
+    body = {
+        "max_tokens": 10,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "cache_control": {"type": "ephemeral"},
+        "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+    }
+
+    converse = messages_to_converse(body, NOVA)
+
+    assert "thinking" not in json.dumps(converse) and "additionalModelRequestFields" not in converse
+    assert converse["messages"][-1]["content"] == [{"text": "hello"}, {"cachePoint": {"type": "default"}}]
+
+
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
-        ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "extended thinking"),
         ({"output_config": {"format": {"type": "json_schema", "schema": {}}}}, "structured output"),
+        ({"output_format": {"type": "json_schema", "schema": {}}}, "structured output"),
         ({"top_k": 5}, "top_k"),
         ({"tool_choice": {"type": "none"}, "tools": [{"name": "a", "input_schema": {}}]}, "tool_choice 'none'"),
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "server tools"),
@@ -189,3 +204,20 @@ def test_reasoning_in_a_converse_stream_is_a_thinking_block_with_its_signature()
         {"type": "thinking_delta", "thinking": "so"},
         {"type": "signature_delta", "signature": "sig"},
     ]
+
+
+def test_a_system_turn_joins_the_system_prompt_and_the_turns_around_it_become_one():
+    body = {
+        "max_tokens": 10,
+        "system": "be brief",
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "system", "content": [{"type": "text", "text": "the date is 2026-12-02"}]},
+            {"role": "user", "content": "what day is it?"},
+        ],
+    }
+
+    converse = messages_to_converse(body, NOVA)
+
+    assert converse["system"] == [{"text": "be brief"}, {"text": "the date is 2026-12-02"}]
+    assert converse["messages"] == [{"role": "user", "content": [{"text": "hi"}, {"text": "what day is it?"}]}]

@@ -3,8 +3,11 @@ Anthropic's body (Nova, Llama, Mistral…).
 
 Converse is Messages in other words: ``system`` and ``messages`` of content blocks, tools as
 ``toolSpec``s, ``cache_control`` as a ``cachePoint`` block after the block it marks, the sampling
-parameters in ``inferenceConfig``. What Converse cannot say (thinking, structured output, images
-by URL, server tools, ``tool_choice: none``) is the client's 400, before anything is reserved.
+parameters in ``inferenceConfig``. A request-wide ``cache_control`` (Anthropic's automatic
+caching) is a cache point after the last message. Thinking is dropped, as on other models that do
+not think: it changes how the answer is reached, not what was asked. What Converse cannot say
+(structured output, ``top_k``, images by URL, server tools, ``tool_choice: none``) is the client's
+400, before anything is reserved.
 """
 
 from __future__ import annotations
@@ -25,38 +28,69 @@ _INFERENCE = {
 }
 # Messages fields with no Converse equivalent; asking for them is a 400 that names them.
 _UNSUPPORTED = {
-    "thinking": "extended thinking",
-    "output_config": "structured output",
     "output_format": "structured output",
     "top_k": "top_k",
     "mcp_servers": "MCP servers",
     "container": "containers",
 }
 # Messages fields that shape nothing Converse does: dropped.
-_IGNORED = frozenset({"model", "stream", "metadata", "service_tier", "anthropic_version"})
+_IGNORED = frozenset(
+    {"model", "stream", "metadata", "service_tier", "anthropic_version", "thinking", "context_management"}
+)
 
 
 def messages_to_converse(body: JsonDict, model_id: str) -> JsonDict:
     """The Converse request for a Messages ``body`` sent to ``model_id``."""
     for name, feature in _UNSUPPORTED.items():
-        if body.get(name) and not (name == "thinking" and body[name].get("type") == "disabled"):
+        if body.get(name):
             raise InvalidRequest(f"{feature} is not available for {model_id} on Bedrock.", code="unsupported_parameter")
+    # output_config's effort only tunes how hard Claude works (dropped); its format is structured output.
+    if isinstance(body.get("output_config"), dict) and body["output_config"].get("format"):
+        raise InvalidRequest(
+            f"structured output is not available for {model_id} on Bedrock.", code="unsupported_parameter"
+        )
     unknown = (
-        set(body) - set(_UNSUPPORTED) - set(_INFERENCE) - _IGNORED - {"messages", "system", "tools", "tool_choice"}
+        set(body)
+        - set(_UNSUPPORTED)
+        - set(_INFERENCE)
+        - _IGNORED
+        - {"messages", "system", "tools", "tool_choice", "cache_control", "output_config"}
     )
     if unknown:
         raise InvalidRequest(f"{', '.join(sorted(unknown))} cannot be sent to {model_id} on Bedrock.")
-    converse: JsonDict = {
-        "messages": [_message(message, f"messages[{i}]") for i, message in enumerate(body["messages"])]
-    }
-    if body.get("system"):
-        converse["system"] = _system(body["system"])
+    system, messages = _conversation(body)
+    converse: JsonDict = {"messages": messages}
+    last = messages[-1]["content"]
+    if body.get("cache_control") and last[-1] != _CACHE_POINT:
+        last.append(_CACHE_POINT)
+    if system:
+        converse["system"] = system
     config = {converse_name: body[name] for name, converse_name in _INFERENCE.items() if body.get(name) is not None}
     if config:
         converse["inferenceConfig"] = config
     if body.get("tools"):
         converse["toolConfig"] = _tool_config(body["tools"], body.get("tool_choice"), model_id)
     return converse
+
+
+def _conversation(body: JsonDict) -> tuple[list[JsonDict], list[JsonDict]]:
+    """The system prompt and the turns. Converse has no system turn: a ``system`` message in the
+    conversation (Claude Code sends some) joins the system prompt, and the turns either side of it,
+    now of one role, become one, as Anthropic reads consecutive turns of one role."""
+    system = _system(body["system"]) if body.get("system") else []
+    turns: list[JsonDict] = []
+    for i, message in enumerate(body["messages"]):
+        if message.get("role") == "system":
+            system += _system(message["content"])
+            continue
+        turn = _message(message, f"messages[{i}]")
+        if turns and turns[-1]["role"] == turn["role"]:
+            turns[-1]["content"] += turn["content"]
+        else:
+            turns.append(turn)
+    if not turns:
+        raise InvalidRequest("messages: a conversation needs a user or assistant turn.")
+    return system, turns
 
 
 def _system(system: Any) -> list[JsonDict]:
