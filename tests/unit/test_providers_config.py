@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from devstack.stack import providers_environment
-from meterway.core.errors import InvalidRequest
+from meterway.core.errors import InvalidRequest, ModelNotFound
 from meterway.core.settings import ProxySettings
 from meterway.ledger.models import TokenUsage
 from meterway.proxy.logic.pricing import price_usage
@@ -124,3 +124,17 @@ def test_the_local_stack_fills_in_its_fake_upstream_and_reads_each_key_from_name
 
     assert json.loads(env["MW_PROVIDERS"])["providers"]["inhouse"]["base_url"] == "http://127.0.0.1:4321/v1"
     assert json.loads(env["MW_PROVIDER_API_KEYS"]) == {"inhouse_key": "k1"}
+
+
+def test_only_the_bedrock_models_whose_arns_the_role_may_invoke_are_served():
+    arns = "arn:aws:bedrock:*::foundation-model/amazon.nova-pro-v1:0"
+    providers = build_providers(settings(bedrock_model_arns=arns), {})
+    catalog = load_catalog(parse_providers(""))
+
+    assert providers.for_route(catalog.resolve("bedrock/amazon.nova-pro-v1:0")).name == "bedrock"
+    claude = catalog.resolve("bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+    assert not providers.serves(claude)
+    with pytest.raises(ModelNotFound):
+        providers.for_route(claude)
+    # Without the setting (the local stack) every Bedrock model of the catalog is served
+    assert build_providers(settings(), {}).serves(claude)

@@ -23,11 +23,11 @@ KEYED_PROVIDERS = ("openai", "anthropic")
 
 REGISTRY: dict[str, Callable[[ProxySettings, Secret], Provider]] = {
     "openai": lambda settings, secret: OpenAICompatible(
-        settings.openai_base_url, _api_key("openai", settings.openai_api_key, secret)
+        settings.openai_base_url, _api_key("openai_api_key", settings.openai_api_key, secret)
     ),
     "anthropic": lambda settings, secret: Anthropic(
         settings.anthropic_base_url,
-        _api_key("anthropic", settings.anthropic_api_key, secret),
+        _api_key("anthropic_api_key", settings.anthropic_api_key, secret),
         settings.anthropic_version,
     ),
     "bedrock": lambda settings, secret: Bedrock(
@@ -60,10 +60,10 @@ def build_providers(settings: ProxySettings, secret: Secret, file: ProvidersFile
     """Every registered provider, configured from the settings and the upstream secret, and the
     providers file's OpenAI-compatible ones."""
     providers = {name: build(settings, secret) for name, build in REGISTRY.items()}
-    for name, configured in (file or ProvidersFile()).providers.items():
-        entry = (file or ProvidersFile()).key_entry(name)
-        local = settings.provider_api_keys.get(entry)
-        key = secret.get(entry) or (local.get_secret_value() if local else None)
+    file = file or ProvidersFile()
+    for name, configured in file.providers.items():
+        entry = file.key_entry(name)
+        key = _api_key(entry, settings.provider_api_keys.get(entry), secret)
         native: tuple[Format, ...] = (
             ("chat", "responses", "embeddings") if configured.responses else ("chat", "embeddings")
         )
@@ -73,6 +73,6 @@ def build_providers(settings: ProxySettings, secret: Secret, file: ProvidersFile
     return Providers(providers)
 
 
-def _api_key(name: str, configured: SecretStr | None, secret: Secret) -> str | None:
-    """A provider's key: the upstream secret's ``<name>_api_key`` (AWS), else the environment's."""
-    return secret.get(f"{name}_api_key") or (configured.get_secret_value() if configured else None)
+def _api_key(entry: str, configured: SecretStr | None, secret: Secret) -> str | None:
+    """A provider's key: the upstream secret's ``entry`` (AWS), else the one the settings hold."""
+    return secret.get(entry) or (configured.get_secret_value() if configured else None)
