@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, get_args
 
 from meterway.core.clock import Granularity
 from meterway.core.money import to_decimal
@@ -12,6 +12,9 @@ from meterway.ledger.models import TOKEN_FIELDS
 
 # What every rollup item counts, in order: requests, each token class, cost.
 COUNTERS: tuple[str, ...] = ("requests", *TOKEN_FIELDS, "cost_usd")
+# The groupings of activity and of its exports: each a rollup dimension.
+GroupBy = Literal["model", "key", "member", "provider"]
+GROUP_BY: tuple[str, ...] = get_args(GroupBy)
 # The value of the ``total`` dimension, and the member of keys that have none.
 TOTAL = "*"
 NO_MEMBER = "(none)"

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from meterway.analytics.models import GROUP_BY
+
 LOCAL_JSON = Path(".meterway/local.json")
 
 
@@ -21,7 +23,7 @@ def add_parser(groups: Any) -> None:
     export.add_argument("--key", help="only this key id (requests export)")
     export.add_argument("--kind", choices=("requests", "activity"), default="requests")
     export.add_argument("--format", choices=("csv", "pdf"), default="csv", help="pdf: the report (--kind activity)")
-    export.add_argument("--group-by", choices=("model", "key", "member"), help="activity grouping")
+    export.add_argument("--group-by", choices=GROUP_BY, help="activity grouping")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: the export's own name)")
     export.add_argument(
         "--api-url", default=os.environ.get("MW_API_URL"), help="management API, e.g. https://…/prod/api"

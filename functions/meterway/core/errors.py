@@ -71,15 +71,29 @@ class RateLimited(MeterwayError):
 
 
 class UpstreamError(MeterwayError):
-    """The upstream answered with an error or broke off; ``upstream_status`` is what it sent."""
+    """The upstream answered with an error or broke off; ``upstream_status`` is what it sent.
+
+    ``unreachable``: no connection was made, so nothing was sent; ``gateway_fault``: the provider
+    refused the gateway's own credentials or configuration. Either way another route may serve.
+    """
 
     status = 502
     type = "upstream_error"
     code = "upstream_error"
 
-    def __init__(self, message: str, *, upstream_status: int | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream_status: int | None = None,
+        code: str | None = None,
+        unreachable: bool = False,
+        gateway_fault: bool = False,
+    ):
         super().__init__(message, code=code)
         self.upstream_status = upstream_status
+        self.unreachable = unreachable
+        self.gateway_fault = gateway_fault
         # The provider's own words about the client's request, for clients that act on them.
         self.upstream_message: str | None = None
 

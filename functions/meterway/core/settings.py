@@ -79,6 +79,12 @@ class ProxySettings(_KeyLookups, _Retention, _Catalog):
     # What settling needs before the function is stopped: a stream still running then is ended.
     settle_margin_s: float = Field(default=10.0, ge=0)
     upstream_max_connections: int = Field(default=100, gt=0)
+    # Tries of the same route again after a 408/429/5xx/529 or no connection, before the next
+    # route (meterway.proxy.logic.fallbacks). 0: the clients' SDKs retry, with the retry-after
+    # the gateway passes on; fallbacks along a model's routes happen either way.
+    upstream_retries: int = Field(default=0, ge=0, le=5)
+    upstream_retry_backoff_s: float = Field(default=0.5, ge=0)
+    upstream_retry_max_wait_s: float = Field(default=10.0, ge=0)
 
 
 class ApiSettings(_KeyLookups, _Retention, _S3Access, _Catalog):

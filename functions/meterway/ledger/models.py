@@ -87,6 +87,13 @@ class UsageRecord:
     finish_reason: str | None = None
     error_code: str | None = None
     upstream_status: int | None = None
+    #: The catalog model that served it, when not ``model`` (a fallback route).
+    route: str | None = None
+    #: How many attempts the request took, when more than one (its failed ones are records too).
+    attempts: int | None = None
+    #: On a failed attempt's own record: the client request it was made for, and its number.
+    attempt_of: str | None = None
+    attempt: int | None = None
 
     def to_item(self, *, retention_days: int = 0) -> dict[str, Any]:
         """The DynamoDB item (plain Python values; Decimals for money and rates)."""
@@ -123,6 +130,10 @@ class UsageRecord:
             "finish_reason": self.finish_reason,
             "error_code": self.error_code,
             "upstream_status": self.upstream_status,
+            "route": self.route,
+            "attempts": self.attempts,
+            "attempt_of": self.attempt_of,
+            "attempt": self.attempt,
         }
         if retention_days > 0:
             item["expires_at"] = int((self.created_at + timedelta(days=retention_days)).timestamp())

@@ -6,7 +6,8 @@ record is never counted twice. Records whose transaction failed are reported to 
 answers Lambda with the partial failure so that the stream is retried from the first of them.
 
 Only INSERTs count: the event source filter lets nothing else through and this checks again, so
-a TTL deletion or a modification can never change a rollup.
+a TTL deletion or a modification can never change a rollup. A failed attempt's record (before a
+fallback) is not counted: its request is, by its own record.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from meterway.analytics.dal.rollup_store import DynamoRollupStore, RollupStore
-from meterway.analytics.logic.rollups import contribution, count_records
+from meterway.analytics.logic.rollups import contribution, count_records, counted
 from meterway.analytics.models import Contribution
 from meterway.core.aws import deserialize
 from meterway.core.container import provided
@@ -38,7 +39,8 @@ def rollup_store() -> RollupStore:
 def record_contribution(record: dict[str, Any]) -> Contribution | None:
     if record.get("eventName") != "INSERT":
         return None
-    return contribution(deserialize(record["dynamodb"]["NewImage"]))
+    item = deserialize(record["dynamodb"]["NewImage"])
+    return contribution(item) if counted(item) else None
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -58,10 +58,27 @@ class RequestTokens(BaseModel):
     cache_read: int
 
 
+class AttemptEntry(BaseModel):
+    """An attempt of a request that failed before it fell back to the next try or route; it billed nothing."""
+
+    id: str = Field(description="'<request id>.<n>': its own ledger record")
+    attempt: int | None
+    provider: str | None
+    route: str | None = Field(description="The catalog model it tried, when not the request's model")
+    status: str
+    error_code: str | None
+    upstream_status: int | None
+    latency_ms: int
+    cost: str
+
+
 class RequestEntry(BaseModel):
     id: str
     created_at: str
     model: str
+    provider: str | None
+    route: str | None = Field(description="The catalog model that served it, when not 'model' (a fallback route)")
+    attempts: list[AttemptEntry] = Field(description="Its failed attempts before the one that answered, in order")
     key_id: str
     key_name: str
     member: str | None

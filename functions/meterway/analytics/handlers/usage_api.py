@@ -21,6 +21,7 @@ from meterway.analytics.logic import reports
 from meterway.analytics.logic.model_filter import model_filter
 from meterway.analytics.logic.request_log import entry, request_page
 from meterway.analytics.logic.windows import parse_window
+from meterway.analytics.models import GroupBy
 from meterway.core.api_responses import api_responses
 from meterway.core.clock import CLIENT_TIME_PATTERN
 from meterway.core.errors import InvalidRequest, NotFound
@@ -96,7 +97,7 @@ def get_activity(
     period: Annotated[
         Literal["1h", "1d", "1mo", "1y"], Query(description="1h: minutes, 1d: hours, 1mo: days, 1y: months")
     ] = "1d",
-    group_by: Annotated[Literal["model", "key", "member"], Query()] = "model",
+    group_by: Annotated[GroupBy, Query()] = "model",
 ) -> ActivityResponse:
     deps, account = context_of(router), admin_of(router).account_id
     names = {key.key_id: key.name for key in deps.keys.list_keys(account)} if group_by == "key" else {}

@@ -9,7 +9,7 @@ from typing import Any
 from meterway.analytics.dal.rollup_store import RollupStore
 from meterway.analytics.logic.rollups import decompose, key_models_dimension
 from meterway.analytics.logic.windows import Window
-from meterway.analytics.models import TOTAL, Counters
+from meterway.analytics.models import GROUP_BY, TOTAL, Counters
 from meterway.core.clock import Granularity, buckets, floor, iso_z, label, step, step_back, utc_iso
 from meterway.core.errors import InvalidRequest
 from meterway.core.money import money
@@ -126,8 +126,8 @@ def activity(
     is present, empty ones included, so a chart has no holes."""
     if period not in PERIODS:
         raise InvalidRequest(f"'period' must be one of {', '.join(PERIODS)}.", code="invalid_period")
-    if group_by not in ("model", "key", "member"):
-        raise InvalidRequest("'group_by' must be model, key or member.", code="invalid_group_by")
+    if group_by not in GROUP_BY:
+        raise InvalidRequest(f"'group_by' must be one of {', '.join(GROUP_BY)}.", code="invalid_group_by")
     granularity, count = PERIODS[period]
     last = floor(now, granularity)
     first = last

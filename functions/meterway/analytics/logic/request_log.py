@@ -1,4 +1,8 @@
-"""The request log: ledger records of a window, newest first, shaped for the console."""
+"""The request log: ledger records of a window, newest first, shaped for the console.
+
+A request that fell back has, besides its own record, a record per failed attempt
+(``<request id>.<n>``, the same ``created_at``): they sort next to it, and the log shows them
+under it (``attempts``), not as requests of their own."""
 
 from __future__ import annotations
 
@@ -13,11 +17,14 @@ from meterway.core.money import money
 from meterway.ledger.dal.ledger_store import LedgerQuery, LedgerStore
 
 
-def entry(item: dict[str, Any]) -> dict[str, Any]:
+def entry(item: dict[str, Any], attempts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
         "id": item["request_id"],
         "created_at": item["created_at"],
         "model": item["model"],
+        "provider": item.get("provider"),
+        "route": item.get("route"),
+        "attempts": [attempt_entry(attempt) for attempt in attempts or ()],
         "key_id": item["key_id"],
         "key_name": item.get("key_name", ""),
         "member": item.get("member") or None,
@@ -40,10 +47,65 @@ def entry(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def attempt_entry(item: dict[str, Any]) -> dict[str, Any]:
+    """A failed attempt, as shown under its request."""
+    return {
+        "id": item["request_id"],
+        "attempt": item.get("attempt"),
+        "provider": item.get("provider"),
+        "route": item.get("route"),
+        "status": item.get("status", "error"),
+        "error_code": item.get("error_code"),
+        "upstream_status": item.get("upstream_status"),
+        "latency_ms": item.get("latency_ms", 0),
+        "cost": money(item.get("cost_usd")),
+    }
+
+
+# Reading past a page's end to find the request of attempts at its edge: a request has few.
+_LOOKAHEAD = 8
+
+
 def request_page(ledger: LedgerStore, query: LedgerQuery, limit: int, cursor: str | None) -> dict[str, Any]:
-    """One page of the log, and the cursor of the next, older page (None at the end)."""
+    """One page of the log: at most ``limit`` records, a request's attempts under it, and the
+    cursor of the next, older page (None at the end)."""
     items, last_key = ledger.page(query, limit, decode_cursor(cursor, query) if cursor else None)
-    return {"data": [entry(item) for item in items], "next_cursor": encode_cursor(last_key) if last_key else None}
+    # Newest first, a request's attempts come just before it: when the page ends among them,
+    # read on to their request and end the page there.
+    while last_key and items and items[-1].get("attempt_of"):
+        more, last_key = ledger.page(query, _LOOKAHEAD, last_key)
+        request_at = next((n for n, item in enumerate(more) if not item.get("attempt_of")), None)
+        if request_at is not None:
+            if last_key or request_at + 1 < len(more):
+                last_key = index_key(more[request_at], query)
+            more = more[: request_at + 1]
+        items.extend(more)
+        if request_at is not None or not more:
+            break
+    return {"data": _grouped(items), "next_cursor": encode_cursor(last_key) if last_key else None}
+
+
+def _grouped(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each request's entry with its attempts; an attempt whose request is not there (not written
+    yet) is shown on its own."""
+    rows: list[dict[str, Any]] = []
+    pending: list[dict[str, Any]] = []
+    for item in items:
+        if item.get("attempt_of"):
+            pending.append(item)
+            continue
+        own = sorted((a for a in pending if a["attempt_of"] == item["request_id"]), key=lambda a: a.get("attempt", 0))
+        rows.extend(entry(orphan) for orphan in pending if orphan["attempt_of"] != item["request_id"])
+        rows.append(entry(item, own))
+        pending = []
+    rows.extend(entry(orphan) for orphan in pending)
+    return rows
+
+
+def index_key(item: dict[str, Any], query: LedgerQuery) -> dict[str, Any]:
+    """The index key of a record, as DynamoDB gives it for a page's end (a page may start after it)."""
+    owner_field = "key_id" if query.key_id else "account_id"
+    return {name: {"S": item[name]} for name in (owner_field, "created_sk", "request_id")}
 
 
 def encode_cursor(last_key: dict[str, Any]) -> str:

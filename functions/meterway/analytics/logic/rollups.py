@@ -1,7 +1,9 @@
 """Rollups: usage summed per account × granularity × bucket × dimension.
 
-Every ledger record adds its counts to one bucket of each granularity (minute, hour, day, month)
-in each dimension (total, model, key, member, and the key's models). Windows are then read from
+Every ledger record of a client request adds its counts to one bucket of each granularity
+(minute, hour, day, month) in each dimension (total, model, key, member, provider, and the key's
+models). The record of an attempt that failed before a fallback (``attempt_of``) adds nothing: it
+billed nothing, and the request it was made for is counted by its own record. Windows are then read from
 the coarsest buckets that cover them exactly, so a query costs a number of items that grows with
 the number of buckets, not with the number of requests.
 
@@ -72,8 +74,13 @@ def deltas_of(item: dict[str, Any]) -> dict[str, int | Decimal]:
     return deltas
 
 
+def counted(item: dict[str, Any]) -> bool:
+    """Whether a ledger record counts in the rollups: every one but a failed attempt's."""
+    return not item.get("attempt_of")
+
+
 def rollup_updates(item: dict[str, Any]) -> list[RollupUpdate]:
-    """The updates one ledger record makes: 4 granularities × 5 dimensions."""
+    """The updates one ledger record makes: 4 granularities × 6 dimensions."""
     created = parse_utc_iso(item["created_at"])
     deltas = deltas_of(item)
     account = item["account_id"]
@@ -82,6 +89,7 @@ def rollup_updates(item: dict[str, Any]) -> list[RollupUpdate]:
         ("model", item["model"]),
         ("key", item["key_id"]),
         ("member", item.get("member") or NO_MEMBER),
+        ("provider", item["provider"]),
         (key_models_dimension(item["key_id"]), item["model"]),
     )
     updates = []

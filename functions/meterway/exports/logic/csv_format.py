@@ -42,6 +42,12 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "finish_reason",
     "error_code",
     "upstream_status",
+    # Routes and fallbacks: the model that served, when not ``model``; how many attempts the
+    # request took; on a failed attempt's own row, the request it was made for and its number.
+    "route",
+    "attempts",
+    "attempt_of",
+    "attempt",
 )
 # The rollups' own counters, in their order: the activity file is the rollups, bucket by bucket.
 ACTIVITY_COLUMNS: tuple[str, ...] = ("bucket_start", "granularity", "group_by", "group", "name", *COUNTERS)

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from meterway.analytics.logic.windows import Window
+from meterway.analytics.models import GroupBy
 from meterway.core.clock import Granularity, floor, label, utc_iso
 from meterway.core.errors import InvalidRequest, StorageError
 from meterway.core.request_models import ClientTimeText, RequestBody
@@ -38,7 +39,7 @@ class ActivityExport(_ExportBody):
 
     kind: Literal["activity"]
     format: Literal["csv", "pdf"] = "csv"
-    group_by: Literal["model", "key", "member"] | None = None
+    group_by: GroupBy | None = None
     granularity: Literal["hour", "day", "month"] | None = None
 
 
@@ -59,7 +60,7 @@ class ExportCreate(RequestBody):
     end: ClientTimeText | None = None
     model: str | None = Field(default=None, min_length=1, max_length=200)
     key: str | None = Field(default=None, min_length=1, max_length=64)
-    group_by: Literal["model", "key", "member"] | None = None
+    group_by: GroupBy | None = None
     granularity: Literal["hour", "day", "month"] | None = None
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -34,10 +35,19 @@ def new_request_id(at: datetime | None = None, entropy: str | None = None) -> st
 
 
 def settle(
-    record: UsageRecord, reservation: Reservation, ledger: LedgerStore, spill: SpillQueue | None, retention_days: int
+    record: UsageRecord,
+    reservation: Reservation,
+    ledger: LedgerStore,
+    spill: SpillQueue | None,
+    retention_days: int,
+    attempts: Sequence[UsageRecord] = (),
 ) -> SaveOutcome:
     """Settle a finished request: its ledger record, and the counters it reserved adjusted by its
-    real cost and tokens, written together exactly once (see ``save_settlement``)."""
+    real cost and tokens, written together exactly once (see ``save_settlement``). Its failed
+    ``attempts`` (before a fallback) are records of their own, written first and without
+    counters: they billed nothing, and the request reserved once."""
+    for attempt in attempts:
+        save_settlement(attempt.to_item(retention_days=retention_days), ledger, spill)
     counters = counter_deltas(reservation, record.cost_usd, record.tokens.total_tokens)
     return save_settlement(record.to_item(retention_days=retention_days), ledger, spill, counters)
 

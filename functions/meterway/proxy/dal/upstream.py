@@ -54,6 +54,9 @@ class Upstream:
                 body = await response.aread()
         except TimeoutError as exc:
             raise wait.error from exc
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Nothing was sent: safe to try again, or elsewhere.
+            raise UpstreamError("The upstream provider could not be reached.", unreachable=True) from exc
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout("The upstream provider did not answer in time.") from exc
         except httpx.HTTPError as exc:

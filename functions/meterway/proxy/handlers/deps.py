@@ -3,6 +3,7 @@ stack, fakes in unit tests (``create_app(deps_factory)``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -24,6 +25,7 @@ from meterway.proxy.dal.credentials import load_upstream_secret
 from meterway.proxy.dal.upstream import Upstream, build_client
 from meterway.proxy.handlers.http_io import invocation_deadline
 from meterway.proxy.logic.catalog import BUILT_IN, Catalog
+from meterway.proxy.logic.fallbacks import NO_RETRIES, RetryPolicy
 from meterway.proxy.logic.providers_config import load_catalog, parse_providers
 from meterway.proxy.logic.time_limits import TimeBudget, TimeLimits
 from meterway.proxy.providers import Providers, build_providers
@@ -39,6 +41,7 @@ class ProxyDeps:
     upstream: Upstream
     providers: Providers
     catalog: Catalog = BUILT_IN
+    retry: RetryPolicy = NO_RETRIES
 
     async def authenticate(self, request: Request) -> tuple[ApiKey, str]:
         """The calling API key and the hash it was found by (the reservation checks it again)."""
@@ -65,9 +68,12 @@ class ProxyDeps:
     async def reserve(self, key: ApiKey, key_hash: str) -> Reservation:
         return await anyio.to_thread.run_sync(reserve, self.quotas, key, key_hash, utc_now())
 
-    async def settle(self, reservation: Reservation, record: UsageRecord) -> None:
+    async def settle(self, reservation: Reservation, record: UsageRecord, attempts: Sequence[UsageRecord] = ()) -> None:
+        """Write the request's record and counters, and its failed attempts' records, once."""
         retention_days = self.settings.ledger_retention_days
-        outcome = await anyio.to_thread.run_sync(settle, record, reservation, self.ledger, self.spill, retention_days)
+        outcome = await anyio.to_thread.run_sync(
+            settle, record, reservation, self.ledger, self.spill, retention_days, attempts
+        )
         logger.info(
             "request settled",
             extra={
@@ -94,4 +100,7 @@ def build_deps() -> ProxyDeps:
         upstream=Upstream(build_client(settings)),
         providers=build_providers(settings, load_upstream_secret(settings), file),
         catalog=load_catalog(file),
+        retry=RetryPolicy(
+            settings.upstream_retries, settings.upstream_retry_backoff_s, settings.upstream_retry_max_wait_s
+        ),
     )

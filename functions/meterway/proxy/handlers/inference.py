@@ -1,25 +1,27 @@
 """The inference routes: one pipeline, and one front door per wire format the clients speak.
 
 A request goes: authenticate (cached key lookup) → parse the body into the front door's model →
-resolve the model in the catalog → the provider builds the upstream request → reserve → send →
-a non-streamed answer is charged, settled and encoded; a stream is relayed by the one streaming
-core, which settles it exactly once. Adding a front door is an encoder and a line below.
+resolve the model in the catalog → each of its routes' providers builds its upstream request →
+reserve, once → send, falling back along the routes until one answers (``fallbacks``) → a
+non-streamed answer is charged, settled and encoded; a stream is relayed by the one streaming
+core, which settles it exactly once. The failed attempts are settled with it, as records of their own. Adding a front door is an encoder and a line below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import httpx
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from meterway.accounts.logic.limits import check_model_allowed
 from meterway.core.clock import utc_now
-from meterway.core.errors import UpstreamError
+from meterway.core.errors import MeterwayError, UpstreamError
 from meterway.ledger.models import UsageRecord
 from meterway.proxy.formats.base import Encoder, parse_request
 from meterway.proxy.formats.chat import ChatCompletionRequest, ChatEncoder
@@ -29,10 +31,11 @@ from meterway.proxy.formats.responses import ResponsesEncoder, ResponsesRequest
 from meterway.proxy.handlers.deps import ProxyDeps
 from meterway.proxy.handlers.http_io import REQUEST_ID_HEADER, read_json
 from meterway.proxy.handlers.sse_response import EventStreamResponse
-from meterway.proxy.logic.catalog import Endpoint, check_output_limit
-from meterway.proxy.logic.proxy_call import ProxyCall, complete, fail
+from meterway.proxy.logic.catalog import Endpoint, ModelRoute, check_output_limit
+from meterway.proxy.logic.fallbacks import Attempts, Leg, ProviderPin, allowed_routes, first_answer, pin_of
+from meterway.proxy.logic.proxy_call import ProxyCall, attempt_records, complete, fail, take
 from meterway.proxy.logic.relay import Settle, relay
-from meterway.proxy.models import Format
+from meterway.proxy.models import Format, Wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,41 +66,48 @@ EMBEDDINGS = FrontDoor(
 async def serve(request: Request, door: FrontDoor) -> Response:
     deps: ProxyDeps = request.app.state.deps
     key, key_hash = await deps.authenticate(request)
-    parsed = parse_request(door.request_model, await read_json(request, deps.settings.max_body_bytes))
-    route = deps.catalog.resolve(parsed.model, endpoint=door.models)
-    check_model_allowed(key, route.id)
-    check_output_limit(route, {name: getattr(parsed, name) for name in door.output_limits})
+    raw = await read_json(request, deps.settings.max_body_bytes)
+    pin = pin_of(raw, request.headers) if isinstance(raw, dict) else ProviderPin()
+    parsed = parse_request(door.request_model, raw)
+    model = deps.catalog.resolve(parsed.model, endpoint=door.models)
+    check_model_allowed(key, model.id)
     body = parsed.model_dump(exclude_none=True)
+    # Built before anything is reserved: a request no route can take is a 4xx that costs nothing.
+    limits = {name: getattr(parsed, name) for name in door.output_limits}
+    legs = _legs(deps, door, model, pin, body, limits, request.headers)
     record = UsageRecord(
         request_id=request.state.request_id,
         created_at=utc_now(),
         key=key,
-        model=route.id,
-        provider=route.provider,
+        model=model.id,
+        provider=legs[0].route.provider,
         endpoint=door.endpoint,
         streamed=parsed.stream,
         user=_user_of(body),
         app=request.headers.get("x-title") or request.headers.get("x-meterway-app"),
     )
-    call = ProxyCall(route, body, record, request.state.started)
-    provider = deps.providers.for_route(route)
-    # Built before anything is reserved: a request the provider cannot take is a 400 that costs nothing.
-    outbound = provider.request(door.format, route, body, request.headers)
+    call = ProxyCall(legs[0].as_requested, body, record, request.state.started)
     budget = deps.time_budget(request)
     reservation = await deps.reserve(key, key_hash)
-    settle = partial(deps.settle, reservation)
+    attempts = Attempts()
+
+    async def send(leg: Leg, wait: Wait) -> httpx.Response:
+        return await deps.upstream.send(leg.outbound, stream=parsed.stream, on_error=leg.provider.error, wait=wait)
+
     try:
-        response = await deps.upstream.send(
-            outbound, stream=parsed.stream, on_error=provider.error, wait=budget.first_byte()
-        )
+        leg, response = await first_answer(legs, send, budget.first_byte, deps.retry, attempts)
     except UpstreamError as exc:
-        await _settle_failure(settle, call, exc)
+        take(call, attempts.failures[-1].leg, attempts.count)
+        fail(call, exc)
+        await deps.settle(reservation, record, attempt_records(record, attempts.failures[:-1]))
         raise
+    take(call, leg, attempts.count + 1)
+    settle = partial(deps.settle, reservation, attempts=attempt_records(record, attempts.failures))
     headers = {REQUEST_ID_HEADER: record.request_id}
-    encoder = door.encoder(record, route.id, call.created)
+    encoder = door.encoder(record, model.id, call.created)
     if parsed.stream:
-        adapter = provider.stream(door.format, route, record.request_id, call.created)
-        events = provider.events(response)
+        adapter = leg.provider.stream(door.format, leg.as_requested, record.request_id, call.created)
+        events = leg.provider.events(response)
         return EventStreamResponse(relay(call, response, events, adapter, encoder, settle, budget), headers=headers)
     try:
         payload = response.json()
@@ -105,10 +115,36 @@ async def serve(request: Request, door: FrontDoor) -> Response:
         failure = UpstreamError("The upstream provider sent a response that is not JSON.")
         await _settle_failure(settle, call, failure)
         raise failure from exc
-    answer = provider.answer(door.format, route, payload, record.request_id, call.created)
+    answer = leg.provider.answer(door.format, leg.as_requested, payload, record.request_id, call.created)
     complete(call, answer)
     await settle(record)
     return JSONResponse(encoder.answer(answer.body, answer.client_usage), headers=headers)
+
+
+def _legs(
+    deps: ProxyDeps,
+    door: FrontDoor,
+    model: ModelRoute,
+    pin: ProviderPin,
+    body: dict[str, Any],
+    limits: dict[str, Any],
+    client_headers: Mapping[str, str],
+) -> list[Leg]:
+    """The routes this request may take, in order, each with its upstream request built. A route
+    that cannot take it (not served here, its output limit passed, the format or a field it cannot
+    carry) is left out; when none can, the first one's reason is the answer."""
+    legs: list[Leg] = []
+    refusals: list[MeterwayError] = []
+    for route in allowed_routes(model, deps.catalog.routes_for(model), pin):
+        try:
+            provider = deps.providers.for_route(route)
+            check_output_limit(route, limits)
+            legs.append(Leg.of(model, route, provider, provider.request(door.format, route, body, client_headers)))
+        except MeterwayError as refused:
+            refusals.append(refused)
+    if not legs:
+        raise refusals[0]
+    return legs
 
 
 def _user_of(body: dict[str, Any]) -> str | None:

@@ -84,10 +84,20 @@ CATALOG: dict[str, ModelRoute] = {
 
 
 class Catalog:
-    """The models a deployment knows: the built-in ones and those of its providers file."""
+    """The models a deployment knows: the built-in ones and those of its providers file, and the
+    routes (catalog models, in order) that serve a model where the file gives them."""
 
-    def __init__(self, routes: Iterable[ModelRoute]):
+    def __init__(self, routes: Iterable[ModelRoute], fallbacks: Mapping[str, tuple[str, ...]] | None = None):
         self._routes = {route.id: route for route in routes}
+        self._fallbacks = dict(fallbacks or {})
+
+    def with_routes(self, fallbacks: Mapping[str, tuple[str, ...]]) -> Catalog:
+        return Catalog(self, fallbacks)
+
+    def routes_for(self, model: ModelRoute) -> tuple[ModelRoute, ...]:
+        """The routes that serve ``model``, in order: itself unless the providers file says otherwise."""
+        ordered = self._fallbacks.get(model.id)
+        return tuple(self._routes[route_id] for route_id in ordered) if ordered else (model,)
 
     def __iter__(self) -> Iterator[ModelRoute]:
         return iter(self._routes.values())

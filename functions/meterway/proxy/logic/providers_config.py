@@ -74,8 +74,13 @@ class ConfiguredProvider(_Strict):
         return url.rstrip("/")
 
 
+_ModelId = Annotated[str, Field(min_length=3, max_length=256)]
+
+
 class ProvidersFile(_Strict):
     providers: dict[_Name, ConfiguredProvider] = Field(default_factory=dict)
+    #: A catalog model's routes in order: catalog model ids of the same kind (itself among them or not).
+    routes: dict[_ModelId, Annotated[list[_ModelId], Field(min_length=1, max_length=8)]] = Field(default_factory=dict)
 
     @field_validator("providers")
     @classmethod
@@ -129,7 +134,7 @@ def configured_routes(file: ProvidersFile) -> list[ModelRoute]:
 
 def load_catalog(file: ProvidersFile) -> Catalog:
     """The built-in models and the file's, each of the file's priced (a reference genai-prices
-    does not know is a ``ProvidersFileError`` naming the model)."""
+    does not know is a ``ProvidersFileError`` naming the model), with the file's routes."""
     routes = configured_routes(file)
     for route in routes:
         try:
@@ -140,4 +145,26 @@ def load_catalog(file: ProvidersFile) -> Catalog:
                 f"The providers file is not valid: {route.id}: genai-prices has no model {model_ref!r} "
                 f"for provider {provider_id!r}; give its rates instead"
             ) from exc
-    return Catalog([*CATALOG.values(), *routes])
+    catalog = Catalog([*CATALOG.values(), *routes])
+    return catalog.with_routes(_checked_routes(catalog, file.routes))
+
+
+def _checked_routes(catalog: Catalog, routes: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
+    """The file's routes, each model and each of its routes a catalog model of the same kind,
+    none listed twice."""
+    for model_id, ordered in routes.items():
+        model = catalog.get(model_id)
+        where = f"The providers file is not valid: routes.{model_id}"
+        if model is None:
+            raise ProvidersFileError(f"{where}: no such model in the catalog")
+        if len(set(ordered)) != len(ordered):
+            raise ProvidersFileError(f"{where}: a route is listed twice")
+        for route_id in ordered:
+            route = catalog.get(route_id)
+            if route is None:
+                raise ProvidersFileError(f"{where}: {route_id!r} is not a model of the catalog")
+            if route.endpoint != model.endpoint:
+                raise ProvidersFileError(
+                    f"{where}: {route_id!r} is an {route.endpoint} model, not a {model.endpoint} one"
+                )
+    return {model_id: tuple(ordered) for model_id, ordered in routes.items()}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 from meterway.core.errors import UpstreamError
 from meterway.ledger.models import TokenUsage, UsageRecord
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.logic.estimate import prompt_tokens_estimate, tokens_for_chars
+from meterway.proxy.logic.fallbacks import Failure, Leg
 from meterway.proxy.logic.pricing import price_usage
 from meterway.proxy.translate.base import Answer
 
@@ -30,6 +32,43 @@ class ProxyCall:
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)
+
+
+def take(call: ProxyCall, leg: Leg, attempts: int) -> None:
+    """The call goes by ``leg``, its ``attempts``-th attempt: priced at the leg's rates, on the
+    record as the leg's provider (and route, when it is not the requested model)."""
+    call.route = leg.as_requested
+    record = call.record
+    record.provider = leg.route.provider
+    record.route = leg.route.id if leg.route.id != record.model else None
+    record.attempts = attempts if attempts > 1 else None
+
+
+def attempt_records(record: UsageRecord, failures: list[Failure]) -> list[UsageRecord]:
+    """The failed attempts of ``record``'s request, each its own record: ``<request id>.<n>``,
+    at the request's time, the attempt's own provider, error and latency, billing nothing."""
+    return [
+        replace(
+            record,
+            request_id=f"{record.request_id}.{number}",
+            provider=failure.leg.route.provider,
+            route=failure.leg.route.id if failure.leg.route.id != record.model else None,
+            status="error",
+            tokens=TokenUsage(),
+            usage_estimated=False,
+            cost_usd=Decimal(0),
+            prices={},
+            latency_ms=failure.latency_ms,
+            ttft_ms=None,
+            finish_reason=None,
+            error_code=failure.error.code,
+            upstream_status=failure.error.upstream_status,
+            attempts=None,
+            attempt_of=record.request_id,
+            attempt=number,
+        )
+        for number, failure in enumerate(failures, start=1)
+    ]
 
 
 def charge(call: ProxyCall, tokens: TokenUsage, *, estimated: bool = False) -> None:

@@ -93,7 +93,7 @@ class Provider(ABC):
             },
         )
         count(GATEWAY_FAULT_METRIC, provider=self.name)
-        return UpstreamError(GATEWAY_FAULT_MESSAGE, upstream_status=status)
+        return UpstreamError(GATEWAY_FAULT_MESSAGE, upstream_status=status, gateway_fault=True)
 
     def serves(self, route: ModelRoute) -> bool:
         """Whether this deployment may send ``route``'s model to the provider."""
