@@ -19,7 +19,7 @@ from meterway.analytics.handlers.api_context import context_of
 from meterway.analytics.handlers.api_models import ActivityResponse, DashboardResponse, RequestLog, UsageResponse
 from meterway.analytics.logic import reports
 from meterway.analytics.logic.model_filter import model_filter
-from meterway.analytics.logic.request_log import entry, request_page
+from meterway.analytics.logic.request_log import request_page
 from meterway.analytics.logic.windows import parse_window
 from meterway.analytics.models import GroupBy
 from meterway.core.api_responses import api_responses
@@ -110,7 +110,7 @@ def get_dashboard() -> DashboardResponse:
     deps, account = context_of(router), admin_of(router).account_id
     now = deps.clock()
     window = parse_window(None, None, now)
-    items, _ = deps.ledger.page(LedgerQuery(account, window.start_iso, window.end_iso), RECENT)
+    recent = request_page(deps.ledger, LedgerQuery(account, window.start_iso, window.end_iso), RECENT, None)["data"]
     balance = optional_money(balance_usd(deps.balance, account))
-    result = reports.dashboard(deps.rollups, account, now, [entry(item) for item in items], balance)
+    result = reports.dashboard(deps.rollups, account, now, recent, balance)
     return DashboardResponse.model_validate(result)

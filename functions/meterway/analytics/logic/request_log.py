@@ -62,25 +62,24 @@ def attempt_entry(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# Reading past a page's end to find the request of attempts at its edge: a request has few.
-_LOOKAHEAD = 8
-
-
 def request_page(ledger: LedgerStore, query: LedgerQuery, limit: int, cursor: str | None) -> dict[str, Any]:
-    """One page of the log: at most ``limit`` records, a request's attempts under it, and the
-    cursor of the next, older page (None at the end)."""
-    items, last_key = ledger.page(query, limit, decode_cursor(cursor, query) if cursor else None)
-    # Newest first, a request's attempts come just before it: when the page ends among them,
-    # read on to their request and end the page there.
-    while last_key and items and items[-1].get("attempt_of"):
-        more, last_key = ledger.page(query, _LOOKAHEAD, last_key)
-        request_at = next((n for n, item in enumerate(more) if not item.get("attempt_of")), None)
-        if request_at is not None:
-            if last_key or request_at + 1 < len(more):
-                last_key = index_key(more[request_at], query)
-            more = more[: request_at + 1]
-        items.extend(more)
-        if request_at is not None or not more:
+    """One page of the log: at most ``limit`` requests, each with its attempts, and the cursor of
+    the next, older page (None at the end)."""
+    items: list[dict[str, Any]] = []
+    last_key = decode_cursor(cursor, query) if cursor else None
+    while True:
+        wanted = limit - sum(1 for item in items if not item.get("attempt_of"))
+        more, last_key = ledger.page(query, wanted, last_key)
+        # Newest first, a request's attempts come just before it: the page ends at its last request.
+        requests = [n for n, item in enumerate(more) if not item.get("attempt_of")]
+        if len(requests) >= wanted:
+            end = requests[wanted - 1]
+            if last_key or end + 1 < len(more):
+                last_key = index_key(more[end], query)
+            items += more[: end + 1]
+            break
+        items += more
+        if not last_key:
             break
     return {"data": _grouped(items), "next_cursor": encode_cursor(last_key) if last_key else None}
 

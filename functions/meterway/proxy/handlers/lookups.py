@@ -31,7 +31,7 @@ async def list_models(request: Request) -> Response:
     """``GET /v1/models``: every catalog model with its base prices per million tokens."""
     deps: ProxyDeps = request.app.state.deps
     await deps.authenticate(request)  # the catalog is for API keys only
-    served = [_model(route) for route in deps.catalog if deps.providers.serves(route)]
+    served = [_model(route, deps.catalog) for route in deps.catalog if deps.providers.serves(route)]
     return JSONResponse({"object": "list", "data": served})
 
 
@@ -43,7 +43,7 @@ async def get_model(request: Request) -> Response:
     model_id = unquote(request.path_params["model_id"])
     route = deps.catalog.get(model_id) or deps.catalog.resolve(model_id, endpoint=_endpoint_of(deps.catalog, model_id))
     deps.providers.for_route(route)  # a model this deployment does not serve is not found
-    return JSONResponse(_model(route))
+    return JSONResponse(_model(route, deps.catalog))
 
 
 def _endpoint_of(catalog: Catalog, model_id: str) -> Endpoint:
@@ -52,8 +52,9 @@ def _endpoint_of(catalog: Catalog, model_id: str) -> Endpoint:
     return served.pop() if len(served) == 1 else "chat"
 
 
-def _model(route: ModelRoute) -> dict[str, Any]:
-    return {
+def _model(route: ModelRoute, catalog: Catalog) -> dict[str, Any]:
+    """A model as listed; with its routes, in order, when the providers file gives it several."""
+    listed: dict[str, Any] = {
         "id": route.id,
         "object": "model",
         "created": 0,
@@ -62,6 +63,10 @@ def _model(route: ModelRoute) -> dict[str, Any]:
         "reasoning": route.reasoning,
         "pricing": {"unit": "USD per 1M tokens", **pricing.catalog_prices(route)},
     }
+    routes = catalog.routes_for(route)
+    if routes != (route,):
+        listed["routes"] = [served_by.id for served_by in routes]
+    return listed
 
 
 async def get_generation(request: Request) -> Response:
