@@ -3,6 +3,7 @@ on a free port, with the fake upstream; tests talk to it over loopback only."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,6 +85,19 @@ def launched(state: Path, **options: Any) -> Iterator[LocalStack]:
     """``python -m devstack`` in a subprocess until the block ends (``devstack.launch.launched``)."""
     with launch_stack(state, **options) as running:
         yield LocalStack(running.info, running.log)
+
+
+@contextmanager
+def launched_with_providers(
+    state: Path, providers: dict[str, Any], env: dict[str, str] | None = None, **options: Any
+) -> Iterator[LocalStack]:
+    """A stack whose providers file is ``providers`` (written into ``state``) instead of the local one."""
+    file = state / "providers.json"
+    file.write_text(json.dumps(providers))
+    options.setdefault("token_latency_ms", 0)
+    options.setdefault("first_token_latency_ms", 0)
+    with launched(state, env={"MW_PROVIDERS_FILE": str(file)} | (env or {}), **options) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ upstream for one route's path and model, so the next route answers as the real o
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import pytest
 from genai_prices import Usage, calc_price
 
 from devstack.stack import free_port
-from tests.e2e.conftest import LocalStack, launched
+from tests.e2e.conftest import LocalStack, launched_with_providers
 from tests.e2e.test_analytics import ledger_items
 
 pytestmark = pytest.mark.e2e
@@ -36,25 +35,19 @@ ON_BEDROCK = {"model": SONNET_PROFILE}
 PROMPT = [{"role": "user", "content": "Explain why a gateway meters every token."}]
 
 
+ROUTES = {SONNET: [SONNET, SONNET_ON_BEDROCK]}
+
+
 @pytest.fixture(scope="module")
 def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    state = tmp_path_factory.mktemp("routes")
     offline = {
         "base_url": f"http://127.0.0.1:{free_port()}/v1",
         "responses": True,
         "models": [{"id": "gpt-4o-mini", "prices": {"provider": "openai"}}],
     }
-    file = state / "providers.json"
-    file.write_text(
-        json.dumps(
-            {
-                "providers": {"offline": offline},
-                "routes": {SONNET: [SONNET, SONNET_ON_BEDROCK], MINI: ["offline/gpt-4o-mini", MINI]},
-            }
-        )
-    )
-    env = {"MW_PROVIDERS_FILE": str(file), "MW_UPSTREAM_RETRIES": "1", "MW_UPSTREAM_RETRY_BACKOFF_S": "0.05"}
-    with launched(state, token_latency_ms=0, first_token_latency_ms=0, env=env) as running:
+    providers = {"providers": {"offline": offline}, "routes": ROUTES | {MINI: ["offline/gpt-4o-mini", MINI]}}
+    env = {"MW_UPSTREAM_RETRIES": "1", "MW_UPSTREAM_RETRY_BACKOFF_S": "0.05"}
+    with launched_with_providers(tmp_path_factory.mktemp("routes"), providers, env) as running:
         yield running
 
 

@@ -372,6 +372,7 @@ def codex_config_toml(
     request_max_retries: int | None = None,
     stream_max_retries: int | None = None,
     stream_idle_timeout_ms: int | None = None,
+    http_headers: Mapping[str, str] | None = None,
 ) -> str:
     """Codex's ``config.toml`` for a non-interactive run against the gateway: a custom provider
     speaking the Responses API at ``<gateway>/v1``, no approvals, the given sandbox, and nothing
@@ -390,6 +391,9 @@ def codex_config_toml(
     ):
         if value is not None:
             provider_lines.append(f"{key} = {int(value)}")
+    if http_headers:
+        pairs = ", ".join(f"{_toml_string(name)} = {_toml_string(value)}" for name, value in http_headers.items())
+        provider_lines.append(f"http_headers = {{ {pairs} }}")
     lines = [
         f"model = {_toml_string(model)}",
         f"model_provider = {_toml_string(provider)}",
@@ -435,10 +439,12 @@ def run_codex(
     extra_env: Mapping[str, str] | None = None,
     keep_home: bool = False,
     clients: InstalledClients | None = None,
+    http_headers: Mapping[str, str] | None = None,
 ) -> ClientResult:
     """``codex exec --skip-git-repo-check --strict-config -o LAST PROMPT`` with a ``config.toml``
-    written for this run (``codex_config_toml``), in a fresh HOME/CODEX_HOME and (unless ``cwd``)
-    a fresh working directory. ``json_events`` adds ``--json`` and parses its JSONL events."""
+    written for this run (``codex_config_toml``; ``http_headers``: its provider's extra headers),
+    in a fresh HOME/CODEX_HOME and (unless ``cwd``) a fresh working directory. ``json_events``
+    adds ``--json`` and parses its JSONL events."""
     clients = clients or install_clients()
     home = Path(tempfile.mkdtemp(prefix="mw-codex-home-"))
     workdir = cwd or Path(tempfile.mkdtemp(prefix="mw-codex-work-"))
@@ -454,6 +460,7 @@ def run_codex(
                 request_max_retries=request_max_retries,
                 stream_max_retries=stream_max_retries,
                 stream_idle_timeout_ms=stream_idle_timeout_ms,
+                http_headers=http_headers,
             )
         )
         env = _base_env(home)

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.clients.harness import InstalledClients, install_clients, run_claude, run_codex
+from tests.e2e.conftest import LocalStack, launched_with_providers
 
 # The first test may install the clients (about 800 MB from the npm registry).
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -171,3 +172,83 @@ def test_codex_runs_a_shell_command_through_meterway(stack, clients, key, model,
     records = assert_metered_as_upstream_reported(stack, key, "responses")
     assert len(records) >= 2  # the call, then the answer to its output
     assert "exec_command tool returned" in (result.result_text or ""), result.describe()
+
+
+# Routes: Claude Sonnet at Anthropic, then on Bedrock. The agents do not know; the ledger does.
+SONNET = "anthropic/claude-sonnet-4-5"
+SONNET_ON_BEDROCK = "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+
+@pytest.fixture(scope="module")
+def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    providers = {"routes": {SONNET: [SONNET, SONNET_ON_BEDROCK]}}
+    with launched_with_providers(tmp_path_factory.mktemp("routed"), providers) as running:
+        yield running
+
+
+@pytest.fixture
+def routed_key(routed, request) -> Key:
+    httpx.post(f"{routed.fake}/_fake/reset").raise_for_status()
+    created = routed.admin("POST", "/keys", json={"name": request.node.name[:100]}).json()
+    return Key(created["id"], created["secret"])
+
+
+def test_claude_code_is_served_by_the_next_route_when_anthropic_is_overloaded(routed, clients, routed_key, tmp_path):
+    # Anthropic is overloaded for the first call; Claude Code itself would retry it, and is told not to.
+    routed.fake_faults({"kind": "status", "status": 529}, path="/v1/messages", model="claude-sonnet-4-5")
+
+    result = run_claude(
+        "In one sentence, why should an LLM gateway meter every token?",
+        base_url=routed.base,
+        api_key=routed_key.secret,
+        model=SONNET,
+        cwd=tmp_path,
+        clients=clients,
+        max_retries=0,
+    )
+
+    assert result.returncode == 0 and not result.timed_out, result.describe()
+    records = assert_metered_as_upstream_reported(routed, routed_key, "messages")
+    first = records[0]
+    assert (first["model"], first["provider"], first["route"], first["attempts"]) == (
+        SONNET,
+        "bedrock",
+        SONNET_ON_BEDROCK,
+        2,
+    )
+    overloaded = routed.generation(f"{first['request_id']}.1")
+    assert (overloaded["provider"], overloaded["upstream_status"], overloaded["cost_usd"]) == ("anthropic", 529, 0)
+    assert_in_usage_totals(routed, routed_key, records)  # one request per call, the attempt not among them
+
+
+def test_claude_code_pins_bedrock_with_a_custom_header(routed, clients, routed_key, tmp_path):
+    result = run_claude(
+        "In one sentence, why should an LLM gateway meter every token?",
+        base_url=routed.base,
+        api_key=routed_key.secret,
+        model=SONNET,
+        cwd=tmp_path,
+        clients=clients,
+        extra_env={"ANTHROPIC_CUSTOM_HEADERS": "x-meterway-provider: bedrock"},
+    )
+
+    assert result.returncode == 0 and not result.timed_out, result.describe()
+    records = assert_metered_as_upstream_reported(routed, routed_key, "messages")
+    assert {(record["provider"], record["route"]) for record in records} == {("bedrock", SONNET_ON_BEDROCK)}
+    assert not [call for call in routed.fake_requests() if call["path"] == "/v1/messages"]
+
+
+def test_codex_pins_bedrock_with_its_providers_http_headers(routed, clients, routed_key, tmp_path):
+    result = run_codex(
+        "In one sentence, why should an LLM gateway meter every token?",
+        base_url=f"{routed.base}/v1",
+        api_key=routed_key.secret,
+        model=SONNET,
+        cwd=tmp_path,
+        clients=clients,
+        http_headers={"x-meterway-provider": "bedrock"},
+    )
+
+    assert result.returncode == 0 and not result.timed_out, result.describe()
+    records = assert_metered_as_upstream_reported(routed, routed_key, "responses")
+    assert {(record["provider"], record["route"]) for record in records} == {("bedrock", SONNET_ON_BEDROCK)}
