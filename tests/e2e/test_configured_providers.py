@@ -95,6 +95,25 @@ def test_a_messages_client_reaches_a_configured_provider_by_translation_at_its_g
     assert record["provider"] == "groq" and Decimal(str(record["cost_usd"])) == expected > 0
 
 
+def test_the_local_files_route_serves_groqs_llama_from_bedrock_when_groq_fails(keyed_stack):
+    keyed_stack.fake_faults({"kind": "status", "status": 503}, model="llama-3.3-70b-versatile")
+
+    raw = keyed_stack.openai().chat.completions.with_raw_response.create(model=GROQ, messages=PROMPT)
+    completion = raw.parse()
+
+    assert completion.model == GROQ and completion.choices[0].message.content
+    assert [call["path"] for call in keyed_stack.fake_requests()] == [
+        "/v1/chat/completions",
+        "/model/us.meta.llama3-3-70b-instruct-v1:0/converse",
+    ]
+    record = keyed_stack.generation(raw.headers["x-meterway-request-id"])
+    assert (record["provider"], record["route"], record["attempts"]) == (
+        "bedrock",
+        "bedrock/us.meta.llama3-3-70b-instruct-v1:0",
+        2,
+    )
+
+
 def test_a_responses_client_is_told_a_provider_without_responses_cannot_be_reached_that_way(keyed_stack):
     with pytest.raises(openai.BadRequestError) as raised:
         keyed_stack.openai().responses.create(model=VLLM, input="hi")
