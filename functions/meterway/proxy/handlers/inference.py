@@ -4,7 +4,8 @@ A request goes: authenticate (cached key lookup) → parse the body into the fro
 resolve the model in the catalog → each of its routes' providers builds its upstream request →
 reserve, once → send, falling back along the routes until one answers (``fallbacks``) → a
 non-streamed answer is charged, settled and encoded; a stream is relayed by the one streaming
-core, which settles it exactly once. The failed attempts are settled with it, as records of their own. Adding a front door is an encoder and a line below.
+core, which settles it exactly once. The failed attempts are settled with it, as records of
+their own. Adding a front door is an encoder and a line below.
 """
 
 from __future__ import annotations
