@@ -1,10 +1,11 @@
 """Thirty days of made-up but plausible usage for the local console (``MW_DEMO_DATA=1``).
 
 This module only plans: who the members and keys are, and which requests they made when, with
-what tokens, as the ledger records them (`UsageRecord`); `for_key` prices a record with the app's
-own pricing once its key exists. Everything is drawn from one `random.Random` with a fixed seed,
-so the same ``now`` always gives the same plan. `devstack.demo_seed` writes the plan through the
-app's own logic and stores.
+what tokens, as the ledger records them (`UsageRecord`); `plan_fallbacks` which of them Anthropic
+turned away, so that they fell back to Claude on Bedrock; `for_key` prices a record with the app's
+own pricing once its key exists. Everything is drawn from `random.Random`s with fixed seeds, so the
+same ``now`` always gives the same plan. `devstack.demo_seed` writes the plan through the app's own
+logic and stores.
 
 The shape: most traffic in European office hours on weekdays, little at weekends, a nightly
 evaluation job, usage growing over the month. Requests come in sessions whose context grows
@@ -25,6 +26,8 @@ from meterway.ledger.logic.record_usage import new_request_id
 from meterway.ledger.models import TokenUsage, UsageRecord
 from meterway.proxy.logic.catalog import CATALOG
 from meterway.proxy.logic.pricing import price_usage
+from meterway.proxy.logic.proxy_call import attempt_record
+from meterway.proxy.providers.base import status_error
 
 SEED = 20261123
 REQUESTS = 3000
@@ -161,6 +164,16 @@ KEYS = (
     ),
 )
 
+# The models with a second route, as a providers file's ``routes`` gives them: Claude Sonnet on
+# Anthropic's own API, then on Bedrock.
+FALLBACK_ROUTES = {"anthropic/claude-sonnet-4-5": "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0"}
+# One request of such a model in this many (2.5%) finds its first route overloaded or rate-limited.
+FALLBACK_EVERY = 40
+# Anthropic's refusals: its status and how long it takes (median ms); mostly overloaded, some
+# rate limits (answered at once).
+REFUSALS = ((529, 900), (429, 250))
+REFUSAL_WEIGHTS = (0.8, 0.2)
+
 # Time to first token (median ms) and answer speed (tokens per second) of each model.
 SPEED: dict[str, tuple[int, int]] = {
     "openai/gpt-4o-mini": (350, 90),
@@ -197,12 +210,66 @@ def plan_requests(
     return sorted(planned[:requests], key=lambda record: (record.created_at, record.request_id))
 
 
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A planned request as the gateway served it: its record and, when it fell back, a record of
+    each attempt that failed before (``<request id>.<n>``)."""
+
+    record: UsageRecord
+    attempts: tuple[UsageRecord, ...] = ()
+
+    def for_key(self, key: ApiKey) -> Served:
+        return Served(for_key(self.record, key), tuple(for_key(attempt, key) for attempt in self.attempts))
+
+
+def plan_fallbacks(planned: list[UsageRecord]) -> list[Served]:
+    """``planned`` as served: about one request in ``FALLBACK_EVERY`` of a model with a second
+    route (and not failed anyway) was turned away by its first and served by the second.
+
+    The fallbacks are spaced, not drawn request by request, so that a small plan has some too;
+    they come from a generator of their own, so the requests are the same with or without them.
+    """
+    rng = random.Random(SEED + 1)  # noqa: S311 (made-up data, reproducible on purpose)
+    until_next = rng.randrange(FALLBACK_EVERY)
+    served: list[Served] = []
+    for record in planned:
+        route = FALLBACK_ROUTES.get(record.model)
+        if route is None or record.status == "error":
+            served.append(Served(record))
+        elif until_next:
+            until_next -= 1
+            served.append(Served(record))
+        else:
+            until_next = rng.randint(FALLBACK_EVERY // 2, FALLBACK_EVERY * 3 // 2) - 1
+            served.append(_fell_back(rng, record, route))
+    return served
+
+
+def _fell_back(rng: random.Random, record: UsageRecord, route: str) -> Served:
+    """``record`` served by ``route`` after its first attempt was refused, recorded as the proxy
+    records it (``meterway.proxy.logic.proxy_call``): the request names the route and its
+    provider, counts both attempts, and took the refused one's time too; the refused attempt is a
+    record of its own at the request's time, of its own provider, billing nothing."""
+    status, median_ms = rng.choices(REFUSALS, REFUSAL_WEIGHTS)[0]
+    refused_ms = _tokens(rng, median_ms, 0.4)
+    attempt = attempt_record(record, 1, CATALOG[record.model], status_error(status, None, None), refused_ms)
+    served = replace(
+        record,
+        provider=CATALOG[route].provider,
+        route=route,
+        attempts=2,
+        latency_ms=record.latency_ms + refused_ms,
+        ttft_ms=None if record.ttft_ms is None else record.ttft_ms + refused_ms,
+    )
+    return Served(served, (attempt,))
+
+
 def for_key(planned: UsageRecord, key: ApiKey) -> UsageRecord:
-    """A planned record as the proxy would have written it for ``key``: priced by genai-prices,
-    except a failed request, which bills nothing."""
+    """A planned record as the proxy would have written it for ``key``: priced by genai-prices at
+    the rates of the route that served it, except a failed request, which bills nothing."""
     record = replace(planned, key=key)
     if record.status != "error":
-        price = price_usage(CATALOG[record.model], record.tokens)
+        price = price_usage(CATALOG[record.route or record.model], record.tokens)
         record.cost_usd, record.prices = price.cost_usd, price.rates
     return record
 
@@ -308,7 +375,7 @@ def _outcome(
     roll = rng.random()
     if roll < 0.012:
         status = rng.choice((429, 500, 529)) if model.startswith("anthropic/") else rng.choice((429, 500))
-        code = "upstream_rate_limited" if status == 429 else "upstream_error"
+        code = status_error(status, None, None).code  # as the proxy records it
         return replace(record, status="error", latency_ms=ttft // 3, error_code=code, upstream_status=status)
     if streamed and roll < 0.03:
         # The client hung up. Its output so far is estimated and billed, and so is the prompt,

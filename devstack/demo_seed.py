@@ -3,8 +3,10 @@
 Members and keys are created by the same logic as the management API. Each request is reserved
 and settled exactly as the proxy does it, with its own past time: one transaction reserves (key
 still valid, per-minute and spend limits, credit), one writes the ledger record with the
-counters' share. The aggregator then builds the rollups from the ledger's stream, as for real
-traffic. A request the reservation refuses is not recorded, as the gateway records none.
+counters' share; a request that fell back has its failed attempt's record written first, without
+counters. The aggregator then builds the rollups from the ledger's stream, as for real traffic
+(and leaves the failed attempts out, as it does for real traffic). A request the reservation
+refuses is not recorded, as the gateway records none.
 
 Past times are taken as DynamoDB would take them. The counters of long-gone minutes and spend
 periods, and minute rollups older than 8 days, are written with their TTL already passed:
@@ -27,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from devstack.demo_data import DAYS, KEYS, MEMBERS, REQUESTS, for_key, plan_requests
+from devstack.demo_data import DAYS, KEYS, MEMBERS, REQUESTS, Served, plan_fallbacks, plan_requests
 from devstack.stack import LOCAL_ACCOUNT
 from meterway.accounts.dal.key_store import DynamoKeyStore
 from meterway.accounts.dal.member_store import DynamoMemberStore
@@ -119,12 +121,12 @@ def seed_demo_data(
     since = now - timedelta(days=days + 3)
     created = create_members(settings.keys_table, account_id, since)
     keys = create_keys(settings.keys_table, account_id, since)
-    planned = plan_requests(now, requests=requests, days=days)
-    records = [for_key(record, keys[record.key.name][0]) for record in planned]
+    planned = plan_fallbacks(plan_requests(now, requests=requests, days=days))
+    served = [request.for_key(keys[request.record.key.name][0]) for request in planned]
     hashes = {key.key_id: key_hash for key, key_hash in keys.values()}
     spill = SqsSpillQueue(settings.spill_queue_url)
     settled = settle_all(
-        records,
+        served,
         hashes,
         DynamoQuotaStore(settings.keys_table),
         DynamoLedgerStore(settings.ledger_table, counters_table=settings.keys_table),
@@ -133,7 +135,7 @@ def seed_demo_data(
     )
     cost = sum((record.cost_usd for record in settled), Decimal(0))
     marker.finish(account_id, len(settled), cost)
-    return SeedReport(utc_iso(now), len(settled), cost, len(records) - len(settled), len(keys), created)
+    return SeedReport(utc_iso(now), len(settled), cost, len(served) - len(settled), len(keys), created)
 
 
 def create_members(table: str, account_id: str, now: datetime) -> int:
@@ -162,26 +164,27 @@ def create_keys(table: str, account_id: str, now: datetime) -> dict[str, tuple[A
 
 
 def settle_all(
-    records: Iterable[UsageRecord],
+    requests: Iterable[Served],
     hashes: dict[str, str],
     quotas: QuotaStore,
     ledger: LedgerStore,
     spill: SpillQueue | None,
     retention_days: int,
 ) -> list[UsageRecord]:
-    """Reserve and settle each record at its own time, oldest first; returns those recorded (a
-    spilled one is, once the replayer has run)."""
+    """Reserve and settle each request at its own time, oldest first, with its failed attempts;
+    returns the records of those recorded (a spilled one is, once the replayer has run)."""
 
-    def settle_one(record: UsageRecord) -> UsageRecord | None:
+    def settle_one(served: Served) -> UsageRecord | None:
+        record = served.record
         try:
             reservation = reserve(quotas, record.key, hashes[record.key.key_id], record.created_at)
         except (AuthenticationFailed, QuotaExceeded, RateLimited):
             return None
-        outcome = settle(record, reservation, ledger, spill, retention_days)
+        outcome = settle(record, reservation, ledger, spill, retention_days, served.attempts)
         return record if outcome in ("written", "spilled") else None
 
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="demo-seed") as pool:
-        return [record for record in pool.map(settle_one, records) if record is not None]
+        return [record for record in pool.map(settle_one, requests) if record is not None]
 
 
 def seed_before_start(requests: int) -> tuple[SeedReport, float]:

@@ -1,7 +1,7 @@
 // Pieces several pages share: stat cards, tables, segmented choices, token breakdowns.
 import { h, uid, type Child } from "./dom";
-import { count, costSpan } from "./format";
-import type { RequestRow, RequestTokens } from "./types";
+import { count, costSpan, duration } from "./format";
+import type { RequestAttempt, RequestRow, RequestTokens } from "./types";
 
 export function statCard(label: string, value: Child, detail?: Child): HTMLElement {
   return h("div", { class: "stat" }, h("div", { class: "stat-label" }, label), h("div", { class: "stat-value" }, value), detail ? h("div", { class: "stat-detail" }, detail) : null);
@@ -17,18 +17,19 @@ export interface Column {
 }
 
 /** Body rows; each cell carries its column's label, which phones show beside it. */
-export function tableRows(columns: Column[], rows: Child[][]): HTMLTableRowElement[] {
-  return rows.map((cells) => h("tr", null, cells.map((cell, index) => h("td", { class: columns[index]?.numeric ? "num" : null, "data-label": columns[index]?.label }, cell))));
+export function tableRows(columns: Column[], rows: Child[][], rowClass: string | null = null): HTMLTableRowElement[] {
+  return rows.map((cells) => h("tr", { class: rowClass }, cells.map((cell, index) => h("td", { class: columns[index]?.numeric ? "num" : null, "data-label": columns[index]?.label }, cell))));
 }
 
 /** A table with a caption (read by screen readers, hidden when a heading already says it). */
 export function table(caption: string, columns: Column[], rows: Child[][], empty = "Nothing in this range."): HTMLElement {
+  return tableOf(caption, columns, tableRows(columns, rows), empty);
+}
+
+/** `table` for rows already made (by `tableRows`). */
+export function tableOf(caption: string, columns: Column[], rows: HTMLTableRowElement[], empty = "Nothing in this range."): HTMLElement {
   const head = h("thead", null, h("tr", null, columns.map((column) => h("th", { scope: "col", class: column.numeric ? "num" : null }, column.label))));
-  const body = h(
-    "tbody",
-    null,
-    rows.length ? tableRows(columns, rows) : h("tr", null, h("td", { colspan: String(columns.length), class: "empty" }, empty)),
-  );
+  const body = h("tbody", null, rows.length ? rows : h("tr", null, h("td", { colspan: String(columns.length), class: "empty" }, empty)));
   return h("div", { class: "table-wrap" }, h("table", { class: "responsive" }, h("caption", { class: "sr-only" }, caption), head, body));
 }
 
@@ -83,10 +84,9 @@ document.addEventListener("keydown", (event) => {
   for (const anchor of document.querySelectorAll(".has-tip:hover, .has-tip:focus")) anchor.classList.add("dismissed");
 });
 
-/** Total tokens; hovering or focusing it shows the input/output/cache breakdown. */
-export function tokenTotal(row: RequestRow): HTMLElement {
-  const tip = uid("tokens");
-  const lines = breakdownLines(row.tokens);
+/** `content` with a tooltip that hovering or focusing it shows (focus works by touch, too). */
+function withTip(content: Child, tip: Child): HTMLElement {
+  const id = uid("tip");
   const place = (event: Event): void => {
     const anchor = event.currentTarget as HTMLElement;
     placeTip(anchor, anchor.querySelector(".tip") as HTMLElement);
@@ -94,14 +94,18 @@ export function tokenTotal(row: RequestRow): HTMLElement {
   const restore = (event: Event): void => (event.currentTarget as HTMLElement).classList.remove("dismissed");
   return h(
     "span",
-    { class: "has-tip", tabindex: "0", "aria-describedby": tip, onmouseenter: place, onfocus: place, onmouseleave: restore, onblur: restore },
-    count(row.tokens.total),
-    row.usage_estimated ? h("span", { class: "badge warn", title: "Estimated: the provider sent no usage" }, "est.") : null,
-    h(
-      "span",
-      { class: "tip", role: "tooltip", id: tip },
-      h("dl", null, lines.map(([name, value]) => [h("dt", { class: name.startsWith("of which") ? "sub" : null }, name), h("dd", null, typeof value === "number" ? count(value) : value)])),
-    ),
+    { class: "has-tip", tabindex: "0", "aria-describedby": id, onmouseenter: place, onfocus: place, onmouseleave: restore, onblur: restore },
+    content,
+    h("span", { class: "tip", role: "tooltip", id }, tip),
+  );
+}
+
+/** Total tokens; hovering or focusing it shows the input/output/cache breakdown. */
+export function tokenTotal(row: RequestRow): HTMLElement {
+  const lines = breakdownLines(row.tokens);
+  return withTip(
+    [count(row.tokens.total), row.usage_estimated ? h("span", { class: "badge warn", title: "Estimated: the provider sent no usage" }, "est.") : null],
+    h("dl", null, lines.map(([name, value]) => [h("dt", { class: name.startsWith("of which") ? "sub" : null }, name), h("dd", null, typeof value === "number" ? count(value) : value)])),
   );
 }
 
@@ -111,25 +115,64 @@ export function statusBadge(status: string): HTMLElement {
   return h("span", { class: `badge status-${status}` }, STATUS_TEXT[status] ?? status);
 }
 
-export function requestRow(row: RequestRow, timestamp: (iso: string) => string): Child[] {
+/** The provider; when a route other than the requested model was taken, that route in a tooltip. */
+function providerName(provider: string | null, route: string | null, taken = "Served by"): Child {
+  if (!provider) return h("span", { class: "muted" }, "—");
+  if (!route) return provider;
+  return withTip(provider, [`${taken} `, h("code", null, route)]);
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+function requestRow(row: RequestRow, timestamp: (iso: string) => string): Child[] {
+  const failed = row.attempts.length;
   return [
     h("time", { datetime: row.created_at }, timestamp(row.created_at)),
     h("span", { class: "model" }, row.model),
+    providerName(row.provider, row.route),
     tokenTotal(row),
     costSpan(row.cost),
     row.key_name ?? row.key_id,
-    statusBadge(row.status),
+    h("span", null, statusBadge(row.status), failed ? h("span", { class: "fell-back-note" }, `fell back after ${plural(failed, "failed attempt")}`) : null),
   ];
 }
 
 export const REQUEST_COLUMNS: Column[] = [
   { label: "Time" },
   { label: "Model" },
+  { label: "Provider" },
   { label: "Tokens", numeric: true },
   { label: "Cost", numeric: true },
   { label: "Key" },
   { label: "Status" },
 ];
+
+// An attempt's row lines up under its request's columns; on a phone, its own labels.
+const ATTEMPT_COLUMNS: Column[] = REQUEST_COLUMNS.map((column, index) => (index === 0 ? { label: "Failed" } : index === 1 ? { label: "Route" } : column));
+
+/** A failed attempt, under its request: its number and how long it took, where it went, why it failed. */
+function attemptRow(attempt: RequestAttempt): Child[] {
+  const why = [attempt.upstream_status, attempt.error_code].filter((part) => part !== null).join(" ");
+  return [
+    h("span", null, h("span", { class: "nest", "aria-hidden": "true" }, "↳ "), `Attempt ${attempt.attempt ?? "?"}`, h("span", { class: "muted" }, ` · ${duration(attempt.latency_ms)}`)),
+    attempt.route ? h("span", { class: "model" }, attempt.route) : null,
+    providerName(attempt.provider, attempt.route, "Tried"),
+    null,
+    costSpan(attempt.cost),
+    null,
+    h("span", null, statusBadge(attempt.status), why ? h("span", { class: "why" }, why) : null),
+  ];
+}
+
+/** The request log's rows: each request, then a row for each attempt that failed before it fell back. */
+export function requestRows(rows: RequestRow[], timestamp: (iso: string) => string): HTMLTableRowElement[] {
+  return rows.flatMap((row) => [
+    ...tableRows(REQUEST_COLUMNS, [requestRow(row, timestamp)], row.attempts.length ? "request fell-back" : "request"),
+    ...tableRows(ATTEMPT_COLUMNS, row.attempts.map(attemptRow), "attempt"),
+  ]);
+}
 
 export function loading(text = "Loading…"): HTMLElement {
   return h("p", { class: "muted loading", role: "status" }, text);

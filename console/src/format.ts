@@ -54,6 +54,11 @@ export function costSpan(exact: string): HTMLSpanElement {
   return span;
 }
 
+/** A duration: milliseconds below a second, else seconds to one decimal. */
+export function duration(ms: number): string {
+  return ms < 1000 ? `${integer.format(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
 const dateTime = new Intl.DateTimeFormat("en-GB", {
   year: "numeric",
   month: "short",

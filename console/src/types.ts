@@ -37,10 +37,30 @@ export interface RequestTokens {
   cache_read: number;
 }
 
+/** An attempt that failed before its request fell back to another try or route; it billed nothing. */
+export interface RequestAttempt {
+  id: string;
+  attempt: number | null;
+  provider: string | null;
+  /** The catalog model it tried, when not the request's model. */
+  route: string | null;
+  status: string;
+  error_code: string | null;
+  upstream_status: number | null;
+  latency_ms: number;
+  cost: string;
+}
+
 export interface RequestRow {
   id: string;
   created_at: string;
   model: string;
+  /** The provider it went to last: after a fallback, the one that answered. */
+  provider: string | null;
+  /** The catalog model that served it, when not `model` (a fallback route). */
+  route: string | null;
+  /** Its failed attempts before the one that answered, in order. */
+  attempts: RequestAttempt[];
   key_id: string;
   key_name: string | null;
   member: string | null;
@@ -59,7 +79,7 @@ export interface Page<T> {
 }
 
 export type Period = "1h" | "1d" | "1mo" | "1y";
-export type GroupBy = "model" | "key" | "member";
+export type GroupBy = "model" | "key" | "member" | "provider";
 
 export interface Bucket extends Counters {
   start: string;

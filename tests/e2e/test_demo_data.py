@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from devstack.demo_data import KEYS
+from devstack.demo_data import FALLBACK_ROUTES, KEYS
+from meterway.analytics.logic.rollups import counted
+from meterway.core.aws import deserialize
 from meterway.core.clock import utc_iso
 from tests.e2e.conftest import LocalStack, launched
 
@@ -43,6 +45,12 @@ def ledger(stack: LocalStack) -> list[dict[str, Any]]:
     return [item for page in pages for item in page["Items"]]
 
 
+def requests_in(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of requests: a failed attempt before a fallback has a record of its own, which
+    is not a request (the rollups leave it out too)."""
+    return [item for item in records if counted(deserialize(item))]
+
+
 def last_30_days(stack: LocalStack) -> dict[str, Any]:
     today = datetime.now(UTC).date()
     window = {"start": str(today - timedelta(days=31)), "end": str(today)}
@@ -56,8 +64,8 @@ def test_usage_over_the_month_counts_every_seeded_request_at_its_ledger_cost(dem
     # Given a stack started with demo data, when the month's usage is asked for
     records = ledger(demo_stack)
     totals = last_30_days(demo_stack)["totals"]
-    # Then it counts each seeded record once, and costs what the records cost, to the last digit
-    assert len(records) == REQUESTS
+    # Then it counts each seeded request once, and costs what the records cost, to the last digit
+    assert len(requests_in(records)) == REQUESTS
     assert totals["requests"] == REQUESTS
     assert Decimal(totals["cost"]) == sum(Decimal(item["cost_usd"]["N"]) for item in records)
     assert Decimal(totals["cost"]) > 0
@@ -82,11 +90,27 @@ def test_activity_by_key_shows_the_demo_keys(demo_stack):
     assert names == {key.name for key in KEYS}
 
 
+def test_activity_by_provider_counts_each_request_where_it_was_served(demo_stack):
+    # Given the ledger's requests, some served by Bedrock after a failed attempt at Anthropic
+    records = [deserialize(item) for item in ledger(demo_stack)]
+    fallbacks = [item for item in records if item.get("attempts")]
+    assert fallbacks and {item["route"] for item in fallbacks} <= set(FALLBACK_ROUTES.values())
+    # When the year's activity (the whole month of demo data) is grouped by provider
+    response = demo_stack.admin("GET", "/activity", params={"period": "1y", "group_by": "provider"})
+    assert response.status_code == 200, response.text
+    groups = {group["group"]: group for group in response.json()["groups"]}
+    # Then Bedrock has the fallbacks, at their cost, and the failed attempts count nowhere
+    assert set(groups) == {"anthropic", "bedrock", "openai"}
+    assert groups["bedrock"]["requests"] == len(fallbacks)
+    assert Decimal(groups["bedrock"]["cost"]) == sum(item["cost_usd"] for item in fallbacks)
+    assert sum(group["requests"] for group in groups.values()) == REQUESTS
+
+
 def test_a_second_start_on_the_same_state_dir_does_not_add_to_the_data(demo_stack, demo_state):
     # Given a second start on the same state dir (its AWS backend starts empty: moto keeps state in memory)
     with start(demo_state) as again:
         # Then the month holds the same number of requests, and the ledger no more than that
         assert again.base != demo_stack.base
         assert last_30_days(again)["totals"]["requests"] == REQUESTS
-        assert again.ledger_count() == REQUESTS
+        assert len(requests_in(ledger(again))) == REQUESTS
     assert "demo data:" in again.log.read_text()

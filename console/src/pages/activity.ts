@@ -1,4 +1,4 @@
-// Activity: spend, tokens and requests over an hour to a year, grouped by model, key or member.
+// Activity: spend, tokens and requests over an hour to a year, grouped by model, key, member or provider.
 import type { Chart } from "chart.js";
 import { barChart, type Series } from "../charts";
 import { segmented, statCard, statGrid, table } from "../components";
@@ -18,6 +18,7 @@ const GROUPS: [GroupBy, string][] = [
   ["model", "Model"],
   ["key", "API key"],
   ["member", "Member"],
+  ["provider", "Provider"],
 ];
 // The export's buckets: an hour's minutes are not kept long enough for a report, so it gets hours.
 const EXPORT_GRANULARITY: Record<Period, string> = { "1h": "hour", "1d": "hour", "1mo": "day", "1y": "month" };

@@ -1,6 +1,6 @@
 // Dashboard: balance, the spend trend, top models and the latest requests at a glance.
 import { lineChart } from "../charts";
-import { REQUEST_COLUMNS, requestRow, segmented, statCard, statGrid, table } from "../components";
+import { REQUEST_COLUMNS, requestRows, segmented, statCard, statGrid, table, tableOf } from "../components";
 import type { PageContext } from "../context";
 import { fill, h } from "../dom";
 import { MONEY, bucketLabel, costSpan, count, timestamp, usd } from "../format";
@@ -72,7 +72,7 @@ export const dashboardPage = async (context: PageContext): Promise<void> => {
       "section",
       { class: "card", "aria-labelledby": "recent-title" },
       h("div", { class: "card-head" }, h("h2", { id: "recent-title" }, "Recent activity"), h("a", { href: "/usage", "data-link": true }, "All usage →")),
-      table("The latest requests", REQUEST_COLUMNS, data.recent_activity.map((row) => requestRow(row, timestamp)), "No requests yet. Point an OpenAI or Anthropic SDK at the gateway to see them here."),
+      tableOf("The latest requests", REQUEST_COLUMNS, requestRows(data.recent_activity, timestamp), "No requests yet. Point an OpenAI or Anthropic SDK at the gateway to see them here."),
     ),
   );
   draw();

@@ -1,6 +1,6 @@
 // Usage: what was spent in a date range, on which model, with which key — and the requests behind it.
 import { barChart } from "../charts";
-import { REQUEST_COLUMNS, loading, requestRow, segmented, statCard, statGrid, table, tableRows } from "../components";
+import { REQUEST_COLUMNS, loading, requestRows, segmented, statCard, statGrid, table, tableOf } from "../components";
 import type { PageContext } from "../context";
 import { fill, field, h, message, options } from "../dom";
 import { exportButton } from "../exports";
@@ -131,9 +131,9 @@ export const usagePage = async (context: PageContext): Promise<void> => {
   async function loadRequests(asked: Filters, mine: number, cursor: string | null): Promise<void> {
     const page = await api.get<{ data: RequestRow[]; next_cursor: string | null }>("/api/usage/requests", { ...query(asked), cursor, limit: PAGE_SIZE });
     if (!context.current() || mine !== generation) return;
-    const rows = page.data.map((row) => requestRow(row, timestamp));
-    if (cursor === null) fill(log, table("Requests, newest first", REQUEST_COLUMNS, rows, "No requests in this range."));
-    else log.querySelector("tbody")?.append(...tableRows(REQUEST_COLUMNS, rows));
+    const rows = requestRows(page.data, timestamp);
+    if (cursor === null) fill(log, tableOf("Requests, newest first", REQUEST_COLUMNS, rows, "No requests in this range."));
+    else log.querySelector("tbody")?.append(...rows);
     if (!page.next_cursor) {
       fill(more);
       return;

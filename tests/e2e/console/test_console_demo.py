@@ -1,17 +1,23 @@
-"""The console over a month of demo usage (``MW_DEMO_DATA``): the request log pages back in time,
-and every page draws a real month, in pictures for people to look at."""
+"""The console over a month of demo usage (``MW_DEMO_DATA``): the request log pages back in time
+and shows the requests that fell back, Activity groups by provider, and every page draws a real
+month, in pictures for people to look at."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
+from devstack.demo_data import FALLBACK_ROUTES
 from tests.e2e.conftest import LocalStack
 from tests.e2e.console.conftest import screenshot, signed_in
 from tests.e2e.test_demo_data import start
+
+SONNET = "anthropic/claude-sonnet-4-5"
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +31,8 @@ def test_the_request_log_loads_older_requests_page_by_page(page: Page, demo_stac
     signed_in(page, demo_stack)
     page.goto(f"{demo_stack.base}/usage")
     log = page.locator("section", has=page.get_by_role("heading", name="Requests", exact=True))
-    rows = log.locator("tbody tr")
+    # One row per request (a request that fell back has its failed attempts' rows under it).
+    rows = log.locator("tbody tr.request")
     expect(rows).to_have_count(50)
     first_page = rows.locator("time").evaluate_all("times => times.map(t => t.getAttribute('datetime'))")
 
@@ -54,3 +61,118 @@ def test_every_page_draws_a_month_of_demo_usage(page: Page, demo_stack: LocalSta
     assert page.locator("td.empty").count() == 0
     name = path.split("?")[0].strip("/") or "dashboard"
     screenshot(page, f"demo-{name}")
+
+
+def sonnet_fallback(stack: LocalStack) -> dict[str, Any]:
+    """A Claude Sonnet request of the demo month that fell back, from the API's request log (one
+    whose failed attempt was a 529, when there is one)."""
+    today = datetime.now(UTC).date()
+    params: dict[str, Any] = {
+        "start": str(today - timedelta(days=31)),
+        "end": str(today),
+        "model": SONNET,
+        "limit": 200,
+    }
+    fallbacks: list[dict[str, Any]] = []
+    while True:
+        page = stack.admin("GET", "/usage/requests", params=params).json()
+        fallbacks += [row for row in page["data"] if row["attempts"]]
+        if not page["next_cursor"]:
+            break
+        params["cursor"] = page["next_cursor"]
+    assert fallbacks, "the demo month has no request that fell back"
+    return next((row for row in fallbacks if row["attempts"][0]["upstream_status"] == 529), fallbacks[0])
+
+
+def show_fallback(page: Page, stack: LocalStack, fallback: dict[str, Any]) -> tuple[Locator, Locator]:
+    """Opens the request log on the fallback's day and model; its row and its failed attempt's."""
+    signed_in(page, stack)
+    day = fallback["created_at"][:10]
+    page.goto(f"{stack.base}/usage?start={day}&end={day}&model={SONNET}")
+    log = page.locator("section", has=page.get_by_role("heading", name="Requests", exact=True))
+    row = log.locator("tbody tr.request", has=page.locator(f"time[datetime='{fallback['created_at']}']"))
+    expect(row).to_have_count(1)
+    # The failed attempt is the row right after its request's.
+    return row, row.locator("xpath=following-sibling::tr[1]")
+
+
+def expect_fallback(row: Locator, attempt_row: Locator, fallback: dict[str, Any]) -> None:
+    attempt = fallback["attempts"][0]
+    cells, attempt_cells = row.locator("td"), attempt_row.locator("td")
+    expect(cells.nth(1)).to_have_text(SONNET)
+    expect(cells.nth(2)).to_contain_text("bedrock")
+    expect(cells.nth(2).get_by_role("tooltip", include_hidden=True)).to_contain_text(FALLBACK_ROUTES[SONNET])
+    expect(cells.nth(4).locator(".cost")).to_have_attribute("data-exact", fallback["cost"])
+    expect(cells.nth(6)).to_contain_text("fell back after 1 failed attempt")
+    expect(attempt_row).to_have_class("attempt")
+    expect(attempt_cells.nth(0)).to_contain_text("Attempt 1")
+    expect(attempt_cells.nth(2)).to_have_text("anthropic")
+    expect(attempt_cells.nth(4)).to_have_text("$0.00")
+    expect(attempt_cells.nth(6)).to_contain_text(f"{attempt['upstream_status']} {attempt['error_code']}")
+    expect(attempt_cells.nth(6)).to_contain_text("Error")
+
+
+def test_the_request_log_shows_a_fallback_with_its_failed_attempt_nested_under_it(
+    page: Page, phone_page: Page, demo_stack: LocalStack
+):
+    # Given a request that Anthropic turned away (529) and Bedrock served
+    fallback = sonnet_fallback(demo_stack)
+    assert fallback["provider"] == "bedrock" and fallback["route"] == FALLBACK_ROUTES[SONNET]
+    assert fallback["attempts"][0]["upstream_status"] == 529 and fallback["attempts"][0]["provider"] == "anthropic"
+
+    # When the request log shows its day, at 1280 px: the request served by bedrock, the route on
+    # hover, and under it the failed attempt at anthropic (529, $0)
+    row, attempt_row = show_fallback(page, demo_stack, fallback)
+    expect_fallback(row, attempt_row, fallback)
+    row.evaluate("element => element.scrollIntoView({block: 'center'})")
+    provider = row.locator("td").nth(2).locator(".has-tip")
+    provider.hover()
+    expect(provider.get_by_role("tooltip")).to_be_visible()
+    expect(provider.get_by_role("tooltip")).to_be_in_viewport()
+    screenshot(page, "demo-usage-fallback", full_page=False)
+
+    # And on a phone, where each row is a card and the attempt's card is indented under it
+    row, attempt_row = show_fallback(phone_page, demo_stack, fallback)
+    expect_fallback(row, attempt_row, fallback)
+    row_box, attempt_box = row.bounding_box(), attempt_row.bounding_box()
+    assert (
+        row_box
+        and attempt_box
+        and attempt_box["x"] > row_box["x"]
+        and attempt_box["y"] >= row_box["y"] + row_box["height"]
+    )
+    assert phone_page.evaluate("document.documentElement.scrollWidth") <= 390
+    row.evaluate("element => element.scrollIntoView({block: 'center'})")
+    screenshot(phone_page, "demo-usage-fallback-phone", full_page=False)
+
+
+def test_activity_grouped_by_provider_shows_anthropic_bedrock_and_openai(
+    page: Page, phone_page: Page, demo_stack: LocalStack
+):
+    expected = demo_stack.admin("GET", "/activity", params={"period": "1mo", "group_by": "provider"}).json()
+    counts = {group["group"]: group["requests"] for group in expected["groups"]}
+    assert set(counts) == {"anthropic", "bedrock", "openai"}
+
+    # Given the activity page grouped by model, when Provider is chosen
+    signed_in(page, demo_stack)
+    page.goto(f"{demo_stack.base}/activity?period=1mo&group_by=model")
+    page.get_by_text("Provider", exact=True).click()
+    expect(page).to_have_url(f"{demo_stack.base}/activity?period=1mo&group_by=provider")
+    # Then the table has a row per provider, with its requests
+    rows = page.locator("section", has=page.get_by_role("heading", name="By provider")).locator("tbody tr")
+    expect(rows).to_have_count(3)
+    for provider, requests in counts.items():
+        row = rows.filter(has=page.get_by_text(provider, exact=True))
+        expect(row.locator("td").nth(1)).to_have_text(f"{requests:,}")
+    expect(page.locator(".stat", has=page.get_by_text("Providers", exact=True))).to_contain_text("3")
+    screenshot(page, "demo-activity-provider")
+
+    # And a phone shows the same, without scrolling sideways
+    signed_in(phone_page, demo_stack)
+    phone_page.goto(f"{demo_stack.base}/activity?period=1mo&group_by=provider")
+    expect(phone_page.get_by_role("radio", name="Provider")).to_be_checked()
+    expect(
+        phone_page.locator("section", has=phone_page.get_by_role("heading", name="By provider")).locator("tbody tr")
+    ).to_have_count(3)
+    assert phone_page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(phone_page, "demo-activity-provider-phone")

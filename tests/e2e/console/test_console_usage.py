@@ -130,7 +130,7 @@ def test_usage_filters_by_model_and_key_and_matches_the_api(page: Page, fast_sta
     expect_totals(page, only_batch)
     expect(log).to_have_count(2)
     for row in log.all():
-        expect(row.locator("td").nth(4)).to_have_text("batch jobs")
+        expect(row.locator("td").nth(5)).to_have_text("batch jobs")
     assert "key=" in page.url
     screenshot(page, "usage-filtered-by-key")
 

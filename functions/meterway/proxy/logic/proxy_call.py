@@ -45,30 +45,37 @@ def take(call: ProxyCall, leg: Leg, attempts: int) -> None:
 
 
 def attempt_records(record: UsageRecord, failures: list[Failure]) -> list[UsageRecord]:
-    """The failed attempts of ``record``'s request, each its own record: ``<request id>.<n>``,
-    at the request's time, the attempt's own provider, error and latency, billing nothing."""
+    """The failed attempts of ``record``'s request, each a record of its own (``attempt_record``)."""
     return [
-        replace(
-            record,
-            request_id=f"{record.request_id}.{number}",
-            provider=failure.leg.route.provider,
-            route=failure.leg.route.id if failure.leg.route.id != record.model else None,
-            status="error",
-            tokens=TokenUsage(),
-            usage_estimated=False,
-            cost_usd=Decimal(0),
-            prices={},
-            latency_ms=failure.latency_ms,
-            ttft_ms=None,
-            finish_reason=None,
-            error_code=failure.error.code,
-            upstream_status=failure.error.upstream_status,
-            attempts=None,
-            attempt_of=record.request_id,
-            attempt=number,
-        )
+        attempt_record(record, number, failure.leg.route, failure.error, failure.latency_ms)
         for number, failure in enumerate(failures, start=1)
     ]
+
+
+def attempt_record(
+    record: UsageRecord, number: int, route: ModelRoute, error: UpstreamError, latency_ms: int
+) -> UsageRecord:
+    """The ``number``-th attempt of ``record``'s request, failed on ``route``: ``<request id>.<n>``,
+    at the request's time, the attempt's own provider, error and latency, billing nothing."""
+    return replace(
+        record,
+        request_id=f"{record.request_id}.{number}",
+        provider=route.provider,
+        route=route.id if route.id != record.model else None,
+        status="error",
+        tokens=TokenUsage(),
+        usage_estimated=False,
+        cost_usd=Decimal(0),
+        prices={},
+        latency_ms=latency_ms,
+        ttft_ms=None,
+        finish_reason=None,
+        error_code=error.code,
+        upstream_status=error.upstream_status,
+        attempts=None,
+        attempt_of=record.request_id,
+        attempt=number,
+    )
 
 
 def charge(call: ProxyCall, tokens: TokenUsage, *, estimated: bool = False) -> None:
