@@ -56,8 +56,10 @@ integration: install
 e2e: install console
 	$(BIN)/python -m pytest -q tests/e2e
 
+## bench: the proxy's overhead against LiteLLM's (installed into .bench/ on first use), then its cost per request
 bench: install
 	$(BIN)/python bench/proxy_overhead.py
+	$(BIN)/python bench/gateway_cost.py
 
 ## build: sam build into $(SAM_BUILD_DIR), offline but for PyPI: no Docker, no AWS credentials, no Python 3.12
 SAM_BUILD_DIR ?= .aws-sam/build
@@ -92,4 +94,4 @@ deploy: build console
 	$(BIN)/python scripts/stack_outputs.py $(WHERE)
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .meterway console/dist console/node_modules
+	rm -rf $(VENV) .bench .aws-sam .pytest_cache .mypy_cache .ruff_cache .meterway console/dist console/node_modules

@@ -1,44 +1,53 @@
-"""Gateway overhead, measured in one run against the same fake upstream (the budgets in docs/architecture.md).
+"""Gateway overhead, measured in one run against the same fake upstream (the budgets in docs/architecture.md §4).
 
-Processes: moto server (AWS), the fake upstream, and the proxy app under uvicorn, each on its own
-so that the gateway's CPU time can be read from /proc. A counting relay in front of moto tells
-how many DynamoDB calls each request makes. N requests go straight to the upstream and N through
-the gateway, interleaved, so machine noise hits both alike; the figures are the differences.
+Processes: moto server (AWS), the fake upstream, the proxy app under uvicorn and LiteLLM's proxy,
+each on its own so that each gateway's CPU time can be read from /proc (bench/harness.py,
+bench/litellm_proxy.py). A counting relay in front of moto tells how many DynamoDB calls each
+request makes and, in the passes with the latency model, holds each call for a latency drawn
+from DynamoDB's published figures (bench/aws_relay.py).
 
-    .venv/bin/python bench/proxy_overhead.py [--requests 300]
+For each front door, N rounds; each round sends, in turn, a request straight to the upstream
+followed by the same request through one gateway: Meterway without the latency model, Meterway
+with it (the two in alternating order from round to round), then LiteLLM. Machine noise hits all
+of them alike, and each gateway request is compared with the direct request just before it: the
+figures are the differences. CPU per request is each gateway's process (and children) CPU time
+over the rounds, divided by the requests it served.
+
+    .venv/bin/python bench/proxy_overhead.py [--requests 300] [--aws-latency | --no-aws-latency] [--no-litellm]
+
+By default both Meterway passes run (without and with the latency model); --aws-latency runs
+only the pass with it, --no-aws-latency only the one without. The first run installs LiteLLM into
+.bench/litellm-venv (bench/litellm-requirements.txt).
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import os
 import statistics
 import subprocess
 import sys
-import threading
-import time
+import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
-from devstack.aws_resources import create_resources, env_for  # noqa: E402
-from devstack.stack import free_port  # noqa: E402
-from meterway.accounts.dal.key_store import DynamoKeyStore  # noqa: E402
-from meterway.accounts.logic.manage_keys import create_key  # noqa: E402
+from bench import litellm_proxy  # noqa: E402
+from bench.harness import DIRECT_HEADERS, GatewayStack, cpu_seconds, percentile, timed  # noqa: E402
 
 PROMPT = [{"role": "user", "content": "Say something short."}]
+WARM_UP = 30
+MS = 1000
+BUDGET_FIRST_BYTE_MS = 10  # with the latency model, p50
+BUDGET_CPU_MS = 3
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,7 @@ class Case:
     label: str
     path: str  # the gateway's, and the fake's (the fake serves every format under /v1)
     direct: dict[str, Any]  # the body sent to the fake, with the upstream's model id
-    model: str  # the client-facing id the gateway is sent
+    model: str  # the client-facing id the gateways are sent
 
     @property
     def gateway(self) -> dict[str, Any]:
@@ -78,64 +87,71 @@ CASES = [
 ]
 
 
-class CountingRelay:
-    """Forwards AWS calls to moto and counts them by operation (``X-Amz-Target``)."""
+@dataclass(frozen=True)
+class Arm:
+    """A way through to the upstream: a gateway (or none), and whether DynamoDB latencies are modelled."""
 
-    def __init__(self, target: str):
-        self.counts: collections.Counter[str] = collections.Counter()
-        self._client = httpx.Client(base_url=target)
-        self.app = Starlette(routes=[Route("/{path:path}", self._forward, methods=["GET", "POST", "PUT", "DELETE"])])
-
-    async def _forward(self, request: Request) -> Response:
-        self.counts[request.headers.get("x-amz-target", request.url.path)] += 1
-        body = await request.body()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        upstream = self._client.request(request.method, request.url.path, content=body, headers=headers)
-        return Response(upstream.content, status_code=upstream.status_code, headers=dict(upstream.headers))
+    name: str
+    base_url: str
+    headers: dict[str, str]
+    pid: int | None = None
+    aws_latency: bool = False
 
 
-def serve_in_thread(app: Any, port: int) -> None:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    threading.Thread(target=server.run, daemon=True).start()
-    wait_for(f"http://127.0.0.1:{port}/", any_status=True)
+class Rounds:
+    """Each arm's (first byte, total) pairs for one door, with the direct request before each."""
+
+    def __init__(self, arms: list[Arm]):
+        self.samples: dict[str, list[tuple[float, float, float, float]]] = {arm.name: [] for arm in arms}
+
+    def add(self, arm: Arm, direct: tuple[float, float], through: tuple[float, float]) -> None:
+        self.samples[arm.name].append((*direct, *through))
+
+    def summary(self, name: str) -> dict[str, float]:
+        rows = self.samples[name]
+        added_first = [gateway_first - first for first, _, gateway_first, _ in rows]
+        added_total = [gateway_total - total for _, total, _, gateway_total in rows]
+        return {
+            "direct_p50_ms": round(statistics.median(total for _, total, _, _ in rows) * MS, 2),
+            "added_first_byte_p50_ms": round(statistics.median(added_first) * MS, 2),
+            "added_p50_ms": round(statistics.median(added_total) * MS, 2),
+            "added_p99_ms": round(percentile(added_total, 0.99) * MS, 2),
+        }
 
 
-def wait_for(url: str, any_status: bool = False, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            response = httpx.get(url)
-            if any_status or response.status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
+def run_case(client: httpx.Client, stack: GatewayStack, case: Case, arms: list[Arm], n: int) -> dict[str, Any]:
+    direct_url = f"{stack.fake_url}{case.path}"
 
+    def one(arm: Arm, rounds: Rounds | None) -> None:
+        stack.relay.model_latency = arm.aws_latency
+        direct = timed(client, direct_url, case.direct, DIRECT_HEADERS)
+        through = timed(client, f"{arm.base_url}{case.path}", case.gateway, arm.headers)
+        if rounds is not None:
+            rounds.add(arm, direct, through)
 
-def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def timed(client: httpx.Client, url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[float, float]:
-    """Seconds to the first body byte and to the end."""
-    started = time.perf_counter()
-    with client.stream("POST", url, json=body, headers=headers) as response:
-        first = None
-        for _ in response.iter_raw():
-            first = first or time.perf_counter()
-        response.raise_for_status()
-    end = time.perf_counter()
-    return (first or end) - started, end - started
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+    for _ in range(WARM_UP):  # key cache, connection pools, prices
+        for arm in arms:
+            one(arm, None)
+    meterway = [arm for arm in arms if arm.name.startswith("meterway")]
+    others = [arm for arm in arms if arm not in meterway]
+    pids = {arm.pid for arm in arms if arm.pid is not None}
+    stack.relay.reset()
+    cpu_before = {pid: cpu_seconds(pid) for pid in pids}
+    rounds = Rounds(arms)
+    for index in range(n):
+        for arm in (meterway if index % 2 == 0 else meterway[::-1]) + others:
+            one(arm, rounds)
+    cpu = {pid: cpu_seconds(pid) - before for pid, before in cpu_before.items()}
+    served = {pid: sum(n for arm in arms if arm.pid == pid) for pid in pids}
+    result: dict[str, Any] = {}
+    for arm in arms:
+        result[arm.name] = rounds.summary(arm.name)
+        if arm.pid is not None:
+            result[arm.name]["cpu_ms_per_request"] = round(cpu[arm.pid] * MS / served[arm.pid], 2)
+    calls = dict(stack.relay.counts)
+    result["dynamodb_calls_per_request"] = round(sum(calls.values()) / (n * len(meterway)), 2) if meterway else 0
+    result["dynamodb_calls"] = calls
+    return result
 
 
 def import_time() -> float:
@@ -145,101 +161,81 @@ def import_time() -> float:
     return statistics.median(runs)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=300)
-    args = parser.parse_args()
-    n = args.requests
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "PYTHONPATH": f"{ROOT / 'functions'}:{ROOT}",
-    }
-    moto_port, relay_port, fake_port, gateway_port = (free_port() for _ in range(4))
-    processes = [
-        spawn([sys.executable, "-m", "devstack.moto_server", "--port", str(moto_port)], env),
-        spawn([sys.executable, "-m", "devstack.fake_upstream", "--port", str(fake_port)], env),
-    ]
-    try:
-        wait_for(f"http://127.0.0.1:{moto_port}/moto-api/", any_status=True)
-        relay = CountingRelay(f"http://127.0.0.1:{moto_port}")
-        serve_in_thread(relay.app, relay_port)
-        os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
-        os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{moto_port}"
-        resources = create_resources(
-            ROOT / "template.yaml", prefix="bench", endpoint_url=f"http://127.0.0.1:{moto_port}"
-        )
-        _, secret = create_key(DynamoKeyStore(resources["KeysTable"]), "bench", "bench")
-        gateway_env = (
-            env
-            | env_for(resources)
-            | {
-                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{relay_port}",
-                "MW_OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
-                "MW_OPENAI_API_KEY": "bench",
-                "MW_ANTHROPIC_BASE_URL": f"http://127.0.0.1:{fake_port}",
-                "MW_ANTHROPIC_API_KEY": "bench",
-                "POWERTOOLS_LOG_LEVEL": "WARNING",
-            }
-        )
-        uvicorn_args = ["--port", str(gateway_port), "--log-level", "warning", "--no-access-log"]
-        command = [sys.executable, "-m", "uvicorn", *uvicorn_args, "meterway.proxy.handlers.app:app"]
-        processes.append(spawn(command, gateway_env))
-        wait_for(f"http://127.0.0.1:{fake_port}/_fake/health")
-        wait_for(f"http://127.0.0.1:{gateway_port}/healthz")
-        gateway_pid = processes[-1].pid
-        gateway_base = f"http://127.0.0.1:{gateway_port}"
-
-        direct_headers = {"authorization": "Bearer bench", "x-api-key": "bench", "anthropic-version": "2023-06-01"}
-        gateway_headers = {"authorization": f"Bearer {secret}"}
-        results: dict[str, dict[str, list[float]]] = {}
-        with httpx.Client(timeout=30) as client:
-            for case in CASES:
-                direct_url, gateway_url = f"http://127.0.0.1:{fake_port}{case.path}", f"{gateway_base}{case.path}"
-                for _ in range(30):  # warm: key cache, connection pools, genai-prices
-                    timed(client, direct_url, case.direct, direct_headers)
-                    timed(client, gateway_url, case.gateway, gateway_headers)
-                relay.counts.clear()
-                cpu_before = cpu_seconds(gateway_pid)
-                direct, through = [], []
-                for _ in range(n):
-                    direct.append(timed(client, direct_url, case.direct, direct_headers))
-                    through.append(timed(client, gateway_url, case.gateway, gateway_headers))
-                cpu = cpu_seconds(gateway_pid) - cpu_before
-                results[case.label] = {
-                    "direct_total": [t for _, t in direct],
-                    "gateway_total": [t for _, t in through],
-                    "direct_first": [f for f, _ in direct],
-                    "gateway_first": [f for f, _ in through],
-                    "cpu_ms_per_request": [cpu * 1000 / n],
-                    "dynamodb_calls_per_request": [sum(relay.counts.values()) / n],
-                    "calls": [dict(relay.counts)],  # type: ignore[list-item]
-                }
-        report(results, n, import_time())
-    finally:
-        for process in processes:
-            process.terminate()
+    parser.add_argument("--requests", type=int, default=300, help="rounds per front door (default 300)")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--aws-latency", action="store_const", dest="passes", const=("on",), help="only with the model")
+    model.add_argument(
+        "--no-aws-latency", action="store_const", dest="passes", const=("off",), help="only without the model"
+    )
+    parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.set_defaults(passes=("off", "on"))
+    return parser.parse_args()
 
 
-def report(results: dict[str, dict[str, list[Any]]], n: int, imported: float) -> None:
-    ms = 1000
-    summary: dict[str, Any] = {"requests_each": n, "proxy_import_s": round(imported, 3)}
-    for label, data in results.items():
-        added_total = [g - d for g, d in zip(data["gateway_total"], data["direct_total"], strict=True)]
-        added_first = [g - d for g, d in zip(data["gateway_first"], data["direct_first"], strict=True)]
-        summary[label] = {
-            "direct_p50_ms": round(statistics.median(data["direct_total"]) * ms, 2),
-            "gateway_p50_ms": round(statistics.median(data["gateway_total"]) * ms, 2),
-            "added_p50_ms": round(statistics.median(added_total) * ms, 2),
-            "added_p99_ms": round(percentile(added_total, 0.99) * ms, 2),
-            "added_first_byte_p50_ms": round(statistics.median(added_first) * ms, 2),
-            "gateway_cpu_ms_per_request": round(data["cpu_ms_per_request"][0], 2),
-            "dynamodb_calls_per_request": round(data["dynamodb_calls_per_request"][0], 2),
-            "dynamodb_calls": data["calls"][0],
+def main() -> None:
+    args = parse_args()
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="mw-bench-") as workdir:
+        gateway = GatewayStack().start(stack)
+        arms = [
+            Arm(name, gateway.gateway_url, gateway.gateway_headers, gateway.gateway_pid, aws_latency=mode == "on")
+            for mode, name in (("off", "meterway"), ("on", "meterway +model"))
+            if mode in args.passes
+        ]
+        summary: dict[str, Any] = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "cpus": os.cpu_count(),
+            "requests_each": args.requests,
+            "proxy_import_s": round(import_time(), 3),
         }
+        if not args.no_litellm:
+            url, pid = litellm_proxy.start(stack, gateway.fake_url, Path(workdir))
+            arms.append(Arm("litellm", url, {"authorization": "Bearer bench"}, pid))
+            summary["litellm"] = litellm_proxy.pinned_version()
+        with httpx.Client(timeout=60) as client:
+            summary["doors"] = {case.label: run_case(client, gateway, case, arms, args.requests) for case in CASES}
     print(json.dumps(summary, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    print_tables(summary)
+
+
+def _ratio(ours: float, theirs: float) -> str:
+    return f"{ours / theirs:.2f}" if theirs > 0 else "—"
+
+
+def print_tables(summary: dict[str, Any]) -> None:
+    doors: dict[str, dict[str, Any]] = summary["doors"]
+    print(
+        f"\nMeterway, DynamoDB latency model off / on (budget: added first byte ≤ {BUDGET_FIRST_BYTE_MS} ms p50 with it)"
+    )
+    print("| door | added first byte p50 | added total p50 | added total p99 | DynamoDB calls per request |")
+    print("| --- | --- | --- | --- | --- |")
+    for door, data in doors.items():
+        off, on = data.get("meterway", {}), data.get("meterway +model", {})
+
+        def both(field: str, off: dict[str, Any] = off, on: dict[str, Any] = on) -> str:
+            return " / ".join(f"{arm[field]:.1f}" if field in arm else "—" for arm in (off, on)) + " ms"
+
+        calls = ", ".join(f"{count} {name.rpartition('.')[2]}" for name, count in data["dynamodb_calls"].items())
+        print(
+            f"| {door} | {both('added_first_byte_p50_ms')} | {both('added_p50_ms')} | {both('added_p99_ms')} | "
+            f"{data['dynamodb_calls_per_request']} ({calls}) |"
+        )
+    if "litellm" not in summary:
+        return
+    print(f"\nMeterway (latency model off) vs LiteLLM {summary['litellm']}, ratio Meterway / LiteLLM")
+    print("| door | CPU per request | added first byte p50 | added total p50 |")
+    print("| --- | --- | --- | --- |")
+    for door, data in doors.items():
+        ours, theirs = data.get("meterway") or data["meterway +model"], data["litellm"]
+        cells = [
+            f"{ours[field]:.1f} / {theirs[field]:.1f} ms ({_ratio(ours[field], theirs[field])})"
+            for field in ("cpu_ms_per_request", "added_first_byte_p50_ms", "added_p50_ms")
+        ]
+        print(f"| {door} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":

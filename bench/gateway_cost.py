@@ -1,0 +1,203 @@
+"""The gateway's own AWS cost per request, from measured figures (docs/architecture.md §4: ≤ 1% of
+that request's LLM cost).
+
+What it measures, on the local stack of bench/harness.py (moto behind the counting relay, the fake
+upstream, the proxy under uvicorn as run.sh starts it, logging at INFO as deployed):
+- peak RSS (VmHWM of the proxy process): since start-up (imports, then one stream at every door),
+  during one stream, then during --streams concurrent streams, each lasting about
+  --stream-seconds (the fake upstream paces its tokens; every door in turn); the peak is reset
+  between them by writing 5 to /proc/<pid>/clear_refs;
+- the proxy's CPU time, its log bytes, the bytes of each answer, and the DynamoDB calls each
+  request makes, with their request units (bench/dynamodb_units.py).
+
+What it works out from them:
+- `MemorySize`: 1.5 × the larger of the start-up and the concurrent peaks, rounded up to a
+  multiple of 64 MB, at least 128 MB (Lambda takes 128–10,240 MB in 1-MB steps). Lambda gives an environment one request at a
+  time, so one environment holds one stream; the concurrent peak and the 1.5 are the headroom
+  (the Lambda Web Adapter extension, which runs beside the app, is not measured here);
+- the dollars per request on Lambda arm64 in us-east-1: GB-seconds for a stream of
+  --stream-seconds at that size, Lambda's and API Gateway's per-request prices, data out,
+  DynamoDB on-demand request units, CloudWatch Logs and X-Ray; and the same gateway on Fargate
+  worked out on paper;
+- against the LLM cost of the median request of the demo data (devstack/demo_data.py's
+  `plan_requests`, priced by its `for_key`).
+
+    .venv/bin/python bench/gateway_cost.py [--streams 20] [--stream-seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
+
+from bench import cost_model  # noqa: E402
+from bench.dynamodb_units import Units, call_units, item_size  # noqa: E402
+from bench.harness import GatewayStack, cpu_seconds, status_kib  # noqa: E402
+from devstack.demo_data import for_key, plan_requests  # noqa: E402
+
+TOKENS = 16  # per answer: every door's body caps its output at this (the least Responses takes)
+FIRST_TOKEN_S = 1.0
+# A prompt whose answer, at every door, runs to the cap: every stream lasts the same.
+QUESTION = "Tell me a story."
+PROMPT = [{"role": "user", "content": QUESTION}]
+DOORS = [
+    ("/v1/chat/completions", {"model": "openai/gpt-4o-mini", "messages": PROMPT, "max_tokens": TOKENS, "stream": True}),
+    ("/v1/messages", {"model": "anthropic/claude-haiku-4-5", "max_tokens": TOKENS, "messages": PROMPT, "stream": True}),
+    (
+        "/v1/responses",
+        {
+            "model": "openai/gpt-4o-mini",
+            "input": QUESTION,
+            "max_output_tokens": TOKENS,
+            "stream": True,
+            "store": False,
+        },
+    ),
+    (
+        "/v1/chat/completions",
+        {
+            "model": "openai/gpt-4o-mini",
+            "messages": PROMPT,
+            "max_tokens": TOKENS,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    ),
+]
+KIB = 1024
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Stream:
+    seconds: float
+    bytes: int
+
+
+def stream_once(client: httpx.Client, stack: GatewayStack, door: int) -> Stream:
+    path, body = DOORS[door % len(DOORS)]
+    started, size = time.perf_counter(), 0
+    with client.stream("POST", f"{stack.gateway_url}{path}", json=body, headers=stack.gateway_headers) as response:
+        for chunk in response.iter_raw():
+            size += len(chunk)
+        response.raise_for_status()
+    return Stream(time.perf_counter() - started, size)
+
+
+def streams_at_once(stack: GatewayStack, count: int) -> list[Stream]:
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
+    with httpx.Client(timeout=120, limits=limits) as client, ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda door: stream_once(client, stack, door), range(count)))
+
+
+def reset_peak(pid: int) -> None:
+    """VmHWM starts again from the current RSS (Linux: "5" in clear_refs)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def stored_sizes(stack: GatewayStack) -> Any:
+    client = boto3.client("dynamodb", endpoint_url=stack.moto_url, region_name="us-east-1")
+
+    def size(table: str, key: dict[str, Any]) -> int:
+        item = client.get_item(TableName=table, Key=key).get("Item")
+        return item_size(item) if item else item_size(key)
+
+    return size
+
+
+def measure(streams: int, stream_s: float) -> dict[str, Any]:
+    per_token_ms = (stream_s - FIRST_TOKEN_S) / (TOKENS - 1) * 1000
+    fake_args = ["--first-token-latency-ms", str(FIRST_TOKEN_S * 1000), "--per-token-latency-ms", f"{per_token_ms:.0f}"]
+    with ExitStack() as stack, tempfile.TemporaryFile() as log:
+        gateway = GatewayStack(fake_args, gateway_log=log, gateway_env={"POWERTOOLS_LOG_LEVEL": "INFO"}).start(stack)
+        pid = gateway.gateway_pid
+        streams_at_once(gateway, len(DOORS))  # warm: every door, the key cache, prices, pools
+        idle_kib, start_kib = status_kib(pid, "VmRSS"), status_kib(pid, "VmHWM")
+        reset_peak(pid)
+        streams_at_once(gateway, 1)
+        one_kib = status_kib(pid, "VmHWM")
+        reset_peak(pid)
+        gateway.relay.reset()
+        gateway.relay.keep_bodies = True
+        cpu_before, log_before = cpu_seconds(pid), log.tell()
+        answers = streams_at_once(gateway, streams)
+        peak_kib = status_kib(pid, "VmHWM")
+        time.sleep(0.5)  # the last log lines
+        cpu, log_bytes = cpu_seconds(pid) - cpu_before, log.seek(0, 2) - log_before
+        units = Units()
+        size = stored_sizes(gateway)
+        for operation, body in gateway.relay.bodies:
+            units.add(call_units(operation, body, size))
+        calls = {name.rpartition(".")[2]: count / streams for name, count in gateway.relay.counts.items()}
+    return {
+        "streams": streams,
+        "stream_s_median": round(statistics.median(answer.seconds for answer in answers), 2),
+        "answer_bytes_median": statistics.median(answer.bytes for answer in answers),
+        "idle_rss_mib": round(idle_kib / KIB, 1),
+        "start_peak_mib": round(start_kib / KIB, 1),
+        "one_stream_peak_mib": round(one_kib / KIB, 1),
+        "concurrent_peak_mib": round(peak_kib / KIB, 1),
+        "cpu_ms_per_request": round(cpu * 1000 / streams, 2),
+        "log_bytes_per_request": round(log_bytes / streams),
+        "dynamodb_calls_per_request": calls,
+        "wru_per_request": units.wru / streams,
+        "rru_per_request": units.rru / streams,
+    }
+
+
+def median_llm_request() -> dict[str, float]:
+    """The median cost and duration of the demo data's requests that billed something."""
+    now = datetime(2026, 11, 1, tzinfo=UTC)  # any day: the plan is the same for the same day
+    records = [for_key(record, record.key) for record in plan_requests(now)]
+    billed = [record for record in records if record.status != "error"]
+    return {
+        "requests": len(records),
+        "cost_usd": statistics.median(float(record.cost_usd) for record in billed),
+        "latency_s": statistics.median(record.latency_ms for record in billed) / 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--streams", type=int, default=20)
+    parser.add_argument("--stream-seconds", type=float, default=10.0)
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    args = parser.parse_args()
+    measured = measure(args.streams, args.stream_seconds)
+    llm = median_llm_request()
+    memory_mb = cost_model.memory_size(max(measured["start_peak_mib"], measured["concurrent_peak_mib"]))
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "measured": measured,
+        "llm_median": llm,
+        "memory_size_mb": memory_mb,
+        "lambda": cost_model.lambda_costs(measured, memory_mb, args.stream_seconds),
+        "lambda_at_median_duration": cost_model.lambda_costs(measured, memory_mb, llm["latency_s"]),
+        "fargate": {
+            volume: cost_model.fargate_costs(measured, volume, args.stream_seconds) for volume in cost_model.VOLUMES
+        },
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    cost_model.print_tables(result, args.stream_seconds)
+
+
+if __name__ == "__main__":
+    main()
