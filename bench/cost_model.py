@@ -72,23 +72,34 @@ def memory_size(peak_mib: float) -> int:
     return min(max(wanted, LAMBDA_MIN_MB), LAMBDA_MAX_MB)
 
 
-def _shared(measured: dict[str, Any], platform_log_bytes: int) -> dict[str, float]:
-    """The components that do not depend on where the proxy runs."""
+def _shared(measured: dict[str, Any], platform_log_bytes: int, aggregator_mb: int) -> dict[str, float]:
+    """The components that do not depend on where the proxy runs; the AggregatorFunction stays on
+    Lambda either way (one invoke a record: the upper bound, see gateway_cost.measure_aggregator)."""
     log_bytes = measured["log_bytes_per_request"] + platform_log_bytes
+    rollups = measured["aggregator"]["one_a_batch"]
     return {
-        "DynamoDB on-demand": measured["wru_per_request"] * DYNAMODB_WRU + measured["rru_per_request"] * DYNAMODB_RRU,
+        "DynamoDB on-demand (proxy)": measured["wru_per_request"] * DYNAMODB_WRU
+        + measured["rru_per_request"] * DYNAMODB_RRU,
         "data out": measured["answer_bytes_median"] / GB * DATA_TRANSFER_OUT_GB,
         "CloudWatch Logs": log_bytes / GB * CLOUDWATCH_LOGS_GB,
+        "DynamoDB on-demand (rollups)": rollups["wru_per_record"] * DYNAMODB_WRU
+        + rollups["rru_per_record"] * DYNAMODB_RRU,
+        f"AggregatorFunction ({aggregator_mb} MB, one invoke a record)": aggregator_mb
+        / 1024
+        * rollups["handler_ms_per_record"]
+        / 1000
+        * LAMBDA_ARM_GB_SECOND
+        + LAMBDA_REQUEST,
     }
 
 
-def lambda_costs(measured: dict[str, Any], memory_mb: int, duration_s: float) -> dict[str, float]:
+def lambda_costs(measured: dict[str, Any], memory_mb: int, duration_s: float, aggregator_mb: int) -> dict[str, float]:
     """Dollars per request on Lambda arm64 behind API Gateway REST, for a stream of ``duration_s``."""
     costs = {
         f"Lambda duration ({memory_mb} MB × {duration_s:.1f} s)": memory_mb / 1024 * duration_s * LAMBDA_ARM_GB_SECOND,
         "Lambda requests": LAMBDA_REQUEST,
         "API Gateway REST requests": API_GATEWAY_REST_REQUEST,
-        **_shared(measured, LAMBDA_PLATFORM_LOG_BYTES),
+        **_shared(measured, LAMBDA_PLATFORM_LOG_BYTES, aggregator_mb),
         "X-Ray (bound: every request traced)": XRAY_TRACE,
     }
     return costs | {"total": sum(costs.values())}
@@ -105,7 +116,7 @@ def streams_per_task(measured: dict[str, Any], stream_s: float) -> int:
     return max(1, math.floor(min(by_memory, by_cpu)))
 
 
-def fargate_costs(measured: dict[str, Any], volume: int, stream_s: float) -> dict[str, float]:
+def fargate_costs(measured: dict[str, Any], volume: int, stream_s: float, aggregator_mb: int) -> dict[str, float]:
     """Dollars per request on always-on Fargate arm64 tasks behind an ALB, at ``volume`` requests a month."""
     per_task = streams_per_task(measured, stream_s)
     peak_streams = volume * stream_s / SECONDS_A_MONTH * PEAK_TO_AVERAGE
@@ -121,7 +132,7 @@ def fargate_costs(measured: dict[str, Any], volume: int, stream_s: float) -> dic
         / volume,
         "ALB (hours and LCUs)": (ALB_HOUR + lcus * ALB_LCU_HOUR) * HOURS_A_MONTH / volume,
         "public IPv4 (tasks and 2 ALB nodes)": (tasks + 2) * PUBLIC_IPV4_HOUR * HOURS_A_MONTH / volume,
-        **_shared(measured, 0),
+        **_shared(measured, 0, aggregator_mb),
     }
     return costs | {"total": sum(costs.values())}
 
@@ -143,6 +154,13 @@ def print_tables(result: dict[str, Any], stream_s: float) -> None:
         f"{measured['concurrent_peak_mib']} MiB with {measured['streams']} at once (idle {measured['idle_rss_mib']}); "
         f"MemorySize {result['memory_size_mb']} MB. Median LLM cost ${llm['cost_usd']:.5f} over "
         f"{llm['requests']} demo requests (median duration {llm['latency_s']:.1f} s)."
+    )
+    single, merged = measured["aggregator"]["one_a_batch"], measured["aggregator"]["one_batch"]
+    print(
+        f"Per request: {measured['cpu_ms_per_request']} ms of CPU, {measured['log_bytes_per_request']} log bytes, "
+        f"{measured['wru_per_request']:g} WRU + {measured['rru_per_request']:g} RRU. Rollups per record: "
+        f"{single['wru_per_record']:g} WRU one record a batch, {merged['wru_per_record']:.1f} WRU in one batch "
+        f"of {merged['records']}."
     )
     _table(f"Lambda arm64, a {stream_s:.0f}-s stream", result["lambda"], llm["cost_usd"])
     _table(

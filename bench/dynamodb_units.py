@@ -124,9 +124,15 @@ UNITS_BY_OPERATION: dict[str, Callable[[dict[str, Any], StoredSize], Units]] = {
 }
 
 
+# Control-plane calls are not billed by request unit.
+FREE = frozenset({"DescribeTable", "ListTables", "DescribeTimeToLive", "ListTagsOfResource"})
+
+
 def call_units(operation: str, body: dict[str, Any], stored_size: StoredSize) -> Units:
     """The request units of one call, by its operation and request body. A Query's depend on what
     it read, which its request does not say: it is not on the proxy's path, and not counted."""
+    if operation in FREE:
+        return Units()
     if operation not in UNITS_BY_OPERATION:
         raise ValueError(f"no request units for {operation}")
     return UNITS_BY_OPERATION[operation](body, stored_size)

@@ -8,7 +8,10 @@ upstream, the proxy under uvicorn as run.sh starts it, logging at INFO as deploy
   --stream-seconds (the fake upstream paces its tokens; every door in turn); the peak is reset
   between them by writing 5 to /proc/<pid>/clear_refs;
 - the proxy's CPU time, its log bytes, the bytes of each answer, and the DynamoDB calls each
-  request makes, with their request units (bench/dynamodb_units.py).
+  request makes, with their request units (bench/dynamodb_units.py);
+- then the AggregatorFunction's share: the ledger records those requests wrote, fed from the
+  table's stream to its real handler, its DynamoDB calls and units per record and its time
+  (`measure_aggregator`).
 
 What it works out from them:
 - `MemorySize`: 1.5 × the larger of the start-up and the concurrent peaks, rounded up to a
@@ -17,8 +20,9 @@ What it works out from them:
   (the Lambda Web Adapter extension, which runs beside the app, is not measured here);
 - the dollars per request on Lambda arm64 in us-east-1: GB-seconds for a stream of
   --stream-seconds at that size, Lambda's and API Gateway's per-request prices, data out,
-  DynamoDB on-demand request units, CloudWatch Logs and X-Ray; and the same gateway on Fargate
-  worked out on paper;
+  DynamoDB on-demand request units (the proxy's and the rollups'), the aggregator's invocations,
+  CloudWatch Logs and X-Ray (bench/cost_model.py); and the same gateway on Fargate worked out on
+  paper;
 - against the LLM cost of the median request of the demo data (devstack/demo_data.py's
   `plan_requests`, priced by its `for_key`).
 
@@ -29,9 +33,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -49,7 +55,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 from bench import cost_model  # noqa: E402
 from bench.dynamodb_units import Units, call_units, item_size  # noqa: E402
 from bench.harness import GatewayStack, cpu_seconds, status_kib  # noqa: E402
+from devstack.aws_resources import env_for, load_template  # noqa: E402
 from devstack.demo_data import for_key, plan_requests  # noqa: E402
+from devstack.workers import DynamoStreamPoller, only_inserts  # noqa: E402
+from meterway.analytics.handlers import aggregator  # noqa: E402
+from meterway.core.container import container  # noqa: E402
 
 TOKENS = 16  # per answer: every door's body caps its output at this (the least Responses takes)
 FIRST_TOKEN_S = 1.0
@@ -140,11 +150,9 @@ def measure(streams: int, stream_s: float) -> dict[str, Any]:
         peak_kib = status_kib(pid, "VmHWM")
         time.sleep(0.5)  # the last log lines
         cpu, log_bytes = cpu_seconds(pid) - cpu_before, log.seek(0, 2) - log_before
-        units = Units()
-        size = stored_sizes(gateway)
-        for operation, body in gateway.relay.bodies:
-            units.add(call_units(operation, body, size))
+        units = request_units(gateway)
         calls = {name.rpartition(".")[2]: count / streams for name, count in gateway.relay.counts.items()}
+        aggregator = measure_aggregator(gateway, len(DOORS) + 1 + streams)
     return {
         "streams": streams,
         "stream_s_median": round(statistics.median(answer.seconds for answer in answers), 2),
@@ -158,6 +166,86 @@ def measure(streams: int, stream_s: float) -> dict[str, Any]:
         "dynamodb_calls_per_request": calls,
         "wru_per_request": units.wru / streams,
         "rru_per_request": units.rru / streams,
+        "aggregator": aggregator,
+    }
+
+
+def request_units(gateway: GatewayStack) -> Units:
+    """The request units of the DynamoDB calls the relay kept since its last reset."""
+    units, size = Units(), stored_sizes(gateway)
+    for operation, body in gateway.relay.bodies:
+        units.add(call_units(operation, body, size))
+    return units
+
+
+def measure_aggregator(gateway: GatewayStack, written: int) -> dict[str, Any]:
+    """What the AggregatorFunction spends per ledger record: its DynamoDB calls and request units,
+    and its handler's time, with the latency model on.
+
+    The ledger's stream is fed to the real handler by devstack's stand-in for the event source
+    mapping, in two passes over two halves of the records: one record a batch (what traffic under
+    one request a second gets, with the mapping's 1-s batching window: the most per record), then
+    the other half in one batch (records of one key and one minute: the most a batch can merge).
+    """
+    os.environ.update(env_for(gateway.resources) | {"AWS_ENDPOINT_URL": gateway.relay_url})
+    container.reset()  # the bench's own clients went straight to moto
+    seen: set[str] = set()
+
+    def first_half(record: dict[str, Any]) -> bool:
+        if only_inserts(record) and len(seen) < written // 2:
+            seen.add(record["dynamodb"]["SequenceNumber"])
+        return record["dynamodb"]["SequenceNumber"] in seen
+
+    def second_half(record: dict[str, Any]) -> bool:
+        return only_inserts(record) and record["dynamodb"]["SequenceNumber"] not in seen
+
+    return {
+        "one_a_batch": _feed_aggregator(gateway, 1, first_half),
+        "one_batch": _feed_aggregator(gateway, 100, second_half),
+    }
+
+
+def _feed_aggregator(gateway: GatewayStack, batch_size: int, accept: Any) -> dict[str, Any]:
+    gateway.relay.reset()
+    gateway.relay.keep_bodies = gateway.relay.model_latency = True
+    seconds: list[float] = []
+    records = 0
+
+    def timed_handler(event: dict[str, Any], context: Any) -> Any:
+        nonlocal records
+        records += len(event["Records"])
+        started = time.perf_counter()
+        try:
+            return aggregator.handler(event, context)
+        finally:
+            seconds.append(time.perf_counter() - started)
+
+    table = gateway.resources["LedgerTable"]
+    poller = DynamoStreamPoller(
+        table, timed_handler, function_name="AggregatorFunction", batch_size=batch_size, event_filter=accept
+    )
+    thread = threading.Thread(target=poller.run, name="aggregator", daemon=True)
+    thread.start()
+    try:
+        poller.drain(timeout_s=300)
+    finally:
+        poller.stop()
+        thread.join(timeout=10)
+    gateway.relay.model_latency = False
+    units = request_units(gateway)
+    # DescribeTable is the stand-in event source mapping's own, once.
+    dynamodb = {
+        name.rpartition(".")[2]: count / records
+        for name, count in gateway.relay.counts.items()
+        if name.startswith("DynamoDB_") and not name.endswith(".DescribeTable")
+    }
+    return {
+        "records": records,
+        "invocations": len(seconds),
+        "handler_ms_per_record": round(sum(seconds) * 1000 / records, 1),
+        "dynamodb_calls_per_record": dynamodb,
+        "wru_per_record": units.wru / records,
+        "rru_per_record": units.rru / records,
     }
 
 
@@ -173,6 +261,14 @@ def median_llm_request() -> dict[str, float]:
     }
 
 
+def memory_sizes() -> dict[str, int]:
+    """Each function's `MemorySize` in template.yaml (its own, else the global one)."""
+    template = load_template(ROOT / "template.yaml")
+    default = template["Globals"]["Function"]["MemorySize"]
+    functions = {name: r for name, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    return {name: resource["Properties"].get("MemorySize", default) for name, resource in functions.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, default=20)
@@ -182,15 +278,19 @@ def main() -> None:
     measured = measure(args.streams, args.stream_seconds)
     llm = median_llm_request()
     memory_mb = cost_model.memory_size(max(measured["start_peak_mib"], measured["concurrent_peak_mib"]))
+    sizes = memory_sizes()
+    aggregator_mb = sizes["AggregatorFunction"]
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "measured": measured,
         "llm_median": llm,
         "memory_size_mb": memory_mb,
-        "lambda": cost_model.lambda_costs(measured, memory_mb, args.stream_seconds),
-        "lambda_at_median_duration": cost_model.lambda_costs(measured, memory_mb, llm["latency_s"]),
+        "template_memory_size_mb": sizes["ProxyFunction"],
+        "lambda": cost_model.lambda_costs(measured, memory_mb, args.stream_seconds, aggregator_mb),
+        "lambda_at_median_duration": cost_model.lambda_costs(measured, memory_mb, llm["latency_s"], aggregator_mb),
         "fargate": {
-            volume: cost_model.fargate_costs(measured, volume, args.stream_seconds) for volume in cost_model.VOLUMES
+            volume: cost_model.fargate_costs(measured, volume, args.stream_seconds, aggregator_mb)
+            for volume in cost_model.VOLUMES
         },
     }
     print(json.dumps(result, indent=2))

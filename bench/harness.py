@@ -131,6 +131,7 @@ class GatewayStack:
     fake_url: str = field(init=False)
     gateway_url: str = field(init=False)
     gateway_pid: int = field(init=False)
+    relay_url: str = field(init=False)
     moto_url: str = field(init=False)
     resources: dict[str, str] = field(init=False)
     secret: str = field(init=False)
@@ -144,6 +145,7 @@ class GatewayStack:
         spawn(stack, [*fake, *self.fake_args], env)
         wait_for(f"{self.moto_url}/moto-api/", any_status=True)
         self.relay = CountingRelay(self.moto_url)
+        self.relay_url = f"http://127.0.0.1:{relay_port}"
         serve_in_thread(self.relay.app, relay_port)
         os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
         os.environ["AWS_ENDPOINT_URL"] = self.moto_url
@@ -153,7 +155,7 @@ class GatewayStack:
             env
             | env_for(self.resources)
             | {
-                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{relay_port}",
+                "AWS_ENDPOINT_URL": self.relay_url,
                 "MW_OPENAI_BASE_URL": f"{self.fake_url}/v1",
                 "MW_OPENAI_API_KEY": "bench",
                 "MW_ANTHROPIC_BASE_URL": self.fake_url,
