@@ -151,7 +151,8 @@ def print_tables(result: dict[str, Any], stream_s: float) -> None:
     print(
         f"\nMeasured: peak RSS {measured['start_peak_mib']} MiB from start-up, "
         f"{measured['one_stream_peak_mib']} MiB with one stream, "
-        f"{measured['concurrent_peak_mib']} MiB with {measured['streams']} at once (idle {measured['idle_rss_mib']}); "
+        f"{measured['concurrent_peak_mib']} MiB with {measured['streams']} at once, "
+        f"{measured['large_request_peak_mib']} MiB for a 5-MiB request (idle {measured['idle_rss_mib']}); "
         f"MemorySize {result['memory_size_mb']} MB. Median LLM cost ${llm['cost_usd']:.5f} over "
         f"{llm['requests']} demo requests (median duration {llm['latency_s']:.1f} s)."
     )

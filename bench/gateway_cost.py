@@ -4,9 +4,9 @@ that request's LLM cost).
 What it measures, on the local stack of bench/harness.py (moto behind the counting relay, the fake
 upstream, the proxy under uvicorn as run.sh starts it, logging at INFO as deployed):
 - peak RSS (VmHWM of the proxy process): since start-up (imports, then one stream at every door),
-  during one stream, then during --streams concurrent streams, each lasting about
-  --stream-seconds (the fake upstream paces its tokens; every door in turn); the peak is reset
-  between them by writing 5 to /proc/<pid>/clear_refs;
+  during one stream, during --streams concurrent streams, each lasting about --stream-seconds
+  (the fake upstream paces its tokens; every door in turn), and during one request of 5 MiB; the
+  peak is reset between them by writing 5 to /proc/<pid>/clear_refs;
 - the proxy's CPU time, its log bytes, the bytes of each answer, and the DynamoDB calls each
   request makes, with their request units (bench/dynamodb_units.py);
 - then the AggregatorFunction's share: the ledger records those requests wrote, fed from the
@@ -14,8 +14,8 @@ upstream, the proxy under uvicorn as run.sh starts it, logging at INFO as deploy
   (`measure_aggregator`).
 
 What it works out from them:
-- `MemorySize`: 1.5 × the larger of the start-up and the concurrent peaks, rounded up to a
-  multiple of 64 MB, at least 128 MB (Lambda takes 128–10,240 MB in 1-MB steps). Lambda gives an environment one request at a
+- `MemorySize`: 1.5 × the largest of those peaks, rounded up to a multiple of 64 MB, at least
+  128 MB (Lambda takes 128–10,240 MB in 1-MB steps). Lambda gives an environment one request at a
   time, so one environment holds one stream; the concurrent peak and the 1.5 are the headroom
   (the Lambda Web Adapter extension, which runs beside the app, is not measured here);
 - the dollars per request on Lambda arm64 in us-east-1: GB-seconds for a stream of
@@ -92,6 +92,8 @@ DOORS = [
 ]
 KIB = 1024
 MIB = 1024 * 1024
+# Near the 6-MB payload Lambda takes with an invoke, which bounds a request to the ProxyFunction.
+LARGE_REQUEST_MIB = 5
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,18 @@ def streams_at_once(stack: GatewayStack, count: int) -> list[Stream]:
     limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
     with httpx.Client(timeout=120, limits=limits) as client, ThreadPoolExecutor(count) as pool:
         return list(pool.map(lambda door: stream_once(client, stack, door), range(count)))
+
+
+def large_request(stack: GatewayStack) -> None:
+    """A request of LARGE_REQUEST_MIB: the fake refuses it (over its context length) once the
+    proxy has read, parsed and forwarded it, which is what takes the proxy's memory."""
+    text = "lorem ipsum dolor sit amet " * (LARGE_REQUEST_MIB * MIB // 27)
+    body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": text}]}
+    response = httpx.post(
+        f"{stack.gateway_url}/v1/chat/completions", json=body, headers=stack.gateway_headers, timeout=300
+    )
+    if response.status_code != 400:
+        raise RuntimeError(f"expected the upstream to refuse the large request, got {response.status_code}")
 
 
 def reset_peak(pid: int) -> None:
@@ -153,6 +167,9 @@ def measure(streams: int, stream_s: float) -> dict[str, Any]:
         units = request_units(gateway)
         calls = {name.rpartition(".")[2]: count / streams for name, count in gateway.relay.counts.items()}
         aggregator = measure_aggregator(gateway, len(DOORS) + 1 + streams)
+        reset_peak(pid)
+        large_request(gateway)
+        large_kib = status_kib(pid, "VmHWM")
     return {
         "streams": streams,
         "stream_s_median": round(statistics.median(answer.seconds for answer in answers), 2),
@@ -161,6 +178,7 @@ def measure(streams: int, stream_s: float) -> dict[str, Any]:
         "start_peak_mib": round(start_kib / KIB, 1),
         "one_stream_peak_mib": round(one_kib / KIB, 1),
         "concurrent_peak_mib": round(peak_kib / KIB, 1),
+        "large_request_peak_mib": round(large_kib / KIB, 1),
         "cpu_ms_per_request": round(cpu * 1000 / streams, 2),
         "log_bytes_per_request": round(log_bytes / streams),
         "dynamodb_calls_per_request": calls,
@@ -244,6 +262,10 @@ def _feed_aggregator(gateway: GatewayStack, batch_size: int, accept: Any) -> dic
         "invocations": len(seconds),
         "handler_ms_per_record": round(sum(seconds) * 1000 / records, 1),
         "dynamodb_calls_per_record": dynamodb,
+        "transaction_items_per_record": sum(
+            len(body["TransactItems"]) for operation, body in gateway.relay.bodies if operation == "TransactWriteItems"
+        )
+        / records,
         "wru_per_record": units.wru / records,
         "rru_per_record": units.rru / records,
     }
@@ -277,7 +299,8 @@ def main() -> None:
     args = parser.parse_args()
     measured = measure(args.streams, args.stream_seconds)
     llm = median_llm_request()
-    memory_mb = cost_model.memory_size(max(measured["start_peak_mib"], measured["concurrent_peak_mib"]))
+    peaks = ("start_peak_mib", "concurrent_peak_mib", "large_request_peak_mib")
+    memory_mb = cost_model.memory_size(max(measured[peak] for peak in peaks))
     sizes = memory_sizes()
     aggregator_mb = sizes["AggregatorFunction"]
     result = {
