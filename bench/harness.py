@@ -25,7 +25,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
 from bench.aws_relay import CountingRelay  # noqa: E402
 from devstack.aws_resources import create_resources, env_for  # noqa: E402
-from devstack.stack import free_port  # noqa: E402
+from devstack.stack import free_port, stop_process  # noqa: E402
 from meterway.accounts.dal.key_store import DynamoKeyStore  # noqa: E402
 from meterway.accounts.logic.manage_keys import create_key  # noqa: E402
 
@@ -60,16 +60,8 @@ def spawn(stack: ExitStack, args: list[str], env: dict[str, str], output: IO[byt
     """Start a process that the stack stops; its pid."""
     sink = output or subprocess.DEVNULL
     process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=sink, stderr=sink)
-    stack.callback(_stop, process)
+    stack.callback(stop_process, process)
     return process.pid
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 def process_tree(pid: int) -> list[int]:

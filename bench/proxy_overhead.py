@@ -226,11 +226,13 @@ def print_tables(summary: dict[str, Any]) -> None:
         )
     if "litellm" not in summary:
         return
-    print(f"\nMeterway (latency model off) vs LiteLLM {summary['litellm']}, ratio Meterway / LiteLLM")
+    arm = "meterway" if "meterway" in next(iter(doors.values())) else "meterway +model"
+    model = "off" if arm == "meterway" else "on"
+    print(f"\nMeterway (latency model {model}) vs LiteLLM {summary['litellm']}, ratio Meterway / LiteLLM")
     print("| door | CPU per request | added first byte p50 | added total p50 |")
     print("| --- | --- | --- | --- |")
     for door, data in doors.items():
-        ours, theirs = data.get("meterway") or data["meterway +model"], data["litellm"]
+        ours, theirs = data[arm], data["litellm"]
         cells = [
             f"{ours[field]:.1f} / {theirs[field]:.1f} ms ({_ratio(ours[field], theirs[field])})"
             for field in ("cpu_ms_per_request", "added_first_byte_p50_ms", "added_p50_ms")

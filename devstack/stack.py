@@ -72,7 +72,7 @@ def start_moto(stack: ExitStack, host: str) -> str:
     port = free_port(host)
     command = [sys.executable, "-m", "devstack.moto_server", "--host", host, "--port", str(port)]
     process = subprocess.Popen(command, cwd=ROOT, preexec_fn=_die_with_parent)
-    stack.callback(_stop, process)
+    stack.callback(stop_process, process)
     url = f"http://{host}:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -96,7 +96,8 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited 5 s later."""
     process.terminate()
     try:
         process.wait(timeout=5)
