@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from meterway.accounts.models import CounterDelta
 from meterway.analytics.dal import rollups_table
 from meterway.analytics.dal.rollup_store import AlreadyCounted, RollupStore
 from meterway.analytics.models import (
@@ -113,9 +114,27 @@ def rollup_updates(item: dict[str, Any]) -> list[RollupUpdate]:
 
 
 def contribution(item: dict[str, Any]) -> Contribution:
-    """A ledger record's rollup updates, and its key's use."""
+    """A ledger record's rollup updates, its key's use, and the counter deltas it carries."""
     use = LastUse(item["account_id"], item["key_id"], item["created_at"])
-    return Contribution(item["request_id"], rollup_updates(item), use)
+    counters = [CounterDelta.from_item(counter) for counter in item.get("counters", [])]
+    return Contribution(item["request_id"], rollup_updates(item), use, counters)
+
+
+def merged_counters(contributions: list[Contribution]) -> list[CounterDelta]:
+    """One delta per counter item, with every contribution's to it added up: a busy key's
+    counters are written once a batch."""
+    merged: dict[tuple[str, str], CounterDelta] = {}
+    for contribution in contributions:
+        for counter in contribution.counters:
+            known = merged.get((counter.pk, counter.sk))
+            if known is None:
+                merged[(counter.pk, counter.sk)] = CounterDelta(
+                    counter.pk, counter.sk, dict(counter.deltas), counter.expires_at
+                )
+                continue
+            for name, value in counter.deltas.items():
+                known.deltas[name] = known.deltas.get(name, 0) + value
+    return list(merged.values())
 
 
 def merge(contributions: list[Contribution]) -> list[RollupUpdate]:
@@ -149,13 +168,14 @@ def latest_uses(contributions: list[Contribution]) -> list[LastUse]:
 
 
 def plan_chunks(contributions: list[Contribution], limit: int = MAX_TRANSACTION_ITEMS) -> list[list[Contribution]]:
-    """Group contributions so that each group's markers plus its distinct rollup items fit in one
-    transaction of at most ``limit`` items."""
+    """Group contributions so that each group's markers plus its distinct rollup and counter items
+    fit in one transaction of at most ``limit`` items."""
     chunks: list[list[Contribution]] = []
     current: list[Contribution] = []
-    keys: set[tuple[str, str]] = set()
+    keys: set[tuple[str, str, str]] = set()
     for contribution in contributions:
-        own = {(update.pk, update.sk) for update in contribution.updates}
+        own = {("rollup", update.pk, update.sk) for update in contribution.updates}
+        own |= {("counter", counter.pk, counter.sk) for counter in contribution.counters}
         if current and len(current) + 1 + len(keys | own) > limit:
             chunks.append(current)
             current, keys = [], set()
@@ -187,7 +207,7 @@ def _count_chunk(store: RollupStore, chunk: list[Contribution], outcome: BatchOu
     """One write for the chunk; the records counted before are dropped and the rest written again."""
     while chunk:
         try:
-            store.add([c.request_id for c in chunk], merge(chunk), latest_uses(chunk))
+            store.add([c.request_id for c in chunk], merge(chunk), latest_uses(chunk), merged_counters(chunk))
         except AlreadyCounted as counted:
             outcome.duplicates |= counted.request_ids
             chunk = [contribution for contribution in chunk if contribution.request_id not in counted.request_ids]
