@@ -486,9 +486,11 @@ class FaultMatrix:
         return {name: deserialize(value) for name, value in found.get("Item", {}).items()}
 
     def books(self) -> list[str]:
-        """Where the counters or the rollups disagree with the ledger; empty when the books balance."""
+        """Where the counters or the rollups disagree with the ledger; empty when the books balance.
+        The aggregator adds both from the ledger's stream, in one transaction: the rollups are
+        waited for first."""
         records = list(self.ledger())
-        problems = []
+        problems = self._rollups_against(records)
         spent_by_key: dict[str, Decimal] = {}
         for record in records:
             spent_by_key[record["key_id"]] = spent_by_key.get(record["key_id"], Decimal(0)) + record["cost_usd"]
@@ -506,7 +508,6 @@ class FaultMatrix:
             problems.append(f"balance spent {balance.get('spent_usd')} != ledger {total}")
         if balance.get("inflight", 0) != 0:
             problems.append(f"balance: {balance['inflight']} requests left in flight")
-        problems += self._rollups_against(records)
         return problems
 
     def _rollups_against(self, records: list[dict[str, Any]], patience_s: float = 30) -> list[str]:
