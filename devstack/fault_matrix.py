@@ -174,8 +174,9 @@ def _reserve(call: Call, tables: dict[str, str]) -> str:
 
 
 def _settle(call: Call, tables: dict[str, str]) -> list[str]:
-    """What only this request's settlement carries: its ledger item, holding the end user named
-    for this request alone (the replay of an earlier record of the same key does not hold it)."""
+    """What only this request's settlement carries: its ledger item, with its key's counters in it,
+    holding the end user named for this request alone (the replay of an earlier record of the same
+    key does not hold it)."""
     return [tables["ledger"], f"QUOTA#{call.worker.key_id}", call.user]
 
 
@@ -213,7 +214,8 @@ KINDS: tuple[Kind, ...] = (
         "DynamoDB throttling at the settle",
         stream=True,
         expect=_ok,
-        aws=AimedFault("TransactWriteItems", "throttle", times=2, aim=_settle),
+        # The settle is one conditional put of the record (its counters in it, for the aggregator).
+        aws=AimedFault("PutItem", "throttle", times=2, aim=_settle),
     ),
     Kind(
         "DynamoDB unavailable at the reserve",
@@ -232,7 +234,7 @@ KINDS: tuple[Kind, ...] = (
         stream=False,
         expect=_ok,
         aws_outage=lambda t: {
-            "operation": "TransactWriteItems",
+            "operation": "PutItem",
             "kind": "unavailable",
             "times": None,
             "match": t["ledger"],
