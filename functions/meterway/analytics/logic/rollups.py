@@ -33,6 +33,7 @@ from meterway.core.clock import GRANULARITIES, Granularity, floor, label, parse_
 from meterway.core.dynamo import MAX_TRANSACTION_ITEMS
 from meterway.core.errors import StorageError
 from meterway.core.money import to_decimal
+from meterway.core.observability import logger
 
 # Minute buckets are kept this long (DynamoDB TTL); the coarser ones stay.
 MINUTE_RETENTION = timedelta(days=8)
@@ -212,8 +213,21 @@ def _count_chunk(store: RollupStore, chunk: list[Contribution], outcome: BatchOu
             outcome.duplicates |= counted.request_ids
             chunk = [contribution for contribution in chunk if contribution.request_id not in counted.request_ids]
             continue
-        except StorageError:
+        except StorageError as failed:
+            logger.warning(
+                "rollups write failed; its records are retried",
+                extra={"records": len(chunk), "error": _cause(failed)},
+            )
             outcome.failed |= {contribution.request_id for contribution in chunk}
             return
         outcome.applied |= {contribution.request_id for contribution in chunk}
         return
+
+
+def _cause(error: Exception) -> str:
+    """What DynamoDB said of a failed write (its error code and message, and a cancelled
+    transaction's reasons): no record's content, which can hold a user's name."""
+    response = getattr(error.__cause__, "response", None) or {}
+    detail = response.get("Error", {})
+    reasons = [reason.get("Code") for reason in response.get("CancellationReasons", [])]
+    return f"{detail.get('Code')}: {detail.get('Message')} {reasons or ''}".strip()
