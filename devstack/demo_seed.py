@@ -129,7 +129,7 @@ def seed_demo_data(
         served,
         hashes,
         DynamoQuotaStore(settings.keys_table),
-        DynamoLedgerStore(settings.ledger_table, counters_table=settings.keys_table),
+        DynamoLedgerStore(settings.ledger_table),
         spill,
         settings.ledger_retention_days,
     )

@@ -174,8 +174,9 @@ def _reserve(call: Call, tables: dict[str, str]) -> str:
 
 
 def _settle(call: Call, tables: dict[str, str]) -> list[str]:
-    """What only this request's settlement carries: its ledger item, holding the end user named
-    for this request alone (the replay of an earlier record of the same key does not hold it)."""
+    """What only this request's settlement carries: its ledger item, with its key's counters in it,
+    holding the end user named for this request alone (the replay of an earlier record of the same
+    key does not hold it)."""
     return [tables["ledger"], f"QUOTA#{call.worker.key_id}", call.user]
 
 
@@ -213,7 +214,8 @@ KINDS: tuple[Kind, ...] = (
         "DynamoDB throttling at the settle",
         stream=True,
         expect=_ok,
-        aws=AimedFault("TransactWriteItems", "throttle", times=2, aim=_settle),
+        # The settle is one conditional put of the record (its counters in it, for the aggregator).
+        aws=AimedFault("PutItem", "throttle", times=2, aim=_settle),
     ),
     Kind(
         "DynamoDB unavailable at the reserve",
@@ -232,7 +234,7 @@ KINDS: tuple[Kind, ...] = (
         stream=False,
         expect=_ok,
         aws_outage=lambda t: {
-            "operation": "TransactWriteItems",
+            "operation": "PutItem",
             "kind": "unavailable",
             "times": None,
             "match": t["ledger"],
@@ -486,9 +488,11 @@ class FaultMatrix:
         return {name: deserialize(value) for name, value in found.get("Item", {}).items()}
 
     def books(self) -> list[str]:
-        """Where the counters or the rollups disagree with the ledger; empty when the books balance."""
+        """Where the counters or the rollups disagree with the ledger; empty when the books balance.
+        The aggregator adds both from the ledger's stream, in one transaction: the rollups are
+        waited for first."""
         records = list(self.ledger())
-        problems = []
+        problems = self._rollups_against(records)
         spent_by_key: dict[str, Decimal] = {}
         for record in records:
             spent_by_key[record["key_id"]] = spent_by_key.get(record["key_id"], Decimal(0)) + record["cost_usd"]
@@ -506,7 +510,6 @@ class FaultMatrix:
             problems.append(f"balance spent {balance.get('spent_usd')} != ledger {total}")
         if balance.get("inflight", 0) != 0:
             problems.append(f"balance: {balance['inflight']} requests left in flight")
-        problems += self._rollups_against(records)
         return problems
 
     def _rollups_against(self, records: list[dict[str, Any]], patience_s: float = 30) -> list[str]:

@@ -1,4 +1,4 @@
-"""Three fixes to moto 5.2's DynamoDB for the local stack and the tests (never deployed):
+"""Four fixes to moto 5.2's DynamoDB for the local stack and the tests (never deployed):
 
 - TransactWriteItems backs up a whole table for every item of a transaction (a deep copy per
   item), so a transaction costs time in proportion to the table's size times its items; the
@@ -17,6 +17,10 @@
   counters of rollups, quotas and settlements) are applied here directly, with moto's own
   arithmetic and checks; any other update still goes through moto. Parsed update expressions are
   kept, since the stores send the same few again and again.
+- moto adds two numbers by reading one without a decimal point as an ``int``: a number that
+  DynamoDB gives back in exponent form without one (``2E-7``, the cost of 10 embedding tokens)
+  makes every later ``ADD`` to it fail, so a counter holding it could never be added to again.
+  DynamoDB adds any two numbers exactly; here both are read as ``Decimal``s.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ _DYNAMODB_LOCK = threading.RLock()
 def apply() -> None:
     """Patch moto's DynamoDB backend (idempotent)."""
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser
     from moto.dynamodb.responses import DynamoHandler
 
@@ -46,6 +51,24 @@ def apply() -> None:
         DynamoHandler.call_action = _serialised(DynamoHandler.call_action)  # type: ignore[method-assign]
     if not getattr(UpdateExpressionParser.make, _MARK, False):
         UpdateExpressionParser.make = staticmethod(_remembered(UpdateExpressionParser.make))  # type: ignore[method-assign,assignment]
+    if not getattr(DynamoType.__add__, _MARK, False):
+        DynamoType.__add__ = _exact(DynamoType.__add__, lambda a, b: a + b)  # type: ignore[method-assign]
+        DynamoType.__sub__ = _exact(DynamoType.__sub__, lambda a, b: a - b)  # type: ignore[method-assign]
+
+
+def _exact(moto_op: Any, op: Any) -> Any:
+    """A number operation of moto's DynamoType on ``Decimal``s, whatever form the numbers take."""
+    from decimal import Decimal
+
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    def exact(self: Any, other: Any) -> Any:
+        if self.type != other.type or not self.is_number():
+            return moto_op(self, other)
+        return DynamoType({"N": str(op(Decimal(self.value), Decimal(other.value)))})
+
+    setattr(exact, _MARK, True)
+    return exact
 
 
 def _remembered(make: Any) -> Any:

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from meterway.accounts.dal.quota_store import Cause, ReservationRefused
-from meterway.accounts.models import ApiKey, Reservation
+from meterway.accounts.models import ApiKey, CounterDelta, Reservation
 from meterway.analytics.dal.rollup_store import AlreadyCounted
 from meterway.analytics.dal.rollups_table import bucket_range, partition
 from meterway.analytics.models import LastUse, RollupUpdate
@@ -61,7 +61,6 @@ class InMemoryLedger:
         self.items: dict[str, dict[str, Any]] = {}
         self.failures = failures
         self.attempts = 0
-        self.counters: list[Any] = []
 
     def put(self, item: dict[str, Any]) -> bool:
         self.attempts += 1
@@ -76,12 +75,6 @@ class InMemoryLedger:
     def get(self, request_id: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.items.get(request_id))
 
-    def settle(self, item: dict[str, Any], counters: list[Any]) -> bool:
-        written = self.put(item)
-        if written:
-            self.counters.extend(counters)
-        return written
-
     def pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
         return ledger_pages(self, query, page_size)
 
@@ -91,7 +84,7 @@ class InMemorySpill:
         self.sent: list[dict[str, Any]] = []
         self.broken = broken
 
-    def send(self, item: dict[str, Any], counters: list[Any] | None = None) -> None:
+    def send(self, item: dict[str, Any]) -> None:
         if self.broken:
             raise StorageError("queue down")
         self.sent.append(copy.deepcopy(item))
@@ -105,10 +98,18 @@ class InMemoryRollups:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
         self.applied: set[str] = set()
         self.uses: dict[tuple[str, str], str] = {}
+        # The keys table's counters the records settle, by (pk, sk).
+        self.counters: dict[tuple[str, str], dict[str, Any]] = {}
         self.items_read = 0
         self.fail_chunks = 0
 
-    def add(self, request_ids: list[str], updates: list[RollupUpdate], uses: list[LastUse]) -> None:
+    def add(
+        self,
+        request_ids: list[str],
+        updates: list[RollupUpdate],
+        uses: list[LastUse],
+        counters: list[CounterDelta] | None = None,
+    ) -> None:
         if self.fail_chunks:
             self.fail_chunks -= 1
             raise StorageError("throttled")
@@ -124,6 +125,10 @@ class InMemoryRollups:
             for name, value in update.deltas.items():
                 row[name] = row.get(name, 0) + value
             row |= {"bucket": update.bucket, "dimension": update.dimension, "value": update.value}
+        for counter in counters or []:
+            item = self.counters.setdefault((counter.pk, counter.sk), {})
+            for name, value in counter.deltas.items():
+                item[name] = item.get(name, 0) + value
 
     def query(
         self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str

@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 import anthropic
 import openai
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 from moto import mock_aws
 
 from devstack import moto_patches
@@ -196,3 +197,39 @@ def call_api(
     response: dict[str, Any] = (handler or api.handler)(event, LocalLambdaContext("ApiFunction"))
     response["json"] = json.loads(response["body"]) if response.get("body") else None
     return response
+
+
+def stream_event(items: list[dict[str, Any]], table_arn: str) -> dict[str, Any]:
+    """The event the ledger's stream mapping delivers (shape of events/ledger_stream_insert.json)."""
+    template = load_event("ledger_stream_insert.json")["Records"][0]
+    serializer = TypeSerializer()
+    records = []
+    for number, item in enumerate(items):
+        image = {name: serializer.serialize(value) for name, value in item.items()}
+        record = json.loads(json.dumps(template))
+        record["eventID"] = f"event-{number}"
+        record["eventSourceARN"] = table_arn
+        record["dynamodb"] |= {
+            "Keys": {"request_id": image["request_id"]},
+            "NewImage": image,
+            "SequenceNumber": f"{100000 + number:021d}",
+        }
+        records.append(record)
+    return {"Records": records}
+
+
+def count_ledger(aws_env: dict[str, str]) -> None:
+    """Run the AggregatorFunction over every record in the ledger, as the stream would deliver
+    them: the rollups and the counters their settlements carry."""
+    import boto3
+
+    from devstack.gateway import LocalLambdaContext
+    from meterway.analytics.handlers import aggregator
+    from meterway.core.aws import deserialize
+
+    client = boto3.client("dynamodb")
+    pages = client.get_paginator("scan").paginate(TableName=aws_env["LedgerTable"])
+    items = sorted((deserialize(item) for page in pages for item in page["Items"]), key=lambda i: i["created_sk"])
+    arn = client.describe_table(TableName=aws_env["LedgerTable"])["Table"]["TableArn"]
+    handled = aggregator.handler(stream_event(items, arn), LocalLambdaContext("AggregatorFunction"))
+    assert handled == {"batchItemFailures": []}

@@ -6,14 +6,12 @@ a stream batch delivered twice must not count twice.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import boto3
 import pytest
-from boto3.dynamodb.types import TypeSerializer
 
 from devstack.gateway import LocalLambdaContext
 from meterway.accounts.dal.key_store import DynamoKeyStore
@@ -23,29 +21,10 @@ from meterway.accounts.logic.manage_members import create_member
 from meterway.analytics.handlers import aggregator
 from meterway.ledger.dal.ledger_store import DynamoLedgerStore
 from meterway.management_api.deps import api_deps
-from tests.integration.conftest import call_api, load_event
+from tests.integration.conftest import call_api, stream_event
 from tests.ledger_factory import MODELS, ledger_item
 
 NOW = datetime(2026, 3, 1, 0, 30, 15, tzinfo=UTC)  # just after a month end
-
-
-def stream_event(items: list[dict[str, Any]], table_arn: str) -> dict[str, Any]:
-    """The event the ledger's stream mapping delivers (shape of events/ledger_stream_insert.json)."""
-    template = load_event("ledger_stream_insert.json")["Records"][0]
-    serializer = TypeSerializer()
-    records = []
-    for number, item in enumerate(items):
-        image = {name: serializer.serialize(value) for name, value in item.items()}
-        record = json.loads(json.dumps(template))
-        record["eventID"] = f"event-{number}"
-        record["eventSourceARN"] = table_arn
-        record["dynamodb"] |= {
-            "Keys": {"request_id": image["request_id"]},
-            "NewImage": image,
-            "SequenceNumber": f"{100000 + number:021d}",
-        }
-        records.append(record)
-    return {"Records": records}
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from meterway.core.container import container
 from meterway.ledger.models import TokenUsage
 from meterway.proxy.logic.catalog import CATALOG
 from meterway.proxy.logic.pricing import price_usage
+from tests.integration.conftest import count_ledger
 
 NOW = datetime(2026, 11, 23, 14, 5, tzinfo=UTC)
 SONNET = "anthropic/claude-sonnet-4-5"
@@ -40,6 +41,7 @@ def requests_in(items: list[dict]) -> list[dict]:
 def test_seeding_writes_priced_records_and_settles_their_counters_once(aws_env):
     # Given an empty backend, when demo data is seeded
     report = seed_demo_data(NOW, requests=120)
+    count_ledger(aws_env)  # the aggregator, as the ledger's stream runs it
     # Then the ledger holds every planned request at the cost the report gives
     items = ledger_items(aws_env["LedgerTable"])
     assert report.requests == len(requests_in(items)) == 120 and report.refused == 0
@@ -63,6 +65,7 @@ def test_seeding_writes_priced_records_and_settles_their_counters_once(aws_env):
 
 def test_a_key_with_a_spend_limit_counts_its_seeded_spend_in_its_period(aws_env):
     report = seed_demo_data(NOW, requests=150)
+    count_ledger(aws_env)
     key = next(key for key in DynamoKeyStore(aws_env["KeysTable"]).list_keys("default") if key.name == "support-bot")
     period, _ = period_window(key.limits.spend_period, NOW)
     items = [item for item in ledger_items(aws_env["LedgerTable"]) if item["key_id"]["S"] == key.key_id]

@@ -23,8 +23,7 @@ from meterway.proxy.logic.catalog import BUILT_IN
 from meterway.proxy.logic.fallbacks import Failure, Leg
 from meterway.proxy.logic.proxy_call import ProxyCall, attempt_records, charge, take
 from meterway.proxy.models import UpstreamRequest
-from tests.integration.conftest import call_api
-from tests.integration.test_analytics_api import stream_event
+from tests.integration.conftest import call_api, stream_event
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SONNET = "anthropic/claude-sonnet-4-5"

@@ -19,6 +19,7 @@ from meterway.accounts.models import KeyLimits
 from meterway.ledger.dal.ledger_store import DynamoLedgerStore
 from meterway.ledger.logic.record_usage import new_request_id, settle
 from meterway.ledger.models import TokenUsage, UsageRecord
+from tests.integration.conftest import count_ledger
 
 NOW = datetime.now(UTC).replace(second=5, microsecond=0)
 SPENDS = [Decimal("0.000123"), Decimal("0.0045"), Decimal("0.01")]
@@ -46,7 +47,7 @@ def run_requests(aws_env: dict[str, str], limits: KeyLimits) -> tuple[dict[str, 
     DynamoKeyStore(table).put(key, hash_secret(secret))
     client = Recording(boto3.client("dynamodb"))
     quotas = DynamoQuotaStore(table, client=client)
-    ledger = DynamoLedgerStore(aws_env["LedgerTable"], client=client, counters_table=table)
+    ledger = DynamoLedgerStore(aws_env["LedgerTable"], client=client)
     records = []
     for index, cost in enumerate(SPENDS):
         reservation = reserve(quotas, key, hash_secret(secret), NOW + timedelta(seconds=index))
@@ -63,6 +64,7 @@ def run_requests(aws_env: dict[str, str], limits: KeyLimits) -> tuple[dict[str, 
         )
         assert settle(record, reservation, ledger, None, 0) == "written"
         records.append(ledger.get(record.request_id))
+    count_ledger(aws_env)  # the aggregator adds each record's settlement to the counters
     return read_key_status(quotas, key, NOW + timedelta(seconds=30)), records, client
 
 
@@ -88,10 +90,9 @@ def test_a_keys_usage_equals_its_ledger_with_or_without_limits(aws_env, limits):
 
 
 def test_a_key_without_limits_adds_nothing_before_the_upstream_call(aws_env):
-    # Given a key without limits, its counters are kept in the settle transaction only
+    # Given a key without limits, its counters are kept by its records' settlements only
     _, records, client = run_requests(aws_env, KeyLimits())
-    reserves, settles = client.transactions[0::2], client.transactions[1::2]
-    # Then each reservation is what it was: the key's check and the account's credit
-    assert all(len(items) == 2 for items in reserves)
-    # And each settlement writes the record with the counters, in its one transaction
-    assert all(len(items) == 4 for items in settles) and len(settles) == len(records)
+    # Then each reservation is what it was, the key's check and the account's credit; and the
+    # settlement is no transaction: the record carries its counters (spend, minute, balance)
+    assert [len(items) for items in client.transactions] == [2] * len(records)
+    assert all(len(record["counters"]) == 3 for record in records)

@@ -26,7 +26,7 @@ from meterway.core.container import container
 from meterway.core.errors import AuthenticationFailed
 from meterway.ledger.dal.ledger_store import DynamoLedgerStore
 from meterway.management_api.deps import api_deps
-from tests.integration.conftest import call_api
+from tests.integration.conftest import call_api, count_ledger
 from tests.ledger_factory import ledger_item
 
 IN_A_YEAR = (datetime.now(UTC) + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -503,18 +503,17 @@ def test_an_admin_key_is_renamed_or_disabled_and_stops_at_once(acct):
     assert call_api("GET", "/api/keys", second_secret)["statusCode"] == 401
 
 
-def test_the_first_top_up_starts_the_balance_at_its_amount_whatever_was_spent_before(acct):
-    # Given an account that spent before it had any credit (the proxy settles into BALANCE always)
+def test_the_first_top_up_starts_the_balance_at_its_amount_whatever_was_spent_before(acct, aws_env):
+    # Given an account that spent before it had any credit (every settlement adds to BALANCE)
     from meterway.accounts.models import CounterDelta
-    from meterway.ledger.dal.ledger_store import DynamoLedgerStore
+    from meterway.ledger.logic.record_usage import with_counters
 
-    ledger = DynamoLedgerStore("it-LedgerTable", counters_table=acct.table)
-    spent = ledger_item(datetime.now(UTC), cost=Decimal("0.000000001"))
-    spent["account_id"] = "acct"
+    ledger = DynamoLedgerStore(aws_env["LedgerTable"])
     tiny = CounterDelta("ACCOUNT#acct", "BALANCE", {"spent_usd": Decimal("1E-9"), "inflight": 0})
     big = CounterDelta("ACCOUNT#acct", "BALANCE", {"spent_usd": Decimal("99.5"), "inflight": 0})
-    assert ledger.settle(spent, [tiny, big][1:]) is True
-    assert ledger.settle(ledger_item(datetime.now(UTC)), [tiny]) is True  # a cost under 1e-6 adds too
+    assert ledger.put(with_counters(ledger_item(datetime.now(UTC)), [big]))
+    assert ledger.put(with_counters(ledger_item(datetime.now(UTC)), [tiny]))  # a cost under 1e-6 adds too
+    count_ledger(aws_env)
 
     # When credit is added twice
     for amount in ("25", "0.5"):

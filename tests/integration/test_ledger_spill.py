@@ -12,8 +12,9 @@ from meterway.accounts.models import ApiKey, CounterDelta
 from meterway.ledger.dal.ledger_store import DynamoLedgerStore
 from meterway.ledger.dal.spill_queue import SqsSpillQueue
 from meterway.ledger.handlers import ledger_replay
-from meterway.ledger.logic.record_usage import new_request_id, save_settlement
+from meterway.ledger.logic.record_usage import new_request_id, save_settlement, with_counters
 from meterway.ledger.models import TokenUsage, UsageRecord
+from tests.integration.conftest import count_ledger
 
 
 def a_record_item() -> dict:
@@ -53,12 +54,12 @@ def sqs_event(messages: list[dict]) -> dict:
 def test_an_unwritable_record_is_spilled_then_replayed_once_even_when_delivered_twice(aws_env):
     # Given a ledger that cannot be written (its table is missing) and the real spill queue
     queue_url = aws_env["LedgerSpillQueue"]
-    broken_ledger = DynamoLedgerStore("no-such-table", counters_table=aws_env["KeysTable"])
+    broken_ledger = DynamoLedgerStore("no-such-table")
     item = a_record_item()
     counters = [CounterDelta("ACCOUNT#acct", "BALANCE", {"spent_usd": item["cost_usd"], "inflight": -1})]
 
-    # When the proxy settles the record with its counters
-    outcome = save_settlement(item, broken_ledger, SqsSpillQueue(queue_url), counters)
+    # When the proxy settles the record, carrying its counters
+    outcome = save_settlement(with_counters(item, counters), broken_ledger, SqsSpillQueue(queue_url))
 
     # Then it is parked on the queue, and the replay function writes it to the real ledger
     assert outcome == "spilled"
@@ -77,6 +78,10 @@ def test_an_unwritable_record_is_spilled_then_replayed_once_even_when_delivered_
     assert stored["prices"]["cache_write_1h_mtok"] == 2
     items = boto3.client("dynamodb").scan(TableName=aws_env["LedgerTable"])["Items"]
     assert len(items) == 1
+    # And its counters are added once the aggregator counts it from the ledger's stream
+    assert stored["counters"] == [counter.to_item() for counter in counters]
+    count_ledger(aws_env)
+    count_ledger(aws_env)  # a stream batch delivered twice
     balance = boto3.client("dynamodb").get_item(
         TableName=aws_env["KeysTable"], Key={"pk": {"S": "ACCOUNT#acct"}, "sk": {"S": "BALANCE"}}
     )["Item"]
@@ -88,7 +93,7 @@ def test_a_record_that_cannot_be_replayed_is_reported_alone_and_the_rest_are_wri
     # Given a batch with one good spilled record and one unreadable message
     queue_url = aws_env["LedgerSpillQueue"]
     good = a_record_item()
-    SqsSpillQueue(queue_url).send(good, [])
+    SqsSpillQueue(queue_url).send(good)
     boto3.client("sqs").send_message(QueueUrl=queue_url, MessageBody="{not json")
     messages = boto3.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
     assert len(messages) == 2

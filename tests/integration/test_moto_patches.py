@@ -3,6 +3,8 @@ counter updates leave exactly what moto's own would."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import boto3
 import pytest
 from botocore.exceptions import ClientError
@@ -152,3 +154,19 @@ def test_other_updates_still_go_through_moto(table):
     client.transact_write_items(TransactItems=[{"Update": update}])
     item = client.get_item(TableName=table, Key=key)["Item"]
     assert item["name"] == {"S": "x"} and item["tags"] == {"L": [{"S": "t"}]}
+
+
+@pytest.mark.parametrize("stored", ["2E-7", "0E-8", "1E+2", "2.4E-7"])
+def test_a_number_in_exponent_form_is_added_to_exactly(table, stored):
+    # DynamoDB hands numbers back in this form; moto read one without a point as an int, and failed
+    client = boto3.client("dynamodb")
+    key = {"pk": {"S": "p"}, "sk": {"S": f"exp-{stored}"}}
+    client.put_item(TableName=table, Item=key | {"n": {"N": stored}})
+
+    client.transact_write_items(TransactItems=[add(table, f"exp-{stored}", 3)])
+    client.update_item(
+        TableName=table, Key=key, UpdateExpression="ADD n :n", ExpressionAttributeValues={":n": {"N": "1E-9"}}
+    )
+
+    found = client.get_item(TableName=table, Key=key)["Item"]["n"]["N"]
+    assert Decimal(found) == Decimal(stored) + 3 + Decimal("1E-9")

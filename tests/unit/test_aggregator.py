@@ -11,12 +11,15 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 
 from devstack.gateway import LocalLambdaContext
+from meterway.accounts.logic.limits import counter_deltas, plan_reservation
+from meterway.accounts.models import ApiKey, KeyLimits
 from meterway.analytics.handlers import aggregator
 from meterway.analytics.logic import reports
 from meterway.analytics.logic.rollups import merge, plan_chunks, rollup_updates
 from meterway.analytics.logic.windows import Window
 from meterway.analytics.models import Contribution
 from meterway.core.container import container
+from meterway.ledger.logic.record_usage import with_counters
 from tests.fakes import InMemoryRollups
 from tests.ledger_factory import KEYS, MODELS, ledger_item
 
@@ -76,6 +79,37 @@ def test_a_batch_is_counted_once_however_often_it_is_delivered(store):
     result = reports.usage_summary(store, items[0]["account_id"], window)
     assert result["totals"]["requests"] == 150
     assert result["totals"]["cost"] == "0.15"
+
+
+def settled(items: list[dict], key: ApiKey) -> list[dict]:
+    """The items as the proxy settles them for ``key`` (spend limit, so spend held): carrying
+    their counters."""
+    reservation = plan_reservation(key, START)
+    return [with_counters(item, counter_deltas(reservation, item["cost_usd"], item["total_tokens"])) for item in items]
+
+
+def test_the_counters_the_records_carry_are_added_once_merged_per_write(store):
+    limited = ApiKey(key_id="key_l", account_id="acct", name="limited", limits=KeyLimits(spend_limit_usd=Decimal(9)))
+    items = settled(
+        [ledger_item(START + timedelta(seconds=n), key=limited, cost=Decimal("0.25")) for n in range(40)], limited
+    )
+    written: list[int] = []
+    add = store.add
+    store.add = lambda ids, updates, uses, counters=None: (
+        written.append(len(counters or [])) or add(ids, updates, uses, counters)
+    )
+    event = stream_event(items)
+
+    for _ in range(2):  # delivered twice
+        assert aggregator.handler(event, LocalLambdaContext("AggregatorFunction")) == {"batchItemFailures": []}
+
+    # the key's spend, its minute(s) and the account's balance: each item written once a chunk
+    assert store.counters[("QUOTA#key_l", "SPEND#ALL")] == {"spent_usd": Decimal(10), "inflight": -40}
+    assert store.counters[("ACCOUNT#acct", "BALANCE")] == {"spent_usd": Decimal(10), "inflight": -40}
+    minutes = [value for (pk, sk), value in store.counters.items() if sk.startswith("MINUTE#")]
+    assert sum(minute["requests"] for minute in minutes) == 40
+    assert sum(minute["tokens"] for minute in minutes) == sum(item["total_tokens"] for item in items)
+    assert written[0] <= 2 + len(minutes) and len(written) < len(items)
 
 
 def test_records_whose_transaction_failed_are_reported_for_retry(store):

@@ -133,10 +133,11 @@ def test_a_request_is_authenticated_reserved_forwarded_priced_and_settled_once(p
     # The token classes are disjoint: OpenAI's prompt_tokens included its cached ones
     assert (item["input_tokens"], item["cache_read_tokens"], item["output_tokens"]) == (176, 1024, 40)
     assert item["status"] == "ok" and item["key_id"] == proxy.key_id and not item["streamed"]
-    # One reservation, under the hash of the presented secret, and its counters settled with the cost
+    # One reservation, under the hash of the presented secret; the record carries its counters'
+    # settlement with the cost, for the aggregator to add
     [(reservation, key_hash)] = proxy.quotas.reserved
     assert key_hash == hash_secret(proxy.secret) and reservation.spend_period is not None
-    spent = {(c.pk, c.sk): c.deltas for c in proxy.ledger.counters}
+    spent = {(c["pk"], c["sk"]): c["deltas"] for c in item["counters"]}
     assert spent[("ACCOUNT#acct", "BALANCE")] == {"spent_usd": item["cost_usd"], "inflight": -1}
     # The upstream saw its own model id and the configured provider key, never the client's
     [sent] = proxy.upstream.received
@@ -205,7 +206,7 @@ def test_a_provider_that_cannot_be_reached_is_a_502_recorded_as_an_error_whose_r
     [item] = proxy.ledger.items.values()
     assert (item["status"], item["cost_usd"], item["total_tokens"]) == ("error", 0, 0)
     # The reservation it made is released with the record: nothing left in flight
-    spent = {(c.pk, c.sk): c.deltas for c in proxy.ledger.counters}
+    spent = {(c["pk"], c["sk"]): c["deltas"] for c in item["counters"]}
     assert spent[("ACCOUNT#acct", "BALANCE")] == {"spent_usd": 0, "inflight": -1}
 
 

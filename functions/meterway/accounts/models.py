@@ -171,6 +171,21 @@ class CounterDelta:
             data["expires_at"] = self.expires_at
         return data
 
+    def to_item(self) -> dict[str, Any]:
+        """As a DynamoDB map (numbers as numbers), the form a ledger record carries it in."""
+        item: dict[str, Any] = {"pk": self.pk, "sk": self.sk, "deltas": dict(self.deltas)}
+        if self.expires_at is not None:
+            item["expires_at"] = self.expires_at
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> CounterDelta:
+        """From a ledger record's map, as DynamoDB gives it back (numbers as Decimals)."""
+        expires = item.get("expires_at")
+        return cls(
+            str(item["pk"]), str(item["sk"]), dict(item["deltas"]), int(expires) if expires is not None else None
+        )
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CounterDelta:
         deltas: dict[str, int | Decimal] = {

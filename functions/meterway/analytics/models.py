@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, get_args
 
+from meterway.accounts.models import CounterDelta
 from meterway.core.clock import Granularity
 from meterway.core.money import to_decimal
 from meterway.ledger.models import TOKEN_FIELDS
@@ -70,11 +71,13 @@ class LastUse:
 
 @dataclass(frozen=True, slots=True)
 class Contribution:
-    """One ledger record's share of the rollups, and the key use it records."""
+    """One ledger record's share of the rollups, the key use it records, and what it adds to its
+    key's and account's counters in the keys table."""
 
     request_id: str
     updates: list[RollupUpdate]
     use: LastUse | None = None
+    counters: list[CounterDelta] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -101,16 +101,16 @@ class ApiSettings(_KeyLookups, _Retention, _S3Access, _Catalog):
 
 
 class LedgerReplaySettings(_Settings):
-    """LedgerReplayFunction: the ledger, and the keys table whose counters a settlement adjusts."""
+    """LedgerReplayFunction: the ledger (a replayed record carries its counters to the aggregator)."""
 
-    keys_table: str
     ledger_table: str
 
 
 class AggregatorSettings(_Settings):
-    """AggregatorFunction: the rollups it writes."""
+    """AggregatorFunction: the rollups it writes, and the keys table whose counters it adds to."""
 
     rollups_table: str
+    keys_table: str
 
 
 class ExportSettings(_S3Access):

@@ -60,7 +60,7 @@ def api_deps() -> ApiDeps:
         key_admin=DynamoKeyAdminStore(settings.keys_table),
         members=DynamoMemberStore(settings.keys_table),
         balance=DynamoBalanceStore(settings.keys_table),
-        ledger=DynamoLedgerStore(settings.ledger_table, counters_table=settings.keys_table),
+        ledger=DynamoLedgerStore(settings.ledger_table),
         rollups=rollups,
         export_jobs=DynamoExportJobStore(settings.export_jobs_table),
         export_files=S3Files(settings.export_bucket, settings.s3_addressing_style),

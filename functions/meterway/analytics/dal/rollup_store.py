@@ -1,8 +1,10 @@
 """The RollupsTable: counters per cell (see ``rollups_table``), and each key's last use.
 
 Records' counters are added in one transaction together with a marker item per request id, put
-on the condition that the marker is new. A stream batch delivered twice, or retried after a
-partial failure, therefore never counts a request twice.
+on the condition that the marker is new, and with what the records add to their keys' and
+accounts' counters in the KeysTable (their spend, tokens, and the release of what they held in
+flight). A stream batch delivered twice, or retried after a partial failure, therefore never
+counts a request twice, in the rollups or in the counters.
 
 A key's last use is raised, never lowered, by a conditional write of its own before that
 transaction: repeating it is harmless, so a batch retried after it changes nothing more.
@@ -13,6 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Protocol
 
+from meterway.accounts.models import CounterDelta, ttl_attribute
 from meterway.analytics.dal import rollups_table
 from meterway.analytics.models import COUNTERS, LastUse, RollupUpdate
 from meterway.core.aws import AwsResource, deserialize, serialize
@@ -34,10 +37,17 @@ class AlreadyCounted(Exception):
 
 
 class RollupStore(Protocol):
-    def add(self, request_ids: list[str], updates: list[RollupUpdate], uses: list[LastUse]) -> None:
-        """Count the records ``request_ids`` once by adding ``updates`` (their merged counters), all
-        or nothing, after raising each key's last use to ``uses``. Raises ``AlreadyCounted`` when
-        some of them were counted before."""
+    def add(
+        self,
+        request_ids: list[str],
+        updates: list[RollupUpdate],
+        uses: list[LastUse],
+        counters: list[CounterDelta] | None = None,
+    ) -> None:
+        """Count the records ``request_ids`` once by adding ``updates`` (their merged rollup
+        counters) and ``counters`` (their merged key and account counters), all or nothing, after
+        raising each key's last use to ``uses``. Raises ``AlreadyCounted`` when some of them were
+        counted before."""
 
     def query(
         self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str
@@ -49,17 +59,27 @@ class RollupStore(Protocol):
 
 
 class DynamoRollupStore(AwsResource):
-    def __init__(self, table_name: str, client: Any | None = None):
+    """The RollupsTable; the key and account counters are in the KeysTable (``counters_table``)."""
+
+    def __init__(self, table_name: str, client: Any | None = None, *, counters_table: str | None = None):
         super().__init__(client)
         self._table = table_name
+        self._counters_table = counters_table
         self.items_read = 0
 
-    def add(self, request_ids: list[str], updates: list[RollupUpdate], uses: list[LastUse]) -> None:
+    def add(
+        self,
+        request_ids: list[str],
+        updates: list[RollupUpdate],
+        uses: list[LastUse],
+        counters: list[CounterDelta] | None = None,
+    ) -> None:
         for use in uses:
             self._raise_last_use(use)
         markers = [self._marker(request_id) for request_id in request_ids]
+        adds = [*map(self._update, updates), *map(self._counter_update, counters or [])]
         try:
-            transact(self.client, [*markers, *map(self._update, updates)], UNAVAILABLE)
+            transact(self.client, [*markers, *adds], UNAVAILABLE)
         except TransactionCancelled as cancelled:
             seen = cancelled.failed_indexes
             # Only the markers have conditions: any other failure is not a duplicate.
@@ -97,6 +117,12 @@ class DynamoRollupStore(AwsResource):
         return {
             "Update": Update(add=update.deltas, set=expires).request(self._table, {"pk": update.pk, "sk": update.sk})
         }
+
+    def _counter_update(self, counter: CounterDelta) -> dict[str, Any]:
+        if self._counters_table is None:
+            raise StorageError("The aggregator has no keys table to add the counters to.")
+        update = Update(add=counter.deltas, set_if_absent=ttl_attribute(counter.expires_at))
+        return {"Update": update.request(self._counters_table, {"pk": counter.pk, "sk": counter.sk})}
 
     def query(
         self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str

@@ -1,4 +1,5 @@
-"""Ledger stream → rollups, with partial batch failures (Powertools batch processing).
+"""Ledger stream → rollups and the keys' and accounts' counters, with partial batch failures
+(Powertools batch processing).
 
 The batch's records are merged into as few transactions as fit (many requests of one minute
 share their rollup items), each transaction carrying a marker per request so that a redelivered
@@ -33,7 +34,8 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 @provided
 def rollup_store() -> RollupStore:
-    return DynamoRollupStore(load_settings(AggregatorSettings).rollups_table)
+    settings = load_settings(AggregatorSettings)
+    return DynamoRollupStore(settings.rollups_table, counters_table=settings.keys_table)
 
 
 def record_contribution(record: dict[str, Any]) -> Contribution | None:

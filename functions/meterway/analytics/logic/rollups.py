@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from meterway.accounts.models import CounterDelta
 from meterway.analytics.dal import rollups_table
 from meterway.analytics.dal.rollup_store import AlreadyCounted, RollupStore
 from meterway.analytics.models import (
@@ -32,6 +33,7 @@ from meterway.core.clock import GRANULARITIES, Granularity, floor, label, parse_
 from meterway.core.dynamo import MAX_TRANSACTION_ITEMS
 from meterway.core.errors import StorageError
 from meterway.core.money import to_decimal
+from meterway.core.observability import logger
 
 # Minute buckets are kept this long (DynamoDB TTL); the coarser ones stay.
 MINUTE_RETENTION = timedelta(days=8)
@@ -113,9 +115,27 @@ def rollup_updates(item: dict[str, Any]) -> list[RollupUpdate]:
 
 
 def contribution(item: dict[str, Any]) -> Contribution:
-    """A ledger record's rollup updates, and its key's use."""
+    """A ledger record's rollup updates, its key's use, and the counter deltas it carries."""
     use = LastUse(item["account_id"], item["key_id"], item["created_at"])
-    return Contribution(item["request_id"], rollup_updates(item), use)
+    counters = [CounterDelta.from_item(counter) for counter in item.get("counters", [])]
+    return Contribution(item["request_id"], rollup_updates(item), use, counters)
+
+
+def merged_counters(contributions: list[Contribution]) -> list[CounterDelta]:
+    """One delta per counter item, with every contribution's to it added up: a busy key's
+    counters are written once a batch."""
+    merged: dict[tuple[str, str], CounterDelta] = {}
+    for contribution in contributions:
+        for counter in contribution.counters:
+            known = merged.get((counter.pk, counter.sk))
+            if known is None:
+                merged[(counter.pk, counter.sk)] = CounterDelta(
+                    counter.pk, counter.sk, dict(counter.deltas), counter.expires_at
+                )
+                continue
+            for name, value in counter.deltas.items():
+                known.deltas[name] = known.deltas.get(name, 0) + value
+    return list(merged.values())
 
 
 def merge(contributions: list[Contribution]) -> list[RollupUpdate]:
@@ -149,13 +169,14 @@ def latest_uses(contributions: list[Contribution]) -> list[LastUse]:
 
 
 def plan_chunks(contributions: list[Contribution], limit: int = MAX_TRANSACTION_ITEMS) -> list[list[Contribution]]:
-    """Group contributions so that each group's markers plus its distinct rollup items fit in one
-    transaction of at most ``limit`` items."""
+    """Group contributions so that each group's markers plus its distinct rollup and counter items
+    fit in one transaction of at most ``limit`` items."""
     chunks: list[list[Contribution]] = []
     current: list[Contribution] = []
-    keys: set[tuple[str, str]] = set()
+    keys: set[tuple[str, str, str]] = set()
     for contribution in contributions:
-        own = {(update.pk, update.sk) for update in contribution.updates}
+        own = {("rollup", update.pk, update.sk) for update in contribution.updates}
+        own |= {("counter", counter.pk, counter.sk) for counter in contribution.counters}
         if current and len(current) + 1 + len(keys | own) > limit:
             chunks.append(current)
             current, keys = [], set()
@@ -187,13 +208,26 @@ def _count_chunk(store: RollupStore, chunk: list[Contribution], outcome: BatchOu
     """One write for the chunk; the records counted before are dropped and the rest written again."""
     while chunk:
         try:
-            store.add([c.request_id for c in chunk], merge(chunk), latest_uses(chunk))
+            store.add([c.request_id for c in chunk], merge(chunk), latest_uses(chunk), merged_counters(chunk))
         except AlreadyCounted as counted:
             outcome.duplicates |= counted.request_ids
             chunk = [contribution for contribution in chunk if contribution.request_id not in counted.request_ids]
             continue
-        except StorageError:
+        except StorageError as failed:
+            logger.warning(
+                "rollups write failed; its records are retried",
+                extra={"records": len(chunk), "error": _cause(failed)},
+            )
             outcome.failed |= {contribution.request_id for contribution in chunk}
             return
         outcome.applied |= {contribution.request_id for contribution in chunk}
         return
+
+
+def _cause(error: Exception) -> str:
+    """What DynamoDB said of a failed write (its error code and message, and a cancelled
+    transaction's reasons): no record's content, which can hold a user's name."""
+    response = getattr(error.__cause__, "response", None) or {}
+    detail = response.get("Error", {})
+    reasons = [reason.get("Code") for reason in response.get("CancellationReasons", [])]
+    return f"{detail.get('Code')}: {detail.get('Message')} {reasons or ''}".strip()

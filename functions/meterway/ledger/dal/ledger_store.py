@@ -11,10 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from meterway.accounts.models import CounterDelta, ttl_attribute
 from meterway.core.aws import AwsResource, deserialize, serialize
-from meterway.core.dynamo import ConditionFailed, TransactionCancelled, Update, storage_errors, transact
-from meterway.core.errors import StorageError
+from meterway.core.dynamo import ConditionFailed, storage_errors
 
 UNAVAILABLE = "The ledger is unavailable; try again."
 NOT_WRITTEN = "The ledger did not accept the usage record."
@@ -40,10 +38,6 @@ class LedgerStore(Protocol):
     def get(self, request_id: str) -> dict[str, Any] | None:
         """One record by request id."""
 
-    def settle(self, item: dict[str, Any], counters: list[CounterDelta]) -> bool:
-        """Write a record and add its counters in one step; False (and nothing written) when the
-        record is already there."""
-
     def page(
         self, query: LedgerQuery, limit: int, start_key: dict[str, Any] | None = None
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -55,12 +49,11 @@ class LedgerStore(Protocol):
 
 
 class DynamoLedgerStore(AwsResource):
-    """The LedgerTable; a settlement also adds to counters in the KeysTable (``counters_table``)."""
+    """The LedgerTable."""
 
-    def __init__(self, table_name: str, client: Any | None = None, *, counters_table: str | None = None):
+    def __init__(self, table_name: str, client: Any | None = None):
         super().__init__(client)
         self._table = table_name
-        self._counters_table = counters_table or table_name
 
     def put(self, item: dict[str, Any]) -> bool:
         try:
@@ -69,23 +62,6 @@ class DynamoLedgerStore(AwsResource):
         except ConditionFailed:
             return False
         return True
-
-    def settle(self, item: dict[str, Any], counters: list[CounterDelta]) -> bool:
-        if not counters:
-            return self.put(item)
-        record = {"Put": {"TableName": self._table, "Item": serialize(item), "ConditionExpression": _NEW_RECORD}}
-        adds = [{"Update": self._counter_update(counter)} for counter in counters]
-        try:
-            transact(self.client, [record, *adds], NOT_WRITTEN)
-        except TransactionCancelled as cancelled:
-            if cancelled.failed(0) is not None:
-                return False
-            raise StorageError(NOT_WRITTEN) from cancelled
-        return True
-
-    def _counter_update(self, counter: CounterDelta) -> dict[str, Any]:
-        update = Update(add=counter.deltas, set_if_absent=ttl_attribute(counter.expires_at))
-        return update.request(self._counters_table, {"pk": counter.pk, "sk": counter.sk})
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         with storage_errors(UNAVAILABLE):

@@ -1,7 +1,8 @@
 """Drains the spill queue into the ledger (Powertools batch processing, partial failures).
 
 A record lands here only when the proxy could not write it; the same conditional put makes a
-replay of an already-written record a no-op, so redelivery never counts a request twice.
+replay of an already-written record a no-op, so redelivery never counts a request twice. Its
+counters travel in it, for the aggregator to add once the record is in the ledger.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @provided
 def ledger_store() -> LedgerStore:
     settings = load_settings(LedgerReplaySettings)
-    return DynamoLedgerStore(settings.ledger_table, counters_table=settings.keys_table)
+    return DynamoLedgerStore(settings.ledger_table)
 
 
 def replay_record(record: SQSRecord) -> None:
-    item, counters = decode_settlement(record.body)
-    written = ledger_store().settle(item, counters)
+    item = decode_settlement(record.body)
+    written = ledger_store().put(item)
     logger.info("spilled record replayed", extra={"request_id": item["request_id"], "written": written})
 
 

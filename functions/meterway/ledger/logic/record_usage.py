@@ -1,9 +1,15 @@
-"""Settling a request: its ledger record and its counters written together, exactly once.
+"""Settling a request: one conditional put of its ledger record, exactly once.
+
+The record carries what it adds to its key's and account's counters (``counters``: its real cost
+and tokens, and the release of what it held in flight); the AggregatorFunction adds them from the
+ledger's stream, exactly once and merged with the other records of its batch, in the transaction
+that counts the record in the rollups. So the client waits for one single-item write, and a busy
+key's counters are written once a batch, not once a request.
 
 If the ledger stays unavailable after boto3's retries, the settlement is parked on the spill
-queue, whose replay function writes it with the same conditional transaction. Only when both fail
-is the settlement logged whole (it holds no secret and no prompt) so that it can still be
-recovered from the logs; that is also counted as a metric to alarm on.
+queue, whose replay function writes it with the same conditional put. Only when both fail is the
+settlement logged whole (it holds no secret and no prompt) so that it can still be recovered from
+the logs; that is also counted as a metric to alarm on.
 """
 
 from __future__ import annotations
@@ -42,31 +48,33 @@ def settle(
     retention_days: int,
     attempts: Sequence[UsageRecord] = (),
 ) -> SaveOutcome:
-    """Settle a finished request: its ledger record, and the counters it reserved adjusted by its
-    real cost and tokens, written together exactly once (see ``save_settlement``). Its failed
+    """Settle a finished request: its ledger record, carrying the counters it reserved adjusted by
+    its real cost and tokens, written exactly once (see ``save_settlement``). Its failed
     ``attempts`` (before a fallback) are records of their own, written first and without
     counters: they billed nothing, and the request reserved once."""
     for attempt in attempts:
         save_settlement(attempt.to_item(retention_days=retention_days), ledger, spill)
     counters = counter_deltas(reservation, record.cost_usd, record.tokens.total_tokens)
-    return save_settlement(record.to_item(retention_days=retention_days), ledger, spill, counters)
+    return save_settlement(with_counters(record.to_item(retention_days=retention_days), counters), ledger, spill)
 
 
-def save_settlement(
-    item: dict[str, Any], ledger: LedgerStore, spill: SpillQueue | None, counters: list[CounterDelta] | None = None
-) -> SaveOutcome:
-    """Write a ledger item and its counters exactly once, or spill them, or log them whole."""
-    counters = counters or []
+def with_counters(item: dict[str, Any], counters: list[CounterDelta]) -> dict[str, Any]:
+    """A ledger item carrying the counter deltas the aggregator adds when it counts the record."""
+    return item | {"counters": [counter.to_item() for counter in counters]} if counters else item
+
+
+def save_settlement(item: dict[str, Any], ledger: LedgerStore, spill: SpillQueue | None) -> SaveOutcome:
+    """Write a ledger item exactly once, or spill it, or log it whole."""
     try:
-        return "written" if ledger.settle(item, counters) else "duplicate"
+        return "written" if ledger.put(item) else "duplicate"
     except StorageError:
         logger.warning("ledger write failed; spilling the record", extra={"request_id": item["request_id"]})
     if spill is not None:
         try:
-            spill.send(item, counters)
+            spill.send(item)
             return "spilled"
         except StorageError:
             logger.exception("spill queue unavailable", extra={"request_id": item["request_id"]})
-    logger.error("usage record not saved", extra={"usage_record": encode_settlement(item, counters)})
+    logger.error("usage record not saved", extra={"usage_record": encode_settlement(item)})
     count("UsageRecordsUnsaved")
     return "unsaved"

@@ -95,7 +95,7 @@ def build_deps() -> ProxyDeps:
         settings=settings,
         keys=CachedKeyStore(DynamoKeyStore(settings.keys_table), ttl_seconds=settings.key_cache_ttl_seconds),
         quotas=DynamoQuotaStore(settings.keys_table),
-        ledger=DynamoLedgerStore(settings.ledger_table, counters_table=settings.keys_table),
+        ledger=DynamoLedgerStore(settings.ledger_table),
         spill=SqsSpillQueue(settings.spill_queue_url),
         upstream=Upstream(build_client(settings)),
         providers=build_providers(settings, load_upstream_secret(settings), file),
