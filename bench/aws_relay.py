@@ -3,8 +3,9 @@ holds each DynamoDB call for as long as DynamoDB itself would take.
 
 moto answers in a fraction of a millisecond plus its own Python time; DynamoDB answers in
 milliseconds. The latency model draws, per DynamoDB call, a latency from a lognormal fitted to
-the published p50 and p99 of the call's class, and sleeps it (asynchronously: concurrent calls
-wait side by side, as they would on AWS) before forwarding the call. The figures are those of the
+the published p50 and p99 of the call's class, and answers no sooner than that after the call
+arrived: moto's own time counts toward it, and the rest is slept (asynchronously: concurrent
+calls wait side by side, as they would on AWS). The figures are those of the
 design budget (docs/architecture.md §4):
 
 - single-item (GetItem, PutItem, UpdateItem, DeleteItem, Query): p50 5–8 ms, p99 16 ms; the
@@ -25,6 +26,7 @@ import collections
 import json
 import math
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,12 +103,14 @@ class CountingRelay:
         operation = dynamodb_operation(target)
         if operation and self.keep_bodies:
             self.bodies.append((operation, json.loads(body)))
-        if operation in LATENCY_BY_OPERATION and self.model_latency:
-            delay = LATENCY_BY_OPERATION[operation].draw_s(self._rng)
-            self.injected_s += delay
-            await asyncio.sleep(delay)
+        arrived = time.perf_counter()
         # Created in the serving thread's event loop, on the first call.
         self._client = self._client or httpx.AsyncClient(base_url=self._target, timeout=30)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         upstream = await self._client.request(request.method, request.url.path, content=body, headers=headers)
+        if operation in LATENCY_BY_OPERATION and self.model_latency:
+            delay = LATENCY_BY_OPERATION[operation].draw_s(self._rng) - (time.perf_counter() - arrived)
+            if delay > 0:
+                self.injected_s += delay
+                await asyncio.sleep(delay)
         return Response(upstream.content, status_code=upstream.status_code, headers=dict(upstream.headers))

@@ -177,7 +177,7 @@ def settle_all(
     def settle_one(served: Served) -> UsageRecord | None:
         record = served.record
         try:
-            reservation = reserve(quotas, record.key, hashes[record.key.key_id], record.created_at)
+            reservation, _ = reserve(quotas, record.key, hashes[record.key.key_id], record.created_at)
         except (AuthenticationFailed, QuotaExceeded, RateLimited):
             return None
         outcome = settle(record, reservation, ledger, spill, retention_days, served.attempts)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from meterway.accounts.dal.quota_store import Cause, ReservationRefused
+from meterway.accounts.dal.quota_store import Cause, ReservationRefused, Standing
 from meterway.accounts.models import ApiKey, CounterDelta, Reservation
 from meterway.analytics.dal.rollup_store import AlreadyCounted
 from meterway.analytics.dal.rollups_table import bucket_range, partition
@@ -44,11 +44,14 @@ class FakeQuotas:
 
     refuse: Cause | None = None
     reserved: list[tuple[Reservation, str]] = field(default_factory=list)
+    # What a check reads, as the store would give it back.
+    standing: Standing = field(default_factory=Standing)
 
-    def reserve(self, reservation: Reservation, key_hash: str, now: datetime) -> None:
+    def reserve(self, reservation: Reservation, key_hash: str, now: datetime) -> Standing:
         if self.refuse:
             raise ReservationRefused(self.refuse)
         self.reserved.append((reservation, key_hash))
+        return self.standing
 
     def counters(self, reservation: Reservation) -> dict[str, dict[str, Any]]:
         return {}

@@ -158,7 +158,6 @@ export interface Balance {
   credits_usd: string;
   spent_usd: string;
   balance_usd: string | null;
-  inflight: number;
 }
 
 export interface ExportStatus {

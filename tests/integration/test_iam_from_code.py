@@ -300,7 +300,9 @@ def run() -> Iterator[Run]:
         keys = DynamoKeyStore(resources["KeysTable"])
         _, admin = create_key(keys, ACCOUNT, "ops", kind="admin")
         _, api_key = create_key(keys, ACCOUNT, "dev")
-        limited, limited_secret = mint_key(ACCOUNT, "spent", limits=KeyLimits(spend_limit_usd=Decimal("0.000000001")))
+        limited, limited_secret = mint_key(
+            ACCOUNT, "spent", limits=KeyLimits(spend_limit_usd=Decimal("0.000000001"), requests_per_minute=1000)
+        )
         keys.put(limited, hash_secret(limited_secret))
 
         stack = Stack(recorder, resources, fake)

@@ -26,18 +26,22 @@ SPENDS = [Decimal("0.000123"), Decimal("0.0045"), Decimal("0.01")]
 
 
 class Recording:
-    """A DynamoDB client that keeps each transaction it is asked to write."""
+    """A DynamoDB client that keeps each call it is asked to make: the operation, the table and the
+    item's partition key."""
 
     def __init__(self, client: Any):
         self._client = client
-        self.transactions: list[list[dict[str, Any]]] = []
-
-    def transact_write_items(self, **arguments: Any) -> Any:
-        self.transactions.append(arguments["TransactItems"])
-        return self._client.transact_write_items(**arguments)
+        self.calls: list[tuple[str, str, str]] = []
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
+        method = getattr(self._client, name)
+
+        def call(**arguments: Any) -> Any:
+            key = arguments.get("Key", {})
+            self.calls.append((name, arguments.get("TableName", ""), key.get("pk", {}).get("S", "")))
+            return method(**arguments)
+
+        return call
 
 
 def run_requests(aws_env: dict[str, str], limits: KeyLimits) -> tuple[dict[str, Any], list[dict[str, Any]], Recording]:
@@ -50,7 +54,7 @@ def run_requests(aws_env: dict[str, str], limits: KeyLimits) -> tuple[dict[str, 
     ledger = DynamoLedgerStore(aws_env["LedgerTable"], client=client)
     records = []
     for index, cost in enumerate(SPENDS):
-        reservation = reserve(quotas, key, hash_secret(secret), NOW + timedelta(seconds=index))
+        reservation, _ = reserve(quotas, key, hash_secret(secret), NOW + timedelta(seconds=index))
         record = UsageRecord(
             request_id=new_request_id(),
             created_at=NOW,
@@ -83,16 +87,21 @@ def test_a_keys_usage_equals_its_ledger_with_or_without_limits(aws_env, limits):
 
     assert status["usage"] == {
         "spend_usd": str(sum((record["cost_usd"] for record in records), Decimal(0))),
-        "in_flight": 0,
         "requests_this_minute": len(records),
         "tokens_this_minute": sum(record["total_tokens"] for record in records),
     }
 
 
 def test_a_key_without_limits_adds_nothing_before_the_upstream_call(aws_env):
-    # Given a key without limits, its counters are kept by its records' settlements only
+    # Given a key without limits, in an account without credit, its counters are kept by its
+    # records' settlements only
     _, records, client = run_requests(aws_env, KeyLimits())
-    # Then each reservation is what it was, the key's check and the account's credit; and the
-    # settlement is no transaction: the record carries its counters (spend, minute, balance)
-    assert [len(items) for items in client.transactions] == [2] * len(records)
+    keys_table = aws_env["KeysTable"]
+    reserving = [call for call in client.calls if call[1] == keys_table and call[0] != "batch_get_item"]
+    # Then each reservation reads the key's item, and the first one the account's balance (to learn
+    # it has no credit: the next ones skip it); nothing is written and no transaction is made
+    assert [operation for operation, _, _ in reserving] == ["get_item"] * (len(records) + 1)
+    assert sorted(pk.split("#")[0] for _, _, pk in reserving) == ["ACCOUNT", "KEYHASH", "KEYHASH", "KEYHASH"]
+    # And the settlement is one put: the record carries its counters (spend, minute, balance)
+    assert [operation for operation, _, _ in client.calls].count("put_item") == len(records)
     assert all(len(record["counters"]) == 3 for record in records)

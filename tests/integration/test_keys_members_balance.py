@@ -303,7 +303,7 @@ def test_a_key_for_an_unknown_member_is_a_404_and_creates_nothing(acct):
 def test_top_ups_add_up_exactly_and_the_balance_reaches_the_dashboard(acct, monkeypatch):
     # Given no credit yet: no limit, balance null
     empty = acct.call("GET", "/api/balance")["json"]
-    assert empty == {"credits_usd": "0", "spent_usd": "0", "balance_usd": None, "inflight": 0, "topups": []}
+    assert empty == {"credits_usd": "0", "spent_usd": "0", "balance_usd": None, "topups": []}
     assert acct.call("GET", "/api/dashboard")["json"]["balance"] is None
 
     # When credit is added in amounts that binary floats cannot hold, a second apart
@@ -316,14 +316,14 @@ def test_top_ups_add_up_exactly_and_the_balance_reaches_the_dashboard(acct, monk
     boto3.client("dynamodb").update_item(
         TableName=acct.table,
         Key={"pk": {"S": "ACCOUNT#acct"}, "sk": {"S": "BALANCE"}},
-        UpdateExpression="ADD spent_usd :cost, inflight :held",
-        ExpressionAttributeValues={":cost": {"N": "1.05"}, ":held": {"N": "2"}},
+        UpdateExpression="ADD spent_usd :cost",
+        ExpressionAttributeValues={":cost": {"N": "1.05"}},
     )
 
     # Then the sums are exact, the top-ups newest first, each naming the admin key that added it
     balance = acct.call("GET", "/api/balance")["json"]
     assert balance["credits_usd"] == "25.800001"
-    assert balance["spent_usd"] == "1.05" and balance["inflight"] == 2
+    assert balance["spent_usd"] == "1.05"
     assert balance["balance_usd"] == "24.750001"
     assert [topup["amount_usd"] for topup in balance["topups"]] == ["0.000001", "25.5", "0.2", "0.1"]
     assert {topup["created_by"] for topup in balance["topups"]} == {acct.admin_key.key_id}
@@ -509,8 +509,8 @@ def test_the_first_top_up_starts_the_balance_at_its_amount_whatever_was_spent_be
     from meterway.ledger.logic.record_usage import with_counters
 
     ledger = DynamoLedgerStore(aws_env["LedgerTable"])
-    tiny = CounterDelta("ACCOUNT#acct", "BALANCE", {"spent_usd": Decimal("1E-9"), "inflight": 0})
-    big = CounterDelta("ACCOUNT#acct", "BALANCE", {"spent_usd": Decimal("99.5"), "inflight": 0})
+    tiny = CounterDelta("ACCOUNT#acct", "BALANCE", {"spent_usd": Decimal("1E-9")})
+    big = CounterDelta("ACCOUNT#acct", "BALANCE", {"spent_usd": Decimal("99.5")})
     assert ledger.put(with_counters(ledger_item(datetime.now(UTC)), [big]))
     assert ledger.put(with_counters(ledger_item(datetime.now(UTC)), [tiny]))  # a cost under 1e-6 adds too
     count_ledger(aws_env)

@@ -14,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
+from meterway.accounts.dal.quota_store import Standing
 from meterway.accounts.logic.key_secrets import hash_secret, mint_key
 from meterway.accounts.models import KeyLimits
 from meterway.core.container import container
@@ -138,7 +139,7 @@ def test_a_request_is_authenticated_reserved_forwarded_priced_and_settled_once(p
     [(reservation, key_hash)] = proxy.quotas.reserved
     assert key_hash == hash_secret(proxy.secret) and reservation.spend_period is not None
     spent = {(c["pk"], c["sk"]): c["deltas"] for c in item["counters"]}
-    assert spent[("ACCOUNT#acct", "BALANCE")] == {"spent_usd": item["cost_usd"], "inflight": -1}
+    assert spent[("ACCOUNT#acct", "BALANCE")] == {"spent_usd": item["cost_usd"]}
     # The upstream saw its own model id and the configured provider key, never the client's
     [sent] = proxy.upstream.received
     assert json.loads(sent.content)["model"] == "gpt-4o-mini"
@@ -207,7 +208,7 @@ def test_a_provider_that_cannot_be_reached_is_a_502_recorded_as_an_error_whose_r
     assert (item["status"], item["cost_usd"], item["total_tokens"]) == ("error", 0, 0)
     # The reservation it made is released with the record: nothing left in flight
     spent = {(c["pk"], c["sk"]): c["deltas"] for c in item["counters"]}
-    assert spent[("ACCOUNT#acct", "BALANCE")] == {"spent_usd": 0, "inflight": -1}
+    assert spent[("ACCOUNT#acct", "BALANCE")] == {"spent_usd": 0}
 
 
 def test_an_unknown_key_is_refused_before_anything_is_reserved(proxy):
@@ -227,3 +228,39 @@ def test_the_app_refuses_to_start_without_its_tables(monkeypatch):
     with pytest.raises(ConfigurationError, match="MW_KEYS_TABLE: missing"), TestClient(create_app()):
         pass
     container.reset()
+
+
+def test_a_stream_of_a_key_far_from_its_limits_is_checked_while_the_upstream_is_called(proxy):
+    # Given this instance saw the key far from its $5 daily limit
+    proxy.quotas.standing = Standing(spent_usd=Decimal("0.10"))
+    assert proxy.chat(stream=True).status_code == 200
+    calls = len(proxy.upstream.received)
+    # When the key is disabled, and its next stream is checked while the upstream is called
+    proxy.quotas.refuse = "key"
+    response = proxy.chat(stream=True)
+    # Then the upstream was called, but nothing of its answer reaches the client: a 401 in its envelope
+    assert len(proxy.upstream.received) == calls + 1
+    assert response.status_code == 401 and response.json()["error"]["type"] == "authentication_error"
+    assert "data:" not in response.text
+    # And the call is on the ledger, billing nothing and counting in no counter
+    item = max(proxy.ledger.items.values(), key=lambda item: item["created_at"])
+    assert (item["status"], item["cost_usd"], item["upstream_status"]) == ("error", 0, 200)
+    assert "counters" not in item
+    # And the key, refused, is checked before the upstream from then on
+    assert proxy.chat(stream=True).status_code == 401
+    assert len(proxy.upstream.received) == calls + 1
+
+
+@pytest.mark.parametrize(
+    ("spent", "stream"), [(Decimal("4.50"), True), (Decimal("0.10"), False)], ids=["near its limit", "not streamed"]
+)
+def test_a_key_near_its_limit_or_an_answer_not_streamed_is_checked_before_the_upstream(proxy, spent, stream):
+    proxy.quotas.standing = Standing(spent_usd=spent)
+    assert proxy.chat(stream=stream).status_code == 200
+    calls = len(proxy.upstream.received)
+    proxy.quotas.refuse = "spend"
+
+    response = proxy.chat(stream=stream)
+
+    assert response.status_code == 402 and response.json()["error"]["code"] == "key_spend_limit_reached"
+    assert len(proxy.upstream.received) == calls

@@ -3,8 +3,15 @@ from decimal import Decimal
 
 import pytest
 
+from meterway.accounts.dal.quota_store import Standing
 from meterway.accounts.logic.key_status import key_status
-from meterway.accounts.logic.limits import check_model_allowed, counter_deltas, period_window, plan_reservation
+from meterway.accounts.logic.limits import (
+    Headroom,
+    check_model_allowed,
+    counter_deltas,
+    period_window,
+    plan_reservation,
+)
 from meterway.accounts.models import ApiKey, CounterDelta, KeyLimits
 from meterway.core.clock import seconds_to_next_minute
 from meterway.core.errors import PermissionDenied
@@ -34,26 +41,26 @@ def test_a_request_settles_against_the_counters_it_reserved():
     reservation = plan_reservation(key, datetime(2026, 11, 23, 23, 59, 59, tzinfo=UTC))
     settled = {(d.pk, d.sk): d.deltas for d in counter_deltas(reservation, Decimal("0.25"), 1200)}
     assert settled == {
-        ("QUOTA#key_1", "SPEND#2026-11-23"): {"spent_usd": Decimal("0.25"), "inflight": -1},
+        ("QUOTA#key_1", "SPEND#2026-11-23"): {"spent_usd": Decimal("0.25")},
         ("QUOTA#key_1", "MINUTE#2026-11-23T23:59"): {"tokens": 1200},
-        ("ACCOUNT#acct", "BALANCE"): {"spent_usd": Decimal("0.25"), "inflight": -1},
+        ("ACCOUNT#acct", "BALANCE"): {"spent_usd": Decimal("0.25")},
     }
 
 
 def test_a_key_without_limits_is_held_only_against_the_account_and_counted_when_it_settles():
     reservation = plan_reservation(ApiKey("key_1", "acct", "ci"), datetime(2026, 11, 23, 10, 4, 59, tzinfo=UTC))
-    assert not reservation.holds_spend and not reservation.holds_minute
+    assert not reservation.checks_spend and not reservation.holds_minute
     settled = {(d.pk, d.sk): (d.deltas, d.expires_at) for d in counter_deltas(reservation, Decimal("0.25"), 1200)}
     a_day_after_the_minute = int(datetime(2026, 11, 24, 10, 4, tzinfo=UTC).timestamp())
     assert settled == {
         ("QUOTA#key_1", "SPEND#ALL"): ({"spent_usd": Decimal("0.25")}, None),
         ("QUOTA#key_1", "MINUTE#2026-11-23T10:04"): ({"requests": 1, "tokens": 1200}, a_day_after_the_minute),
-        ("ACCOUNT#acct", "BALANCE"): ({"spent_usd": Decimal("0.25"), "inflight": -1}, None),
+        ("ACCOUNT#acct", "BALANCE"): ({"spent_usd": Decimal("0.25")}, None),
     }
 
 
 def test_counter_deltas_survive_the_spill_queue_exactly():
-    delta = CounterDelta("QUOTA#k", "SPEND#ALL", {"spent_usd": Decimal("0.000000123"), "inflight": -1})
+    delta = CounterDelta("QUOTA#k", "SPEND#ALL", {"spent_usd": Decimal("0.000000123")})
     assert CounterDelta.from_json(delta.to_json()) == delta
     expiring = CounterDelta("QUOTA#k", "MINUTE#2026-11-23T10:04", {"requests": 1, "tokens": 3}, 1_795_000_000)
     assert CounterDelta.from_json(expiring.to_json()) == expiring
@@ -75,14 +82,41 @@ def test_key_status_reports_limit_usage_remaining_and_reset():
     )
     now = datetime(2026, 11, 23, 10, 0, 30, tzinfo=UTC)
     state = {
-        "spend": {"spent_usd": Decimal("0.5"), "inflight": 1},
+        "spend": {"spent_usd": Decimal("0.5")},
         "minute": {"requests": 7, "tokens": 900},
         "balance": {},
     }
     status = key_status(key, state, now)
-    assert status["usage"] == {"spend_usd": "0.5", "in_flight": 1, "requests_this_minute": 7, "tokens_this_minute": 900}
+    assert status["usage"] == {"spend_usd": "0.5", "requests_this_minute": 7, "tokens_this_minute": 900}
     assert status["remaining"]["spend_usd"] == "1.5"
     assert status["remaining"]["requests_this_minute"] == 53
     assert status["next_reset"] == "2026-12-01T00:00:00.000Z"
     assert status["balance_usd"] is None
     assert seconds_to_next_minute(now) == 30
+
+
+@pytest.mark.parametrize(
+    ("limits", "standing", "far"),
+    [
+        (KeyLimits(), Standing(), True),
+        (KeyLimits(spend_limit_usd=Decimal(10)), Standing(spent_usd=Decimal("7.99")), True),
+        (KeyLimits(spend_limit_usd=Decimal(10)), Standing(spent_usd=Decimal(8)), False),
+        (KeyLimits(), Standing(credits_usd=Decimal(10), credit_left_usd=Decimal("2.01")), True),
+        (KeyLimits(), Standing(credits_usd=Decimal(10), credit_left_usd=Decimal(2)), False),
+        (KeyLimits(requests_per_minute=1000), Standing(), False),
+        (KeyLimits(tokens_per_minute=10**6), Standing(), False),
+    ],
+)
+def test_a_key_is_far_from_its_limits_while_each_is_under_four_fifths_used(limits, standing, far):
+    headroom, key = Headroom(), ApiKey("key_1", "acct", "ci", limits=limits)
+    assert not headroom.far(key)  # never seen here: checked first
+    headroom.note(key, standing)
+    assert headroom.far(key) is far
+    headroom.forget(key)  # refused
+    assert not headroom.far(key)
+
+
+def test_what_an_instance_saw_of_a_key_is_trusted_for_its_ttl_only():
+    headroom, key = Headroom(ttl_s=0.0), ApiKey("key_1", "acct", "ci")
+    headroom.note(key, Standing())
+    assert not headroom.far(key)

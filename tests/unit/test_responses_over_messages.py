@@ -42,6 +42,7 @@ from openai.types.responses import (
 from pydantic import SecretStr, TypeAdapter
 from starlette.testclient import TestClient
 
+from meterway.accounts.dal.quota_store import Standing
 from meterway.accounts.logic.key_secrets import hash_secret, mint_key
 from meterway.accounts.models import KeyLimits
 from meterway.core.errors import InvalidRequest, UpstreamError
@@ -1074,8 +1075,8 @@ def _encoded(event: tuple[str, Any]) -> tuple[str, str]:
 
 
 class _Quotas:
-    def reserve(self, reservation: Any, key_hash: str, now: Any) -> None:
-        pass
+    def reserve(self, reservation: Any, key_hash: str, now: Any) -> Standing:
+        return Standing()
 
     def counters(self, reservation: Any) -> dict[str, dict[str, Any]]:
         return {}

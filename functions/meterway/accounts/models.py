@@ -119,13 +119,14 @@ class Member:
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """The counters one request counts in: its key's spend period and minute, and its account's
-    credit; when the spend period turns over, and when DynamoDB's TTL may drop each counter
-    (epoch seconds; None: never).
+    """The counters one request counts in: its key's spend period and minute (and which shard of
+    the minute, of how many), and its account's credit; when the spend period turns over, and
+    when DynamoDB's TTL may drop each counter (epoch seconds; None: never).
 
     Every key's counters are kept, so that it can read its own use (``GET /v1/key``). A request is
-    *held* against a counter before it runs (an in-flight mark, under the limit's condition) only
-    where its key has a limit of that kind; elsewhere it is only counted when it settles."""
+    checked against a counter before it runs only where its key has a limit of that kind, and
+    *held* (one request added under the limit's condition) only on the minute of a key with a
+    per-minute limit; everything else is counted when the aggregator counts its record."""
 
     key: ApiKey
     spend_period: str | None = None
@@ -133,13 +134,17 @@ class Reservation:
     next_reset: datetime | None = None
     spend_expires_at: int | None = None
     minute_expires_at: int | None = None
+    minute_shard: int = 0
+    minute_shards: int = 1
 
     @property
-    def holds_spend(self) -> bool:
+    def checks_spend(self) -> bool:
+        """Whether the key's spend is checked against a limit."""
         return self.spend_period is not None and self.key.limits.spend_limit_usd is not None
 
     @property
     def holds_minute(self) -> bool:
+        """Whether the request is held on its minute, under a per-minute limit."""
         limits = self.key.limits
         return self.minute is not None and (
             limits.requests_per_minute is not None or limits.tokens_per_minute is not None

@@ -90,7 +90,6 @@ def _balance(args: argparse.Namespace) -> dict[str, Any]:
         "credits_usd": money(balance.credits_usd),
         "spent_usd": money(balance.spent_usd),
         "balance_usd": optional_money(balance.balance_usd),
-        "inflight": balance.inflight,
     }
 
 

@@ -1,7 +1,7 @@
 """An account's prepaid credit in the KeysTable (see ``keys_table``).
 
-The ``BALANCE`` item holds ``credits_usd`` (the sum of top-ups), ``spent_usd`` and ``inflight``
-(both kept by the proxy); each ``TOPUP#`` item is one top-up. A top-up and its addition to
+The ``BALANCE`` item holds ``credits_usd`` (the sum of top-ups) and ``spent_usd`` (added by the
+aggregator as it counts the ledger's records); each ``TOPUP#`` item is one top-up. A top-up and its addition to
 ``credits_usd`` are written in one transaction.
 """
 

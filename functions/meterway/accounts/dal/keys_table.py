@@ -5,14 +5,21 @@
   key's current secret also carries ``gsi1pk = ACCOUNT#<account>``, ``gsi1sk = KEY#<key_id>``,
   so the ``ByAccount`` index lists one row per key.
 - ``ACCOUNT#<account>`` / ``MEMBER#<member_id>``, ``BALANCE``, ``TOPUP#<created_at>#<topup_id>``.
-- ``QUOTA#<key_id>`` / ``SPEND#<period>``, ``MINUTE#<minute>``: a key's counters.
+- ``QUOTA#<key_id>`` / ``SPEND#<period>``, ``MINUTE#<minute>``: a key's counters. A key whose
+  per-minute limit lets it send more than ``SHARD_WRITES_PER_S`` requests a second counts its
+  minutes in shards, ``QUOTA#<key_id>#<n>`` / ``MINUTE#<minute>`` for n ≥ 1 (see ``minute_shards``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 BY_ACCOUNT_INDEX = "ByAccount"
+# Writes a second one minute shard is sized for: DynamoDB takes about 1,000 a second per partition
+# key, and a refused conditional write costs one too.
+SHARD_WRITES_PER_S = 400
+MAX_MINUTE_SHARDS = 32
 # Sort-key prefixes that a query's begins_with() selects by.
 KEY_LISTING_PREFIX = "KEY#"
 MEMBER_PREFIX = "MEMBER#"
@@ -49,7 +56,7 @@ def member_key(account_id: str, member_id: str) -> dict[str, str]:
 
 
 def balance_key(account_id: str) -> dict[str, str]:
-    """An account's credit: ``credits_usd``, ``spent_usd`` and ``inflight``."""
+    """An account's credit: ``credits_usd`` and ``spent_usd``."""
     return {"pk": account_pk(account_id), "sk": "BALANCE"}
 
 
@@ -62,6 +69,20 @@ def spend_key(key_id: str, period: str) -> dict[str, str]:
     return {"pk": f"QUOTA#{key_id}", "sk": f"SPEND#{period}"}
 
 
-def minute_key(key_id: str, minute: str) -> dict[str, str]:
-    """A key's requests and tokens in one minute (``2026-11-23T14:05``)."""
-    return {"pk": f"QUOTA#{key_id}", "sk": f"MINUTE#{minute}"}
+def minute_key(key_id: str, minute: str, shard: int = 0) -> dict[str, str]:
+    """A key's requests and tokens in one minute (``2026-11-23T14:05``), in one of its shards."""
+    return {"pk": f"QUOTA#{key_id}#{shard}" if shard else f"QUOTA#{key_id}", "sk": f"MINUTE#{minute}"}
+
+
+def minute_shards(requests_per_minute: int | None) -> int:
+    """How many shards a key's minute counter is split into: enough that none is written more than
+    ``SHARD_WRITES_PER_S`` times a second when the key sends at its limit (one for a key without a
+    requests-per-minute limit: it holds nothing there, the aggregator counts it once a batch)."""
+    if requests_per_minute is None:
+        return 1
+    return max(1, min(MAX_MINUTE_SHARDS, math.ceil(requests_per_minute / 60 / SHARD_WRITES_PER_S)))
+
+
+def shard_share(limit: int, shards: int) -> int:
+    """One shard's part of a per-minute limit."""
+    return math.ceil(limit / shards)

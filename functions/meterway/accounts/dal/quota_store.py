@@ -1,13 +1,26 @@
 """A key's counters and its account's credit in the KeysTable (see ``keys_table``).
 
-One TransactWriteItems reserves a request: a condition check on the key's secret item (so a
-disabled, deleted or expired key is refused on its next request, whatever a warm cache holds),
-then a conditional add on each counter the reservation names. When a condition fails the store
-says which one (``ReservationRefused.cause``); what the client is told is the logic's call.
+A request is checked by one round of single-item requests sent in parallel, never a transaction:
+- a consistent GetItem of the key's secret item (so a disabled, deleted or expired key is refused
+  on its next request, whatever a warm cache holds);
+- for a key with a spend limit, a consistent GetItem of its spend counter;
+- for an account with credit, a consistent GetItem of its ``BALANCE`` item; whether an account
+  has credit at all is remembered for ``credit_ttl_s`` (credit, once on, stays on);
+- for a key with a per-minute limit, a conditional add of one request to one shard of its
+  minute counter (``keys_table.minute_shards``).
+
+Spend and tokens are added to the counters by the AggregatorFunction when it counts the ledger
+records (``meterway.ledger``), so a check reads what was counted so far. When a condition fails
+the store says which one (``ReservationRefused.cause``) and takes back the request it added to a
+minute shard; what the client is told is the logic's call.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
@@ -16,7 +29,8 @@ from meterway.accounts.dal import keys_table
 from meterway.accounts.models import Reservation, ttl_attribute
 from meterway.core.aws import AwsResource, deserialize, serialize
 from meterway.core.clock import utc_iso
-from meterway.core.dynamo import TransactionCancelled, Update, storage_errors, transact
+from meterway.core.dynamo import ConditionFailed, Update, storage_errors
+from meterway.core.money import to_decimal
 
 UNAVAILABLE = "The key store is unavailable; try again."
 # DynamoDB's TTL removes counters once nothing reads them any more.
@@ -24,6 +38,8 @@ MINUTE_COUNTER_TTL = timedelta(days=1)
 PERIOD_COUNTER_GRACE = timedelta(days=7)
 
 Cause = Literal["key", "spend", "minute", "balance"]
+# The order in which a refusal names its cause when several conditions fail.
+CAUSES: tuple[Cause, ...] = ("key", "spend", "minute", "balance")
 
 
 class ReservationRefused(Exception):
@@ -35,89 +51,176 @@ class ReservationRefused(Exception):
         self.cause: Cause = cause
 
 
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What a check read: the key's counted spend and the account's credit left (None where it
+    did not read them), for the caller to judge how far the key is from its limits."""
+
+    spent_usd: Decimal | None = None
+    credits_usd: Decimal | None = None
+    credit_left_usd: Decimal | None = None
+
+
 class QuotaStore(Protocol):
-    def reserve(self, reservation: Reservation, key_hash: str, now: datetime) -> None:
-        """Hold one request on the counters of ``reservation``, all or none. Raises
-        ``ReservationRefused`` when a limit or the key refuses it, ``Contention`` when it raced
-        other reservations of the same key."""
+    def reserve(self, reservation: Reservation, key_hash: str, now: datetime) -> Standing:
+        """Check the key and every limit ``reservation`` names, and hold one request on its minute
+        shard where it has a per-minute limit. Raises ``ReservationRefused`` when a limit or the
+        key refuses it (nothing stays held then)."""
 
     def counters(self, reservation: Reservation) -> dict[str, dict[str, Any]]:
-        """The counters ``reservation`` names as they stand: ``spend``, ``minute`` and ``balance``
-        items (empty where there is none yet)."""
+        """The counters ``reservation`` names as they stand: ``spend``, ``minute`` (its shards
+        summed) and ``balance`` items (empty where there is none yet)."""
 
 
 class DynamoQuotaStore(AwsResource):
-    def __init__(self, table_name: str, client: Any | None = None):
+    def __init__(self, table_name: str, client: Any | None = None, *, credit_ttl_s: float = 30.0):
         super().__init__(client)
         self._table = table_name
+        self._credit_ttl_s = credit_ttl_s
+        # account id -> (has credit, when that was read, time.monotonic())
+        self._credit: dict[str, tuple[bool, float]] = {}
+        # (key id, minute, shard) of minute shards found full: refused here without a write.
+        self._full: set[tuple[str, str, int]] = set()
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reserve")
 
-    def reserve(self, reservation: Reservation, key_hash: str, now: datetime) -> None:
-        causes, items = zip(*self._reserve_items(reservation, key_hash, now), strict=True)
-        try:
-            transact(self.client, list(items), UNAVAILABLE)
-        except TransactionCancelled as cancelled:
-            raise ReservationRefused(causes[cancelled.failed_indexes[0]]) from cancelled
-
-    def _reserve_items(self, reservation: Reservation, key_hash: str, now: datetime) -> list[tuple[Cause, Any]]:
-        key, limits = reservation.key, reservation.key.limits
-        check = {
-            "TableName": self._table,
-            "Key": serialize(keys_table.secret_key(key_hash)),
-            "ConditionExpression": "attribute_exists(pk) AND disabled = :false "
-            "AND (attribute_not_exists(valid_until) OR valid_until > :now)",
-            "ExpressionAttributeValues": serialize({":false": False, ":now": utc_iso(now)}),
-        }
-        items: list[tuple[Cause, Any]] = [("key", {"ConditionCheck": check})]
-        if reservation.holds_spend:
-            spend = Update(
-                add={"inflight": 1},
-                set_if_absent=ttl_attribute(reservation.spend_expires_at),
-                condition="attribute_not_exists(spent_usd) OR spent_usd < :limit",
-                values={":limit": limits.spend_limit_usd},
-            )
-            items.append(("spend", {"Update": spend.request(self._table, self._spend_key(reservation))}))
+    def reserve(self, reservation: Reservation, key_hash: str, now: datetime) -> Standing:
+        key = reservation.key
+        shard = (key.key_id, reservation.minute or "", reservation.minute_shard)
+        if reservation.holds_minute and shard in self._full:
+            raise ReservationRefused("minute")
+        checks: dict[Cause, Callable[[], Any]] = {"key": lambda: self._key_valid(key_hash, now)}
+        if reservation.checks_spend:
+            checks["spend"] = lambda: self._read(keys_table.spend_key(key.key_id, reservation.spend_period or ""))
+        if self._may_have_credit(key.account_id):
+            checks["balance"] = lambda: self._read(keys_table.balance_key(key.account_id))
         if reservation.holds_minute:
-            conditions, values = [], {}
-            if limits.requests_per_minute is not None:
-                conditions.append("(attribute_not_exists(requests) OR requests < :rpm)")
-                values[":rpm"] = limits.requests_per_minute
-            if limits.tokens_per_minute is not None:
-                conditions.append("(attribute_not_exists(tokens) OR tokens < :tpm)")
-                values[":tpm"] = limits.tokens_per_minute
-            minute = Update(
-                add={"requests": 1},
-                set_if_absent=ttl_attribute(reservation.minute_expires_at),
-                condition=" AND ".join(conditions),
-                values=values,
-            )
-            items.append(("minute", {"Update": minute.request(self._table, self._minute_key(reservation))}))
-        balance = Update(
-            add={"inflight": 1},
-            condition="attribute_not_exists(credits_usd) OR (attribute_not_exists(spent_usd) AND "
-            "credits_usd > :zero) OR spent_usd < credits_usd",
-            values={":zero": Decimal(0)},
+            checks["minute"] = lambda: self._hold_minute(reservation)
+        outcomes, error = self._run(checks)
+        if error is not None:
+            if outcomes.get("minute") is True:
+                self._release_minute(reservation)
+            raise error
+        spend, balance = outcomes.get("spend"), outcomes.get("balance")
+        spend = spend if spend is not None or "spend" not in outcomes else {}
+        if "balance" in outcomes:
+            self._credit[key.account_id] = (_credit_left(balance) is not None, time.monotonic())
+        refused = [cause for cause in CAUSES if cause in outcomes and not _passes(cause, outcomes[cause], reservation)]
+        if refused:
+            if outcomes.get("minute") is True:
+                self._release_minute(reservation)
+            elif outcomes.get("minute") is False:
+                self._full.add(shard)
+            raise ReservationRefused(refused[0])
+        return Standing(
+            spent_usd=to_decimal(spend.get("spent_usd")) if spend is not None else None,
+            credits_usd=to_decimal(balance["credits_usd"]) if balance and "credits_usd" in balance else None,
+            credit_left_usd=_credit_left(balance),
         )
-        items.append(("balance", {"Update": balance.request(self._table, keys_table.balance_key(key.account_id))}))
-        return items
+
+    def _run(self, checks: dict[Cause, Callable[[], Any]]) -> tuple[dict[Cause, Any], Exception | None]:
+        """Every check at once (the first on this thread): the outcomes of those that answered,
+        and the first storage error of those that did not, once all have finished."""
+        names = list(checks)
+        futures: dict[Cause, Future[Any]] = {name: self._pool.submit(checks[name]) for name in names[1:]}
+        outcomes: dict[Cause, Any] = {}
+        error: Exception | None = None
+        for name in names:
+            try:
+                outcomes[name] = checks[name]() if name == names[0] else futures[name].result()
+            except Exception as exc:  # noqa: BLE001 - the caller raises it once the others finished
+                error = error or exc
+        return outcomes, error
+
+    def _key_valid(self, key_hash: str, now: datetime) -> bool:
+        item = self._read(keys_table.secret_key(key_hash), "disabled, valid_until")
+        if item is None:
+            return False
+        valid_until = item.get("valid_until")
+        return item.get("disabled") is False and (valid_until is None or str(valid_until) > utc_iso(now))
+
+    def _read(self, key: dict[str, str], projection: str | None = None) -> dict[str, Any] | None:
+        request: dict[str, Any] = {"TableName": self._table, "Key": serialize(key), "ConsistentRead": True}
+        if projection:
+            request["ProjectionExpression"] = projection
+        with storage_errors(UNAVAILABLE):
+            item = self.client.get_item(**request).get("Item")
+        return deserialize(item) if item else None
+
+    def _hold_minute(self, reservation: Reservation) -> bool:
+        """One request added to the reservation's minute shard under its share of the key's
+        per-minute limits; False when the shard is full."""
+        limits, shards = reservation.key.limits, reservation.minute_shards
+        conditions, values = [], {}
+        if limits.requests_per_minute is not None:
+            conditions.append("(attribute_not_exists(requests) OR requests < :rpm)")
+            values[":rpm"] = keys_table.shard_share(limits.requests_per_minute, shards)
+        if limits.tokens_per_minute is not None:
+            conditions.append("(attribute_not_exists(tokens) OR tokens < :tpm)")
+            values[":tpm"] = keys_table.shard_share(limits.tokens_per_minute, shards)
+        minute = Update(
+            add={"requests": 1},
+            set_if_absent=ttl_attribute(reservation.minute_expires_at),
+            condition=" AND ".join(conditions),
+            values=values,
+        )
+        try:
+            with storage_errors(UNAVAILABLE):
+                self.client.update_item(**minute.request(self._table, _minute_key(reservation)))
+        except ConditionFailed:
+            return False
+        return True
+
+    def _release_minute(self, reservation: Reservation) -> None:
+        """Take back the request held on a minute shard by a reservation refused for another cause."""
+        with storage_errors(UNAVAILABLE):
+            self.client.update_item(**Update(add={"requests": -1}).request(self._table, _minute_key(reservation)))
+
+    def _may_have_credit(self, account_id: str) -> bool:
+        known = self._credit.get(account_id)
+        return known is None or known[0] or time.monotonic() - known[1] >= self._credit_ttl_s
 
     def counters(self, reservation: Reservation) -> dict[str, dict[str, Any]]:
-        wanted = {"balance": keys_table.balance_key(reservation.key.account_id)}
+        key = reservation.key
+        wanted = {"balance": keys_table.balance_key(key.account_id)}
         if reservation.spend_period is not None:
-            wanted["spend"] = self._spend_key(reservation)
-        if reservation.minute is not None:
-            wanted["minute"] = self._minute_key(reservation)
-        keys = [serialize(key) for key in wanted.values()]
+            wanted["spend"] = keys_table.spend_key(key.key_id, reservation.spend_period)
+        minutes = (
+            [keys_table.minute_key(key.key_id, reservation.minute, shard) for shard in range(reservation.minute_shards)]
+            if reservation.minute is not None
+            else []
+        )
+        keys = [serialize(item_key) for item_key in [*wanted.values(), *minutes]]
         with storage_errors(UNAVAILABLE):
             response = self.client.batch_get_item(RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}})
         found = {
             (item["pk"], item["sk"]): item for item in map(deserialize, response["Responses"].get(self._table, []))
         }
-        return {name: found.get((key["pk"], key["sk"]), {}) for name, key in wanted.items()}
+        state = {name: found.get((item_key["pk"], item_key["sk"]), {}) for name, item_key in wanted.items()}
+        if minutes:
+            shards = [found.get((item_key["pk"], item_key["sk"]), {}) for item_key in minutes]
+            state["minute"] = {
+                name: sum(int(shard.get(name, 0)) for shard in shards) for name in ("requests", "tokens")
+            }
+        return state
 
-    @staticmethod
-    def _spend_key(reservation: Reservation) -> dict[str, str]:
-        return keys_table.spend_key(reservation.key.key_id, reservation.spend_period or "")
 
-    @staticmethod
-    def _minute_key(reservation: Reservation) -> dict[str, str]:
-        return keys_table.minute_key(reservation.key.key_id, reservation.minute or "")
+def _passes(cause: Cause, outcome: Any, reservation: Reservation) -> bool:
+    """Whether one check's outcome lets the request through."""
+    if cause in ("key", "minute"):
+        return bool(outcome)
+    if cause == "spend":
+        limit = reservation.key.limits.spend_limit_usd
+        return outcome is None or limit is None or to_decimal(outcome.get("spent_usd")) < limit
+    left = _credit_left(outcome)
+    return left is None or left > 0
+
+
+def _credit_left(balance: dict[str, Any] | None) -> Decimal | None:
+    """The account's credit less what was counted; None for an account without credit."""
+    if balance is None or balance.get("credits_usd") is None:
+        return None
+    return to_decimal(balance["credits_usd"]) - to_decimal(balance.get("spent_usd"))
+
+
+def _minute_key(reservation: Reservation) -> dict[str, str]:
+    return keys_table.minute_key(reservation.key.key_id, reservation.minute or "", reservation.minute_shard)

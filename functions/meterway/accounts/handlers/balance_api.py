@@ -31,7 +31,6 @@ class BalanceOut(BaseModel):
     credits_usd: str = Field(description="Sum of all top-ups (USD, exact decimal string)")
     spent_usd: str = Field(description="Cost of every request so far")
     balance_usd: str | None = Field(description="credits - spent; null while no credit was ever added (no limit)")
-    inflight: int = Field(description="Requests reserved against the credit and not settled yet")
     topups: list[TopUpOut] = Field(description="The last 50 top-ups, newest first")
 
     @classmethod
@@ -40,7 +39,6 @@ class BalanceOut(BaseModel):
             credits_usd=money(balance.credits_usd),
             spent_usd=money(balance.spent_usd),
             balance_usd=optional_money(balance.balance_usd),
-            inflight=balance.inflight,
             topups=[
                 TopUpOut(
                     id=topup["topup_id"],

@@ -24,8 +24,6 @@ RECENT_TOPUPS = 50
 class Balance:
     credits_usd: Decimal | None
     spent_usd: Decimal = Decimal(0)
-    # Requests the proxy reserved against the credit and has not settled yet (a count).
-    inflight: int = 0
     topups: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -40,7 +38,6 @@ def balance_of(item: dict[str, Any] | None, topups: list[dict[str, Any]] | None 
     return Balance(
         credits_usd=None if credits is None else to_decimal(credits),
         spent_usd=to_decimal(item.get("spent_usd")),
-        inflight=int(item.get("inflight") or 0),
         topups=topups or [],
     )
 

@@ -39,7 +39,6 @@ def key_status(key: ApiKey, state: dict[str, dict[str, Any]], now: datetime) -> 
         },
         "usage": {
             "spend_usd": money(spent),
-            "in_flight": int(spend.get("inflight", 0)),
             "requests_this_minute": requests,
             "tokens_this_minute": tokens,
         },

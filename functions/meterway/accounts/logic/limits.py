@@ -1,26 +1,35 @@
 """Per-key limits and the account's credit, enforced across every Lambda instance.
 
-Before the upstream call a request *reserves*: one DynamoDB transaction checks that its key is
-still enabled, adds one request to the key's minute counter under its requests-per-minute and
-tokens-per-minute limits, marks one request in flight against its spend period, and does the
-same against the account's credit. When the request *settles* (see ``meterway.ledger``), its
-ledger record and the counters' real cost and tokens are written in one transaction.
+A request *reserves* with one round of single-item requests sent in parallel (see
+``quota_store``): its key is read to check it is still enabled, its spend counter where it has a
+spend limit, its account's credit where the account has credit, and one request is added to its
+minute under its per-minute limits. When the request *settles* (see ``meterway.ledger``), its
+ledger record carries its real cost and tokens, which the aggregator adds to the counters.
 
-A request may start while the spend so far is below the limit. Spend over a limit is therefore
-bounded by the requests already in flight when the limit was reached; the same holds for tokens
-per minute. Requests per minute are exact.
+A request may start while the spend counted so far is below the limit. Spend over a limit is
+therefore bounded by the requests in flight (reserved, and not yet counted) when the counted spend
+reached the limit; the same holds for tokens per minute. Requests per minute are exact up to
+``keys_table.SHARD_WRITES_PER_S`` requests a second; above that the limit is split over shards,
+and a request may be refused when its shard is full while another is not.
 """
 
 from __future__ import annotations
 
+import random
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from meterway.accounts.dal import keys_table
-from meterway.accounts.dal.quota_store import MINUTE_COUNTER_TTL, PERIOD_COUNTER_GRACE, QuotaStore, ReservationRefused
+from meterway.accounts.dal.quota_store import (
+    MINUTE_COUNTER_TTL,
+    PERIOD_COUNTER_GRACE,
+    QuotaStore,
+    ReservationRefused,
+    Standing,
+)
 from meterway.accounts.models import ApiKey, CounterDelta, Reservation, SpendPeriod
 from meterway.core.clock import floor, label, seconds_to_next_minute, step, utc_iso
-from meterway.core.dynamo import Contention
 from meterway.core.errors import AuthenticationFailed, MeterwayError, PermissionDenied, QuotaExceeded, RateLimited
 
 
@@ -39,12 +48,14 @@ def period_window(period: SpendPeriod, now: datetime) -> tuple[str, datetime | N
     return "ALL", None
 
 
-def plan_reservation(key: ApiKey, now: datetime) -> Reservation:
+def plan_reservation(key: ApiKey, now: datetime, shard: int | None = None) -> Reservation:
     """The counters a request of ``key`` at ``now`` counts in: its spend period (``ALL`` for a key
-    without one), its minute, and the account's credit. Every key has them, limited or not; the
-    counters of a minute expire a day later, those of a spend period a week after it ends."""
+    without one), its minute (a shard of it picked at random, or ``shard``), and the account's
+    credit. Every key has them, limited or not; the counters of a minute expire a day later, those
+    of a spend period a week after it ends."""
     spend_period, next_reset = period_window(key.limits.spend_period, now)
     minute_start = floor(now, "minute")
+    shards = keys_table.minute_shards(key.limits.requests_per_minute)
     return Reservation(
         key,
         spend_period,
@@ -52,23 +63,56 @@ def plan_reservation(key: ApiKey, now: datetime) -> Reservation:
         next_reset,
         spend_expires_at=int((next_reset + PERIOD_COUNTER_GRACE).timestamp()) if next_reset else None,
         minute_expires_at=int((minute_start + MINUTE_COUNTER_TTL).timestamp()),
+        minute_shard=random.randrange(shards) if shard is None else shard,  # noqa: S311 - spreads load only
+        minute_shards=shards,
     )
 
 
-def reserve(quotas: QuotaStore, key: ApiKey, key_hash: str, now: datetime) -> Reservation:
+def reserve(quotas: QuotaStore, key: ApiKey, key_hash: str, now: datetime) -> tuple[Reservation, Standing]:
     """Reserve one request for ``key``, or raise what the client is told: 401 for a key that no
-    longer works, 402 for a spend limit or credit used up, 429 for a per-minute limit."""
+    longer works, 402 for a spend limit or credit used up, 429 for a per-minute limit. With the
+    reservation comes what the check read (how far the key stood from its limits)."""
     reservation = plan_reservation(key, now)
     try:
-        quotas.reserve(reservation, key_hash, now)
+        standing = quotas.reserve(reservation, key_hash, now)
     except ReservationRefused as refused:
         raise refusal(refused.cause, reservation, now) from refused
-    except Contention as exc:
-        # Raced other reservations of the same key: the client may simply retry.
-        raise RateLimited(
-            "Too many concurrent requests for this key; retry shortly.", headers={"retry-after": "1"}
-        ) from exc
-    return reservation
+    return reservation, standing
+
+
+class Headroom:
+    """What this instance last saw of each key's standing, to judge whether its next request may be
+    checked while the upstream is already called (the check is still awaited before anything
+    reaches the client). A key is *far* from its limits when it has no per-minute limit (holding
+    its minute is a write, made first), and this instance saw, less than ``ttl_s`` ago, its spend
+    and its account's credit each under ``share`` of their limit."""
+
+    def __init__(self, ttl_s: float = 30.0, share: Decimal = Decimal("0.8")):
+        self._ttl_s = ttl_s
+        self._share = share
+        self._seen: dict[str, tuple[Standing, float]] = {}
+
+    def note(self, key: ApiKey, standing: Standing) -> None:
+        self._seen[key.key_id] = (standing, time.monotonic())
+
+    def forget(self, key: ApiKey) -> None:
+        """The key was refused: check it first from now on, until it is seen far again."""
+        self._seen.pop(key.key_id, None)
+
+    def far(self, key: ApiKey) -> bool:
+        limits = key.limits
+        seen = self._seen.get(key.key_id)
+        if limits.requests_per_minute is not None or limits.tokens_per_minute is not None or seen is None:
+            return False
+        standing, at = seen
+        if time.monotonic() - at >= self._ttl_s:
+            return False
+        if limits.spend_limit_usd is not None and (
+            standing.spent_usd is None or standing.spent_usd >= limits.spend_limit_usd * self._share
+        ):
+            return False
+        credits, left = standing.credits_usd, standing.credit_left_usd
+        return credits is None or left is None or left > credits * (1 - self._share)
 
 
 def refusal(cause: str, reservation: Reservation, now: datetime) -> MeterwayError:
@@ -88,23 +132,22 @@ def refusal(cause: str, reservation: Reservation, now: datetime) -> MeterwayErro
 
 
 def counter_deltas(reservation: Reservation, cost: Decimal, tokens: int) -> list[CounterDelta]:
-    """What settling a request adds to its counters: its real cost and tokens, one request less in
-    flight where it was held, and the request itself where it was not (a key without that kind
-    of limit counts its requests here, in the same transaction as the record: no extra round trip)."""
+    """What settling a request adds to its counters: its real cost and tokens, and the request
+    itself on its minute where it was not held there (a key without a per-minute limit counts its
+    requests when its record is counted: no write before the upstream)."""
     key = reservation.key
     deltas: list[CounterDelta] = []
     if reservation.spend_period is not None:
         spend = keys_table.spend_key(key.key_id, reservation.spend_period)
-        held = {"inflight": -1} if reservation.holds_spend else {}
-        deltas.append(CounterDelta(spend["pk"], spend["sk"], {"spent_usd": cost, **held}, reservation.spend_expires_at))
+        deltas.append(CounterDelta(spend["pk"], spend["sk"], {"spent_usd": cost}, reservation.spend_expires_at))
     if reservation.minute is not None:
-        minute = keys_table.minute_key(key.key_id, reservation.minute)
+        minute = keys_table.minute_key(key.key_id, reservation.minute, reservation.minute_shard)
         counted = {} if reservation.holds_minute else {"requests": 1}
         deltas.append(
             CounterDelta(minute["pk"], minute["sk"], {**counted, "tokens": tokens}, reservation.minute_expires_at)
         )
     balance = keys_table.balance_key(key.account_id)
-    deltas.append(CounterDelta(balance["pk"], balance["sk"], {"spent_usd": cost, "inflight": -1}))
+    deltas.append(CounterDelta(balance["pk"], balance["sk"], {"spent_usd": cost}))
     return deltas
 
 

@@ -3,8 +3,9 @@ stack, fakes in unit tests (``create_app(deps_factory)``)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 from starlette.requests import Request
@@ -12,14 +13,14 @@ from starlette.requests import Request
 from meterway.accounts.dal.key_store import CachedKeyStore, DynamoKeyStore, KeyStore
 from meterway.accounts.dal.quota_store import DynamoQuotaStore, QuotaStore
 from meterway.accounts.logic.auth import check_key, presented_hash
-from meterway.accounts.logic.limits import reserve
+from meterway.accounts.logic.limits import Headroom, reserve
 from meterway.accounts.models import ApiKey, Reservation
 from meterway.core.clock import utc_now
 from meterway.core.observability import logger
 from meterway.core.settings import ProxySettings, load_settings
 from meterway.ledger.dal.ledger_store import DynamoLedgerStore, LedgerStore
 from meterway.ledger.dal.spill_queue import SpillQueue, SqsSpillQueue
-from meterway.ledger.logic.record_usage import settle
+from meterway.ledger.logic.record_usage import save_settlement, settle
 from meterway.ledger.models import UsageRecord
 from meterway.proxy.dal.credentials import load_upstream_secret
 from meterway.proxy.dal.upstream import Upstream, build_client
@@ -42,6 +43,7 @@ class ProxyDeps:
     providers: Providers
     catalog: Catalog = BUILT_IN
     retry: RetryPolicy = NO_RETRIES
+    headroom: Headroom = field(default_factory=Headroom)
 
     async def authenticate(self, request: Request) -> tuple[ApiKey, str]:
         """The calling API key and the hash it was found by (the reservation checks it again)."""
@@ -65,8 +67,30 @@ class ProxyDeps:
         )
         return TimeBudget.starting(limits, request.state.started, invocation_deadline(request))
 
-    async def reserve(self, key: ApiKey, key_hash: str) -> Reservation:
-        return await anyio.to_thread.run_sync(reserve, self.quotas, key, key_hash, utc_now())
+    async def admit(self, key: ApiKey, key_hash: str, *, streamed: bool) -> Admission:
+        """Start the request's reservation. It is awaited here when the key may be near a limit,
+        or when the answer is not streamed; for a stream of a key far from its limits it runs
+        while the upstream is called, and ``Admission.reservation`` awaits it before anything
+        reaches the client."""
+        admission = Admission(asyncio.ensure_future(self._reserve(key, key_hash)))
+        if not (streamed and self.headroom.far(key)):
+            await admission.reservation()
+        return admission
+
+    async def _reserve(self, key: ApiKey, key_hash: str) -> Reservation:
+        try:
+            reservation, standing = await anyio.to_thread.run_sync(reserve, self.quotas, key, key_hash, utc_now())
+        except Exception:
+            self.headroom.forget(key)
+            raise
+        self.headroom.note(key, standing)
+        return reservation
+
+    async def record_refused(self, record: UsageRecord) -> None:
+        """The record of a request refused after its upstream call started (the call closed before
+        anything was read): it bills nothing and counts in no counter."""
+        item = record.to_item(retention_days=self.settings.ledger_retention_days)
+        await anyio.to_thread.run_sync(save_settlement, item, self.ledger, self.spill)
 
     async def settle(self, reservation: Reservation, record: UsageRecord, attempts: Sequence[UsageRecord] = ()) -> None:
         """Write the request's record and counters, and its failed attempts' records, once."""
@@ -87,6 +111,23 @@ class ProxyDeps:
         )
 
 
+@dataclass(slots=True)
+class Admission:
+    """A request's reservation, started; ``reservation()`` is its outcome (or its refusal)."""
+
+    task: asyncio.Future[Reservation]
+
+    async def reservation(self) -> Reservation:
+        return await self.task
+
+    def abandon(self) -> None:
+        """The request ends without its outcome: nothing is left pending."""
+        if not self.task.done():
+            self.task.cancel()
+        elif not self.task.cancelled():
+            self.task.exception()  # retrieved, so never reported as lost
+
+
 def build_deps() -> ProxyDeps:
     """The process's proxy dependencies; a missing setting stops the app from starting."""
     settings = load_settings(ProxySettings)
@@ -94,7 +135,7 @@ def build_deps() -> ProxyDeps:
     return ProxyDeps(
         settings=settings,
         keys=CachedKeyStore(DynamoKeyStore(settings.keys_table), ttl_seconds=settings.key_cache_ttl_seconds),
-        quotas=DynamoQuotaStore(settings.keys_table),
+        quotas=DynamoQuotaStore(settings.keys_table, credit_ttl_s=settings.key_cache_ttl_seconds),
         ledger=DynamoLedgerStore(settings.ledger_table),
         spill=SqsSpillQueue(settings.spill_queue_url),
         upstream=Upstream(build_client(settings)),
@@ -103,4 +144,5 @@ def build_deps() -> ProxyDeps:
         retry=RetryPolicy(
             settings.upstream_retries, settings.upstream_retry_backoff_s, settings.upstream_retry_max_wait_s
         ),
+        headroom=Headroom(ttl_s=settings.key_cache_ttl_seconds),
     )

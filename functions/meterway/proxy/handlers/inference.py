@@ -2,7 +2,9 @@
 
 A request goes: authenticate (cached key lookup) → parse the body into the front door's model →
 resolve the model in the catalog → each of its routes' providers builds its upstream request →
-reserve, once → send, falling back along the routes until one answers (``fallbacks``) → a
+reserve, once (awaited first, or for a stream of a key far from its limits while the upstream is
+called, and before anything reaches the client) → send, falling back along the routes until one
+answers (``fallbacks``) → a
 non-streamed answer is charged, settled and encoded; a stream is relayed by the one streaming
 core, which settles it exactly once. The failed attempts are settled with it, as records of
 their own. Adding a front door is an encoder and a line below.
@@ -89,7 +91,7 @@ async def serve(request: Request, door: FrontDoor) -> Response:
     )
     call = ProxyCall(legs[0].as_requested, body, record, request.state.started)
     budget = deps.time_budget(request)
-    reservation = await deps.reserve(key, key_hash)
+    admission = await deps.admit(key, key_hash, streamed=parsed.stream)
     attempts = Attempts()
 
     async def send(leg: Leg, wait: Wait) -> httpx.Response:
@@ -98,9 +100,22 @@ async def serve(request: Request, door: FrontDoor) -> Response:
     try:
         leg, response = await first_answer(legs, send, budget.first_byte, deps.retry, attempts)
     except UpstreamError as exc:
+        reservation = await admission.reservation()
         take(call, attempts.failures[-1].leg, attempts.count)
         fail(call, exc)
         await deps.settle(reservation, record, attempt_records(record, attempts.failures[:-1]))
+        raise
+    except BaseException:
+        admission.abandon()
+        raise
+    try:
+        reservation = await admission.reservation()
+    except MeterwayError as refused:
+        # Refused while the upstream was called: nothing of its answer was read or is sent.
+        await response.aclose()
+        take(call, leg, attempts.count + 1)
+        fail(call, UpstreamError(refused.message, code=refused.code, upstream_status=response.status_code))
+        await deps.record_refused(record)
         raise
     take(call, leg, attempts.count + 1)
     settle = partial(deps.settle, reservation, attempts=attempt_records(record, attempts.failures))
