@@ -208,7 +208,8 @@ KINDS: tuple[Kind, ...] = (
         # less of the client's retry quota than it took, so at volume the quota runs dry and a
         # throttled reservation is refused at once instead.
         expect=_ok_or_unavailable,
-        aws=AimedFault("TransactWriteItems", "throttle", times=2, aim=_reserve),
+        # The reserve's checks are single-item reads: the key's own item is read by every one.
+        aws=AimedFault("GetItem", "throttle", times=2, aim=_reserve),
     ),
     Kind(
         "DynamoDB throttling at the settle",
@@ -222,7 +223,7 @@ KINDS: tuple[Kind, ...] = (
         stream=False,
         expect=_status(503),
         aws_outage=lambda t: {
-            "operation": "TransactWriteItems",
+            "operation": "GetItem",
             "kind": "unavailable",
             "times": None,
             "match": "KEYHASH#",
