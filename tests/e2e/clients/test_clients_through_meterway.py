@@ -221,34 +221,29 @@ def test_claude_code_is_served_by_the_next_route_when_anthropic_is_overloaded(ro
     assert_in_usage_totals(routed, routed_key, records)  # one request per call, the attempt not among them
 
 
-def test_claude_code_pins_bedrock_with_a_custom_header(routed, clients, routed_key, tmp_path):
-    result = run_claude(
+# How each agent is told to send the pin header: Claude Code's custom headers, Codex's provider's.
+PINS: dict[str, dict[str, Any]] = {
+    "claude-code": {"extra_env": {"ANTHROPIC_CUSTOM_HEADERS": "x-meterway-provider: bedrock"}},
+    "codex": {"http_headers": {"x-meterway-provider": "bedrock"}},
+}
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+def test_an_agent_pins_bedrock_with_a_header_it_sends(routed, clients, routed_key, agent, tmp_path):
+    run, base_path, endpoint = AGENTS[agent]
+
+    result = run(
         "In one sentence, why should an LLM gateway meter every token?",
-        base_url=routed.base,
+        base_url=f"{routed.base}{base_path}",
         api_key=routed_key.secret,
         model=SONNET,
         cwd=tmp_path,
         clients=clients,
-        extra_env={"ANTHROPIC_CUSTOM_HEADERS": "x-meterway-provider: bedrock"},
+        **PINS[agent],
     )
 
     assert result.returncode == 0 and not result.timed_out, result.describe()
-    records = assert_metered_as_upstream_reported(routed, routed_key, "messages")
+    records = assert_metered_as_upstream_reported(routed, routed_key, endpoint)
     assert {(record["provider"], record["route"]) for record in records} == {("bedrock", SONNET_ON_BEDROCK)}
+    # Anthropic, the model's first route, was never called
     assert not [call for call in routed.fake_requests() if call["path"] == "/v1/messages"]
-
-
-def test_codex_pins_bedrock_with_its_providers_http_headers(routed, clients, routed_key, tmp_path):
-    result = run_codex(
-        "In one sentence, why should an LLM gateway meter every token?",
-        base_url=f"{routed.base}/v1",
-        api_key=routed_key.secret,
-        model=SONNET,
-        cwd=tmp_path,
-        clients=clients,
-        http_headers={"x-meterway-provider": "bedrock"},
-    )
-
-    assert result.returncode == 0 and not result.timed_out, result.describe()
-    records = assert_metered_as_upstream_reported(routed, routed_key, "responses")
-    assert {(record["provider"], record["route"]) for record in records} == {("bedrock", SONNET_ON_BEDROCK)}
