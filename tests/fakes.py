@@ -13,6 +13,7 @@ from meterway.accounts.models import ApiKey, CounterDelta, Reservation
 from meterway.analytics.dal.rollup_store import AlreadyCounted
 from meterway.analytics.dal.rollups_table import bucket_range, partition
 from meterway.analytics.models import LastUse, RollupUpdate
+from meterway.core.aws import serialize
 from meterway.core.clock import Granularity
 from meterway.core.errors import StorageError
 from meterway.ledger.dal.ledger_store import LedgerQuery
@@ -61,6 +62,7 @@ class InMemoryLedger:
         self.items: dict[str, dict[str, Any]] = {}
         self.failures = failures
         self.attempts = 0
+        self._wire: dict[str, dict[str, Any]] = {}
 
     def put(self, item: dict[str, Any]) -> bool:
         self.attempts += 1
@@ -75,8 +77,26 @@ class InMemoryLedger:
     def get(self, request_id: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.items.get(request_id))
 
-    def pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        return ledger_pages(self, query, page_size)
+    def wire_pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """The records in DynamoDB's JSON, as the table's Query sends them (each serialized once)."""
+        matching = sorted(
+            (
+                item
+                for item in self.items.values()
+                if item["account_id"] == query.account_id
+                and query.start <= item["created_sk"] <= query.end
+                and query.key_id in (None, item["key_id"])
+                and query.model in (None, item["model"])
+            ),
+            key=lambda item: item["created_sk"],
+        )
+        for index in range(0, len(matching), page_size):
+            yield [self._wired(item) for item in matching[index : index + page_size]]
+
+    def _wired(self, item: dict[str, Any]) -> dict[str, Any]:
+        if item["request_id"] not in self._wire:
+            self._wire[item["request_id"]] = serialize(item)
+        return self._wire[item["request_id"]]
 
 
 class InMemorySpill:
@@ -141,22 +161,6 @@ class InMemoryRollups:
 
     def last_used(self, account_id: str) -> dict[str, str]:
         return {key_id: at for (account, key_id), at in self.uses.items() if account == account_id}
-
-
-def ledger_pages(ledger: InMemoryLedger, query: LedgerQuery, page_size: int) -> Iterator[list[dict[str, Any]]]:
-    matching = sorted(
-        (
-            item
-            for item in ledger.items.values()
-            if item["account_id"] == query.account_id
-            and query.start <= item["created_sk"] <= query.end
-            and query.key_id in (None, item["key_id"])
-            and query.model in (None, item["model"])
-        ),
-        key=lambda item: item["created_sk"],
-    )
-    for index in range(0, len(matching), page_size):
-        yield copy.deepcopy(matching[index : index + page_size])
 
 
 class InMemoryJobs:

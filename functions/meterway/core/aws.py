@@ -27,13 +27,40 @@ def _config(addressing_style: str | None) -> Any:
 
 def client(service: str, addressing_style: str | None = None) -> Any:
     """The process's client for ``service`` (S3 also by addressing style), made on first use."""
+    return container.provide(("boto3", service, addressing_style), lambda: _new_client(service, addressing_style))
+
+
+# Where a raw client's answer keeps the response's body (see ``raw_client``).
+RAW_BODY = "RawBody"
+
+
+def raw_client(service: str) -> Any:
+    """The process's client for ``service`` whose successful answers are left unparsed: the
+    response's bytes are under ``RAW_BODY``. For readers that go from a large answer straight to
+    what they need (an export's ledger pages): botocore's parser walks every attribute of every
+    item through the service's shapes, about 100 µs a ledger record. Requests are still built,
+    signed and retried as usual (throttling; DynamoDB's CRC32 check reads the raw response), and an
+    error answer is parsed into the usual ``ClientError``."""
 
     def build() -> Any:
-        import boto3
+        made = _new_client(service, None)
+        made.meta.events.register_first(f"before-parse.{service}", _keep_body)
+        return made
 
-        return boto3.session.Session().client(service, config=_config(addressing_style))  # type: ignore[call-overload]
+    return container.provide(("boto3-raw", service), build)
 
-    return container.provide(("boto3", service, addressing_style), build)
+
+def _new_client(service: str, addressing_style: str | None) -> Any:
+    import boto3
+
+    return boto3.session.Session().client(service, config=_config(addressing_style))  # type: ignore[call-overload]
+
+
+def _keep_body(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
+    """botocore's ``before-parse`` hook: hand the parser an empty document and the caller the body."""
+    if response_dict["status_code"] < 300:
+        customized_response_dict[RAW_BODY] = response_dict["body"]
+        response_dict["body"] = b"{}"
 
 
 def region(configured: str | None = None) -> str:

@@ -21,7 +21,8 @@ from meterway.core.clock import Granularity, floor, parse_utc_iso, utc_iso, utc_
 from meterway.core.observability import logger
 from meterway.exports.dal.export_files import FileStore, FileWriter
 from meterway.exports.dal.export_jobs import ExportJobStore
-from meterway.exports.logic.csv_format import ACTIVITY_COLUMNS, REQUEST_COLUMNS, cell, csv_text, request_row
+from meterway.exports.logic.csv_format import ACTIVITY_COLUMNS, REQUEST_COLUMNS, cell, csv_text
+from meterway.exports.logic.wire_rows import wire_request_row
 from meterway.ledger.dal.ledger_store import LedgerQuery, LedgerStore
 
 PAGE_SIZE = 1000
@@ -110,13 +111,14 @@ def write_file(attempt: Attempt, writer: FileWriter) -> int:
 
 
 def write_requests(attempt: Attempt, writer: FileWriter) -> int:
-    """One row per ledger record of the window, oldest first, 1000 records a page."""
+    """One row per ledger record of the window, oldest first, 1000 records a page, each read
+    straight from DynamoDB's JSON (``wire_rows``)."""
     job, window = attempt.job, attempt.window
     query = LedgerQuery(job["account_id"], window.start_iso, window.end_iso, job.get("key_id"), job.get("model"))
     writer.write(csv_text([list(REQUEST_COLUMNS)]).encode("utf-8"))
     rows = 0
-    for page in attempt.deps.ledger.pages(query, PAGE_SIZE):
-        writer.write(csv_text(request_row(item) for item in page).encode("utf-8"))
+    for page in attempt.deps.ledger.wire_pages(query, PAGE_SIZE):
+        writer.write(csv_text(wire_request_row(item) for item in page).encode("utf-8"))
         rows += len(page)
         attempt.progress(rows)
     return rows

@@ -7,11 +7,12 @@ Records are read by time through two indexes on ``created_sk = <created_at>#<req
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from meterway.core.aws import AwsResource, deserialize, serialize
+from meterway.core.aws import RAW_BODY, AwsResource, deserialize, raw_client, serialize
 from meterway.core.dynamo import ConditionFailed, storage_errors
 
 UNAVAILABLE = "The ledger is unavailable; try again."
@@ -44,16 +45,25 @@ class LedgerStore(Protocol):
         """Records of ``query``, newest first, at most ``limit``, from after ``start_key``; and the
         key to start the next page from (None at the end)."""
 
-    def pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        """Every record of ``query``, oldest first, one page at a time."""
+    def wire_pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Every record of ``query``, oldest first, one page at a time, each record in DynamoDB's
+        JSON as the Query answered it (``{"S": …}``, ``{"N": …}`` per attribute)."""
 
 
 class DynamoLedgerStore(AwsResource):
     """The LedgerTable."""
 
-    def __init__(self, table_name: str, client: Any | None = None):
+    def __init__(self, table_name: str, client: Any | None = None, *, wire_client: Any | None = None):
         super().__init__(client)
         self._table = table_name
+        self._wire_client = wire_client
+
+    @property
+    def wire_client(self) -> Any:
+        """The client whose answers are left unparsed (``aws.raw_client``), for ``wire_pages``."""
+        if self._wire_client is None:
+            self._wire_client = raw_client(self.service)
+        return self._wire_client
 
     def put(self, item: dict[str, Any]) -> bool:
         try:
@@ -89,18 +99,23 @@ class DynamoLedgerStore(AwsResource):
                     break
         return items, start_key or None
 
-    def pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        """Every record of the query, oldest first, ``page_size`` read at a time (for exports)."""
+    def wire_pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Every record of the query, oldest first, ``page_size`` read at a time, as DynamoDB sent
+        it. For exports: botocore's parser and ``deserialize`` cost about 130 µs a record, ten times
+        what it takes to write the record's CSV row from its JSON."""
         arguments = self._window_query(query, newest_first=False)
         while True:
-            with storage_errors(UNAVAILABLE):
-                response = self.client.query(Limit=page_size, **arguments)
-            items = [deserialize(item) for item in response.get("Items", [])]
-            if items:
-                yield items
-            if "LastEvaluatedKey" not in response:
+            answer = json.loads(self._query_body(arguments, page_size))
+            if answer.get("Items"):
+                yield answer["Items"]
+            if "LastEvaluatedKey" not in answer:
                 return
-            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            arguments["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def _query_body(self, arguments: dict[str, Any], limit: int) -> bytes:
+        with storage_errors(UNAVAILABLE):
+            body: bytes = self.wire_client.query(Limit=limit, **arguments)[RAW_BODY]
+        return body
 
     def _window_query(self, query: LedgerQuery, *, newest_first: bool) -> dict[str, Any]:
         index, owner_name = ("ByKeyTime", "key_id") if query.key_id else ("ByAccountTime", "account_id")
