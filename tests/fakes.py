@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +17,8 @@ from meterway.analytics.models import LastUse, RollupUpdate
 from meterway.core.aws import serialize
 from meterway.core.clock import Granularity
 from meterway.core.errors import StorageError
+from meterway.exports.dal.export_files import S3PartWriter
+from meterway.exports.dal.export_jobs import slice_attribute, slice_rows_attribute
 from meterway.ledger.dal.ledger_store import LedgerQuery
 
 
@@ -164,6 +167,9 @@ class InMemoryRollups:
 
 
 class InMemoryJobs:
+    """The ExportJobsTable's conditions: an attempt writes only while the job is its own (and, for
+    its end and slices, running); a slice's run is recorded once."""
+
     def __init__(self) -> None:
         self.jobs: dict[str, dict[str, Any]] = {}
 
@@ -172,7 +178,7 @@ class InMemoryJobs:
         self.jobs[job["job_id"]] = dict(job)
 
     def get(self, job_id: str) -> dict[str, Any] | None:
-        return dict(self.jobs[job_id]) if job_id in self.jobs else None
+        return copy.deepcopy(self.jobs[job_id]) if job_id in self.jobs else None
 
     def claim(self, job_id: str, now: str) -> str | None:
         job = self.jobs.get(job_id)
@@ -182,27 +188,77 @@ class InMemoryJobs:
         job |= {"status": "running", "attempt_id": attempt, "rows": 0, "attempts": job.get("attempts", 0) + 1}
         return attempt
 
+    def _mine(self, job_id: str, attempt: str, *, running: bool = True) -> dict[str, Any] | None:
+        job = self.jobs[job_id]
+        if job.get("attempt_id") != attempt or (running and job["status"] != "running"):
+            return None
+        return job
+
     def progress(self, job_id: str, attempt: str, rows: int, now: str) -> bool:
-        return self.finish(job_id, attempt, {"rows": rows})
+        job = self._mine(job_id, attempt, running=False)
+        if job is not None:
+            job["rows"] = rows
+        return job is not None
 
     def finish(self, job_id: str, attempt: str, fields: dict[str, Any]) -> bool:
-        job = self.jobs[job_id]
-        if job.get("attempt_id") != attempt:
-            return False
-        job |= fields
-        return True
+        job = self._mine(job_id, attempt)
+        if job is not None:
+            job |= copy.deepcopy(fields)
+        return job is not None
 
     def release(self, job_id: str, attempt: str, error: str, now: str) -> None:
-        self.finish(job_id, attempt, {"status": "queued", "last_error": error})
+        job = self._mine(job_id, attempt, running=False)
+        if job is not None:
+            job |= {"status": "queued", "last_error": error}
+
+    def plan_slices(self, job_id: str, attempt: str, upload_id: str, cuts: list[str], now: str) -> bool:
+        return self.finish(job_id, attempt, {"upload_id": upload_id, "cuts": cuts, "slices_recorded": 0})
+
+    def slice_progress(self, job_id: str, attempt: str, index: int, rows: int, now: str) -> bool:
+        return self.finish(job_id, attempt, {slice_rows_attribute(index): rows})
+
+    def record_slice(self, job_id: str, attempt: str, index: int, run: dict[str, Any], now: str) -> int | None:
+        job = self._mine(job_id, attempt)
+        if job is None or slice_attribute(index) in job:
+            return None
+        job[slice_attribute(index)] = copy.deepcopy(run)
+        job["slices_recorded"] += 1
+        return int(job["slices_recorded"])
+
+    def fail_slice(self, job_id: str, attempt: str, index: int, error: str, now: str) -> bool:
+        job = self._mine(job_id, attempt)
+        if job is None or slice_attribute(index) in job:
+            return False
+        job |= {"status": "failed", "error": error}
+        return True
+
+
+class InMemoryQueue:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(copy.deepcopy(message))
+
+    def send_batch(self, messages: list[dict[str, Any]]) -> None:
+        self.sent.extend(copy.deepcopy(messages))
 
 
 class InMemoryFiles:
-    """Objects appear only on ``complete``; ``fail_after_writes`` breaks the next upload midway."""
+    """S3's multipart rules: an object appears only on completion, of the parts named there (each
+    as last uploaded, matching its ETag, all but the last at least ``min_part_size``), once.
+    ``fail_after_writes`` breaks the next whole-file upload midway; ``fail_part_uploads`` makes the
+    next N part uploads fail."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, part_size: int = 8192, min_part_size: int = 4096) -> None:
         self.objects: dict[str, bytes] = {}
         self.aborted = 0
         self.fail_after_writes: int | None = None
+        self.fail_part_uploads = 0
+        self.part_size, self.min_part_size = part_size, min_part_size
+        self.uploads: dict[str, dict[int, bytes]] = {}
+        self.started = 0
+        self.part_uploads = 0
 
     def writer(self, key: str, content_type: str) -> Any:
         files = self
@@ -226,3 +282,45 @@ class InMemoryFiles:
                 files.aborted += 1
 
         return Writer()
+
+    def start_upload(self, key: str, content_type: str) -> str:
+        self.started += 1
+        upload_id = f"upload-{self.started}"
+        self.uploads[upload_id] = {}
+        return upload_id
+
+    def part_writer(self, key: str, upload_id: str, first_part: int, last_part: int) -> S3PartWriter:
+        return S3PartWriter(
+            self, key, upload_id, first_part, last_part, part_size=self.part_size, min_part_size=self.min_part_size
+        )
+
+    def upload_part(self, key: str, upload_id: str, number: int, body: bytes) -> str:
+        if self.fail_part_uploads:
+            self.fail_part_uploads -= 1
+            raise StorageError("S3 went away")
+        if upload_id not in self.uploads:
+            raise StorageError("NoSuchUpload")
+        self.part_uploads += 1
+        self.uploads[upload_id][number] = bytes(body)
+        return _etag(body)
+
+    def complete_upload(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+        if upload_id not in self.uploads:
+            assert key in self.objects, "completing an upload that was aborted"
+            return
+        uploaded = self.uploads[upload_id]
+        numbers = [part["PartNumber"] for part in parts]
+        assert numbers == sorted(set(numbers)), numbers
+        bodies = [uploaded[number] for number in numbers]
+        assert [part["ETag"] for part in parts] == [_etag(body) for body in bodies], "InvalidPart"
+        assert all(len(body) >= self.min_part_size for body in bodies[:-1]), "EntityTooSmall"
+        self.objects[key] = b"".join(bodies)
+        del self.uploads[upload_id]
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        self.uploads.pop(upload_id, None)
+        self.aborted += 1
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'

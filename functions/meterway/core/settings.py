@@ -114,12 +114,17 @@ class AggregatorSettings(_Settings):
 
 
 class ExportSettings(_S3Access):
-    """ExportFunction: jobs, the ledger and rollups it reads, key names, and the bucket it writes."""
+    """ExportFunction: jobs, the ledger and rollups it reads, key names, the bucket it writes, and
+    the job queue it puts the slices of a large request export on."""
 
     keys_table: str
     ledger_table: str
     rollups_table: str
     export_jobs_table: str
+    export_queue_url: str
+    # Records a slice of a request export should hold at least (its file part: 10+ MiB); a window
+    # of fewer than twice this many is written by one worker. 0: one worker writes every export.
+    export_slice_rows: int = Field(default=40_000, ge=0)
 
 
 # Each function of template.yaml and the settings it reads.
