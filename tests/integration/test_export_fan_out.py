@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,13 +15,11 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from devstack.workers import SqsPoller
-from meterway.analytics.dal import rollups_table
 from meterway.analytics.dal.rollup_store import DynamoRollupStore
+from meterway.analytics.logic.rollups import contribution, count_records
 from meterway.analytics.logic.windows import Window
-from meterway.analytics.models import TOTAL, RollupUpdate
 from meterway.core import aws
 from meterway.core.aws import serialize
-from meterway.core.clock import floor, label
 from meterway.exports.dal.export_jobs import DynamoExportJobStore
 from meterway.exports.dal.job_queue import SqsJobQueue
 from meterway.exports.handlers import export_worker
@@ -38,25 +35,12 @@ ACCOUNT = KEYS[0].account_id
 
 
 def seed(resources: dict[str, str], items: list[dict[str, Any]]) -> None:
-    """The records into the ledger, and the hourly counts the aggregator would have made of them."""
+    """The records into the ledger, and into the rollups as the aggregator counts them."""
     client = boto3.client("dynamodb")
     for first in range(0, len(items), 25):
         batch = [{"PutRequest": {"Item": serialize(item)}} for item in items[first : first + 25]]
         client.batch_write_item(RequestItems={resources["LedgerTable"]: batch})
-    hours = Counter(label(floor(datetime.fromisoformat(item["created_at"]), "hour"), "hour") for item in items)
-    updates = [
-        RollupUpdate(
-            pk=rollups_table.partition(ACCOUNT, "hour", "total"),
-            sk=rollups_table.cell_sk(hour, TOTAL),
-            granularity="hour",
-            bucket=hour,
-            dimension="total",
-            value=TOTAL,
-            deltas={"requests": count},
-        )
-        for hour, count in hours.items()
-    ]
-    DynamoRollupStore(resources["RollupsTable"]).add([], updates, [])
+    count_records(DynamoRollupStore(resources["RollupsTable"]), [contribution(item) for item in items])
 
 
 def fat_records(count: int) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ def test_raw_pages_are_the_items_the_table_holds_in_dynamodbs_json(aws_env):
         client.batch_write_item(RequestItems={aws_env["LedgerTable"]: batch})
     ledger = DynamoLedgerStore(aws_env["LedgerTable"])
 
-    pages = list(ledger.wire_pages(WHOLE_DAY, page_size=100))
+    pages = [list(page) for page in ledger.wire_pages(WHOLE_DAY, page_size=100)]
 
     assert [len(page) for page in pages] == [100, 100, 50]
     read = [item for page in pages for item in page]
@@ -39,3 +39,20 @@ def test_raw_pages_are_the_items_the_table_holds_in_dynamodbs_json(aws_env):
 def test_a_raw_query_that_fails_is_a_storage_error(aws_env):
     with pytest.raises(StorageError):
         next(DynamoLedgerStore("no-such-table").wire_pages(WHOLE_DAY))
+
+
+def test_a_page_is_let_go_when_the_next_is_asked_for(aws_env):
+    # Only one page of records is held, whatever the reader keeps a reference to
+    client = boto3.client("dynamodb")
+    items = [ledger_item(DAY + timedelta(seconds=n)) for n in range(30)]
+    client.batch_write_item(
+        RequestItems={aws_env["LedgerTable"]: [{"PutRequest": {"Item": serialize(item)}} for item in items[:25]]}
+    )
+    client.batch_write_item(
+        RequestItems={aws_env["LedgerTable"]: [{"PutRequest": {"Item": serialize(item)}} for item in items[25:]]}
+    )
+    pages = DynamoLedgerStore(aws_env["LedgerTable"]).wire_pages(WHOLE_DAY, page_size=20)
+
+    first = next(pages)
+    assert len(first) == 20
+    assert len(next(pages)) == 10 and first == []

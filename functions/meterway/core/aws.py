@@ -42,18 +42,32 @@ def raw_client(service: str) -> Any:
     signed and retried as usual (throttling; DynamoDB's CRC32 check reads the raw response), and an
     error answer is parsed into the usual ``ClientError``."""
 
-    def build() -> Any:
-        made = _new_client(service, None)
-        made.meta.events.register_first(f"before-parse.{service}", _keep_body)
-        return made
+    return container.provide(("boto3-raw", service), lambda: keep_raw_bodies(_new_client(service, None)))
 
-    return container.provide(("boto3-raw", service), build)
+
+def keep_raw_bodies(made: Any) -> Any:
+    """``made``, a client, with its successful answers left unparsed (see ``raw_client``)."""
+    service_id = made.meta.service_model.service_id.hyphenize()
+    made.meta.events.register_first(f"before-parse.{service_id}", _keep_body)
+    return made
 
 
 def _new_client(service: str, addressing_style: str | None) -> Any:
-    import boto3
+    made: Any = _session().client(service, config=_config(addressing_style))
+    return made
 
-    return boto3.session.Session().client(service, config=_config(addressing_style))  # type: ignore[call-overload]
+
+def _session() -> Any:
+    """The boto3 session the process's clients are made from. botocore loads a service's model and
+    the endpoint rules once per session (10 MiB for DynamoDB's), so the clients share one. A session
+    is not safe to use from two threads at once: clients are made under the container's lock."""
+
+    def build() -> Any:
+        import boto3
+
+        return boto3.session.Session()
+
+    return container.provide(("boto3", "session"), build)
 
 
 def _keep_body(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
@@ -81,18 +95,26 @@ def credentials() -> Any | None:
 
 
 class AwsResource:
-    """Base of the stores: holds a boto3 client, the process's one unless a test hands one in."""
+    """Base of the stores: holds a boto3 client, the process's one unless a test hands one in, and
+    for stores that read large answers themselves, the process's raw client (``raw_client``)."""
 
     service = "dynamodb"
 
-    def __init__(self, client: Any | None = None):
+    def __init__(self, client: Any | None = None, *, wire_client: Any | None = None):
         self._client = client
+        self._wire_client = wire_client
 
     @property
     def client(self) -> Any:
         if self._client is None:
             self._client = client(self.service)
         return self._client
+
+    @property
+    def wire_client(self) -> Any:
+        if self._wire_client is None:
+            self._wire_client = raw_client(self.service)
+        return self._wire_client
 
 
 @cache

@@ -122,9 +122,10 @@ class ExportSettings(_S3Access):
     rollups_table: str
     export_jobs_table: str
     export_queue_url: str
-    # Records a slice of a request export should hold at least (its file part: 10+ MiB); a window
-    # of fewer than twice this many is written by one worker. 0: one worker writes every export.
-    export_slice_rows: int = Field(default=40_000, ge=0)
+    # Records a slice of a request export should hold at least: 30,000 rows of ~250 bytes are ~7 MiB,
+    # over S3's 5 MiB part minimum that a slice must reach alone (or be covered by the slice before
+    # it). A window of fewer than twice this many is written by one worker; 0: always one worker.
+    export_slice_rows: int = Field(default=30_000, ge=0)
 
 
 # Each function of template.yaml and the settings it reads.

@@ -20,7 +20,7 @@ from meterway.analytics.logic.windows import Window
 from meterway.analytics.models import TOTAL
 from meterway.core.clock import Granularity, floor, label, parse_label, step
 
-# Each slice owns 10,000 / MAX_SLICES of the upload's part numbers: 500 parts, 4 GB at 8 MiB a part.
+# Each slice owns 10,000 / MAX_SLICES of the upload's part numbers: 500 parts, 2.5 GB at 5 MiB a part.
 MAX_SLICES = 20
 
 Bucket = tuple[datetime, datetime, float]  # start, end, records

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from meterway.core.aws import RAW_BODY, AwsResource, deserialize, raw_client, serialize
+from meterway.core.aws import RAW_BODY, AwsResource, deserialize, serialize
 from meterway.core.dynamo import ConditionFailed, storage_errors
 
 UNAVAILABLE = "The ledger is unavailable; try again."
@@ -47,23 +47,16 @@ class LedgerStore(Protocol):
 
     def wire_pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
         """Every record of ``query``, oldest first, one page at a time, each record in DynamoDB's
-        JSON as the Query answered it (``{"S": …}``, ``{"N": …}`` per attribute)."""
+        JSON as the Query answered it (``{"S": …}``, ``{"N": …}`` per attribute). A page is the
+        reader's until it asks for the next one, which empties it: only one page is held."""
 
 
 class DynamoLedgerStore(AwsResource):
     """The LedgerTable."""
 
     def __init__(self, table_name: str, client: Any | None = None, *, wire_client: Any | None = None):
-        super().__init__(client)
+        super().__init__(client, wire_client=wire_client)
         self._table = table_name
-        self._wire_client = wire_client
-
-    @property
-    def wire_client(self) -> Any:
-        """The client whose answers are left unparsed (``aws.raw_client``), for ``wire_pages``."""
-        if self._wire_client is None:
-            self._wire_client = raw_client(self.service)
-        return self._wire_client
 
     def put(self, item: dict[str, Any]) -> bool:
         try:
@@ -106,8 +99,11 @@ class DynamoLedgerStore(AwsResource):
         arguments = self._window_query(query, newest_first=False)
         while True:
             answer = json.loads(self._query_body(arguments, page_size))
-            if answer.get("Items"):
-                yield answer["Items"]
+            if items := answer.get("Items"):
+                yield items
+                # Emptied once the next page is asked for: a reader's loop variable would otherwise
+                # keep this page alive while the next one is parsed (8 MB a page of 1,000).
+                items.clear()
             if "LastEvaluatedKey" not in answer:
                 return
             arguments["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
