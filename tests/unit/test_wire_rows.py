@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meterway.accounts.models import ApiKey
+from meterway.accounts.models import ApiKey, CounterDelta
 from meterway.core.aws import deserialize, serialize
-from meterway.exports.logic.csv_format import csv_text, request_row
+from meterway.exports.logic.csv_format import REQUEST_COLUMNS, csv_text, request_row
 from meterway.exports.logic.wire_rows import UnusualAttribute, direct_request_row, wire_request_row
+from meterway.ledger.logic.record_usage import with_counters
 from meterway.ledger.models import TokenUsage, UsageRecord
 
 PRICE_NAMES = (
@@ -75,6 +76,23 @@ records = st.builds(
     attempt=st.integers(1, 5) | st.none(),
 )
 
+# What a settled record carries for the aggregator (``record_usage.with_counters``): maps of
+# whole numbers and amounts (2E-7 as DynamoDB may hold it), none of them a CSV column.
+counters = st.lists(
+    st.builds(
+        CounterDelta,
+        pk=texts.filter(bool),
+        sk=texts.filter(bool),
+        deltas=st.dictionaries(
+            st.sampled_from(["spent_usd", "inflight", "requests", "tokens"]),
+            st.integers(-1, 10**9) | money | st.just(Decimal("2E-7")),
+            min_size=1,
+        ),
+        expires_at=st.integers(0, 2**31) | st.none(),
+    ),
+    max_size=3,
+)
+
 
 def on_the_wire(item: dict[str, Any]) -> dict[str, Any]:
     """The item as a Query answer carries it: DynamoDB's JSON, through JSON text and back."""
@@ -87,9 +105,12 @@ def csv_of(row: list[Any]) -> bytes:
 
 
 @settings(max_examples=400, deadline=None)
-@given(record=records, retention_days=st.sampled_from([0, 30]))
-def test_every_record_the_ledger_writes_is_read_directly_into_the_deserialized_records_row(record, retention_days):
-    wire = on_the_wire(record.to_item(retention_days=retention_days))
+@given(record=records, retention_days=st.sampled_from([0, 30]), carried=counters)
+def test_every_record_the_ledger_writes_is_read_directly_into_the_deserialized_records_row(
+    record, retention_days, carried
+):
+    # Given a record as the settle writes it: with the counters it carries when it has any
+    wire = on_the_wire(with_counters(record.to_item(retention_days=retention_days), carried))
 
     direct = direct_request_row(wire)  # no fallback: the ledger's own shapes are all read directly
 
@@ -151,6 +172,53 @@ def test_a_shape_the_ledger_does_not_write_goes_the_deserialized_way(change):
     item = on_the_wire(base.to_item()) | change
 
     assert csv_of(wire_request_row(item)) == csv_of(request_row(deserialize(item)))
+
+
+def test_a_settled_fallback_and_its_attempt_are_read_directly_into_the_deserialized_records_rows():
+    # Given a request served by a fallback route after one failed attempt, settled with its counters
+    key = ApiKey("key_1", "acct_1", "prod", member="alice@example.com")
+    served = UsageRecord(
+        "gen-1",
+        datetime(2026, 11, 1, 12, tzinfo=UTC),
+        key,
+        "anthropic/claude-sonnet-4-5",
+        "bedrock",
+        "messages",
+        True,
+        tokens=TokenUsage(input_tokens=1000, output_tokens=100),
+        cost_usd=Decimal("0.0045"),
+        prices={"input_mtok": Decimal("3"), "output_mtok": Decimal("15")},
+        route="bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        attempts=2,
+    )
+    failed = UsageRecord(
+        "gen-1.1",
+        served.created_at,
+        key,
+        served.model,
+        "anthropic",
+        "messages",
+        True,
+        status="error",
+        error_code="overloaded",
+        upstream_status=529,
+        attempt_of="gen-1",
+        attempt=1,
+    )
+    carried = [
+        CounterDelta("KEY#key_1", "SPEND#2026-11", {"spent_usd": Decimal("0.0045"), "inflight": -1}, 1_800_000_000),
+        CounterDelta("ACCOUNT#acct_1", "BALANCE", {"spent_usd": Decimal("2E-7"), "inflight": -1}),
+    ]
+    items = [on_the_wire(failed.to_item()), on_the_wire(with_counters(served.to_item(retention_days=30), carried))]
+    assert "L" in items[1]["counters"]
+
+    # Then each row is the deserialized record's, read the direct way, route and attempts included
+    rows = [direct_request_row(item) for item in items]
+    assert [csv_of(row) for row in rows] == [csv_of(request_row(deserialize(item))) for item in items]
+    columns = dict(zip(REQUEST_COLUMNS, rows[1], strict=True)), dict(zip(REQUEST_COLUMNS, rows[0], strict=True))
+    assert columns[0]["route"] == served.route and columns[0]["attempts"] == "2"
+    assert (columns[1]["attempt_of"], columns[1]["attempt"], columns[1]["upstream_status"]) == ("gen-1", "1", "529")
+    assert "counters" not in REQUEST_COLUMNS
 
 
 def test_the_direct_way_refuses_what_it_cannot_read_exactly():
