@@ -12,7 +12,7 @@ from typing import Any
 from meterway.accounts.dal.quota_store import Cause, ReservationRefused
 from meterway.accounts.models import ApiKey, CounterDelta, Reservation
 from meterway.analytics.dal.rollup_store import AlreadyCounted
-from meterway.analytics.dal.rollups_table import bucket_range, partition
+from meterway.analytics.dal.rollups_table import bucket_range, cell_sk, partition
 from meterway.analytics.models import LastUse, RollupUpdate
 from meterway.core.aws import serialize
 from meterway.core.clock import Granularity
@@ -115,7 +115,8 @@ class InMemorySpill:
 
 class InMemoryRollups:
     """The RollupsTable's semantics: a marker per request id, ADD on counters, BETWEEN on sort keys,
-    last uses only ever raised. ``fail_chunks`` makes the next N writes fail like a throttle."""
+    last uses only ever raised, the in-between rows' start set once. ``fail_chunks`` makes the
+    next N writes fail like a throttle. ``items_read`` counts as ``DynamoRollupStore`` does."""
 
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
@@ -123,6 +124,7 @@ class InMemoryRollups:
         self.uses: dict[tuple[str, str], str] = {}
         # The keys table's counters the records settle, by (pk, sk).
         self.counters: dict[tuple[str, str], dict[str, Any]] = {}
+        self.complete_from: dict[str, datetime] = {}
         self.items_read = 0
         self.fail_chunks = 0
 
@@ -154,7 +156,12 @@ class InMemoryRollups:
                 item[name] = item.get(name, 0) + value
 
     def query(
-        self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str
+        self,
+        account_id: str,
+        granularity: Granularity,
+        dimension: str,
+        first: str,
+        last: str,
     ) -> list[dict[str, Any]]:
         low, high = bucket_range(first, last)
         pk = partition(account_id, granularity, dimension)
@@ -162,8 +169,31 @@ class InMemoryRollups:
         self.items_read += len(rows)
         return rows
 
+    def cells(
+        self,
+        account_id: str,
+        granularity: Granularity,
+        dimension: str,
+        value: str,
+        buckets: list[str],
+    ) -> list[dict[str, Any]]:
+        pk = partition(account_id, granularity, dimension)
+        self.items_read += len(buckets)
+        keys = [(pk, cell_sk(bucket, value)) for bucket in buckets]
+        return [copy.deepcopy(self.items[key]) for key in keys if key in self.items]
+
     def last_used(self, account_id: str) -> dict[str, str]:
         return {key_id: at for (account, key_id), at in self.uses.items() if account == account_id}
+
+    def intermediate_from(self, account_id: str) -> datetime | None:
+        self.items_read += 1
+        return self.complete_from.get(account_id)
+
+    def start_intermediate(self, account_id: str, since: datetime) -> None:
+        self.complete_from.setdefault(account_id, since)
+
+    def has_rollups(self, account_id: str) -> bool:
+        return any(pk == partition(account_id, "month", "total") for pk, _ in self.items)
 
 
 class InMemoryJobs:

@@ -219,6 +219,7 @@ def drive_the_api(stack: Stack, admin: str) -> None:
     ok("POST", "/api/balance/topups", {"amount_usd": "25"})
     for path in ("/api/usage", "/api/usage/requests", "/api/dashboard"):
         ok("GET", path)
+    ok("GET", "/api/usage", query={"model": "openai/gpt-4o-mini"})  # a filter's rows by key
     ok("GET", "/api/activity", query={"period": "1d", "group_by": "key"})
 
 

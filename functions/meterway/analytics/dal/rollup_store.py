@@ -8,19 +8,22 @@ counts a request twice, in the rollups or in the counters.
 
 A key's last use is raised, never lowered, by a conditional write of its own before that
 transaction: repeating it is harmless, so a batch retried after it changes nothing more.
+
+``items_read`` counts the items the reads ask for: those a Query returns, and every key a
+BatchGetItem or GetItem asks for, found or not (DynamoDB bills a missing item as a read too).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from meterway.accounts.models import CounterDelta, ttl_attribute
 from meterway.analytics.dal import rollups_table
 from meterway.analytics.models import COUNTERS, LastUse, RollupUpdate
 from meterway.core.aws import AwsResource, deserialize, serialize
-from meterway.core.clock import Granularity, utc_now
-from meterway.core.dynamo import ConditionFailed, TransactionCancelled, Update, storage_errors, transact
+from meterway.core.clock import Granularity, parse_utc_iso, utc_iso, utc_now
+from meterway.core.dynamo import ConditionFailed, TransactionCancelled, Update, batch_get, storage_errors, transact
 from meterway.core.errors import StorageError
 
 UNAVAILABLE = "The rollups table is unavailable; try again."
@@ -50,12 +53,36 @@ class RollupStore(Protocol):
         counted before."""
 
     def query(
-        self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str
+        self,
+        account_id: str,
+        granularity: Granularity,
+        dimension: str,
+        first: str,
+        last: str,
     ) -> list[dict[str, Any]]:
         """Rows of buckets ``first``..``last`` (labels, inclusive): ``bucket``, ``value`` and counters."""
 
+    def cells(
+        self,
+        account_id: str,
+        granularity: Granularity,
+        dimension: str,
+        value: str,
+        buckets: list[str],
+    ) -> list[dict[str, Any]]:
+        """The rows of one ``value`` in ``buckets`` (labels) that exist, as ``query`` gives them."""
+
     def last_used(self, account_id: str) -> dict[str, str]:
         """When each key of the account was last used (``created_at`` of its newest record)."""
+
+    def intermediate_from(self, account_id: str) -> datetime | None:
+        """From when the account's in-between rows are complete; None until that was recorded."""
+
+    def start_intermediate(self, account_id: str, since: datetime) -> None:
+        """Record ``since`` as that start, unless one is recorded already."""
+
+    def has_rollups(self, account_id: str) -> bool:
+        """Whether any record of the account was counted."""
 
 
 class DynamoRollupStore(AwsResource):
@@ -125,7 +152,12 @@ class DynamoRollupStore(AwsResource):
         return {"Update": update.request(self._counters_table, {"pk": counter.pk, "sk": counter.sk})}
 
     def query(
-        self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str
+        self,
+        account_id: str,
+        granularity: Granularity,
+        dimension: str,
+        first: str,
+        last: str,
     ) -> list[dict[str, Any]]:
         low, high = rollups_table.bucket_range(first, last)
         rows: list[dict[str, Any]] = []
@@ -142,6 +174,48 @@ class DynamoRollupStore(AwsResource):
                 self.items_read += len(page.get("Items", []))
                 rows.extend(_row(deserialize(item)) for item in page.get("Items", []))
         return rows
+
+    def cells(
+        self,
+        account_id: str,
+        granularity: Granularity,
+        dimension: str,
+        value: str,
+        buckets: list[str],
+    ) -> list[dict[str, Any]]:
+        pk = rollups_table.partition(account_id, granularity, dimension)
+        keys = [{"pk": pk, "sk": rollups_table.cell_sk(bucket, value)} for bucket in buckets]
+        self.items_read += len(keys)
+        projection = "sk, " + ", ".join(COUNTERS)
+        items = batch_get(self.client, self._table, keys, UNAVAILABLE, ProjectionExpression=projection)
+        return [_row(item) for item in items]
+
+    def intermediate_from(self, account_id: str) -> datetime | None:
+        self.items_read += 1
+        with storage_errors(UNAVAILABLE):
+            item = self.client.get_item(
+                TableName=self._table, Key=serialize(rollups_table.intermediate_key(account_id))
+            )
+        since = deserialize(item["Item"]).get("complete_from") if "Item" in item else None
+        return parse_utc_iso(since) if since else None
+
+    def start_intermediate(self, account_id: str, since: datetime) -> None:
+        request = Update(set_if_absent={"complete_from": utc_iso(since)}).request(
+            self._table, rollups_table.intermediate_key(account_id)
+        )
+        with storage_errors(UNAVAILABLE):
+            self.client.update_item(**request)
+
+    def has_rollups(self, account_id: str) -> bool:
+        # Every counted record adds to its month's total row.
+        with storage_errors(UNAVAILABLE):
+            page = self.client.query(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues=serialize({":pk": rollups_table.partition(account_id, "month", "total")}),
+                Limit=1,
+            )
+        return bool(page.get("Items"))
 
     def last_used(self, account_id: str) -> dict[str, str]:
         with storage_errors(UNAVAILABLE):
