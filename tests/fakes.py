@@ -162,6 +162,8 @@ class InMemoryRollups:
         dimension: str,
         first: str,
         last: str,
+        *,
+        consistent: bool = False,
     ) -> list[dict[str, Any]]:
         low, high = bucket_range(first, last)
         pk = partition(account_id, granularity, dimension)
@@ -176,6 +178,8 @@ class InMemoryRollups:
         dimension: str,
         value: str,
         buckets: list[str],
+        *,
+        consistent: bool = False,
     ) -> list[dict[str, Any]]:
         pk = partition(account_id, granularity, dimension)
         self.items_read += len(buckets)
@@ -194,6 +198,36 @@ class InMemoryRollups:
 
     def has_rollups(self, account_id: str) -> bool:
         return any(pk == partition(account_id, "month", "total") for pk, _ in self.items)
+
+    def replace_counters(
+        self,
+        account_id: str,
+        granularity: Granularity,
+        dimension: str,
+        bucket: str,
+        value: str,
+        counters: dict[str, Any],
+        seen_requests: int | None,
+        expires_at: int | None,
+    ) -> bool:
+        key = (partition(account_id, granularity, dimension), cell_sk(bucket, value))
+        row = self.items.get(key)
+        if (row["requests"] if row is not None else None) != seen_requests:
+            return False
+        expiry = {"expires_at": expires_at} if expires_at is not None else {}
+        self.items[key] = {
+            **(row or {}),
+            **counters,
+            **expiry,
+            "bucket": bucket,
+            "dimension": dimension,
+            "value": value,
+        }
+        return True
+
+    def move_intermediate(self, account_id: str, seen: datetime, since: datetime) -> None:
+        if self.complete_from.get(account_id) == seen:
+            self.complete_from[account_id] = since
 
 
 class InMemoryJobs:

@@ -59,6 +59,8 @@ class RollupStore(Protocol):
         dimension: str,
         first: str,
         last: str,
+        *,
+        consistent: bool = False,
     ) -> list[dict[str, Any]]:
         """Rows of buckets ``first``..``last`` (labels, inclusive): ``bucket``, ``value`` and counters."""
 
@@ -69,6 +71,8 @@ class RollupStore(Protocol):
         dimension: str,
         value: str,
         buckets: list[str],
+        *,
+        consistent: bool = False,
     ) -> list[dict[str, Any]]:
         """The rows of one ``value`` in ``buckets`` (labels) that exist, as ``query`` gives them."""
 
@@ -83,6 +87,23 @@ class RollupStore(Protocol):
 
     def has_rollups(self, account_id: str) -> bool:
         """Whether any record of the account was counted."""
+
+    def replace_counters(
+        self,
+        account_id: str,
+        granularity: Granularity,
+        dimension: str,
+        bucket: str,
+        value: str,
+        counters: dict[str, Any],
+        seen_requests: int | None,
+        expires_at: int | None,
+    ) -> bool:
+        """Set a row's counters, if its request count is still ``seen_requests`` (None: if the row
+        does not exist); False when it was not."""
+
+    def move_intermediate(self, account_id: str, seen: datetime, since: datetime) -> None:
+        """Record ``since`` as the in-between rows' start, if it is still ``seen``."""
 
 
 class DynamoRollupStore(AwsResource):
@@ -158,6 +179,8 @@ class DynamoRollupStore(AwsResource):
         dimension: str,
         first: str,
         last: str,
+        *,
+        consistent: bool = False,
     ) -> list[dict[str, Any]]:
         low, high = rollups_table.bucket_range(first, last)
         rows: list[dict[str, Any]] = []
@@ -169,6 +192,7 @@ class DynamoRollupStore(AwsResource):
                     {":pk": rollups_table.partition(account_id, granularity, dimension), ":low": low, ":high": high}
                 ),
                 ProjectionExpression="sk, " + ", ".join(COUNTERS),
+                ConsistentRead=consistent,
             )
             for page in pages:
                 self.items_read += len(page.get("Items", []))
@@ -182,12 +206,16 @@ class DynamoRollupStore(AwsResource):
         dimension: str,
         value: str,
         buckets: list[str],
+        *,
+        consistent: bool = False,
     ) -> list[dict[str, Any]]:
         pk = rollups_table.partition(account_id, granularity, dimension)
         keys = [{"pk": pk, "sk": rollups_table.cell_sk(bucket, value)} for bucket in buckets]
         self.items_read += len(keys)
         projection = "sk, " + ", ".join(COUNTERS)
-        items = batch_get(self.client, self._table, keys, UNAVAILABLE, ProjectionExpression=projection)
+        items = batch_get(
+            self.client, self._table, keys, UNAVAILABLE, ProjectionExpression=projection, ConsistentRead=consistent
+        )
         return [_row(item) for item in items]
 
     def intermediate_from(self, account_id: str) -> datetime | None:
@@ -205,6 +233,44 @@ class DynamoRollupStore(AwsResource):
         )
         with storage_errors(UNAVAILABLE):
             self.client.update_item(**request)
+
+    def replace_counters(
+        self,
+        account_id: str,
+        granularity: Granularity,
+        dimension: str,
+        bucket: str,
+        value: str,
+        counters: dict[str, Any],
+        seen_requests: int | None,
+        expires_at: int | None,
+    ) -> bool:
+        if seen_requests is None:
+            condition, values = "attribute_not_exists(pk)", {}
+        else:
+            condition, values = "requests = :seen", {":seen": seen_requests}
+        expiry = {"expires_at": expires_at} if expires_at is not None else {}
+        key = {
+            "pk": rollups_table.partition(account_id, granularity, dimension),
+            "sk": rollups_table.cell_sk(bucket, value),
+        }
+        request = Update(set={**counters, **expiry}, condition=condition, values=values).request(self._table, key)
+        try:
+            with storage_errors(UNAVAILABLE):
+                self.client.update_item(**request)
+        except ConditionFailed:
+            return False
+        return True
+
+    def move_intermediate(self, account_id: str, seen: datetime, since: datetime) -> None:
+        request = Update(
+            set={"complete_from": utc_iso(since)}, condition="complete_from = :seen", values={":seen": utc_iso(seen)}
+        ).request(self._table, rollups_table.intermediate_key(account_id))
+        try:
+            with storage_errors(UNAVAILABLE):
+                self.client.update_item(**request)
+        except ConditionFailed:
+            pass  # moved already
 
     def has_rollups(self, account_id: str) -> bool:
         # Every counted record adds to its month's total row.
