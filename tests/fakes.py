@@ -199,30 +199,13 @@ class InMemoryRollups:
     def has_rollups(self, account_id: str) -> bool:
         return any(pk == partition(account_id, "month", "total") for pk, _ in self.items)
 
-    def replace_counters(
-        self,
-        account_id: str,
-        granularity: Granularity,
-        dimension: str,
-        bucket: str,
-        value: str,
-        counters: dict[str, Any],
-        seen_requests: int | None,
-        expires_at: int | None,
-    ) -> bool:
-        key = (partition(account_id, granularity, dimension), cell_sk(bucket, value))
-        row = self.items.get(key)
-        if (row["requests"] if row is not None else None) != seen_requests:
+    def replace_counters(self, row: RollupUpdate, seen_requests: int | None) -> bool:
+        held = self.items.get((row.pk, row.sk))
+        if (held["requests"] if held is not None else None) != seen_requests:
             return False
-        expiry = {"expires_at": expires_at} if expires_at is not None else {}
-        self.items[key] = {
-            **(row or {}),
-            **counters,
-            **expiry,
-            "bucket": bucket,
-            "dimension": dimension,
-            "value": value,
-        }
+        expiry = {"expires_at": row.expires_at} if row.expires_at is not None else {}
+        cell = {"bucket": row.bucket, "dimension": row.dimension, "value": row.value}
+        self.items[(row.pk, row.sk)] = {**(held or {}), **row.deltas, **expiry, **cell}
         return True
 
     def move_intermediate(self, account_id: str, seen: datetime, since: datetime) -> None:

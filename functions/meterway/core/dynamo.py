@@ -124,6 +124,18 @@ def transact(client: Any, items: list[dict[str, Any]], unavailable: str) -> None
         client.transact_write_items(TransactItems=items)
 
 
+def update_if(client: Any, request: dict[str, Any], unavailable: str) -> dict[str, Any] | None:
+    """Apply one ``update_item`` request whose condition may fail: None when it did, else the
+    attributes the update returned (what its ``ReturnValues`` asks for; ``{}`` when it asks for
+    none, which is a success too: test the answer with ``is not None``)."""
+    try:
+        with storage_errors(unavailable):
+            response = client.update_item(**request)
+    except ConditionFailed:
+        return None
+    return deserialize(response.get("Attributes", {}))
+
+
 def batch_get(
     client: Any, table: str, keys: Sequence[Mapping[str, Any]], unavailable: str, **options: Any
 ) -> list[dict[str, Any]]:

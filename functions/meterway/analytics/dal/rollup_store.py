@@ -23,7 +23,7 @@ from meterway.analytics.dal import rollups_table
 from meterway.analytics.models import COUNTERS, LastUse, RollupUpdate
 from meterway.core.aws import AwsResource, deserialize, serialize
 from meterway.core.clock import Granularity, parse_utc_iso, utc_iso, utc_now
-from meterway.core.dynamo import ConditionFailed, TransactionCancelled, Update, batch_get, storage_errors, transact
+from meterway.core.dynamo import TransactionCancelled, Update, batch_get, storage_errors, transact, update_if
 from meterway.core.errors import StorageError
 
 UNAVAILABLE = "The rollups table is unavailable; try again."
@@ -88,19 +88,10 @@ class RollupStore(Protocol):
     def has_rollups(self, account_id: str) -> bool:
         """Whether any record of the account was counted."""
 
-    def replace_counters(
-        self,
-        account_id: str,
-        granularity: Granularity,
-        dimension: str,
-        bucket: str,
-        value: str,
-        counters: dict[str, Any],
-        seen_requests: int | None,
-        expires_at: int | None,
-    ) -> bool:
-        """Set a row's counters, if its request count is still ``seen_requests`` (None: if the row
-        does not exist); False when it was not."""
+    def replace_counters(self, row: RollupUpdate, seen_requests: int | None) -> bool:
+        """Set the counters of ``row`` to its ``deltas`` (whole counters here, not increments), if
+        its request count is still ``seen_requests`` (None: if the row does not exist); False when
+        it was not."""
 
     def move_intermediate(self, account_id: str, seen: datetime, since: datetime) -> None:
         """Record ``since`` as the in-between rows' start, if it is still ``seen``."""
@@ -141,11 +132,7 @@ class DynamoRollupStore(AwsResource):
             condition="attribute_not_exists(last_used_at) OR last_used_at < :at",
             values={":at": use.at},
         ).request(self._table, rollups_table.last_used_key(use.account_id, use.key_id))
-        try:
-            with storage_errors(UNAVAILABLE):
-                self.client.update_item(**request)
-        except ConditionFailed:
-            pass  # a later use is already recorded
+        update_if(self.client, request, UNAVAILABLE)  # refused when a later use is recorded already
 
     def _marker(self, request_id: str) -> dict[str, Any]:
         expires = int((utc_now() + MARKER_TTL).timestamp())
@@ -234,43 +221,21 @@ class DynamoRollupStore(AwsResource):
         with storage_errors(UNAVAILABLE):
             self.client.update_item(**request)
 
-    def replace_counters(
-        self,
-        account_id: str,
-        granularity: Granularity,
-        dimension: str,
-        bucket: str,
-        value: str,
-        counters: dict[str, Any],
-        seen_requests: int | None,
-        expires_at: int | None,
-    ) -> bool:
+    def replace_counters(self, row: RollupUpdate, seen_requests: int | None) -> bool:
         if seen_requests is None:
             condition, values = "attribute_not_exists(pk)", {}
         else:
             condition, values = "requests = :seen", {":seen": seen_requests}
-        expiry = {"expires_at": expires_at} if expires_at is not None else {}
-        key = {
-            "pk": rollups_table.partition(account_id, granularity, dimension),
-            "sk": rollups_table.cell_sk(bucket, value),
-        }
-        request = Update(set={**counters, **expiry}, condition=condition, values=values).request(self._table, key)
-        try:
-            with storage_errors(UNAVAILABLE):
-                self.client.update_item(**request)
-        except ConditionFailed:
-            return False
-        return True
+        expiry = {"expires_at": row.expires_at} if row.expires_at is not None else {}
+        update = Update(set={**row.deltas, **expiry}, condition=condition, values=values)
+        request = update.request(self._table, {"pk": row.pk, "sk": row.sk})
+        return update_if(self.client, request, UNAVAILABLE) is not None
 
     def move_intermediate(self, account_id: str, seen: datetime, since: datetime) -> None:
         request = Update(
             set={"complete_from": utc_iso(since)}, condition="complete_from = :seen", values={":seen": utc_iso(seen)}
         ).request(self._table, rollups_table.intermediate_key(account_id))
-        try:
-            with storage_errors(UNAVAILABLE):
-                self.client.update_item(**request)
-        except ConditionFailed:
-            pass  # moved already
+        update_if(self.client, request, UNAVAILABLE)  # refused when moved already
 
     def has_rollups(self, account_id: str) -> bool:
         # Every counted record adds to its month's total row.

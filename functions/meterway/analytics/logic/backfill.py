@@ -20,9 +20,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from meterway.analytics.dal import rollups_table
 from meterway.analytics.dal.rollup_store import RollupStore
 from meterway.analytics.logic.rollups import ALL_TIME, MINUTE_RETENTION, key_models_dimension, start_intermediate
-from meterway.analytics.models import Counters
+from meterway.analytics.models import Counters, RollupUpdate
 from meterway.core.clock import EARLIEST, Granularity, floor, label, parse_label, step
 from meterway.core.errors import StorageError
 
@@ -126,8 +127,17 @@ def _derive(
     expires = int((step(start, "10min") + MINUTE_RETENTION).timestamp()) if target.granularity == "10min" else None
     for _ in range(ATTEMPTS):
         seen = held.requests if held is not None else None
-        cell = (target.granularity, target.dimension, bucket, value)
-        if store.replace_counters(target.account_id, *cell, total.as_dict(), seen, expires):
+        row = RollupUpdate(
+            pk=rollups_table.partition(target.account_id, target.granularity, target.dimension),
+            sk=rollups_table.cell_sk(bucket, value),
+            granularity=target.granularity,
+            bucket=bucket,
+            dimension=target.dimension,
+            value=value,
+            deltas=total.as_dict(),
+            expires_at=expires,
+        )
+        if store.replace_counters(row, seen):
             return
         again = store.cells(target.account_id, target.granularity, target.dimension, value, [bucket], consistent=True)
         held = Counters().add(again[0]) if again else None

@@ -15,7 +15,7 @@ import uuid
 from typing import Any, Protocol
 
 from meterway.core.aws import AwsResource, deserialize, serialize
-from meterway.core.dynamo import ConditionFailed, Update, storage_errors
+from meterway.core.dynamo import Update, storage_errors, update_if
 
 UNAVAILABLE = "The export jobs table is unavailable."
 _OWN_ATTEMPT = "attempt_id = :attempt"
@@ -117,12 +117,7 @@ class DynamoExportJobStore(AwsResource):
         request = update.request(self._table, {"job_id": job_id})
         request["ConditionExpression"] = f"attribute_exists(job_id) AND ({update.condition})"
         request["ReturnValues"] = "UPDATED_NEW"
-        try:
-            with storage_errors(UNAVAILABLE):
-                updated = self.client.update_item(**request)
-        except ConditionFailed:
-            return None
-        return deserialize(updated.get("Attributes", {}))
+        return update_if(self.client, request, UNAVAILABLE)
 
     @staticmethod
     def _key(job_id: str) -> dict[str, Any]:
