@@ -113,6 +113,7 @@ def usage_summary(
     starts = buckets(window.start, window.end, granularity)
     whole = [start for start in starts if window.start <= start and step(start, granularity) <= window.end]
     rows = whole_buckets(store, account_id, granularity, whole, model=model, key_id=key_id)
+    inside = set(whole)
     models = [
         {"model": name, **summary(counters)}
         for name, counters in sorted(per_model.items(), key=lambda item: (-item[1].cost_usd, item[0]))
@@ -120,7 +121,7 @@ def usage_summary(
     series = [
         {
             "start": utc_iso(max(start, window.start)),
-            **summary((rows if start in whole else cut).get(label(start, granularity), Counters())),
+            **summary((rows if start in inside else cut).get(label(start, granularity), Counters())),
         }
         for start in starts
     ]
@@ -161,16 +162,16 @@ def whole_buckets(
         first, last = label(starts[0], granularity), label(starts[-1], granularity)
         rows = store.query(account_id, granularity, "total", first, last)
     else:
-        dimension, value = (
-            (key_models_dimension(key_id), model)
-            if key_id and model
-            else ("key", key_id)
-            if key_id
-            else ("model", model)
-        )
-        labels = [label(start, granularity) for start in starts]
-        rows = store.cells(account_id, granularity, dimension, value or "", labels)
+        dimension, value = _filter_rows(model, key_id)
+        rows = store.cells(account_id, granularity, dimension, value, [label(start, granularity) for start in starts])
     return {row["bucket"]: Counters().add(row) for row in rows}
+
+
+def _filter_rows(model: str | None, key_id: str | None) -> tuple[str, str]:
+    """The dimension and value whose rows hold exactly what a filter selects."""
+    if key_id is None:
+        return "model", model or ""
+    return (key_models_dimension(key_id), model) if model else ("key", key_id)
 
 
 def activity(
