@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -21,10 +22,14 @@ from meterway.analytics.logic.rollups import (
     contribution,
     count_record,
     decompose,
+    filter_rows,
+    has_in_between,
+    key_models_dimension,
     rollup_updates,
     start_intermediate,
 )
 from meterway.analytics.logic.windows import Window, parse_window
+from meterway.analytics.models import NO_MEMBER, TOTAL
 from meterway.core.clock import EARLIEST, GRANULARITIES, LATEST, Granularity, floor, label, parse_label, step, utc_iso
 from meterway.core.errors import InvalidRequest
 from tests.fakes import InMemoryRollups
@@ -114,6 +119,7 @@ def test_each_edge_of_a_window_costs_a_few_buckets_of_each_granularity(first, da
 HISTORY = datetime(2023, 11, 1, tzinfo=UTC)  # three years of traffic
 MANY_MODELS = tuple(f"provider/model-{i:02d}" for i in range(20))
 MANY_KEYS = tuple(f"key_{i:02d}" for i in range(50))
+PROVIDERS = ("openai", "anthropic", "bedrock", "google", "groq", "mistral", "deepseek", "xai")
 
 
 class EveryRow:
@@ -132,7 +138,7 @@ class EveryRow:
 
     def query(self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str) -> list:
         bucket_range(first, last)
-        values = {"total": ("*",), "key": MANY_KEYS}.get(dimension, MANY_MODELS)
+        values = {"total": ("*",), "key": MANY_KEYS, "provider": PROVIDERS}.get(dimension, MANY_MODELS)
         start, rows = max(parse_label(first, granularity), floor(HISTORY, granularity)), []
         while start <= parse_label(last, granularity) and start <= NOW:
             if self._exists(granularity, dimension, start):
@@ -192,6 +198,24 @@ def test_any_usage_window_reads_at_most_2000_items_from_every_row_of_three_years
 
     reports.usage_summary(store, "acct", window, model=model, key_id=key)
 
+    assert store.items_read <= 2_000
+
+
+@pytest.mark.parametrize("period", reports.PERIODS)
+def test_activity_by_provider_reads_its_calendar_rows_within_the_budget(period):
+    store = EveryRow()
+
+    activity = reports.activity(store, "acct", period, "provider", NOW, {})
+
+    # Every bucket has every provider's row: read from the calendar granularity of the period.
+    assert activity["granularity"] in CALENDAR
+    assert all(set(bucket["groups"]) == set(PROVIDERS) for bucket in activity["buckets"])
+    assert store.items_read <= 2_000
+
+
+def test_the_dashboard_reads_within_the_budget_from_every_row_of_three_years():
+    store = EveryRow()
+    reports.dashboard(store, "acct", NOW, [])
     assert store.items_read <= 2_000
 
 
@@ -272,3 +296,59 @@ def test_an_account_with_older_rows_has_its_in_between_rows_from_after_the_takeo
     assert count_record(store, contribution(ledger_item(UPGRADE)), now=UPGRADE)
     start_intermediate(store, ["acct"], now=UPGRADE + timedelta(days=1))  # a later batch changes nothing
     assert store.intermediate_from("acct") == UPGRADE + TAKEOVER_MARGIN
+
+
+# --- dimensions without in-between rows ----------------------------------------------------------
+
+
+def test_only_the_per_model_dimensions_have_in_between_rows():
+    updates = rollup_updates(ledger_item(UPGRADE, model=MODELS[1], key=KEYS[0]))
+
+    in_between = {update.dimension for update in updates if update.granularity not in CALENDAR}
+    assert in_between == {"model", key_models_dimension(KEYS[0].key_id)}
+    assert all(has_in_between(update.dimension) == (update.dimension in in_between) for update in updates)
+    # The provider's rows are calendar rows, like the total's, the key's and the member's
+    assert sorted(update.granularity for update in updates if update.dimension == "provider") == sorted(CALENDAR)
+
+
+def value_of(item: dict[str, Any], dimension: str) -> str:
+    if dimension == "total":
+        return TOTAL
+    if dimension == "member":
+        return item["member"] or NO_MEMBER
+    return str(item["key_id" if dimension == "key" else "provider"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    items=records,
+    first=edges(UPGRADE - timedelta(days=420), UPGRADE + timedelta(days=40)),
+    second=edges(UPGRADE - timedelta(days=420), UPGRADE + timedelta(days=40)),
+    dimension=st.sampled_from(["provider", "total", "key", "member"]),
+)
+def test_a_window_of_a_dimension_without_in_between_rows_agrees_with_the_ledger(items, first, second, dimension):
+    # Given an account whose in-between rows are complete from the start of time
+    assume(first != second)
+    store = InMemoryRollups()
+    for item in items:
+        assert count_record(store, contribution(item), now=UPGRADE)
+    window = Window(min(first, second), max(first, second))
+
+    # When a window of a dimension that has calendar rows only is summed (a year of it, say)
+    sums = reports.sum_window(store, "acct", window, dimension)
+
+    # Then it is cut into calendar buckets, whose rows hold every record of the window
+    selected: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        if window.start <= created(item) < window.end:
+            selected.setdefault(value_of(item, dimension), []).append(item)
+    assert {value: reports.summary(counters) for value, counters in sums.items()} == {
+        value: ledger_sum(chosen) for value, chosen in selected.items()
+    }
+
+
+def test_a_filters_own_rows_are_named_once_for_the_chart_and_the_export_plan():
+    assert filter_rows(None, None) == ("total", TOTAL)
+    assert filter_rows(MODELS[0], None) == ("model", MODELS[0])
+    assert filter_rows(None, "key_a") == ("key", "key_a")
+    assert filter_rows(MODELS[0], "key_a") == (key_models_dimension("key_a"), MODELS[0])

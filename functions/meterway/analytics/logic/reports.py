@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from meterway.analytics.dal.rollup_store import RollupStore
-from meterway.analytics.logic.rollups import decompose, key_models_dimension
+from meterway.analytics.logic.rollups import decompose, filter_rows, has_in_between, key_models_dimension
 from meterway.analytics.logic.windows import Window
 from meterway.analytics.models import GROUP_BY, TOTAL, Counters
 from meterway.core.clock import (
@@ -66,7 +66,8 @@ def window_cells(
     """The rows of ``dimension`` (only those of ``value`` when given) in the coarsest buckets that
     cover the window: buckets × values of a few dozen buckets, however long the window."""
     cells: list[Cell] = []
-    for span in decompose(window.start, window.end, store.intermediate_from(account_id)):
+    since = store.intermediate_from(account_id) if has_in_between(dimension) else None
+    for span in decompose(window.start, window.end, since):
         granularity = span.granularity
         first, last = label(span.first, granularity), label(span.last, granularity)
         if value is None:
@@ -158,20 +159,13 @@ def whole_buckets(
     the row of the filter (a model, a key, or one model of a key)."""
     if not starts:
         return {}
-    if model is None and key_id is None:
+    dimension, value = filter_rows(model, key_id)
+    if dimension == "total":
         first, last = label(starts[0], granularity), label(starts[-1], granularity)
-        rows = store.query(account_id, granularity, "total", first, last)
+        rows = store.query(account_id, granularity, dimension, first, last)
     else:
-        dimension, value = _filter_rows(model, key_id)
         rows = store.cells(account_id, granularity, dimension, value, [label(start, granularity) for start in starts])
     return {row["bucket"]: Counters().add(row) for row in rows}
-
-
-def _filter_rows(model: str | None, key_id: str | None) -> tuple[str, str]:
-    """The dimension and value whose rows hold exactly what a filter selects."""
-    if key_id is None:
-        return "model", model or ""
-    return (key_models_dimension(key_id), model) if model else ("key", key_id)
 
 
 def activity(

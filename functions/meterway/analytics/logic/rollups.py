@@ -95,9 +95,31 @@ def _usable(granularity: Granularity, start: datetime, intermediate_from: dateti
     return granularity in CALENDAR or (intermediate_from is not None and start >= intermediate_from)
 
 
+_KEY_MODELS = "key-model:"
+
+
 def key_models_dimension(key_id: str) -> str:
     """The per-key model breakdown: what ``/api/usage?key=`` reads."""
-    return f"key-model:{key_id}"
+    return f"{_KEY_MODELS}{key_id}"
+
+
+def filter_rows(model: str | None, key_id: str | None) -> tuple[str, str]:
+    """The dimension and value whose rows hold exactly what a filter selects: one model of a key,
+    a key, a model, or (no filter) the account's total."""
+    if key_id and model:
+        return key_models_dimension(key_id), model
+    if key_id:
+        return "key", key_id
+    if model:
+        return "model", model
+    return "total", TOTAL
+
+
+def has_in_between(dimension: str) -> bool:
+    """Whether ``dimension`` has in-between rows: only the two per-model ones do. The others
+    (total, key, member, provider) have calendar rows only, which is all activity, the dashboard
+    and the chart read of them: a window of theirs is cut into calendar buckets."""
+    return dimension == "model" or dimension.startswith(_KEY_MODELS)
 
 
 def deltas_of(item: dict[str, Any]) -> dict[str, int | Decimal]:
@@ -118,14 +140,15 @@ def rollup_updates(item: dict[str, Any]) -> list[RollupUpdate]:
     created = parse_utc_iso(item["created_at"])
     deltas = deltas_of(item)
     account = item["account_id"]
-    per_model = (("model", item["model"]), (key_models_dimension(item["key_id"]), item["model"]))
     dimensions = (
         ("total", TOTAL),
         ("key", item["key_id"]),
         ("member", item.get("member") or NO_MEMBER),
         ("provider", item["provider"]),
-        *per_model,
+        ("model", item["model"]),
+        (key_models_dimension(item["key_id"]), item["model"]),
     )
+    per_model = tuple((dimension, value) for dimension, value in dimensions if has_in_between(dimension))
     expires = int((created + MINUTE_RETENTION).timestamp())
     updates = []
     for granularity in GRANULARITIES:

@@ -15,9 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from meterway.analytics.dal.rollup_store import RollupStore
-from meterway.analytics.logic.rollups import key_models_dimension
+from meterway.analytics.logic.rollups import filter_rows
 from meterway.analytics.logic.windows import Window
-from meterway.analytics.models import TOTAL
 from meterway.core.clock import Granularity, floor, label, parse_label, step
 
 # Each slice owns 10,000 / MAX_SLICES of the upload's part numbers: 500 parts, 2.5 GB at 5 MiB a part.
@@ -29,7 +28,7 @@ Bucket = tuple[datetime, datetime, float]  # start, end, records
 def request_counts(rollups: RollupStore, job: dict[str, Any], window: Window) -> list[Bucket]:
     """The records of the job's filters per rollup bucket over the window, as the rollups count them."""
     granularity = _granularity(window)
-    dimension, value = _dimension(job)
+    dimension, value = filter_rows(job.get("model"), job.get("key_id"))
     first, last = floor(window.start, granularity), floor(window.end - timedelta(microseconds=1), granularity)
     rows = rollups.query(job["account_id"], granularity, dimension, label(first, granularity), label(last, granularity))
     found = []
@@ -44,17 +43,6 @@ def _granularity(window: Window) -> Granularity:
     """Hours while they are at most a couple of hundred buckets, then days, then months."""
     span = window.end - window.start
     return "hour" if span <= timedelta(days=8) else "day" if span <= timedelta(days=400) else "month"
-
-
-def _dimension(job: dict[str, Any]) -> tuple[str, str]:
-    key, model = job.get("key_id"), job.get("model")
-    if key and model:
-        return key_models_dimension(key), model
-    if key:
-        return "key", key
-    if model:
-        return "model", model
-    return "total", TOTAL
 
 
 def cuts(window: Window, counts: Iterable[Bucket], slice_rows: int, max_slices: int = MAX_SLICES) -> list[datetime]:
