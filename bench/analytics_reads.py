@@ -1,29 +1,31 @@
 """Analytics reads grow with buckets, not requests (docs/architecture.md: the budget, invariant 5).
 
-For each N (default 10k, 100k and 1M requests in October 2026, UTC; 20 models, 50 keys owned by
-10 members) the script generates N seeded synthetic ledger records in a streaming loop, sums them
-into the rollup rows that ``meterway.analytics.logic.rollups.rollup_updates`` would have produced (same pk,
-sk and attribute names), loads those rows into an in-process ``moto.mock_aws`` DynamoDB
-(``batch_write_item``, 25 items a call) and times the dashboard and usage queries of
-``meterway.analytics.logic.reports`` through a real ``DynamoRollupStore``. For each query it reports the
-rollup items read (the store's ``items_read``), the items a naive query would read from the
-ledger (the requests in its window, or the key's requests for a key filter, which has an index),
-the most items the query could ever read (its buckets × the values of its dimension), and the
-median wall time of 5 runs. Wall times are moto's, in-process, and mostly moto serialising its
-response (≈2-3 ms an item): they follow the items read, not DynamoDB's latency.
+Part 1, real records on moto. For each N (default 10k, 100k and 1M requests in October 2026, UTC;
+20 models of 4 providers, 50 keys owned by 10 members) the script generates N seeded synthetic
+ledger records in a streaming loop, sums them into the rollup rows that
+``meterway.analytics.logic.rollups.rollup_updates`` would have produced (same pk, sk and attribute
+names), loads those rows into an in-process ``moto.mock_aws`` DynamoDB (``batch_write_item``, 25
+items a call) and times the dashboard, activity and usage queries of
+``meterway.analytics.logic.reports`` through a real ``DynamoRollupStore``. For each query it reports
+the rollup items read (the store's ``items_read``: rows a Query returns, keys a BatchGetItem or
+GetItem asks for), the items a naive query would read from the ledger (the requests in its window,
+or the key's requests for a key filter, which has an index), the most items the query could ever
+read (its buckets × the values of its dimension, and each key asked for), and the median wall
+time of 5 runs. Wall times are moto's, in-process, and mostly moto serialising its response
+(≈2-3 ms an item): they follow the items read, not DynamoDB's latency.
 
-What is loaded: day and month rows of every dimension for the whole month; hour rows for the
-ragged window's first and last day (10-03, 10-29); minute rows only for the hour of each of its
-edges and the hours either side (10-03 06:00-08:59, 10-29 17:00-19:59), so rows just outside the
-window exist too. Those are all the buckets the measured queries read. Minute rows for the two
-whole edge days (≈180k items at 1M, moto takes ≈1.6k items/s) would have pushed the run past
-10 minutes without changing any count. Summing the records directly instead of applying
-``rollup_updates`` per record (20 transactional updates each) keeps 1M records feasible; a
-cross-check proves the shortcut exact: the first 500 records of the smallest N, plus all its
-records in the minute-row hours (few of the first 500 land there), are applied through
-``count_record(DynamoRollupStore, contribution(item))`` under one account and summed
-directly under another, and both must give the same rows, attribute for attribute (for the
-loaded buckets), and the same ``analytics`` answers.
+What is loaded: year, month, 10-day and day rows for the whole month; 6-hour and hour rows for
+the ragged window's first and last day (10-03, 10-29); 10-minute and minute rows only for the hour
+of each of its edges and the hours either side (10-03 06:00-08:59, 10-29 17:00-19:59), so rows
+just outside the window exist too; and the account's marker (in-between rows complete). Those are
+all the buckets the measured queries read. Minute rows for the two whole edge days (≈180k items at
+1M, moto takes ≈1.6k items/s) would have pushed the run past 10 minutes without changing any
+count. Summing the records directly instead of applying ``rollup_updates`` per record (32
+transactional updates each) keeps 1M records feasible; a cross-check proves the shortcut exact:
+the first 500 records of the smallest N, plus all its records in the minute-row hours (few of the
+first 500 land there), are applied through ``count_record(DynamoRollupStore, contribution(item))``
+under one account and summed directly under another, and both must give the same rows, attribute
+for attribute (for the loaded buckets), and the same ``analytics`` answers.
 
 Two moto 5.2.5 costs are patched out, in this process only: a transaction deep-copies the whole
 table once per operation (``devstack.moto_patches``, as in the local stack and the integration
@@ -31,17 +33,26 @@ tests, backs up only the touched items), and a Query lists and sorts the whole t
 (``partition_scoped_queries`` shows it the queried partition only; the queries are run once with
 and once without it and must agree, items read included).
 
-The script exits non-zero unless, at every N up to 1M, each query reads at most 2,000 items and
-no more than its (bucket, value) bound, and, from 100k up, ten times the requests make each
-query read at most ``MAX_GROWTH`` times as many items.
-
 Queries are called at ``now`` = 2026-10-31T23:59:59Z without ``parse_window``: at that ``now``
 the API would refuse the ragged window's minute precision at 10-03 (minute rows live 8 days);
 moto keeps them since it does not enforce TTL.
 
-    .venv/bin/python bench/analytics_reads.py [--sizes 10000,100000,1000000] [--cross-check 500]
+Part 2, the worst window. ``analytics_search`` searches every window the API accepts, for each
+endpoint and filter, at 1M requests a month over three years (the real ``reports`` functions on a
+store whose rows exist as such traffic would leave them), once as this version reads and once as
+an account whose rows an older version wrote reads until ``meterway rollups backfill``. The rows
+each worst window read are then loaded into moto and read again through ``DynamoRollupStore``,
+which must read as many items.
 
-takes ≈7 minutes on 2 cores, ≈1.5 of them for the cross-check.
+The script exits non-zero unless the worst windows of this version stay within the 2,000-item
+budget and, at every N up to 1M, each query reads at most 2,000 items and no more than its
+(bucket, value) bound, and, from 100k up, ten times the requests make each query read at most
+``MAX_GROWTH`` times as many items.
+
+    .venv/bin/python bench/analytics_reads.py [--sizes 10000,100000,1000000] [--cross-check 500]
+        [--search-samples 200] [--search-climbs 3]
+
+takes ≈13 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -75,14 +86,18 @@ import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 from moto.dynamodb.models.table import Table as MotoTable  # noqa: E402
 
+from bench import analytics_search  # noqa: E402
 from devstack import moto_patches  # noqa: E402
 from devstack.aws_resources import create_resources  # noqa: E402
 from meterway.accounts.models import ApiKey  # noqa: E402
 from meterway.analytics.dal.rollup_store import DynamoRollupStore  # noqa: E402
-from meterway.analytics.dal.rollups_table import bucket_range, partition  # noqa: E402
+from meterway.analytics.dal.rollups_table import bucket_range, intermediate_key, partition  # noqa: E402
 from meterway.analytics.logic import reports  # noqa: E402
 from meterway.analytics.logic.rollups import (  # noqa: E402
+    ALL_TIME,
+    CALENDAR,
     MINUTE_RETENTION,
+    SUB_HOUR,
     contribution,
     count_record,
     deltas_of,
@@ -91,7 +106,7 @@ from meterway.analytics.logic.rollups import (  # noqa: E402
 from meterway.analytics.logic.windows import Window  # noqa: E402
 from meterway.analytics.models import COUNTERS, TOTAL  # noqa: E402
 from meterway.core.aws import deserialize, serialize  # noqa: E402
-from meterway.core.clock import Granularity, buckets, label, parse_label, step  # noqa: E402
+from meterway.core.clock import Granularity, buckets, label, parse_label, step, utc_iso  # noqa: E402
 from meterway.ledger.models import TokenUsage, UsageRecord  # noqa: E402
 
 MONTH = Window(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
@@ -172,6 +187,7 @@ class Aggregate:
     hours: dict[tuple[int, int, int], list[int]] = field(default_factory=dict)
     minutes: dict[tuple[int, int, int], list[int]] = field(default_factory=dict)
     ragged: int = 0
+    ragged_key: int = 0
 
     def add(self, offset: int, key: int, model: int, counters: tuple[int, ...]) -> None:
         day, hour = offset // DAY_MS, offset // HOUR_MS
@@ -181,6 +197,7 @@ class Aggregate:
             if hour in EDGE_HOURS:
                 _merge(self.minutes, (offset // MINUTE_MS, key, model), counters, offset)
         self.ragged += RAGGED_MS[0] <= offset < RAGGED_MS[1]
+        self.ragged_key += key == 7 and RAGGED_MS[0] <= offset < RAGGED_MS[1]
 
 
 def _merge(cells: dict[Any, list[int]], cell: Any, counters: tuple[int, ...] | list[int], last: int) -> None:
@@ -200,14 +217,17 @@ def aggregate(stream: Iterator[tuple[int, int, int, tuple[int, ...]]]) -> Aggreg
     return result
 
 
-def dimensions(key: int, model: int) -> tuple[tuple[str, str], ...]:
-    """(dimension, value) of a record, as ``rollup_updates`` lists them."""
+def dimensions(key: int, model: int, granularity: Granularity) -> tuple[tuple[str, str], ...]:
+    """(dimension, value) of a record in ``granularity``, as ``rollup_updates`` lists them."""
+    per_model = (("model", MODELS[model]), (key_models_dimension(KEYS[key]), MODELS[model]))
+    if granularity not in CALENDAR:
+        return per_model
     return (
         ("total", TOTAL),
-        ("model", MODELS[model]),
         ("key", KEYS[key]),
         ("member", MEMBERS[key_member(key)]),
-        (key_models_dimension(KEYS[key]), MODELS[model]),
+        ("provider", PROVIDERS[model % len(PROVIDERS)]),
+        *per_model,
     )
 
 
@@ -224,23 +244,29 @@ def rows_of(
     rows: dict[tuple[str, str, str], list[int]] = {}
     for (cell, key, model), counters in cells.items():
         bucket = bucket_label(granularity, cell * minutes_per_cell)
-        for dimension, value in dimensions(key, model):
+        for dimension, value in dimensions(key, model, granularity):
             _merge(rows, (dimension, bucket, value), counters, counters[LAST])
     return rows
 
 
 def rollup_items(result: Aggregate, account: str) -> Iterator[dict[str, Any]]:
-    """The RollupsTable items of the month (day and month rows), of EDGE_DAYS (hour rows) and of
-    EDGE_HOURS (minute rows), attribute for attribute as ``DynamoRollupStore.apply`` writes them."""
+    """The RollupsTable items of the month (year, month, 10-day and day rows), of EDGE_DAYS (6-hour
+    and hour rows) and of EDGE_HOURS (10-minute and minute rows), attribute for attribute as
+    ``DynamoRollupStore.add`` writes them, and the account's marker (in-between rows complete)."""
     layers: tuple[tuple[Granularity, dict[tuple[int, int, int], list[int]], int], ...] = (
+        ("year", result.days, 1440),
         ("month", result.days, 1440),
+        ("10d", result.days, 1440),
         ("day", result.days, 1440),
+        ("6h", result.hours, 60),
         ("hour", result.hours, 60),
+        ("10min", result.minutes, 1),
         ("minute", result.minutes, 1),
     )
     for granularity, cells, minutes_per_cell in layers:
         for (dimension, bucket, value), counters in rows_of(cells, granularity, minutes_per_cell).items():
             yield rollup_item(account, granularity, dimension, bucket, value, counters)
+    yield {**intermediate_key(account), "complete_from": utc_iso(ALL_TIME)}
 
 
 def rollup_item(
@@ -252,7 +278,7 @@ def rollup_item(
         **dict(zip(COUNTERS[:COST], counters[:COST], strict=True)),
         "cost_usd": Decimal(counters[COST]).scaleb(-9),
     }
-    if granularity == "minute":
+    if granularity in SUB_HOUR:
         item["expires_at"] = int((created_at(counters[LAST]) + MINUTE_RETENTION).timestamp())
     return item
 
@@ -330,6 +356,7 @@ def _compare_answers(store: DynamoRollupStore) -> list[str]:
     checks = {
         "usage month": lambda account: reports.usage_summary(store, account, MONTH),
         "usage ragged": lambda account: reports.usage_summary(store, account, RAGGED),
+        "usage ragged model": lambda account: reports.usage_summary(store, account, RAGGED, model=MODELS[1]),
         "usage month key": lambda account: reports.usage_summary(store, account, MONTH, key_id=KEYS[0]),
         "activity 1mo key": lambda account: reports.activity(store, account, "1mo", "key", NOW, names={}),
         "dashboard": lambda account: reports.dashboard(store, account, NOW, recent=[]),
@@ -342,7 +369,7 @@ def _compare_answers(store: DynamoRollupStore) -> list[str]:
 def _loaded_rows(client: Any, table_name: str, account: str) -> dict[tuple[str, str, str], dict[str, Any]]:
     """Every attribute of an account's rows in the loaded buckets, by (granularity, dimension, sk)."""
     rows = {}
-    dimension_names = ["total", "model", "key", "member", *map(key_models_dimension, KEYS)]
+    dimension_names = ["total", "model", "key", "member", "provider", *map(key_models_dimension, KEYS)]
     for granularity, dimension in itertools.product(LOADED_BUCKETS, dimension_names):
         for first, last in LOADED_BUCKETS[granularity]:
             low, high = bucket_range(first, last)
@@ -372,16 +399,24 @@ def _hour_spans(hours: frozenset[int]) -> list[tuple[datetime, datetime]]:
 
 # (first, last) bucket labels of the rows the bench loads, per granularity.
 LOADED_BUCKETS: dict[Granularity, list[tuple[str, str]]] = {
-    "month": [(label(MONTH.start, "month"), label(MONTH.start, "month"))],
-    "day": [(label(MONTH.start, "day"), label(MONTH.end - timedelta(days=1), "day"))],
-    "hour": [
-        (label(start, "hour"), label(start + timedelta(hours=23), "hour"))
-        for start in (MONTH.start + timedelta(days=day) for day in sorted(EDGE_DAYS))
-    ],
-    "minute": [
-        (label(first, "minute"), label(last + timedelta(minutes=59), "minute"))
-        for first, last in _hour_spans(EDGE_HOURS)
-    ],
+    **{
+        granularity: [(label(MONTH.start, granularity), label(MONTH.end - timedelta(days=1), granularity))]
+        for granularity in ("year", "month", "10d", "day")
+    },
+    **{
+        granularity: [
+            (label(start, granularity), label(start + timedelta(hours=23), granularity))
+            for start in (MONTH.start + timedelta(days=day) for day in sorted(EDGE_DAYS))
+        ]
+        for granularity in ("6h", "hour")
+    },
+    **{
+        granularity: [
+            (label(first, granularity), label(last + timedelta(minutes=59), granularity))
+            for first, last in _hour_spans(EDGE_HOURS)
+        ]
+        for granularity in ("10min", "minute")
+    },
 }
 
 
@@ -391,7 +426,13 @@ LOADED_BUCKETS: dict[Granularity, list[tuple[str, str]]] = {
 class BoundingStore:
     """Wraps a store and adds up the most rows its queries could return: buckets × values."""
 
-    cardinality = {"total": 1, "model": len(MODELS), "key": len(KEYS), "member": len(MEMBERS)}
+    cardinality = {
+        "total": 1,
+        "model": len(MODELS),
+        "key": len(KEYS),
+        "member": len(MEMBERS),
+        "provider": len(PROVIDERS),
+    }
 
     def __init__(self, store: DynamoRollupStore):
         self.store = store
@@ -403,6 +444,14 @@ class BoundingStore:
         self.bound += len(buckets(parse_label(first, granularity), end, granularity)) * values
         return self.store.query(account_id, granularity, dimension, first, last)
 
+    def cells(self, account_id: str, granularity: Granularity, dimension: str, value: str, wanted: list[str]) -> list:
+        self.bound += len(wanted)
+        return self.store.cells(account_id, granularity, dimension, value, wanted)
+
+    def intermediate_from(self, account_id: str) -> datetime | None:
+        self.bound += 1
+        return self.store.intermediate_from(account_id)
+
 
 Query = Callable[[Any], Any]
 
@@ -413,6 +462,8 @@ def queries() -> dict[str, Query]:
         "usage month key": lambda store: reports.usage_summary(store, ACCOUNT, MONTH, key_id=KEYS[7]),
         "usage month model": lambda store: reports.usage_summary(store, ACCOUNT, MONTH, model=MODELS[3]),
         "usage ragged": lambda store: reports.usage_summary(store, ACCOUNT, RAGGED),
+        "usage ragged key": lambda store: reports.usage_summary(store, ACCOUNT, RAGGED, key_id=KEYS[7]),
+        "usage ragged model": lambda store: reports.usage_summary(store, ACCOUNT, RAGGED, model=MODELS[3]),
         "activity 1mo model": lambda store: reports.activity(store, ACCOUNT, "1mo", "model", NOW, names={}),
         "activity 1mo key": lambda store: reports.activity(store, ACCOUNT, "1mo", "key", NOW, names={}),
         "activity 1mo member": lambda store: reports.activity(store, ACCOUNT, "1mo", "member", NOW, names={}),
@@ -429,6 +480,8 @@ def ledger_reads(result: Aggregate) -> dict[str, int]:
         "usage month key": sum(c[0] for (_, key, _), c in result.days.items() if key == 7),
         "usage month model": sum(c[0] for c in result.days.values()),
         "usage ragged": result.ragged,
+        "usage ragged key": result.ragged_key,
+        "usage ragged model": result.ragged,
         "activity 1mo model": since_02,
         "activity 1mo key": since_02,
         "activity 1mo member": since_02,
@@ -459,6 +512,28 @@ def partition_scoped_queries() -> Iterator[None]:
 
     with mock.patch.object(MotoTable, "query", query):
         yield
+
+
+def confirm_on_moto(worst: list[analytics_search.Found]) -> int:
+    """Load into moto the rows each worst window read from the search's store, read the window
+    again through the real ``DynamoRollupStore``, and check it reads as many items. Any row the
+    search's store has in a read range was read by it, so no loaded row of another window adds to
+    a read. Returns how many endpoints were checked."""
+    with mock_aws():
+        client, resource = boto3.client("dynamodb"), boto3.resource("dynamodb")
+        table_name = create_resources(ROOT / "template.yaml", prefix="worst")["RollupsTable"]
+        table = resource.Table(table_name)
+        load(table, iter([{**intermediate_key(ACCOUNT), "complete_from": utc_iso(ALL_TIME)}]))
+        for found in worst:
+            read = analytics_search.reader(found)
+            synthetic = analytics_search.TrafficRollups()
+            read(synthetic)
+            load(table, ({"pk": pk, "sk": sk, "requests": 1} for pk, sk in synthetic.seen))
+            real = DynamoRollupStore(table_name, client=client)
+            with partition_scoped_queries():
+                read(real)
+            assert real.items_read == found.items, f"{found.endpoint}: {real.items_read} on moto, {found.items} found"
+    return len(worst)
 
 
 def run_once(client: Any, table_name: str, query: Query) -> tuple[Any, int]:
@@ -560,6 +635,8 @@ def main() -> None:
         metavar="RECORDS",
         help=f"records of the smallest N replayed through the real write path (default {CROSS_CHECK}; 0: skip)",
     )
+    parser.add_argument("--search-samples", type=int, default=200, help="random windows per filter in the search")
+    parser.add_argument("--search-climbs", type=int, default=3, help="hill-climbs from the worst random windows")
     args = parser.parse_args()
     sizes = sorted(int(size) for size in args.sizes.split(","))
     moto_patches.apply()  # as in the local stack and the integration tests
@@ -568,11 +645,31 @@ def main() -> None:
     results = {n: run_size(n, cross_check_records=args.cross_check if n == sizes[0] else 0) for n in sizes}
     print()
     print(table(results))
-    problems = failures(results)
+    worst = analytics_search.search(samples=args.search_samples, climbs=args.search_climbs)
+    before_backfill = analytics_search.search(
+        samples=args.search_samples, climbs=args.search_climbs, complete_from=None
+    )
+    confirmed = confirm_on_moto(worst)
+    print()
+    print("The worst window of each endpoint at 1M requests a month (bench/analytics_search.py), in items read:")
+    print(analytics_search.report({"this version": worst, "until backfilled": before_backfill}, BUDGET))
+    print(f"confirmed on moto through DynamoRollupStore: {confirmed} endpoints read the same items")
+    problems = failures(results) + [
+        f"worst case {found.endpoint}: {found.items} items > budget {BUDGET}" for found in worst if found.items > BUDGET
+    ]
     summary = {
         "budget_items": BUDGET,
         "max_growth": MAX_GROWTH,
         "sizes": {str(n): result for n, result in results.items()},
+        "worst_case": [
+            {
+                "endpoint": found.endpoint,
+                "items_read": found.items,
+                "window": analytics_search.describe(found.window),
+                "until_backfilled": {"items_read": old.items, "window": analytics_search.describe(old.window)},
+            }
+            for found, old in zip(worst, before_backfill, strict=True)
+        ],
         "failures": problems,
         "total_s": round(time.perf_counter() - started, 1),
     }

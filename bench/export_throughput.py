@@ -1,630 +1,327 @@
-"""Export throughput and the export worker's peak memory (docs/architecture.md: the budget, invariant 5).
+"""Export throughput end to end, and each export worker's peak memory, on recorded DynamoDB pages.
 
-Budget: "Export: ≥ 20k rows/s end to end against the local stack; peak RSS flat (≤ 128 MiB) for
-1M rows." Invariant 5: "Exports stream: memory stays flat however many rows."
+Budget (docs/architecture.md §4): "Export: ≥ 50k rows/s end to end at any size; peak RSS
+≤ 128 MiB for 1M rows." Invariant 5: exports stream, memory stays flat however many rows.
 
-What runs where:
-- AWS is moto server in its own process, started the way the local stack starts it
-  (``devstack.stack.start_moto`` → ``python -m devstack.moto_server``, with the project's moto
-  patches); tables, queues and the export bucket come from ``template.yaml``
-  (``devstack.aws_resources.create_resources``), S3 is addressed path-style.
-- Every export runs in a child process of its own (``--worker``), so that its peak RSS (VmHWM
-  from ``/proc/self/status``) is the export worker's alone: Python, the ExportFunction's imports
-  (``meterway.exports.handlers.export_worker``), its boto3 clients and the job. The child builds
-  ``export_worker.export_deps()`` from ``MW_*`` variables and calls
-  ``run_export.run_job(job_id, deps, final_attempt=True)`` for a ``requests`` CSV job over one
-  day (``logic.exports.new_job`` + ``DynamoExportJobStore.create``). Time and CPU time cover
-  ``run_job`` only, after imports and client creation. Its wall time is split into ledger reads
-  (with the CPU time they took), S3 uploads (``MultipartWriter`` part uploads and completion) and
-  the per-page job progress writes; the rest is CSV encoding. RSS is read after the imports,
-  before ``run_job``, before each page is fetched (so the peak can be followed through the run)
-  and at the end. Rows are ≈260 bytes, so the first 8 MiB part is uploaded after ≈32k rows:
-  "peak @10%" of a 100k run comes before any part upload, and the step from there to "@50%" is
-  the part buffer and its upload, not growth.
-- The parent then reads the object back from moto and checks it: the header plus exactly N rows,
-  the first and last rows being the oldest and newest records.
+What runs where (these machines have 2 shared cores: compare figures within one run):
+- AWS is moto server (``devstack.stack.start_moto``, with the local stack's patches): the jobs and
+  rollups tables, the export queue and the export bucket, made from template.yaml.
+- The ledger is ``bench/ledger_pages.py``: a local endpoint answering the ledger index's Query
+  with recorded pages in DynamoDB's own wire format, and passing every other DynamoDB call on to
+  moto. Before the runs the bench queries the same 300 records through moto and through the
+  endpoint and checks that both answer the same items, paged the same way.
+- The rollups hold the hourly counts of those records (the aggregator's ``total`` cells, written
+  with ``DynamoRollupStore.add``): the export plans its slices from them, as in AWS.
+- Workers are child processes, each what the local stack runs for the ExportFunction's event
+  source mapping (``devstack.workers.SqsPoller`` on the export queue, one message at a time)
+  calling the real ``export_worker.handler``. They import the handler and make their clients
+  before the clock starts, like warm Lambda instances, and each reports its peak RSS (VmHWM from
+  /proc) and CPU time when stopped.
+- A run is one requests export of the whole day, created and queued as the API does. Its time
+  runs from the job's message to the job reading ``succeeded`` (polled every 20 ms). ``one worker``
+  is one worker process with ``MW_EXPORT_SLICE_ROWS=0``; ``fanned out`` is ``--workers`` processes
+  with the default slice size, the job's slices being taken by whichever process is free. The
+  file is then read back from moto (sha256, bytes, lines): both modes must give the same bytes,
+  and the header plus one line per record.
 
-Two kinds of run, labelled in the output:
-- ``end-to-end``: the real ``DynamoLedgerStore`` reads the ledger table on moto server (the
-  ``ByAccountTime`` index, 1000 records a page) and the file goes to moto's S3 by multipart
-  upload. This is "end to end against the local stack". The ledger is seeded first with N
-  records of one account spread over one day (``UsageRecord(...).to_item()`` of four templates,
-  with their own request ids and times), by ``batch_write_item``, 25 a call, on 4 threads.
-- ``worker (synthetic ledger)``: the same child and the same S3 multipart upload and job writes
-  to moto, but the ledger is an in-memory ``pages(query, page_size)`` that generates each
-  1000-record page when asked (records as ``DynamoLedgerStore.pages`` yields them, ints and
-  Decimals), so nothing is held but the page in hand. It isolates the worker from moto's
-  DynamoDB, and it skips what a real ledger read costs the worker itself: boto3 parsing the
-  Query response and ``deserialize``. Its "ledger" time is the generator's own (a few µs a row).
+    .venv/bin/python bench/export_throughput.py [--sizes 100000,1000000] [--workers 4]
 
-Why 1M rows are not run end to end by default: moto 5.2.5's DynamoDB is the bottleneck. Its
-Query response goes through moto's generic response serialiser, ≈4 ms per ledger item on this
-machine, and its GSI Query lists and sorts the whole table for every page: a 1000-record page
-took ≈4.5 s with 2k items in the table and ≈7 s with 100k. Seeding runs at ≈700 items/s (moto
-server is one interpreter). At 1M, seeding alone would take ≈25 minutes and the export over two
-hours, against a budget of ≈15 minutes for the whole run. So the end-to-end run is made at
-100k only, and for every size not run end to end the output prints the lower bound that the
-100k rates give (the per-page scan only makes it worse). ``--e2e-sizes 100000,1000000`` runs it
-anyway. A faster seed (a moto server child seeded through its backend in-process) was not worth
-its code: moto's backend ``put_item`` alone measured ≈1.5k items/s, and it is the export, not
-the seeding, that makes 1M infeasible.
-
-    .venv/bin/python bench/export_throughput.py [--sizes 100000,1000000] [--e2e-sizes 100000]
-
-takes 13 to 16 minutes on 2 cores: ≈2.5 to seed 100k records and 9 to 12 for the 100k end-to-end
-export (moto's Query), ≈1 for the synthetic-ledger runs.
+The recorded ledger is kept in --cache (1 GB at 1M records) for later runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import hashlib
 import json
 import os
-import resource
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from collections import Counter
+from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
-DAY = datetime(2026, 10, 1, tzinfo=UTC)
-DAY_MS = 86_400_000
-DAY_TEXT, DAY_EPOCH_MS = DAY.strftime("%Y-%m-%d"), int(DAY.timestamp()) * 1000
+from bench import ledger_pages  # noqa: E402  (after the path is set)
+from devstack.stack import die_with_parent  # noqa: E402
+
 RSS_BUDGET_MIB = 128
-FLAT_RATIO = 1.3  # the largest size's peak RSS over the smallest's, still "flat"
-SEED_THREADS = 4
-E2E, SYNTHETIC = "end-to-end", "worker (synthetic ledger)"
+ROWS_BUDGET = 50_000
 MIB = 1024 * 1024
+ONE, FANNED = "one worker", "fanned out"
+CHECKED_RECORDS = 300
+# The poller makes its own SQS client once it runs, after the worker said it was ready.
+POLLER_START_S = 3
+RUN_LIMIT_S = 900
 
 
-# --- ledger records -------------------------------------------------------------------------------
+# --- the workers ----------------------------------------------------------------------------------
 
 
-@functools.cache
-def templates() -> tuple[dict[str, Any], ...]:
-    """Four ledger items, as ``UsageRecord.to_item()`` makes them: a streamed OpenAI request with
-    cache reads, an Anthropic one with 5m/1h cache writes, a reasoning model, and an error."""
-    from meterway.accounts.models import ApiKey
-    from meterway.ledger.models import TokenUsage, UsageRecord
+class Workers:
+    """Worker processes started with ``env``, ready when their clients are made."""
 
-    alice = ApiKey("key_bench_alice", "acct_bench", "backend", member="alice@example.com")
-    bob = ApiKey("key_bench_bob", "acct_bench", "ci, nightly", member="bob@example.com")
-    openai_prices = {"input_mtok": Decimal("0.15"), "output_mtok": Decimal("0.6"), "cache_read_mtok": Decimal("0.075")}
-    anthropic_prices = {
-        "input_mtok": Decimal("3"),
-        "output_mtok": Decimal("15"),
-        "cache_read_mtok": Decimal("0.3"),
-        "cache_write_5m_mtok": Decimal("3.75"),
-        "cache_write_1h_mtok": Decimal("6"),
-    }
-    record = functools.partial(UsageRecord, request_id="", created_at=DAY, endpoint="/v1/chat/completions")
-    records = [
-        record(
-            key=alice,
-            model="openai/gpt-4o-mini",
-            provider="openai",
-            streamed=True,
-            tokens=TokenUsage(input_tokens=1180, output_tokens=312, cache_read_tokens=1024),
-            cost_usd=Decimal("0.0004518"),
-            prices=openai_prices,
-            latency_ms=2140,
-            ttft_ms=310,
-            user="user-8812",
-            app="support-bot",
-            finish_reason="stop",
-        ),
-        record(
-            key=bob,
-            model="anthropic/claude-sonnet-4-5",
-            provider="anthropic",
-            streamed=False,
-            tokens=TokenUsage(
-                input_tokens=412,
-                output_tokens=1024,
-                cache_creation_5m_tokens=2048,
-                cache_creation_1h_tokens=512,
-                cache_read_tokens=8192,
-            ),
-            cost_usd=Decimal("0.0283776"),
-            prices=anthropic_prices,
-            latency_ms=9310,
-            finish_reason="end_turn",
-        ),
-        record(
-            key=alice,
-            model="openai/o4-mini",
-            provider="openai",
-            streamed=True,
-            tokens=TokenUsage(input_tokens=640, output_tokens=2210, reasoning_tokens=1792),
-            cost_usd=Decimal("0.0104280"),
-            prices={"input_mtok": Decimal("1.1"), "output_mtok": Decimal("4.4"), "cache_read_mtok": Decimal("0.275")},
-            latency_ms=15020,
-            ttft_ms=11200,
-            finish_reason="length",
-        ),
-        record(
-            key=bob,
-            model="openai/gpt-4.1",
-            provider="openai",
-            streamed=False,
-            status="error",
-            latency_ms=420,
-            error_code="upstream_error",
-            upstream_status=503,
-        ),
-    ]
-    return tuple(usage.to_item() for usage in records)
+    def __init__(self, count: int, env: dict[str, str], folder: Path):
+        self.folder = folder
+        self.processes: list[tuple[subprocess.Popen[bytes], Path, Path]] = []
+        for number in range(count):
+            ready, result = folder / f"ready-{number}", folder / f"result-{number}.json"
+            command = [sys.executable, str(ROOT / "bench" / "export_worker_process.py")]
+            command += ["--ready", str(ready), "--result", str(result)]
+            log = (folder / f"worker-{number}.log").open("wb")
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, preexec_fn=die_with_parent)
+            self.processes.append((process, ready, result))
+        deadline = time.monotonic() + 120
+        while not all(ready.exists() for _, ready, _ in self.processes):
+            if any(process.poll() is not None for process, _, _ in self.processes) or time.monotonic() > deadline:
+                raise RuntimeError(f"a worker did not start: see {folder}")
+            time.sleep(0.05)
+        time.sleep(POLLER_START_S)
 
-
-@functools.cache
-def dynamo_templates() -> tuple[dict[str, Any], ...]:
-    """The templates in DynamoDB's wire format, as the ledger table holds them."""
-    from meterway.core.aws import serialize
-
-    return tuple(serialize(item) for item in templates())
-
-
-@functools.cache
-def plain_templates() -> tuple[dict[str, Any], ...]:
-    """The templates as ``DynamoLedgerStore.pages`` yields them: through DynamoDB's wire format
-    and back (whole numbers as int, the rest as Decimal)."""
-    from meterway.core.aws import deserialize
-
-    return tuple(deserialize(item) for item in dynamo_templates())
-
-
-def identity(index: int, n: int) -> tuple[str, str]:
-    """Record ``index`` of ``n``: its request id and ``created_at`` (as ``utc_iso`` writes it),
-    spread evenly over DAY. Plain arithmetic: the synthetic ledger calls this for every row, and
-    its time is counted in the worker's."""
-    offset = index * DAY_MS // n
-    seconds, millis = divmod(offset, 1000)
-    minutes, second = divmod(seconds, 60)
-    hour, minute = divmod(minutes, 60)
-    created = f"{DAY_TEXT}T{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
-    return f"gen-{DAY_EPOCH_MS + offset:012x}{index:016x}", created
-
-
-def dynamo_item(index: int, n: int, account: str) -> dict[str, Any]:
-    request_id, created = identity(index, n)
-    item = dict(dynamo_templates()[index % 4])
-    item["request_id"], item["created_at"] = {"S": request_id}, {"S": created}
-    item["created_sk"], item["account_id"] = {"S": f"{created}#{request_id}"}, {"S": account}
-    return item
-
-
-def plain_item(index: int, n: int, account: str) -> dict[str, Any]:
-    request_id, created = identity(index, n)
-    return plain_templates()[index % 4] | {
-        "request_id": request_id,
-        "created_at": created,
-        "created_sk": f"{created}#{request_id}",
-        "account_id": account,
-    }
-
-
-class SyntheticLedger:
-    """``LedgerStore.pages`` for N records of the queried account, generated a page at a time."""
-
-    def __init__(self, rows: int):
-        self.rows = rows
-
-    def pages(self, query: Any, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        for first in range(0, self.rows, page_size):
-            last = min(first + page_size, self.rows)
-            yield [plain_item(index, self.rows, query.account_id) for index in range(first, last)]
-
-
-# --- the worker (child process) -------------------------------------------------------------------
-
-
-def status_kib(field: str) -> int:
-    """A ``/proc/self/status`` figure in KiB (VmRSS: now, VmHWM: the peak so far)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} is not in /proc/self/status")
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-@contextmanager
-def stopwatch(timings: dict[str, float], name: str) -> Iterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[name] += time.perf_counter() - started
-
-
-class TimedLedger:
-    """Adds the wall time and the CPU time spent getting each page to ``timings["ledger"]`` and
-    ``timings["ledger_cpu"]``, and notes the peak RSS so far before each page is fetched (after
-    the previous one was written), as ``(rows done, VmHWM KiB)``."""
-
-    def __init__(self, inner: Any, timings: dict[str, float]):
-        self._inner, self._timings = inner, timings
-        self.peaks: list[tuple[int, int]] = []
-
-    def pages(self, query: Any, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        pages, done = iter(self._inner.pages(query, page_size)), 0
-        while True:
-            self.peaks.append((done, status_kib("VmHWM")))
-            cpu_before = time.process_time()
-            with stopwatch(self._timings, "ledger"):
-                page = next(pages, None)
-            self._timings["ledger_cpu"] += time.process_time() - cpu_before
-            if page is None:
-                return
-            done += len(page)
-            yield page
-
-
-class TimedWriter:
-    """Adds the time spent in the multipart writer (part uploads, completion) to ``timings["s3"]``."""
-
-    def __init__(self, inner: Any, timings: dict[str, float]):
-        self._inner, self._timings = inner, timings
-
-    def write(self, data: bytes) -> None:
-        with stopwatch(self._timings, "s3"):
-            self._inner.write(data)
-
-    def complete(self) -> None:
-        with stopwatch(self._timings, "s3"):
-            self._inner.complete()
-
-    def abort(self) -> None:
-        self._inner.abort()
-
-
-class TimedFiles:
-    def __init__(self, inner: Any, timings: dict[str, float]):
-        self._inner, self._timings = inner, timings
-
-    def writer(self, key: str, content_type: str) -> TimedWriter:
-        with stopwatch(self._timings, "s3"):
-            return TimedWriter(self._inner.writer(key, content_type), self._timings)
-
-
-class TimedJobs:
-    """The job store, with the per-page progress writes timed into ``timings["progress"]``."""
-
-    def __init__(self, inner: Any, timings: dict[str, float]):
-        self._inner, self._timings = inner, timings
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def progress(self, job_id: str, attempt: str, rows: int, now: str) -> bool:
-        with stopwatch(self._timings, "progress"):
-            result: bool = self._inner.progress(job_id, attempt, rows, now)
-            return result
-
-
-def run_worker(mode: str, job_id: str, rows: int, result_path: Path) -> None:
-    """Run one export job as the ExportFunction would and write what was measured as JSON."""
-    import dataclasses
-
-    from meterway.exports.handlers.export_worker import export_deps
-    from meterway.exports.logic.run_export import run_job
-
-    rss_imported = status_kib("VmRSS")
-    timings = {"ledger": 0.0, "ledger_cpu": 0.0, "s3": 0.0, "progress": 0.0}
-    deps = export_deps()
-    deps.jobs.get(job_id)  # creates the DynamoDB client now, outside the timed part
-    ledger = TimedLedger(SyntheticLedger(rows) if mode == SYNTHETIC else deps.ledger, timings)
-    deps = dataclasses.replace(
-        deps,
-        ledger=cast(Any, ledger),
-        files=TimedFiles(deps.files, timings),
-        jobs=TimedJobs(deps.jobs, timings),
-    )
-    rss_before = status_kib("VmRSS")
-    cpu_before, started = cpu_seconds(), time.perf_counter()
-    outcome = run_job(job_id, deps, final_attempt=True)
-    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_before
-    job = deps.jobs.get(job_id) or {}
-    result = {
-        "outcome": outcome,
-        "status": job.get("status"),
-        "rows": int(job.get("rows", 0)),
-        "error": job.get("error"),
-        "seconds": seconds,
-        "cpu_seconds": cpu,
-        "timings": timings,
-        "rss_after_imports_kib": rss_imported,
-        "rss_before_run_kib": rss_before,
-        "peak_rss_kib": status_kib("VmHWM"),
-        "peak_rss_by_rows_kib": ledger.peaks,
-        "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-    }
-    result_path.write_text(json.dumps(result))
+    def stop(self) -> list[dict[str, Any]]:
+        for process, _, _ in self.processes:
+            process.send_signal(signal.SIGTERM)
+        reports = []
+        for process, _, result in self.processes:
+            process.wait(timeout=60)
+            reports.append(json.loads(result.read_text()))
+        return reports
 
 
 # --- the parent -----------------------------------------------------------------------------------
 
 
 class Bench:
-    """The moto backend, its resources, and the runs made against them."""
+    """moto, the template's resources, and the runs made against them."""
 
-    def __init__(self, endpoint: str, resources: dict[str, str], workdir: Path):
+    def __init__(self, stack: ExitStack, cache: Path, workdir: Path):
         import boto3
         from botocore.config import Config
 
-        from devstack.aws_resources import env_for
-        from meterway.exports.dal.export_jobs import DynamoExportJobStore
+        from devstack.aws_resources import create_resources
+        from devstack.stack import start_moto
 
-        self.endpoint, self.resources, self.workdir = endpoint, resources, workdir
-        self.dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
-        self.s3 = boto3.client("s3", endpoint_url=endpoint, config=Config(s3={"addressing_style": "path"}))
-        self.jobs = DynamoExportJobStore(resources["ExportJobsTable"], client=self.dynamodb)
-        self.child_env = {
+        os.environ |= {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3"):
+            os.environ.pop(name, None)
+        self.stack, self.cache, self.workdir = stack, cache, workdir
+        self.moto = start_moto(stack, "127.0.0.1")
+        os.environ["AWS_ENDPOINT_URL"] = self.moto
+        self.resources = create_resources(ROOT / "template.yaml", prefix="bench", endpoint_url=self.moto)
+        self.dynamodb = boto3.client("dynamodb")
+        self.s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
+
+    def endpoint(self, records: int) -> str:
+        """The ledger endpoint for ``records`` records, recorded first if need be."""
+        from devstack.stack import free_port
+
+        ledger_pages.recorded_ledger(records, self.cache)
+        port = free_port()
+        command = [sys.executable, str(ROOT / "bench" / "ledger_pages.py"), "--records", str(records)]
+        command += ["--dir", str(self.cache), "--table", self.resources["LedgerTable"]]
+        command += ["--moto", self.moto, "--port", str(port)]
+        process = subprocess.Popen(command, cwd=ROOT, preexec_fn=die_with_parent)
+        self.stack.callback(process.terminate)
+        url = f"http://127.0.0.1:{port}"
+        _wait_for(url)
+        return url
+
+    def check_pages(self, endpoint: str) -> dict[str, Any]:
+        """The endpoint's pages against moto's Query of the same records, through the export's own
+        reader (``DynamoLedgerStore.wire_pages``)."""
+        import boto3
+
+        from meterway.core.aws import keep_raw_bodies
+        from meterway.ledger.dal.ledger_store import DynamoLedgerStore, LedgerQuery
+
+        table = self.resources["LedgerTable"]
+        items = [json.loads(ledger_pages.wire_item(index, CHECKED_RECORDS)) for index in range(CHECKED_RECORDS)]
+        for first in range(0, len(items), 25):
+            batch = [{"PutRequest": {"Item": item}} for item in items[first : first + 25]]
+            self.dynamodb.batch_write_item(RequestItems={table: batch})
+        day = ledger_pages.DAY
+        query = LedgerQuery(
+            ledger_pages.ACCOUNT, f"{day:%Y-%m-%d}T00:00:00.000Z", f"{day + timedelta(days=1):%Y-%m-%d}T00:00:00.000Z"
+        )
+        answers = {}
+        for name, url in (("moto", self.moto), ("endpoint", endpoint)):
+            client = boto3.client("dynamodb", endpoint_url=url)
+            store = DynamoLedgerStore(table, wire_client=keep_raw_bodies(client))
+            answers[name] = [list(page) for page in store.wire_pages(query, page_size=128)]
+        for item in items:
+            self.dynamodb.delete_item(TableName=table, Key={"request_id": item["request_id"]})
+        same = answers["moto"] == answers["endpoint"] and sum(map(len, answers["moto"])) == CHECKED_RECORDS
+        return {"records": CHECKED_RECORDS, "pages": [len(page) for page in answers["endpoint"]], "same_as_moto": same}
+
+    def seed_rollups(self, records: int) -> None:
+        """The hourly ``total`` cells the aggregator would have written for the recorded records."""
+        from meterway.analytics.dal import rollups_table
+        from meterway.analytics.dal.rollup_store import DynamoRollupStore
+        from meterway.analytics.models import TOTAL, RollupUpdate
+
+        hours = Counter(ledger_pages.identity(index, records)[1][:13] for index in range(records))
+        updates = [
+            RollupUpdate(
+                pk=rollups_table.partition(ledger_pages.ACCOUNT, "hour", "total"),
+                sk=rollups_table.cell_sk(hour, TOTAL),
+                granularity="hour",
+                bucket=hour,
+                dimension="total",
+                value=TOTAL,
+                deltas={"requests": count},
+            )
+            for hour, count in sorted(hours.items())
+        ]
+        DynamoRollupStore(self.resources["RollupsTable"], client=self.dynamodb).add([], updates, [])
+
+    def worker_env(self, endpoint: str, *, fanned_out: bool) -> dict[str, str]:
+        from devstack.aws_resources import env_for
+
+        env = {
             **os.environ,
-            **env_for(resources),
+            **env_for(self.resources),
             "MW_S3_ADDRESSING_STYLE": "path",
-            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ENDPOINT_URL": self.moto,
+            "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
             "POWERTOOLS_LOG_LEVEL": "WARNING",
             "PYTHONPATH": f"{ROOT / 'functions'}:{ROOT}",
         }
+        env.pop("MW_EXPORT_SLICE_ROWS", None)
+        if not fanned_out:
+            env["MW_EXPORT_SLICE_ROWS"] = "0"
+        return env
 
-    def seed(self, account: str, n: int) -> float:
-        """Write N ledger records of ``account`` with batch_write_item; returns the seconds taken."""
-        started = time.perf_counter()
-        bounds = [(part * n // SEED_THREADS, (part + 1) * n // SEED_THREADS) for part in range(SEED_THREADS)]
-        with ThreadPoolExecutor(SEED_THREADS) as pool:
-            for done in [pool.submit(self._seed_range, account, n, first, last) for first, last in bounds]:
-                done.result()
-        return time.perf_counter() - started
-
-    def _seed_range(self, account: str, n: int, first: int, last: int) -> None:
-        import boto3
-
-        client = boto3.session.Session().client("dynamodb", endpoint_url=self.endpoint)
-        table = self.resources["LedgerTable"]
-        for start in range(first, last, 25):
-            batch: list[Any] = [
-                {"PutRequest": {"Item": dynamo_item(i, n, account)}} for i in range(start, min(start + 25, last))
-            ]
-            while batch:
-                response = client.batch_write_item(RequestItems={table: batch})
-                batch = response.get("UnprocessedItems", {}).get(table, [])
-
-    def export(self, mode: str, account: str, n: int) -> dict[str, Any]:
-        """One export job in a child process, then its object read back and checked."""
+    def run(self, mode: str, records: int, endpoint: str, workers: int) -> dict[str, Any]:
+        """One export of the day by ``workers`` warm worker processes; what it took and made."""
         from meterway.analytics.logic.windows import Window
+        from meterway.exports.dal.export_jobs import DynamoExportJobStore
+        from meterway.exports.dal.job_queue import SqsJobQueue
         from meterway.exports.logic.export_jobs import ExportCreate, new_job
 
-        job = new_job(account, ExportCreate(kind="requests"), Window(DAY, DAY + timedelta(days=1)), datetime.now(UTC))
-        self.jobs.create(job)
-        result_path = self.workdir / f"{job['job_id']}.json"
-        log_path = self.workdir / f"{job['job_id']}.log"
-        command = [sys.executable, __file__, "--worker", mode, "--job-id", job["job_id"], "--rows", str(n)]
-        command += ["--result", str(result_path)]
-        with log_path.open("wb") as log:
-            code = subprocess.run(command, cwd=ROOT, env=self.child_env, stdout=log, stderr=log, check=False)
-        if code.returncode != 0 or not result_path.exists():
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"the export worker failed ({code.returncode}):\n{tail}")
-        result = json.loads(result_path.read_text()) | {"mode": mode, "n": n}
-        result["check"] = self.check_object(job["object_key"], n) if result["status"] == "succeeded" else None
-        return result
-
-    def check_object(self, key: str, n: int) -> dict[str, Any]:
-        """Stream the object back: its size, its line count (header + N rows), its header and its
-        first and last rows' request ids. The object is deleted afterwards to free moto's memory."""
-        from meterway.exports.logic.csv_format import REQUEST_COLUMNS
-
-        bucket = self.resources["ExportBucket"]
-        body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
-        size, lines, head, tail = 0, 0, b"", b""
-        for chunk in body.iter_chunks(MIB):
-            size += len(chunk)
-            lines += chunk.count(b"\n")
-            head = head if len(head) >= 8192 else (head + chunk)[:8192]
-            tail = (tail + chunk)[-8192:]
-        self.s3.delete_object(Bucket=bucket, Key=key)
-        head_lines, tail_lines = head.split(b"\r\n"), tail.rstrip(b"\r\n").split(b"\r\n")
-        header_ok = head_lines[0].decode() == ",".join(REQUEST_COLUMNS)
-        first_ok = head_lines[1].decode().startswith(identity(0, n)[0] + ",")
-        last_ok = tail_lines[-1].decode().startswith(identity(n - 1, n)[0] + ",")
+        folder = Path(tempfile.mkdtemp(prefix=f"{records}-{mode.replace(' ', '-')}-", dir=self.workdir))
+        pool = Workers(workers, self.worker_env(endpoint, fanned_out=mode == FANNED), folder)
+        jobs = DynamoExportJobStore(self.resources["ExportJobsTable"], client=self.dynamodb)
+        day = ledger_pages.DAY
+        job = new_job(ledger_pages.ACCOUNT, ExportCreate(kind="requests"), Window(day, day + timedelta(days=1)), day)
+        jobs.create(job)
+        started = time.perf_counter()
+        SqsJobQueue(self.resources["ExportQueue"]).send({"job_id": job["job_id"]})
+        deadline = time.monotonic() + RUN_LIMIT_S
+        while (done := jobs.get(job["job_id"]) or {}).get("status") not in ("succeeded", "failed"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the export did not end in {RUN_LIMIT_S} s: {done} (logs in {folder})")
+            time.sleep(0.02)
+        seconds = time.perf_counter() - started
+        reports = pool.stop()
+        if done["status"] != "succeeded":
+            raise RuntimeError(f"the export failed: {done.get('error')} (logs in {folder})")
         return {
-            "bytes": size,
-            "lines": lines,
-            "ok": lines == n + 1 and header_ok and first_ok and last_ok,
+            "mode": mode,
+            "records": records,
+            "rows": int(done["rows"]),
+            "seconds": seconds,
+            "slices": len(done.get("cuts", [0, 0])) - 1,
+            "workers": reports,
+            "file": self.read_back(job["object_key"]),
         }
 
-
-def start_backend(stack: ExitStack) -> tuple[str, dict[str, str]]:
-    from devstack.aws_resources import create_resources
-    from devstack.stack import start_moto
-
-    os.environ.update(
-        {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
-    )
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3"):
-        os.environ.pop(name, None)
-    endpoint = start_moto(stack, "127.0.0.1")
-    os.environ["AWS_ENDPOINT_URL"] = endpoint
-    return endpoint, create_resources(ROOT / "template.yaml", prefix="bench", endpoint_url=endpoint)
+    def read_back(self, key: str) -> dict[str, Any]:
+        """The object's sha256, bytes and lines, streamed from moto; then it is deleted."""
+        bucket = self.resources["ExportBucket"]
+        digest, size, lines = hashlib.sha256(), 0, 0
+        for chunk in self.s3.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(MIB):
+            digest.update(chunk)
+            size += len(chunk)
+            lines += chunk.count(b"\n")
+        self.s3.delete_object(Bucket=bucket, Key=key)
+        return {"sha256": digest.hexdigest(), "bytes": size, "lines": lines}
 
 
-def peak_at(result: dict[str, Any], fraction: float) -> float:
-    """Peak RSS (MiB) once ``fraction`` of the rows had been written."""
-    peaks = [kib for done, kib in result["peak_rss_by_rows_kib"] if done <= fraction * result["n"]]
-    return round(peaks[-1] / 1024, 1)
+def _wait_for(url: str) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 600  # the first run records the ledger (≈1 minute at 1M)
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not start")
 
 
-def summarise(result: dict[str, Any]) -> dict[str, Any]:
-    peak_mib = result["peak_rss_kib"] / 1024
-    check, timings = result["check"] or {}, result["timings"]
+def summary(run: dict[str, Any]) -> dict[str, Any]:
+    peaks = [report["peak_rss_kib"] / 1024 for report in run["workers"]]
+    cpu = sum(report["cpu_s"] for report in run["workers"])
     return {
-        "mode": result["mode"],
-        "rows": result["rows"],
-        "seconds": round(result["seconds"], 2),
-        "rows_per_s": round(result["rows"] / result["seconds"]),
-        "worker_cpu_s": round(result["cpu_seconds"], 2),
-        "rows_per_worker_cpu_s": round(result["rows"] / result["cpu_seconds"]),
-        "ledger_read_s": round(timings["ledger"], 2),
-        "ledger_read_cpu_s": round(timings["ledger_cpu"], 2),
-        "s3_upload_s": round(timings["s3"], 2),
-        "progress_writes_s": round(timings["progress"], 2),
-        "rss_after_imports_mib": round(result["rss_after_imports_kib"] / 1024, 1),
-        "rss_before_run_mib": round(result["rss_before_run_kib"] / 1024, 1),
-        "peak_rss_at_10pct_rows_mib": peak_at(result, 0.1),
-        "peak_rss_at_50pct_rows_mib": peak_at(result, 0.5),
-        "peak_rss_mib": round(peak_mib, 1),
-        "object_mib": round(check.get("bytes", 0) / MIB, 1),
-        "object_lines": check.get("lines"),
-        "object_ok": bool(check.get("ok")) and result["rows"] == result["n"],
-        "rss_within_budget": peak_mib <= RSS_BUDGET_MIB,
-        "status": result["status"],
-        "error": result["error"],
+        "mode": run["mode"],
+        "rows": run["rows"],
+        "seconds": round(run["seconds"], 2),
+        "rows_per_s": round(run["rows"] / run["seconds"]),
+        "slices": run["slices"],
+        "worker_processes": len(run["workers"]),
+        "invocations": [report["invocations"] for report in run["workers"]],
+        "peak_rss_per_worker_mib": [round(peak, 1) for peak in peaks],
+        "rss_ready_mib": round(max(report["rss_ready_kib"] for report in run["workers"]) / 1024, 1),
+        "workers_cpu_s": round(cpu, 1),
+        "rows_per_worker_cpu_s": round(run["rows"] / cpu),
+        "file_mib": round(run["file"]["bytes"] / MIB, 1),
+        "file_sha256": run["file"]["sha256"],
+        "lines_are_header_plus_rows": run["file"]["lines"] == run["records"] + 1 == run["rows"] + 1,
+        "within_budget": run["rows"] / run["seconds"] >= ROWS_BUDGET and max(peaks) <= RSS_BUDGET_MIB,
     }
 
 
-def flatness(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per mode: the largest size's peak RSS over the smallest size's."""
-    found = {}
-    for mode in (SYNTHETIC, E2E):
-        runs = sorted((row for row in rows if row["mode"] == mode), key=lambda row: row["rows"])
-        if len(runs) >= 2:
-            ratio = runs[-1]["peak_rss_mib"] / runs[0]["peak_rss_mib"]
-            found[mode] = {
-                "from_rows": runs[0]["rows"],
-                "to_rows": runs[-1]["rows"],
-                "peak_ratio": round(ratio, 3),
-                "flat": ratio <= FLAT_RATIO,
-            }
-    return found
-
-
-def estimates(sizes: list[int], e2e_sizes: list[int], seeds: dict[int, float], rows: list[dict[str, Any]]) -> list:
-    """Lower bounds for the end-to-end runs not made, from the largest one that was."""
-    measured = [row for row in rows if row["mode"] == E2E]
-    if not measured:
-        return []
-    basis = max(measured, key=lambda row: row["rows"])
-    seed_rate = basis["rows"] / seeds[basis["rows"]]
-    return [
-        {
-            "mode": E2E,
-            "rows": n,
-            "not_run": True,
-            "seed_s_at_least": round(n / seed_rate),
-            "export_s_at_least": round(n / basis["rows_per_s"]),
-            "basis": f"{basis['rows']}-row run: {seed_rate:.0f} items/s seeded, {basis['rows_per_s']} rows/s exported",
-        }
-        for n in sizes
-        if n not in e2e_sizes
-    ]
-
-
-def print_tables(rows: list[dict[str, Any]], not_run: list[dict[str, Any]], seeds: dict[int, float]) -> None:
+def print_table(rows: list[dict[str, Any]], identical: dict[int, bool]) -> None:
     header = (
-        f"{'mode':<26} {'rows':>9} {'export s':>9} {'rows/s':>8} {'worker CPU s':>12} {'rows/CPU-s':>10} "
-        f"{'ledger s':>9} {'(its CPU)':>9} {'S3 s':>6} {'progress s':>10} {'object':>9} {'N+1 lines':>9}"
+        f"{'mode':<11} {'rows':>9} {'s':>7} {'rows/s':>8} {'slices':>6} {'procs':>5} "
+        f"{'peak RSS per worker (MiB)':<28} {'rows/CPU-s':>10} {'file':>9}  identical"
     )
-    print("Throughput (export s = run_job alone; ledger, S3 and progress s are parts of it)")
     print(header)
     print("-" * len(header))
     for row in rows:
+        peaks = ", ".join(f"{peak:.0f}" for peak in row["peak_rss_per_worker_mib"])
+        same = "yes" if identical.get(row["rows"]) else "NO"
         print(
-            f"{row['mode']:<26} {row['rows']:>9,} {row['seconds']:>9.1f} {row['rows_per_s']:>8,} "
-            f"{row['worker_cpu_s']:>12.1f} {row['rows_per_worker_cpu_s']:>10,} {row['ledger_read_s']:>9.1f} "
-            f"{row['ledger_read_cpu_s']:>9.1f} {row['s3_upload_s']:>6.1f} {row['progress_writes_s']:>10.1f} "
-            f"{row['object_mib']:>5.1f} MiB {'yes' if row['object_ok'] else 'NO':>9}"
+            f"{row['mode']:<11} {row['rows']:>9,} {row['seconds']:>7.2f} {row['rows_per_s']:>8,} {row['slices']:>6} "
+            f"{row['worker_processes']:>5} {peaks:<28} {row['rows_per_worker_cpu_s']:>10,} "
+            f"{row['file_mib']:>5.1f} MiB  {same}"
         )
-    for row in not_run:
-        minutes = (row["seed_s_at_least"] + row["export_s_at_least"]) / 60
-        print(
-            f"{row['mode']:<26} {row['rows']:>9,}  NOT RUN: would take ≥ {minutes:.0f} min on moto "
-            f"(seed ≥ {row['seed_s_at_least']} s + export ≥ {row['export_s_at_least']} s; {row['basis']})"
-        )
-    for n, seconds in sorted(seeds.items()):
-        print(f"seeding the ledger on moto server: {n:,} items in {seconds:.1f} s ({n / seconds:,.0f} items/s)")
-    header = (
-        f"{'mode':<26} {'rows':>9} {'after imports':>13} {'before run':>11} {'peak @10%':>10} {'peak @50%':>10} "
-        f"{'peak':>10} {f'≤ {RSS_BUDGET_MIB} MiB':>10}"
-    )
-    print()
-    print("Export worker RSS (MiB; peak = VmHWM of the child process, @x% = once x% of the rows were written)")
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        print(
-            f"{row['mode']:<26} {row['rows']:>9,} {row['rss_after_imports_mib']:>13.1f} "
-            f"{row['rss_before_run_mib']:>11.1f} {row['peak_rss_at_10pct_rows_mib']:>10.1f} "
-            f"{row['peak_rss_at_50pct_rows_mib']:>10.1f} {row['peak_rss_mib']:>10.1f} "
-            f"{'yes' if row['rss_within_budget'] else 'NO':>10}"
-        )
-
-
-def parse_sizes(text: str) -> list[int]:
-    return sorted({int(part) for part in text.split(",") if part.strip()})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="100000,1000000", help="rows per export (synthetic-ledger runs)")
-    parser.add_argument("--e2e-sizes", default="100000", help="sizes also run end to end (seeded moto ledger)")
-    parser.add_argument("--worker", choices=(E2E, SYNTHETIC), help=argparse.SUPPRESS)
-    parser.add_argument("--job-id", help=argparse.SUPPRESS)
-    parser.add_argument("--rows", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", default="100000,1000000", help="records per export")
+    parser.add_argument("--workers", type=int, default=4, help="worker processes for the fanned-out runs")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mw-export-bench-ledger")
     args = parser.parse_args()
-    if args.worker:
-        run_worker(args.worker, args.job_id, args.rows, args.result)
-        return
-
-    started = time.perf_counter()
-    sizes, e2e_sizes = parse_sizes(args.sizes), parse_sizes(args.e2e_sizes)
-    results, seeds = [], {}
+    sizes = sorted({int(size) for size in args.sizes.split(",")})
+    results, identical, checks = [], {}, {}
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="mw-export-bench-") as workdir:
-        endpoint, resources = start_backend(stack)
-        bench = Bench(endpoint, resources, Path(workdir))
-        for n in sizes:
-            results.append(summarise(bench.export(SYNTHETIC, "acct_bench_synthetic", n)))
-            print(f"[{time.perf_counter() - started:6.0f} s] {SYNTHETIC}, {n:,} rows: done", flush=True)
-        for n in e2e_sizes:
-            account = f"acct_bench_e2e_{n}"
-            seeds[n] = bench.seed(account, n)
-            print(f"[{time.perf_counter() - started:6.0f} s] seeded {n:,} ledger records", flush=True)
-            results.append(summarise(bench.export(E2E, account, n)))
-            print(f"[{time.perf_counter() - started:6.0f} s] {E2E}, {n:,} rows: done", flush=True)
-    not_run = estimates(sizes, e2e_sizes, seeds, results)
-    summary: dict[str, Any] = {
-        "budget": {"rows_per_s_end_to_end": 20_000, "peak_rss_mib": RSS_BUDGET_MIB, "flat_ratio": FLAT_RATIO},
-        "machine_cpus": os.cpu_count(),
-        "runs": results,
-        "not_run": not_run,
-        "seeding": {str(n): {"seconds": round(s, 1), "items_per_s": round(n / s)} for n, s in seeds.items()},
-        "flat": flatness(results),
-        "total_run_s": round(time.perf_counter() - started),
-    }
+        bench = Bench(stack, args.cache, Path(workdir))
+        checks["pages"] = bench.check_pages(bench.endpoint(CHECKED_RECORDS))
+        for records in sizes:
+            endpoint = bench.endpoint(records)
+            bench.seed_rollups(records)
+            runs = [bench.run(ONE, records, endpoint, 1), bench.run(FANNED, records, endpoint, args.workers)]
+            identical[records] = len({run["file"]["sha256"] for run in runs}) == 1
+            results += [summary(run) for run in runs]
+            print(f"{records:,} records: done", flush=True)
     print()
-    print_tables(results, not_run, seeds)
-    for mode, flat in summary["flat"].items():
-        verdict = "flat" if flat["flat"] else "NOT flat"
-        print(
-            f"{mode}: peak RSS at {flat['to_rows']:,} rows / at {flat['from_rows']:,} rows = "
-            f"{flat['peak_ratio']:.2f} ({verdict}, limit {FLAT_RATIO})"
-        )
-    print(f"total run time: {summary['total_run_s']} s")
-    print(json.dumps(summary, indent=2))
+    print(f"pages: {checks['pages']}")
+    print_table(results, identical)
+    print(json.dumps({"cpus": os.cpu_count(), "checks": checks, "identical": identical, "runs": results}, indent=2))
 
 
 if __name__ == "__main__":

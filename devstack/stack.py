@@ -71,7 +71,7 @@ def start_moto(stack: ExitStack, host: str) -> str:
 
     port = free_port(host)
     command = [sys.executable, "-m", "devstack.moto_server", "--host", host, "--port", str(port)]
-    process = subprocess.Popen(command, cwd=ROOT, preexec_fn=_die_with_parent)
+    process = subprocess.Popen(command, cwd=ROOT, preexec_fn=die_with_parent)
     stack.callback(stop_process, process)
     url = f"http://{host}:{port}"
     deadline = time.monotonic() + 30
@@ -86,7 +86,7 @@ def start_moto(stack: ExitStack, host: str) -> str:
     raise RuntimeError("moto server did not start in 30 s")
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: the child gets SIGTERM when the stack's process dies, even by SIGKILL, so no moto
     server outlives its stack."""
     import ctypes

@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from devstack.gateway import LocalLambdaContext
+from devstack.lambda_context import LocalLambdaContext
 from meterway.core.observability import logger
 
 

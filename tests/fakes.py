@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,10 +12,13 @@ from typing import Any
 from meterway.accounts.dal.quota_store import Cause, ReservationRefused, Standing
 from meterway.accounts.models import ApiKey, CounterDelta, Reservation
 from meterway.analytics.dal.rollup_store import AlreadyCounted
-from meterway.analytics.dal.rollups_table import bucket_range, partition
+from meterway.analytics.dal.rollups_table import bucket_range, cell_sk, partition
 from meterway.analytics.models import LastUse, RollupUpdate
+from meterway.core.aws import serialize
 from meterway.core.clock import Granularity
 from meterway.core.errors import StorageError
+from meterway.exports.dal.export_files import S3PartWriter
+from meterway.exports.dal.export_jobs import slice_attribute, slice_rows_attribute
 from meterway.ledger.dal.ledger_store import LedgerQuery
 
 
@@ -64,6 +68,7 @@ class InMemoryLedger:
         self.items: dict[str, dict[str, Any]] = {}
         self.failures = failures
         self.attempts = 0
+        self._wire: dict[str, dict[str, Any]] = {}
 
     def put(self, item: dict[str, Any]) -> bool:
         self.attempts += 1
@@ -78,8 +83,26 @@ class InMemoryLedger:
     def get(self, request_id: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.items.get(request_id))
 
-    def pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        return ledger_pages(self, query, page_size)
+    def wire_pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """The records in DynamoDB's JSON, as the table's Query sends them (each serialized once)."""
+        matching = sorted(
+            (
+                item
+                for item in self.items.values()
+                if item["account_id"] == query.account_id
+                and query.start <= item["created_sk"] <= query.end
+                and query.key_id in (None, item["key_id"])
+                and query.model in (None, item["model"])
+            ),
+            key=lambda item: item["created_sk"],
+        )
+        for index in range(0, len(matching), page_size):
+            yield [self._wired(item) for item in matching[index : index + page_size]]
+
+    def _wired(self, item: dict[str, Any]) -> dict[str, Any]:
+        if item["request_id"] not in self._wire:
+            self._wire[item["request_id"]] = serialize(item)
+        return self._wire[item["request_id"]]
 
 
 class InMemorySpill:
@@ -95,7 +118,8 @@ class InMemorySpill:
 
 class InMemoryRollups:
     """The RollupsTable's semantics: a marker per request id, ADD on counters, BETWEEN on sort keys,
-    last uses only ever raised. ``fail_chunks`` makes the next N writes fail like a throttle."""
+    last uses only ever raised, the in-between rows' start set once. ``fail_chunks`` makes the
+    next N writes fail like a throttle. ``items_read`` counts as ``DynamoRollupStore`` does."""
 
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
@@ -103,6 +127,7 @@ class InMemoryRollups:
         self.uses: dict[tuple[str, str], str] = {}
         # The keys table's counters the records settle, by (pk, sk).
         self.counters: dict[tuple[str, str], dict[str, Any]] = {}
+        self.complete_from: dict[str, datetime] = {}
         self.items_read = 0
         self.fail_chunks = 0
 
@@ -134,7 +159,14 @@ class InMemoryRollups:
                 item[name] = item.get(name, 0) + value
 
     def query(
-        self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str
+        self,
+        account_id: str,
+        granularity: Granularity,
+        dimension: str,
+        first: str,
+        last: str,
+        *,
+        consistent: bool = False,
     ) -> list[dict[str, Any]]:
         low, high = bucket_range(first, last)
         pk = partition(account_id, granularity, dimension)
@@ -142,27 +174,52 @@ class InMemoryRollups:
         self.items_read += len(rows)
         return rows
 
+    def cells(
+        self,
+        account_id: str,
+        granularity: Granularity,
+        dimension: str,
+        value: str,
+        buckets: list[str],
+        *,
+        consistent: bool = False,
+    ) -> list[dict[str, Any]]:
+        pk = partition(account_id, granularity, dimension)
+        self.items_read += len(buckets)
+        keys = [(pk, cell_sk(bucket, value)) for bucket in buckets]
+        return [copy.deepcopy(self.items[key]) for key in keys if key in self.items]
+
     def last_used(self, account_id: str) -> dict[str, str]:
         return {key_id: at for (account, key_id), at in self.uses.items() if account == account_id}
 
+    def intermediate_from(self, account_id: str) -> datetime | None:
+        self.items_read += 1
+        return self.complete_from.get(account_id)
 
-def ledger_pages(ledger: InMemoryLedger, query: LedgerQuery, page_size: int) -> Iterator[list[dict[str, Any]]]:
-    matching = sorted(
-        (
-            item
-            for item in ledger.items.values()
-            if item["account_id"] == query.account_id
-            and query.start <= item["created_sk"] <= query.end
-            and query.key_id in (None, item["key_id"])
-            and query.model in (None, item["model"])
-        ),
-        key=lambda item: item["created_sk"],
-    )
-    for index in range(0, len(matching), page_size):
-        yield copy.deepcopy(matching[index : index + page_size])
+    def start_intermediate(self, account_id: str, since: datetime) -> None:
+        self.complete_from.setdefault(account_id, since)
+
+    def has_rollups(self, account_id: str) -> bool:
+        return any(pk == partition(account_id, "month", "total") for pk, _ in self.items)
+
+    def replace_counters(self, row: RollupUpdate, seen_requests: int | None) -> bool:
+        held = self.items.get((row.pk, row.sk))
+        if (held["requests"] if held is not None else None) != seen_requests:
+            return False
+        expiry = {"expires_at": row.expires_at} if row.expires_at is not None else {}
+        cell = {"bucket": row.bucket, "dimension": row.dimension, "value": row.value}
+        self.items[(row.pk, row.sk)] = {**(held or {}), **row.deltas, **expiry, **cell}
+        return True
+
+    def move_intermediate(self, account_id: str, seen: datetime, since: datetime) -> None:
+        if self.complete_from.get(account_id) == seen:
+            self.complete_from[account_id] = since
 
 
 class InMemoryJobs:
+    """The ExportJobsTable's conditions: an attempt writes only while the job is its own (and, for
+    its end and slices, running); a slice's run is recorded once."""
+
     def __init__(self) -> None:
         self.jobs: dict[str, dict[str, Any]] = {}
 
@@ -171,7 +228,7 @@ class InMemoryJobs:
         self.jobs[job["job_id"]] = dict(job)
 
     def get(self, job_id: str) -> dict[str, Any] | None:
-        return dict(self.jobs[job_id]) if job_id in self.jobs else None
+        return copy.deepcopy(self.jobs[job_id]) if job_id in self.jobs else None
 
     def claim(self, job_id: str, now: str) -> str | None:
         job = self.jobs.get(job_id)
@@ -181,27 +238,77 @@ class InMemoryJobs:
         job |= {"status": "running", "attempt_id": attempt, "rows": 0, "attempts": job.get("attempts", 0) + 1}
         return attempt
 
+    def _mine(self, job_id: str, attempt: str, *, running: bool = True) -> dict[str, Any] | None:
+        job = self.jobs[job_id]
+        if job.get("attempt_id") != attempt or (running and job["status"] != "running"):
+            return None
+        return job
+
     def progress(self, job_id: str, attempt: str, rows: int, now: str) -> bool:
-        return self.finish(job_id, attempt, {"rows": rows})
+        job = self._mine(job_id, attempt, running=False)
+        if job is not None:
+            job["rows"] = rows
+        return job is not None
 
     def finish(self, job_id: str, attempt: str, fields: dict[str, Any]) -> bool:
-        job = self.jobs[job_id]
-        if job.get("attempt_id") != attempt:
-            return False
-        job |= fields
-        return True
+        job = self._mine(job_id, attempt)
+        if job is not None:
+            job |= copy.deepcopy(fields)
+        return job is not None
 
     def release(self, job_id: str, attempt: str, error: str, now: str) -> None:
-        self.finish(job_id, attempt, {"status": "queued", "last_error": error})
+        job = self._mine(job_id, attempt, running=False)
+        if job is not None:
+            job |= {"status": "queued", "last_error": error}
+
+    def plan_slices(self, job_id: str, attempt: str, upload_id: str, cuts: list[str], now: str) -> bool:
+        return self.finish(job_id, attempt, {"upload_id": upload_id, "cuts": cuts, "slices_recorded": 0})
+
+    def slice_progress(self, job_id: str, attempt: str, index: int, rows: int, now: str) -> bool:
+        return self.finish(job_id, attempt, {slice_rows_attribute(index): rows})
+
+    def record_slice(self, job_id: str, attempt: str, index: int, run: dict[str, Any], now: str) -> int | None:
+        job = self._mine(job_id, attempt)
+        if job is None or slice_attribute(index) in job:
+            return None
+        job[slice_attribute(index)] = copy.deepcopy(run)
+        job["slices_recorded"] += 1
+        return int(job["slices_recorded"])
+
+    def fail_slice(self, job_id: str, attempt: str, index: int, error: str, now: str) -> bool:
+        job = self._mine(job_id, attempt)
+        if job is None or slice_attribute(index) in job:
+            return False
+        job |= {"status": "failed", "error": error}
+        return True
+
+
+class InMemoryQueue:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(copy.deepcopy(message))
+
+    def send_batch(self, messages: list[dict[str, Any]]) -> None:
+        self.sent.extend(copy.deepcopy(messages))
 
 
 class InMemoryFiles:
-    """Objects appear only on ``complete``; ``fail_after_writes`` breaks the next upload midway."""
+    """S3's multipart rules: an object appears only on completion, of the parts named there (each
+    as last uploaded, matching its ETag, all but the last at least ``min_part_size``), once.
+    ``fail_after_writes`` breaks the next whole-file upload midway; ``fail_part_uploads`` makes the
+    next N part uploads fail."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, part_size: int = 8192, min_part_size: int = 4096) -> None:
         self.objects: dict[str, bytes] = {}
         self.aborted = 0
         self.fail_after_writes: int | None = None
+        self.fail_part_uploads = 0
+        self.part_size, self.min_part_size = part_size, min_part_size
+        self.uploads: dict[str, dict[int, bytes]] = {}
+        self.started = 0
+        self.part_uploads = 0
 
     def writer(self, key: str, content_type: str) -> Any:
         files = self
@@ -225,3 +332,45 @@ class InMemoryFiles:
                 files.aborted += 1
 
         return Writer()
+
+    def start_upload(self, key: str, content_type: str) -> str:
+        self.started += 1
+        upload_id = f"upload-{self.started}"
+        self.uploads[upload_id] = {}
+        return upload_id
+
+    def part_writer(self, key: str, upload_id: str, first_part: int, last_part: int) -> S3PartWriter:
+        return S3PartWriter(
+            self, key, upload_id, first_part, last_part, part_size=self.part_size, min_part_size=self.min_part_size
+        )
+
+    def upload_part(self, key: str, upload_id: str, number: int, body: bytes) -> str:
+        if self.fail_part_uploads:
+            self.fail_part_uploads -= 1
+            raise StorageError("S3 went away")
+        if upload_id not in self.uploads:
+            raise StorageError("NoSuchUpload")
+        self.part_uploads += 1
+        self.uploads[upload_id][number] = bytes(body)
+        return _etag(body)
+
+    def complete_upload(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+        if upload_id not in self.uploads:
+            assert key in self.objects, "completing an upload that was aborted"
+            return
+        uploaded = self.uploads[upload_id]
+        numbers = [part["PartNumber"] for part in parts]
+        assert numbers == sorted(set(numbers)), numbers
+        bodies = [uploaded[number] for number in numbers]
+        assert [part["ETag"] for part in parts] == [_etag(body) for body in bodies], "InvalidPart"
+        assert all(len(body) >= self.min_part_size for body in bodies[:-1]), "EntityTooSmall"
+        self.objects[key] = b"".join(bodies)
+        del self.uploads[upload_id]
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        self.uploads.pop(upload_id, None)
+        self.aborted += 1
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'

@@ -12,10 +12,18 @@ from pydantic import ValidationError
 
 from meterway.analytics.logic.windows import Window, parse_window
 from meterway.core.errors import StorageError
+from meterway.exports.logic.attempts import ExportDeps
 from meterway.exports.logic.csv_format import REQUEST_COLUMNS, cell, csv_text, request_row
 from meterway.exports.logic.export_jobs import ExportCreate, filename, new_job
-from meterway.exports.logic.run_export import ExportDeps, run_job
-from tests.fakes import InMemoryFiles, InMemoryJobs, InMemoryKeyStore, InMemoryLedger, InMemoryRollups
+from meterway.exports.logic.run_export import run_job
+from tests.fakes import (
+    InMemoryFiles,
+    InMemoryJobs,
+    InMemoryKeyStore,
+    InMemoryLedger,
+    InMemoryQueue,
+    InMemoryRollups,
+)
 from tests.ledger_factory import KEYS, ledger_item
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -84,7 +92,7 @@ def deps_with(items: list[dict], files: InMemoryFiles, jobs: InMemoryJobs) -> Ex
     ledger = InMemoryLedger()
     for item in items:
         ledger.put(item)
-    return ExportDeps(jobs, ledger, InMemoryRollups(), InMemoryKeyStore(), files, clock=lambda: NOW)
+    return ExportDeps(jobs, ledger, InMemoryRollups(), InMemoryKeyStore(), files, InMemoryQueue(), clock=lambda: NOW)
 
 
 def a_job(jobs: InMemoryJobs, **body) -> str:

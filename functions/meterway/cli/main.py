@@ -6,6 +6,7 @@ credentials, straight to the keys table) or locally, and export usage through th
   meterway members create --stack-name meterway --member-id alice@example.com --name Alice
   meterway balance topup --stack-name meterway --amount 25.50 --note "invoice 42"
   meterway balance show --stack-name meterway
+  meterway rollups backfill --stack-name meterway
   meterway export --start 2026-11-01 --end 2026-11-23 [--model M] [--key K] [-o usage.csv]
 """
 
@@ -24,7 +25,10 @@ from meterway.accounts.logic.balance import Balance, account_balance, top_up
 from meterway.accounts.logic.manage_keys import create_key, list_keys
 from meterway.accounts.logic.manage_members import create_member, ensure_member
 from meterway.accounts.models import KeyKind
+from meterway.analytics.dal.rollup_store import DynamoRollupStore
+from meterway.analytics.logic.backfill import backfill
 from meterway.cli import export as export_cli
+from meterway.core.clock import utc_iso, utc_now
 from meterway.core.errors import MeterwayError
 from meterway.core.money import money, optional_money
 
@@ -32,16 +36,16 @@ from meterway.core.money import money, optional_money
 CLI_ACTOR = "cli"
 
 
-def _table_name(args: argparse.Namespace) -> str:
+def _table_name(args: argparse.Namespace, output: str = "KeysTableName") -> str:
     if args.table:
         return str(args.table)
     import boto3
 
     stacks = boto3.client("cloudformation", endpoint_url=args.endpoint_url).describe_stacks(StackName=args.stack_name)
     outputs = {item["OutputKey"]: item["OutputValue"] for item in stacks["Stacks"][0].get("Outputs", [])}
-    if "KeysTableName" not in outputs:
-        sys.exit(f"stack {args.stack_name} has no KeysTableName output")
-    return outputs["KeysTableName"]
+    if output not in outputs:
+        sys.exit(f"stack {args.stack_name} has no {output} output")
+    return outputs[output]
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -93,6 +97,20 @@ def _balance(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _backfill(args: argparse.Namespace) -> dict[str, Any]:
+    store = DynamoRollupStore(_table_name(args, "RollupsTableName"), client=_client(args))
+    done = backfill(store, args.account, utc_now())
+    if done.waiting_until is not None:
+        raise MeterwayError(
+            f"A batch of the version before may still be running until {utc_iso(done.waiting_until)}: run this again then."
+        )
+    return {
+        "account_id": done.account_id,
+        "complete_from": utc_iso(done.complete_from) if done.complete_from else None,
+        "rows_written": done.written,
+    }
+
+
 def _amount(text: str) -> Decimal:
     try:
         amount = Decimal(text)
@@ -103,10 +121,10 @@ def _amount(text: str) -> Decimal:
     return amount
 
 
-def _where(command: argparse.ArgumentParser) -> None:
+def _where(command: argparse.ArgumentParser, output: str = "KeysTableName", table: str = "the keys table") -> None:
     where = command.add_mutually_exclusive_group(required=True)
-    where.add_argument("--stack-name", help="read the KeysTableName output of this CloudFormation stack")
-    where.add_argument("--table", help="the keys table name")
+    where.add_argument("--stack-name", help=f"read the {output} output of this CloudFormation stack")
+    where.add_argument("--table", help=f"{table}'s name")
     command.add_argument("--endpoint-url", help="AWS endpoint (e.g. the local stack's moto server)")
     command.add_argument("--account", default="default", help="account id (default: %(default)s)")
 
@@ -140,6 +158,16 @@ def parser() -> argparse.ArgumentParser:
     topup.add_argument("--amount", required=True, type=_amount, help="USD, e.g. 25.50")
     topup.add_argument("--note", help="what the credit is for")
     _where(balance_commands.add_parser("show", help="credits, spend and balance"))
+    rollups = groups.add_parser("rollups", help="the analytics rollups")
+    rollup_commands = rollups.add_subparsers(dest="command", required=True)
+    _where(
+        rollup_commands.add_parser(
+            "backfill",
+            help="derive the 10-minute to year rows a version before them did not write (once, after upgrading)",
+        ),
+        "RollupsTableName",
+        "the rollups table",
+    )
     export_cli.add_parser(groups)
     return root
 
@@ -153,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             result = _create_member(args)
         elif args.group == "balance":
             result = _balance(args)
+        elif args.group == "rollups":
+            result = _backfill(args)
         else:
             result = _list(args) if args.command == "list" else _create(args)
     except MeterwayError as exc:

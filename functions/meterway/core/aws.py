@@ -27,13 +27,54 @@ def _config(addressing_style: str | None) -> Any:
 
 def client(service: str, addressing_style: str | None = None) -> Any:
     """The process's client for ``service`` (S3 also by addressing style), made on first use."""
+    return container.provide(("boto3", service, addressing_style), lambda: _new_client(service, addressing_style))
+
+
+# Where a raw client's answer keeps the response's body (see ``raw_client``).
+RAW_BODY = "RawBody"
+
+
+def raw_client(service: str) -> Any:
+    """The process's client for ``service`` whose successful answers are left unparsed: the
+    response's bytes are under ``RAW_BODY``. For readers that go from a large answer straight to
+    what they need (an export's ledger pages): botocore's parser walks every attribute of every
+    item through the service's shapes, about 100 µs a ledger record. Requests are still built,
+    signed and retried as usual (throttling; DynamoDB's CRC32 check reads the raw response), and an
+    error answer is parsed into the usual ``ClientError``."""
+
+    return container.provide(("boto3-raw", service), lambda: keep_raw_bodies(_new_client(service, None)))
+
+
+def keep_raw_bodies(made: Any) -> Any:
+    """``made``, a client, with its successful answers left unparsed (see ``raw_client``)."""
+    service_id = made.meta.service_model.service_id.hyphenize()
+    made.meta.events.register_first(f"before-parse.{service_id}", _keep_body)
+    return made
+
+
+def _new_client(service: str, addressing_style: str | None) -> Any:
+    made: Any = _session().client(service, config=_config(addressing_style))
+    return made
+
+
+def _session() -> Any:
+    """The boto3 session the process's clients are made from. botocore loads a service's model and
+    the endpoint rules once per session (10 MiB for DynamoDB's), so the clients share one. A session
+    is not safe to use from two threads at once: clients are made under the container's lock."""
 
     def build() -> Any:
         import boto3
 
-        return boto3.session.Session().client(service, config=_config(addressing_style))  # type: ignore[call-overload]
+        return boto3.session.Session()
 
-    return container.provide(("boto3", service, addressing_style), build)
+    return container.provide(("boto3", "session"), build)
+
+
+def _keep_body(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
+    """botocore's ``before-parse`` hook: hand the parser an empty document and the caller the body."""
+    if response_dict["status_code"] < 300:
+        customized_response_dict[RAW_BODY] = response_dict["body"]
+        response_dict["body"] = b"{}"
 
 
 def region(configured: str | None = None) -> str:
@@ -54,18 +95,26 @@ def credentials() -> Any | None:
 
 
 class AwsResource:
-    """Base of the stores: holds a boto3 client, the process's one unless a test hands one in."""
+    """Base of the stores: holds a boto3 client, the process's one unless a test hands one in, and
+    for stores that read large answers themselves, the process's raw client (``raw_client``)."""
 
     service = "dynamodb"
 
-    def __init__(self, client: Any | None = None):
+    def __init__(self, client: Any | None = None, *, wire_client: Any | None = None):
         self._client = client
+        self._wire_client = wire_client
 
     @property
     def client(self) -> Any:
         if self._client is None:
             self._client = client(self.service)
         return self._client
+
+    @property
+    def wire_client(self) -> Any:
+        if self._wire_client is None:
+            self._wire_client = raw_client(self.service)
+        return self._wire_client
 
 
 @cache

@@ -1,5 +1,5 @@
-"""UTC time as Meterway writes it, and the calendar buckets (minute, hour, day, month) that
-rollups, spend periods, windows and exports share.
+"""UTC time as Meterway writes it, and the calendar buckets (``GRANULARITIES``, minute to year)
+that rollups, spend periods, windows and exports share.
 
 Every stored time is UTC text with milliseconds and a ``Z``: it sorts as text in time order.
 Years are written with four digits (``0999-01-01``), as ISO 8601 has them.
@@ -11,18 +11,34 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-Granularity = Literal["minute", "hour", "day", "month"]
-GRANULARITIES: tuple[Granularity, ...] = ("month", "day", "hour", "minute")  # coarsest first
+Granularity = Literal["minute", "10min", "hour", "6h", "day", "10d", "month", "year"]
+# Coarsest first. Each bucket lies in exactly one of every coarser granularity: 10-minute buckets
+# start at :00, :10 … :50; 6-hour ones at 00, 06, 12 and 18 h; 10-day ones on the 1st, 11th and
+# 21st of a month (the last runs to the month's end, 8 to 11 days).
+GRANULARITIES: tuple[Granularity, ...] = ("year", "month", "10d", "day", "6h", "hour", "10min", "minute")
 
 _LABEL_FORMAT: dict[Granularity, str] = {
     "minute": "%Y-%m-%dT%H:%M",
+    "10min": "%Y-%m-%dT%H:%M",
     "hour": "%Y-%m-%dT%H",
+    "6h": "%Y-%m-%dT%H",
     "day": "%Y-%m-%d",
+    "10d": "%Y-%m-%d",
     "month": "%Y-%m",
+    "year": "%Y",
 }
-# A label is the start of the minute's ISO text cut at its granularity (strftime's %Y would write
+# A label is the ISO text of the bucket's start, cut at its granularity (strftime's %Y would write
 # the year 999 as "999", which sorts after "2026").
-_LABEL_LENGTH: dict[Granularity, int] = {"minute": 16, "hour": 13, "day": 10, "month": 7}
+_LABEL_LENGTH: dict[Granularity, int] = {
+    "minute": 16,
+    "10min": 16,
+    "hour": 13,
+    "6h": 13,
+    "day": 10,
+    "10d": 10,
+    "month": 7,
+    "year": 4,
+}
 _ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # The times a client may write, and what the OpenAPI document says they may be: a day the calendar
 # has, in the years 0002 to 9998, or a datetime on it to the minute, second or microsecond, with
@@ -92,26 +108,46 @@ def iso_z(moment: datetime) -> str:
 
 def floor(moment: datetime, granularity: Granularity) -> datetime:
     """The start of the bucket that holds ``moment``."""
-    moment = moment.astimezone(UTC)
+    moment = moment.astimezone(UTC).replace(second=0, microsecond=0)
     if granularity == "minute":
-        return moment.replace(second=0, microsecond=0)
+        return moment
+    if granularity == "10min":
+        return moment.replace(minute=moment.minute - moment.minute % 10)
+    moment = moment.replace(minute=0)
     if granularity == "hour":
-        return moment.replace(minute=0, second=0, microsecond=0)
+        return moment
+    if granularity == "6h":
+        return moment.replace(hour=moment.hour - moment.hour % 6)
+    moment = moment.replace(hour=0)
     if granularity == "day":
-        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return moment
+    if granularity == "10d":
+        return moment.replace(day=min(moment.day - 1, 20) // 10 * 10 + 1)
+    moment = moment.replace(day=1)
+    return moment if granularity == "month" else moment.replace(month=1)
+
+
+_FIXED_STEPS: dict[Granularity, timedelta] = {
+    "minute": timedelta(minutes=1),
+    "10min": timedelta(minutes=10),
+    "hour": timedelta(hours=1),
+    "6h": timedelta(hours=6),
+    "day": timedelta(days=1),
+}
 
 
 def step(moment: datetime, granularity: Granularity) -> datetime:
-    """The start of the next bucket after the one starting at ``moment``."""
-    if granularity == "minute":
-        return moment + timedelta(minutes=1)
-    if granularity == "hour":
-        return moment + timedelta(hours=1)
-    if granularity == "day":
-        return moment + timedelta(days=1)
+    """The start of the next bucket after the one starting at ``moment`` (a ``ValueError`` or
+    ``OverflowError`` past the year 9999)."""
+    fixed = _FIXED_STEPS.get(granularity)
+    if fixed is not None:
+        return moment + fixed
+    if granularity == "year":
+        return moment.replace(year=moment.year + 1)
+    if granularity == "10d" and moment.day < 21:
+        return moment + timedelta(days=10)
     year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
-    return moment.replace(year=year, month=month)
+    return moment.replace(year=year, month=month, day=1)
 
 
 def step_back(moment: datetime, granularity: Granularity) -> datetime:
@@ -122,8 +158,10 @@ def step_back(moment: datetime, granularity: Granularity) -> datetime:
 
 
 def label(moment: datetime, granularity: Granularity) -> str:
-    """The bucket's name (``2026-11-23T14`` for an hour); labels sort as text in time order."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="minutes")[: _LABEL_LENGTH[granularity]]
+    """The name of the bucket that holds ``moment`` (``2026-11-23T14`` for an hour); labels of one
+    granularity sort as text in time order."""
+    start = floor(moment, granularity).replace(tzinfo=None)
+    return start.isoformat(timespec="minutes")[: _LABEL_LENGTH[granularity]]
 
 
 def parse_label(text: str, granularity: Granularity) -> datetime:

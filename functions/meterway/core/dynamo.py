@@ -11,7 +11,8 @@ store decides what each means for it; logic decides what the client is told.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +21,11 @@ from meterway.core.aws import deserialize, serialize
 from meterway.core.errors import StorageError
 
 CONDITION_FAILED = "ConditionalCheckFailed"
-# DynamoDB's limit of items in one TransactWriteItems.
+# DynamoDB's limits of items in one TransactWriteItems and of keys in one BatchGetItem.
 MAX_TRANSACTION_ITEMS = 100
+MAX_BATCH_GET_KEYS = 100
+# Keys a BatchGetItem leaves unprocessed (throttled) are asked again after 50 ms, 100 ms … 1 s.
+_UNPROCESSED_RETRIES = 8
 
 
 class ConditionFailed(Exception):
@@ -118,6 +122,40 @@ def transact(client: Any, items: list[dict[str, Any]], unavailable: str) -> None
     """Write ``items`` all or nothing (see ``storage_errors`` for what a failure raises)."""
     with storage_errors(unavailable):
         client.transact_write_items(TransactItems=items)
+
+
+def update_if(client: Any, request: dict[str, Any], unavailable: str) -> dict[str, Any] | None:
+    """Apply one ``update_item`` request whose condition may fail: None when it did, else the
+    attributes the update returned (what its ``ReturnValues`` asks for; ``{}`` when it asks for
+    none, which is a success too: test the answer with ``is not None``)."""
+    try:
+        with storage_errors(unavailable):
+            response = client.update_item(**request)
+    except ConditionFailed:
+        return None
+    return deserialize(response.get("Attributes", {}))
+
+
+def batch_get(
+    client: Any, table: str, keys: Sequence[Mapping[str, Any]], unavailable: str, **options: Any
+) -> list[dict[str, Any]]:
+    """The items of ``keys`` that exist, asked 100 keys a call with ``options`` (``ConsistentRead``,
+    ``ProjectionExpression``…); a StorageError when DynamoDB keeps leaving some unprocessed."""
+    found: list[dict[str, Any]] = []
+    with storage_errors(unavailable):
+        for start in range(0, len(keys), MAX_BATCH_GET_KEYS):
+            chunk = [serialize(dict(key)) for key in keys[start : start + MAX_BATCH_GET_KEYS]]
+            request: dict[str, Any] = {table: {"Keys": chunk, **options}}
+            for attempt in range(_UNPROCESSED_RETRIES + 1):
+                response = client.batch_get_item(RequestItems=request)
+                found.extend(deserialize(item) for item in response.get("Responses", {}).get(table, []))
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                if attempt == _UNPROCESSED_RETRIES:
+                    raise StorageError(unavailable)
+                time.sleep(min(1.0, 0.05 * 2**attempt))
+    return found
 
 
 @dataclass

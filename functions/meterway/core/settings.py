@@ -114,12 +114,18 @@ class AggregatorSettings(_Settings):
 
 
 class ExportSettings(_S3Access):
-    """ExportFunction: jobs, the ledger and rollups it reads, key names, and the bucket it writes."""
+    """ExportFunction: jobs, the ledger and rollups it reads, key names, the bucket it writes, and
+    the job queue it puts the slices of a large request export on."""
 
     keys_table: str
     ledger_table: str
     rollups_table: str
     export_jobs_table: str
+    export_queue_url: str
+    # Records a slice of a request export should hold at least: 30,000 rows of ~250 bytes are ~7 MiB,
+    # over S3's 5 MiB part minimum that a slice must reach alone (or be covered by the slice before
+    # it). A window of fewer than twice this many is written by one worker; 0: always one worker.
+    export_slice_rows: int = Field(default=30_000, ge=0)
 
 
 # Each function of template.yaml and the settings it reads.

@@ -16,12 +16,11 @@ from typing import Any, Protocol
 from meterway.accounts.dal import keys_table
 from meterway.accounts.dal.key_store import UNAVAILABLE, DynamoKeyStore, KeyStore, key_item
 from meterway.accounts.models import ApiKey, KeyRecord, RetiredSecret
-from meterway.core.aws import deserialize, serialize
+from meterway.core.aws import serialize
 from meterway.core.clock import parse_utc_iso
-from meterway.core.dynamo import TransactionCancelled, Update, storage_errors, transact
+from meterway.core.dynamo import TransactionCancelled, Update, batch_get, transact
 
 RETIRED_ITEM_GRACE = timedelta(days=1)
-_BATCH_GET_LIMIT = 100
 
 
 class KeyChanged(Exception):
@@ -74,17 +73,9 @@ class DynamoKeyAdminStore(DynamoKeyStore):
 
     def retired_secrets(self, hashes: Iterable[str]) -> list[RetiredSecret]:
         """The retired items still stored for ``hashes`` (TTL may have removed expired ones)."""
-        wanted = [serialize(keys_table.secret_key(key_hash)) for key_hash in dict.fromkeys(hashes)]
-        found: list[RetiredSecret] = []
-        with storage_errors(UNAVAILABLE):
-            for start in range(0, len(wanted), _BATCH_GET_LIMIT):
-                batch = wanted[start : start + _BATCH_GET_LIMIT]
-                request: dict[str, Any] = {self._table: {"Keys": batch, "ConsistentRead": True}}
-                while request:
-                    response = self.client.batch_get_item(RequestItems=request)
-                    items = response.get("Responses", {}).get(self._table, [])
-                    found.extend(retired_from_item(deserialize(item)) for item in items)
-                    request = response.get("UnprocessedKeys") or {}
+        wanted = [keys_table.secret_key(key_hash) for key_hash in dict.fromkeys(hashes)]
+        items = batch_get(self.client, self._table, wanted, UNAVAILABLE, ConsistentRead=True)
+        found = [retired_from_item(item) for item in items]
         return sorted(found, key=lambda secret: secret.valid_until)
 
     def update(self, record: KeyRecord, fields: dict[str, Any], retired: dict[str, dict[str, Any]]) -> None:

@@ -8,19 +8,22 @@ counts a request twice, in the rollups or in the counters.
 
 A key's last use is raised, never lowered, by a conditional write of its own before that
 transaction: repeating it is harmless, so a batch retried after it changes nothing more.
+
+``items_read`` counts the items the reads ask for: those a Query returns, and every key a
+BatchGetItem or GetItem asks for, found or not (DynamoDB bills a missing item as a read too).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from meterway.accounts.models import CounterDelta, ttl_attribute
 from meterway.analytics.dal import rollups_table
 from meterway.analytics.models import COUNTERS, LastUse, RollupUpdate
 from meterway.core.aws import AwsResource, deserialize, serialize
-from meterway.core.clock import Granularity, utc_now
-from meterway.core.dynamo import ConditionFailed, TransactionCancelled, Update, storage_errors, transact
+from meterway.core.clock import Granularity, parse_utc_iso, utc_iso, utc_now
+from meterway.core.dynamo import TransactionCancelled, Update, batch_get, storage_errors, transact, update_if
 from meterway.core.errors import StorageError
 
 UNAVAILABLE = "The rollups table is unavailable; try again."
@@ -50,12 +53,48 @@ class RollupStore(Protocol):
         counted before."""
 
     def query(
-        self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str
+        self,
+        account_id: str,
+        granularity: Granularity,
+        dimension: str,
+        first: str,
+        last: str,
+        *,
+        consistent: bool = False,
     ) -> list[dict[str, Any]]:
         """Rows of buckets ``first``..``last`` (labels, inclusive): ``bucket``, ``value`` and counters."""
 
+    def cells(
+        self,
+        account_id: str,
+        granularity: Granularity,
+        dimension: str,
+        value: str,
+        buckets: list[str],
+        *,
+        consistent: bool = False,
+    ) -> list[dict[str, Any]]:
+        """The rows of one ``value`` in ``buckets`` (labels) that exist, as ``query`` gives them."""
+
     def last_used(self, account_id: str) -> dict[str, str]:
         """When each key of the account was last used (``created_at`` of its newest record)."""
+
+    def intermediate_from(self, account_id: str) -> datetime | None:
+        """From when the account's in-between rows are complete; None until that was recorded."""
+
+    def start_intermediate(self, account_id: str, since: datetime) -> None:
+        """Record ``since`` as that start, unless one is recorded already."""
+
+    def has_rollups(self, account_id: str) -> bool:
+        """Whether any record of the account was counted."""
+
+    def replace_counters(self, row: RollupUpdate, seen_requests: int | None) -> bool:
+        """Set the counters of ``row`` to its ``deltas`` (whole counters here, not increments), if
+        its request count is still ``seen_requests`` (None: if the row does not exist); False when
+        it was not."""
+
+    def move_intermediate(self, account_id: str, seen: datetime, since: datetime) -> None:
+        """Record ``since`` as the in-between rows' start, if it is still ``seen``."""
 
 
 class DynamoRollupStore(AwsResource):
@@ -93,11 +132,7 @@ class DynamoRollupStore(AwsResource):
             condition="attribute_not_exists(last_used_at) OR last_used_at < :at",
             values={":at": use.at},
         ).request(self._table, rollups_table.last_used_key(use.account_id, use.key_id))
-        try:
-            with storage_errors(UNAVAILABLE):
-                self.client.update_item(**request)
-        except ConditionFailed:
-            pass  # a later use is already recorded
+        update_if(self.client, request, UNAVAILABLE)  # refused when a later use is recorded already
 
     def _marker(self, request_id: str) -> dict[str, Any]:
         expires = int((utc_now() + MARKER_TTL).timestamp())
@@ -125,7 +160,14 @@ class DynamoRollupStore(AwsResource):
         return {"Update": update.request(self._counters_table, {"pk": counter.pk, "sk": counter.sk})}
 
     def query(
-        self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str
+        self,
+        account_id: str,
+        granularity: Granularity,
+        dimension: str,
+        first: str,
+        last: str,
+        *,
+        consistent: bool = False,
     ) -> list[dict[str, Any]]:
         low, high = rollups_table.bucket_range(first, last)
         rows: list[dict[str, Any]] = []
@@ -137,11 +179,74 @@ class DynamoRollupStore(AwsResource):
                     {":pk": rollups_table.partition(account_id, granularity, dimension), ":low": low, ":high": high}
                 ),
                 ProjectionExpression="sk, " + ", ".join(COUNTERS),
+                ConsistentRead=consistent,
             )
             for page in pages:
                 self.items_read += len(page.get("Items", []))
                 rows.extend(_row(deserialize(item)) for item in page.get("Items", []))
         return rows
+
+    def cells(
+        self,
+        account_id: str,
+        granularity: Granularity,
+        dimension: str,
+        value: str,
+        buckets: list[str],
+        *,
+        consistent: bool = False,
+    ) -> list[dict[str, Any]]:
+        pk = rollups_table.partition(account_id, granularity, dimension)
+        keys = [{"pk": pk, "sk": rollups_table.cell_sk(bucket, value)} for bucket in buckets]
+        self.items_read += len(keys)
+        projection = "sk, " + ", ".join(COUNTERS)
+        items = batch_get(
+            self.client, self._table, keys, UNAVAILABLE, ProjectionExpression=projection, ConsistentRead=consistent
+        )
+        return [_row(item) for item in items]
+
+    def intermediate_from(self, account_id: str) -> datetime | None:
+        self.items_read += 1
+        with storage_errors(UNAVAILABLE):
+            item = self.client.get_item(
+                TableName=self._table, Key=serialize(rollups_table.intermediate_key(account_id))
+            )
+        since = deserialize(item["Item"]).get("complete_from") if "Item" in item else None
+        return parse_utc_iso(since) if since else None
+
+    def start_intermediate(self, account_id: str, since: datetime) -> None:
+        request = Update(set_if_absent={"complete_from": utc_iso(since)}).request(
+            self._table, rollups_table.intermediate_key(account_id)
+        )
+        with storage_errors(UNAVAILABLE):
+            self.client.update_item(**request)
+
+    def replace_counters(self, row: RollupUpdate, seen_requests: int | None) -> bool:
+        if seen_requests is None:
+            condition, values = "attribute_not_exists(pk)", {}
+        else:
+            condition, values = "requests = :seen", {":seen": seen_requests}
+        expiry = {"expires_at": row.expires_at} if row.expires_at is not None else {}
+        update = Update(set={**row.deltas, **expiry}, condition=condition, values=values)
+        request = update.request(self._table, {"pk": row.pk, "sk": row.sk})
+        return update_if(self.client, request, UNAVAILABLE) is not None
+
+    def move_intermediate(self, account_id: str, seen: datetime, since: datetime) -> None:
+        request = Update(
+            set={"complete_from": utc_iso(since)}, condition="complete_from = :seen", values={":seen": utc_iso(seen)}
+        ).request(self._table, rollups_table.intermediate_key(account_id))
+        update_if(self.client, request, UNAVAILABLE)  # refused when moved already
+
+    def has_rollups(self, account_id: str) -> bool:
+        # Every counted record adds to its month's total row.
+        with storage_errors(UNAVAILABLE):
+            page = self.client.query(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues=serialize({":pk": rollups_table.partition(account_id, "month", "total")}),
+                Limit=1,
+            )
+        return bool(page.get("Items"))
 
     def last_used(self, account_id: str) -> dict[str, str]:
         with storage_errors(UNAVAILABLE):

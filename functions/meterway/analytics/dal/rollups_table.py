@@ -5,6 +5,8 @@
   ``acct#day#model`` / ``2026-11-23#openai/gpt-4o-mini``. Bucket labels sort in time order.
 - ``APPLIED#<request_id>`` / ``#``: the marker that a ledger record was counted.
 - ``<account>#last-used`` / ``<key_id>``: when each key was last used.
+- ``<account>#intermediate`` / ``#``: from when the account's in-between rows (10 minutes, 6 hours,
+  10 days, year) are complete.
 """
 
 from __future__ import annotations
@@ -42,3 +44,7 @@ def last_used_pk(account_id: str) -> str:
 
 def last_used_key(account_id: str, key_id: str) -> dict[str, str]:
     return {"pk": last_used_pk(account_id), "sk": key_id}
+
+
+def intermediate_key(account_id: str) -> dict[str, str]:
+    return {"pk": f"{account_id}#intermediate", "sk": "#"}

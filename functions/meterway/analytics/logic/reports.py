@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from meterway.analytics.dal.rollup_store import RollupStore
-from meterway.analytics.logic.rollups import decompose, key_models_dimension
+from meterway.analytics.logic.rollups import decompose, filter_rows, has_in_between, key_models_dimension
 from meterway.analytics.logic.windows import Window
 from meterway.analytics.models import GROUP_BY, TOTAL, Counters
-from meterway.core.clock import Granularity, buckets, floor, iso_z, label, step, step_back, utc_iso
+from meterway.core.clock import (
+    GRANULARITIES,
+    Granularity,
+    buckets,
+    floor,
+    iso_z,
+    label,
+    parse_label,
+    step,
+    step_back,
+    utc_iso,
+)
 from meterway.core.errors import InvalidRequest
 from meterway.core.money import money
 
@@ -38,13 +50,42 @@ def summary(counters: Counters) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One rollup row of a window's decomposition: a bucket's counters for one value."""
+
+    granularity: Granularity
+    bucket: str
+    value: str
+    counters: Counters
+
+
+def window_cells(
+    store: RollupStore, account_id: str, window: Window, dimension: str, value: str | None = None
+) -> list[Cell]:
+    """The rows of ``dimension`` (only those of ``value`` when given) in the coarsest buckets that
+    cover the window: buckets × values of a few dozen buckets, however long the window."""
+    cells: list[Cell] = []
+    since = store.intermediate_from(account_id) if has_in_between(dimension) else None
+    for span in decompose(window.start, window.end, since):
+        granularity = span.granularity
+        first, last = label(span.first, granularity), label(span.last, granularity)
+        if value is None:
+            rows = store.query(account_id, granularity, dimension, first, last)
+        else:
+            labels = [
+                label(start, granularity) for start in buckets(span.first, step(span.last, granularity), granularity)
+            ]
+            rows = store.cells(account_id, granularity, dimension, value, labels)
+        cells.extend(Cell(granularity, row["bucket"], row["value"], Counters().add(row)) for row in rows)
+    return cells
+
+
 def sum_window(store: RollupStore, account_id: str, window: Window, dimension: str) -> dict[str, Counters]:
     """Counters per value of ``dimension`` over the window, read from the coarsest buckets."""
     sums: dict[str, Counters] = defaultdict(Counters)
-    for span in decompose(window.start, window.end):
-        first, last = label(span.first, span.granularity), label(span.last, span.granularity)
-        for row in store.query(account_id, span.granularity, dimension, first, last):
-            sums[row["value"]].add(row)
+    for cell in window_cells(store, account_id, window, dimension):
+        sums[cell.value].add(cell.counters.as_dict())
     return sums
 
 
@@ -52,26 +93,37 @@ def usage_summary(
     store: RollupStore, account_id: str, window: Window, *, model: str | None = None, key_id: str | None = None
 ) -> dict[str, Any]:
     """Stat-card totals, the per-model breakdown and the chart's series for a window, optionally
-    for one model or key. One read serves all three: the series' cells, per bucket and model."""
+    for one model or key.
+
+    The totals and the per-model table sum the per-model rows (the key's, for a key filter) of the
+    window's coarsest buckets (``window_cells``). The chart reads one row per whole bucket: the
+    total's, or the filter's own (a model, a key, or the key's model). A bucket cut by an edge of
+    the window counts only its part inside: the per-model rows already read for that part, which
+    lie in it since every granularity nests in the coarser ones."""
     dimension = key_models_dimension(key_id) if key_id else "model"
     granularity = series_granularity(window)
-    starts = buckets(window.start, window.end, granularity)
-    cells = series_cells(store, account_id, window, dimension, granularity, starts)
     per_model: dict[str, Counters] = defaultdict(Counters)
-    per_bucket: dict[str, Counters] = defaultdict(Counters)
+    cut: dict[str, Counters] = defaultdict(Counters)
     totals = Counters()
-    for bucket_label, values in cells.items():
-        for name, counters in values.items():
-            if model is None or name == model:
-                per_model[name].add(counters.as_dict())
-                per_bucket[bucket_label].add(counters.as_dict())
-                totals.add(counters.as_dict())
+    finer = GRANULARITIES[GRANULARITIES.index(granularity) + 1 :]
+    for cell in window_cells(store, account_id, window, dimension, model):
+        per_model[cell.value].add(cell.counters.as_dict())
+        totals.add(cell.counters.as_dict())
+        if cell.granularity in finer:
+            cut[label(parse_label(cell.bucket, cell.granularity), granularity)].add(cell.counters.as_dict())
+    starts = buckets(window.start, window.end, granularity)
+    whole = [start for start in starts if window.start <= start and step(start, granularity) <= window.end]
+    rows = whole_buckets(store, account_id, granularity, whole, model=model, key_id=key_id)
+    inside = set(whole)
     models = [
         {"model": name, **summary(counters)}
         for name, counters in sorted(per_model.items(), key=lambda item: (-item[1].cost_usd, item[0]))
     ]
     series = [
-        {"start": utc_iso(max(start, window.start)), **summary(per_bucket[label(start, granularity)])}
+        {
+            "start": utc_iso(max(start, window.start)),
+            **summary((rows if start in inside else cut).get(label(start, granularity), Counters())),
+        }
         for start in starts
     ]
     return {
@@ -94,29 +146,26 @@ def series_granularity(window: Window) -> Granularity:
     return "day" if span <= timedelta(days=400) else "month"
 
 
-def series_cells(
+def whole_buckets(
     store: RollupStore,
     account_id: str,
-    window: Window,
-    dimension: str,
     granularity: Granularity,
     starts: list[datetime],
-) -> dict[str, dict[str, Counters]]:
-    """Counters per bucket and value of ``dimension``. The buckets inside the window are one query;
-    a bucket cut by an edge of the window counts only its part inside (read from finer rollups),
-    so the cells add up to the window exactly."""
-    whole = [start for start in starts if window.start <= start and step(start, granularity) <= window.end]
-    cells: dict[str, dict[str, Counters]] = defaultdict(lambda: defaultdict(Counters))
-    if whole:
-        first, last = label(whole[0], granularity), label(whole[-1], granularity)
-        for row in store.query(account_id, granularity, dimension, first, last):
-            cells[row["bucket"]][row["value"]].add(row)
-    for start in starts:
-        if start not in whole:
-            clipped = Window(max(start, window.start), min(step(start, granularity), window.end))
-            for value, counters in sum_window(store, account_id, clipped, dimension).items():
-                cells[label(start, granularity)][value].add(counters.as_dict())
-    return cells
+    *,
+    model: str | None,
+    key_id: str | None,
+) -> dict[str, Counters]:
+    """Counters per bucket (label) for consecutive buckets, one row each: the account's total, or
+    the row of the filter (a model, a key, or one model of a key)."""
+    if not starts:
+        return {}
+    dimension, value = filter_rows(model, key_id)
+    if dimension == "total":
+        first, last = label(starts[0], granularity), label(starts[-1], granularity)
+        rows = store.query(account_id, granularity, dimension, first, last)
+    else:
+        rows = store.cells(account_id, granularity, dimension, value, [label(start, granularity) for start in starts])
+    return {row["bucket"]: Counters().add(row) for row in rows}
 
 
 def activity(

@@ -1,11 +1,18 @@
 """Rollups: usage summed per account × granularity × bucket × dimension.
 
-Every ledger record of a client request adds its counts to one bucket of each granularity
+Every ledger record of a client request adds its counts to one bucket of each calendar granularity
 (minute, hour, day, month) in each dimension (total, model, key, member, provider, and the key's
-models). The record of an attempt that failed before a fallback (``attempt_of``) adds nothing: it
-billed nothing, and the request it was made for is counted by its own record. Windows are then read from
-the coarsest buckets that cover them exactly, so a query costs a number of items that grows with
-the number of buckets, not with the number of requests.
+models), and to one bucket of each in-between granularity (10 minutes, 6 hours, 10 days, year) in
+the two per-model dimensions: 32 rows. The record of an attempt that failed before a fallback
+(``attempt_of``) adds nothing: it billed nothing, and the request it was made for is counted by its
+own record. Windows are then read from the coarsest buckets that cover them exactly, so a query
+costs a number of items that grows with the number of buckets, not with the number of requests.
+
+The in-between granularities exist for the per-model table of ``/api/usage``, which reads a
+window's buckets × models: with them an edge of a window costs at most 9 minutes, 5 ten-minutes,
+5 hours, 3 six-hours, 10 days, 2 ten-days and 11 months, instead of 59 minutes, 23 hours and 30
+days. Rows written before they existed have none: an account's marker says from when they are
+complete (``start_intermediate``), and ``decompose`` uses them only from then on.
 
 All times are UTC. Bucket labels sort as text in time order within a granularity.
 """
@@ -13,7 +20,7 @@ All times are UTC. Bucket labels sort as text in time order within a granularity
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,14 +36,22 @@ from meterway.analytics.models import (
     LastUse,
     RollupUpdate,
 )
-from meterway.core.clock import GRANULARITIES, Granularity, floor, label, parse_utc_iso, step
+from meterway.core.clock import GRANULARITIES, Granularity, floor, label, parse_utc_iso, step, utc_now
 from meterway.core.dynamo import MAX_TRANSACTION_ITEMS
 from meterway.core.errors import StorageError
 from meterway.core.money import to_decimal
 from meterway.core.observability import logger
 
-# Minute buckets are kept this long (DynamoDB TTL); the coarser ones stay.
+# Every dimension is written in these: activity, the dashboard and the charts read them.
+CALENDAR: tuple[Granularity, ...] = ("month", "day", "hour", "minute")
+# Minute and 10-minute buckets are kept this long (DynamoDB TTL); the coarser ones stay.
 MINUTE_RETENTION = timedelta(days=8)
+SUB_HOUR: tuple[Granularity, ...] = ("10min", "minute")
+# The in-between rows are complete from the start of time (an account new to this version).
+ALL_TIME = datetime.min.replace(tzinfo=UTC)
+# An aggregator of an older version still running when this one first counts an account's record
+# ends within its 60-second timeout: every record from 15 minutes on is counted by this version.
+TAKEOVER_MARGIN = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +63,15 @@ class Span:
     last: datetime
 
 
-def decompose(start: datetime, end: datetime) -> list[Span]:
-    """Cover [start, end) exactly with the fewest, coarsest buckets: months inside, then days,
-    hours and minutes towards the edges. Both ends must be whole minutes."""
+def decompose(start: datetime, end: datetime, intermediate_from: datetime | None = ALL_TIME) -> list[Span]:
+    """Cover [start, end) exactly with the fewest, coarsest buckets: years inside, then months,
+    10 days, days, 6 hours, hours, 10 minutes and minutes towards the edges. Both ends must be
+    whole minutes. The in-between granularities serve only buckets that start at or after
+    ``intermediate_from`` (None: none do), where their rows are complete."""
     spans: list[Span] = []
     cursor = start
     while cursor < end:
-        granularity = next(g for g in GRANULARITIES if floor(cursor, g) == cursor and step(cursor, g) <= end)
+        granularity = next(g for g in GRANULARITIES if _fits(cursor, g, end) and _usable(g, cursor, intermediate_from))
         following = step(cursor, granularity)
         if spans and spans[-1].granularity == granularity:
             spans[-1] = Span(granularity, spans[-1].first, cursor)
@@ -64,9 +81,45 @@ def decompose(start: datetime, end: datetime) -> list[Span]:
     return spans
 
 
+def _fits(cursor: datetime, granularity: Granularity, end: datetime) -> bool:
+    """Whether the bucket of ``granularity`` starting at ``cursor`` lies inside [cursor, end)."""
+    if floor(cursor, granularity) != cursor:
+        return False
+    try:
+        return step(cursor, granularity) <= end
+    except (OverflowError, ValueError):  # the year 10000
+        return False
+
+
+def _usable(granularity: Granularity, start: datetime, intermediate_from: datetime | None) -> bool:
+    return granularity in CALENDAR or (intermediate_from is not None and start >= intermediate_from)
+
+
+_KEY_MODELS = "key-model:"
+
+
 def key_models_dimension(key_id: str) -> str:
     """The per-key model breakdown: what ``/api/usage?key=`` reads."""
-    return f"key-model:{key_id}"
+    return f"{_KEY_MODELS}{key_id}"
+
+
+def filter_rows(model: str | None, key_id: str | None) -> tuple[str, str]:
+    """The dimension and value whose rows hold exactly what a filter selects: one model of a key,
+    a key, a model, or (no filter) the account's total."""
+    if key_id and model:
+        return key_models_dimension(key_id), model
+    if key_id:
+        return "key", key_id
+    if model:
+        return "model", model
+    return "total", TOTAL
+
+
+def has_in_between(dimension: str) -> bool:
+    """Whether ``dimension`` has in-between rows: only the two per-model ones do. The others
+    (total, key, member, provider) have calendar rows only, which is all activity, the dashboard
+    and the chart read of them: a window of theirs is cut into calendar buckets."""
+    return dimension == "model" or dimension.startswith(_KEY_MODELS)
 
 
 def deltas_of(item: dict[str, Any]) -> dict[str, int | Decimal]:
@@ -82,23 +135,25 @@ def counted(item: dict[str, Any]) -> bool:
 
 
 def rollup_updates(item: dict[str, Any]) -> list[RollupUpdate]:
-    """The updates one ledger record makes: 4 granularities × 6 dimensions."""
+    """The updates one ledger record makes: 4 calendar granularities × 6 dimensions, and 4
+    in-between granularities × the 2 per-model dimensions."""
     created = parse_utc_iso(item["created_at"])
     deltas = deltas_of(item)
     account = item["account_id"]
     dimensions = (
         ("total", TOTAL),
-        ("model", item["model"]),
         ("key", item["key_id"]),
         ("member", item.get("member") or NO_MEMBER),
         ("provider", item["provider"]),
+        ("model", item["model"]),
         (key_models_dimension(item["key_id"]), item["model"]),
     )
+    per_model = tuple((dimension, value) for dimension, value in dimensions if has_in_between(dimension))
+    expires = int((created + MINUTE_RETENTION).timestamp())
     updates = []
     for granularity in GRANULARITIES:
-        bucket = label(floor(created, granularity), granularity)
-        expires = int((created + MINUTE_RETENTION).timestamp()) if granularity == "minute" else None
-        for dimension, value in dimensions:
+        bucket = label(created, granularity)
+        for dimension, value in dimensions if granularity in CALENDAR else per_model:
             updates.append(
                 RollupUpdate(
                     pk=rollups_table.partition(account, granularity, dimension),
@@ -108,7 +163,7 @@ def rollup_updates(item: dict[str, Any]) -> list[RollupUpdate]:
                     dimension=dimension,
                     value=value,
                     deltas=deltas,
-                    expires_at=expires,
+                    expires_at=expires if granularity in SUB_HOUR else None,
                 )
             )
     return updates
@@ -187,18 +242,31 @@ def plan_chunks(contributions: list[Contribution], limit: int = MAX_TRANSACTION_
     return chunks
 
 
-def count_records(store: RollupStore, contributions: list[Contribution]) -> BatchOutcome:
+def count_records(store: RollupStore, contributions: list[Contribution], now: datetime | None = None) -> BatchOutcome:
     """Add many records' counters, each exactly once, merged into as few writes as fit. A record
-    counted before is skipped; a write that fails leaves its records to be retried."""
+    counted before is skipped; a write that fails leaves its records to be retried. ``now`` (the
+    aggregator's clock) dates the in-between rows' start for an account seen for the first time."""
     outcome = BatchOutcome()
+    accounts = {contribution.use.account_id for contribution in contributions if contribution.use}
+    start_intermediate(store, sorted(accounts), now or utc_now())
     for chunk in plan_chunks(contributions):
         _count_chunk(store, chunk, outcome)
     return outcome
 
 
-def count_record(store: RollupStore, contribution: Contribution) -> bool:
+def start_intermediate(store: RollupStore, account_ids: list[str], now: datetime) -> None:
+    """Record, once per account, from when its in-between rows are complete: from the start of
+    time for an account without rollups (every record of it is counted by this version), else
+    from ``now`` plus ``TAKEOVER_MARGIN`` (records before may have been counted by an older one)."""
+    for account_id in account_ids:
+        if store.intermediate_from(account_id) is None:
+            since = now + TAKEOVER_MARGIN if store.has_rollups(account_id) else ALL_TIME
+            store.start_intermediate(account_id, since)
+
+
+def count_record(store: RollupStore, contribution: Contribution, now: datetime | None = None) -> bool:
     """Add one record's counters, once; False when it was counted before."""
-    outcome = count_records(store, [contribution])
+    outcome = count_records(store, [contribution], now)
     if outcome.failed:
         raise StorageError("The rollups table did not accept the update.")
     return contribution.request_id in outcome.applied

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from meterway.analytics.logic.rollups import MINUTE_RETENTION, decompose
+from meterway.analytics.logic.rollups import MINUTE_RETENTION, SUB_HOUR, decompose
 from meterway.core.clock import FIRST_YEAR, LAST_YEAR, client_time, floor, utc_iso
 from meterway.core.errors import InvalidRequest
 
@@ -63,7 +63,8 @@ def parse_window(start: str | None, end: str | None, now: datetime, *, from_roll
     if window_end - window_start > MAX_SPAN:
         raise InvalidRequest("A window spans at most 50 years: narrow 'start' and 'end'.", code="invalid_window")
     oldest_minute = floor(now - MINUTE_RETENTION, "hour") + timedelta(hours=1)
-    needs_minutes = [span for span in decompose(window_start, window_end) if span.granularity == "minute"]
+    # Minute and 10-minute rows live 8 days: the parts of the window finer than an hour must be newer.
+    needs_minutes = [span for span in decompose(window_start, window_end) if span.granularity in SUB_HOUR]
     if from_rollups and any(span.first < oldest_minute for span in needs_minutes):
         raise InvalidRequest(
             "Minute precision is kept for 8 days: for an older window, start and end on whole hours.",

@@ -1,4 +1,5 @@
-"""ExportFunction: runs export jobs taken from the ExportQueue, one message per invocation.
+"""ExportFunction: runs export jobs taken from the ExportQueue, one message per invocation: a job
+(``{"job_id"}``), or one slice of a fanned-out request export (``{"job_id", "attempt", "slice"}``).
 
 A failed attempt is reported as a batch item failure so SQS delivers it again after the visibility
 timeout; the queue's third delivery is the last (maxReceiveCount 3), and that attempt marks the
@@ -22,7 +23,9 @@ from meterway.core.observability import logger
 from meterway.core.settings import ExportSettings, load_settings
 from meterway.exports.dal.export_files import S3Files
 from meterway.exports.dal.export_jobs import DynamoExportJobStore
-from meterway.exports.logic.run_export import ExportDeps, run_job
+from meterway.exports.dal.job_queue import SqsJobQueue
+from meterway.exports.logic.attempts import ExportDeps
+from meterway.exports.logic.run_export import run_message
 from meterway.ledger.dal.ledger_store import DynamoLedgerStore
 
 MAX_RECEIVES = 3  # the ExportQueue's redrive maxReceiveCount
@@ -38,14 +41,18 @@ def export_deps() -> ExportDeps:
         rollups=DynamoRollupStore(settings.rollups_table),
         keys=DynamoKeyStore(settings.keys_table),
         files=S3Files(settings.export_bucket, settings.s3_addressing_style),
+        queue=SqsJobQueue(settings.export_queue_url),
+        slice_rows=settings.export_slice_rows,
     )
 
 
 def run_record(record: SQSRecord) -> None:
-    job_id = json.loads(record.body)["job_id"]
+    message = json.loads(record.body)
     final = int(record.attributes.approximate_receive_count or 1) >= MAX_RECEIVES
-    outcome = run_job(job_id, export_deps(), final_attempt=final)
-    logger.info("export job ran", extra={"job_id": job_id, "outcome": outcome})
+    outcome = run_message(message, export_deps(), final_attempt=final)
+    logger.info(
+        "export job ran", extra={"job_id": message["job_id"], "slice": message.get("slice"), "outcome": outcome}
+    )
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -18,7 +18,13 @@ from meterway.core.api_responses import JSON_BODY, api_responses
 from meterway.core.clock import utc_iso
 from meterway.core.errors import NotFound
 from meterway.exports.handlers.api_context import context_of
-from meterway.exports.logic.export_jobs import ExportBody, check_retention, export_request, start_export
+from meterway.exports.logic.export_jobs import (
+    ExportBody,
+    check_retention,
+    export_request,
+    rows_written,
+    start_export,
+)
 
 router = APIGatewayRouter()
 
@@ -74,7 +80,9 @@ def get_export(job_id: str) -> ExportStatus:
     if job is None or job["account_id"] != admin_of(router).account_id:
         raise NotFound(f"No export '{job_id}' in this account.", code="export_not_found")
     # The item's own expires_at is the table's TTL; the API's is the download URL's.
-    status = ExportStatus.model_validate({**job, "id": job_id, "error": job.get("error"), "expires_at": None})
+    status = ExportStatus.model_validate(
+        {**job, "id": job_id, "rows": rows_written(job), "error": job.get("error"), "expires_at": None}
+    )
     if job["status"] == "succeeded":
         ttl = deps.settings.export_url_ttl_seconds
         status.url = deps.export_files.download_url(job["object_key"], job["filename"], ttl)

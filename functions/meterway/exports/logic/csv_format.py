@@ -51,7 +51,7 @@ REQUEST_COLUMNS: tuple[str, ...] = (
 )
 # The rollups' own counters, in their order: the activity file is the rollups, bucket by bucket.
 ACTIVITY_COLUMNS: tuple[str, ...] = ("bucket_start", "granularity", "group_by", "group", "name", *COUNTERS)
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def cell(value: Any) -> Any:
@@ -66,7 +66,7 @@ def cell(value: Any) -> Any:
     if isinstance(value, int | float):
         return value
     text = str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def request_row(item: dict[str, Any]) -> list[Any]:

@@ -13,7 +13,7 @@ from meterway.analytics.models import GroupBy
 from meterway.core.clock import Granularity, floor, label, utc_iso
 from meterway.core.errors import InvalidRequest, StorageError
 from meterway.core.request_models import ClientTimeText, RequestBody
-from meterway.exports.dal.export_jobs import ExportJobStore
+from meterway.exports.dal.export_jobs import ExportJobStore, slice_rows_attribute
 from meterway.exports.dal.job_queue import JobQueue
 
 # Files and job records live as long as the bucket's lifecycle keeps exports.
@@ -149,3 +149,10 @@ def start_export(
             jobs.finish(job["job_id"], attempt, {"status": "failed", "error": "The job could not be queued."})
         raise
     return job
+
+
+def rows_written(job: dict[str, Any]) -> int:
+    """The rows a job has written so far: while a fanned-out job runs, its slices count their own."""
+    if job["status"] == "running" and "cuts" in job:
+        return sum(int(job.get(slice_rows_attribute(index), 0)) for index in range(len(job["cuts"]) - 1))
+    return int(job.get("rows", 0))

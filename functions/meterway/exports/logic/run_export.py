@@ -2,58 +2,36 @@
 
 Each attempt writes the whole file again from the first row into a new upload, and the object
 appears only when the upload completes: a retry never duplicates rows and a failure never leaves
-a partial file behind a ``succeeded`` status.
+a partial file behind a ``succeeded`` status. A request export of many records is instead fanned
+out: this attempt plans it and queues its slices, which other workers write (``fan_out``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from meterway.accounts.dal.key_store import KeyStore
-from meterway.analytics.dal.rollup_store import RollupStore
 from meterway.analytics.logic import reports
 from meterway.analytics.logic.windows import Window
-from meterway.core.clock import Granularity, floor, parse_utc_iso, utc_iso, utc_now
+from meterway.core.clock import Granularity, floor, utc_iso
 from meterway.core.observability import logger
-from meterway.exports.dal.export_files import FileStore, FileWriter
-from meterway.exports.dal.export_jobs import ExportJobStore
-from meterway.exports.logic.csv_format import ACTIVITY_COLUMNS, REQUEST_COLUMNS, cell, csv_text, request_row
-from meterway.ledger.dal.ledger_store import LedgerQuery, LedgerStore
-
-PAGE_SIZE = 1000
-
-
-@dataclass
-class ExportDeps:
-    jobs: ExportJobStore
-    ledger: LedgerStore
-    rollups: RollupStore
-    keys: KeyStore
-    files: FileStore
-    clock: Callable[[], datetime] = utc_now
+from meterway.exports.dal.export_files import FileWriter
+from meterway.exports.logic import fan_out
+from meterway.exports.logic.attempts import Attempt, ExportDeps, Superseded, failure_reason
+from meterway.exports.logic.csv_format import ACTIVITY_COLUMNS, cell, csv_text
+from meterway.exports.logic.request_csv import HEADER, write_request_rows
+from meterway.ledger.dal.ledger_store import LedgerQuery
 
 
-class Superseded(Exception):
-    """Another attempt owns the job now (a duplicate delivery claimed it after us)."""
-
-
-class Attempt:
-    """One worker's attempt at a job: reports progress only while it still owns the job."""
-
-    def __init__(self, job: dict[str, Any], attempt_id: str, deps: ExportDeps):
-        self.job, self.attempt_id, self.deps = job, attempt_id, deps
-
-    def progress(self, rows: int) -> None:
-        if not self.deps.jobs.progress(self.job["job_id"], self.attempt_id, rows, utc_iso(self.deps.clock())):
-            raise Superseded
-
-    @property
-    def window(self) -> Window:
-        return Window(parse_utc_iso(self.job["start"]), parse_utc_iso(self.job["end"]))
+def run_message(message: dict[str, Any], deps: ExportDeps, *, final_attempt: bool) -> str:
+    """One message of the export queue: a job (``{"job_id"}``), or a slice of a fanned-out job
+    (``{"job_id", "attempt", "slice"}``); returns what happened."""
+    if "slice" in message:
+        return fan_out.run_slice(
+            message["job_id"], message["attempt"], int(message["slice"]), deps, final_attempt=final_attempt
+        )
+    return run_job(message["job_id"], deps, final_attempt=final_attempt)
 
 
 def run_job(job_id: str, deps: ExportDeps, *, final_attempt: bool) -> str:
@@ -66,38 +44,39 @@ def run_job(job_id: str, deps: ExportDeps, *, final_attempt: bool) -> str:
     if attempt_id is None:
         return "skipped"
     attempt = Attempt(job, attempt_id, deps)
+    try:
+        bounds = fan_out.slice_bounds(attempt)
+        if len(bounds) > 2:
+            return fan_out.start(attempt, bounds)
+        return write_alone(attempt)
+    except Superseded:
+        return "superseded"
+    except Exception as exc:  # whatever broke, the job must end with a reason, not hang
+        reason = failure_reason(exc)
+        logger.warning("export attempt failed", extra={"job_id": job_id, "final": final_attempt, "reason": reason})
+        if not final_attempt:
+            deps.jobs.release(job_id, attempt_id, reason, attempt.now())
+            raise
+        deps.jobs.finish(job_id, attempt_id, {"status": "failed", "error": reason, "updated_at": attempt.now()})
+        return "failed"
+
+
+def write_alone(attempt: Attempt) -> str:
+    """The whole file by this worker; an upload that fails is aborted, so no partial file is left."""
+    job, deps = attempt.job, attempt.deps
     writer = deps.files.writer(job["object_key"], _content_type(job))
     try:
         rows = write_file(attempt, writer)
         writer.complete()
-    except Superseded:
+    except Exception:
         writer.abort()
-        return "superseded"
-    except Exception as exc:  # whatever broke, the job must end with a reason, not hang
-        writer.abort()
-        reason = _reason(exc)
-        logger.warning("export attempt failed", extra={"job_id": job_id, "final": final_attempt, "reason": reason})
-        if not final_attempt:
-            deps.jobs.release(job_id, attempt_id, reason, utc_iso(deps.clock()))
-            raise
-        deps.jobs.finish(job_id, attempt_id, {"status": "failed", "error": reason, "updated_at": utc_iso(deps.clock())})
-        return "failed"
-    done = {
-        "status": "succeeded",
-        "rows": rows,
-        "updated_at": utc_iso(deps.clock()),
-        "completed_at": utc_iso(deps.clock()),
-    }
-    return "succeeded" if deps.jobs.finish(job_id, attempt_id, done) else "superseded"
+        raise
+    done = {"status": "succeeded", "rows": rows, "updated_at": attempt.now(), "completed_at": attempt.now()}
+    return "succeeded" if deps.jobs.finish(job["job_id"], attempt.attempt_id, done) else "superseded"
 
 
 def _content_type(job: dict[str, Any]) -> str:
-    return "application/pdf" if job["format"] == "pdf" else "text/csv; charset=utf-8"
-
-
-def _reason(exc: Exception) -> str:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return f"The export could not be written: {message}"[:500]
+    return "application/pdf" if job["format"] == "pdf" else fan_out.CSV
 
 
 def write_file(attempt: Attempt, writer: FileWriter) -> int:
@@ -113,13 +92,8 @@ def write_requests(attempt: Attempt, writer: FileWriter) -> int:
     """One row per ledger record of the window, oldest first, 1000 records a page."""
     job, window = attempt.job, attempt.window
     query = LedgerQuery(job["account_id"], window.start_iso, window.end_iso, job.get("key_id"), job.get("model"))
-    writer.write(csv_text([list(REQUEST_COLUMNS)]).encode("utf-8"))
-    rows = 0
-    for page in attempt.deps.ledger.pages(query, PAGE_SIZE):
-        writer.write(csv_text(request_row(item) for item in page).encode("utf-8"))
-        rows += len(page)
-        attempt.progress(rows)
-    return rows
+    writer.write(HEADER)
+    return write_request_rows(attempt.deps.ledger, query, writer, attempt.progress)
 
 
 def _bucket_bounds(window: Window, granularity: Granularity) -> tuple[datetime, datetime]:
@@ -177,7 +151,7 @@ def write_report(attempt: Attempt, writer: FileWriter) -> int:
         title="Meterway usage report",
         start=window.start_iso,
         end=window.end_iso,
-        generated_at=utc_iso(deps.clock()),
+        generated_at=attempt.now(),
         totals=overall["totals"],
         series=[(bucket["label"], bucket["cost"]) for bucket in total_series["buckets"]],
         top_models=overall["models"][: reports.TOP_MODELS],

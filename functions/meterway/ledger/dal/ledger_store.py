@@ -7,11 +7,12 @@ Records are read by time through two indexes on ``created_sk = <created_at>#<req
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from meterway.core.aws import AwsResource, deserialize, serialize
+from meterway.core.aws import RAW_BODY, AwsResource, deserialize, serialize
 from meterway.core.dynamo import ConditionFailed, storage_errors
 
 UNAVAILABLE = "The ledger is unavailable; try again."
@@ -44,15 +45,17 @@ class LedgerStore(Protocol):
         """Records of ``query``, newest first, at most ``limit``, from after ``start_key``; and the
         key to start the next page from (None at the end)."""
 
-    def pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        """Every record of ``query``, oldest first, one page at a time."""
+    def wire_pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Every record of ``query``, oldest first, one page at a time, each record in DynamoDB's
+        JSON as the Query answered it (``{"S": …}``, ``{"N": …}`` per attribute). A page is the
+        reader's until it asks for the next one, which empties it: only one page is held."""
 
 
 class DynamoLedgerStore(AwsResource):
     """The LedgerTable."""
 
-    def __init__(self, table_name: str, client: Any | None = None):
-        super().__init__(client)
+    def __init__(self, table_name: str, client: Any | None = None, *, wire_client: Any | None = None):
+        super().__init__(client, wire_client=wire_client)
         self._table = table_name
 
     def put(self, item: dict[str, Any]) -> bool:
@@ -89,18 +92,26 @@ class DynamoLedgerStore(AwsResource):
                     break
         return items, start_key or None
 
-    def pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        """Every record of the query, oldest first, ``page_size`` read at a time (for exports)."""
+    def wire_pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Every record of the query, oldest first, ``page_size`` read at a time, as DynamoDB sent
+        it. For exports: botocore's parser and ``deserialize`` cost about 130 µs a record, ten times
+        what it takes to write the record's CSV row from its JSON."""
         arguments = self._window_query(query, newest_first=False)
         while True:
-            with storage_errors(UNAVAILABLE):
-                response = self.client.query(Limit=page_size, **arguments)
-            items = [deserialize(item) for item in response.get("Items", [])]
-            if items:
+            answer = json.loads(self._query_body(arguments, page_size))
+            if items := answer.get("Items"):
                 yield items
-            if "LastEvaluatedKey" not in response:
+                # Emptied once the next page is asked for: a reader's loop variable would otherwise
+                # keep this page alive while the next one is parsed (8 MB a page of 1,000).
+                items.clear()
+            if "LastEvaluatedKey" not in answer:
                 return
-            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            arguments["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def _query_body(self, arguments: dict[str, Any], limit: int) -> bytes:
+        with storage_errors(UNAVAILABLE):
+            body: bytes = self.wire_client.query(Limit=limit, **arguments)[RAW_BODY]
+        return body
 
     def _window_query(self, query: LedgerQuery, *, newest_first: bool) -> dict[str, Any]:
         index, owner_name = ("ByKeyTime", "key_id") if query.key_id else ("ByAccountTime", "account_id")

@@ -96,6 +96,8 @@ def _conversation(body: JsonDict) -> tuple[list[JsonDict], list[JsonDict]]:
 def _system(system: Any) -> list[JsonDict]:
     if isinstance(system, str):
         return [{"text": system}]
+    if not isinstance(system, list):
+        raise InvalidRequest("system: a string or a list of text blocks.")
     blocks: list[JsonDict] = []
     for i, block in enumerate(system):
         if not isinstance(block, dict) or block.get("type") != "text":

@@ -1,0 +1,126 @@
+"""The backfill gives rows an older version wrote their in-between granularities, exactly, even
+while records keep arriving, and then windows over them read the in-between rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from meterway.analytics.logic import reports
+from meterway.analytics.logic.backfill import backfill
+from meterway.analytics.logic.rollups import ALL_TIME, TAKEOVER_MARGIN, contribution, count_record
+from meterway.analytics.logic.windows import Window
+from tests.fakes import InMemoryRollups
+from tests.ledger_factory import KEYS, MODELS, ledger_item
+from tests.unit.test_analytics import created, ledger_sum
+from tests.unit.test_rollup_windows import UPGRADE, counted_by_an_older_version, edges, records
+
+LATER = datetime(2026, 3, 16, tzinfo=UTC)  # two days after the upgrade
+
+
+def upgraded(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> InMemoryRollups:
+    """Records before the upgrade counted by the older version, then one batch of this version."""
+    store = InMemoryRollups()
+    for item in old:
+        counted_by_an_older_version(store, item)
+    for item in new:
+        assert count_record(store, contribution(item), now=UPGRADE)
+    return store
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    old=records,
+    new=records,
+    first=edges(UPGRADE - timedelta(days=420), UPGRADE + timedelta(days=40)),
+    second=edges(UPGRADE - timedelta(days=420), UPGRADE + timedelta(days=40)),
+    model=st.none() | st.sampled_from(MODELS),
+    key=st.none() | st.sampled_from(KEYS),
+)
+def test_after_the_backfill_every_window_agrees_with_the_ledger(old, new, first, second, model, key):
+    assume(first != second)
+    before = [item for item in old if created(item) < UPGRADE]
+    after = [ledger_item(UPGRADE + TAKEOVER_MARGIN), *new]
+    store = upgraded(before, after)
+    assert store.intermediate_from("acct") == (UPGRADE + TAKEOVER_MARGIN if before else ALL_TIME)
+
+    assert backfill(store, "acct", LATER).complete_from == ALL_TIME
+
+    assert store.intermediate_from("acct") == ALL_TIME
+    assert backfill(store, "acct", LATER).written == {}  # nothing left to do
+    window = Window(min(first, second), max(first, second))
+    key_id = key.key_id if key else None
+    usage = reports.usage_summary(store, "acct", window, model=model, key_id=key_id)
+    selected = [
+        item
+        for item in before + after
+        if window.start <= created(item) < window.end
+        and model in (None, item["model"])
+        and key_id in (None, item["key_id"])
+    ]
+    assert usage["totals"] == ledger_sum(selected)
+
+
+class RacingRollups(InMemoryRollups):
+    """A record that arrives late (created before the upgrade) reaches each row the backfill is
+    about to replace, just before it does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.late: list[dict[str, Any]] = []
+        self.raced = 0
+
+    def replace_counters(self, row, seen_requests) -> bool:
+        if self.late and self.raced < 3:
+            self.raced += 1
+            assert count_record(self, contribution(self.late.pop()), now=UPGRADE)
+        return super().replace_counters(row, seen_requests)
+
+
+def test_records_that_arrive_while_the_backfill_runs_are_counted_once():
+    store = RacingRollups()
+    old = [ledger_item(UPGRADE - timedelta(days=day, minutes=7 * day)) for day in range(1, 40)]
+    for item in old:
+        counted_by_an_older_version(store, item)
+    assert count_record(store, contribution(ledger_item(UPGRADE + TAKEOVER_MARGIN)), now=UPGRADE)
+    store.late = [ledger_item(UPGRADE - timedelta(days=day, hours=2)) for day in (1, 2, 3)]
+
+    backfill(store, "acct", LATER)
+
+    assert store.raced == 3
+    since_january = Window(datetime(2026, 1, 1, tzinfo=UTC), LATER)
+    assert reports.usage_summary(store, "acct", since_january)["totals"]["requests"] == len(old) + 3 + 1
+
+
+def test_after_the_backfill_a_window_over_older_records_reads_the_in_between_rows():
+    old = [ledger_item(UPGRADE - timedelta(days=day / 3), model=MODELS[day % 3]) for day in range(1, 300)]
+    store = upgraded(old, [ledger_item(UPGRADE + TAKEOVER_MARGIN)])
+    window = Window(datetime(2026, 2, 1, 1, tzinfo=UTC), datetime(2026, 3, 13, 23, tzinfo=UTC))
+    store.items_read = 0
+    before = reports.usage_summary(store, "acct", window)
+    read_before = store.items_read
+
+    backfill(store, "acct", LATER)
+
+    store.items_read = 0
+    assert reports.usage_summary(store, "acct", window) == before
+    assert store.items_read < read_before * 0.6
+
+
+def test_a_backfill_waits_while_a_batch_of_the_older_version_may_still_run():
+    store = upgraded([ledger_item(UPGRADE - timedelta(days=3))], [ledger_item(UPGRADE)])
+
+    report = backfill(store, "acct", UPGRADE + timedelta(minutes=5))
+
+    assert report.waiting_until == UPGRADE + TAKEOVER_MARGIN
+    assert store.intermediate_from("acct") == UPGRADE + TAKEOVER_MARGIN
+
+
+def test_a_backfill_before_this_version_counted_anything_dates_the_start_itself():
+    store = upgraded([ledger_item(UPGRADE - timedelta(days=3))], [])
+
+    assert backfill(store, "acct", UPGRADE).waiting_until == UPGRADE + TAKEOVER_MARGIN
+    assert backfill(store, "acct", LATER).complete_from == ALL_TIME
