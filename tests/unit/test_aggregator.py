@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from boto3.dynamodb.types import TypeSerializer
 
 from devstack.gateway import LocalLambdaContext
@@ -19,6 +20,7 @@ from meterway.analytics.logic.rollups import merge, plan_chunks, rollup_updates
 from meterway.analytics.logic.windows import Window
 from meterway.analytics.models import Contribution
 from meterway.core.container import container
+from meterway.core.errors import StorageError
 from meterway.ledger.logic.record_usage import with_counters
 from tests.fakes import InMemoryRollups
 from tests.ledger_factory import KEYS, MODELS, ledger_item
@@ -124,6 +126,20 @@ def test_records_whose_transaction_failed_are_reported_for_retry(store):
     aggregator.handler(stream_event(items), LocalLambdaContext("AggregatorFunction"))
     result = reports.usage_summary(store, items[0]["account_id"], Window(START, START + timedelta(days=1)))
     assert result["totals"]["requests"] == 150
+
+
+def test_a_batch_whose_accounts_cannot_be_read_is_failed_whole_for_retry(store, monkeypatch):
+    items = many(5)
+
+    def unavailable(account_id):
+        raise StorageError("throttled")
+
+    monkeypatch.setattr(store, "intermediate_from", unavailable)
+    # Every record failed, as a failed write fails its records: Powertools fails the whole batch,
+    # which Lambda delivers again
+    with pytest.raises(BatchProcessingError, match=r"All records failed processing\. 5 individual errors"):
+        aggregator.handler(stream_event(items), LocalLambdaContext("AggregatorFunction"))
+    assert store.items == {} and store.counters == {}
 
 
 @pytest.mark.parametrize("event_name", ["MODIFY", "REMOVE"])

@@ -248,7 +248,12 @@ def count_records(store: RollupStore, contributions: list[Contribution], now: da
     aggregator's clock) dates the in-between rows' start for an account seen for the first time."""
     outcome = BatchOutcome()
     accounts = {contribution.use.account_id for contribution in contributions if contribution.use}
-    start_intermediate(store, sorted(accounts), now or utc_now())
+    try:
+        start_intermediate(store, sorted(accounts), now or utc_now())
+    except StorageError:
+        # Nothing was counted: every record is left to be retried, as a failed write leaves them.
+        outcome.failed = {contribution.request_id for contribution in contributions}
+        return outcome
     for chunk in plan_chunks(contributions):
         _count_chunk(store, chunk, outcome)
     return outcome
