@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -83,7 +83,9 @@ class InMemoryLedger:
     def get(self, request_id: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.items.get(request_id))
 
-    def wire_pages(self, query: LedgerQuery, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+    def wire_pages(
+        self, query: LedgerQuery, page_size: int = 1000, fields: Sequence[str] | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
         """The records in DynamoDB's JSON, as the table's Query sends them (each serialized once)."""
         matching = sorted(
             (
@@ -97,7 +99,8 @@ class InMemoryLedger:
             key=lambda item: item["created_sk"],
         )
         for index in range(0, len(matching), page_size):
-            yield [self._wired(item) for item in matching[index : index + page_size]]
+            page = [self._wired(item) for item in matching[index : index + page_size]]
+            yield [{name: item[name] for name in fields if name in item} for item in page] if fields else page
 
     def _wired(self, item: dict[str, Any]) -> dict[str, Any]:
         if item["request_id"] not in self._wire:

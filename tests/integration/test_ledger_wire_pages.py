@@ -12,7 +12,7 @@ import pytest
 from meterway.accounts.models import Reservation
 from meterway.core.aws import deserialize, serialize
 from meterway.core.errors import StorageError
-from meterway.exports.logic.csv_format import REQUEST_COLUMNS, csv_text, request_row
+from meterway.exports.logic.csv_format import LEDGER_FIELDS, REQUEST_COLUMNS, csv_text, request_row
 from meterway.exports.logic.wire_rows import direct_request_row
 from meterway.ledger.dal.ledger_store import DynamoLedgerStore, LedgerQuery
 from meterway.ledger.logic.record_usage import settle
@@ -108,6 +108,10 @@ def test_settled_records_read_lean_give_the_rows_boto3s_deserializer_gives(aws_e
     assert all("counters" in item for item in parsed if "attempt_of" not in item)
     assert "counters" not in parsed[2] and parsed[2]["attempt_of"] == "gen-1"
     lean = csv_text(direct_request_row(item) for item in wire)
+    # And read with only the fields a row needs (as the export reads them), the counters stay behind
+    projected = [item for page in ledger.wire_pages(WHOLE_DAY, fields=LEDGER_FIELDS) for item in list(page)]
+    assert not [item for item in projected if "counters" in item]
+    assert csv_text(direct_request_row(item) for item in projected) == lean
     assert lean == csv_text(request_row(item) for item in parsed)
     rows = [dict(zip(REQUEST_COLUMNS, row, strict=True)) for row in (direct_request_row(item) for item in wire)]
     assert (rows[1]["route"], rows[1]["attempts"], rows[1]["provider"]) == (ON_BEDROCK, "2", "bedrock")

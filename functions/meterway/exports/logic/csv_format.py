@@ -49,6 +49,8 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "attempt_of",
     "attempt",
 )
+# What a request row is read from: its columns, the prices in their map (``price_<rate>``).
+LEDGER_FIELDS: tuple[str, ...] = (*(c for c in REQUEST_COLUMNS if not c.startswith("price_")), "prices")
 # The rollups' own counters, in their order: the activity file is the rollups, bucket by bucket.
 ACTIVITY_COLUMNS: tuple[str, ...] = ("bucket_start", "granularity", "group_by", "group", "name", *COUNTERS)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

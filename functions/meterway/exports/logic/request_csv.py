@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from meterway.exports.dal.export_files import FileWriter, PartWriter
-from meterway.exports.logic.csv_format import REQUEST_COLUMNS, csv_text
+from meterway.exports.logic.csv_format import LEDGER_FIELDS, REQUEST_COLUMNS, csv_text
 from meterway.exports.logic.wire_rows import wire_request_row
 from meterway.ledger.dal.ledger_store import LedgerQuery, LedgerStore
 
@@ -25,7 +25,7 @@ def write_request_rows(
     returns the count, which ``progress`` hears after each page. Only the page in hand is held:
     memory stays flat however many rows."""
     rows = counted
-    for page in ledger.wire_pages(query, PAGE_SIZE):
+    for page in ledger.wire_pages(query, PAGE_SIZE, LEDGER_FIELDS):
         writer.write(csv_text(wire_request_row(item) for item in page).encode("utf-8"))
         rows += len(page)
         progress(rows)
