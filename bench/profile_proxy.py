@@ -90,7 +90,8 @@ class Threads:
         snapshots = []
         for profile in self.profiles:
             profile.snapshot_stats()  # without disabling it: that could only be done in its thread
-            snapshots.append(_Snapshot(profile.stats))  # type: ignore[attr-defined]
+            if profile.stats:  # type: ignore[attr-defined]  # not a thread that did nothing since
+                snapshots.append(_Snapshot(profile.stats))  # type: ignore[attr-defined]
         return pstats.Stats(*snapshots)
 
 
