@@ -21,11 +21,12 @@ def _config(service: str, addressing_style: str | None) -> Any:
     config = Config(retries={"mode": "standard", "max_attempts": 6}, connect_timeout=3, read_timeout=10)
     if service == "dynamodb":
         # The proxy makes two DynamoDB calls per request, and checking each call's parameters
-        # against the model is a quarter of botocore's CPU for a ledger record. The stores build
+        # against the model is a fifth to a quarter of botocore's CPU for a ledger record. The stores build
         # their calls from typed code, and DynamoDB checks them again: a bad one is a
         # ValidationException, which ``storage_errors`` maps like the client's own error.
         # botocore also builds its User-Agent twice per call, from some twenty parts, each one
-        # sanitised character by character: another sixth of the call. A fixed one says the same.
+        # sanitised character by character: another sixth of the call. A fixed one names the same
+        # SDK and runtime, without the per-call feature codes.
         config = config.merge(Config(parameter_validation=False, user_agent=_user_agent()))
     if addressing_style:
         s3_options: Any = {"addressing_style": addressing_style}
