@@ -1,6 +1,6 @@
 """Sizes and import times of the artifact `sam build` makes (README: "The deployed artifact").
 
-    .venv/bin/python bench/build_report.py [--build-dir .aws-sam/build] [--rebuild] [--runs 7]
+    .venv/bin/python bench/build_report.py [--build-dir .aws-sam/build] [--rebuild] [--runs 7] [--function F]
 
 `make build-report` runs it. It builds with `make build` when the build directory holds no build
 (or with --rebuild), then prints a Markdown table, one row per function:
@@ -64,9 +64,13 @@ class Row:
     from_bytecode_ms: float
 
 
-def measure(build_dir: Path, python: CleanPython, runs: int, cache_root: Path) -> list[Row]:
+def measure(
+    build_dir: Path, python: CleanPython, runs: int, cache_root: Path, only: list[str] | None = None
+) -> list[Row]:
     rows = []
     for function, handler in sorted(handlers().items()):
+        if only and function not in only:
+            continue
         code_dir = build_dir / function
         module, _ = entry_point(handler, code_dir)
         cold = python.import_seconds(code_dir, module, runs=runs)
@@ -103,6 +107,7 @@ def main() -> None:
     parser.add_argument("--build-dir", type=Path, default=ROOT / ".aws-sam" / "build")
     parser.add_argument("--rebuild", action="store_true", help="run `make build` even if a build is there")
     parser.add_argument("--runs", type=int, default=7, help="interpreters started per import measurement")
+    parser.add_argument("--function", action="append", help="only this function (ProxyFunction…); repeatable")
     args = parser.parse_args()
 
     build_dir = args.build_dir.resolve()
@@ -112,7 +117,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         print("building the layer for this machine …", file=sys.stderr)
         python = CleanPython.prepare(Path(workdir))
-        rows = measure(build_dir, python, args.runs, Path(workdir) / "bytecode")
+        rows = measure(build_dir, python, args.runs, Path(workdir) / "bytecode", args.function)
     print(report(rows, size_of(build_dir / LAYER), args.runs))
 
 

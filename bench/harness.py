@@ -129,8 +129,21 @@ class GatewayStack:
     secret: str = field(init=False)
 
     def start(self, stack: ExitStack) -> GatewayStack:
+        gateway_env = self.start_backends(stack)
+        gateway_port = free_port()
+        # As run.sh starts it on Lambda.
+        uvicorn_args = ["--host", "127.0.0.1", "--port", str(gateway_port), "--no-access-log", "--log-level", "warning"]
+        command = [sys.executable, "-m", "uvicorn", *uvicorn_args, "meterway.proxy.handlers.app:app"]
+        self.gateway_pid = spawn(stack, command, gateway_env, self.gateway_log)
+        self.gateway_url = f"http://127.0.0.1:{gateway_port}"
+        wait_for(f"{self.gateway_url}/healthz")
+        return self
+
+    def start_backends(self, stack: ExitStack) -> dict[str, str]:
+        """Everything but the proxy; the environment the proxy runs with (``bench/profile_proxy.py``
+        runs it in its own process)."""
         env = {**os.environ, **BASE_ENV}
-        moto_port, relay_port, fake_port, gateway_port = (free_port() for _ in range(4))
+        moto_port, relay_port, fake_port = (free_port() for _ in range(3))
         self.moto_url, self.fake_url = f"http://127.0.0.1:{moto_port}", f"http://127.0.0.1:{fake_port}"
         spawn(stack, [sys.executable, "-m", "devstack.moto_server", "--port", str(moto_port)], env)
         fake = [sys.executable, "-m", "devstack.fake_upstream", "--port", str(fake_port), "--log-level", "warning"]
@@ -156,14 +169,8 @@ class GatewayStack:
             }
             | self.gateway_env
         )
-        # As run.sh starts it on Lambda.
-        uvicorn_args = ["--host", "127.0.0.1", "--port", str(gateway_port), "--no-access-log", "--log-level", "warning"]
-        command = [sys.executable, "-m", "uvicorn", *uvicorn_args, "meterway.proxy.handlers.app:app"]
-        self.gateway_pid = spawn(stack, command, gateway_env, self.gateway_log)
-        self.gateway_url = f"http://127.0.0.1:{gateway_port}"
         wait_for(f"{self.fake_url}/_fake/health")
-        wait_for(f"{self.gateway_url}/healthz")
-        return self
+        return gateway_env
 
     @property
     def gateway_headers(self) -> dict[str, str]:

@@ -18,7 +18,7 @@ PREFIX = "MW_"
 
 
 class _Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", defer_build=True)
 
 
 class _KeyLookups(_Settings):

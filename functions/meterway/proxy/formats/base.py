@@ -29,7 +29,7 @@ class DoorRequest(BaseModel):
     """What the requests of the chat front doors (Chat, Messages, Responses) share; what the gateway
     does not read goes through as sent."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     #: The fields that bound the output (``max_tokens``…), checked against the model's own limit.
     OUTPUT_LIMITS: ClassVar[tuple[str, ...]] = ()

@@ -21,7 +21,7 @@ from meterway.proxy.translate.base import Answer, StreamAdapter
 class EmbeddingsRequest(BaseModel):
     """``POST /v1/embeddings``."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     model: str = Field(min_length=1, max_length=200)
     input: str | list[str] | list[int] | list[list[int]]

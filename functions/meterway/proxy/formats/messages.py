@@ -51,7 +51,7 @@ class MessagesRequest(DoorRequest):
 class CountTokensRequest(BaseModel):
     """``POST /v1/messages/count_tokens``: a Messages request without ``max_tokens``."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     model: str = Field(min_length=1, max_length=200)
     messages: list[dict[str, Any]] = Field(min_length=1)

@@ -86,9 +86,9 @@ def create_app(deps_factory: Callable[[], ProxyDeps] = build_deps) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> Any:
         # Runs in Lambda's init phase, before the adapter's readiness check passes: a missing
-        # setting stops the function here, before it takes any request.
+        # setting stops the function here, before it takes any request. The prices load beside it.
         app.state.deps = deps_factory()
-        pricing.warm_up()
+        pricing.warm_up_in_background()
         yield
         await app.state.deps.upstream.aclose()
 

@@ -43,7 +43,7 @@ PIN_FIELD = "provider"
 
 
 class _Pin(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     only: list[str] | None = Field(default=None, min_length=1, max_length=16)
     allow_fallbacks: bool = True

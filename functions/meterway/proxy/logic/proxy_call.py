@@ -12,7 +12,7 @@ from meterway.ledger.models import TokenUsage, UsageRecord
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.logic.estimate import prompt_tokens_estimate, tokens_for_chars
 from meterway.proxy.logic.fallbacks import Failure, Leg
-from meterway.proxy.logic.pricing import price_usage
+from meterway.proxy.logic.pricing import Price, price_usage
 from meterway.proxy.translate.base import Answer
 
 
@@ -25,6 +25,9 @@ class ProxyCall:
     body: dict[str, Any]
     record: UsageRecord
     started: float
+    #: The last price worked out, and for what (route, tokens): a stream is charged when its usage
+    #: event goes out and again when it ends, most often for the same tokens.
+    priced: tuple[tuple[ModelRoute, TokenUsage], Price] | None = None
 
     @property
     def created(self) -> int:
@@ -80,7 +83,9 @@ def attempt_record(
 
 def charge(call: ProxyCall, tokens: TokenUsage, *, estimated: bool = False) -> None:
     """Price ``tokens`` and put them, the cost and the rates on the call's record."""
-    price = price_usage(call.route, tokens)
+    if call.priced is None or call.priced[0] != (call.route, tokens):
+        call.priced = ((call.route, tokens), price_usage(call.route, tokens))
+    price = call.priced[1]
     record = call.record
     record.tokens = tokens
     record.usage_estimated = estimated
