@@ -112,7 +112,16 @@ def _get(body: dict[str, Any], stored_size: StoredSize) -> Units:
     return _read(stored_size(body["TableName"], body["Key"]), 1 if body.get("ConsistentRead") else 0.5)
 
 
+def _limited_query(body: dict[str, Any], _: StoredSize) -> Units:
+    """A Query with a ``Limit``, taken as reading that many items of up to 1 KB (the rollup rows the
+    aggregator asks one of are under that). Its real units depend on what it read."""
+    if "Limit" not in body:
+        raise ValueError("no request units for a Query without a Limit: they depend on what it read")
+    return _read(int(body["Limit"]) * KB, 1 if body.get("ConsistentRead") else 0.5)
+
+
 UNITS_BY_OPERATION: dict[str, Callable[[dict[str, Any], StoredSize], Units]] = {
+    "Query": _limited_query,
     "TransactWriteItems": transact_write_units,
     "TransactGetItems": _transact_get,
     "BatchGetItem": _batch_get,
@@ -130,7 +139,8 @@ FREE = frozenset({"DescribeTable", "ListTables", "DescribeTimeToLive", "ListTags
 
 def call_units(operation: str, body: dict[str, Any], stored_size: StoredSize) -> Units:
     """The request units of one call, by its operation and request body. A Query's depend on what
-    it read, which its request does not say: it is not on the proxy's path, and not counted."""
+    it read, which its request does not say: only one with a ``Limit`` is counted (see
+    ``_limited_query``)."""
     if operation in FREE:
         return Units()
     if operation not in UNITS_BY_OPERATION:

@@ -52,6 +52,14 @@ def test_a_transaction_costs_double_per_item_and_counts_whole_items():
     assert units.rru == 2  # the condition check reads the key once, transactionally
 
 
+def test_a_query_is_counted_only_with_a_limit_as_that_many_small_items():
+    one_row = {"TableName": "rollups", "KeyConditionExpression": "pk = :pk", "Limit": 1}
+    assert call_units("Query", one_row, lambda *_: 0).rru == 0.5  # eventually consistent, under 4 KB
+    assert call_units("Query", one_row | {"Limit": 9, "ConsistentRead": True}, lambda *_: 0).rru == 3
+    with pytest.raises(ValueError, match="depend on what it read"):
+        call_units("Query", {"TableName": "ledger", "KeyConditionExpression": "pk = :pk"}, lambda *_: 0)
+
+
 def test_item_size_counts_names_and_values_as_dynamodb_does():
     item = {"id": {"S": "abc"}, "n": {"N": "12345"}, "ok": {"BOOL": True}, "m": {"M": {"a": {"S": "b"}}}}
 
