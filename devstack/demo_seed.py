@@ -1,9 +1,9 @@
 """Writes `devstack.demo_data`'s plan into the local stack (``MW_DEMO_DATA=1``).
 
 Members and keys are created by the same logic as the management API. Each request is reserved
-and settled exactly as the proxy does it, with its own past time: one transaction reserves (key
-still valid, per-minute and spend limits, credit), one writes the ledger record with the
-counters' share; a request that fell back has its failed attempt's record written first, without
+and settled exactly as the proxy does it, with its own past time: the reserve's checks (key still
+valid, per-minute and spend limits, credit), then one put of the ledger record carrying its
+counters, which the aggregator adds; a request that fell back has its failed attempt's record written first, without
 counters. The aggregator then builds the rollups from the ledger's stream, as for real traffic
 (and leaves the failed attempts out, as it does for real traffic). A request the reservation
 refuses is not recorded, as the gateway records none.
