@@ -109,7 +109,7 @@ def test_settled_records_read_lean_give_the_rows_boto3s_deserializer_gives(aws_e
     assert "counters" not in parsed[2] and parsed[2]["attempt_of"] == "gen-1"
     lean = csv_text(direct_request_row(item) for item in wire)
     # And read with only the fields a row needs (as the export reads them), the counters stay behind
-    projected = [item for page in ledger.wire_pages(WHOLE_DAY, fields=LEDGER_FIELDS) for item in list(page)]
+    projected = [item for page in ledger.wire_pages(WHOLE_DAY, 1, LEDGER_FIELDS) for item in list(page)]
     assert not [item for item in projected if "counters" in item]
     assert csv_text(direct_request_row(item) for item in projected) == lean
     assert lean == csv_text(request_row(item) for item in parsed)

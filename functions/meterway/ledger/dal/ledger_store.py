@@ -104,7 +104,9 @@ class DynamoLedgerStore(AwsResource):
         each record in the table (the counters a settled record carries are a third of it)."""
         arguments = self._window_query(query, newest_first=False)
         if fields:
-            names = {f"#f{number}": name for number, name in enumerate(fields)}
+            # The table's and the indexes' keys come along: a page's LastEvaluatedKey is made of them.
+            wanted = dict.fromkeys([*fields, "request_id", "account_id", "key_id", "created_sk"])
+            names = {f"#f{number}": name for number, name in enumerate(wanted)}
             arguments["ProjectionExpression"] = ", ".join(names)
             arguments["ExpressionAttributeNames"] = names
         while True:
