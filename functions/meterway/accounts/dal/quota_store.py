@@ -100,8 +100,9 @@ class DynamoQuotaStore(AwsResource):
             if outcomes.get("minute") is True:
                 self._release_minute(reservation)
             raise error
-        spend, balance = outcomes.get("spend"), outcomes.get("balance")
-        spend = spend if spend is not None or "spend" not in outcomes else {}
+        balance = outcomes.get("balance")
+        # A spend counter not written yet has spent nothing.
+        spend = (outcomes["spend"] or {}) if "spend" in outcomes else None
         if "balance" in outcomes:
             self._credit[key.account_id] = (_credit_left(balance) is not None, time.monotonic())
         refused = [cause for cause in CAUSES if cause in outcomes and not _passes(cause, outcomes[cause], reservation)]
@@ -109,7 +110,8 @@ class DynamoQuotaStore(AwsResource):
             if outcomes.get("minute") is True:
                 self._release_minute(reservation)
             elif outcomes.get("minute") is False:
-                self._full.add(shard)
+                # Only the current minute's full shards are worth remembering.
+                self._full = {full for full in self._full if full[1] == shard[1]} | {shard}
             raise ReservationRefused(refused[0])
         return Standing(
             spent_usd=to_decimal(spend.get("spent_usd")) if spend is not None else None,
