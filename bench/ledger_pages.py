@@ -9,10 +9,16 @@ milliseconds; this endpoint in about one, so what an export measures here is the
 The ledger: ``records`` records of one account spread evenly over one day (``DAY``), made from
 four ``UsageRecord.to_item()`` items (a streamed OpenAI request with cache reads, an Anthropic one
 with 5-minute and 1-hour cache writes, a reasoning model, an upstream error), each record with
-its own request id, time, token counts, cost, latency and user, then ``core.aws.serialize``: the
-item as the table holds it, in DynamoDB's JSON, written compact as DynamoDB sends it. The records
-are recorded once per size in a file (the records joined by commas, then their offsets), so that
-a page is one slice of the file; later runs reuse it.
+its own request id, time, token counts, cost, latency and user, and the counter deltas a settled
+record carries for the aggregator (``record_usage.with_counters``: its key's spend period and
+minute, its account's balance), then ``core.aws.serialize``: the item as the table holds it.
+
+The export's Query asks for a projection (``ledger_store.projection(LEDGER_FIELDS)``), so DynamoDB
+answers with those attributes of each record only: the counters stay in the table. The endpoint is
+started with that projection and answers only Queries that ask for it, with the records as the
+projection leaves them, in DynamoDB's JSON, written compact as DynamoDB sends it. They are
+recorded once per size in a file (the records joined by commas, then their offsets), so that a
+page is one slice of the file; later runs reuse it.
 
 A Query of the ``ByAccountTime`` index (``account_id = :owner AND created_sk BETWEEN :low AND
 :high``, ``Limit``, ``ExclusiveStartKey``, oldest first) is answered as DynamoDB answers it:
@@ -22,7 +28,7 @@ limit stopped the page (so a page may come back empty at the very end), and the
 by DynamoDB's size rules, under its 1 MB page limit, so the limit is what cuts pages, as in AWS.
 Filters are not served (the bench exports a whole account).
 
-    python bench/ledger_pages.py --records N --dir DIR --table T --moto URL --port P
+    python bench/ledger_pages.py --records N --dir DIR --table T --moto URL --port P --projection A,B,…
 """
 
 from __future__ import annotations
@@ -148,7 +154,11 @@ def created_sk(index: int, records: int) -> str:
 
 
 def ledger_item(index: int, records: int) -> dict[str, Any]:
-    """Record ``index`` as the ledger holds it: a template with its own id, time and figures."""
+    """Record ``index`` as the ledger holds it: a template with its own id, time and figures, and
+    the counters its settle added."""
+    from meterway.accounts.models import CounterDelta
+    from meterway.ledger.logic.record_usage import with_counters
+
     item = dict(templates()[index % 4])
     request_id, created = identity(index, records)
     item |= {"request_id": request_id, "created_at": created, "created_sk": f"{created}#{request_id}"}
@@ -167,27 +177,39 @@ def ledger_item(index: int, records: int) -> dict[str, Any]:
         item["latency_ms"] += index % 3000
     if "user" in item:
         item["user"] = f"user-{index % 4099}"
-    return item
+    key, spent = item["key_id"], item.get("cost_usd", Decimal(0))
+    counters = [
+        CounterDelta(f"KEY#{key}", "SPEND#2026-10", {"spent_usd": spent, "inflight": -1}, 1_800_000_000),
+        CounterDelta(f"KEY#{key}", f"MINUTE#{created[:16]}", {"requests": 1, "tokens": item["total_tokens"]}),
+        CounterDelta(f"ACCOUNT#{ACCOUNT}", "BALANCE", {"spent_usd": spent, "inflight": -1}),
+    ]
+    return with_counters(item, counters)
 
 
-def wire_item(index: int, records: int) -> bytes:
-    """The record in DynamoDB's JSON, compact, as a Query answer carries it."""
+def wire_item(index: int, records: int, projection: tuple[str, ...] = ()) -> bytes:
+    """The record in DynamoDB's JSON, compact, as a Query answer carries it: only the attributes of
+    ``projection`` when there is one."""
     from meterway.core.aws import serialize
 
-    return json.dumps(serialize(ledger_item(index, records)), separators=(",", ":")).encode("utf-8")
+    item = ledger_item(index, records)
+    if projection:
+        item = {name: item[name] for name in projection if name in item}
+    return json.dumps(serialize(item), separators=(",", ":")).encode("utf-8")
 
 
-def recorded_ledger(records: int, folder: Path) -> tuple[Path, Path]:
-    """The ledger's file and its offsets, written once per size: ``data[offsets[i]:offsets[i + 1] - 1]``
-    is record ``i``, and a page ``a..b`` is ``data[offsets[a]:offsets[b] - 1]``."""
-    data, offsets = folder / f"ledger-{records}.items", folder / f"ledger-{records}.offsets"
+def recorded_ledger(records: int, folder: Path, projection: tuple[str, ...]) -> tuple[Path, Path]:
+    """The ledger's file and its offsets, written once per size and projection:
+    ``data[offsets[i]:offsets[i + 1] - 1]`` is record ``i``, and a page ``a..b`` is
+    ``data[offsets[a]:offsets[b] - 1]``."""
+    name = f"ledger-{records}-{zlib.crc32(','.join(projection).encode()):08x}"
+    data, offsets = folder / f"{name}.items", folder / f"{name}.offsets"
     if data.exists() and offsets.exists():
         return data, offsets
     folder.mkdir(parents=True, exist_ok=True)
     written = array("Q", [0])
     with (folder / "writing.items").open("wb") as out:
         for index in range(records):
-            record = wire_item(index, records)
+            record = wire_item(index, records, projection)
             out.write(record + b",")
             written.append(written[-1] + len(record) + 1)
     (folder / "writing.items").rename(data)
@@ -236,8 +258,8 @@ class SortKeys:
 class Ledger:
     """The recorded pages, mapped from their file."""
 
-    def __init__(self, data: Path, offsets: Path, records: int, table: str):
-        self.records, self.table = records, table
+    def __init__(self, data: Path, offsets: Path, records: int, table: str, projection: tuple[str, ...]):
+        self.records, self.table, self.projection = records, table, projection
         self._file = data.open("rb")
         self.data = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
         self.offsets = array("Q")
@@ -251,6 +273,8 @@ class Ledger:
             raise ValueError("only the export's unfiltered ByAccountTime query is served")
         if not query.get("ScanIndexForward", True):
             raise ValueError("only oldest-first pages are served")
+        if asked_projection(query) != self.projection:
+            raise ValueError(f"only the projection {self.projection} is served")
         if values[":owner"]["S"] != ACCOUNT:
             return b'{"Count":0,"Items":[],"ScannedCount":0}'
         first = bisect.bisect_left(self.keys, values[":low"]["S"])
@@ -275,6 +299,13 @@ class Ledger:
             "request_id": {"S": request_id},
         }
         return json.dumps(key, separators=(",", ":")).encode()
+
+
+def asked_projection(query: dict[str, Any]) -> tuple[str, ...]:
+    """The attributes a Query's ``ProjectionExpression`` names, in its order (none: the whole item)."""
+    names = query.get("ExpressionAttributeNames", {})
+    expression = query.get("ProjectionExpression", "")
+    return tuple(names.get(part.strip(), part.strip()) for part in expression.split(",") if part.strip())
 
 
 def handler_class(ledger: Ledger, moto: str) -> type[BaseHTTPRequestHandler]:
@@ -331,11 +362,12 @@ def main() -> None:
     parser.add_argument("--table", required=True, help="the ledger table's name")
     parser.add_argument("--moto", required=True, help="moto server's URL, for every other call")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--projection", required=True, help="the attributes the export's Query asks for")
     args = parser.parse_args()
-    data, offsets = recorded_ledger(args.records, args.dir)
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", args.port), handler_class(Ledger(data, offsets, args.records, args.table), args.moto)
-    )
+    projection = tuple(args.projection.split(","))
+    data, offsets = recorded_ledger(args.records, args.dir, projection)
+    ledger = Ledger(data, offsets, args.records, args.table, projection)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_class(ledger, args.moto))
     server.daemon_threads = True
     server.serve_forever()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +20,7 @@ from meterway.core.clock import Granularity
 from meterway.core.errors import StorageError
 from meterway.exports.dal.export_files import S3PartWriter
 from meterway.exports.dal.export_jobs import slice_attribute, slice_rows_attribute
-from meterway.ledger.dal.ledger_store import LedgerQuery
+from meterway.ledger.dal.ledger_store import LedgerQuery, projection
 
 
 class InMemoryKeyStore:
@@ -85,7 +86,7 @@ class InMemoryLedger:
 
     def wire_pages(
         self, query: LedgerQuery, page_size: int = 1000, fields: Sequence[str] | None = None
-    ) -> Iterator[list[dict[str, Any]]]:
+    ) -> Iterator[bytes]:
         """The records in DynamoDB's JSON, as the table's Query sends them (each serialized once)."""
         matching = sorted(
             (
@@ -100,7 +101,10 @@ class InMemoryLedger:
         )
         for index in range(0, len(matching), page_size):
             page = [self._wired(item) for item in matching[index : index + page_size]]
-            yield [{name: item[name] for name in fields if name in item} for item in page] if fields else page
+            if fields:
+                wanted = projection(fields)
+                page = [{name: item[name] for name in wanted if name in item} for item in page]
+            yield json.dumps(page).encode("utf-8")
 
     def _wired(self, item: dict[str, Any]) -> dict[str, Any]:
         if item["request_id"] not in self._wire:

@@ -1,8 +1,10 @@
 """The ledger's pages for exports, read through a client that leaves DynamoDB's answer unparsed:
-the records as the table holds them, in DynamoDB's JSON, page after page; errors still mapped."""
+each page's items as the JSON text DynamoDB sent, the records as the table holds them, page after
+page; errors still mapped."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -13,7 +15,7 @@ from meterway.accounts.models import Reservation
 from meterway.core.aws import deserialize, serialize
 from meterway.core.errors import StorageError
 from meterway.exports.logic.csv_format import LEDGER_FIELDS, REQUEST_COLUMNS, csv_text, request_row
-from meterway.exports.logic.wire_rows import direct_request_row
+from meterway.exports.logic.wire_rows import direct_rows
 from meterway.ledger.dal.ledger_store import DynamoLedgerStore, LedgerQuery
 from meterway.ledger.logic.record_usage import settle
 from meterway.ledger.models import TokenUsage, UsageRecord
@@ -33,14 +35,14 @@ def test_raw_pages_are_the_items_the_table_holds_in_dynamodbs_json(aws_env):
         client.batch_write_item(RequestItems={aws_env["LedgerTable"]: batch})
     ledger = DynamoLedgerStore(aws_env["LedgerTable"])
 
-    pages = [list(page) for page in ledger.wire_pages(WHOLE_DAY, page_size=100)]
+    pages = [json.loads(page) for page in ledger.wire_pages(WHOLE_DAY, page_size=100)]
 
     assert [len(page) for page in pages] == [100, 100, 50]
     read = [item for page in pages for item in page]
     assert all(set(attribute) <= {"S", "N", "BOOL", "M"} for item in read for attribute in item.values())
     assert [deserialize(item) for item in read] == sorted(items, key=lambda item: item["created_sk"])
     one_key = LedgerQuery(ACCOUNT, WHOLE_DAY.start, WHOLE_DAY.end, key_id=KEYS[1].key_id)
-    assert sum(len(page) for page in ledger.wire_pages(one_key, page_size=100)) == 125
+    assert sum(len(json.loads(page)) for page in ledger.wire_pages(one_key, page_size=100)) == 125
 
 
 def test_a_raw_query_that_fails_is_a_storage_error(aws_env):
@@ -48,21 +50,18 @@ def test_a_raw_query_that_fails_is_a_storage_error(aws_env):
         next(DynamoLedgerStore("no-such-table").wire_pages(WHOLE_DAY))
 
 
-def test_a_page_is_let_go_when_the_next_is_asked_for(aws_env):
-    # Only one page of records is held, whatever the reader keeps a reference to
+def test_pages_end_where_the_records_end(aws_env):
+    # Given 40 records, read 20 a page: the second page's last evaluated key leads to an empty page
     client = boto3.client("dynamodb")
-    items = [ledger_item(DAY + timedelta(seconds=n)) for n in range(30)]
-    client.batch_write_item(
-        RequestItems={aws_env["LedgerTable"]: [{"PutRequest": {"Item": serialize(item)}} for item in items[:25]]}
-    )
-    client.batch_write_item(
-        RequestItems={aws_env["LedgerTable"]: [{"PutRequest": {"Item": serialize(item)}} for item in items[25:]]}
-    )
-    pages = DynamoLedgerStore(aws_env["LedgerTable"]).wire_pages(WHOLE_DAY, page_size=20)
+    items = [serialize(ledger_item(DAY + timedelta(seconds=n))) for n in range(40)]
+    for first in range(0, len(items), 25):
+        batch = [{"PutRequest": {"Item": item}} for item in items[first : first + 25]]
+        client.batch_write_item(RequestItems={aws_env["LedgerTable"]: batch})
 
-    first = next(pages)
-    assert len(first) == 20
-    assert len(next(pages)) == 10 and first == []
+    pages = list(DynamoLedgerStore(aws_env["LedgerTable"]).wire_pages(WHOLE_DAY, page_size=20))
+
+    # Then the empty page is left out
+    assert [len(json.loads(page)) for page in pages] == [20, 20]
 
 
 def test_settled_records_read_lean_give_the_rows_boto3s_deserializer_gives(aws_env):
@@ -99,7 +98,7 @@ def test_settled_records_read_lean_give_the_rows_boto3s_deserializer_gives(aws_e
         assert settle(record, reservation, ledger, None, retention_days=30, attempts=attempts) == "written"
 
     # When the export reads them lean, and the request log's way (boto3's parser and deserializer)
-    wire = [item for page in ledger.wire_pages(WHOLE_DAY) for item in list(page)]
+    wire = [item for page in ledger.wire_pages(WHOLE_DAY) for item in json.loads(page)]
     parsed, _ = ledger.page(WHOLE_DAY, limit=100)
     parsed.reverse()  # the request log reads newest first
 
@@ -107,13 +106,13 @@ def test_settled_records_read_lean_give_the_rows_boto3s_deserializer_gives(aws_e
     assert [item["request_id"]["S"] for item in wire] == ["gen-0", "gen-1", "gen-1.1", "gen-2"]
     assert all("counters" in item for item in parsed if "attempt_of" not in item)
     assert "counters" not in parsed[2] and parsed[2]["attempt_of"] == "gen-1"
-    lean = csv_text(direct_request_row(item) for item in wire)
+    lean = csv_text(direct_rows(json.dumps(wire).encode()))
     # And read with only the fields a row needs (as the export reads them), the counters stay behind
-    projected = [item for page in ledger.wire_pages(WHOLE_DAY, 1, LEDGER_FIELDS) for item in list(page)]
-    assert not [item for item in projected if "counters" in item]
-    assert csv_text(direct_request_row(item) for item in projected) == lean
+    projected_pages = list(ledger.wire_pages(WHOLE_DAY, 1, LEDGER_FIELDS))
+    assert not [item for page in projected_pages for item in json.loads(page) if "counters" in item]
+    assert "".join(csv_text(direct_rows(page)) for page in projected_pages) == lean
     assert lean == csv_text(request_row(item) for item in parsed)
-    rows = [dict(zip(REQUEST_COLUMNS, row, strict=True)) for row in (direct_request_row(item) for item in wire)]
+    rows = [dict(zip(REQUEST_COLUMNS, row, strict=True)) for row in direct_rows(json.dumps(wire).encode())]
     assert (rows[1]["route"], rows[1]["attempts"], rows[1]["provider"]) == (ON_BEDROCK, "2", "bedrock")
     assert (rows[2]["attempt_of"], rows[2]["attempt"], rows[2]["error_code"]) == ("gen-1", "1", "overloaded")
     assert rows[1]["user"].startswith("'=")

@@ -1,5 +1,7 @@
-"""Request rows read straight from DynamoDB's JSON are the rows of the deserialized records, byte
-for byte, for every record the ledger writes and for any other shape an item might have."""
+"""Request rows read straight from a page of DynamoDB's JSON are the rows of the deserialized
+records, byte for byte, for every record the ledger writes and for any other shape an item might
+have: read the direct way (msgspec's structs), or through ``deserialize`` for a record, or a page,
+the direct way does not read exactly."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,7 +18,7 @@ from hypothesis import strategies as st
 from meterway.accounts.models import ApiKey, CounterDelta
 from meterway.core.aws import deserialize, serialize
 from meterway.exports.logic.csv_format import REQUEST_COLUMNS, csv_text, request_row
-from meterway.exports.logic.wire_rows import UnusualAttribute, direct_request_row, wire_request_row
+from meterway.exports.logic.wire_rows import UnusualAttribute, direct_rows, page_rows
 from meterway.ledger.logic.record_usage import with_counters
 from meterway.ledger.models import TokenUsage, UsageRecord
 
@@ -104,6 +107,21 @@ def csv_of(row: list[Any]) -> bytes:
     return csv_text([row]).encode("utf-8", errors="surrogatepass")
 
 
+def page_of(*items: dict[str, Any]) -> bytes:
+    """A page's ``Items`` as the Query's answer carries them: a JSON array."""
+    return json.dumps(list(items)).encode("utf-8")
+
+
+def wire_row(item: dict[str, Any]) -> list[str]:
+    """The row ``page_rows`` gives for a page of the one item."""
+    (row,) = page_rows(page_of(item))
+    return row
+
+
+def reference_row(item: dict[str, Any]) -> bytes:
+    return csv_of(request_row(deserialize(item)))
+
+
 @settings(max_examples=400, deadline=None)
 @given(record=records, retention_days=st.sampled_from([0, 30]), carried=counters)
 def test_every_record_the_ledger_writes_is_read_directly_into_the_deserialized_records_row(
@@ -112,9 +130,9 @@ def test_every_record_the_ledger_writes_is_read_directly_into_the_deserialized_r
     # Given a record as the settle writes it: with the counters it carries when it has any
     wire = on_the_wire(with_counters(record.to_item(retention_days=retention_days), carried))
 
-    direct = direct_request_row(wire)  # no fallback: the ledger's own shapes are all read directly
+    (direct,) = direct_rows(page_of(wire))  # no fallback: the ledger's own shapes are all read directly
 
-    assert csv_of(direct) == csv_of(request_row(deserialize(wire)))
+    assert csv_of(direct) == reference_row(wire)
 
 
 @pytest.mark.parametrize(
@@ -146,7 +164,7 @@ def test_numbers_in_any_notation_give_the_deserialized_records_text(number):
     item["input_tokens"] = {"N": number}
 
     # Then the row is the deserialized record's, directly or through the fallback
-    assert csv_of(wire_request_row(item)) == csv_of(request_row(deserialize(item)))
+    assert csv_of(wire_row(item)) == reference_row(item)
 
 
 UNUSUAL = [
@@ -171,7 +189,7 @@ def test_a_shape_the_ledger_does_not_write_goes_the_deserialized_way(change):
     )
     item = on_the_wire(base.to_item()) | change
 
-    assert csv_of(wire_request_row(item)) == csv_of(request_row(deserialize(item)))
+    assert csv_of(wire_row(item)) == reference_row(item)
 
 
 def test_a_settled_fallback_and_its_attempt_are_read_directly_into_the_deserialized_records_rows():
@@ -213,7 +231,7 @@ def test_a_settled_fallback_and_its_attempt_are_read_directly_into_the_deseriali
     assert "L" in items[1]["counters"]
 
     # Then each row is the deserialized record's, read the direct way, route and attempts included
-    rows = [direct_request_row(item) for item in items]
+    rows = direct_rows(page_of(*items))
     assert [csv_of(row) for row in rows] == [csv_of(request_row(deserialize(item))) for item in items]
     columns = dict(zip(REQUEST_COLUMNS, rows[1], strict=True)), dict(zip(REQUEST_COLUMNS, rows[0], strict=True))
     assert columns[0]["route"] == served.route and columns[0]["attempts"] == "2"
@@ -226,4 +244,89 @@ def test_the_direct_way_refuses_what_it_cannot_read_exactly():
         UsageRecord("r", datetime(2026, 11, 1, tzinfo=UTC), ApiKey("k", "a", "n"), "m", "p", "e", True).to_item()
     )
     with pytest.raises(UnusualAttribute):
-        direct_request_row(item | {"latency_ms": {"N": "1.5"}})
+        direct_rows(page_of(item | {"latency_ms": {"N": "1.5"}}))
+    with pytest.raises(msgspec.ValidationError):
+        direct_rows(page_of(item | {"user": {"NULL": True}}))
+
+
+def plain_item(**changes: Any) -> dict[str, Any]:
+    record = UsageRecord(
+        "r", datetime(2026, 11, 1, tzinfo=UTC), ApiKey("k", "a", "n"), "m", "p", "e", True, user="u", latency_ms=5
+    )
+    return on_the_wire(record.to_item()) | changes
+
+
+def test_an_unusual_record_goes_the_deserialized_way_and_the_rest_of_its_page_stays_direct():
+    items = [plain_item(), plain_item(latency_ms={"N": "1.5"}), plain_item(request_id={"S": "r2"})]
+
+    rows = page_rows(page_of(*items))
+
+    assert [csv_of(row) for row in rows] == [reference_row(item) for item in items]
+    assert rows[1][REQUEST_COLUMNS.index("latency_ms")] == "1.5"  # as the Decimal prints it
+
+
+@pytest.mark.parametrize(
+    "unknown",
+    [{"NULL": True}, {"L": [{"S": "a"}]}, {"SS": ["a", "b"]}, {"NS": ["1"]}, {"M": {"a": {"NULL": True}}}],
+    ids=lambda unknown: next(iter(unknown)),
+)
+def test_a_page_with_a_type_the_structs_do_not_know_is_read_whole_the_deserialized_way(unknown):
+    # Given a page whose second record has a column of a type the ledger never writes
+    items = [plain_item(), plain_item(app=unknown), plain_item(user=unknown)]
+    with pytest.raises(msgspec.ValidationError):
+        direct_rows(page_of(*items))
+
+    # Then every row of it is the deserialized record's
+    assert [csv_of(row) for row in page_rows(page_of(*items))] == [reference_row(item) for item in items]
+
+
+def test_attributes_no_column_reads_are_skipped_whatever_their_type():
+    item = plain_item(
+        counters={"L": [{"M": {"pk": {"S": "KEY#k"}, "deltas": {"M": {"inflight": {"N": "-1"}}}}}]},
+        created_sk={"S": "2026-11-01T00:00:00.000Z#r"},
+        expires_at={"N": "1.8E+9"},
+        retired={"NULL": True},
+    )
+
+    (row,) = direct_rows(page_of(item))
+
+    assert csv_of(row) == reference_row(item)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["caf\u00e9", "\u65e5\u672c\u8a9e", "\U0001f600 emoji", 'quote " and, comma', "line\r\nbreak", "\\back\\slash"],
+)
+@pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "utf-8"])
+def test_text_is_read_whatever_script_and_however_the_json_escapes_it(text, ascii_only):
+    # DynamoDB may send non-ASCII text as UTF-8 or escaped (\uXXXX, a surrogate pair past the BMP)
+    item = plain_item(user={"S": text}, model={"S": "=" + text})
+    page = json.dumps([item], ensure_ascii=ascii_only).encode("utf-8")
+
+    (row,) = direct_rows(page)
+
+    assert csv_of(row) == reference_row(item)
+    assert row[REQUEST_COLUMNS.index("user")] == text and row[REQUEST_COLUMNS.index("model")] == "'=" + text
+
+
+def test_a_lone_surrogate_escape_is_read_the_way_json_reads_it():
+    # msgspec refuses "\ud800" (half a character); json takes it, and so does the fallback
+    item = plain_item(user={"S": "a\ud800b"})
+    page = json.dumps([item]).encode("utf-8")
+
+    assert csv_of(wire_row(item)) == reference_row(item)
+    assert page_rows(page)[0][REQUEST_COLUMNS.index("user")] == "a\ud800b"
+
+
+def test_a_missing_attribute_and_a_json_null_are_empty_cells():
+    with_null, without = plain_item(user=None), plain_item()
+    del without["user"]
+
+    rows = direct_rows(page_of(with_null, without))
+
+    assert rows[0] == rows[1] and rows[0][REQUEST_COLUMNS.index("user")] == ""
+    assert csv_of(rows[1]) == reference_row(without)
+
+
+def test_an_empty_page_has_no_rows():
+    assert page_rows(b"[]") == []

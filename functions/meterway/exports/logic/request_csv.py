@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from meterway.exports.dal.export_files import FileWriter, PartWriter
 from meterway.exports.logic.csv_format import LEDGER_FIELDS, REQUEST_COLUMNS, csv_text
-from meterway.exports.logic.wire_rows import wire_request_row
+from meterway.exports.logic.wire_rows import page_rows
 from meterway.ledger.dal.ledger_store import LedgerQuery, LedgerStore
 
 PAGE_SIZE = 1000
@@ -26,7 +26,8 @@ def write_request_rows(
     memory stays flat however many rows."""
     rows = counted
     for page in ledger.wire_pages(query, PAGE_SIZE, LEDGER_FIELDS):
-        writer.write(csv_text(wire_request_row(item) for item in page).encode("utf-8"))
-        rows += len(page)
+        page_of_rows = page_rows(page)
+        writer.write(csv_text(page_of_rows).encode("utf-8"))
+        rows += len(page_of_rows)
         progress(rows)
     return rows
