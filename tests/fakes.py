@@ -133,6 +133,9 @@ class InMemoryRollups:
         self.complete_from: dict[str, datetime] = {}
         self.items_read = 0
         self.fail_chunks = 0
+        # The counters' read copies as last spread (one per counter stands for all of them).
+        self.copies: dict[tuple[str, str], dict[str, Any]] = {}
+        self.fail_spreads = 0
 
     def add(
         self,
@@ -160,6 +163,14 @@ class InMemoryRollups:
             item = self.counters.setdefault((counter.pk, counter.sk), {})
             for name, value in counter.deltas.items():
                 item[name] = item.get(name, 0) + value
+
+    def spread_copies(self, counters: list[tuple[str, str]]) -> None:
+        if self.fail_spreads:
+            self.fail_spreads -= 1
+            raise StorageError("throttled")
+        for counter in counters:
+            if counter in self.counters:
+                self.copies[counter] = dict(self.counters[counter])
 
     def query(
         self,

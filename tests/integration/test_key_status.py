@@ -44,11 +44,20 @@ class Recording:
         return call
 
 
+def item_read(pk: str) -> str:
+    """Which item of the key's or account's a partition key names."""
+    if pk.startswith("KEYHASH#"):
+        return "key copy" if pk.count("#") == 2 else "key"
+    return "balance copy" if "#COPY" in pk else "balance"
+
+
 def run_requests(aws_env: dict[str, str], limits: KeyLimits) -> tuple[dict[str, Any], list[dict[str, Any]], Recording]:
     """Three paid requests of a new key with ``limits``, this minute: its status and its records."""
     table = aws_env["KeysTable"]
-    key, secret = mint_key("acct", "status", limits=limits)
-    DynamoKeyStore(table).put(key, hash_secret(secret))
+    minted, secret = mint_key("acct", "status", limits=limits)
+    DynamoKeyStore(table).put(minted, hash_secret(secret))
+    key = DynamoKeyStore(table).get_by_hash(hash_secret(secret))  # as the proxy finds it
+    assert key is not None
     client = Recording(boto3.client("dynamodb"))
     quotas = DynamoQuotaStore(table, client=client)
     ledger = DynamoLedgerStore(aws_env["LedgerTable"], client=client)
@@ -98,10 +107,12 @@ def test_a_key_without_limits_adds_nothing_before_the_upstream_call(aws_env):
     _, records, client = run_requests(aws_env, KeyLimits())
     keys_table = aws_env["KeysTable"]
     reserving = [call for call in client.calls if call[1] == keys_table and call[0] != "batch_get_item"]
-    # Then each reservation reads the key's item, and the first one the account's balance (to learn
-    # it has no credit: the next ones skip it); nothing is written and no transaction is made
-    assert [operation for operation, _, _ in reserving] == ["get_item"] * (len(records) + 1)
-    assert sorted(pk.split("#")[0] for _, _, pk in reserving) == ["ACCOUNT", "KEYHASH", "KEYHASH", "KEYHASH"]
+    # Then each reservation reads a copy of the key's item, and the first one a copy of the account's
+    # balance, then (there is none: no credit) its item, to learn it has no credit: the next ones
+    # skip it. Nothing is written and no transaction is made
+    assert [operation for operation, _, _ in reserving] == ["get_item"] * (len(records) + 2)
+    read = sorted(item_read(pk) for _, _, pk in reserving)
+    assert read == ["balance", "balance copy", "key copy", "key copy", "key copy"]
     # And the settlement is one put: the record carries its counters (spend, minute, balance)
     assert [operation for operation, _, _ in client.calls].count("put_item") == len(records)
     assert all(len(record["counters"]) == 3 for record in records)

@@ -11,13 +11,15 @@ from typing import Any
 import boto3
 import pytest
 
-from meterway.accounts.dal import keys_table
+from meterway.accounts.dal import counter_copies, keys_table
 from meterway.accounts.dal.balance_store import DynamoBalanceStore
+from meterway.accounts.dal.key_admin_store import DynamoKeyAdminStore
 from meterway.accounts.dal.key_store import DynamoKeyStore
 from meterway.accounts.dal.quota_store import DynamoQuotaStore, ReservationRefused
 from meterway.accounts.logic.key_secrets import hash_secret, mint_key
 from meterway.accounts.logic.limits import plan_reservation
-from meterway.accounts.models import ApiKey, KeyLimits
+from meterway.accounts.models import ApiKey, KeyLimits, KeyRecord
+from meterway.core.dynamo import Update
 
 NOW = datetime(2026, 12, 2, 10, 0, 5, tzinfo=UTC)
 
@@ -46,22 +48,23 @@ class Account:
         self.quotas = DynamoQuotaStore(self.table, client=self.client, credit_ttl_s=credit_ttl_s)
 
     def key(self, limits: KeyLimits | None = None, account: str = "acct") -> tuple[ApiKey, str]:
+        """A new key as the proxy finds it by its secret (with the number of its read copies)."""
         key, secret = mint_key(account, "checked", limits=limits or KeyLimits())
-        DynamoKeyStore(self.table).put(key, hash_secret(secret))
-        return key, hash_secret(secret)
+        store = DynamoKeyStore(self.table)
+        store.put(key, hash_secret(secret))
+        stored = store.get_by_hash(hash_secret(secret))
+        assert stored is not None and stored.secret_copies == keys_table.KEY_COPIES
+        return stored, hash_secret(secret)
 
     def item(self, key: dict[str, str]) -> dict[str, Any]:
         found = boto3.client("dynamodb").get_item(TableName=self.table, Key={n: {"S": v} for n, v in key.items()})
         return found.get("Item", {})
 
     def add(self, key: dict[str, str], **numbers: Any) -> None:
-        names = ", ".join(f"{name} :{name}" for name in numbers)
-        boto3.client("dynamodb").update_item(
-            TableName=self.table,
-            Key={n: {"S": v} for n, v in key.items()},
-            UpdateExpression=f"ADD {names}",
-            ExpressionAttributeValues={f":{name}": {"N": str(value)} for name, value in numbers.items()},
-        )
+        """Count ``numbers`` into a counter as the aggregator does: a new version, then its copies."""
+        client = boto3.client("dynamodb")
+        client.update_item(**Update(add={**numbers, "version": 1}).request(self.table, key))
+        counter_copies.spread(client, self.table, [(key["pk"], key["sk"])])
 
 
 @pytest.fixture
@@ -79,25 +82,19 @@ def refused_cause(account: Account, key: ApiKey, key_hash: str, at: datetime = N
 
 def test_a_disabled_deleted_or_expired_key_is_refused_whatever_it_says_of_itself(account):
     key, key_hash = account.key()
+    admin = DynamoKeyAdminStore(account.table)
     assert refused_cause(account, key, key_hash) is None
-    # Disabled in the table (the proxy's cached copy still says enabled)
-    boto3.client("dynamodb").update_item(
-        TableName=account.table,
-        Key={n: {"S": v} for n, v in keys_table.secret_key(key_hash).items()},
-        UpdateExpression="SET disabled = :true",
-        ExpressionAttributeValues={":true": {"BOOL": True}},
-    )
+    # Disabled through the management API's store (the proxy's cached copy still says enabled)
+    admin.update(KeyRecord(key, key_hash), {"disabled": True}, {})
     assert refused_cause(account, key, key_hash) == "key"
     # Never stored, or expired a second ago
     assert refused_cause(account, key, "0" * 64) == "key"
     expiring, expiring_hash = account.key()
-    boto3.client("dynamodb").update_item(
-        TableName=account.table,
-        Key={n: {"S": v} for n, v in keys_table.secret_key(expiring_hash).items()},
-        UpdateExpression="SET valid_until = :until",
-        ExpressionAttributeValues={":until": {"S": "2026-12-02T10:00:04.000Z"}},
-    )
+    admin.update(KeyRecord(expiring, expiring_hash), {"valid_until": "2026-12-02T10:00:04.000Z"}, {})
     assert refused_cause(account, expiring, expiring_hash) == "key"
+    deleted, deleted_hash = account.key()
+    admin.delete(KeyRecord(deleted, deleted_hash))
+    assert refused_cause(account, deleted, deleted_hash) == "key"
 
 
 def test_the_spend_limit_refuses_once_the_counted_spend_reaches_it_and_writes_nothing(account):
@@ -127,8 +124,9 @@ def test_credit_used_up_refuses_and_an_account_without_credit_is_read_once_a_ttl
     free, free_hash = cached.key(account="free")
     for _ in range(3):
         assert refused_cause(cached, free, free_hash) is None
-    # An account known to have no credit is not read again within the TTL: 3 key reads, 1 balance read
-    assert cached.client.operations == ["get_item"] * 4
+    # An account known to have no credit is not read again within the TTL: 3 key reads, and once a
+    # balance copy (there is none: no credit) then the balance item
+    assert cached.client.operations == ["get_item"] * 5
 
 
 def test_a_refusal_takes_back_the_request_it_held_on_its_minute(account):

@@ -76,6 +76,9 @@ class ApiKey:
     display_prefix: str = ""
     limits: KeyLimits = field(default_factory=KeyLimits)
     valid_until: str | None = None
+    # How many read copies this secret's item has (``keys_table.KEY_COPIES``, or 0 for a secret
+    # stored before copies existed): the reserve reads one of them instead of the item.
+    secret_copies: int = 0
 
     @property
     def usable(self) -> bool:

@@ -9,7 +9,7 @@ from cachetools import TTLCache
 from meterway.accounts.dal import keys_table
 from meterway.accounts.models import ApiKey, KeyLimits, KeyRecord
 from meterway.core.aws import AwsResource, deserialize, serialize
-from meterway.core.dynamo import ConditionFailed, TransactionCancelled, storage_errors, transact
+from meterway.core.dynamo import TransactionCancelled, storage_errors, transact
 from meterway.core.errors import StorageError
 
 UNAVAILABLE = "The key store is unavailable; try again."
@@ -24,6 +24,7 @@ _KEY_FIELDS = (
     "created_at",
     "display_prefix",
     "valid_until",
+    "secret_copies",
 )
 
 
@@ -51,10 +52,27 @@ class MemberUnavailable(Exception):
 
 
 def key_item(key: ApiKey, key_hash: str) -> dict[str, Any]:
-    """The hash item of a key's current secret: what auth reads with one GetItem, limits included."""
+    """The hash item of a key's current secret: what auth reads with one GetItem, limits included.
+    It is always written with its read copies (``copy_puts``)."""
     item = {name: getattr(key, name) for name in _KEY_FIELDS if getattr(key, name) is not None}
     item["limits"] = key.limits.to_item()
+    item["secret_copies"] = keys_table.KEY_COPIES
     return item | keys_table.secret_key(key_hash) | keys_table.listing_attributes(key.account_id, key.key_id)
+
+
+def copy_puts(table: str, key_hash: str, state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The transaction items that write a secret's read copies with ``state`` (``disabled`` and,
+    when it has one, ``valid_until``)."""
+    fields = {name: state[name] for name in keys_table.KEY_COPY_FIELDS if state.get(name) is not None}
+    return [
+        {"Put": {"TableName": table, "Item": serialize(copy | fields)}}
+        for copy in keys_table.secret_copy_keys(key_hash)
+    ]
+
+
+def copy_deletes(table: str, key_hash: str) -> list[dict[str, Any]]:
+    """The transaction items that delete a secret's read copies."""
+    return [{"Delete": {"TableName": table, "Key": serialize(copy)}} for copy in keys_table.secret_copy_keys(key_hash)]
 
 
 def key_from_item(item: dict[str, Any]) -> ApiKey:
@@ -88,17 +106,14 @@ class DynamoKeyStore(AwsResource):
     def put(self, key: ApiKey, key_hash: str) -> None:
         """A key with a member is written only if that member exists and is enabled, checked in
         the same transaction (a member disabled meanwhile cannot get a new key)."""
-        put = {
-            "TableName": self._table,
-            "Item": serialize(key_item(key, key_hash)),
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }
+        item = key_item(key, key_hash)
+        put = {"TableName": self._table, "Item": serialize(item), "ConditionExpression": "attribute_not_exists(pk)"}
+        copies = copy_puts(self._table, key_hash, item)
         if key.member is None:
             try:
-                with storage_errors(UNAVAILABLE):
-                    self.client.put_item(**put)
-            except ConditionFailed as exc:
-                raise StorageError(UNAVAILABLE) from exc
+                transact(self.client, [{"Put": put}, *copies], UNAVAILABLE)
+            except TransactionCancelled as cancelled:
+                raise StorageError("A key with that secret already exists.") from cancelled
             return
         check = {
             "TableName": self._table,
@@ -108,7 +123,7 @@ class DynamoKeyStore(AwsResource):
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         try:
-            transact(self.client, [{"ConditionCheck": check}, {"Put": put}], UNAVAILABLE)
+            transact(self.client, [{"ConditionCheck": check}, {"Put": put}, *copies], UNAVAILABLE)
         except TransactionCancelled as cancelled:
             reason = cancelled.failed(0)
             if reason is None:

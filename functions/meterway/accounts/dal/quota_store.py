@@ -1,13 +1,21 @@
 """A key's counters and its account's credit in the KeysTable (see ``keys_table``).
 
 A request is checked by one round of single-item requests sent in parallel, never a transaction:
-- a consistent GetItem of the key's secret item (so a disabled, deleted or expired key is refused
-  on its next request, whatever a warm cache holds);
-- for a key with a spend limit, a consistent GetItem of its spend counter;
-- for an account with credit, a consistent GetItem of its ``BALANCE`` item; whether an account
+- a consistent GetItem of one read copy of the key's secret item, picked at random (so a
+  disabled, deleted or expired key is refused on its next request, whatever a warm cache holds:
+  the copies are written in the same transactions as the item). A secret stored before copies
+  existed is read from its item;
+- for a key with a spend limit, a GetItem of one copy of its spend counter;
+- for an account with credit, a GetItem of one copy of its ``BALANCE`` item; whether an account
   has credit at all is remembered for ``credit_ttl_s`` (credit, once on, stays on);
 - for a key with a per-minute limit, a conditional add of one request to one shard of its
   minute counter (``keys_table.minute_shards``).
+
+The counters' copies are set from their item by the aggregator after each batch it counts, never
+to an older version, and read eventually consistent: a copy is the item as it was a moment ago.
+Spend only grows, so a copy at the limit refuses rightly. Credit grows too, with each top-up, so a
+balance copy that refuses is checked against the item first. Where no copy is written yet, the
+item is read instead.
 
 Spend and tokens are added to the counters by the AggregatorFunction when it counts the ledger
 records (``meterway.ledger``), so a check reads what was counted so far. When a condition fails
@@ -17,6 +25,7 @@ minute shard; what the client is told is the logic's call.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -88,36 +97,45 @@ class DynamoQuotaStore(AwsResource):
         shard = (key.key_id, reservation.minute or "", reservation.minute_shard)
         if reservation.holds_minute and shard in self._full:
             raise ReservationRefused("minute")
-        checks: dict[Cause, Callable[[], Any]] = {"key": lambda: self._key_valid(key_hash, now)}
+        checks: dict[Cause, Callable[[], Any]] = {"key": lambda: self._key_valid(key_hash, key.secret_copies, now)}
         if reservation.checks_spend:
-            checks["spend"] = lambda: self._read(keys_table.spend_key(key.key_id, reservation.spend_period or ""))
+            checks["spend"] = lambda: self._read_counter(
+                keys_table.spend_key(key.key_id, reservation.spend_period or "")
+            )
         if self._may_have_credit(key.account_id):
-            checks["balance"] = lambda: self._read(keys_table.balance_key(key.account_id))
+            checks["balance"] = lambda: self._read_counter(keys_table.balance_key(key.account_id))
         if reservation.holds_minute:
             checks["minute"] = lambda: self._hold_minute(reservation)
         outcomes, error = self._run(checks)
+        if error is None and "balance" in outcomes:
+            error = self._balance_of(outcomes, reservation)
         if error is not None:
             if outcomes.get("minute") is True:
                 self._release_minute(reservation)
             raise error
-        balance = outcomes.get("balance")
-        # A spend counter not written yet has spent nothing.
-        spend = (outcomes["spend"] or {}) if "spend" in outcomes else None
+        if "spend" in outcomes:
+            # A spend counter not written yet has spent nothing.
+            outcomes["spend"] = outcomes["spend"][0] or {}
+        spend, balance = outcomes.get("spend"), outcomes.get("balance")
         if "balance" in outcomes:
             self._credit[key.account_id] = (_credit_left(balance) is not None, time.monotonic())
         refused = [cause for cause in CAUSES if cause in outcomes and not _passes(cause, outcomes[cause], reservation)]
         if refused:
-            if outcomes.get("minute") is True:
-                self._release_minute(reservation)
-            elif outcomes.get("minute") is False:
-                # Only the current minute's full shards are worth remembering.
-                self._full = {full for full in self._full if full[1] == shard[1]} | {shard}
+            self._refuse(reservation, outcomes.get("minute"), shard)
             raise ReservationRefused(refused[0])
         return Standing(
             spent_usd=to_decimal(spend.get("spent_usd")) if spend is not None else None,
             credits_usd=to_decimal(balance["credits_usd"]) if balance and "credits_usd" in balance else None,
             credit_left_usd=_credit_left(balance),
         )
+
+    def _refuse(self, reservation: Reservation, held: bool | None, shard: tuple[str, str, int]) -> None:
+        """Take back the request held on the minute shard, or remember a shard found full."""
+        if held is True:
+            self._release_minute(reservation)
+        elif held is False:
+            # Only the current minute's full shards are worth remembering.
+            self._full = {full for full in self._full if full[1] == shard[1]} | {shard}
 
     def _run(self, checks: dict[Cause, Callable[[], Any]]) -> tuple[dict[Cause, Any], Exception | None]:
         """Every check at once (the first on this thread): the outcomes of those that answered,
@@ -133,15 +151,39 @@ class DynamoQuotaStore(AwsResource):
                 error = error or exc
         return outcomes, error
 
-    def _key_valid(self, key_hash: str, now: datetime) -> bool:
-        item = self._read(keys_table.secret_key(key_hash), "disabled, valid_until")
+    def _key_valid(self, key_hash: str, copies: int, now: datetime) -> bool:
+        """Whether the secret is enabled and unexpired, by one of its copies (or its item)."""
+        where = keys_table.secret_copy_key(key_hash, _any(copies)) if copies else keys_table.secret_key(key_hash)
+        item = self._read(where, "disabled, valid_until")
         if item is None:
             return False
         valid_until = item.get("valid_until")
         return item.get("disabled") is False and (valid_until is None or str(valid_until) > utc_iso(now))
 
-    def _read(self, key: dict[str, str], projection: str | None = None) -> dict[str, Any] | None:
-        request: dict[str, Any] = {"TableName": self._table, "Key": serialize(key), "ConsistentRead": True}
+    def _read_counter(self, key: dict[str, str]) -> tuple[dict[str, Any] | None, bool]:
+        """A spend counter or balance by one of its copies, else by its item; and whether a copy
+        answered."""
+        copy = self._read(keys_table.counter_copy_key(key, _any(keys_table.COUNTER_COPIES)), consistent=False)
+        if copy is not None:
+            return copy, True
+        return self._read(key), False
+
+    def _balance_of(self, outcomes: dict[Cause, Any], reservation: Reservation) -> Exception | None:
+        """Put the balance read in ``outcomes``: a copy's, unless it refuses, since it may predate a
+        top-up; then the item's. The storage error of that read, if any."""
+        balance, copied = outcomes["balance"]
+        outcomes["balance"] = balance
+        if copied and not _passes("balance", balance, reservation):
+            try:
+                outcomes["balance"] = self._read(keys_table.balance_key(reservation.key.account_id))
+            except Exception as exc:  # noqa: BLE001 - raised by the caller after taking back the minute
+                return exc
+        return None
+
+    def _read(
+        self, key: dict[str, str], projection: str | None = None, *, consistent: bool = True
+    ) -> dict[str, Any] | None:
+        request: dict[str, Any] = {"TableName": self._table, "Key": serialize(key), "ConsistentRead": consistent}
         if projection:
             request["ProjectionExpression"] = projection
         with storage_errors(UNAVAILABLE):
@@ -222,6 +264,11 @@ def _credit_left(balance: dict[str, Any] | None) -> Decimal | None:
     if balance is None or balance.get("credits_usd") is None:
         return None
     return to_decimal(balance["credits_usd"]) - to_decimal(balance.get("spent_usd"))
+
+
+def _any(copies: int) -> int:
+    """One of ``copies`` copies, at random so that each takes its share of the reads."""
+    return random.randrange(copies)  # noqa: S311 - spreads reads; nothing secret depends on it
 
 
 def _minute_key(reservation: Reservation) -> dict[str, str]:

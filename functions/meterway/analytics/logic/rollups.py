@@ -256,7 +256,19 @@ def count_records(store: RollupStore, contributions: list[Contribution], now: da
         return outcome
     for chunk in plan_chunks(contributions):
         _count_chunk(store, chunk, outcome)
+    _spread_copies(store, contributions, outcome)
     return outcome
+
+
+def _spread_copies(store: RollupStore, contributions: list[Contribution], outcome: BatchOutcome) -> None:
+    """Bring the read copies of the counters the batch counted (or had counted before) up to date.
+    When that fails, the records are left to be retried: counted already, they only spread again."""
+    counted = [c for c in contributions if c.request_id in outcome.applied | outcome.duplicates]
+    try:
+        store.spread_copies([(counter.pk, counter.sk) for c in counted for counter in c.counters])
+    except StorageError as failed:
+        logger.warning("counter copies not set; their records are retried", extra={"error": _cause(failed)})
+        outcome.failed |= {c.request_id for c in counted if c.counters}
 
 
 def start_intermediate(store: RollupStore, account_ids: list[str], now: datetime) -> None:
