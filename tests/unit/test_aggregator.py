@@ -146,6 +146,17 @@ def test_counters_whose_copies_were_not_set_are_retried_and_counted_once(store):
     assert store.copies[spend] == store.counters[spend]
 
 
+def test_only_the_counters_the_reserve_reads_get_copies(store):
+    # A key without a spend limit still counts its lifetime spend, but no check reads it
+    free = ApiKey(key_id="key_f", account_id="acct", name="free")
+    items = settled([ledger_item(START + timedelta(seconds=n), key=free, cost=Decimal("0.5")) for n in range(3)], free)
+    assert aggregator.handler(stream_event(items), LocalLambdaContext("AggregatorFunction")) == {
+        "batchItemFailures": []
+    }
+    assert store.counters[("QUOTA#key_f", "SPEND#ALL")]["spent_usd"] == Decimal("1.5")
+    assert set(store.copies) == {("ACCOUNT#acct", "BALANCE")}
+
+
 def test_a_batch_whose_accounts_cannot_be_read_is_failed_whole_for_retry(store, monkeypatch):
     items = many(5)
 

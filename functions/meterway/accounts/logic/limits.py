@@ -139,7 +139,11 @@ def counter_deltas(reservation: Reservation, cost: Decimal, tokens: int) -> list
     deltas: list[CounterDelta] = []
     if reservation.spend_period is not None:
         spend = keys_table.spend_key(key.key_id, reservation.spend_period)
-        deltas.append(CounterDelta(spend["pk"], spend["sk"], {"spent_usd": cost}, reservation.spend_expires_at))
+        deltas.append(
+            CounterDelta(
+                spend["pk"], spend["sk"], {"spent_usd": cost}, reservation.spend_expires_at, reservation.checks_spend
+            )
+        )
     if reservation.minute is not None:
         minute = keys_table.minute_key(key.key_id, reservation.minute, reservation.minute_shard)
         counted = {} if reservation.holds_minute else {"requests": 1}
@@ -147,7 +151,9 @@ def counter_deltas(reservation: Reservation, cost: Decimal, tokens: int) -> list
             CounterDelta(minute["pk"], minute["sk"], {**counted, "tokens": tokens}, reservation.minute_expires_at)
         )
     balance = keys_table.balance_key(key.account_id)
-    deltas.append(CounterDelta(balance["pk"], balance["sk"], {"spent_usd": cost}))
+    # The balance of an account with credit is read through copies; one without credit has none
+    # (the aggregator sees which when it reads the balance).
+    deltas.append(CounterDelta(balance["pk"], balance["sk"], {"spent_usd": cost}, copied=True))
     return deltas
 
 
