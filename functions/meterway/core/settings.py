@@ -7,7 +7,7 @@ Each model lists only what its function uses.
 The models are plain pydantic models fed from the environment by ``load_settings`` (names matched
 without regard to case, dict fields given as JSON, as pydantic-settings reads them): importing
 pydantic-settings, with the sources it loads for files, clouds and command lines, cost the proxy's
-cold start 7-22 ms with bytecode and about 125 ms without, for ten lines of reading variables.
+cold start 7-54 ms with bytecode and about 130 ms without, for ten lines of reading variables.
 """
 
 from __future__ import annotations
