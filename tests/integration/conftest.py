@@ -161,6 +161,14 @@ def dynamo(aws_env: dict[str, str], moto_url: str) -> Iterator[LoopbackDynamo]:
     loopback.close()
 
 
+@pytest.fixture
+def dynamo_over_loopback(aws_env: dict[str, str], moto_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB clients made from the environment, the proxy's own (``dynamo_http``) as well as
+    boto3's, reach this test's tables (``aws_env``) through a moto server on loopback."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto_url)
+    container.reset()
+
+
 Poller = TypeVar("Poller", bound="Runnable")
 
 
