@@ -124,7 +124,7 @@ class DynamoHttp:
         }
         signed = AWSRequest(method="POST", url=self._url, data=body, headers=headers)
         self._signer(credentials, SIGNING_NAME, self._region).add_auth(signed)
-        # The answer's CRC32 is of the bytes sent: it comes as it is, uncompressed.
+        # No Accept-Encoding: the answer comes uncompressed, the bytes its CRC32 is of.
         return [
             *((name, value) for name, value in signed.headers.items() if name != "Host"),
             ("User-Agent", self._user_agent),
