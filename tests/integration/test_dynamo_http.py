@@ -20,6 +20,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, RefreshableCredentials
 
+from meterway.accounts.dal.key_store import CachedKeyStore, DynamoKeyStore
+from meterway.accounts.logic.key_secrets import hash_secret, mint_key
 from meterway.core.aws import credentials
 from meterway.core.dynamo import ConditionFailed, storage_errors
 from meterway.core.dynamo_http import TARGET_PREFIX, DynamoHttp
@@ -288,3 +290,18 @@ def test_a_kept_connection_the_server_closed_is_replaced_without_a_retry(one_ans
 
     assert asyncio.run(twice()) == [{"Item": {"pk": {"S": "a"}}}] * 2
     assert len(taken) == 2 and waits == []
+
+
+def test_the_proxys_key_lookup_finds_a_key_by_its_hash_once_a_cache_ttl(aws_env, dynamo: LoopbackDynamo):
+    # Given a key stored as the admin API stores it (boto3)
+    key, secret = mint_key("acct", "lookup")
+    DynamoKeyStore(aws_env["KeysTable"]).put(key, hash_secret(secret))
+    keys = CachedKeyStore(DynamoKeyStore(aws_env["KeysTable"], dynamo=dynamo.client), ttl_seconds=60)
+
+    # When the proxy looks it up twice, and a hash nobody has twice
+    found = [dynamo.run(keys.find_by_hash(hash_secret(secret))) for _ in range(2)]
+    missing = [dynamo.run(keys.find_by_hash("0" * 64)) for _ in range(2)]
+
+    # Then it is found, the unknown hash is not, and each was read once
+    assert found == [key, key] and missing == [None, None]
+    assert dynamo.operations == ["GetItem", "GetItem"]
