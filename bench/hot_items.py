@@ -28,6 +28,8 @@ split over them at random).
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import math
 import os
 import sys
@@ -73,29 +75,45 @@ class RecordingClient:
         method = getattr(self._client, name)
 
         def call(**arguments: Any) -> Any:
-            self._count(name, arguments)
+            count_call(self.recording, name, arguments)
             return method(**arguments)
 
         return call
 
-    def _count(self, operation: str, arguments: dict[str, Any]) -> None:
-        record = self.recording
-        if operation == "get_item":
-            record.reads[_where(arguments["TableName"], arguments["Key"])] += _read_units(arguments)
-        elif operation == "batch_get_item":
-            for table, asked in arguments["RequestItems"].items():
-                for key in asked["Keys"]:
-                    record.reads[_where(table, key)] += _read_units(asked)
-        elif operation in ("put_item", "update_item", "delete_item"):
-            record.writes[_where(arguments["TableName"], arguments.get("Key") or arguments["Item"])] += 1
-        elif operation == "transact_write_items":
-            record.transactions += 1
-            for entry in arguments["TransactItems"]:
-                ((kind, body),) = entry.items()
-                key = body.get("Key") or body["Item"]
-                record.writes[_where(body["TableName"], key)] += 2 if kind != "ConditionCheck" else 0
-                if kind == "ConditionCheck":
-                    record.reads[_where(body["TableName"], key)] += 2
+
+def recording_dynamo(url: str, recording: Recording) -> Any:
+    """The proxy's own DynamoDB client (``core.dynamo_http``) on ``url``, counting as ``RecordingClient``."""
+    from meterway.core.aws import credentials
+    from meterway.core.dynamo_http import DynamoHttp
+
+    names = {"GetItem": "get_item", "PutItem": "put_item", "UpdateItem": "update_item"}
+
+    class RecordingDynamo(DynamoHttp):
+        async def call(self, operation: str, request: Any) -> dict[str, Any]:
+            count_call(recording, names[operation], request)
+            return await super().call(operation, request)
+
+    return RecordingDynamo(url, "us-east-1", credentials)
+
+
+def count_call(record: Recording, operation: str, arguments: dict[str, Any]) -> None:
+    """Count one call (boto3's name for its operation) into ``record``."""
+    if operation == "get_item":
+        record.reads[_where(arguments["TableName"], arguments["Key"])] += _read_units(arguments)
+    elif operation == "batch_get_item":
+        for table, asked in arguments["RequestItems"].items():
+            for key in asked["Keys"]:
+                record.reads[_where(table, key)] += _read_units(asked)
+    elif operation in ("put_item", "update_item", "delete_item"):
+        record.writes[_where(arguments["TableName"], arguments.get("Key") or arguments["Item"])] += 1
+    elif operation == "transact_write_items":
+        record.transactions += 1
+        for entry in arguments["TransactItems"]:
+            ((kind, body),) = entry.items()
+            key = body.get("Key") or body["Item"]
+            record.writes[_where(body["TableName"], key)] += 2 if kind != "ConditionCheck" else 0
+            if kind == "ConditionCheck":
+                record.reads[_where(body["TableName"], key)] += 2
 
 
 def _read_units(arguments: dict[str, Any]) -> float:
@@ -126,6 +144,7 @@ def record_case(case: Case, requests: int) -> tuple[Recording, Recording, dict[s
     """The proxy's units per request and the aggregator's per batch, for ``case``, on moto."""
     import boto3
     from moto import mock_aws
+    from moto.server import ThreadedMotoServer
 
     from devstack import moto_patches
     from devstack.aws_resources import create_resources
@@ -165,24 +184,30 @@ def record_case(case: Case, requests: int) -> tuple[Recording, Recording, dict[s
             DynamoBalanceStore(tables["KeysTable"]).add_topup(
                 "acct", {"topup_id": "t", "created_at": "2026-12-01T00:00:00.000Z", "amount_usd": Decimal(10**6)}
             )
-        quotas = DynamoQuotaStore(tables["KeysTable"], client=RecordingClient(client, proxy))
-        ledger = DynamoLedgerStore(tables["LedgerTable"], client=RecordingClient(client, proxy))
+        # The proxy's calls go over HTTP, on its own client, to a moto server sharing this moto.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        dynamo = recording_dynamo(f"http://{host}:{port}", proxy)
+        quotas = DynamoQuotaStore(tables["KeysTable"], dynamo=dynamo)
+        ledger = DynamoLedgerStore(tables["LedgerTable"], dynamo=dynamo)
         store = DynamoRollupStore(
             tables["RollupsTable"], RecordingClient(client, aggregator), counters_table=tables["KeysTable"]
         )
         start = datetime.now(UTC).replace(second=0, microsecond=0)
 
-        def serve(count: int, offset: int) -> list[dict[str, Any]]:
+        def serve(loop: asyncio.Runner, count: int, offset: int) -> list[dict[str, Any]]:
             items = []
             for number in range(count):
                 key, key_hash = keys[number % len(keys)]
                 at = start + timedelta(milliseconds=offset + number)
-                reservation, _ = reserve(quotas, key, key_hash, at)
+                reservation, _ = loop.run(reserve(quotas, key, key_hash, at))
                 record = UsageRecord(
                     new_request_id(), at, key, "openai/gpt-4o-mini", "openai", "chat.completions", True,
                     tokens=TokenUsage(input_tokens=1200, output_tokens=300), cost_usd=Decimal("0.00036"),
                 )  # fmt: skip
-                settle(record, reservation, ledger, None, 0)
+                loop.run(settle(record, reservation, ledger, None, 0))
                 items.append(ledger.get(record.request_id))
             return items
 
@@ -190,11 +215,14 @@ def record_case(case: Case, requests: int) -> tuple[Recording, Recording, dict[s
             for first in range(0, len(items), BATCH):
                 count_records(store, [contribution(item) for item in items[first : first + BATCH]])
 
-        # A busy key's steady state: its first requests counted, so its counters have copies.
-        count(serve(len(keys), 0))
-        proxy.clear()
-        aggregator.clear()
-        items = serve(requests, len(keys))
+        with asyncio.Runner() as loop:
+            # A busy key's steady state: its first requests counted, so its counters have copies.
+            count(serve(loop, len(keys), 0))
+            proxy.clear()
+            aggregator.clear()
+            items = serve(loop, requests, len(keys))
+            loop.run(dynamo.aclose())
+        server.stop()
         # The ledger gets read back here to feed the aggregator: not the proxy's.
         for where in [where for where in proxy.reads if where[0] == tables["LedgerTable"]]:
             del proxy.reads[where]

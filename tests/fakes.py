@@ -31,6 +31,9 @@ class InMemoryKeyStore:
         self.lookups += 1
         return self.by_hash.get(key_hash)
 
+    async def find_by_hash(self, key_hash: str) -> ApiKey | None:
+        return self.get_by_hash(key_hash)
+
     def put(self, key: ApiKey, key_hash: str) -> None:
         assert key_hash not in self.by_hash
         self.by_hash[key_hash] = key
@@ -51,7 +54,7 @@ class FakeQuotas:
     # What a check reads, as the store would give it back.
     standing: Standing = field(default_factory=Standing)
 
-    def reserve(self, reservation: Reservation, key_hash: str, now: datetime) -> Standing:
+    async def reserve(self, reservation: Reservation, key_hash: str, now: datetime) -> Standing:
         if self.refuse:
             raise ReservationRefused(self.refuse)
         self.reserved.append((reservation, key_hash))
@@ -79,6 +82,9 @@ class InMemoryLedger:
             return False
         self.items[item["request_id"]] = copy.deepcopy(item)
         return True
+
+    async def write(self, item: dict[str, Any]) -> bool:
+        return self.put(item)
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.items.get(request_id))

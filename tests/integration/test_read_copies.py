@@ -6,6 +6,7 @@ credit."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,6 +25,7 @@ from meterway.accounts.models import ApiKey, KeyLimits, KeyRecord, RetiredSecret
 from meterway.core.aws import deserialize, serialize
 from meterway.core.clock import utc_iso
 from meterway.core.dynamo import Update
+from tests.integration.conftest import LoopbackDynamo
 
 NOW = datetime(2026, 12, 2, 10, 0, 5, tzinfo=UTC)
 LATER = utc_iso(NOW + timedelta(days=30))
@@ -89,13 +91,29 @@ def keys(aws_env) -> Keys:
     return Keys(aws_env)
 
 
-def refused(quotas: DynamoQuotaStore, key: ApiKey, key_hash: str) -> str | None:
-    reservation = plan_reservation(key, NOW)
-    try:
-        quotas.reserve(reservation, key_hash, NOW)
-    except ReservationRefused as refusal:
-        return refusal.cause
-    return None
+class Proxy:
+    """The quota store as the proxy runs it (its calls over HTTP on an event loop), and the
+    partition keys of the items it read."""
+
+    def __init__(self, table: str, dynamo: LoopbackDynamo):
+        self.dynamo = dynamo
+        self.quotas = DynamoQuotaStore(table, dynamo=dynamo.client)
+
+    def refused(self, key: ApiKey, key_hash: str) -> str | None:
+        try:
+            self.dynamo.run(self.quotas.reserve(plan_reservation(key, NOW), key_hash, NOW))
+        except ReservationRefused as refusal:
+            return refusal.cause
+        return None
+
+    @property
+    def got(self) -> list[str]:
+        return [json.loads(sent.body)["Key"]["pk"]["S"] for sent in self.dynamo.sent if sent.operation == "GetItem"]
+
+
+@pytest.fixture
+def proxy(keys, dynamo) -> Proxy:
+    return Proxy(keys.table, dynamo)
 
 
 def test_every_change_of_a_secret_reaches_all_its_copies(keys):
@@ -129,33 +147,30 @@ def test_every_change_of_a_secret_reaches_all_its_copies(keys):
     assert keys.copies(key_hash) == keys.copies(new_hash) == [None] * keys_table.KEY_COPIES
 
 
-def test_a_rotation_without_overlap_deletes_the_old_copies_and_the_proxy_refuses_the_old_secret(keys, aws_env):
-    quotas = DynamoQuotaStore(keys.table)
+def test_a_rotation_without_overlap_deletes_the_old_copies_and_the_proxy_refuses_the_old_secret(keys, proxy):
     key, key_hash = keys.new()
     rotated, rotated_secret = mint_key("acct", "copied")
     rotated = dataclasses.replace(rotated, key_id=key.key_id)
     keys.store.rotate(KeyRecord(key, key_hash), rotated, hash_secret(rotated_secret), retired=None, keep=[], drop=[])
     assert keys.copies(key_hash) == [None] * keys_table.KEY_COPIES
     # The proxy's warm cache still holds the old key: its copy says it is gone
-    assert refused(quotas, key, key_hash) == "key"
+    assert proxy.refused(key, key_hash) == "key"
     new = keys.store.get_by_hash(hash_secret(rotated_secret))
-    assert new is not None and refused(quotas, new, hash_secret(rotated_secret)) is None
+    assert new is not None and proxy.refused(new, hash_secret(rotated_secret)) is None
 
 
-def test_a_secret_stored_before_copies_existed_is_read_from_its_item(keys):
+def test_a_secret_stored_before_copies_existed_is_read_from_its_item(keys, proxy):
     key, secret = mint_key("acct", "legacy")
     legacy = {name: value for name, value in key_item(key, hash_secret(secret)).items() if name != "secret_copies"}
     keys.client.put_item(TableName=keys.table, Item=serialize(legacy))
     found = keys.store.get_by_hash(hash_secret(secret))
     assert found is not None and found.secret_copies == 0
-    reads = Reads()
-    quotas = DynamoQuotaStore(keys.table, client=reads)
-    assert refused(quotas, found, hash_secret(secret)) is None
-    assert [pk for pk in reads.got if pk.startswith("KEYHASH#")] == [keys_table.secret_key(hash_secret(secret))["pk"]]
+    assert proxy.refused(found, hash_secret(secret)) is None
+    assert [pk for pk in proxy.got if pk.startswith("KEYHASH#")] == [keys_table.secret_key(hash_secret(secret))["pk"]]
     # A change reaches its item, and makes no copies of a secret that has none
     keys.store.update(KeyRecord(found, hash_secret(secret)), {"disabled": True}, {})
     assert keys.copies(hash_secret(secret)) == [None] * keys_table.KEY_COPIES
-    assert refused(quotas, found, hash_secret(secret)) == "key"
+    assert proxy.refused(found, hash_secret(secret)) == "key"
 
 
 def count(client: Any, table: str, counter: dict[str, str], **numbers: Any) -> None:
@@ -185,22 +200,20 @@ def test_counter_copies_follow_their_counter_and_never_go_back_to_an_older_versi
     assert counter_copies.spread(reads, keys.table, [(c["pk"], c["sk"]) for c in (minute, balance)]) == 0
 
 
-def test_a_spend_copy_at_the_limit_refuses_without_reading_the_counter(keys):
+def test_a_spend_copy_at_the_limit_refuses_without_reading_the_counter(keys, proxy):
     key, key_hash = keys.new(KeyLimits(spend_limit_usd=Decimal(1)))
     spend = keys_table.spend_key(key.key_id, "ALL")
-    reads = Reads()
-    quotas = DynamoQuotaStore(keys.table, client=reads)
     # Before anything is counted there is no copy: the counter is read instead (there is none yet)
-    assert refused(quotas, key, key_hash) is None
-    assert spend["pk"] in reads.got
+    assert proxy.refused(key, key_hash) is None
+    assert spend["pk"] in proxy.got
     count(keys.client, keys.table, spend, spent_usd=Decimal(1))
     counter_copies.spread(keys.client, keys.table, [(spend["pk"], spend["sk"])])
-    reads.got.clear()
-    assert refused(quotas, key, key_hash) == "spend"
-    assert spend["pk"] not in reads.got and any(pk.startswith(spend["pk"] + "#COPY") for pk in reads.got)
+    proxy.dynamo.forget()
+    assert proxy.refused(key, key_hash) == "spend"
+    assert spend["pk"] not in proxy.got and any(pk.startswith(spend["pk"] + "#COPY") for pk in proxy.got)
 
 
-def test_a_balance_copy_that_refuses_is_checked_against_the_item(keys):
+def test_a_balance_copy_that_refuses_is_checked_against_the_item(keys, proxy):
     key, key_hash = keys.new(account="prepaid")
     balances = DynamoBalanceStore(keys.table)
     balance = keys_table.balance_key("prepaid")
@@ -209,20 +222,18 @@ def test_a_balance_copy_that_refuses_is_checked_against_the_item(keys):
     )
     count(keys.client, keys.table, balance, spent_usd=Decimal(2))
     counter_copies.spread(keys.client, keys.table, [(balance["pk"], balance["sk"])])
-    reads = Reads()
-    quotas = DynamoQuotaStore(keys.table, client=reads)
-    assert refused(quotas, key, key_hash) == "balance"
+    assert proxy.refused(key, key_hash) == "balance"
     # A top-up whose copies were not set yet: the copy still says the credit is used up, the item not
     keys.client.update_item(**Update(add={"credits_usd": Decimal(5), "version": 1}).request(keys.table, balance))
-    reads.got.clear()
-    assert refused(quotas, key, key_hash) is None
-    assert reads.got.count(balance["pk"]) == 1
+    proxy.dynamo.forget()
+    assert proxy.refused(key, key_hash) is None
+    assert proxy.got.count(balance["pk"]) == 1
     # A top-up through the store sets the copies at once: no more reads of the item
     balances.add_topup(
         "prepaid", {"topup_id": "t2", "created_at": "2026-12-02T09:30:00.000Z", "amount_usd": Decimal(1)}
     )
-    reads.got.clear()
-    assert refused(quotas, key, key_hash) is None
-    assert balance["pk"] not in reads.got
+    proxy.dynamo.forget()
+    assert proxy.refused(key, key_hash) is None
+    assert balance["pk"] not in proxy.got
     copy = keys.item(keys_table.counter_copy_key(balance, 0))
     assert copy is not None and (copy["credits_usd"], copy["spent_usd"]) == (Decimal(8), Decimal(2))

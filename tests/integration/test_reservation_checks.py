@@ -20,32 +20,18 @@ from meterway.accounts.logic.key_secrets import hash_secret, mint_key
 from meterway.accounts.logic.limits import plan_reservation
 from meterway.accounts.models import ApiKey, KeyLimits, KeyRecord
 from meterway.core.dynamo import Update
+from tests.integration.conftest import LoopbackDynamo
 
 NOW = datetime(2026, 12, 2, 10, 0, 5, tzinfo=UTC)
 
 
-class Calls:
-    """A DynamoDB client that keeps the operation of each call made through it."""
-
-    def __init__(self, client: Any):
-        self._client = client
-        self.operations: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-
-        def call(**arguments: Any) -> Any:
-            self.operations.append(name)
-            return method(**arguments)
-
-        return call
-
-
 class Account:
-    def __init__(self, aws_env: dict[str, str], *, credit_ttl_s: float = 30.0):
+    """The quota store as the proxy runs it: its calls over HTTP on an event loop (``dynamo``)."""
+
+    def __init__(self, aws_env: dict[str, str], dynamo: LoopbackDynamo, *, credit_ttl_s: float = 30.0):
         self.table = aws_env["KeysTable"]
-        self.client = Calls(boto3.client("dynamodb"))
-        self.quotas = DynamoQuotaStore(self.table, client=self.client, credit_ttl_s=credit_ttl_s)
+        self.dynamo = dynamo
+        self.quotas = DynamoQuotaStore(self.table, credit_ttl_s=credit_ttl_s, dynamo=dynamo.client)
 
     def key(self, limits: KeyLimits | None = None, account: str = "acct") -> tuple[ApiKey, str]:
         """A new key as the proxy finds it by its secret (with the number of its read copies)."""
@@ -68,13 +54,13 @@ class Account:
 
 
 @pytest.fixture
-def account(aws_env) -> Account:
-    return Account(aws_env)
+def account(aws_env, dynamo) -> Account:
+    return Account(aws_env, dynamo)
 
 
 def refused_cause(account: Account, key: ApiKey, key_hash: str, at: datetime = NOW, shard: int = 0) -> str | None:
     try:
-        account.quotas.reserve(plan_reservation(key, at, shard), key_hash, at)
+        account.dynamo.run(account.quotas.reserve(plan_reservation(key, at, shard), key_hash, at))
     except ReservationRefused as refused:
         return refused.cause
     return None
@@ -101,16 +87,16 @@ def test_the_spend_limit_refuses_once_the_counted_spend_reaches_it_and_writes_no
     key, key_hash = account.key(KeyLimits(spend_limit_usd=Decimal("1.00")))
     spend = keys_table.spend_key(key.key_id, "ALL")
     account.add(spend, spent_usd=Decimal("0.99"))
-    account.client.operations.clear()
+    account.dynamo.forget()
     assert refused_cause(account, key, key_hash) is None
     account.add(spend, spent_usd=Decimal("0.01"))
     assert refused_cause(account, key, key_hash) == "spend"
     # Reads only: the key, the spend counter, the account's balance (its credit not known yet)
-    assert sorted(set(account.client.operations)) == ["get_item"]
+    assert sorted(set(account.dynamo.operations)) == ["GetItem"]
 
 
-def test_credit_used_up_refuses_and_an_account_without_credit_is_read_once_a_ttl(aws_env):
-    account = Account(aws_env, credit_ttl_s=0.0)
+def test_credit_used_up_refuses_and_an_account_without_credit_is_read_once_a_ttl(aws_env, dynamo):
+    account = Account(aws_env, dynamo, credit_ttl_s=0.0)
     key, key_hash = account.key(account="prepaid")
     assert refused_cause(account, key, key_hash) is None
     DynamoBalanceStore(account.table).add_topup(
@@ -120,13 +106,14 @@ def test_credit_used_up_refuses_and_an_account_without_credit_is_read_once_a_ttl
     # With a TTL of 0 the next request learns of the credit at once, and finds it used up
     assert refused_cause(account, key, key_hash) == "balance"
 
-    cached = Account(aws_env, credit_ttl_s=3600)
+    cached = Account(aws_env, dynamo, credit_ttl_s=3600)
     free, free_hash = cached.key(account="free")
+    dynamo.forget()
     for _ in range(3):
         assert refused_cause(cached, free, free_hash) is None
     # An account known to have no credit is not read again within the TTL: 3 key reads, and once a
     # balance copy (there is none: no credit) then the balance item
-    assert cached.client.operations == ["get_item"] * 5
+    assert dynamo.operations == ["GetItem"] * 5
 
 
 def test_a_refusal_takes_back_the_request_it_held_on_its_minute(account):
@@ -143,7 +130,7 @@ def test_the_requests_per_minute_limit_is_exact_and_a_full_minute_is_refused_wit
     key, key_hash = account.key(KeyLimits(requests_per_minute=3))
     assert [refused_cause(account, key, key_hash) for _ in range(5)] == [None, None, None, "minute", "minute"]
     # The fifth was refused by what this instance learnt from the fourth: no write for it
-    assert account.client.operations.count("update_item") == 4
+    assert account.dynamo.operations.count("UpdateItem") == 4
     # The next minute starts afresh
     assert refused_cause(account, key, key_hash, NOW + timedelta(minutes=1)) is None
 

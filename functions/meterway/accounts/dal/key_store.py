@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cachetools import TTLCache
 
@@ -11,6 +11,9 @@ from meterway.accounts.models import ApiKey, KeyLimits, KeyRecord
 from meterway.core.aws import AwsResource, deserialize, serialize
 from meterway.core.dynamo import TransactionCancelled, storage_errors, transact
 from meterway.core.errors import StorageError
+
+if TYPE_CHECKING:
+    from meterway.core.dynamo_http import DynamoHttp
 
 UNAVAILABLE = "The key store is unavailable; try again."
 
@@ -31,6 +34,9 @@ _KEY_FIELDS = (
 class KeyStore(Protocol):
     def get_by_hash(self, key_hash: str) -> ApiKey | None:
         """The key whose secret hashes to ``key_hash``, or None."""
+
+    async def find_by_hash(self, key_hash: str) -> ApiKey | None:
+        """``get_by_hash`` without leaving the event loop (the proxy's lookup)."""
 
     def put(self, key: ApiKey, key_hash: str) -> None:
         """Store a new key under its hash; an existing hash is an error."""
@@ -93,15 +99,22 @@ class DynamoKeyStore(AwsResource):
     ``ByAccount`` index, so a listing has one row per key; rotated-out secrets have items of their
     own (see ``key_admin_store``)."""
 
-    def __init__(self, table_name: str, client: Any | None = None):
-        super().__init__(client)
+    def __init__(self, table_name: str, client: Any | None = None, *, dynamo: DynamoHttp | None = None):
+        super().__init__(client, dynamo=dynamo)
         self._table = table_name
 
     def get_by_hash(self, key_hash: str) -> ApiKey | None:
         with storage_errors(UNAVAILABLE):
-            response = self.client.get_item(TableName=self._table, Key=serialize(keys_table.secret_key(key_hash)))
-        item = response.get("Item")
-        return key_from_item(deserialize(item)) if item else None
+            response = self.client.get_item(**self._by_hash(key_hash))
+        return _found_key(response)
+
+    async def find_by_hash(self, key_hash: str) -> ApiKey | None:
+        with storage_errors(UNAVAILABLE):
+            response = await self.dynamo.call("GetItem", self._by_hash(key_hash))
+        return _found_key(response)
+
+    def _by_hash(self, key_hash: str) -> dict[str, Any]:
+        return {"TableName": self._table, "Key": serialize(keys_table.secret_key(key_hash))}
 
     def put(self, key: ApiKey, key_hash: str) -> None:
         """A key with a member is written only if that member exists and is enabled, checked in
@@ -157,6 +170,11 @@ class DynamoKeyStore(AwsResource):
         return _current_only(records)
 
 
+def _found_key(response: dict[str, Any]) -> ApiKey | None:
+    item = response.get("Item")
+    return key_from_item(deserialize(item)) if item else None
+
+
 def _current_only(records: list[KeyRecord]) -> list[KeyRecord]:
     """The index is eventually consistent: right after a rotation it may still show the old item
     next to the new one. The new one lists the old hash as retired, so the old one is dropped."""
@@ -186,6 +204,14 @@ class CachedKeyStore:
         if hit:
             return key
         key = self._inner.get_by_hash(key_hash)
+        self._cache[key_hash] = key
+        return key
+
+    async def find_by_hash(self, key_hash: str) -> ApiKey | None:
+        hit, key = self.cached(key_hash)
+        if hit:
+            return key
+        key = await self._inner.find_by_hash(key_hash)
         self._cache[key_hash] = key
         return key
 
