@@ -5,6 +5,7 @@ mapped by ``storage_errors`` as boto3's are."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import socket
@@ -20,6 +21,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, RefreshableCredentials
 
+from meterway.accounts.dal import keys_table
 from meterway.accounts.dal.key_store import CachedKeyStore, DynamoKeyStore
 from meterway.accounts.logic.key_secrets import hash_secret, mint_key
 from meterway.core.aws import credentials
@@ -302,6 +304,8 @@ def test_the_proxys_key_lookup_finds_a_key_by_its_hash_once_a_cache_ttl(aws_env,
     found = [dynamo.run(keys.find_by_hash(hash_secret(secret))) for _ in range(2)]
     missing = [dynamo.run(keys.find_by_hash("0" * 64)) for _ in range(2)]
 
-    # Then it is found, the unknown hash is not, and each was read once
-    assert found == [key, key] and missing == [None, None]
+    # Then it is found (with the number of its read copies), the unknown hash is not, and each was
+    # read once
+    stored = dataclasses.replace(key, secret_copies=keys_table.KEY_COPIES)
+    assert found == [stored, stored] and missing == [None, None]
     assert dynamo.operations == ["GetItem", "GetItem"]
