@@ -62,6 +62,7 @@ bench: install
 	$(BIN)/python bench/gateway_cost.py
 
 ## build: sam build into $(SAM_BUILD_DIR), offline but for PyPI: no Docker, no AWS credentials, no Python 3.12
+## (with PYTHON=python3.12, the runtime's version, the code and the layer carry bytecode: functions/Makefile)
 SAM_BUILD_DIR ?= .aws-sam/build
 # The SAM CLI of the venv, with the venv first on PATH (layers/Makefile runs its pip). SAM's own state
 # goes to a project folder instead of ~/.aws-sam: telemetry is off, and its weekly PyPI version check,

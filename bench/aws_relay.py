@@ -68,6 +68,10 @@ LATENCY_BY_OPERATION = {
 }
 
 
+# Headers that describe moto's connection to the relay, not the relay's to the gateway.
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
+
+
 def dynamodb_operation(target: str) -> str | None:
     """``GetItem`` for ``DynamoDB_20120810.GetItem``; None for any other service's call."""
     return target.removeprefix(DYNAMODB_TARGET_PREFIX) if target.startswith(DYNAMODB_TARGET_PREFIX) else None
@@ -113,4 +117,7 @@ class CountingRelay:
             if delay > 0:
                 self.injected_s += delay
                 await asyncio.sleep(delay)
-        return Response(upstream.content, status_code=upstream.status_code, headers=dict(upstream.headers))
+        # moto's server closes each connection (``Connection: close``); DynamoDB keeps them open,
+        # so the relay answers as it does and keeps the gateway's connection alive.
+        kept = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
+        return Response(upstream.content, status_code=upstream.status_code, headers=kept)

@@ -3,7 +3,8 @@ or one account, sends 100, 1,000 and 10,000 requests a second (README: "Hot item
 
 DynamoDB serves at most about 1,000 write units and 3,000 read units a second per partition, and
 an item never spans two partitions, so those are the ceilings of any one partition key; a write
-in a transaction costs double, a strongly consistent read of an item under 4 KB one unit.
+in a transaction costs double, a strongly consistent read of an item under 4 KB one unit, an
+eventually consistent one half.
 
 The write and read pattern is not assumed: it is recorded from the real code on in-process moto
 with the template's tables, every DynamoDB call made through a recording client:
@@ -27,6 +28,8 @@ split over them at random).
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import math
 import os
 import sys
@@ -61,7 +64,8 @@ class Recording:
 
 class RecordingClient:
     """A DynamoDB client whose calls count their units by partition key (items under 1 KB / 4 KB,
-    which the counters and markers are: 1 unit a write, 2 in a transaction; 1 a consistent read)."""
+    which the counters and markers are: 1 unit a write, 2 in a transaction; 1 a consistent read,
+    half an eventually consistent one)."""
 
     def __init__(self, client: Any, recording: Recording):
         self._client = client
@@ -71,29 +75,50 @@ class RecordingClient:
         method = getattr(self._client, name)
 
         def call(**arguments: Any) -> Any:
-            self._count(name, arguments)
+            count_call(self.recording, name, arguments)
             return method(**arguments)
 
         return call
 
-    def _count(self, operation: str, arguments: dict[str, Any]) -> None:
-        record = self.recording
-        if operation == "get_item":
-            record.reads[_where(arguments["TableName"], arguments["Key"])] += 1
-        elif operation == "batch_get_item":
-            for table, asked in arguments["RequestItems"].items():
-                for key in asked["Keys"]:
-                    record.reads[_where(table, key)] += 1
-        elif operation in ("put_item", "update_item", "delete_item"):
-            record.writes[_where(arguments["TableName"], arguments.get("Key") or arguments["Item"])] += 1
-        elif operation == "transact_write_items":
-            record.transactions += 1
-            for entry in arguments["TransactItems"]:
-                ((kind, body),) = entry.items()
-                key = body.get("Key") or body["Item"]
-                record.writes[_where(body["TableName"], key)] += 2 if kind != "ConditionCheck" else 0
-                if kind == "ConditionCheck":
-                    record.reads[_where(body["TableName"], key)] += 2
+
+def recording_dynamo(url: str, recording: Recording) -> Any:
+    """The proxy's own DynamoDB client (``core.dynamo_http``) on ``url``, counting as ``RecordingClient``."""
+    from meterway.core.aws import credentials
+    from meterway.core.dynamo_http import DynamoHttp
+
+    names = {"GetItem": "get_item", "PutItem": "put_item", "UpdateItem": "update_item"}
+
+    class RecordingDynamo(DynamoHttp):
+        async def call(self, operation: str, request: Any) -> dict[str, Any]:
+            count_call(recording, names[operation], request)
+            return await super().call(operation, request)
+
+    return RecordingDynamo(url, "us-east-1", credentials)
+
+
+def count_call(record: Recording, operation: str, arguments: dict[str, Any]) -> None:
+    """Count one call (boto3's name for its operation) into ``record``."""
+    if operation == "get_item":
+        record.reads[_where(arguments["TableName"], arguments["Key"])] += _read_units(arguments)
+    elif operation == "batch_get_item":
+        for table, asked in arguments["RequestItems"].items():
+            for key in asked["Keys"]:
+                record.reads[_where(table, key)] += _read_units(asked)
+    elif operation in ("put_item", "update_item", "delete_item"):
+        record.writes[_where(arguments["TableName"], arguments.get("Key") or arguments["Item"])] += 1
+    elif operation == "transact_write_items":
+        record.transactions += 1
+        for entry in arguments["TransactItems"]:
+            ((kind, body),) = entry.items()
+            key = body.get("Key") or body["Item"]
+            record.writes[_where(body["TableName"], key)] += 2 if kind != "ConditionCheck" else 0
+            if kind == "ConditionCheck":
+                record.reads[_where(body["TableName"], key)] += 2
+
+
+def _read_units(arguments: dict[str, Any]) -> float:
+    """A read of an item under 4 KB: one unit strongly consistent, half eventually consistent."""
+    return 1.0 if arguments.get("ConsistentRead") else 0.5
 
 
 def _where(table: str, key: dict[str, Any]) -> tuple[str, str]:
@@ -119,6 +144,7 @@ def record_case(case: Case, requests: int) -> tuple[Recording, Recording, dict[s
     """The proxy's units per request and the aggregator's per batch, for ``case``, on moto."""
     import boto3
     from moto import mock_aws
+    from moto.server import ThreadedMotoServer
 
     from devstack import moto_patches
     from devstack.aws_resources import create_resources
@@ -149,35 +175,58 @@ def record_case(case: Case, requests: int) -> tuple[Recording, Recording, dict[s
         limits = KeyLimits(spend_limit_usd=Decimal(10**6), requests_per_minute=600_000) if case.limited else KeyLimits()
         keys = []
         for number in range(case.keys):
-            key, secret = mint_key("acct", f"key-{number}", limits=limits)
-            DynamoKeyStore(tables["KeysTable"]).put(key, hash_secret(secret))
+            minted, secret = mint_key("acct", f"key-{number}", limits=limits)
+            DynamoKeyStore(tables["KeysTable"]).put(minted, hash_secret(secret))
+            key = DynamoKeyStore(tables["KeysTable"]).get_by_hash(hash_secret(secret))  # as the proxy finds it
+            assert key is not None
             keys.append((key, hash_secret(secret)))
         if case.limited:
             DynamoBalanceStore(tables["KeysTable"]).add_topup(
                 "acct", {"topup_id": "t", "created_at": "2026-12-01T00:00:00.000Z", "amount_usd": Decimal(10**6)}
             )
-        quotas = DynamoQuotaStore(tables["KeysTable"], client=RecordingClient(client, proxy))
-        ledger = DynamoLedgerStore(tables["LedgerTable"], client=RecordingClient(client, proxy))
-        start = datetime.now(UTC).replace(second=0, microsecond=0)
-        items = []
-        for number in range(requests):
-            key, key_hash = keys[number % len(keys)]
-            at = start + timedelta(milliseconds=number)
-            reservation, _ = reserve(quotas, key, key_hash, at)
-            record = UsageRecord(
-                new_request_id(), at, key, "openai/gpt-4o-mini", "openai", "chat.completions", True,
-                tokens=TokenUsage(input_tokens=1200, output_tokens=300), cost_usd=Decimal("0.00036"),
-            )  # fmt: skip
-            settle(record, reservation, ledger, None, 0)
-            items.append(ledger.get(record.request_id))
-        # The ledger gets read back here to feed the aggregator: not the proxy's.
-        for where in [where for where in proxy.reads if where[0] == tables["LedgerTable"]]:
-            del proxy.reads[where]
+        # The proxy's calls go over HTTP, on its own client, to a moto server sharing this moto.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        dynamo = recording_dynamo(f"http://{host}:{port}", proxy)
+        quotas = DynamoQuotaStore(tables["KeysTable"], dynamo=dynamo)
+        ledger = DynamoLedgerStore(tables["LedgerTable"], dynamo=dynamo)
         store = DynamoRollupStore(
             tables["RollupsTable"], RecordingClient(client, aggregator), counters_table=tables["KeysTable"]
         )
-        for first in range(0, len(items), BATCH):
-            count_records(store, [contribution(item) for item in items[first : first + BATCH]])
+        start = datetime.now(UTC).replace(second=0, microsecond=0)
+
+        def serve(loop: asyncio.Runner, count: int, offset: int) -> list[dict[str, Any]]:
+            items = []
+            for number in range(count):
+                key, key_hash = keys[number % len(keys)]
+                at = start + timedelta(milliseconds=offset + number)
+                reservation, _ = loop.run(reserve(quotas, key, key_hash, at))
+                record = UsageRecord(
+                    new_request_id(), at, key, "openai/gpt-4o-mini", "openai", "chat.completions", True,
+                    tokens=TokenUsage(input_tokens=1200, output_tokens=300), cost_usd=Decimal("0.00036"),
+                )  # fmt: skip
+                loop.run(settle(record, reservation, ledger, None, 0))
+                items.append(ledger.get(record.request_id))
+            return items
+
+        def count(items: list[dict[str, Any]]) -> None:
+            for first in range(0, len(items), BATCH):
+                count_records(store, [contribution(item) for item in items[first : first + BATCH]])
+
+        with asyncio.Runner() as loop:
+            # A busy key's steady state: its first requests counted, so its counters have copies.
+            count(serve(loop, len(keys), 0))
+            proxy.clear()
+            aggregator.clear()
+            items = serve(loop, requests, len(keys))
+            loop.run(dynamo.aclose())
+        server.stop()
+        # The ledger gets read back here to feed the aggregator: not the proxy's.
+        for where in [where for where in proxy.reads if where[0] == tables["LedgerTable"]]:
+            del proxy.reads[where]
+        count(items)
     return proxy, aggregator, tables
 
 
@@ -189,10 +238,14 @@ def label(table: str, pk: str, tables: dict[str, str]) -> str:
     if name == "LedgerTable":
         return "LedgerTable: one record"
     if parts[0] == "KEYHASH":
-        return "KeysTable KEYHASH#<hash> (the key)"
+        return "KeysTable KEYHASH#<hash>#<copy> (the key)" if len(parts) > 2 else "KeysTable KEYHASH#<hash> (the key)"
     if parts[0] == "QUOTA":
+        if parts[-1].startswith("COPY"):
+            return "KeysTable QUOTA#<key>#COPY<copy> (spend)"
         return f"KeysTable QUOTA#<key>{'#<shard>' if len(parts) > 2 else ''}"
     if parts[0] == "ACCOUNT":
+        if parts[-1].startswith("COPY"):
+            return "KeysTable ACCOUNT#<account>#COPY<copy> (balance)"
         return "KeysTable ACCOUNT#<account> (balance)"
     if parts[0] == "APPLIED":
         return "RollupsTable APPLIED#<request> (marker)"
@@ -211,12 +264,12 @@ def per_second(case: Case, rate: int, requests: int, proxy: Recording, aggregato
         reads = proxy.reads[where] / requests * rate + aggregator.reads[where] / batches * batches_per_s
         writes = proxy.writes[where] / requests * rate + aggregator.writes[where] / batches * batches_per_s
         kind = label(*where, tables)
-        if kind.endswith("#<shard>"):
+        if "<shard>" in kind or "<copy>" in kind:
             shards.setdefault(kind, []).append([reads, writes])
             continue
         known = busiest.setdefault(kind, [0.0, 0.0])
         busiest[kind] = [max(known[0], reads), max(known[1], writes)]
-    # Requests pick a minute shard at random: a shard's expected load is the shards' mean (the
+    # Requests pick a minute shard, and a copy, at random: one's expected load is their mean (the
     # busiest of a few hundred recorded requests would overstate it).
     for kind, loads in shards.items():
         busiest[kind] = [sum(load[0] for load in loads) / len(loads), sum(load[1] for load in loads) / len(loads)]

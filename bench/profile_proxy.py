@@ -63,6 +63,8 @@ PACKAGES = [
     ("/queue.py", "asyncio / anyio / threads"),
     ("/selectors.py", "asyncio / anyio / threads"),
     ("/json/", "json"),
+    ("/meterway/core/http1.py", "meterway: DynamoDB client (dynamo_http, http1)"),
+    ("/meterway/core/dynamo_http.py", "meterway: DynamoDB client (dynamo_http, http1)"),
     ("/meterway/", "meterway"),
 ]
 
@@ -104,8 +106,12 @@ class _Snapshot:
 
 
 def package_of(filename: str) -> str | None:
+    # Only the path below site-packages or the checkout counts: a checkout's own folder name
+    # (``wt-cpu-httpx``) would otherwise put everything in it under one package.
+    where = filename.rpartition("site-packages")[2] or filename
+    where = where.removeprefix(str(ROOT))
     for marker, name in PACKAGES:
-        if marker in filename:
+        if marker in where:
             return name
     return None
 

@@ -20,10 +20,10 @@ every start begins empty and seeds afresh.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -39,7 +39,7 @@ from meterway.accounts.logic.limits import reserve
 from meterway.accounts.logic.manage_keys import create_key
 from meterway.accounts.logic.manage_members import create_member
 from meterway.accounts.models import ApiKey
-from meterway.core.aws import AwsResource, deserialize, serialize
+from meterway.core.aws import AwsResource, deserialize, dynamo_http, serialize
 from meterway.core.clock import utc_iso
 from meterway.core.dynamo import ConditionFailed, Update, storage_errors
 from meterway.core.errors import AuthenticationFailed, Conflict, QuotaExceeded, RateLimited
@@ -125,14 +125,7 @@ def seed_demo_data(
     served = [request.for_key(keys[request.record.key.name][0]) for request in planned]
     hashes = {key.key_id: key_hash for key, key_hash in keys.values()}
     spill = SqsSpillQueue(settings.spill_queue_url)
-    settled = settle_all(
-        served,
-        hashes,
-        DynamoQuotaStore(settings.keys_table),
-        DynamoLedgerStore(settings.ledger_table),
-        spill,
-        settings.ledger_retention_days,
-    )
+    settled = asyncio.run(settle_with_own_client(served, hashes, settings, spill))
     cost = sum((record.cost_usd for record in settled), Decimal(0))
     marker.finish(account_id, len(settled), cost)
     return SeedReport(utc_iso(now), len(settled), cost, len(served) - len(settled), len(keys), created)
@@ -163,7 +156,20 @@ def create_keys(table: str, account_id: str, now: datetime) -> dict[str, tuple[A
     return keys
 
 
-def settle_all(
+async def settle_with_own_client(
+    requests: Iterable[Served], hashes: dict[str, str], settings: ProxySettings, spill: SpillQueue
+) -> list[UsageRecord]:
+    """``settle_all`` through the stores as the proxy makes them: one DynamoDB client on this loop."""
+    dynamo = dynamo_http()
+    try:
+        quotas = DynamoQuotaStore(settings.keys_table, dynamo=dynamo)
+        ledger = DynamoLedgerStore(settings.ledger_table, dynamo=dynamo)
+        return await settle_all(requests, hashes, quotas, ledger, spill, settings.ledger_retention_days)
+    finally:
+        await dynamo.aclose()
+
+
+async def settle_all(
     requests: Iterable[Served],
     hashes: dict[str, str],
     quotas: QuotaStore,
@@ -171,20 +177,23 @@ def settle_all(
     spill: SpillQueue | None,
     retention_days: int,
 ) -> list[UsageRecord]:
-    """Reserve and settle each request at its own time, oldest first, with its failed attempts;
-    returns the records of those recorded (a spilled one is, once the replayer has run)."""
+    """Reserve and settle each request at its own time, oldest first and ``WORKERS`` at once, with
+    its failed attempts; returns the records of those recorded (a spilled one is, once the
+    replayer has run)."""
+    workers = asyncio.Semaphore(WORKERS)
 
-    def settle_one(served: Served) -> UsageRecord | None:
+    async def settle_one(served: Served) -> UsageRecord | None:
         record = served.record
-        try:
-            reservation, _ = reserve(quotas, record.key, hashes[record.key.key_id], record.created_at)
-        except (AuthenticationFailed, QuotaExceeded, RateLimited):
-            return None
-        outcome = settle(record, reservation, ledger, spill, retention_days, served.attempts)
+        async with workers:
+            try:
+                reservation, _ = await reserve(quotas, record.key, hashes[record.key.key_id], record.created_at)
+            except (AuthenticationFailed, QuotaExceeded, RateLimited):
+                return None
+            outcome = await settle(record, reservation, ledger, spill, retention_days, served.attempts)
         return record if outcome in ("written", "spilled") else None
 
-    with ThreadPoolExecutor(WORKERS, thread_name_prefix="demo-seed") as pool:
-        return [record for record in pool.map(settle_one, requests) if record is not None]
+    settled = await asyncio.gather(*(settle_one(served) for served in requests))
+    return [record for record in settled if record is not None]
 
 
 def seed_before_start(requests: int) -> tuple[SeedReport, float]:

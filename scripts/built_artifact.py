@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import platform
 import re
-import statistics
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -29,8 +29,10 @@ TEMPLATE = ROOT / "template.yaml"
 FUNCTION = "AWS::Serverless::Function"
 # Lambda's architecture names, as the CPU names of manylinux wheels and `platform.machine()`.
 WHEEL_CPU = {"arm64": "aarch64", "x86_64": "x86_64"}
-# The module:attribute uvicorn serves, on the last line of a Web Adapter start script (run.sh).
+# The module:attribute uvicorn serves, on the last line of a Web Adapter start script (run.sh), and
+# the server module that line runs (`python3 -m uvicorn`).
 _ASGI_APP = re.compile(r"\s(\S+):(\w+)\s*$")
+_SERVER = re.compile(r"\s-m\s+(\S+)")
 
 
 def handlers(template_path: Path = TEMPLATE) -> dict[str, str]:
@@ -43,12 +45,24 @@ def entry_point(handler: str, code_dir: Path) -> tuple[str, str]:
     """(module, attribute) that `handler` runs: `package.module.function` names them, and a start
     script (the proxy's run.sh, run by the Lambda Web Adapter) ends by serving an ASGI app."""
     if handler.endswith(".sh"):
-        match = _ASGI_APP.search((code_dir / handler).read_text().strip().splitlines()[-1])
+        match = _ASGI_APP.search(_start_line(handler, code_dir))
         if not match:
             raise ValueError(f"{handler} does not end by serving a module:app")
         return match.group(1), match.group(2)
     module, _, attribute = handler.rpartition(".")
     return module, attribute
+
+
+def start_modules(handler: str, code_dir: Path) -> list[str]:
+    """What a cold start imports before the function can take a request: the handler's module, and
+    first, for a start script, the server it runs as ``python3 -m`` (uvicorn)."""
+    module, _ = entry_point(handler, code_dir)
+    server = _SERVER.search(_start_line(handler, code_dir)) if handler.endswith(".sh") else None
+    return [server.group(1), module] if server else [module]
+
+
+def _start_line(script: str, code_dir: Path) -> str:
+    return (code_dir / script).read_text().strip().splitlines()[-1]
 
 
 def run(command: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
@@ -65,10 +79,26 @@ def sam_build(build_dir: Path) -> None:
     run(["make", "--no-print-directory", "-C", str(ROOT), "build", f"SAM_BUILD_DIR={build_dir}"])
 
 
-def build_host_layer(target: Path) -> Path:
-    """The DependenciesLayer built for this machine's CPU and Python by layers/Makefile; returns its
-    python/ directory (Lambda's /opt/python)."""
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+HOST_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def version_of(python: str) -> str:
+    """`3.12` for a Python 3.12 interpreter."""
+    return run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).strip()
+
+
+def build_function_code(function: str, target: Path, python: str = sys.executable) -> Path:
+    """A function's code built by functions/Makefile with `python`, as `sam build` builds it when
+    `python` is the runtime's: with its bytecode."""
+    target.mkdir(parents=True, exist_ok=True)
+    make = ["make", "--no-print-directory", "-C", str(ROOT / "functions"), f"build-{function}"]
+    run([*make, f"ARTIFACTS_DIR={target}", f"PYTHON={python}", f"RUNTIME_PYTHON_VERSION={version_of(python)}"])
+    return target
+
+
+def build_host_layer(target: Path, python: str = sys.executable) -> Path:
+    """The DependenciesLayer built for this machine's CPU and `python` by layers/Makefile, so with
+    its bytecode; returns its python/ directory (Lambda's /opt/python)."""
     run(
         [
             "make",
@@ -77,19 +107,19 @@ def build_host_layer(target: Path) -> Path:
             str(ROOT / "layers"),
             "build-DependenciesLayer",
             f"ARTIFACTS_DIR={target}",
-            f"PYTHON={sys.executable}",
+            f"PYTHON={python}",
             f"LAYER_ARCH={platform.machine()}",
-            f"LAYER_PYTHON_VERSION={python}",
+            f"LAYER_PYTHON_VERSION={version_of(python)}",
         ]
     )
     return target / "python"
 
 
-def install_runtime_boto3(target: Path) -> Path:
+def install_runtime_boto3(target: Path, python: str = sys.executable) -> Path:
     """boto3 and botocore as the Lambda runtime provides them (outside the layer), at the versions
     the tests run with."""
     pins = [f"boto3=={version('boto3')}", f"botocore=={version('botocore')}"]
-    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--root-user-action=ignore"]
+    pip = [python, "-m", "pip", "install", "--quiet", "--no-compile", "--root-user-action=ignore"]
     run([*pip, "--target", str(target), *pins])
     return target
 
@@ -99,44 +129,54 @@ class CleanPython:
     """An interpreter that sees the standard library and what Lambda puts on sys.path, nothing else."""
 
     layer: Path
+    # The same layer without its bytecode, as a build by another Python than the runtime's ships it.
+    layer_sources: Path
     runtime: Path
     # Holds `python3`: this interpreter, started clean, for scripts that call python3 (run.sh).
     bin_dir: Path
+    executable: str = sys.executable
 
     @classmethod
-    def prepare(cls, workdir: Path) -> CleanPython:
-        """The host layer, the runtime's boto3 and the `python3` script, made under `workdir`."""
+    def prepare(cls, workdir: Path, python: str = sys.executable) -> CleanPython:
+        """The host layer (with and without bytecode), the runtime's boto3 and the `python3` script
+        for `python` (by default this interpreter), made under `workdir`."""
         bin_dir = workdir / "bin"
         bin_dir.mkdir(parents=True)
         python3 = bin_dir / "python3"
-        python3.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+        python3.write_text(f'#!/bin/sh\nexec "{python}" -S "$@"\n')
         python3.chmod(0o755)
-        return cls(build_host_layer(workdir / "layer"), install_runtime_boto3(workdir / "runtime"), bin_dir)
+        layer = build_host_layer(workdir / "layer", python)
+        sources = shutil.copytree(
+            layer, workdir / "layer-sources" / "python", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        return cls(layer, sources, install_runtime_boto3(workdir / "runtime", python), bin_dir, python)
 
     @property
     def command(self) -> list[str]:
         # -S: no site module, so no site-packages of any venv or system Python; PYTHONPATH still counts.
-        return [sys.executable, "-S"]
+        return [self.executable, "-S"]
 
-    def environment(self, code_dir: Path) -> dict[str, str]:
-        """Lambda's search order: the function's code (/var/task), the layer (/opt/python), then the
-        runtime's own boto3. No bytecode is written: Lambda's code and layer are read-only."""
+    def environment(self, code_dir: Path, *, bytecode: bool = True) -> dict[str, str]:
+        """Lambda's search order: the function's code (/var/task), the layer (/opt/python; without
+        its bytecode if not `bytecode`), then the runtime's own boto3. No bytecode is written:
+        Lambda's code and layer are read-only."""
+        layer = self.layer if bytecode else self.layer_sources
         return {
             "PATH": os.pathsep.join((str(self.bin_dir), os.environ.get("PATH", "/usr/bin:/bin"))),
             "LANG": "C.UTF-8",
-            "PYTHONPATH": os.pathsep.join(str(path) for path in (code_dir, self.layer, self.runtime)),
+            "PYTHONPATH": os.pathsep.join(str(path) for path in (code_dir, layer, self.runtime)),
             "PYTHONDONTWRITEBYTECODE": "1",
         }
 
-    def import_seconds(self, code_dir: Path, module: str, *, runs: int, bytecode_cache: Path | None = None) -> float:
-        """Median wall time of importing `module` in a fresh interpreter, over `runs` runs. Without a
-        bytecode cache every run compiles the sources, as Lambda does on a cold start; with one, the
-        first run fills it and the timed runs read it."""
-        code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-        env = self.environment(code_dir)
-        if bytecode_cache:
-            env = {**env, "PYTHONPYCACHEPREFIX": str(bytecode_cache)}
-            env.pop("PYTHONDONTWRITEBYTECODE")
-            run([*self.command, "-c", code], env=env, cwd=code_dir)
-        times = [float(run([*self.command, "-c", code], env=env, cwd=code_dir)) for _ in range(runs)]
-        return statistics.median(times)
+    def import_seconds(self, code_dir: Path, modules: list[str], *, bytecode: bool) -> tuple[float, float]:
+        """(wall, CPU) seconds of importing `modules` in a fresh interpreter: from the bytecode
+        `code_dir` and the layer carry, or (not `bytecode`) compiling every source of the layer, and
+        of `code_dir`, which should then carry none, as a cold start on Lambda does. On an idle
+        machine the two are about the same; on a loaded one the CPU time is the steadier."""
+        imports = "; ".join(f"import {module}" for module in modules)
+        clocks = "time.perf_counter() - t, time.process_time() - c"
+        code = f"import time; t, c = time.perf_counter(), time.process_time(); {imports}; print({clocks})"
+        wall, cpu = run(
+            [*self.command, "-c", code], env=self.environment(code_dir, bytecode=bytecode), cwd=code_dir
+        ).split()
+        return float(wall), float(cpu)

@@ -32,6 +32,9 @@ class InMemoryKeyStore:
         self.lookups += 1
         return self.by_hash.get(key_hash)
 
+    async def find_by_hash(self, key_hash: str) -> ApiKey | None:
+        return self.get_by_hash(key_hash)
+
     def put(self, key: ApiKey, key_hash: str) -> None:
         assert key_hash not in self.by_hash
         self.by_hash[key_hash] = key
@@ -52,7 +55,7 @@ class FakeQuotas:
     # What a check reads, as the store would give it back.
     standing: Standing = field(default_factory=Standing)
 
-    def reserve(self, reservation: Reservation, key_hash: str, now: datetime) -> Standing:
+    async def reserve(self, reservation: Reservation, key_hash: str, now: datetime) -> Standing:
         if self.refuse:
             raise ReservationRefused(self.refuse)
         self.reserved.append((reservation, key_hash))
@@ -80,6 +83,9 @@ class InMemoryLedger:
             return False
         self.items[item["request_id"]] = copy.deepcopy(item)
         return True
+
+    async def write(self, item: dict[str, Any]) -> bool:
+        return self.put(item)
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.items.get(request_id))
@@ -137,6 +143,9 @@ class InMemoryRollups:
         self.complete_from: dict[str, datetime] = {}
         self.items_read = 0
         self.fail_chunks = 0
+        # The counters' read copies as last spread (one per counter stands for all of them).
+        self.copies: dict[tuple[str, str], dict[str, Any]] = {}
+        self.fail_spreads = 0
 
     def add(
         self,
@@ -164,6 +173,14 @@ class InMemoryRollups:
             item = self.counters.setdefault((counter.pk, counter.sk), {})
             for name, value in counter.deltas.items():
                 item[name] = item.get(name, 0) + value
+
+    def spread_copies(self, counters: list[tuple[str, str]]) -> None:
+        if self.fail_spreads:
+            self.fail_spreads -= 1
+            raise StorageError("throttled")
+        for counter in counters:
+            if counter in self.counters:
+                self.copies[counter] = dict(self.counters[counter])
 
     def query(
         self,

@@ -14,8 +14,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import subprocess
+import sys
 import sysconfig
 import time
 from collections.abc import Callable, Iterator
@@ -41,7 +43,16 @@ from meterway.exports.dal.export_jobs import DynamoExportJobStore
 from meterway.exports.logic.export_jobs import ExportCreate, new_job
 from meterway.ledger.dal.ledger_store import DynamoLedgerStore
 from meterway.ledger.dal.spill_queue import decode_settlement
-from scripts.built_artifact import WHEEL_CPU, CleanPython, entry_point, handlers, sam_build
+from scripts.built_artifact import (
+    HOST_PYTHON,
+    WHEEL_CPU,
+    CleanPython,
+    build_function_code,
+    entry_point,
+    handlers,
+    sam_build,
+    start_modules,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -52,8 +63,11 @@ STACK = "artifact"
 ACCOUNT = "acct_default"  # the account of the sample events
 UPSTREAM_KEY = "sk-upstream-artifact"
 CONSOLE_ORIGIN = "https://console.example.com"
-# Never in a deployed function: bytecode, type information and test suites.
-NOT_SHIPPED = re.compile(r"(^|/)(__pycache__|tests?)(/|$)|\.pyc$|\.pyi$|(^|/)py\.typed$")
+# Never in a deployed function: type information and test suites.
+NOT_SHIPPED = re.compile(r"(^|/)tests?(/|$)|\.pyi$|(^|/)py\.typed$")
+RUNTIME = load_template(TEMPLATE)["Globals"]["Function"]["Runtime"]
+# `make build` runs sam with the venv's python3, the one running these tests
+BUILT_BY_RUNTIMES_PYTHON = f"python{HOST_PYTHON}" == RUNTIME
 
 
 def event(name: str) -> dict[str, Any]:
@@ -184,7 +198,10 @@ def test_each_function_holds_the_meterway_package_alone(artifact, function):
     assert {entry.name for entry in code_dir.iterdir()} == {"meterway"} | handler_script
     shipped = shipped_files(code_dir / "meterway")
     assert not [path for path in shipped if NOT_SHIPPED.search(path)]
-    assert shipped == {path for path in shipped_files(source) if path.endswith(".py")}
+    assert {path for path in shipped if path.endswith(".py")} == {
+        path for path in shipped_files(source) if path.endswith(".py")
+    }
+    assert_bytecode_as_built(code_dir / "meterway")
 
 
 def test_the_layer_holds_the_pinned_requirements_for_lambdas_python_and_cpu_without_boto3(artifact):
@@ -204,6 +221,7 @@ def test_the_layer_holds_the_pinned_requirements_for_lambdas_python_and_cpu_with
     # The runtime's boto3 and botocore are used, not a copy that would stand in front of them
     assert not {"boto3", "botocore", "s3transfer"} & {path.name for path in packages.iterdir()}
     assert not [path for path in shipped_files(packages) if NOT_SHIPPED.search(path)]
+    assert_bytecode_as_built(packages)
     extensions = [path.name for path in packages.rglob("*.cpython-*.so")]
     assert extensions
     assert all(f".cpython-{python}-{cpu}-linux-gnu.so" in name for name in extensions), extensions
@@ -398,15 +416,92 @@ def test_the_proxy_answers_a_chat_completion_and_records_it(proxy, aws):
     assert record["cost_usd"] == Decimal(str(completion["usage"]["cost"]))
 
 
-def test_measuring_imports_leaves_the_artifact_as_built(artifact, clean_python, tmp_path):
-    # The build report times imports from the build that `sam deploy` uploads: its bytecode goes
-    # to a cache of its own, never next to the sources
+# --- Bytecode: shipped when the build's Python is the runtime's, and loaded as zipped -----------
+
+LOADED_CODE = re.compile(r"^# code object from '?([^']+)'?$", re.MULTILINE)
+
+
+def loaded_code(clean_python: CleanPython, code_dir: Path, modules: list[str], *, bytecode: bool) -> list[str]:
+    """The file each module's code came from, as `python -v` tells, importing `modules`."""
+    done = subprocess.run(
+        [*clean_python.command, "-v", "-c", "; ".join(f"import {module}" for module in modules)],
+        env=clean_python.environment(code_dir, bytecode=bytecode),
+        cwd=code_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return LOADED_CODE.findall(done.stderr)
+
+
+def test_a_build_by_the_runtimes_python_ships_bytecode_that_is_used_as_sam_deploy_zips_it(clean_python, tmp_path):
+    # Given the proxy built as for a runtime of this Python's version, its files dated as `sam
+    # deploy` zips them (1980-01-01), which no timestamp .pyc would match
+    code_dir = build_function_code("ProxyFunction", tmp_path / "ProxyFunction")
+    for path in [*code_dir.rglob("*"), *clean_python.layer.rglob("*.py")]:
+        os.utime(path, (315_532_800, 315_532_800))
+    modules = start_modules(HANDLERS["ProxyFunction"], code_dir)
+
+    # When the cold start's imports run, Then no module of the function or its layer is compiled
+    loaded = loaded_code(clean_python, code_dir, modules, bytecode=True)
+    ours = [path for path in loaded if path.startswith((str(code_dir), str(clean_python.layer)))]
+    assert any(path.startswith(str(code_dir / "meterway" / "proxy")) for path in ours)
+    assert [path for path in ours if not path.endswith(f".cpython-{HOST_PYTHON.replace('.', '')}.pyc")] == []
+
+
+def test_a_build_by_another_python_ships_no_bytecode_and_says_so(tmp_path):
+    other = f"{sys.version_info.major}.{sys.version_info.minor + 1}"
+
+    built = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT / "functions"), "build-ProxyFunction"],
+        env={**os.environ, "ARTIFACTS_DIR": str(tmp_path), "PYTHON": sys.executable, "RUNTIME_PYTHON_VERSION": other},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert f"the build's Python is not {other}" in built.stdout
+    assert sources_of(tmp_path / "meterway") and not bytecode_of(tmp_path / "meterway")
+
+
+def test_measuring_imports_leaves_the_artifact_as_built(artifact, clean_python):
+    # The build report times imports from the build that `sam deploy` uploads, and writes nothing
     code_dir = artifact / "AggregatorFunction"
-    module, _ = entry_point(HANDLERS["AggregatorFunction"], code_dir)
+    before = shipped_files(code_dir)
+    modules = start_modules(HANDLERS["AggregatorFunction"], code_dir)
 
-    seconds = clean_python.import_seconds(code_dir, module, runs=1, bytecode_cache=tmp_path / "bytecode")
+    wall, cpu = clean_python.import_seconds(code_dir, modules, bytecode=False)
 
-    assert seconds > 0
-    assert list((tmp_path / "bytecode").rglob("*.pyc"))
-    assert not [path for path in shipped_files(code_dir) if NOT_SHIPPED.search(path)]
-    assert not list(clean_python.layer.rglob("*.pyc"))
+    assert wall > 0 and cpu > 0
+    assert shipped_files(code_dir) == before
+    assert not list(clean_python.layer_sources.rglob("*.pyc"))
+    # and without bytecode, every module of the function and its layer is compiled from its source
+    loaded = loaded_code(clean_python, code_dir, modules, bytecode=False)
+    assert [path for path in loaded if path.startswith((str(code_dir), str(clean_python.layer_sources)))]
+    assert [path for path in loaded if path.endswith(".pyc") and path.startswith(str(code_dir))] == []
+    assert [path for path in loaded if path.endswith(".pyc") and path.startswith(str(clean_python.layer_sources))] == []
+
+
+def assert_bytecode_as_built(directory: Path) -> None:
+    """Bytecode for every module exactly when the build's Python was the runtime's; else none."""
+    if BUILT_BY_RUNTIMES_PYTHON:
+        assert bytecode_of(directory) == sources_of(directory)
+    else:
+        assert not list(directory.rglob("*.pyc"))
+
+
+def sources_of(directory: Path) -> set[str]:
+    """The modules under `directory`, by their path without the suffix."""
+    return {str(path.relative_to(directory).with_suffix("")) for path in directory.rglob("*.py")}
+
+
+def bytecode_of(directory: Path) -> set[str]:
+    """The modules under `directory` whose unchecked-hash bytecode for this Python is beside them."""
+    tag = sys.implementation.cache_tag
+    found = set()
+    for path in directory.rglob(f"__pycache__/*.{tag}.pyc"):
+        flags = int.from_bytes(path.read_bytes()[4:8], "little")
+        if flags == 0b01:  # hash-based, not checked against the source (PEP 552)
+            found.add(str(path.parent.parent.relative_to(directory) / path.name.removesuffix(f".{tag}.pyc")))
+    return found

@@ -114,14 +114,10 @@ def test_the_requests_per_minute_limit_answers_429_with_retry_after(stack):
 
 
 def test_a_disabled_key_is_refused_on_its_very_next_request(stack):
-    _, secret = new_key(stack)
+    key_id, secret = new_key(stack)
     assert chat(stack, secret, max_tokens=4).status_code == 200  # now cached by the proxy
-    stack.dynamodb().update_item(
-        TableName=stack.info["tables"]["keys"],
-        Key={"pk": {"S": f"KEYHASH#{hash_secret(secret)}"}, "sk": {"S": "KEY"}},
-        UpdateExpression="SET disabled = :true",
-        ExpressionAttributeValues={":true": {"BOOL": True}},
-    )
+    # Disabled through the management API (which writes the key's item and its read copies)
+    assert stack.admin("PATCH", f"/keys/{key_id}", json={"disabled": True}).status_code == 200
     refused = chat(stack, secret, max_tokens=4)
     assert refused.status_code == 401
     assert refused.json()["error"]["type"] == "authentication_error"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -18,7 +20,10 @@ from moto import mock_aws
 from devstack import moto_patches
 from devstack.aws_resources import create_resources, env_for
 from devstack.fake_upstream import FakeUpstreamConfig, FakeUpstreamServer
+from meterway.core.aws import credentials
 from meterway.core.container import container
+from meterway.core.dynamo_http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, TARGET_PREFIX, DynamoHttp
+from meterway.core.http1 import Answer, Origin
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,6 +91,82 @@ def fresh_moto_url() -> Iterator[str]:
     """A moto server of the test's own: nothing another test made is in it."""
     with running_moto_server() as url:
         yield url
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One request as ``DynamoHttp`` sent it: its headers (names in lower case, Host included)."""
+
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def operation(self) -> str:
+        return self.headers["x-amz-target"].removeprefix(TARGET_PREFIX)
+
+
+class KeptOrigin(Origin):
+    """An ``Origin`` that keeps each request it sends, attempt by attempt."""
+
+    def __init__(self, url: str):
+        super().__init__(url, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S)
+        self.sent: list[Sent] = []
+
+    async def post(self, headers: list[tuple[str, str]], body: bytes) -> Answer:
+        named = {name.lower(): value for name, value in headers} | {"host": self.authority}
+        self.sent.append(Sent(named, body))
+        return await super().post(headers, body)
+
+
+class LoopbackDynamo:
+    """The proxy's DynamoDB client (``DynamoHttp``) on the test's moto tables over loopback HTTP,
+    as the local stack reaches moto, and the event loop its calls run on. A moto server in this
+    process serves what ``mock_aws`` holds: the boto3 clients of the set-up and the checks see
+    the same tables. ``sent`` keeps what the client sent, attempt by attempt."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._loop = asyncio.Runner()
+        self.origin = KeptOrigin(url)
+        self.client = DynamoHttp(url, MOTO_REGION, credentials, origin=self.origin)
+
+    @property
+    def sent(self) -> list[Sent]:
+        return self.origin.sent
+
+    @property
+    def operations(self) -> list[str]:
+        return [request.operation for request in self.origin.sent]
+
+    def forget(self) -> None:
+        self.origin.sent.clear()
+
+    def run(self, call: Coroutine[Any, Any, T]) -> T:
+        """A store's call, run to its end on the client's event loop."""
+        return self._loop.run(call)
+
+    def close(self) -> None:
+        self.run(self.client.aclose())
+        self._loop.close()
+
+
+@pytest.fixture
+def dynamo(aws_env: dict[str, str], moto_url: str) -> Iterator[LoopbackDynamo]:
+    """The proxy's DynamoDB client on this test's tables (``aws_env``), over loopback HTTP."""
+    loopback = LoopbackDynamo(moto_url)
+    yield loopback
+    loopback.close()
+
+
+@pytest.fixture
+def dynamo_over_loopback(aws_env: dict[str, str], moto_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB clients made from the environment, the proxy's own (``dynamo_http``) as well as
+    boto3's, reach this test's tables (``aws_env``) through a moto server on loopback."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto_url)
+    container.reset()
 
 
 Poller = TypeVar("Poller", bound="Runnable")

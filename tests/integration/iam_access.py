@@ -1,7 +1,9 @@
 """What the functions do in AWS, as IAM sees it, and what the deployed template lets them do.
 
-``AccessRecorder`` hooks into every botocore session (as moto itself does) and records, for each
-call made while a function's code runs, the IAM action it needs and the resource it touches:
+``AccessRecorder`` hooks into every botocore session (as moto itself does), and into the HTTP
+transport of the proxy's own DynamoDB client (``DynamoHttp``, which botocore does not see), and
+records, for each call made while a function's code runs, the IAM action it needs and the
+resource it touches:
 ``TransactWriteItems`` is authorised per item, by each item's own action; a multipart upload
 is ``s3:PutObject``; a presigned URL needs what the request it signs needs. Calls made outside a
 function (a test's own set-up and checks, the local stand-ins for event source mappings) are
@@ -30,6 +32,9 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from devstack.aws_resources import load_template
+from meterway.core.aws import credentials, dynamodb_endpoint, region
+from meterway.core.dynamo_http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, TARGET_PREFIX, DynamoHttp
+from meterway.core.http1 import Answer, Origin
 from tests.sam_template import transformed_template
 
 _FUNCTION: ContextVar[str | None] = ContextVar("function", default=None)
@@ -228,21 +233,40 @@ class AccessRecorder:
         finally:
             self._faults.remove(fault)
 
+    def dynamo_http(self) -> DynamoHttp:
+        """A DynamoDB client for the proxy (``build_deps(dynamo=…)``) as the process makes it,
+        whose calls are recorded and failed where it sends them: what it really sends."""
+        endpoint = dynamodb_endpoint()
+        return DynamoHttp(endpoint, region(), credentials, origin=_RecordedOrigin(endpoint, self))
+
     def _on_call(self, params: Mapping[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
-        function = _FUNCTION.get()
-        if function is None:
-            return
-        service = model.service_model.service_name
-        region = context.get("client_region") or "us-east-1"
-        try:
-            accesses = accesses_of(service, model.name, params, region)
-        except UnmappedOperation as unmapped:
-            self.unmapped.append(f"{function}: {unmapped}")
-            return
-        self.accesses[function] |= accesses
-        fault = next((fault for fault in self._faults if fault.matches(model.name, accesses)), None)
+        where = context.get("client_region") or "us-east-1"
+        fault = self._record(model.service_model.service_name, model.name, params, where)
         if fault is not None:
             context["injected_fault"] = fault
+
+    def _record(self, service: str, operation: str, params: Mapping[str, Any], where: str) -> Fault | None:
+        """Note what one call needs, as the running function's; the fault to answer it with, if any."""
+        function = _FUNCTION.get()
+        if function is None:
+            return None
+        try:
+            accesses = accesses_of(service, operation, params, where)
+        except UnmappedOperation as unmapped:
+            self.unmapped.append(f"{function}: {unmapped}")
+            return None
+        self.accesses[function] |= accesses
+        return next((fault for fault in self._faults if fault.matches(operation, accesses)), None)
+
+    def _on_http_call(self, headers: list[tuple[str, str]], body: bytes) -> Answer | None:
+        """A ``DynamoHttp`` request: recorded, and answered here when a fault is aimed at it."""
+        operation = dict(headers)["X-Amz-Target"].removeprefix(TARGET_PREFIX)
+        fault = self._record("dynamodb", operation, json.loads(body), region())
+        if fault is None:
+            return None
+        self.failed.append((fault.operation, fault.resource_part))
+        error = {"__type": f"com.amazonaws.dynamodb.v20120810#{fault.code}", "message": "injected by the test"}
+        return Answer(503, {}, json.dumps(error).encode())
 
     def _fail_if_asked(
         self, model: Any, context: dict[str, Any], **_: Any
@@ -253,6 +277,15 @@ class AccessRecorder:
         self.failed.append((fault.operation, fault.resource_part))
         error = {"Error": {"Code": fault.code, "Message": "injected by the test"}, "ResponseMetadata": {}}
         return AWSResponse("https://injected.invalid", 503, {}, None), error
+
+
+class _RecordedOrigin(Origin):
+    def __init__(self, url: str, recorder: AccessRecorder):
+        super().__init__(url, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S)
+        self._recorder = recorder
+
+    async def post(self, headers: list[tuple[str, str]], body: bytes) -> Answer:
+        return self._recorder._on_http_call(headers, body) or await super().post(headers, body)
 
 
 # --- The deployed template's grants ---------------------------------------------------------------

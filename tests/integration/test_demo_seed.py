@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import boto3
+import pytest
 
 from devstack.demo_data import FALLBACK_ROUTES, KEYS
 from devstack.demo_seed import seed_demo_data
@@ -25,6 +26,9 @@ from tests.integration.conftest import count_ledger
 
 NOW = datetime(2026, 11, 23, 14, 5, tzinfo=UTC)
 SONNET = "anthropic/claude-sonnet-4-5"
+
+# The seeder reserves and settles as the proxy does: over the proxy's own DynamoDB client.
+pytestmark = pytest.mark.usefixtures("dynamo_over_loopback")
 
 
 def ledger_items(table: str) -> list[dict]:

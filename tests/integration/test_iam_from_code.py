@@ -38,6 +38,7 @@ from meterway.exports.handlers import export_worker
 from meterway.ledger.handlers import ledger_replay
 from meterway.management_api import handler as management_api
 from meterway.proxy.handlers.app import create_app
+from meterway.proxy.handlers.deps import build_deps
 from meterway.proxy.logic.catalog import CATALOG
 from meterway.proxy.providers.bedrock import model_ids
 from tests.integration.conftest import call_api, running_moto_server
@@ -88,7 +89,8 @@ class Stack:
         self.resources = resources
         self.fake = fake
         self.requests: dict[str, set[tuple[str, str]]] = {"ProxyFunction": set(), "ApiFunction": set()}
-        self.proxy = TestClient(recorder.asgi_app("ProxyFunction", self._noting_requests(create_app())))
+        proxy = create_app(lambda: build_deps(dynamo=recorder.dynamo_http()))
+        self.proxy = TestClient(recorder.asgi_app("ProxyFunction", self._noting_requests(proxy)))
         self._api = recorder.lambda_handler("ApiFunction", management_api.handler)
         self._threads: list[tuple[Any, threading.Thread]] = []
 

@@ -51,18 +51,19 @@ def sqs_event(messages: list[dict]) -> dict:
     }
 
 
-def test_an_unwritable_record_is_spilled_then_replayed_once_even_when_delivered_twice(aws_env):
+def test_an_unwritable_record_is_spilled_then_replayed_once_even_when_delivered_twice(aws_env, dynamo):
     # Given a ledger that cannot be written (its table is missing) and the real spill queue
     queue_url = aws_env["LedgerSpillQueue"]
-    broken_ledger = DynamoLedgerStore("no-such-table")
+    broken_ledger = DynamoLedgerStore("no-such-table", dynamo=dynamo.client)
     item = a_record_item()
     counters = [CounterDelta("ACCOUNT#acct", "BALANCE", {"spent_usd": item["cost_usd"]})]
 
     # When the proxy settles the record, carrying its counters
-    outcome = save_settlement(with_counters(item, counters), broken_ledger, SqsSpillQueue(queue_url))
+    outcome = dynamo.run(save_settlement(with_counters(item, counters), broken_ledger, SqsSpillQueue(queue_url)))
 
     # Then it is parked on the queue, and the replay function writes it to the real ledger
     assert outcome == "spilled"
+    assert dynamo.operations == ["PutItem"]  # the missing table is no cause to try again
     messages = boto3.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
     assert len(messages) == 1
     event = sqs_event(messages)

@@ -22,7 +22,7 @@ from meterway.core.errors import QuotaExceeded
 from meterway.ledger.dal.ledger_store import DynamoLedgerStore
 from meterway.ledger.logic.record_usage import new_request_id, settle
 from meterway.ledger.models import TokenUsage, UsageRecord
-from tests.integration.conftest import count_ledger
+from tests.integration.conftest import LoopbackDynamo, count_ledger
 
 NOW = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
 LIMIT, COST = Decimal("1.00"), Decimal("0.30")
@@ -31,25 +31,26 @@ LIMIT, COST = Decimal("1.00"), Decimal("0.30")
 class Key:
     """A key with a $1 spend limit, whose requests each cost $0.30."""
 
-    def __init__(self, aws_env: dict[str, str]):
+    def __init__(self, aws_env: dict[str, str], dynamo: LoopbackDynamo):
         self.env = aws_env
+        self.dynamo = dynamo
         self.key, secret = mint_key("acct", "bounded", limits=KeyLimits(spend_limit_usd=LIMIT))
         self.hash = hash_secret(secret)
         DynamoKeyStore(aws_env["KeysTable"]).put(self.key, self.hash)
-        self.quotas = DynamoQuotaStore(aws_env["KeysTable"])
-        self.ledger = DynamoLedgerStore(aws_env["LedgerTable"])
+        self.quotas = DynamoQuotaStore(aws_env["KeysTable"], dynamo=dynamo.client)
+        self.ledger = DynamoLedgerStore(aws_env["LedgerTable"], dynamo=dynamo.client)
         self.seconds = 0
 
     def reserve(self) -> Reservation:
         self.seconds += 1
-        return reserve(self.quotas, self.key, self.hash, NOW + timedelta(seconds=self.seconds))[0]
+        return self.dynamo.run(reserve(self.quotas, self.key, self.hash, NOW + timedelta(seconds=self.seconds)))[0]
 
     def settle(self, reservation: Reservation) -> None:
         record = UsageRecord(
             new_request_id(), NOW, self.key, "openai/gpt-4o-mini", "openai", "chat.completions", False,
             tokens=TokenUsage(input_tokens=100, output_tokens=10), cost_usd=COST,
         )  # fmt: skip
-        assert settle(record, reservation, self.ledger, None, 0) == "written"
+        assert self.dynamo.run(settle(record, reservation, self.ledger, None, 0)) == "written"
 
     def count(self) -> None:
         count_ledger(self.env)
@@ -59,8 +60,8 @@ class Key:
 
 
 @pytest.fixture
-def key(aws_env) -> Key:
-    return Key(aws_env)
+def key(aws_env, dynamo) -> Key:
+    return Key(aws_env, dynamo)
 
 
 def test_requests_admitted_before_the_counting_caught_up_are_the_overspend_and_no_more(key):

@@ -128,6 +128,35 @@ def test_records_whose_transaction_failed_are_reported_for_retry(store):
     assert result["totals"]["requests"] == 150
 
 
+def test_counters_whose_copies_were_not_set_are_retried_and_counted_once(store):
+    limited = ApiKey(key_id="key_l", account_id="acct", name="limited", limits=KeyLimits(spend_limit_usd=Decimal(9)))
+    items = settled(
+        [ledger_item(START + timedelta(seconds=n), key=limited, cost=Decimal("0.25")) for n in range(4)], limited
+    )
+    event = stream_event(items)
+    store.fail_spreads = 1
+    # The counts are written but the copies are not: the records are handed back for retry
+    with pytest.raises(BatchProcessingError, match=r"All records failed processing"):
+        aggregator.handler(event, LocalLambdaContext("AggregatorFunction"))
+    spend = ("QUOTA#key_l", "SPEND#ALL")
+    assert store.counters[spend]["spent_usd"] == Decimal(1) and spend not in store.copies
+    # Delivered again, they are counted before: nothing is added, and the copies are set
+    assert aggregator.handler(event, LocalLambdaContext("AggregatorFunction")) == {"batchItemFailures": []}
+    assert store.counters[spend]["spent_usd"] == Decimal(1)
+    assert store.copies[spend] == store.counters[spend]
+
+
+def test_only_the_counters_the_reserve_reads_get_copies(store):
+    # A key without a spend limit still counts its lifetime spend, but no check reads it
+    free = ApiKey(key_id="key_f", account_id="acct", name="free")
+    items = settled([ledger_item(START + timedelta(seconds=n), key=free, cost=Decimal("0.5")) for n in range(3)], free)
+    assert aggregator.handler(stream_event(items), LocalLambdaContext("AggregatorFunction")) == {
+        "batchItemFailures": []
+    }
+    assert store.counters[("QUOTA#key_f", "SPEND#ALL")]["spent_usd"] == Decimal("1.5")
+    assert set(store.copies) == {("ACCOUNT#acct", "BALANCE")}
+
+
 def test_a_batch_whose_accounts_cannot_be_read_is_failed_whole_for_retry(store, monkeypatch):
     items = many(5)
 

@@ -42,7 +42,7 @@ def test_a_request_settles_against_the_counters_it_reserved():
     settled = {(d.pk, d.sk): d.deltas for d in counter_deltas(reservation, Decimal("0.25"), 1200)}
     assert settled == {
         ("QUOTA#key_1", "SPEND#2026-11-23"): {"spent_usd": Decimal("0.25")},
-        ("QUOTA#key_1", "MINUTE#2026-11-23T23:59"): {"tokens": 1200},
+        ("QUOTA#key_1#0", "MINUTE#2026-11-23T23:59"): {"tokens": 1200},
         ("ACCOUNT#acct", "BALANCE"): {"spent_usd": Decimal("0.25")},
     }
 
@@ -54,7 +54,7 @@ def test_a_key_without_limits_is_held_only_against_the_account_and_counted_when_
     a_day_after_the_minute = int(datetime(2026, 11, 24, 10, 4, tzinfo=UTC).timestamp())
     assert settled == {
         ("QUOTA#key_1", "SPEND#ALL"): ({"spent_usd": Decimal("0.25")}, None),
-        ("QUOTA#key_1", "MINUTE#2026-11-23T10:04"): ({"requests": 1, "tokens": 1200}, a_day_after_the_minute),
+        ("QUOTA#key_1#0", "MINUTE#2026-11-23T10:04"): ({"requests": 1, "tokens": 1200}, a_day_after_the_minute),
         ("ACCOUNT#acct", "BALANCE"): ({"spent_usd": Decimal("0.25")}, None),
     }
 

@@ -1,3 +1,4 @@
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -66,21 +67,21 @@ def test_retention_sets_a_ttl():
 def test_a_record_is_written_once_even_when_saved_twice():
     ledger = InMemoryLedger()
     item = a_record().to_item()
-    assert save_settlement(item, ledger, None) == "written"
-    assert save_settlement(item, ledger, None) == "duplicate"
+    assert asyncio.run(save_settlement(item, ledger, None)) == "written"
+    assert asyncio.run(save_settlement(item, ledger, None)) == "duplicate"
     assert len(ledger.items) == 1
 
 
 def test_a_ledger_outage_spills_the_record_instead_of_losing_it():
     ledger, spill = InMemoryLedger(failures=1), InMemorySpill()
     item = a_record().to_item()
-    assert save_settlement(item, ledger, spill) == "spilled"
+    assert asyncio.run(save_settlement(item, ledger, spill)) == "spilled"
     assert spill.sent == [item]
 
 
 def test_when_ledger_and_spill_both_fail_the_record_is_logged_whole(caplog):
     item = a_record("gen-lost").to_item()
-    assert save_settlement(item, InMemoryLedger(failures=1), InMemorySpill(broken=True)) == "unsaved"
+    assert asyncio.run(save_settlement(item, InMemoryLedger(failures=1), InMemorySpill(broken=True))) == "unsaved"
     unsaved = [entry for entry in caplog.records if entry.getMessage() == "usage record not saved"]
     assert len(unsaved) == 1
     assert '"request_id": "gen-lost"' in unsaved[0].usage_record

@@ -1075,7 +1075,7 @@ def _encoded(event: tuple[str, Any]) -> tuple[str, str]:
 
 
 class _Quotas:
-    def reserve(self, reservation: Any, key_hash: str, now: Any) -> Standing:
+    async def reserve(self, reservation: Any, key_hash: str, now: Any) -> Standing:
         return Standing()
 
     def counters(self, reservation: Any) -> dict[str, dict[str, Any]]:

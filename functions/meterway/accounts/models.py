@@ -76,6 +76,9 @@ class ApiKey:
     display_prefix: str = ""
     limits: KeyLimits = field(default_factory=KeyLimits)
     valid_until: str | None = None
+    # How many read copies this secret's item has (``keys_table.KEY_COPIES``, or 0 for a secret
+    # stored before copies existed): the reserve reads one of them instead of the item.
+    secret_copies: int = 0
 
     @property
     def usable(self) -> bool:
@@ -165,6 +168,8 @@ class CounterDelta:
     sk: str
     deltas: dict[str, int | Decimal]
     expires_at: int | None = None
+    # Whether the reserve reads this counter through its copies, which the aggregator then sets.
+    copied: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -172,23 +177,26 @@ class CounterDelta:
             "sk": self.sk,
             "deltas": {name: str(value) for name, value in self.deltas.items()},
         }
-        if self.expires_at is not None:
-            data["expires_at"] = self.expires_at
-        return data
+        return data | self._options()
 
     def to_item(self) -> dict[str, Any]:
         """As a DynamoDB map (numbers as numbers), the form a ledger record carries it in."""
-        item: dict[str, Any] = {"pk": self.pk, "sk": self.sk, "deltas": dict(self.deltas)}
-        if self.expires_at is not None:
-            item["expires_at"] = self.expires_at
-        return item
+        return {"pk": self.pk, "sk": self.sk, "deltas": dict(self.deltas)} | self._options()
+
+    def _options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {} if self.expires_at is None else {"expires_at": self.expires_at}
+        return options | ({"copied": True} if self.copied else {})
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> CounterDelta:
         """From a ledger record's map, as DynamoDB gives it back (numbers as Decimals)."""
         expires = item.get("expires_at")
         return cls(
-            str(item["pk"]), str(item["sk"]), dict(item["deltas"]), int(expires) if expires is not None else None
+            str(item["pk"]),
+            str(item["sk"]),
+            dict(item["deltas"]),
+            int(expires) if expires is not None else None,
+            bool(item.get("copied", False)),
         )
 
     @classmethod
@@ -197,4 +205,4 @@ class CounterDelta:
             name: Decimal(value) if "." in value or "E" in value else int(value)
             for name, value in data["deltas"].items()
         }
-        return cls(data["pk"], data["sk"], deltas, data.get("expires_at"))
+        return cls(data["pk"], data["sk"], deltas, data.get("expires_at"), bool(data.get("copied", False)))

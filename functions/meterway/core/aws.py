@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meterway.core.container import container
+
+if TYPE_CHECKING:
+    from meterway.core.dynamo_http import DynamoHttp
 
 
 def _config(service: str, addressing_style: str | None) -> Any:
@@ -121,21 +124,50 @@ def credentials() -> Any | None:
     return found.get_frozen_credentials() if found is not None else None
 
 
+def dynamodb_endpoint() -> str:
+    """Where boto3 sends DynamoDB's calls: ``AWS_ENDPOINT_URL_DYNAMODB``, else ``AWS_ENDPOINT_URL``
+    (the local stack and the bench set it), unless ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`` is set;
+    else the region's own endpoint."""
+    if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() != "true":
+        for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"):
+            if os.environ.get(name):
+                return os.environ[name]
+    where = region()
+    return f"https://dynamodb.{where}.amazonaws.com{'.cn' if where.startswith('cn-') else ''}"
+
+
+def dynamo_http() -> DynamoHttp:
+    """A new DynamoDB client for the event loop (``meterway.core.dynamo_http``): the process's
+    endpoint, region and credentials. Its pooled connections belong to the loop that opens them,
+    so it is made and closed with the app, not kept in the container."""
+    from meterway.core.dynamo_http import DynamoHttp
+
+    return DynamoHttp(dynamodb_endpoint(), region(), credentials, user_agent=_user_agent())
+
+
 class AwsResource:
-    """Base of the stores: holds a boto3 client, the process's one unless a test hands one in, and
-    for stores that read large answers themselves, the process's raw client (``raw_client``)."""
+    """Base of the stores: holds a boto3 client, the process's one unless a test hands one in; for
+    stores that read large answers themselves, the process's raw client (``raw_client``); and for
+    the proxy's calls on the event loop, a ``DynamoHttp`` (one made on first use unless handed in)."""
 
     service = "dynamodb"
 
-    def __init__(self, client: Any | None = None, *, wire_client: Any | None = None):
+    def __init__(self, client: Any | None = None, *, wire_client: Any | None = None, dynamo: DynamoHttp | None = None):
         self._client = client
         self._wire_client = wire_client
+        self._dynamo = dynamo
 
     @property
     def client(self) -> Any:
         if self._client is None:
             self._client = client(self.service)
         return self._client
+
+    @property
+    def dynamo(self) -> DynamoHttp:
+        if self._dynamo is None:
+            self._dynamo = dynamo_http()
+        return self._dynamo
 
     @property
     def wire_client(self) -> Any:

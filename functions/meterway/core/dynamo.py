@@ -80,12 +80,15 @@ def _boto_errors() -> tuple[type[Exception], ...]:
     # Evaluated only when an exception reaches the handler: botocore stays off the import path.
     from botocore.exceptions import BotoCoreError, ClientError
 
-    return BotoCoreError, ClientError
+    from meterway.core.dynamo_http import DynamoCallFailed
+
+    return BotoCoreError, ClientError, DynamoCallFailed
 
 
 @contextmanager
 def storage_errors(unavailable: str) -> Iterator[None]:
-    """Map what boto raises inside the block to domain errors (see the module's docstring);
+    """Map what boto, or the event loop's client (``dynamo_http``), raises inside the block to
+    domain errors (see the module's docstring);
     ``unavailable`` is the message of the ``StorageError``."""
     try:
         yield

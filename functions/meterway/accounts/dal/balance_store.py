@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from meterway.accounts.dal import keys_table
+from meterway.accounts.dal import counter_copies, keys_table
 from meterway.core.aws import AwsResource, deserialize, serialize
 from meterway.core.dynamo import TransactionCancelled, storage_errors, transact
 from meterway.core.errors import StorageError
+from meterway.core.observability import logger
 
 UNAVAILABLE = "The balance store is unavailable; try again."
 NOT_RECORDED = "The top-up could not be recorded; try again."
@@ -66,10 +67,11 @@ class DynamoBalanceStore(AwsResource):
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
-        amount = {":amount": topup["amount_usd"]}
-        later = ("ADD credits_usd :amount", "attribute_exists(credits_usd)", amount)
+        # A new version, so that the balance's read copies take it (``counter_copies``).
+        amount = {":amount": topup["amount_usd"], ":one": 1}
+        later = ("ADD credits_usd :amount, version :one", "attribute_exists(credits_usd)", amount)
         first = (
-            "SET credits_usd = if_not_exists(spent_usd, :zero) + :amount",
+            "SET credits_usd = if_not_exists(spent_usd, :zero) + :amount ADD version :one",
             "attribute_not_exists(credits_usd)",
             amount | {":zero": 0},
         )
@@ -85,8 +87,19 @@ class DynamoBalanceStore(AwsResource):
             }
             try:
                 transact(self.client, [record, credit], UNAVAILABLE)
-                return
             except TransactionCancelled as exc:
                 if exc.failed(0) is not None:
                     raise StorageError(NOT_RECORDED) from exc
+                continue
+            self._spread(account_id)
+            return
         raise StorageError(NOT_RECORDED)
+
+    def _spread(self, account_id: str) -> None:
+        """The balance's read copies take the new credit now rather than at the next count (until
+        then, a copy that refuses is checked against the item anyway)."""
+        balance = keys_table.balance_key(account_id)
+        try:
+            counter_copies.spread(self.client, self._table, [(balance["pk"], balance["sk"])])
+        except StorageError:
+            logger.warning("balance copies not set after a top-up; the next count sets them")

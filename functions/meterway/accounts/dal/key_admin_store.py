@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from meterway.accounts.dal import keys_table
-from meterway.accounts.dal.key_store import UNAVAILABLE, DynamoKeyStore, KeyStore, key_item
+from meterway.accounts.dal.key_store import UNAVAILABLE, DynamoKeyStore, KeyStore, copy_deletes, copy_puts, key_item
 from meterway.accounts.models import ApiKey, KeyRecord, RetiredSecret
 from meterway.core.aws import serialize
 from meterway.core.clock import parse_utc_iso
@@ -87,12 +87,20 @@ class DynamoKeyAdminStore(DynamoKeyStore):
         for key_hash, own in retired.items():
             update = Update(set=own, condition="attribute_exists(pk)")
             items.append({"Update": update.request(self._table, keys_table.secret_key(key_hash))})
+        changes = {record.key_hash: fields, **retired}
+        copied = self._with_copies(changes)
+        for key_hash, own in changes.items():
+            mirrored = {name: own[name] for name in keys_table.KEY_COPY_FIELDS if name in own}
+            if key_hash in copied and mirrored:
+                items.extend(self._copy_updates(key_hash, mirrored))
         self._transact_for(record, items)
 
     def delete(self, record: KeyRecord) -> None:
-        """Delete the current item and every retired one: no secret of the key works any more."""
+        """Delete the current item and every retired one, and their copies: no secret of the key
+        works any more."""
         retired = [self._delete(key_hash) for key_hash in record.retired_hashes]
-        self._transact_for(record, [self._delete(record.key_hash, current_of=record), *retired])
+        copies = self._copy_deletes(self._with_copies([record.key_hash, *record.retired_hashes]))
+        self._transact_for(record, [self._delete(record.key_hash, current_of=record), *retired, *copies])
 
     def rotate(
         self,
@@ -113,9 +121,11 @@ class DynamoKeyAdminStore(DynamoKeyStore):
         retired_hashes = [*keep, record.key_hash] if retired else list(keep)
         new_item = key_item(new_key, new_hash) | {"retired_hashes": retired_hashes}
         put = {"Put": {"TableName": self._table, "Item": serialize(new_item), "ConditionExpression": _ABSENT}}
-        old: dict[str, Any]
+        items = [put, *copy_puts(self._table, new_hash, new_item)]
+        copied = self._with_copies([record.key_hash, *drop])
         if retired is None:
-            old = self._delete(record.key_hash, current_of=record)
+            items.append(self._delete(record.key_hash, current_of=record))
+            items.extend(self._copy_deletes([record.key_hash] if record.key_hash in copied else []))
         else:
             ends = {
                 "valid_until": retired.valid_until,
@@ -123,9 +133,30 @@ class DynamoKeyAdminStore(DynamoKeyStore):
                 "expires_at": _ttl_of(retired.retired_until),
             }
             update = Update(set=ends, remove=("gsi1pk", "gsi1sk", "retired_hashes"), **_is_current(record))
-            old = {"Update": update.request(self._table, keys_table.secret_key(record.key_hash))}
-        dropped = [self._delete(key_hash) for key_hash in drop]
-        self._transact_for(record, [put, old, *dropped])
+            items.append({"Update": update.request(self._table, keys_table.secret_key(record.key_hash))})
+            if record.key_hash in copied:
+                # The copies end with the item: the same TTL removes them.
+                mirrored = {"valid_until": retired.valid_until, "expires_at": ends["expires_at"]}
+                items.extend(self._copy_updates(record.key_hash, mirrored))
+        items.extend(self._delete(key_hash) for key_hash in drop)
+        items.extend(self._copy_deletes([key_hash for key_hash in drop if key_hash in copied]))
+        self._transact_for(record, items)
+
+    def _with_copies(self, hashes: Iterable[str]) -> set[str]:
+        """Which of ``hashes`` have read copies (a secret stored before they existed has none; a
+        secret's copies are written and deleted with it, so the first one tells)."""
+        wanted = [keys_table.secret_copy_key(key_hash, 0) for key_hash in dict.fromkeys(hashes)]
+        if not wanted:
+            return set()
+        found = batch_get(self.client, self._table, wanted, UNAVAILABLE, ConsistentRead=True)
+        return {keys_table.hash_of(item).rsplit("#", 1)[0] for item in found}
+
+    def _copy_updates(self, key_hash: str, fields: dict[str, Any]) -> list[dict[str, Any]]:
+        update = Update(set=fields, condition="attribute_exists(pk)")
+        return [{"Update": update.request(self._table, copy)} for copy in keys_table.secret_copy_keys(key_hash)]
+
+    def _copy_deletes(self, hashes: Iterable[str]) -> list[dict[str, Any]]:
+        return [item for key_hash in hashes for item in copy_deletes(self._table, key_hash)]
 
     def _delete(self, key_hash: str, current_of: KeyRecord | None = None) -> dict[str, Any]:
         delete: dict[str, Any] = {"TableName": self._table, "Key": serialize(keys_table.secret_key(key_hash))}

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cachetools import TTLCache
 
 from meterway.accounts.dal import keys_table
 from meterway.accounts.models import ApiKey, KeyLimits, KeyRecord
 from meterway.core.aws import AwsResource, deserialize, serialize
-from meterway.core.dynamo import ConditionFailed, TransactionCancelled, storage_errors, transact
+from meterway.core.dynamo import TransactionCancelled, storage_errors, transact
 from meterway.core.errors import StorageError
+
+if TYPE_CHECKING:
+    from meterway.core.dynamo_http import DynamoHttp
 
 UNAVAILABLE = "The key store is unavailable; try again."
 
@@ -24,12 +27,16 @@ _KEY_FIELDS = (
     "created_at",
     "display_prefix",
     "valid_until",
+    "secret_copies",
 )
 
 
 class KeyStore(Protocol):
     def get_by_hash(self, key_hash: str) -> ApiKey | None:
         """The key whose secret hashes to ``key_hash``, or None."""
+
+    async def find_by_hash(self, key_hash: str) -> ApiKey | None:
+        """``get_by_hash`` without leaving the event loop (the proxy's lookup)."""
 
     def put(self, key: ApiKey, key_hash: str) -> None:
         """Store a new key under its hash; an existing hash is an error."""
@@ -51,10 +58,27 @@ class MemberUnavailable(Exception):
 
 
 def key_item(key: ApiKey, key_hash: str) -> dict[str, Any]:
-    """The hash item of a key's current secret: what auth reads with one GetItem, limits included."""
+    """The hash item of a key's current secret: what auth reads with one GetItem, limits included.
+    It is always written with its read copies (``copy_puts``)."""
     item = {name: getattr(key, name) for name in _KEY_FIELDS if getattr(key, name) is not None}
     item["limits"] = key.limits.to_item()
+    item["secret_copies"] = keys_table.KEY_COPIES
     return item | keys_table.secret_key(key_hash) | keys_table.listing_attributes(key.account_id, key.key_id)
+
+
+def copy_puts(table: str, key_hash: str, state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The transaction items that write a secret's read copies with ``state`` (``disabled`` and,
+    when it has one, ``valid_until``)."""
+    fields = {name: state[name] for name in keys_table.KEY_COPY_FIELDS if state.get(name) is not None}
+    return [
+        {"Put": {"TableName": table, "Item": serialize(copy | fields)}}
+        for copy in keys_table.secret_copy_keys(key_hash)
+    ]
+
+
+def copy_deletes(table: str, key_hash: str) -> list[dict[str, Any]]:
+    """The transaction items that delete a secret's read copies."""
+    return [{"Delete": {"TableName": table, "Key": serialize(copy)}} for copy in keys_table.secret_copy_keys(key_hash)]
 
 
 def key_from_item(item: dict[str, Any]) -> ApiKey:
@@ -75,30 +99,34 @@ class DynamoKeyStore(AwsResource):
     ``ByAccount`` index, so a listing has one row per key; rotated-out secrets have items of their
     own (see ``key_admin_store``)."""
 
-    def __init__(self, table_name: str, client: Any | None = None):
-        super().__init__(client)
+    def __init__(self, table_name: str, client: Any | None = None, *, dynamo: DynamoHttp | None = None):
+        super().__init__(client, dynamo=dynamo)
         self._table = table_name
 
     def get_by_hash(self, key_hash: str) -> ApiKey | None:
         with storage_errors(UNAVAILABLE):
-            response = self.client.get_item(TableName=self._table, Key=serialize(keys_table.secret_key(key_hash)))
-        item = response.get("Item")
-        return key_from_item(deserialize(item)) if item else None
+            response = self.client.get_item(**self._by_hash(key_hash))
+        return _found_key(response)
+
+    async def find_by_hash(self, key_hash: str) -> ApiKey | None:
+        with storage_errors(UNAVAILABLE):
+            response = await self.dynamo.call("GetItem", self._by_hash(key_hash))
+        return _found_key(response)
+
+    def _by_hash(self, key_hash: str) -> dict[str, Any]:
+        return {"TableName": self._table, "Key": serialize(keys_table.secret_key(key_hash))}
 
     def put(self, key: ApiKey, key_hash: str) -> None:
         """A key with a member is written only if that member exists and is enabled, checked in
         the same transaction (a member disabled meanwhile cannot get a new key)."""
-        put = {
-            "TableName": self._table,
-            "Item": serialize(key_item(key, key_hash)),
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }
+        item = key_item(key, key_hash)
+        put = {"TableName": self._table, "Item": serialize(item), "ConditionExpression": "attribute_not_exists(pk)"}
+        copies = copy_puts(self._table, key_hash, item)
         if key.member is None:
             try:
-                with storage_errors(UNAVAILABLE):
-                    self.client.put_item(**put)
-            except ConditionFailed as exc:
-                raise StorageError(UNAVAILABLE) from exc
+                transact(self.client, [{"Put": put}, *copies], UNAVAILABLE)
+            except TransactionCancelled as cancelled:
+                raise StorageError("A key with that secret already exists.") from cancelled
             return
         check = {
             "TableName": self._table,
@@ -108,7 +136,7 @@ class DynamoKeyStore(AwsResource):
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         try:
-            transact(self.client, [{"ConditionCheck": check}, {"Put": put}], UNAVAILABLE)
+            transact(self.client, [{"ConditionCheck": check}, {"Put": put}, *copies], UNAVAILABLE)
         except TransactionCancelled as cancelled:
             reason = cancelled.failed(0)
             if reason is None:
@@ -142,6 +170,11 @@ class DynamoKeyStore(AwsResource):
         return _current_only(records)
 
 
+def _found_key(response: dict[str, Any]) -> ApiKey | None:
+    item = response.get("Item")
+    return key_from_item(deserialize(item)) if item else None
+
+
 def _current_only(records: list[KeyRecord]) -> list[KeyRecord]:
     """The index is eventually consistent: right after a rotation it may still show the old item
     next to the new one. The new one lists the old hash as retired, so the old one is dropped."""
@@ -171,6 +204,14 @@ class CachedKeyStore:
         if hit:
             return key
         key = self._inner.get_by_hash(key_hash)
+        self._cache[key_hash] = key
+        return key
+
+    async def find_by_hash(self, key_hash: str) -> ApiKey | None:
+        hit, key = self.cached(key_hash)
+        if hit:
+            return key
+        key = await self._inner.find_by_hash(key_hash)
         self._cache[key_hash] = key
         return key
 

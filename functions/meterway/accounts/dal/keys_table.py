@@ -5,9 +5,17 @@
   key's current secret also carries ``gsi1pk = ACCOUNT#<account>``, ``gsi1sk = KEY#<key_id>``,
   so the ``ByAccount`` index lists one row per key.
 - ``ACCOUNT#<account>`` / ``MEMBER#<member_id>``, ``BALANCE``, ``TOPUP#<created_at>#<topup_id>``.
-- ``QUOTA#<key_id>`` / ``SPEND#<period>``, ``MINUTE#<minute>``: a key's counters. A key whose
-  per-minute limit lets it send more than ``SHARD_WRITES_PER_S`` requests a second counts its
-  minutes in shards, ``QUOTA#<key_id>#<n>`` / ``MINUTE#<minute>`` for n ≥ 1 (see ``minute_shards``).
+- ``QUOTA#<key_id>`` / ``SPEND#<period>``: a key's spend counters; ``QUOTA#<key_id>#<n>`` /
+  ``MINUTE#<minute>``: its requests and tokens in a minute, in shard n. A key whose per-minute
+  limit lets it send more than ``SHARD_WRITES_PER_S`` requests a second counts its minutes in
+  several shards (see ``minute_shards``), others in shard 0.
+
+Read copies, so that no item the proxy reads on every request takes more than a share of one
+partition's reads (about 3,000 units a second): ``KEYHASH#<sha256>#<c>`` / ``KEY`` for
+c < ``KEY_COPIES``, what the reserve reads of a secret (``disabled``, ``valid_until``), written in
+the same transactions as the secret's item; ``<pk>#COPY<c>`` / ``<sk>`` for c < ``COUNTER_COPIES``,
+copies of a spend counter or of a balance, set from the item by the aggregator (see
+``counter_copy_key``).
 """
 
 from __future__ import annotations
@@ -20,16 +28,50 @@ BY_ACCOUNT_INDEX = "ByAccount"
 # key, and a refused conditional write costs one too.
 SHARD_WRITES_PER_S = 400
 MAX_MINUTE_SHARDS = 32
+# A busy key's requests each read one copy of its secret's item, consistently (one read unit):
+# 10,000 requests a second make 1,250 a copy. Only the management API writes them.
+KEY_COPIES = 8
+# Copies of a spend counter or a balance are read eventually consistent (half a unit): 10,000
+# requests a second make 1,250 a copy. The aggregator writes each once a batch.
+COUNTER_COPIES = 4
+# What a secret's copies repeat of its item: what the reserve checks.
+KEY_COPY_FIELDS = ("disabled", "valid_until")
 # Sort-key prefixes that a query's begins_with() selects by.
 KEY_LISTING_PREFIX = "KEY#"
 MEMBER_PREFIX = "MEMBER#"
 TOPUP_PREFIX = "TOPUP#"
 _KEY_HASH = "KEYHASH#"
+_COPY = "#COPY"
+_BALANCE = "BALANCE"
+_SPEND = "SPEND#"
 
 
 def secret_key(key_hash: str) -> dict[str, str]:
     """The item of one secret, by the hash of that secret."""
     return {"pk": f"{_KEY_HASH}{key_hash}", "sk": "KEY"}
+
+
+def secret_copy_key(key_hash: str, copy: int) -> dict[str, str]:
+    """Copy ``copy`` of a secret's item (see ``KEY_COPIES``)."""
+    return {"pk": f"{_KEY_HASH}{key_hash}#{copy}", "sk": "KEY"}
+
+
+def secret_copy_keys(key_hash: str) -> list[dict[str, str]]:
+    return [secret_copy_key(key_hash, copy) for copy in range(KEY_COPIES)]
+
+
+def counter_copy_key(counter: Mapping[str, object], copy: int) -> dict[str, str]:
+    """Copy ``copy`` of a spend counter or balance item (``counter``: its ``pk`` and ``sk``)."""
+    return {"pk": f"{counter['pk']}{_COPY}{copy}", "sk": str(counter["sk"])}
+
+
+def has_copies(counter: Mapping[str, object]) -> bool:
+    """Whether the reserve reads copies of this counter: a spend counter or a balance."""
+    return is_balance(counter) or str(counter["sk"]).startswith(_SPEND)
+
+
+def is_balance(item: Mapping[str, object]) -> bool:
+    return item["sk"] == _BALANCE
 
 
 def hash_of(item: Mapping[str, object]) -> str:
@@ -57,7 +99,7 @@ def member_key(account_id: str, member_id: str) -> dict[str, str]:
 
 def balance_key(account_id: str) -> dict[str, str]:
     """An account's credit: ``credits_usd`` and ``spent_usd``."""
-    return {"pk": account_pk(account_id), "sk": "BALANCE"}
+    return {"pk": account_pk(account_id), "sk": _BALANCE}
 
 
 def topup_key(account_id: str, created_at: str, topup_id: str) -> dict[str, str]:
@@ -66,12 +108,13 @@ def topup_key(account_id: str, created_at: str, topup_id: str) -> dict[str, str]
 
 def spend_key(key_id: str, period: str) -> dict[str, str]:
     """A key's spend in one spend period (``2026-11``, ``2026-W48``, ``ALL``…)."""
-    return {"pk": f"QUOTA#{key_id}", "sk": f"SPEND#{period}"}
+    return {"pk": f"QUOTA#{key_id}", "sk": f"{_SPEND}{period}"}
 
 
 def minute_key(key_id: str, minute: str, shard: int = 0) -> dict[str, str]:
-    """A key's requests and tokens in one minute (``2026-11-23T14:05``), in one of its shards."""
-    return {"pk": f"QUOTA#{key_id}#{shard}" if shard else f"QUOTA#{key_id}", "sk": f"MINUTE#{minute}"}
+    """A key's requests and tokens in one minute (``2026-11-23T14:05``), in one of its shards;
+    never in the partition of its spend counters, which take the aggregator's writes."""
+    return {"pk": f"QUOTA#{key_id}#{shard}", "sk": f"MINUTE#{minute}"}
 
 
 def minute_shards(requests_per_minute: int | None) -> int:

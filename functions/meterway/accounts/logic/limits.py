@@ -1,6 +1,6 @@
 """Per-key limits and the account's credit, enforced across every Lambda instance.
 
-A request *reserves* with one round of single-item requests sent in parallel (see
+A request *reserves* with one round of single-item requests sent at once (see
 ``quota_store``): its key is read to check it is still enabled, its spend counter where it has a
 spend limit, its account's credit where the account has credit, and one request is added to its
 minute under its per-minute limits. When the request *settles* (see ``meterway.ledger``), its
@@ -68,13 +68,13 @@ def plan_reservation(key: ApiKey, now: datetime, shard: int | None = None) -> Re
     )
 
 
-def reserve(quotas: QuotaStore, key: ApiKey, key_hash: str, now: datetime) -> tuple[Reservation, Standing]:
+async def reserve(quotas: QuotaStore, key: ApiKey, key_hash: str, now: datetime) -> tuple[Reservation, Standing]:
     """Reserve one request for ``key``, or raise what the client is told: 401 for a key that no
     longer works, 402 for a spend limit or credit used up, 429 for a per-minute limit. With the
     reservation comes what the check read (how far the key stood from its limits)."""
     reservation = plan_reservation(key, now)
     try:
-        standing = quotas.reserve(reservation, key_hash, now)
+        standing = await quotas.reserve(reservation, key_hash, now)
     except ReservationRefused as refused:
         raise refusal(refused.cause, reservation, now) from refused
     return reservation, standing
@@ -139,7 +139,11 @@ def counter_deltas(reservation: Reservation, cost: Decimal, tokens: int) -> list
     deltas: list[CounterDelta] = []
     if reservation.spend_period is not None:
         spend = keys_table.spend_key(key.key_id, reservation.spend_period)
-        deltas.append(CounterDelta(spend["pk"], spend["sk"], {"spent_usd": cost}, reservation.spend_expires_at))
+        deltas.append(
+            CounterDelta(
+                spend["pk"], spend["sk"], {"spent_usd": cost}, reservation.spend_expires_at, reservation.checks_spend
+            )
+        )
     if reservation.minute is not None:
         minute = keys_table.minute_key(key.key_id, reservation.minute, reservation.minute_shard)
         counted = {} if reservation.holds_minute else {"requests": 1}
@@ -147,7 +151,9 @@ def counter_deltas(reservation: Reservation, cost: Decimal, tokens: int) -> list
             CounterDelta(minute["pk"], minute["sk"], {**counted, "tokens": tokens}, reservation.minute_expires_at)
         )
     balance = keys_table.balance_key(key.account_id)
-    deltas.append(CounterDelta(balance["pk"], balance["sk"], {"spent_usd": cost}))
+    # The balance of an account with credit is read through copies; one without credit has none
+    # (the aggregator sees which when it reads the balance).
+    deltas.append(CounterDelta(balance["pk"], balance["sk"], {"spent_usd": cost}, copied=True))
     return deltas
 
 

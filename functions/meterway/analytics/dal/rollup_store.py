@@ -18,6 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from meterway.accounts.dal import counter_copies
 from meterway.accounts.models import CounterDelta, ttl_attribute
 from meterway.analytics.dal import rollups_table
 from meterway.analytics.models import COUNTERS, LastUse, RollupUpdate
@@ -51,6 +52,11 @@ class RollupStore(Protocol):
         counters) and ``counters`` (their merged key and account counters), all or nothing, after
         raising each key's last use to ``uses``. Raises ``AlreadyCounted`` when some of them were
         counted before."""
+
+    def spread_copies(self, counters: list[tuple[str, str]]) -> None:
+        """Set the read copies of ``counters`` (``pk``, ``sk``) that have them (spend counters,
+        and balances of accounts with credit) to the counters as they stand, never to an older
+        version. Raises ``StorageError`` when some could not be set."""
 
     def query(
         self,
@@ -126,6 +132,10 @@ class DynamoRollupStore(AwsResource):
                 raise StorageError(UNAVAILABLE) from cancelled
             raise AlreadyCounted({request_ids[index] for index in seen}) from cancelled
 
+    def spread_copies(self, counters: list[tuple[str, str]]) -> None:
+        if self._counters_table is not None:
+            counter_copies.spread(self.client, self._counters_table, counters)
+
     def _raise_last_use(self, use: LastUse) -> None:
         request = Update(
             set={"last_used_at": use.at},
@@ -156,7 +166,8 @@ class DynamoRollupStore(AwsResource):
     def _counter_update(self, counter: CounterDelta) -> dict[str, Any]:
         if self._counters_table is None:
             raise StorageError("The aggregator has no keys table to add the counters to.")
-        update = Update(add=counter.deltas, set_if_absent=ttl_attribute(counter.expires_at))
+        # Each change has a new version: the copies (``spread_copies``) never go back to an older one.
+        update = Update(add={**counter.deltas, "version": 1}, set_if_absent=ttl_attribute(counter.expires_at))
         return {"Update": update.request(self._counters_table, {"pk": counter.pk, "sk": counter.sk})}
 
     def query(

@@ -19,7 +19,7 @@ All times are UTC. Bucket labels sort as text in time order within a granularity
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -185,9 +185,11 @@ def merged_counters(contributions: list[Contribution]) -> list[CounterDelta]:
             known = merged.get((counter.pk, counter.sk))
             if known is None:
                 merged[(counter.pk, counter.sk)] = CounterDelta(
-                    counter.pk, counter.sk, dict(counter.deltas), counter.expires_at
+                    counter.pk, counter.sk, dict(counter.deltas), counter.expires_at, counter.copied
                 )
                 continue
+            if counter.copied and not known.copied:
+                known = merged[(counter.pk, counter.sk)] = replace(known, copied=True)
             for name, value in counter.deltas.items():
                 known.deltas[name] = known.deltas.get(name, 0) + value
     return list(merged.values())
@@ -256,7 +258,19 @@ def count_records(store: RollupStore, contributions: list[Contribution], now: da
         return outcome
     for chunk in plan_chunks(contributions):
         _count_chunk(store, chunk, outcome)
+    _spread_copies(store, contributions, outcome)
     return outcome
+
+
+def _spread_copies(store: RollupStore, contributions: list[Contribution], outcome: BatchOutcome) -> None:
+    """Bring the read copies of the counters the batch counted (or had counted before) up to date.
+    When that fails, the records are left to be retried: counted already, they only spread again."""
+    counted = [c for c in contributions if c.request_id in outcome.applied | outcome.duplicates]
+    try:
+        store.spread_copies([(counter.pk, counter.sk) for c in counted for counter in c.counters if counter.copied])
+    except StorageError as failed:
+        logger.warning("counter copies not set; their records are retried", extra={"error": _cause(failed)})
+        outcome.failed |= {c.request_id for c in counted if any(counter.copied for counter in c.counters)}
 
 
 def start_intermediate(store: RollupStore, account_ids: list[str], now: datetime) -> None:

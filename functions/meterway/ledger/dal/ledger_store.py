@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from meterway.core.aws import RAW_BODY, AwsResource, deserialize, serialize
 from meterway.core.dynamo import ConditionFailed, storage_errors
+
+if TYPE_CHECKING:
+    from meterway.core.dynamo_http import DynamoHttp
 
 UNAVAILABLE = "The ledger is unavailable; try again."
 NOT_WRITTEN = "The ledger did not accept the usage record."
@@ -54,6 +57,9 @@ class LedgerStore(Protocol):
     def put(self, item: dict[str, Any]) -> bool:
         """Write a record; False when a record with that request id is already there."""
 
+    async def write(self, item: dict[str, Any]) -> bool:
+        """``put`` without leaving the event loop (the proxy's settle)."""
+
     def get(self, request_id: str) -> dict[str, Any] | None:
         """One record by request id."""
 
@@ -74,17 +80,35 @@ class LedgerStore(Protocol):
 class DynamoLedgerStore(AwsResource):
     """The LedgerTable."""
 
-    def __init__(self, table_name: str, client: Any | None = None, *, wire_client: Any | None = None):
-        super().__init__(client, wire_client=wire_client)
+    def __init__(
+        self,
+        table_name: str,
+        client: Any | None = None,
+        *,
+        wire_client: Any | None = None,
+        dynamo: DynamoHttp | None = None,
+    ):
+        super().__init__(client, wire_client=wire_client, dynamo=dynamo)
         self._table = table_name
 
     def put(self, item: dict[str, Any]) -> bool:
         try:
             with storage_errors(NOT_WRITTEN):
-                self.client.put_item(TableName=self._table, Item=serialize(item), ConditionExpression=_NEW_RECORD)
+                self.client.put_item(**self._new_record(item))
         except ConditionFailed:
             return False
         return True
+
+    async def write(self, item: dict[str, Any]) -> bool:
+        try:
+            with storage_errors(NOT_WRITTEN):
+                await self.dynamo.call("PutItem", self._new_record(item))
+        except ConditionFailed:
+            return False
+        return True
+
+    def _new_record(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {"TableName": self._table, "Item": serialize(item), "ConditionExpression": _NEW_RECORD}
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         with storage_errors(UNAVAILABLE):

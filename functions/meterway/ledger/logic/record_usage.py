@@ -6,7 +6,7 @@ ledger's stream, exactly once and merged with the other records of its batch, in
 that counts the record in the rollups. So the client waits for one single-item write, and a busy
 key's counters are written once a batch, not once a request.
 
-If the ledger stays unavailable after boto3's retries, the settlement is parked on the spill
+If the ledger stays unavailable after the client's retries, the settlement is parked on the spill
 queue, whose replay function writes it with the same conditional put. Only when both fail is the
 settlement logged whole (it holds no secret and no prompt) so that it can still be recovered from
 the logs; that is also counted as a metric to alarm on.
@@ -19,6 +19,8 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+
+import anyio
 
 from meterway.accounts.logic.limits import counter_deltas
 from meterway.accounts.models import CounterDelta, Reservation
@@ -40,7 +42,7 @@ def new_request_id(at: datetime | None = None, entropy: str | None = None) -> st
     return f"gen-{milliseconds:012x}{entropy or secrets.token_hex(8)}"
 
 
-def settle(
+async def settle(
     record: UsageRecord,
     reservation: Reservation,
     ledger: LedgerStore,
@@ -53,9 +55,9 @@ def settle(
     ``attempts`` (before a fallback) are records of their own, written first and without
     counters: they billed nothing, and the request reserved once."""
     for attempt in attempts:
-        save_settlement(attempt.to_item(retention_days=retention_days), ledger, spill)
+        await save_settlement(attempt.to_item(retention_days=retention_days), ledger, spill)
     counters = counter_deltas(reservation, record.cost_usd, record.tokens.total_tokens)
-    return save_settlement(with_counters(record.to_item(retention_days=retention_days), counters), ledger, spill)
+    return await save_settlement(with_counters(record.to_item(retention_days=retention_days), counters), ledger, spill)
 
 
 def with_counters(item: dict[str, Any], counters: list[CounterDelta]) -> dict[str, Any]:
@@ -63,15 +65,16 @@ def with_counters(item: dict[str, Any], counters: list[CounterDelta]) -> dict[st
     return item | {"counters": [counter.to_item() for counter in counters]} if counters else item
 
 
-def save_settlement(item: dict[str, Any], ledger: LedgerStore, spill: SpillQueue | None) -> SaveOutcome:
-    """Write a ledger item exactly once, or spill it, or log it whole."""
+async def save_settlement(item: dict[str, Any], ledger: LedgerStore, spill: SpillQueue | None) -> SaveOutcome:
+    """Write a ledger item exactly once, or spill it, or log it whole. The write runs on the
+    event loop; the spill queue (boto3, only after the write failed) in a thread."""
     try:
-        return "written" if ledger.put(item) else "duplicate"
+        return "written" if await ledger.write(item) else "duplicate"
     except StorageError:
         logger.warning("ledger write failed; spilling the record", extra={"request_id": item["request_id"]})
     if spill is not None:
         try:
-            spill.send(item)
+            await anyio.to_thread.run_sync(spill.send, item)
             return "spilled"
         except StorageError:
             logger.exception("spill queue unavailable", extra={"request_id": item["request_id"]})

@@ -90,7 +90,7 @@ def create_app(deps_factory: Callable[[], ProxyDeps] = build_deps) -> Starlette:
         app.state.deps = deps_factory()
         pricing.warm_up_in_background()
         yield
-        await app.state.deps.upstream.aclose()
+        await app.state.deps.aclose()
 
     app = Starlette(
         routes=[*ROUTES, Route("/healthz", healthz, methods=["GET"])],

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-import anyio
 from starlette.requests import Request
 
 from meterway.accounts.dal.key_store import CachedKeyStore, DynamoKeyStore, KeyStore
@@ -15,7 +15,9 @@ from meterway.accounts.dal.quota_store import DynamoQuotaStore, QuotaStore
 from meterway.accounts.logic.auth import check_key, presented_hash
 from meterway.accounts.logic.limits import Headroom, reserve
 from meterway.accounts.models import ApiKey, Reservation
+from meterway.core.aws import dynamo_http
 from meterway.core.clock import utc_now
+from meterway.core.dynamo_http import DynamoHttp
 from meterway.core.observability import logger
 from meterway.core.settings import ProxySettings, load_settings
 from meterway.ledger.dal.ledger_store import DynamoLedgerStore, LedgerStore
@@ -44,16 +46,12 @@ class ProxyDeps:
     catalog: Catalog = BUILT_IN
     retry: RetryPolicy = NO_RETRIES
     headroom: Headroom = field(default_factory=Headroom)
+    dynamo: DynamoHttp | None = None
 
     async def authenticate(self, request: Request) -> tuple[ApiKey, str]:
         """The calling API key and the hash it was found by (the reservation checks it again)."""
         key_hash = presented_hash(request.headers)
-        if isinstance(self.keys, CachedKeyStore):
-            # A warm cache answers without I/O, so without the cost of a thread hop.
-            hit, key = self.keys.cached(key_hash)
-            if hit:
-                return check_key(key, kind="api"), key_hash
-        found = await anyio.to_thread.run_sync(self.keys.get_by_hash, key_hash)
+        found = await self.keys.find_by_hash(key_hash)
         return check_key(found, kind="api"), key_hash
 
     def time_budget(self, request: Request) -> TimeBudget:
@@ -78,8 +76,14 @@ class ProxyDeps:
         return admission
 
     async def _reserve(self, key: ApiKey, key_hash: str) -> Reservation:
+        checking = asyncio.ensure_future(reserve(self.quotas, key, key_hash, utc_now()))
         try:
-            reservation, standing = await anyio.to_thread.run_sync(reserve, self.quotas, key, key_hash, utc_now())
+            # A request abandoned meanwhile leaves its checks to finish (a refusal then takes back
+            # the request it held on its minute); their outcome is nobody's.
+            reservation, standing = await asyncio.shield(checking)
+        except asyncio.CancelledError:
+            checking.add_done_callback(_retrieve)
+            raise
         except Exception:
             self.headroom.forget(key)
             raise
@@ -90,14 +94,12 @@ class ProxyDeps:
         """The record of a request refused after its upstream call started (the call closed before
         anything was read): it bills nothing and counts in no counter."""
         item = record.to_item(retention_days=self.settings.ledger_retention_days)
-        await anyio.to_thread.run_sync(save_settlement, item, self.ledger, self.spill)
+        await save_settlement(item, self.ledger, self.spill)
 
     async def settle(self, reservation: Reservation, record: UsageRecord, attempts: Sequence[UsageRecord] = ()) -> None:
         """Write the request's record and counters, and its failed attempts' records, once."""
         retention_days = self.settings.ledger_retention_days
-        outcome = await anyio.to_thread.run_sync(
-            settle, record, reservation, self.ledger, self.spill, retention_days, attempts
-        )
+        outcome = await settle(record, reservation, self.ledger, self.spill, retention_days, attempts)
         logger.info(
             "request settled",
             extra={
@@ -109,6 +111,17 @@ class ProxyDeps:
                 "outcome": outcome,
             },
         )
+
+    async def aclose(self) -> None:
+        """Close the app's pooled connections (upstreams, DynamoDB)."""
+        await self.upstream.aclose()
+        if self.dynamo is not None:
+            await self.dynamo.aclose()
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 @dataclass(slots=True)
@@ -128,15 +141,20 @@ class Admission:
             self.task.exception()  # retrieved, so never reported as lost
 
 
-def build_deps() -> ProxyDeps:
-    """The process's proxy dependencies; a missing setting stops the app from starting."""
+def build_deps(dynamo: DynamoHttp | None = None) -> ProxyDeps:
+    """The process's proxy dependencies; a missing setting stops the app from starting. The hot
+    path's stores share one DynamoDB client on the event loop (``core.dynamo_http``): ``dynamo``,
+    else one made for the process's endpoint and credentials."""
     settings = load_settings(ProxySettings)
     file = parse_providers(settings.providers)
+    dynamo = dynamo or dynamo_http()
     return ProxyDeps(
         settings=settings,
-        keys=CachedKeyStore(DynamoKeyStore(settings.keys_table), ttl_seconds=settings.key_cache_ttl_seconds),
-        quotas=DynamoQuotaStore(settings.keys_table, credit_ttl_s=settings.key_cache_ttl_seconds),
-        ledger=DynamoLedgerStore(settings.ledger_table),
+        keys=CachedKeyStore(
+            DynamoKeyStore(settings.keys_table, dynamo=dynamo), ttl_seconds=settings.key_cache_ttl_seconds
+        ),
+        quotas=DynamoQuotaStore(settings.keys_table, credit_ttl_s=settings.key_cache_ttl_seconds, dynamo=dynamo),
+        ledger=DynamoLedgerStore(settings.ledger_table, dynamo=dynamo),
         spill=SqsSpillQueue(settings.spill_queue_url),
         upstream=Upstream(build_client(settings)),
         providers=build_providers(settings, load_upstream_secret(settings), file),
@@ -145,4 +163,5 @@ def build_deps() -> ProxyDeps:
             settings.upstream_retries, settings.upstream_retry_backoff_s, settings.upstream_retry_max_wait_s
         ),
         headroom=Headroom(ttl_s=settings.key_cache_ttl_seconds),
+        dynamo=dynamo,
     )
