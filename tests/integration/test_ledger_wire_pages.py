@@ -19,6 +19,7 @@ from meterway.exports.logic.wire_rows import direct_rows
 from meterway.ledger.dal.ledger_store import DynamoLedgerStore, LedgerQuery
 from meterway.ledger.logic.record_usage import settle
 from meterway.ledger.models import TokenUsage, UsageRecord
+from tests.integration.conftest import LoopbackDynamo
 from tests.ledger_factory import KEYS, ledger_item
 
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
@@ -64,10 +65,11 @@ def test_pages_end_where_the_records_end(aws_env):
     assert [len(json.loads(page)) for page in pages] == [20, 20]
 
 
-def test_settled_records_read_lean_give_the_rows_boto3s_deserializer_gives(aws_env):
+def test_settled_records_read_lean_give_the_rows_boto3s_deserializer_gives(aws_env, dynamo: LoopbackDynamo):
     # Given requests settled as the proxy settles them: each record carries its counters, and one
     # request served by a fallback route has its failed attempt as a record of its own
-    ledger = DynamoLedgerStore(aws_env["LedgerTable"])
+    # Settled by the proxy's own client, as the proxy settles them
+    ledger = DynamoLedgerStore(aws_env["LedgerTable"], dynamo=dynamo.client)
     reservation = Reservation(
         KEYS[0], spend_period="2026-11", minute="2026-11-20T10:00", minute_expires_at=1_800_000_000
     )
@@ -95,7 +97,8 @@ def test_settled_records_read_lean_give_the_rows_boto3s_deserializer_gives(aws_e
             )
             failed.error_code, failed.upstream_status, failed.attempt_of, failed.attempt = "overloaded", 529, "gen-1", 1
             attempts.append(failed)
-        assert settle(record, reservation, ledger, None, retention_days=30, attempts=attempts) == "written"
+        settled = settle(record, reservation, ledger, None, retention_days=30, attempts=attempts)
+        assert dynamo.run(settled) == "written"
 
     # When the export reads them lean, and the request log's way (boto3's parser and deserializer)
     wire = [item for page in ledger.wire_pages(WHOLE_DAY) for item in json.loads(page)]
