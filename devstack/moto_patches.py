@@ -8,9 +8,12 @@
 - moto server answers requests on parallel threads, but its DynamoDB writes are unlocked
   read-modify-writes: two concurrent ``ADD``s to one counter can lose one (seen: a key's spend
   counter one request short of its ledger), and concurrent writes can share a stream sequence
-  number (seen: 600 records, 595 numbers). DynamoDB applies each item write atomically; one lock
-  around moto's DynamoDB requests restores that. moto is bound by one interpreter lock anyway,
-  so this costs it next to nothing.
+  number (seen: 600 records, 595 numbers). DynamoDB applies each item write atomically; a lock
+  around moto's DynamoDB requests restores that: a write runs alone, reads (``GetItem``,
+  ``Query``…) run beside each other but never beside a write. Reads share it because a `Query`
+  of a thousand projected ledger records holds it for seconds in moto, and a key lookup waiting
+  behind a whole export made the local management API time out (seen: 30 s). moto is bound by
+  one interpreter lock anyway, so this costs it next to nothing.
 - moto validates an update expression by walking its syntax tree a dozen times (≈10 ms an item)
   after parsing it character by character (≈1 ms), so an aggregator transaction of 100 rollup
   items took about a second. A transaction's updates that only add to or set numbers (the
@@ -25,16 +28,70 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import re
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 _MARK = "_meterway_item_level_backup"
 
 
-_DYNAMODB_LOCK = threading.RLock()
+# DynamoDB's operations that change nothing: they may run beside each other.
+_READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "DescribeTable", "ListTables", "DescribeTimeToLive"})
+
+
+class _SharedReads:
+    """A lock that readers share and a writer holds alone. A waiting writer goes before readers
+    that come after it, so a stream of reads cannot keep a write out. A thread that holds it may
+    take it again (moto calls itself within a transaction)."""
+
+    def __init__(self) -> None:
+        self._state = threading.Condition()
+        self._readers = 0
+        self._writer: int | None = None
+        self._depth = 0
+        self._writers_waiting = 0
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        me = threading.get_ident()
+        if self._writer == me:
+            yield
+            return
+        with self._state:
+            self._state.wait_for(lambda: self._writer is None and not self._writers_waiting)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._readers -= 1
+                self._state.notify_all()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        me = threading.get_ident()
+        with self._state:
+            if self._writer != me:
+                self._writers_waiting += 1
+                self._state.wait_for(lambda: self._writer is None and not self._readers)
+                self._writers_waiting -= 1
+                self._writer = me
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._depth -= 1
+                if not self._depth:
+                    self._writer = None
+                    self._state.notify_all()
+
+
+_DYNAMODB_LOCK = _SharedReads()
 
 
 def apply() -> None:
@@ -87,7 +144,8 @@ def _remembered(make: Any) -> Any:
 
 def _serialised(call_action: Any) -> Any:
     def serialised_call_action(self: Any) -> Any:
-        with _DYNAMODB_LOCK:
+        operation = str(self.headers.get("X-Amz-Target") or "").rpartition(".")[2]
+        with _DYNAMODB_LOCK.reading() if operation in _READS else _DYNAMODB_LOCK.writing():
             return call_action(self)
 
     setattr(serialised_call_action, _MARK, True)

@@ -3,6 +3,8 @@ counter updates leave exactly what moto's own would."""
 
 from __future__ import annotations
 
+import threading
+import time
 from decimal import Decimal
 
 import boto3
@@ -170,3 +172,50 @@ def test_a_number_in_exponent_form_is_added_to_exactly(table, stored):
 
     found = client.get_item(TableName=table, Key=key)["Item"]["n"]["N"]
     assert Decimal(found) == Decimal(stored) + 3 + Decimal("1E-9")
+
+
+def in_thread(enter, entered: threading.Event, leave: threading.Event) -> threading.Thread:
+    """A thread that takes the lock ``enter()`` gives, says so, and holds it until ``leave``."""
+
+    def hold() -> None:
+        with enter():
+            entered.set()
+            leave.wait(10)
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_reads_share_moto_s_lock_and_a_write_waits_for_them_and_goes_before_later_reads():
+    lock = moto_patches._SharedReads()
+    first, second, write, late = (threading.Event() for _ in range(4))
+    release_first, release_rest = threading.Event(), threading.Event()
+    in_thread(lock.reading, first, release_first)
+    assert first.wait(5)
+    # A second read does not wait for the first (an export's long Query does not hold up a lookup)
+    in_thread(lock.reading, second, release_rest)
+    assert second.wait(5)
+    # A write waits for both reads; a read that comes after it waits for the write
+    in_thread(lock.writing, write, release_rest)
+    deadline = time.monotonic() + 5
+    while not lock._writers_waiting:  # the write is waiting before the next read comes
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    in_thread(lock.reading, late, release_rest)
+    assert not write.wait(0.3) and not late.is_set()
+    release_first.set()
+    release_rest.set()
+    assert write.wait(5) and late.wait(5)
+
+
+def test_a_write_holds_moto_s_lock_alone_and_may_take_it_again():
+    lock = moto_patches._SharedReads()
+    with lock.writing():
+        with lock.writing(), lock.reading():  # moto calls itself within a transaction
+            pass
+        reader, release = threading.Event(), threading.Event()
+        in_thread(lock.reading, reader, release)
+        assert not reader.wait(0.3)
+    assert reader.wait(5)
+    release.set()

@@ -39,8 +39,11 @@ _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
+    """Chromium for this package's tests. Playwright's sync API keeps its event loop marked as
+    running in this thread while it is open, so it is closed with the package: later tests run
+    event loops of their own (``asyncio.run``)."""
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: the browser tests use Debian's Chromium "
