@@ -32,18 +32,13 @@ LATER = utc_iso(NOW + timedelta(days=30))
 
 
 class Reads:
-    """A DynamoDB client that keeps the partition key of every GetItem made through it and can
-    answer BatchGetItem with an answer it gave before (a reader that read a moment ago)."""
+    """A DynamoDB client that can answer BatchGetItem with an answer it gave before (a reader that
+    read a moment ago)."""
 
     def __init__(self) -> None:
         self._client = boto3.client("dynamodb")
-        self.got: list[str] = []
         self.batches: list[Any] = []
         self.replay: Any = None
-
-    def get_item(self, **arguments: Any) -> Any:
-        self.got.append(arguments["Key"]["pk"]["S"])
-        return self._client.get_item(**arguments)
 
     def batch_get_item(self, **arguments: Any) -> Any:
         if self.replay is not None:
