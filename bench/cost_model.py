@@ -33,9 +33,11 @@ CLOUDWATCH_LOGS_GB = 0.50
 # an estimate from their published format, not a measurement.
 LAMBDA_PLATFORM_LOG_BYTES = 400
 
-# AWS X-Ray pricing (aws.amazon.com/xray/pricing): traces recorded. Tracing is Active on every
-# function; the default sampling rule records the first request each second and 5% of the rest,
-# so at under one request a second every request is a trace: the figure below is that bound.
+# AWS X-Ray pricing (aws.amazon.com/xray/pricing): traces recorded. API Gateway decides which
+# inference requests are traced, by the template's InferenceSamplingRule: no reservoir and a fixed
+# share (the InferenceTraceRate parameter, read from template.yaml). Under the default rule (the
+# first request each second and 5% of the rest), every request of an API serving under one a
+# second would be a trace.
 XRAY_TRACE = 5.00 / 1e6
 
 # AWS Fargate pricing (aws.amazon.com/fargate/pricing), Linux/ARM.
@@ -62,21 +64,26 @@ MEMORY_TARGET = 0.8
 VOLUMES = (1_000_000, 10_000_000)  # requests a month
 
 HEADROOM = 1.5
+# Every other peak (start-up, the largest request Lambda takes) must stay this far inside the size.
+FIT = 0.9
 STEP_MB = 64
 LAMBDA_MIN_MB, LAMBDA_MAX_MB = 128, 10_240
 
 
-def memory_size(peak_mib: float) -> int:
-    """`MemorySize` for a measured peak RSS: 1.5 × it, rounded up to 64 MB, within Lambda's range."""
-    wanted = math.ceil(peak_mib * HEADROOM / STEP_MB) * STEP_MB
-    return min(max(wanted, LAMBDA_MIN_MB), LAMBDA_MAX_MB)
+def memory_size(concurrent_peak_mib: float, other_peaks_mib: tuple[float, ...] = ()) -> int:
+    """`MemorySize` for measured peak RSS: 1.5 × the peak under concurrent streams, rounded up to
+    64 MB, within Lambda's range; then 64 MB more while another peak would pass 90% of it."""
+    wanted = max(math.ceil(concurrent_peak_mib * HEADROOM / STEP_MB) * STEP_MB, LAMBDA_MIN_MB)
+    while any(peak > FIT * wanted for peak in other_peaks_mib) and wanted < LAMBDA_MAX_MB:
+        wanted += STEP_MB
+    return min(wanted, LAMBDA_MAX_MB)
 
 
-def _shared(measured: dict[str, Any], platform_log_bytes: int, aggregator_mb: int) -> dict[str, float]:
+def _shared(measured: dict[str, Any], platform_log_bytes: int, aggregator_mb: int, batch: int) -> dict[str, float]:
     """The components that do not depend on where the proxy runs; the AggregatorFunction stays on
-    Lambda either way (one invoke a record: the upper bound, see gateway_cost.measure_aggregator)."""
+    Lambda either way, its records ``batch`` a batch (see gateway_cost.measure_aggregator)."""
     log_bytes = measured["log_bytes_per_request"] + platform_log_bytes
-    rollups = measured["aggregator"]["one_a_batch"]
+    rollups = measured["aggregator"][batch]
     return {
         "DynamoDB on-demand (proxy)": measured["wru_per_request"] * DYNAMODB_WRU
         + measured["rru_per_request"] * DYNAMODB_RRU,
@@ -84,25 +91,33 @@ def _shared(measured: dict[str, Any], platform_log_bytes: int, aggregator_mb: in
         "CloudWatch Logs": log_bytes / GB * CLOUDWATCH_LOGS_GB,
         "DynamoDB on-demand (rollups)": rollups["wru_per_record"] * DYNAMODB_WRU
         + rollups["rru_per_record"] * DYNAMODB_RRU,
-        f"AggregatorFunction ({aggregator_mb} MB, one invoke a record)": aggregator_mb
+        f"AggregatorFunction ({aggregator_mb} MB)": aggregator_mb
         / 1024
         * rollups["handler_ms_per_record"]
         / 1000
         * LAMBDA_ARM_GB_SECOND
-        + LAMBDA_REQUEST,
+        + LAMBDA_REQUEST * rollups["invocations"] / rollups["records"],
     }
 
 
-def lambda_costs(measured: dict[str, Any], memory_mb: int, duration_s: float, aggregator_mb: int) -> dict[str, float]:
-    """Dollars per request on Lambda arm64 behind API Gateway REST, for a stream of ``duration_s``."""
+def lambda_costs(
+    measured: dict[str, Any], memory_mb: int, duration_s: float, aggregator_mb: int, batch: int, trace_rate: float
+) -> dict[str, float]:
+    """Dollars per request on Lambda arm64 behind API Gateway REST, for a stream of ``duration_s``,
+    the aggregator's records ``batch`` a batch and ``trace_rate`` of requests traced."""
     costs = {
         f"Lambda duration ({memory_mb} MB × {duration_s:.1f} s)": memory_mb / 1024 * duration_s * LAMBDA_ARM_GB_SECOND,
         "Lambda requests": LAMBDA_REQUEST,
         "API Gateway REST requests": API_GATEWAY_REST_REQUEST,
-        **_shared(measured, LAMBDA_PLATFORM_LOG_BYTES, aggregator_mb),
-        "X-Ray (bound: every request traced)": XRAY_TRACE,
+        **_shared(measured, LAMBDA_PLATFORM_LOG_BYTES, aggregator_mb, batch),
+        f"X-Ray ({trace_rate:.0%} of requests traced)": XRAY_TRACE * trace_rate,
     }
     return costs | {"total": sum(costs.values())}
+
+
+def batch_at(measured: dict[str, Any], requests_a_second: float) -> int:
+    """The largest measured batch that traffic of ``requests_a_second`` fills in the 1-s window."""
+    return max(size for size in measured["aggregator"] if size <= max(1.0, requests_a_second))
 
 
 def streams_per_task(measured: dict[str, Any], stream_s: float) -> int:
@@ -132,18 +147,24 @@ def fargate_costs(measured: dict[str, Any], volume: int, stream_s: float, aggreg
         / volume,
         "ALB (hours and LCUs)": (ALB_HOUR + lcus * ALB_LCU_HOUR) * HOURS_A_MONTH / volume,
         "public IPv4 (tasks and 2 ALB nodes)": (tasks + 2) * PUBLIC_IPV4_HOUR * HOURS_A_MONTH / volume,
-        **_shared(measured, 0, aggregator_mb),
+        **_shared(measured, 0, aggregator_mb, batch_at(measured, rate)),
     }
     return costs | {"total": sum(costs.values())}
 
 
-def _table(title: str, costs: dict[str, float], llm_usd: float) -> None:
+def _table(title: str, columns: dict[str, dict[str, float]], llm_usd: float) -> None:
+    """One row a component, one column pair ($, share of the median LLM cost) a case."""
     print(f"\n{title}")
-    print("| component | $ per request | share of the median LLM cost |")
-    print("| --- | --- | --- |")
-    for name, usd in costs.items():
+    print("| component | " + " | ".join(f"{case}: $ per request | share" for case in columns) + " |")
+    print("| --- " * (1 + 2 * len(columns)) + "|")
+    names = list(next(iter(columns.values())))
+    for index, name in enumerate(names):
         label = f"**{name}**" if name == "total" else name
-        print(f"| {label} | {usd:.3g} | {usd / llm_usd:.3%} |")
+        cells = []
+        for costs in columns.values():
+            usd = list(costs.values())[index]  # the same component, named after its case's figures
+            cells += [f"{usd:.3g}", f"{usd / llm_usd:.3%}"]
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 def print_tables(result: dict[str, Any], stream_s: float) -> None:
@@ -156,18 +177,27 @@ def print_tables(result: dict[str, Any], stream_s: float) -> None:
         f"MemorySize {result['memory_size_mb']} MB. Median LLM cost ${llm['cost_usd']:.5f} over "
         f"{llm['requests']} demo requests (median duration {llm['latency_s']:.1f} s)."
     )
-    single, merged = measured["aggregator"]["one_a_batch"], measured["aggregator"]["one_batch"]
+    rollups = ", ".join(
+        f"{figures['wru_per_record']:.1f} WRU + {figures['rru_per_record']:.2f} RRU and "
+        f"{figures['handler_ms_per_record']} ms {size} a batch"
+        for size, figures in measured["aggregator"].items()
+    )
     print(
         f"Per request: {measured['cpu_ms_per_request']} ms of CPU, {measured['log_bytes_per_request']} log bytes, "
-        f"{measured['wru_per_request']:g} WRU + {measured['rru_per_request']:g} RRU. Rollups per record: "
-        f"{single['wru_per_record']:g} WRU one record a batch, {merged['wru_per_record']:.1f} WRU in one batch "
-        f"of {merged['records']}."
+        f"{measured['wru_per_request']:g} WRU + {measured['rru_per_request']:g} RRU. Rollups per record: {rollups}."
     )
-    _table(f"Lambda arm64, a {stream_s:.0f}-s stream", result["lambda"], llm["cost_usd"])
     _table(
-        f"Lambda arm64, the median demo request's {llm['latency_s']:.1f} s",
-        result["lambda_at_median_duration"],
+        f"Lambda arm64, a {stream_s:.0f}-s stream, by records a batch of the aggregator",
+        {f"{size} a batch": costs for size, costs in result["lambda"].items()},
         llm["cost_usd"],
     )
-    for volume, costs in result["fargate"].items():
-        _table(f"Fargate arm64 + ALB, always on, {volume:,} requests a month", costs, llm["cost_usd"])
+    _table(
+        f"Lambda arm64, the median demo request's {llm['latency_s']:.1f} s",
+        {f"{size} a batch": costs for size, costs in result["lambda_at_median_duration"].items()},
+        llm["cost_usd"],
+    )
+    _table(
+        "Fargate arm64 + ALB, always on",
+        {f"{volume:,} requests a month": costs for volume, costs in result["fargate"].items()},
+        llm["cost_usd"],
+    )

@@ -14,14 +14,16 @@ upstream, the proxy under uvicorn as run.sh starts it, logging at INFO as deploy
   (`measure_aggregator`).
 
 What it works out from them:
-- `MemorySize`: 1.5 × the largest of those peaks, rounded up to a multiple of 64 MB, at least
-  128 MB (Lambda takes 128–10,240 MB in 1-MB steps). Lambda gives an environment one request at a
-  time, so one environment holds one stream; the concurrent peak and the 1.5 are the headroom
-  (the Lambda Web Adapter extension, which runs beside the app, is not measured here);
+- `MemorySize`: 1.5 × the peak under --streams concurrent streams, rounded up to a multiple of
+  64 MB, at least 128 MB (Lambda takes 128–10,240 MB in 1-MB steps), then 64 MB more while the
+  start-up's or the large request's peak would pass 90% of it. Lambda gives an environment one
+  request at a time, so one environment holds one stream; the concurrent peak and the 1.5 are the
+  headroom (the Lambda Web Adapter extension, which runs beside the app, is not measured here);
 - the dollars per request on Lambda arm64 in us-east-1: GB-seconds for a stream of
   --stream-seconds at that size, Lambda's and API Gateway's per-request prices, data out,
   DynamoDB on-demand request units (the proxy's and the rollups'), the aggregator's invocations,
-  CloudWatch Logs and X-Ray (bench/cost_model.py); and the same gateway on Fargate worked out on
+  CloudWatch Logs and X-Ray at the template's InferenceTraceRate (bench/cost_model.py), for the
+  aggregator's records 1, 10 and 100 a batch; and the same gateway on Fargate worked out on
   paper;
 - against the LLM cost of the median request of the demo data (devstack/demo_data.py's
   `plan_requests`, priced by its `for_key`).
@@ -32,12 +34,12 @@ What it works out from them:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -57,7 +59,7 @@ from bench.dynamodb_units import Units, call_units, item_size  # noqa: E402
 from bench.harness import GatewayStack, cpu_seconds, status_kib  # noqa: E402
 from devstack.aws_resources import env_for, load_template  # noqa: E402
 from devstack.demo_data import for_key, plan_requests  # noqa: E402
-from devstack.workers import DynamoStreamPoller, only_inserts  # noqa: E402
+from devstack.gateway import LocalLambdaContext  # noqa: E402
 from meterway.analytics.handlers import aggregator  # noqa: E402
 from meterway.core.container import container  # noqa: E402
 
@@ -94,6 +96,9 @@ KIB = 1024
 MIB = 1024 * 1024
 # Near the 6-MB payload Lambda takes with an invoke, which bounds a request to the ProxyFunction.
 LARGE_REQUEST_MIB = 5
+# Records a batch of the AggregatorFunction, as traffic of about that many requests a second brings
+# them within the event source mapping's 1-s batching window (its BatchSize is 100).
+BATCHES = (1, 10, 100)
 
 
 @dataclass(frozen=True)
@@ -196,66 +201,66 @@ def request_units(gateway: GatewayStack) -> Units:
     return units
 
 
-def measure_aggregator(gateway: GatewayStack, written: int) -> dict[str, Any]:
-    """What the AggregatorFunction spends per ledger record: its DynamoDB calls and request units,
-    and its handler's time, with the latency model on.
+def measure_aggregator(gateway: GatewayStack, written: int) -> dict[int, dict[str, Any]]:
+    """What the AggregatorFunction spends per ledger record, by how many records a batch holds:
+    its DynamoDB calls and request units, and its handler's time, with the latency model on.
 
-    The ledger's stream is fed to the real handler by devstack's stand-in for the event source
-    mapping, in two passes over two halves of the records: one record a batch (what traffic under
-    one request a second gets, with the mapping's 1-s batching window: the most per record), then
-    the other half in one batch (records of one key and one minute: the most a batch can merge).
+    The real handler gets the records the measured requests wrote, shaped as the ledger's stream
+    mapping delivers them (events/ledger_stream_insert.json). First one a batch: what traffic
+    under one request a second gets with the mapping's 1-s batching window, the most per record.
+    Then, for each larger size in BATCHES, that many copies of those records under new request
+    ids, in one batch: one key's traffic at that many requests a second (up to the mapping's
+    BatchSize of 100), spread over the same doors, models and minute as the measured requests.
     """
     os.environ.update(env_for(gateway.resources) | {"AWS_ENDPOINT_URL": gateway.relay_url})
     container.reset()  # the bench's own clients went straight to moto
-    seen: set[str] = set()
-
-    def first_half(record: dict[str, Any]) -> bool:
-        if only_inserts(record) and len(seen) < written // 2:
-            seen.add(record["dynamodb"]["SequenceNumber"])
-        return record["dynamodb"]["SequenceNumber"] in seen
-
-    def second_half(record: dict[str, Any]) -> bool:
-        return only_inserts(record) and record["dynamodb"]["SequenceNumber"] not in seen
-
-    return {
-        "one_a_batch": _feed_aggregator(gateway, 1, first_half),
-        "one_batch": _feed_aggregator(gateway, 100, second_half),
-    }
+    client = boto3.client("dynamodb", endpoint_url=gateway.moto_url, region_name="us-east-1")
+    pages = client.get_paginator("scan").paginate(TableName=gateway.resources["LedgerTable"])
+    records = sorted((item for page in pages for item in page["Items"]), key=lambda item: item["created_at"]["S"])
+    if len(records) != written:
+        raise RuntimeError(f"expected {written} ledger records, found {len(records)}")
+    by_batch = {1: _feed_aggregator(gateway, [[record] for record in records])}
+    for size in BATCHES[1:]:
+        copies = [
+            records[index % len(records)] | {"request_id": {"S": f"bench-copy-{size}-{index}"}} for index in range(size)
+        ]
+        by_batch[size] = _feed_aggregator(gateway, [copies])
+    return by_batch
 
 
-def _feed_aggregator(gateway: GatewayStack, batch_size: int, accept: Any) -> dict[str, Any]:
+def _stream_records(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ledger items (DynamoDB JSON) as the stream mapping hands them to the function."""
+    template = json.loads((ROOT / "events" / "ledger_stream_insert.json").read_text())["Records"][0]
+    records = []
+    for item in items:
+        record = json.loads(json.dumps(template))
+        record["eventID"] = item["request_id"]["S"]
+        record["dynamodb"] |= {"Keys": {"request_id": item["request_id"]}, "NewImage": item}
+        record["dynamodb"]["SequenceNumber"] = str(next(_SEQUENCE))
+        records.append(record)
+    return records
+
+
+_SEQUENCE = itertools.count(10**20)
+
+
+def _feed_aggregator(gateway: GatewayStack, batches: list[list[dict[str, Any]]]) -> dict[str, Any]:
     gateway.relay.reset()
     gateway.relay.keep_bodies = gateway.relay.model_latency = True
     seconds: list[float] = []
-    records = 0
-
-    def timed_handler(event: dict[str, Any], context: Any) -> Any:
-        nonlocal records
-        records += len(event["Records"])
+    for batch in batches:
         started = time.perf_counter()
-        try:
-            return aggregator.handler(event, context)
-        finally:
-            seconds.append(time.perf_counter() - started)
-
-    table = gateway.resources["LedgerTable"]
-    poller = DynamoStreamPoller(
-        table, timed_handler, function_name="AggregatorFunction", batch_size=batch_size, event_filter=accept
-    )
-    thread = threading.Thread(target=poller.run, name="aggregator", daemon=True)
-    thread.start()
-    try:
-        poller.drain(timeout_s=300)
-    finally:
-        poller.stop()
-        thread.join(timeout=10)
+        answer = aggregator.handler({"Records": _stream_records(batch)}, LocalLambdaContext("AggregatorFunction"))
+        seconds.append(time.perf_counter() - started)
+        if answer.get("batchItemFailures"):
+            raise RuntimeError(f"the aggregator failed records: {answer}")
     gateway.relay.model_latency = False
+    records = sum(len(batch) for batch in batches)
     units = request_units(gateway)
-    # DescribeTable is the stand-in event source mapping's own, once.
     dynamodb = {
         name.rpartition(".")[2]: count / records
         for name, count in gateway.relay.counts.items()
-        if name.startswith("DynamoDB_") and not name.endswith(".DescribeTable")
+        if name.startswith("DynamoDB_")
     }
     return {
         "records": records,
@@ -299,18 +304,27 @@ def main() -> None:
     args = parser.parse_args()
     measured = measure(args.streams, args.stream_seconds)
     llm = median_llm_request()
-    peaks = ("start_peak_mib", "concurrent_peak_mib", "large_request_peak_mib")
-    memory_mb = cost_model.memory_size(max(measured[peak] for peak in peaks))
+    others = (measured["start_peak_mib"], measured["large_request_peak_mib"])
+    memory_mb = cost_model.memory_size(measured["concurrent_peak_mib"], others)
     sizes = memory_sizes()
     aggregator_mb = sizes["AggregatorFunction"]
+    trace_rate = float(load_template(ROOT / "template.yaml")["Parameters"]["InferenceTraceRate"]["Default"])
+
+    def on_lambda(duration_s: float) -> dict[int, dict[str, float]]:
+        return {
+            size: cost_model.lambda_costs(measured, memory_mb, duration_s, aggregator_mb, size, trace_rate)
+            for size in measured["aggregator"]
+        }
+
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "measured": measured,
         "llm_median": llm,
         "memory_size_mb": memory_mb,
         "template_memory_size_mb": sizes["ProxyFunction"],
-        "lambda": cost_model.lambda_costs(measured, memory_mb, args.stream_seconds, aggregator_mb),
-        "lambda_at_median_duration": cost_model.lambda_costs(measured, memory_mb, llm["latency_s"], aggregator_mb),
+        "trace_rate": trace_rate,
+        "lambda": on_lambda(args.stream_seconds),
+        "lambda_at_median_duration": on_lambda(llm["latency_s"]),
         "fargate": {
             volume: cost_model.fargate_costs(measured, volume, args.stream_seconds, aggregator_mb)
             for volume in cost_model.VOLUMES

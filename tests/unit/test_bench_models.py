@@ -10,7 +10,7 @@ import random
 import pytest
 
 from bench.aws_relay import LATENCY_BY_OPERATION, SINGLE_ITEM, TRANSACTION, dynamodb_operation
-from bench.cost_model import memory_size
+from bench.cost_model import batch_at, memory_size
 from bench.dynamodb_units import call_units, item_size
 
 
@@ -70,3 +70,22 @@ def test_item_size_counts_names_and_values_as_dynamodb_does():
 @pytest.mark.parametrize(("peak_mib", "memory_mb"), [(40, 128), (95, 192), (128, 192), (129, 256), (10_000, 10_240)])
 def test_memory_size_is_half_again_the_peak_in_64_mb_steps_within_lambdas_range(peak_mib, memory_mb):
     assert memory_size(peak_mib) == memory_mb
+
+
+@pytest.mark.parametrize(
+    ("concurrent_mib", "others_mib", "memory_mb"),
+    [
+        (81.4, (80.2, 101.7), 128),  # a 5-MiB request within 90% of 128 MB
+        (81.4, (80.2, 116.0), 192),  # past 90% of 128 MB: one step more
+        (81.4, (300.0,), 384),  # as many steps as it takes
+        (40, (20_000.0,), 10_240),  # never past Lambda's largest
+    ],
+)
+def test_every_other_peak_fits_within_nine_tenths_of_the_size(concurrent_mib, others_mib, memory_mb):
+    assert memory_size(concurrent_mib, others_mib) == memory_mb
+
+
+@pytest.mark.parametrize(("rate", "batch"), [(0.01, 1), (1, 1), (9.9, 1), (10, 10), (99, 10), (5_000, 100)])
+def test_traffic_fills_the_largest_measured_batch_it_reaches_within_the_one_second_window(rate, batch):
+    measured = {"aggregator": {1: {}, 10: {}, 100: {}}}
+    assert batch_at(measured, rate) == batch

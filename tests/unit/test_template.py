@@ -124,6 +124,26 @@ def test_stage_is_named_by_parameter_and_traced(resources, template):
     assert template["Parameters"]["StageName"]["Default"] == "prod"
 
 
+def test_inference_traces_are_sampled_at_the_parameters_rate_on_this_apis_stage(resources, template):
+    # API Gateway makes the sampling decision and the proxy follows it: the rule must name this
+    # stack's API and stage and the inference route, or the default rule (every request of a quiet
+    # API) applies instead.
+    (rule,) = _of_type(resources, "AWS::XRay::SamplingRule").values()
+    sampling = rule["Properties"]["SamplingRule"]
+    (api_id,) = _of_type(resources, "AWS::ApiGateway::RestApi")
+    (stage,) = _of_type(resources, "AWS::ApiGateway::Stage").values()
+    routes = resources[api_id]["Properties"]["Body"]["paths"]
+
+    arn = sampling["ResourceARN"]["Fn::Sub"]
+    assert arn.endswith(f"/restapis/${{{api_id}}}/stages/${{{stage['Properties']['StageName']['Ref']}}}")
+    assert sampling["URLPath"].removesuffix("*") + "{proxy+}" in routes
+    assert sampling["ReservoirSize"] == 0
+    assert sampling["FixedRate"] == {"Ref": "InferenceTraceRate"}
+    rate = template["Parameters"]["InferenceTraceRate"]
+    assert 0 <= rate["Default"] <= rate["MaxValue"] <= 1
+    assert len(sampling["RuleName"]["Fn::Sub"].replace(f"${{{api_id}}}", "x" * 10)) <= 32
+
+
 @pytest.mark.parametrize(("function", "route"), [("ProxyFunction", "/v1/*"), ("ApiFunction", "/api*")])
 def test_api_gateway_may_invoke_only_its_own_routes(resources, function, route):
     (permission,) = (
@@ -239,7 +259,7 @@ def test_every_function_gets_the_shared_configuration(resources, function):
     # The aggregator only does arithmetic and DynamoDB writes. The proxy is sized by its measured
     # peak RSS (bench/gateway_cost.py): Lambda bills each stream's whole length at this size. The
     # rest keep the global size.
-    assert props["MemorySize"] == {"AggregatorFunction": 512, "ProxyFunction": 192}.get(function, 1024)
+    assert props["MemorySize"] == {"AggregatorFunction": 512, "ProxyFunction": 128}.get(function, 1024)
     assert env["POWERTOOLS_SERVICE_NAME"] == "meterway"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Meterway"
     assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
