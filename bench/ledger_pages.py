@@ -28,7 +28,11 @@ limit stopped the page (so a page may come back empty at the very end), and the
 by DynamoDB's size rules, under its 1 MB page limit, so the limit is what cuts pages, as in AWS.
 Filters are not served (the bench exports a whole account).
 
-    python bench/ledger_pages.py --records N --dir DIR --table T --moto URL --port P --projection A,B,…
+With ``--aws-latency`` each page comes no sooner than a latency drawn from the bench's model of a
+single-item DynamoDB call (``aws_relay.SINGLE_ITEM``: p50 6.5 ms, p99 16 ms). That is the model's
+only figure for a Query; a page of 1,000 records likely takes longer, so it is a lower bound.
+
+    python bench/ledger_pages.py --records N --dir DIR --table T --moto URL --port P --projection A,B,… [--aws-latency]
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ import functools
 import http.client
 import json
 import mmap
+import random
 import sys
 import threading
+import time
 import zlib
 from array import array
 from datetime import UTC, datetime
@@ -308,7 +314,9 @@ def asked_projection(query: dict[str, Any]) -> tuple[str, ...]:
     return tuple(names.get(part.strip(), part.strip()) for part in expression.split(",") if part.strip())
 
 
-def handler_class(ledger: Ledger, moto: str) -> type[BaseHTTPRequestHandler]:
+def handler_class(ledger: Ledger, moto: str, latency: Any = None) -> type[BaseHTTPRequestHandler]:
+    """``latency`` (an ``aws_relay.Lognormal``), when given, is the least time a ledger page takes
+    to come, drawn per Query; the time spent making the answer counts toward it."""
     moto_at = urlsplit(moto)
     local = threading.local()
 
@@ -323,7 +331,13 @@ def handler_class(ledger: Ledger, moto: str) -> type[BaseHTTPRequestHandler]:
             if self.headers.get("X-Amz-Target", "").endswith(".Query"):
                 query = json.loads(body)
                 if query.get("TableName") == ledger.table and query.get("IndexName") == INDEX:
-                    self._answer(200, ledger.answer(query), "application/x-amz-json-1.0")
+                    started = time.monotonic()
+                    answer = ledger.answer(query)
+                    if latency is not None:
+                        if getattr(local, "rng", None) is None:
+                            local.rng = random.Random(threading.get_ident())
+                        time.sleep(max(0.0, latency.draw_s(local.rng) - (time.monotonic() - started)))
+                    self._answer(200, answer, "application/x-amz-json-1.0")
                     return
             self._forward(body)
 
@@ -363,11 +377,21 @@ def main() -> None:
     parser.add_argument("--moto", required=True, help="moto server's URL, for every other call")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--projection", required=True, help="the attributes the export's Query asks for")
+    parser.add_argument(
+        "--aws-latency",
+        action="store_true",
+        help="answer each page no sooner than a latency drawn from the relay's model of a single-item call",
+    )
     args = parser.parse_args()
     projection = tuple(args.projection.split(","))
     data, offsets = recorded_ledger(args.records, args.dir, projection)
     ledger = Ledger(data, offsets, args.records, args.table, projection)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_class(ledger, args.moto))
+    latency = None
+    if args.aws_latency:
+        from bench.aws_relay import SINGLE_ITEM
+
+        latency = SINGLE_ITEM
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_class(ledger, args.moto, latency))
     server.daemon_threads = True
     server.serve_forever()
 

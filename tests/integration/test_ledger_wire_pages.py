@@ -5,6 +5,7 @@ page; errors still mapped."""
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,7 +13,7 @@ import boto3
 import pytest
 
 from meterway.accounts.models import Reservation
-from meterway.core.aws import deserialize, serialize
+from meterway.core.aws import RAW_BODY, deserialize, serialize
 from meterway.core.errors import StorageError
 from meterway.exports.logic.csv_format import LEDGER_FIELDS, REQUEST_COLUMNS, csv_text, request_row
 from meterway.exports.logic.wire_rows import direct_rows
@@ -49,6 +50,32 @@ def test_raw_pages_are_the_items_the_table_holds_in_dynamodbs_json(aws_env):
 def test_a_raw_query_that_fails_is_a_storage_error(aws_env):
     with pytest.raises(StorageError):
         next(DynamoLedgerStore("no-such-table").wire_pages(WHOLE_DAY))
+
+
+def test_the_next_page_is_asked_for_while_the_caller_works_on_this_one():
+    # Given a ledger of two pages, whose second Query is noted when it is sent
+    asked: list[dict | None] = []
+    second_asked = threading.Event()
+
+    class TwoPages:
+        def query(self, Limit: int, **arguments):
+            asked.append(arguments.get("ExclusiveStartKey"))
+            number = len(asked)
+            if number == 2:
+                second_asked.set()
+            more = {"LastEvaluatedKey": {"request_id": {"S": "r1"}}} if number == 1 else {}
+            page = {"Count": 1, "Items": [{"request_id": {"S": f"r{number}"}}], **more}
+            return {RAW_BODY: json.dumps(page).encode()}
+
+    pages = DynamoLedgerStore("ledger", wire_client=TwoPages()).wire_pages(WHOLE_DAY)
+
+    # When the caller holds the first page and has not asked for the next
+    first = next(pages)
+
+    # Then the second is on its way already, from where the first ended, and both come in order
+    assert second_asked.wait(5)
+    assert asked == [None, {"request_id": {"S": "r1"}}]
+    assert [json.loads(page)[0]["request_id"]["S"] for page in [first, *pages]] == ["r1", "r2"]
 
 
 def test_pages_end_where_the_records_end(aws_env):

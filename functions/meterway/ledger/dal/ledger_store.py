@@ -8,6 +8,7 @@ Records are read by time through two indexes on ``created_sk = <created_at>#<req
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -144,19 +145,26 @@ class DynamoLedgerStore(AwsResource):
         what it takes to write the record's CSV row from its JSON. Only the answer's ``Count`` and
         ``LastEvaluatedKey`` are decoded here; its items are left to the reader, as text. ``fields``
         leaves the rest of each record in the table (the counters a settled record carries are a
-        third of it)."""
+        third of it). The next page is read while the caller works on the one it has."""
         arguments = self._window_query(query, newest_first=False)
         if fields:
             names = {f"#f{number}": name for number, name in enumerate(projection(fields))}
             arguments["ProjectionExpression"] = ", ".join(names)
             arguments["ExpressionAttributeNames"] = names
-        while True:
-            answer = _WIRE_PAGE.decode(self._query_body(arguments, page_size))
-            if answer.Count:
-                yield bytes(answer.Items)
-            if answer.LastEvaluatedKey is None:
-                return
-            arguments["ExclusiveStartKey"] = answer.LastEvaluatedKey
+        # Read ahead: the next page is asked for as soon as this one's last key is known, so that
+        # DynamoDB's time for it passes while the reader turns this one into rows. Two pages are
+        # held at most.
+        with ThreadPoolExecutor(1, thread_name_prefix="ledger-read-ahead") as reader:
+            coming = reader.submit(self._query_body, dict(arguments), page_size)
+            while True:
+                answer = _WIRE_PAGE.decode(coming.result())
+                if answer.LastEvaluatedKey is not None:
+                    arguments["ExclusiveStartKey"] = answer.LastEvaluatedKey
+                    coming = reader.submit(self._query_body, dict(arguments), page_size)
+                if answer.Count:
+                    yield bytes(answer.Items)
+                if answer.LastEvaluatedKey is None:
+                    return
 
     def _query_body(self, arguments: dict[str, Any], limit: int) -> bytes:
         with storage_errors(UNAVAILABLE):
