@@ -257,9 +257,10 @@ def test_every_function_gets_the_shared_configuration(resources, function):
 
     assert props["TracingConfig"] == {"Mode": "Active"}
     # The aggregator only does arithmetic and DynamoDB writes. The proxy is sized by its measured
-    # peak RSS (bench/gateway_cost.py): Lambda bills each stream's whole length at this size. The
-    # rest keep the global size.
-    assert props["MemorySize"] == {"AggregatorFunction": 512, "ProxyFunction": 128}.get(function, 1024)
+    # peak RSS (bench/gateway_cost.py): Lambda bills each stream's whole length at this size. An
+    # export worker is bound by one thread's CPU: a whole vCPU. The rest keep the global size.
+    sizes = {"AggregatorFunction": 512, "ProxyFunction": 128, "ExportFunction": 1769}
+    assert props["MemorySize"] == sizes.get(function, 1024)
     assert env["POWERTOOLS_SERVICE_NAME"] == "meterway"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Meterway"
     assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
