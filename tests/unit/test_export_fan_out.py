@@ -309,3 +309,20 @@ def test_buckets_are_counted_by_their_part_inside_the_window():
 
     # 1,500 records in the half hour of the first bucket and 3,000 in the second: three slices
     assert bounds == [window.start, DAY + timedelta(hours=1), DAY + timedelta(hours=1, minutes=30), window.end]
+
+
+def test_a_window_that_ends_now_plans_by_the_records_of_the_running_bucket_not_its_whole_length():
+    # Given 18 records counted in today's day bucket by 05:30, and a 30-day window ending at 05:30
+    now = DAY + timedelta(hours=5, minutes=30)
+    records = InMemoryRollups()
+    for second in range(18):
+        records.add([], rollup_updates(ledger_item(DAY + timedelta(minutes=10 * second), key=KEYS[0])), [])
+    window = Window(now - timedelta(days=30), now)
+    job = new_job(KEYS[0].account_id, ExportCreate(kind="requests"), window, now)
+
+    counts = slice_plan.request_counts(records, job, window, now)
+
+    # Then the running bucket ends now, so all 18 records count toward the plan: six slices of 3
+    # (taken as spread over the whole day, 5.5 of its 24 hours would hold only 4 records: one slice)
+    assert sum(count for _, _, count in counts) == 18
+    assert len(slice_plan.cuts(window, counts, slice_rows=3)) - 1 == 6

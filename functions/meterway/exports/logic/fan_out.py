@@ -51,7 +51,8 @@ def slice_bounds(attempt: Attempt) -> list[datetime]:
     job, deps, window = attempt.job, attempt.deps, attempt.window
     if job["kind"] != "requests" or deps.slice_rows <= 0:
         return [window.start, window.end]
-    return slice_plan.cuts(window, slice_plan.request_counts(deps.rollups, job, window), deps.slice_rows)
+    counts = slice_plan.request_counts(deps.rollups, job, window, deps.clock())
+    return slice_plan.cuts(window, counts, deps.slice_rows)
 
 
 def start(attempt: Attempt, bounds: list[datetime]) -> str:

@@ -25,8 +25,10 @@ MAX_SLICES = 20
 Bucket = tuple[datetime, datetime, float]  # start, end, records
 
 
-def request_counts(rollups: RollupStore, job: dict[str, Any], window: Window) -> list[Bucket]:
-    """The records of the job's filters per rollup bucket over the window, as the rollups count them."""
+def request_counts(rollups: RollupStore, job: dict[str, Any], window: Window, now: datetime) -> list[Bucket]:
+    """The records of the job's filters per rollup bucket over the window, as the rollups count them.
+    A bucket still running at ``now`` ends there: it holds no record from later, so a window that
+    ends now keeps all of its records instead of the share of the bucket's whole length."""
     granularity = _granularity(window)
     dimension, value = filter_rows(job.get("model"), job.get("key_id"))
     first, last = floor(window.start, granularity), floor(window.end - timedelta(microseconds=1), granularity)
@@ -35,7 +37,8 @@ def request_counts(rollups: RollupStore, job: dict[str, Any], window: Window) ->
     for row in rows:
         if row["value"] == value:
             start = parse_label(row["bucket"], granularity)
-            found.append((start, step(start, granularity), float(row["requests"])))
+            end = max(min(step(start, granularity), now), start + timedelta(seconds=1))
+            found.append((start, end, float(row["requests"])))
     return found
 
 

@@ -7,8 +7,9 @@ Records are read by time through two indexes on ``created_sk = <created_at>#<req
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -153,14 +154,19 @@ class DynamoLedgerStore(AwsResource):
             arguments["ExpressionAttributeNames"] = names
         # Read ahead: the next page is asked for as soon as this one's last key is known, so that
         # DynamoDB's time for it passes while the reader turns this one into rows. Two pages are
-        # held at most.
+        # held at most. Each read runs in a copy of the caller's context (its logging keys, the
+        # invocation it belongs to), as if the caller made it.
         with ThreadPoolExecutor(1, thread_name_prefix="ledger-read-ahead") as reader:
-            coming = reader.submit(self._query_body, dict(arguments), page_size)
+
+            def ask(start: dict[str, Any]) -> Future[bytes]:
+                return reader.submit(contextvars.copy_context().run, self._query_body, start, page_size)
+
+            coming = ask(dict(arguments))
             while True:
                 answer = _WIRE_PAGE.decode(coming.result())
                 if answer.LastEvaluatedKey is not None:
                     arguments["ExclusiveStartKey"] = answer.LastEvaluatedKey
-                    coming = reader.submit(self._query_body, dict(arguments), page_size)
+                    coming = ask(dict(arguments))
                 if answer.Count:
                     yield bytes(answer.Items)
                 if answer.LastEvaluatedKey is None:
