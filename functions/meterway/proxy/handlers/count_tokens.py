@@ -10,8 +10,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from meterway.accounts.logic.limits import check_model_allowed
-from meterway.proxy.formats.base import parse_request
-from meterway.proxy.formats.messages import CountTokensRequest
 from meterway.proxy.handlers.deps import ProxyDeps
 from meterway.proxy.handlers.http_io import REQUEST_ID_HEADER, read_json
 from meterway.proxy.logic.estimate import prompt_tokens_estimate
@@ -20,6 +18,10 @@ from meterway.proxy.logic.estimate import prompt_tokens_estimate
 async def handle_count_tokens(request: Request) -> Response:
     deps: ProxyDeps = request.app.state.deps
     key, _ = await deps.authenticate(request)
+    # The Messages format is imported on the first request that reads it (see inference.FrontDoor).
+    from meterway.proxy.formats.base import parse_request
+    from meterway.proxy.formats.messages import CountTokensRequest
+
     parsed = parse_request(CountTokensRequest, await read_json(request, deps.settings.max_body_bytes))
     route = deps.catalog.resolve(parsed.model)
     check_model_allowed(key, route.id)

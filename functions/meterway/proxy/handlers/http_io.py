@@ -12,7 +12,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from meterway.core.errors import InvalidRequest, MeterwayError, PayloadTooLarge
-from meterway.proxy.formats.messages import error_envelope as messages_error_envelope
 
 REQUEST_ID_HEADER = "x-meterway-request-id"
 # The invocation's context, as JSON, which the Lambda Web Adapter adds to each request it forwards.
@@ -109,8 +108,13 @@ def error_response(request: Request, error: MeterwayError) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None)
     if request_id:
         headers[REQUEST_ID_HEADER] = request_id
-    messages_path = request.url.path.startswith(MESSAGES_PATH)
-    envelope = messages_error_envelope(error) if messages_path else error.envelope()
+    if request.url.path.startswith(MESSAGES_PATH):
+        # Anthropic's envelope comes with the Messages format, imported on that door's first use.
+        from meterway.proxy.formats.messages import error_envelope
+
+        envelope = error_envelope(error)
+    else:
+        envelope = error.envelope()
     return JSONResponse(envelope, status_code=error.status, headers=headers)
 
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
-from typing import Any
+from functools import cache, partial
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -26,11 +25,6 @@ from meterway.accounts.logic.limits import check_model_allowed
 from meterway.core.clock import utc_now
 from meterway.core.errors import MeterwayError, UpstreamError
 from meterway.ledger.models import UsageRecord
-from meterway.proxy.formats.base import Encoder, parse_request
-from meterway.proxy.formats.chat import ChatCompletionRequest, ChatEncoder
-from meterway.proxy.formats.embeddings import EmbeddingsEncoder, EmbeddingsRequest
-from meterway.proxy.formats.messages import MessagesEncoder, MessagesRequest
-from meterway.proxy.formats.responses import ResponsesEncoder, ResponsesRequest
 from meterway.proxy.handlers.deps import ProxyDeps
 from meterway.proxy.handlers.http_io import REQUEST_ID_HEADER, read_json
 from meterway.proxy.handlers.sse_response import EventStreamResponse
@@ -40,15 +34,17 @@ from meterway.proxy.logic.proxy_call import ProxyCall, attempt_records, complete
 from meterway.proxy.logic.relay import Settle, relay
 from meterway.proxy.models import Format, Wait
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from meterway.proxy.formats.base import Encoder
+
 
 @dataclass(frozen=True, slots=True)
-class FrontDoor:
-    """A wire format as a route serves it: what the ledger calls it, which models it serves, how
-    its body is read and how its output is encoded (``record, model id, created`` → encoder)."""
+class DoorFormat:
+    """How a front door's body is read and its output encoded (``record, model id, created`` →
+    encoder)."""
 
-    format: Format
-    endpoint: str
-    models: Endpoint
     request_model: type[BaseModel]
     encoder: Callable[[UsageRecord, str, int], Encoder]
 
@@ -57,13 +53,58 @@ class FrontDoor:
         """The request's fields that bound the output (``max_tokens``…): the model's limit applies."""
         return tuple(getattr(self.request_model, "OUTPUT_LIMITS", ()))
 
+    def parse(self, payload: Any) -> Any:
+        """The body read into the door's model; any problem is a 400 that names the field."""
+        # Loaded with the door's own format, which imports it first.
+        from meterway.proxy.formats.base import parse_request
 
-CHAT = FrontDoor("chat", "chat.completions", "chat", ChatCompletionRequest, ChatEncoder)
-MESSAGES = FrontDoor("messages", "messages", "chat", MessagesRequest, lambda record, _m, _c: MessagesEncoder(record))
-RESPONSES = FrontDoor("responses", "responses", "chat", ResponsesRequest, lambda r, _m, _c: ResponsesEncoder(r))
-EMBEDDINGS = FrontDoor(
-    "embeddings", "embeddings", "embeddings", EmbeddingsRequest, lambda r, _m, _c: EmbeddingsEncoder(r)
-)
+        return parse_request(self.request_model, payload)
+
+
+@dataclass(frozen=True, slots=True)
+class FrontDoor:
+    """A wire format as a route serves it: what the ledger calls it, which models it serves, and
+    its format, imported on the door's first request (``load``, cached): a container mostly serves
+    one kind of client, and the other doors' models and encoders stay off its cold start."""
+
+    format: Format
+    endpoint: str
+    models: Endpoint
+    load: Callable[[], DoorFormat]
+
+
+@cache
+def _chat() -> DoorFormat:
+    from meterway.proxy.formats.chat import ChatCompletionRequest, ChatEncoder
+
+    return DoorFormat(ChatCompletionRequest, ChatEncoder)
+
+
+@cache
+def _messages() -> DoorFormat:
+    from meterway.proxy.formats.messages import MessagesEncoder, MessagesRequest
+
+    return DoorFormat(MessagesRequest, lambda record, _m, _c: MessagesEncoder(record))
+
+
+@cache
+def _responses() -> DoorFormat:
+    from meterway.proxy.formats.responses import ResponsesEncoder, ResponsesRequest
+
+    return DoorFormat(ResponsesRequest, lambda record, _m, _c: ResponsesEncoder(record))
+
+
+@cache
+def _embeddings() -> DoorFormat:
+    from meterway.proxy.formats.embeddings import EmbeddingsEncoder, EmbeddingsRequest
+
+    return DoorFormat(EmbeddingsRequest, lambda record, _m, _c: EmbeddingsEncoder(record))
+
+
+CHAT = FrontDoor("chat", "chat.completions", "chat", _chat)
+MESSAGES = FrontDoor("messages", "messages", "chat", _messages)
+RESPONSES = FrontDoor("responses", "responses", "chat", _responses)
+EMBEDDINGS = FrontDoor("embeddings", "embeddings", "embeddings", _embeddings)
 
 
 async def serve(request: Request, door: FrontDoor) -> Response:
@@ -71,12 +112,13 @@ async def serve(request: Request, door: FrontDoor) -> Response:
     key, key_hash = await deps.authenticate(request)
     raw = await read_json(request, deps.settings.max_body_bytes)
     pin = pin_of(raw, request.headers) if isinstance(raw, dict) else ProviderPin()
-    parsed = parse_request(door.request_model, raw)
+    wire = door.load()
+    parsed = wire.parse(raw)
     model = deps.catalog.resolve(parsed.model, endpoint=door.models)
     check_model_allowed(key, model.id)
     body = parsed.model_dump(exclude_none=True)
     # Built before anything is reserved: a request no route can take is a 4xx that costs nothing.
-    limits = {name: getattr(parsed, name) for name in door.output_limits}
+    limits = {name: getattr(parsed, name) for name in wire.output_limits}
     legs = _legs(deps, door, model, pin, body, limits, request.headers)
     record = UsageRecord(
         request_id=request.state.request_id,
@@ -120,7 +162,7 @@ async def serve(request: Request, door: FrontDoor) -> Response:
     take(call, leg, attempts.count + 1)
     settle = partial(deps.settle, reservation, attempts=attempt_records(record, attempts.failures))
     headers = {REQUEST_ID_HEADER: record.request_id}
-    encoder = door.encoder(record, model.id, call.created)
+    encoder = wire.encoder(record, model.id, call.created)
     if parsed.stream:
         adapter = leg.provider.stream(door.format, leg.as_requested, record.request_id, call.created)
         events = leg.provider.events(response)

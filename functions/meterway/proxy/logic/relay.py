@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import anyio
 import httpx
@@ -18,10 +19,12 @@ from httpx_sse import ServerSentEvent, SSEError
 
 from meterway.core.errors import MeterwayError, UpstreamError
 from meterway.ledger.models import UsageRecord
-from meterway.proxy.formats.base import Encoder
 from meterway.proxy.logic.proxy_call import ProxyCall, charge_reported
 from meterway.proxy.logic.time_limits import TimeBudget
 from meterway.proxy.translate.base import StreamAdapter
+
+if TYPE_CHECKING:
+    from meterway.proxy.formats.base import Encoder
 
 Settle = Callable[[UsageRecord], Awaitable[None]]
 

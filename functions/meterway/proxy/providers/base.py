@@ -13,35 +13,45 @@ import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
+from functools import cache
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from meterway.core.errors import InvalidRequest, UpstreamError
 from meterway.core.observability import count, logger
-from meterway.proxy.formats.chat import ChatPassThrough
-from meterway.proxy.formats.embeddings import EmbeddingsPassThrough
-from meterway.proxy.formats.messages import MessagesPassThrough
-from meterway.proxy.formats.responses import ResponsesPassThrough
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.models import Format, UpstreamRequest
-from meterway.proxy.translate.base import Answer, Bridge, StreamAdapter
-from meterway.proxy.translate.chat_over_messages.bridge import ChatOverMessages
-from meterway.proxy.translate.messages_over_chat.bridge import MessagesOverChat
-from meterway.proxy.translate.responses_over_messages.bridge import ResponsesOverMessages
 
 if TYPE_CHECKING:
     import httpx
     from httpx_sse import ServerSentEvent
 
-# (client's format, the format the upstream is spoken to in) → how one reaches the other.
-BRIDGES: dict[tuple[Format, Format], Bridge] = {
-    ("chat", "chat"): ChatPassThrough(),
-    ("chat", "messages"): ChatOverMessages(),
-    ("messages", "messages"): MessagesPassThrough(),
-    ("messages", "chat"): MessagesOverChat(),
-    ("responses", "responses"): ResponsesPassThrough(),
-    ("responses", "messages"): ResponsesOverMessages(),
-    ("embeddings", "embeddings"): EmbeddingsPassThrough(),
+    from meterway.proxy.translate.base import Answer, Bridge, StreamAdapter
+
+# (client's format, the format the upstream is spoken to in) → the module and class of the bridge
+# that joins them. Each is imported on its first use: a container mostly serves one kind of
+# client, and the formats and translations it never uses stay off its cold start.
+BRIDGES: dict[tuple[Format, Format], tuple[str, str]] = {
+    ("chat", "chat"): ("meterway.proxy.formats.chat", "ChatPassThrough"),
+    ("chat", "messages"): ("meterway.proxy.translate.chat_over_messages.bridge", "ChatOverMessages"),
+    ("messages", "messages"): ("meterway.proxy.formats.messages", "MessagesPassThrough"),
+    ("messages", "chat"): ("meterway.proxy.translate.messages_over_chat.bridge", "MessagesOverChat"),
+    ("responses", "responses"): ("meterway.proxy.formats.responses", "ResponsesPassThrough"),
+    ("responses", "messages"): ("meterway.proxy.translate.responses_over_messages.bridge", "ResponsesOverMessages"),
+    ("embeddings", "embeddings"): ("meterway.proxy.formats.embeddings", "EmbeddingsPassThrough"),
 }
+
+
+@cache
+def load_bridge(fmt: Format, upstream: Format) -> Bridge | None:
+    """The bridge from ``fmt`` to ``upstream``, one instance made on first use; None if none."""
+    found = BRIDGES.get((fmt, upstream))
+    if found is None:
+        return None
+    module, name = found
+    bridge: Bridge = getattr(import_module(module), name)()
+    return bridge
+
 
 # The provider's answers that the client can act on: its own words reach the client with its
 # status (529 is Anthropic's "overloaded", which clients retry). A 404 is the client's only when it
@@ -110,7 +120,7 @@ class Provider(ABC):
     def bridge(self, fmt: Format) -> Bridge:
         """How a client speaking ``fmt`` reaches this provider."""
         for upstream in self.native:
-            found = BRIDGES.get((fmt, upstream))
+            found = load_bridge(fmt, upstream)
             if found is not None:
                 return found
         raise InvalidRequest(f"This model cannot be reached through the {fmt} endpoint.", code="unsupported_endpoint")

@@ -30,13 +30,12 @@ from meterway.core.errors import UpstreamError
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.models import Format, UpstreamRequest
 from meterway.proxy.providers.base import Provider, status_error
-from meterway.proxy.translate.base import Answer
-from meterway.proxy.translate.messages_over_converse.request import messages_to_converse
-from meterway.proxy.translate.messages_over_converse.response import ConverseEvents, converse_to_message
 
 if TYPE_CHECKING:
     import httpx
     from httpx_sse import ServerSentEvent
+
+    from meterway.proxy.translate.base import Answer
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 SIGNING_NAME = "bedrock"
@@ -90,6 +89,9 @@ class Bedrock(Provider):
             operation = "invoke-with-response-stream" if stream else "invoke"
             sent = _invoke_body(messages, client_headers)
         else:
+            # The Converse translation is imported on the first model that needs it (see BRIDGES).
+            from meterway.proxy.translate.messages_over_converse.request import messages_to_converse
+
             operation = "converse-stream" if stream else "converse"
             sent = messages_to_converse(messages, route.upstream_model)
         url = f"{self._base_url}/model/{quote(route.upstream_model, safe='')}/{operation}"
@@ -98,6 +100,8 @@ class Bedrock(Provider):
 
     def answer(self, fmt: Format, route: ModelRoute, payload: dict[str, Any], request_id: str, created: int) -> Answer:
         if not takes_messages(route.upstream_model):
+            from meterway.proxy.translate.messages_over_converse.response import converse_to_message
+
             payload = converse_to_message(payload, message_id=_message_id(), model=route.upstream_model)
         return super().answer(fmt, route, payload, request_id, created)
 
@@ -157,6 +161,8 @@ async def anthropic_events(response: httpx.Response) -> AsyncIterator[ServerSent
     from httpx_sse import ServerSentEvent
 
     buffer: Any = EventStreamBuffer()
+    from meterway.proxy.translate.messages_over_converse.response import ConverseEvents
+
     converse: ConverseEvents | None = None
     async for data in response.aiter_bytes():
         buffer.add_data(data)
