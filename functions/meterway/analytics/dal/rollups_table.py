@@ -3,8 +3,11 @@
 ``pk`` / ``sk``:
 - ``<account>#<granularity>#<dimension>`` / ``<bucket>#<value>``: one rollup cell, e.g.
   ``acct#day#model`` / ``2026-11-23#openai/gpt-4o-mini``. Bucket labels sort in time order.
-- ``APPLIED#<request_id>`` / ``#``: the marker that a ledger record was counted.
+- ``APPLIED#<request_id>`` / ``#``: the marker that a ledger record's key part was counted (with
+  ``part = key``); written without ``part`` by the versions before the parts, it meant the whole
+  record was counted. ``APPLIED#<request_id>#account`` / ``#``: its account part's marker.
 - ``<account>#last-used`` / ``<key_id>``: when each key was last used.
+- ``<account>#parts`` / ``#``: from when every record of the account is counted in two parts.
 - ``<account>#intermediate`` / ``#``: from when the account's in-between rows (10 minutes, 6 hours,
   10 days, year) are complete.
 """
@@ -36,6 +39,14 @@ def bucket_range(first: str, last: str) -> tuple[str, str]:
 
 def applied_marker_key(request_id: str) -> dict[str, str]:
     return {"pk": f"APPLIED#{request_id}", "sk": "#"}
+
+
+def account_marker_key(request_id: str) -> dict[str, str]:
+    return {"pk": f"APPLIED#{request_id}#account", "sk": "#"}
+
+
+def parts_key(account_id: str) -> dict[str, str]:
+    return {"pk": f"{account_id}#parts", "sk": "#"}
 
 
 def last_used_pk(account_id: str) -> str:
