@@ -12,8 +12,8 @@ from typing import Any
 
 from meterway.accounts.dal.quota_store import Cause, ReservationRefused, Standing
 from meterway.accounts.models import ApiKey, CounterDelta, Reservation
-from meterway.analytics.dal.rollup_store import AlreadyCounted
-from meterway.analytics.dal.rollups_table import bucket_range, cell_sk, partition
+from meterway.analytics.dal.rollup_store import AlreadyCounted, summed
+from meterway.analytics.dal.rollups_table import bucket_range, cell_sk, partition, read_partitions
 from meterway.analytics.models import LastUse, Part, RollupUpdate
 from meterway.core.aws import serialize
 from meterway.core.clock import Granularity
@@ -209,10 +209,10 @@ class InMemoryRollups:
         consistent: bool = False,
     ) -> list[dict[str, Any]]:
         low, high = bucket_range(first, last)
-        pk = partition(account_id, granularity, dimension)
-        rows = [copy.deepcopy(row) for (key, sk), row in sorted(self.items.items()) if key == pk and low <= sk <= high]
+        pks = read_partitions(account_id, granularity, dimension)
+        rows = [copy.deepcopy(row) for (key, sk), row in sorted(self.items.items()) if key in pks and low <= sk <= high]
         self.items_read += len(rows)
-        return rows
+        return summed(rows) if len(pks) > 1 else rows
 
     def cells(
         self,
@@ -224,10 +224,11 @@ class InMemoryRollups:
         *,
         consistent: bool = False,
     ) -> list[dict[str, Any]]:
-        pk = partition(account_id, granularity, dimension)
-        self.items_read += len(buckets)
-        keys = [(pk, cell_sk(bucket, value)) for bucket in buckets]
-        return [copy.deepcopy(self.items[key]) for key in keys if key in self.items]
+        pks = read_partitions(account_id, granularity, dimension, value)
+        keys = [(pk, cell_sk(bucket, value)) for pk in pks for bucket in buckets]
+        self.items_read += len(keys)
+        rows = [copy.deepcopy(self.items[key]) for key in keys if key in self.items]
+        return summed(rows) if len(pks) > 1 else rows
 
     def last_used(self, account_id: str) -> dict[str, str]:
         return {key_id: at for (account, key_id), at in self.uses.items() if account == account_id}

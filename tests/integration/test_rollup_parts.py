@@ -4,6 +4,7 @@ most once a minute per container."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -11,7 +12,9 @@ import boto3
 
 from meterway.analytics.dal import rollups_table
 from meterway.analytics.dal.rollup_store import DynamoRollupStore
-from meterway.analytics.logic.rollups import contribution, count_records
+from meterway.analytics.logic import reports
+from meterway.analytics.logic.rollups import contribution, count_records, rollup_updates
+from meterway.analytics.logic.windows import Window
 from meterway.core.aws import serialize
 from tests.ledger_factory import KEYS, ledger_item
 
@@ -72,3 +75,28 @@ def test_a_keys_last_use_is_raised_once_a_minute_per_container(aws_env):
     assert writes.count(rollups_table.last_used_pk("acct")) == 3
     # The first use of the last minute: accurate to the minute (the last was at 05:02:40)
     assert store.last_used("acct")[KEYS[0].key_id] == "2026-12-03T05:02:00.000Z"
+
+
+def test_readers_add_a_keys_cells_written_before_the_shards_to_its_shards(aws_env):
+    store = DynamoRollupStore(aws_env["RollupsTable"], counters_table=aws_env["KeysTable"])
+    key_id = KEYS[1].key_id
+    before = ledger_item(START, key=KEYS[1], cost=Decimal("0.25"))
+    # Counted by a version before the shards: its key cells in the unsharded partition (without a
+    # marker: not redelivered here)
+    for update in rollup_updates(before):
+        legacy = replace(update, pk=rollups_table.partition("acct", update.granularity, update.dimension))
+        assert store.replace_counters(legacy, None)
+    after = [ledger_item(START + timedelta(seconds=n), key=KEYS[n % 2]) for n in range(1, 5)]
+    count_records(store, [contribution(item) for item in after], now=START)
+    shard = rollups_table.cell_partition("acct", "month", "key", key_id)
+    assert shard.endswith(f"#key#{rollups_table.key_shard(key_id)}")
+
+    month = store.query("acct", "month", "key", "2026-12", "2026-12")
+    assert {row["value"]: row["requests"] for row in month} == {KEYS[0].key_id: 2, key_id: 3}
+    assert total_requests(store) == 5
+    (cell,) = store.cells("acct", "day", "key", key_id, ["2026-12-03"])
+    assert (cell["requests"], cell["cost_usd"]) == (3, Decimal("0.25") + 2 * after[0]["cost_usd"])
+    window = Window(START - timedelta(hours=5), START + timedelta(hours=19))
+    assert reports.usage_summary(store, "acct", window, key_id=key_id)["totals"]["requests"] == 3
+    by_key = reports.activity(store, "acct", "1d", "key", START + timedelta(minutes=5), names={})
+    assert sum(bucket["groups"].get(key_id, {}).get("requests", 0) for bucket in by_key["buckets"]) == 3

@@ -208,7 +208,7 @@ def everything_counted_once(store: InMemoryRollups, items: list[dict]) -> None:
         assert store.counters[(f"QUOTA#{key_id}", "SPEND#ALL")]["spent_usd"] == item["cost_usd"]
         assert reports.usage_summary(store, "acct", window, key_id=key_id)["totals"]["requests"] == 1
     for dimension in ("total", "model", "member", "provider", "key"):
-        cells = [row for (pk, _), row in store.items.items() if pk == f"acct#month#{dimension}"]
+        cells = store.query("acct", "month", dimension, "2026-05", "2026-05")
         assert sum(row["requests"] for row in cells) == len(items), dimension
 
 

@@ -21,13 +21,14 @@ BatchGetItem or GetItem asks for, found or not (DynamoDB bills a missing item as
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from meterway.accounts.dal import counter_copies
 from meterway.accounts.models import CounterDelta, ttl_attribute
 from meterway.analytics.dal import rollups_table
-from meterway.analytics.models import COUNTERS, LastUse, Part, RollupUpdate
+from meterway.analytics.models import COUNTERS, Counters, LastUse, Part, RollupUpdate
 from meterway.core.aws import AwsResource, deserialize, serialize
 from meterway.core.clock import Granularity, parse_utc_iso, utc_iso, utc_now
 from meterway.core.dynamo import TransactionCancelled, Update, batch_get, storage_errors, transact, update_if
@@ -36,6 +37,8 @@ from meterway.core.errors import StorageError
 UNAVAILABLE = "The rollups table is unavailable; try again."
 # Longer than the stream's 24-hour retention: no redelivery can come after the marker expires.
 MARKER_TTL = timedelta(days=3)
+# The key dimension's shards read at once (boto3's clients are thread-safe).
+SHARD_READERS = 16
 # ``created_at`` up to the minute: a key's last use is raised once per such prefix and container.
 LAST_USE_EVERY = len("2026-12-03T05:31")
 # The keys whose last use a container remembers raising; it forgets them all past this many.
@@ -224,21 +227,29 @@ class DynamoRollupStore(AwsResource):
         consistent: bool = False,
     ) -> list[dict[str, Any]]:
         low, high = rollups_table.bucket_range(first, last)
-        rows: list[dict[str, Any]] = []
-        with storage_errors(UNAVAILABLE):
-            pages = self.client.get_paginator("query").paginate(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
-                ExpressionAttributeValues=serialize(
-                    {":pk": rollups_table.partition(account_id, granularity, dimension), ":low": low, ":high": high}
-                ),
-                ProjectionExpression="sk, " + ", ".join(COUNTERS),
-                ConsistentRead=consistent,
-            )
-            for page in pages:
-                self.items_read += len(page.get("Items", []))
-                rows.extend(_row(deserialize(item)) for item in page.get("Items", []))
-        return rows
+        partitions = rollups_table.read_partitions(account_id, granularity, dimension)
+
+        def read(pk: str) -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = []
+            with storage_errors(UNAVAILABLE):
+                pages = self.client.get_paginator("query").paginate(
+                    TableName=self._table,
+                    KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                    ExpressionAttributeValues=serialize({":pk": pk, ":low": low, ":high": high}),
+                    ProjectionExpression="sk, " + ", ".join(COUNTERS),
+                    ConsistentRead=consistent,
+                )
+                for page in pages:
+                    rows.extend(_row(deserialize(item)) for item in page.get("Items", []))
+            return rows
+
+        if len(partitions) == 1:
+            rows = read(partitions[0])
+        else:  # the key dimension's shards, at once: most are small or empty
+            with ThreadPoolExecutor(SHARD_READERS) as pool:
+                rows = [row for shard in pool.map(read, partitions) for row in shard]
+        self.items_read += len(rows)
+        return summed(rows) if len(partitions) > 1 else rows
 
     def cells(
         self,
@@ -250,14 +261,15 @@ class DynamoRollupStore(AwsResource):
         *,
         consistent: bool = False,
     ) -> list[dict[str, Any]]:
-        pk = rollups_table.partition(account_id, granularity, dimension)
-        keys = [{"pk": pk, "sk": rollups_table.cell_sk(bucket, value)} for bucket in buckets]
+        partitions = rollups_table.read_partitions(account_id, granularity, dimension, value)
+        keys = [{"pk": pk, "sk": rollups_table.cell_sk(bucket, value)} for pk in partitions for bucket in buckets]
         self.items_read += len(keys)
         projection = "sk, " + ", ".join(COUNTERS)
         items = batch_get(
             self.client, self._table, keys, UNAVAILABLE, ProjectionExpression=projection, ConsistentRead=consistent
         )
-        return [_row(item) for item in items]
+        rows = [_row(item) for item in items]
+        return summed(rows) if len(partitions) > 1 else rows
 
     def intermediate_from(self, account_id: str) -> datetime | None:
         self.items_read += 1
@@ -332,6 +344,17 @@ class DynamoRollupStore(AwsResource):
             items = [deserialize(item) for page in pages for item in page.get("Items", [])]
         self.items_read += len(items)
         return {item["sk"]: item["last_used_at"] for item in items}
+
+
+def summed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of the same bucket and value added up (a key's cells in its shard and in the partition
+    written before the shards), in the order of ``bucket``, then ``value``."""
+    sums: dict[tuple[str, str], Counters] = {}
+    for row in rows:
+        sums.setdefault((row["bucket"], row["value"]), Counters()).add(row)
+    return [
+        {"bucket": bucket, "value": value, **counters.as_dict()} for (bucket, value), counters in sorted(sums.items())
+    ]
 
 
 def _row(item: dict[str, Any]) -> dict[str, Any]:

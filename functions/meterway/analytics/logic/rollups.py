@@ -161,7 +161,7 @@ def rollup_updates(item: dict[str, Any]) -> list[RollupUpdate]:
         for dimension, value in dimensions if granularity in CALENDAR else per_model:
             updates.append(
                 RollupUpdate(
-                    pk=rollups_table.partition(account, granularity, dimension),
+                    pk=rollups_table.cell_partition(account, granularity, dimension, value),
                     sk=rollups_table.cell_sk(bucket, value),
                     granularity=granularity,
                     bucket=bucket,
