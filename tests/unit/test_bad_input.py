@@ -237,3 +237,15 @@ def test_any_json_value_in_any_field_is_answered_never_a_gateway_error(gw, route
     if 400 <= response.status_code < 500 and not gw.upstream_requests:
         assert gw.untouched()
     gw.forget()
+
+
+@pytest.mark.parametrize("block", [{"type": "text"}, {"type": "tool_use"}, {"type": "tool_result"}])
+def test_a_block_missing_its_fields_for_a_converse_model_is_a_400_not_a_gateway_error(gw, block):
+    # Converse's translation reads the block's fields itself: what it cannot read is the client's
+    body = DOORS["/v1/messages"] | {"model": "bedrock/amazon.nova-pro-v1:0"}
+    body["messages"] = [{"role": "user", "content": [block]}]
+
+    error = refused(gw, "/v1/messages", body)
+
+    assert "cannot be sent to bedrock/amazon.nova-pro-v1:0" in error["message"]
+    assert not gw.upstream_requests and gw.untouched()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from functools import cache
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
@@ -135,8 +135,15 @@ class Provider(ABC):
         anything is reserved. It is logged, in case the shape was a valid one the translation
         does not know yet."""
         bridge = self.bridge(fmt)
+        upstream_body = self.translated(fmt, route, lambda: bridge.request(route, body))
+        url, headers = self.endpoint(bridge.upstream, stream=bool(body.get("stream")), client_headers=client_headers)
+        return UpstreamRequest(url, upstream_body, headers)
+
+    def translated(self, fmt: Format, route: ModelRoute, translate: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """What ``translate`` makes of a client's body in ``fmt``; a body of a shape it cannot read
+        is the client's 400, logged (see ``request``)."""
         try:
-            upstream_body = bridge.request(route, body)
+            return translate()
         except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
             logger.warning(
                 "a request the translation could not read",
@@ -147,8 +154,6 @@ class Provider(ABC):
                 f"sent to {route.id}. Check its fields against the format's reference.",
                 code="invalid_parameters",
             ) from exc
-        url, headers = self.endpoint(bridge.upstream, stream=bool(body.get("stream")), client_headers=client_headers)
-        return UpstreamRequest(url, upstream_body, headers)
 
     def events(self, response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
         """A streamed answer's events, as they arrive: server-sent events, for most providers."""

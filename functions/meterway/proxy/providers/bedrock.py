@@ -93,7 +93,7 @@ class Bedrock(Provider):
             from meterway.proxy.translate.messages_over_converse.request import messages_to_converse
 
             operation = "converse-stream" if stream else "converse"
-            sent = messages_to_converse(messages, route.upstream_model)
+            sent = self.translated(fmt, route, lambda: messages_to_converse(messages, route.upstream_model))
         url = f"{self._base_url}/model/{quote(route.upstream_model, safe='')}/{operation}"
         content = json.dumps(sent, separators=(",", ":")).encode()
         return UpstreamRequest(url, sent, self._signed(url, content, stream=stream), content)
