@@ -133,7 +133,6 @@ class GatewayStack:
         gateway_port = free_port()
         # As run.sh starts it on Lambda.
         uvicorn_args = ["--host", "127.0.0.1", "--port", str(gateway_port), "--no-access-log", "--log-level", "warning"]
-        uvicorn_args += ["--loop", "uvloop", "--http", "httptools"]  # as run.sh
         command = [sys.executable, "-m", "uvicorn", *uvicorn_args, "meterway.proxy.handlers.app:app"]
         self.gateway_pid = spawn(stack, command, gateway_env, self.gateway_log)
         self.gateway_url = f"http://127.0.0.1:{gateway_port}"

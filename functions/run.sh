@@ -9,8 +9,5 @@
 export PYTHONPATH="/opt/python${PYTHONPATH:+:${PYTHONPATH}}"
 
 # Bind to loopback only: the adapter is the sole client. Access logs are off to keep a
-# log line per request off the hot path; request logging belongs to the app. uvloop's event loop
-# and httptools' HTTP parser (both in the layer) take 12-23% off the proxy's CPU per request
-# against asyncio's loop and h11 (README: Proxy overhead); named here, so that a layer without
-# them fails at start-up instead of running slower.
-exec python3 -m uvicorn --host 127.0.0.1 --port "${PORT:-8000}" --no-access-log --loop uvloop --http httptools meterway.proxy.handlers.app:app
+# log line per request off the hot path; request logging belongs to the app.
+exec python3 -m uvicorn --host 127.0.0.1 --port "${PORT:-8000}" --no-access-log meterway.proxy.handlers.app:app
