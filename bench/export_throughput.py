@@ -34,6 +34,7 @@ The recorded ledger is kept in --cache (1 GB at 1M records) for later runs.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -67,6 +68,7 @@ RUN_LIMIT_S = 900
 FULL_VCPU_MB = 1769
 
 
+@functools.cache
 def lambda_vcpu() -> float:
     """The ExportFunction's vCPU by its `MemorySize` in template.yaml."""
     from devstack.aws_resources import load_template

@@ -99,6 +99,8 @@ LARGE_REQUEST_MIB = 5
 # Records a batch of the AggregatorFunction, as traffic of about that many requests a second brings
 # them within the event source mapping's 1-s batching window (its BatchSize is 100).
 BATCHES = (1, 10, 100)
+# The stream records' sequence numbers, as DynamoDB's: digits, rising.
+_SEQUENCE = itertools.count(10**20)
 
 
 @dataclass(frozen=True)
@@ -239,9 +241,6 @@ def _stream_records(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         record["dynamodb"]["SequenceNumber"] = str(next(_SEQUENCE))
         records.append(record)
     return records
-
-
-_SEQUENCE = itertools.count(10**20)
 
 
 def _feed_aggregator(gateway: GatewayStack, batches: list[list[dict[str, Any]]]) -> dict[str, Any]:

@@ -417,7 +417,6 @@ def test_export_function_takes_one_job_at_a_time_from_the_export_queue(resources
     assert mapping["EventSourceArn"] == _arn("ExportQueue")
     assert mapping["BatchSize"] == 1
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert resources["ExportFunction"]["Properties"]["MemorySize"] == 1769
 
 
 def test_export_queue_outlasts_the_worker_and_parks_failed_jobs(resources):

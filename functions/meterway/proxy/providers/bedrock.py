@@ -160,9 +160,9 @@ async def anthropic_events(response: httpx.Response) -> AsyncIterator[ServerSent
     from botocore.eventstream import EventStreamBuffer
     from httpx_sse import ServerSentEvent
 
-    buffer: Any = EventStreamBuffer()
     from meterway.proxy.translate.messages_over_converse.response import ConverseEvents
 
+    buffer: Any = EventStreamBuffer()
     converse: ConverseEvents | None = None
     async for data in response.aiter_bytes():
         buffer.add_data(data)
