@@ -91,7 +91,12 @@ from devstack import moto_patches  # noqa: E402
 from devstack.aws_resources import create_resources  # noqa: E402
 from meterway.accounts.models import ApiKey  # noqa: E402
 from meterway.analytics.dal.rollup_store import DynamoRollupStore  # noqa: E402
-from meterway.analytics.dal.rollups_table import bucket_range, intermediate_key, partition  # noqa: E402
+from meterway.analytics.dal.rollups_table import (  # noqa: E402
+    bucket_range,
+    cell_partition,
+    intermediate_key,
+    read_partitions,
+)
 from meterway.analytics.logic import reports  # noqa: E402
 from meterway.analytics.logic.rollups import (  # noqa: E402
     ALL_TIME,
@@ -273,7 +278,7 @@ def rollup_item(
     account: str, granularity: Granularity, dimension: str, bucket: str, value: str, counters: list[int]
 ) -> dict[str, Any]:
     item: dict[str, Any] = {
-        "pk": partition(account, granularity, dimension),
+        "pk": cell_partition(account, granularity, dimension, value),
         "sk": f"{bucket}#{value}",
         **dict(zip(COUNTERS[:COST], counters[:COST], strict=True)),
         "cost_usd": Decimal(counters[COST]).scaleb(-9),
@@ -371,14 +376,14 @@ def _loaded_rows(client: Any, table_name: str, account: str) -> dict[tuple[str, 
     rows = {}
     dimension_names = ["total", "model", "key", "member", "provider", *map(key_models_dimension, KEYS)]
     for granularity, dimension in itertools.product(LOADED_BUCKETS, dimension_names):
-        for first, last in LOADED_BUCKETS[granularity]:
+        for (first, last), pk in itertools.product(
+            LOADED_BUCKETS[granularity], read_partitions(account, granularity, dimension)
+        ):
             low, high = bucket_range(first, last)
             pages = client.get_paginator("query").paginate(
                 TableName=table_name,
                 KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
-                ExpressionAttributeValues=serialize(
-                    {":pk": partition(account, granularity, dimension), ":low": low, ":high": high}
-                ),
+                ExpressionAttributeValues=serialize({":pk": pk, ":low": low, ":high": high}),
             )
             for item in (deserialize(raw) for page in pages for raw in page["Items"]):
                 del item["pk"]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from meterway.analytics.dal.rollups_table import bucket_range, partition
+from meterway.analytics.dal.rollups_table import bucket_range, cell_partition, read_partitions
 from meterway.analytics.logic import reports
 from meterway.analytics.logic.rollups import ALL_TIME, CALENDAR, MINUTE_RETENTION, SUB_HOUR
 from meterway.analytics.logic.windows import Window, parse_window
@@ -85,7 +85,7 @@ class TrafficRollups:
         if overlap <= 0:
             return None
         chance = 1 - math.exp(-PER_MINUTE * overlap * values_of(dimension)[1])
-        pk, sk = partition(ACCOUNT, granularity, dimension), f"{label(start, granularity)}#{value}"
+        pk, sk = cell_partition(ACCOUNT, granularity, dimension, value), f"{label(start, granularity)}#{value}"
         if chance < SURE and _drawn(pk, sk) >= chance:
             return None
         self.seen.add((pk, sk))
@@ -115,7 +115,8 @@ class TrafficRollups:
     def cells(
         self, account_id: str, granularity: Granularity, dimension: str, value: str, buckets: list[str]
     ) -> list[dict[str, Any]]:
-        self.items_read += len(buckets)
+        # A key's cells are read from its shard and from the partition written before the shards.
+        self.items_read += len(buckets) * len(read_partitions(account_id, granularity, dimension, value))
         starts = [parse_label(bucket, granularity) for bucket in buckets]
         return [row for start in starts if (row := self._row(granularity, dimension, start, value))]
 

@@ -248,7 +248,9 @@ def label(table: str, pk: str, tables: dict[str, str]) -> str:
             return "KeysTable ACCOUNT#<account>#COPY<copy> (balance)"
         return "KeysTable ACCOUNT#<account> (balance)"
     if parts[0] == "APPLIED":
-        return "RollupsTable APPLIED#<request> (marker)"
+        return f"RollupsTable APPLIED#<request>{'#account' if len(parts) > 2 else ''} (marker)"
+    if len(parts) == 4 and parts[2] == "key":  # a shard of the key dimension: the busiest is shown
+        return f"{name} <account>#<granularity>#key#<s>"
     dimension = parts[-1].split(":")[0] + (":<key>" if ":" in parts[-1] else "")
     return f"{name} <account>#<granularity>#{dimension}" if len(parts) == 3 else f"{name} <account>#{parts[-1]}"
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from meterway.accounts.dal.quota_store import Cause, ReservationRefused, Standing
 from meterway.accounts.models import ApiKey, CounterDelta, Reservation
-from meterway.analytics.dal.rollup_store import AlreadyCounted
-from meterway.analytics.dal.rollups_table import bucket_range, cell_sk, partition
-from meterway.analytics.models import LastUse, RollupUpdate
+from meterway.analytics.dal.rollup_store import AlreadyCounted, summed
+from meterway.analytics.dal.rollups_table import bucket_range, cell_sk, partition, read_partitions
+from meterway.analytics.models import LastUse, Part, RollupUpdate
 from meterway.core.aws import serialize
 from meterway.core.clock import Granularity
 from meterway.core.errors import StorageError
@@ -136,7 +136,15 @@ class InMemoryRollups:
 
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
-        self.applied: set[str] = set()
+        # The markers: (request id, part kind); and the records a version before the parts
+        # counted whole (its one marker, which the key part's now is).
+        self.applied: set[tuple[str, str]] = set()
+        self.counted_whole: set[str] = set()
+        self.parts_since: dict[str, datetime] = {}
+        # Each write's kind of parts and its rollup items (pk, sk); the next write of ``fail_kind``
+        # parts fails like a throttle.
+        self.writes: list[tuple[str, list[tuple[str, str]]]] = []
+        self.fail_kind: str | None = None
         self.uses: dict[tuple[str, str], str] = {}
         # The keys table's counters the records settle, by (pk, sk).
         self.counters: dict[tuple[str, str], dict[str, Any]] = {}
@@ -149,7 +157,7 @@ class InMemoryRollups:
 
     def add(
         self,
-        request_ids: list[str],
+        parts: list[Part],
         updates: list[RollupUpdate],
         uses: list[LastUse],
         counters: list[CounterDelta] | None = None,
@@ -157,13 +165,21 @@ class InMemoryRollups:
         if self.fail_chunks:
             self.fail_chunks -= 1
             raise StorageError("throttled")
+        kind = parts[0].kind if parts else "key"
+        if self.fail_kind == kind:
+            self.fail_kind = None
+            raise StorageError("throttled")
         for use in uses:
             known = self.uses.get((use.account_id, use.key_id))
             self.uses[(use.account_id, use.key_id)] = max(known or use.at, use.at)
-        counted = {request_id for request_id in request_ids if request_id in self.applied}
+        counted = {part.request_id for part in parts if (part.request_id, part.kind) in self.applied}
+        # The old marker is the key part's own, and the account part's when it checks it (``legacy``)
+        whole = {part.request_id for part in parts if part.legacy or part.kind == "key"} & self.counted_whole
+        counted |= whole
         if counted:
             raise AlreadyCounted(counted)
-        self.applied |= set(request_ids)
+        self.applied |= {(part.request_id, part.kind) for part in parts}
+        self.writes.append((kind, [(update.pk, update.sk) for update in updates]))
         for update in updates:
             row = self.items.setdefault((update.pk, update.sk), {})
             for name, value in update.deltas.items():
@@ -193,10 +209,10 @@ class InMemoryRollups:
         consistent: bool = False,
     ) -> list[dict[str, Any]]:
         low, high = bucket_range(first, last)
-        pk = partition(account_id, granularity, dimension)
-        rows = [copy.deepcopy(row) for (key, sk), row in sorted(self.items.items()) if key == pk and low <= sk <= high]
+        pks = read_partitions(account_id, granularity, dimension)
+        rows = [copy.deepcopy(row) for (key, sk), row in sorted(self.items.items()) if key in pks and low <= sk <= high]
         self.items_read += len(rows)
-        return rows
+        return summed(rows) if len(pks) > 1 else rows
 
     def cells(
         self,
@@ -208,10 +224,11 @@ class InMemoryRollups:
         *,
         consistent: bool = False,
     ) -> list[dict[str, Any]]:
-        pk = partition(account_id, granularity, dimension)
-        self.items_read += len(buckets)
-        keys = [(pk, cell_sk(bucket, value)) for bucket in buckets]
-        return [copy.deepcopy(self.items[key]) for key in keys if key in self.items]
+        pks = read_partitions(account_id, granularity, dimension, value)
+        keys = [(pk, cell_sk(bucket, value)) for pk in pks for bucket in buckets]
+        self.items_read += len(keys)
+        rows = [copy.deepcopy(self.items[key]) for key in keys if key in self.items]
+        return summed(rows) if len(pks) > 1 else rows
 
     def last_used(self, account_id: str) -> dict[str, str]:
         return {key_id: at for (account, key_id), at in self.uses.items() if account == account_id}
@@ -222,6 +239,12 @@ class InMemoryRollups:
 
     def start_intermediate(self, account_id: str, since: datetime) -> None:
         self.complete_from.setdefault(account_id, since)
+
+    def parts_from(self, account_id: str) -> datetime | None:
+        return self.parts_since.get(account_id)
+
+    def start_parts(self, account_id: str, since: datetime) -> None:
+        self.parts_since.setdefault(account_id, since)
 
     def has_rollups(self, account_id: str) -> bool:
         return any(pk == partition(account_id, "month", "total") for pk, _ in self.items)

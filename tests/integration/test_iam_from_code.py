@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from meterway.accounts.dal.key_store import DynamoKeyStore
 from meterway.accounts.logic.key_secrets import hash_secret, mint_key
 from meterway.accounts.logic.manage_keys import create_key
 from meterway.accounts.models import KeyLimits
+from meterway.analytics.dal.rollup_store import DynamoRollupStore
 from meterway.analytics.handlers import aggregator
 from meterway.core.container import container
 from meterway.exports.handlers import export_worker
@@ -310,6 +312,8 @@ def run() -> Iterator[Run]:
         )
         keys.put(limited, hash_secret(limited_secret))
 
+        # An account an older version counted, just upgraded: its records check its old markers too.
+        DynamoRollupStore(resources["RollupsTable"]).start_parts(ACCOUNT, datetime(2999, 1, 1, tzinfo=UTC))
         stack = Stack(recorder, resources, fake)
         try:
             counting = start_the_aggregator(stack)

@@ -10,6 +10,7 @@ from meterway.analytics.dal.rollup_store import DynamoRollupStore
 from meterway.analytics.logic import reports
 from meterway.analytics.logic.rollups import CALENDAR, TAKEOVER_MARGIN, contribution, count_record, rollup_updates
 from meterway.analytics.logic.windows import Window
+from meterway.analytics.models import Part
 from meterway.cli.main import main
 from meterway.core.clock import utc_now
 from tests.ledger_factory import KEYS, MODELS, ledger_item
@@ -20,7 +21,11 @@ WINDOW = Window(datetime(2025, 12, 2, 5, tzinfo=UTC), datetime(2026, 3, 13, 19, 
 
 
 def counted_by_an_older_version(store: DynamoRollupStore, item: dict) -> None:
-    store.add([item["request_id"]], [u for u in rollup_updates(item) if u.granularity in CALENDAR], [])
+    store.add(
+        [Part(item["request_id"], "key", item["key_id"], [])],
+        [u for u in rollup_updates(item) if u.granularity in CALENDAR],
+        [],
+    )
 
 
 def answers(store: DynamoRollupStore) -> dict[str, dict]:

@@ -16,7 +16,7 @@ from meterway.accounts.logic.limits import counter_deltas, plan_reservation
 from meterway.accounts.models import ApiKey, KeyLimits
 from meterway.analytics.handlers import aggregator
 from meterway.analytics.logic import reports
-from meterway.analytics.logic.rollups import merge, plan_chunks, rollup_updates
+from meterway.analytics.logic.rollups import contribution, merge, parts_of, plan_chunks, rollup_updates
 from meterway.analytics.logic.windows import Window
 from meterway.analytics.models import Contribution
 from meterway.core.container import container
@@ -56,12 +56,19 @@ def many(count: int) -> list[dict]:
     ]
 
 
-def test_chunks_never_exceed_the_transaction_limit_and_keep_every_record():
-    contributions = [Contribution(item["request_id"], rollup_updates(item)) for item in many(120)]
-    chunks = plan_chunks(contributions)
-    assert [c for chunk in chunks for c in chunk] == contributions
+def parts(items: list[dict]) -> list:
+    return [part for item in items for part in parts_of(contribution(item), {})]
+
+
+def test_chunks_never_exceed_the_transaction_limit_and_keep_every_part():
+    planned = parts(many(120))
+    chunks = plan_chunks(planned)
+    assert sorted((p.request_id, p.kind) for chunk in chunks for p in chunk) == sorted(
+        (p.request_id, p.kind) for p in planned
+    )
     for chunk in chunks:
         assert len(chunk) + len(merge(chunk)) <= 100
+        assert len({part.kind for part in chunk}) == 1
 
 
 def test_records_of_one_minute_share_their_rollup_items():
@@ -98,8 +105,8 @@ def test_the_counters_the_records_carry_are_added_once_merged_per_write(store):
     )
     written: list[int] = []
     add = store.add
-    store.add = lambda ids, updates, uses, counters=None: (
-        written.append(len(counters or [])) or add(ids, updates, uses, counters)
+    store.add = lambda parts, updates, uses, counters=None: (
+        written.append(len(counters or [])) or add(parts, updates, uses, counters)
     )
     event = stream_event(items)
 
@@ -120,7 +127,8 @@ def test_records_whose_transaction_failed_are_reported_for_retry(store):
     store.fail_chunks = 1
     response = aggregator.handler(stream_event(items), LocalLambdaContext("AggregatorFunction"))
     failed = {entry["itemIdentifier"] for entry in response["batchItemFailures"]}
-    first_chunk = len(plan_chunks([Contribution(i["request_id"], rollup_updates(i)) for i in items])[0])
+    # The first write is the account part of the first records.
+    first_chunk = len(plan_chunks(parts(items))[0])
     assert failed == {f"{500 + n:021d}" for n in range(first_chunk)}
     # The retry Lambda makes from the first failure counts the rest once.
     aggregator.handler(stream_event(items), LocalLambdaContext("AggregatorFunction"))
@@ -176,3 +184,86 @@ def test_modifications_and_ttl_deletions_never_change_rollups(store, event_name)
     response = aggregator.handler(stream_event(many(3), event_name), LocalLambdaContext("AggregatorFunction"))
     assert response == {"batchItemFailures": []}
     assert store.items == {}
+
+
+def hundred_keys(count: int = 100) -> list[dict]:
+    """Records of one account with credit from ``count`` limited keys, one minute, one model."""
+    records = []
+    for n in range(count):
+        key = ApiKey(
+            key_id=f"key_{n:03d}", account_id="acct", name=f"k{n}", limits=KeyLimits(spend_limit_usd=Decimal(9))
+        )
+        records += settled([ledger_item(START + timedelta(seconds=n % 60), key=key, cost=Decimal("0.01"))], key)
+    return records
+
+
+def everything_counted_once(store: InMemoryRollups, items: list[dict]) -> None:
+    """Every counter (the account's cells, each key's, the balance, each key's spend) equals the
+    ledger counted exactly once."""
+    window = Window(START, START + timedelta(days=1))
+    assert reports.usage_summary(store, "acct", window)["totals"]["requests"] == len(items)
+    assert store.counters[("ACCOUNT#acct", "BALANCE")]["spent_usd"] == sum(item["cost_usd"] for item in items)
+    for item in items:
+        key_id = item["key_id"]
+        assert store.counters[(f"QUOTA#{key_id}", "SPEND#ALL")]["spent_usd"] == item["cost_usd"]
+        assert reports.usage_summary(store, "acct", window, key_id=key_id)["totals"]["requests"] == 1
+    for dimension in ("total", "model", "member", "provider", "key"):
+        cells = store.query("acct", "month", dimension, "2026-05", "2026-05")
+        assert sum(row["requests"] for row in cells) == len(items), dimension
+
+
+def test_a_batch_of_many_keys_writes_the_accounts_shared_cells_once_or_twice(store):
+    items = hundred_keys()
+    assert aggregator.handler(stream_event(items), LocalLambdaContext("AggregatorFunction")) == {
+        "batchItemFailures": []
+    }
+    total = ("acct#minute#total", "2026-05-31T23:58#*")
+    # The writes that carry the account's total cell: before the parts, one per ~5 records (20)
+    assert [kind for kind, cells in store.writes if total in cells] in (["account"], ["account", "account"])
+    # Each key's cells are written once: no key part is split over two writes
+    for item in items:
+        key_cell = [cells for _, cells in store.writes if any(item["key_id"] in sk for _, sk in cells)]
+        assert len(key_cell) == 1
+    everything_counted_once(store, items)
+
+
+@pytest.mark.parametrize("failing", ["account", "key"])
+def test_a_part_that_failed_is_retried_and_the_part_that_did_not_is_not_counted_again(store, failing):
+    items = hundred_keys(30)
+    store.fail_kind = failing
+    if failing == "account":  # one write holds the account part of all 30: all of them fail
+        with pytest.raises(BatchProcessingError, match=r"All records failed processing"):
+            aggregator.handler(stream_event(items), LocalLambdaContext("AggregatorFunction"))
+        failed = {f"{500 + n:021d}" for n in range(len(items))}
+    else:
+        response = aggregator.handler(stream_event(items), LocalLambdaContext("AggregatorFunction"))
+        failed = {entry["itemIdentifier"] for entry in response["batchItemFailures"]}
+        assert 0 < len(failed) < len(items), "the records of the failed write are retried, no others"
+    written = {kind for kind, _ in store.writes}
+    assert written == ({"key"} if failing == "account" else {"account", "key"})
+    # Lambda retries from the first failed record: everything after it comes again
+    first = min(failed)
+    again = [item for n, item in enumerate(items) if f"{500 + n:021d}" >= first]
+    retried = stream_event(again)
+    for number, record in enumerate(retried["Records"]):
+        record["dynamodb"]["SequenceNumber"] = f"{500 + len(items) - len(again) + number:021d}"
+    assert aggregator.handler(retried, LocalLambdaContext("AggregatorFunction")) == {"batchItemFailures": []}
+    everything_counted_once(store, items)
+
+
+def test_a_batch_redelivered_whole_or_bisected_counts_each_part_once(store):
+    items = hundred_keys(40)
+    for delivery in (items, items[:20], items[20:], items[10:30], items):
+        assert aggregator.handler(stream_event(delivery), LocalLambdaContext("AggregatorFunction")) == {
+            "batchItemFailures": []
+        }
+    everything_counted_once(store, items)
+
+
+def test_a_record_an_older_version_counted_whole_is_not_counted_again(store):
+    items = hundred_keys(4)
+    store.parts_since["acct"] = START + timedelta(minutes=15)  # an account counted before the parts
+    store.counted_whole.add(items[0]["request_id"])  # its one marker, without the rows (not read here)
+    aggregator.handler(stream_event(items), LocalLambdaContext("AggregatorFunction"))
+    assert store.counters[("ACCOUNT#acct", "BALANCE")]["spent_usd"] == Decimal("0.03")
+    assert (items[0]["request_id"], "key") not in store.applied

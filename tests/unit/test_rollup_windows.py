@@ -29,7 +29,7 @@ from meterway.analytics.logic.rollups import (
     start_intermediate,
 )
 from meterway.analytics.logic.windows import Window, parse_window
-from meterway.analytics.models import NO_MEMBER, TOTAL
+from meterway.analytics.models import NO_MEMBER, TOTAL, Part
 from meterway.core.clock import EARLIEST, GRANULARITIES, LATEST, Granularity, floor, label, parse_label, step, utc_iso
 from meterway.core.errors import InvalidRequest
 from tests.fakes import InMemoryRollups
@@ -226,7 +226,11 @@ UPGRADE = datetime(2026, 3, 14, 9, 26, 40, tzinfo=UTC)
 
 def counted_by_an_older_version(store: InMemoryRollups, item: dict[str, Any]) -> None:
     """What the version before the in-between granularities wrote: the calendar rows only."""
-    store.add([item["request_id"]], [u for u in rollup_updates(item) if u.granularity in CALENDAR], [])
+    store.add(
+        [Part(item["request_id"], "key", item["key_id"], [])],
+        [u for u in rollup_updates(item) if u.granularity in CALENDAR],
+        [],
+    )
 
 
 records = st.lists(

@@ -80,6 +80,28 @@ class Contribution:
     counters: list[CounterDelta] = field(default_factory=list)
 
 
+# A record is counted in two parts, each exactly once with its own marker: the ``account`` part (the
+# cells every record of the account shares: total, model, member, provider, and the account's
+# balance) and the ``key`` part (its key's cells and counters). A batch writes each shared cell once.
+PartKind = Literal["account", "key"]
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One part of a record's contribution: what one marker guards. ``group`` is the account (the
+    account part) or the key (the key part): parts of a group are planned together. ``legacy``:
+    the record may have been counted whole by a version before the parts (one marker for both),
+    so the account part checks that marker too."""
+
+    request_id: str
+    kind: PartKind
+    group: str
+    updates: list[RollupUpdate]
+    counters: list[CounterDelta] = field(default_factory=list)
+    use: LastUse | None = None
+    legacy: bool = False
+
+
 @dataclass(slots=True)
 class BatchOutcome:
     """Request ids of a batch: newly counted, counted before (skipped), or not written (retry)."""

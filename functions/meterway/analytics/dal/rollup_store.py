@@ -1,13 +1,19 @@
 """The RollupsTable: counters per cell (see ``rollups_table``), and each key's last use.
 
-Records' counters are added in one transaction together with a marker item per request id, put
-on the condition that the marker is new, and with what the records add to their keys' and
+A record is counted in two parts (``Part``): the account's shared cells and balance, and its
+key's cells and counters. Each part is added in a transaction together with a marker item per
+part, put on the condition that the marker is new, and with what the parts add to their keys' and
 accounts' counters in the KeysTable (their spend, tokens, and the release of what they held in
 flight). A stream batch delivered twice, or retried after a partial failure, therefore never
-counts a request twice, in the rollups or in the counters.
+counts a part twice, in the rollups or in the counters. The key part's marker is the one the
+versions before the parts wrote for the whole record; an account part that such a version may
+have counted (``Part.legacy``) also checks that this marker is not one of theirs.
 
 A key's last use is raised, never lowered, by a conditional write of its own before that
-transaction: repeating it is harmless, so a batch retried after it changes nothing more.
+transaction: repeating it is harmless, so a batch retried after it changes nothing more. A
+container raises a key's last use at most once a minute (``LAST_USE_EVERY``): the value is then
+accurate to the minute, and a busy account's ``last-used`` partition takes a write per key and
+container a minute instead of one per key and batch.
 
 ``items_read`` counts the items the reads ask for: those a Query returns, and every key a
 BatchGetItem or GetItem asks for, found or not (DynamoDB bills a missing item as a read too).
@@ -15,13 +21,14 @@ BatchGetItem or GetItem asks for, found or not (DynamoDB bills a missing item as
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from meterway.accounts.dal import counter_copies
 from meterway.accounts.models import CounterDelta, ttl_attribute
 from meterway.analytics.dal import rollups_table
-from meterway.analytics.models import COUNTERS, LastUse, RollupUpdate
+from meterway.analytics.models import COUNTERS, Counters, LastUse, Part, RollupUpdate
 from meterway.core.aws import AwsResource, deserialize, serialize
 from meterway.core.clock import Granularity, parse_utc_iso, utc_iso, utc_now
 from meterway.core.dynamo import TransactionCancelled, Update, batch_get, storage_errors, transact, update_if
@@ -30,6 +37,12 @@ from meterway.core.errors import StorageError
 UNAVAILABLE = "The rollups table is unavailable; try again."
 # Longer than the stream's 24-hour retention: no redelivery can come after the marker expires.
 MARKER_TTL = timedelta(days=3)
+# The key dimension's shards read at once (boto3's clients are thread-safe).
+SHARD_READERS = 16
+# ``created_at`` up to the minute: a key's last use is raised once per such prefix and container.
+LAST_USE_EVERY = len("2026-12-03T05:31")
+# The keys whose last use a container remembers raising; it forgets them all past this many.
+REMEMBERED_USES = 10_000
 
 
 class AlreadyCounted(Exception):
@@ -43,15 +56,15 @@ class AlreadyCounted(Exception):
 class RollupStore(Protocol):
     def add(
         self,
-        request_ids: list[str],
+        parts: list[Part],
         updates: list[RollupUpdate],
         uses: list[LastUse],
         counters: list[CounterDelta] | None = None,
     ) -> None:
-        """Count the records ``request_ids`` once by adding ``updates`` (their merged rollup
+        """Count ``parts`` (all of one kind) once by adding ``updates`` (their merged rollup
         counters) and ``counters`` (their merged key and account counters), all or nothing, after
-        raising each key's last use to ``uses``. Raises ``AlreadyCounted`` when some of them were
-        counted before."""
+        raising each key's last use to ``uses``. Raises ``AlreadyCounted`` with the request ids of
+        the parts counted before."""
 
     def spread_copies(self, counters: list[tuple[str, str]]) -> None:
         """Set the read copies of ``counters`` (``pk``, ``sk``) that have them (spend counters,
@@ -102,6 +115,12 @@ class RollupStore(Protocol):
     def move_intermediate(self, account_id: str, seen: datetime, since: datetime) -> None:
         """Record ``since`` as the in-between rows' start, if it is still ``seen``."""
 
+    def parts_from(self, account_id: str) -> datetime | None:
+        """From when every record of the account is counted in two parts; None until recorded."""
+
+    def start_parts(self, account_id: str, since: datetime) -> None:
+        """Record ``since`` as that start, unless one is recorded already."""
+
 
 class DynamoRollupStore(AwsResource):
     """The RollupsTable; the key and account counters are in the KeysTable (``counters_table``)."""
@@ -111,47 +130,74 @@ class DynamoRollupStore(AwsResource):
         self._table = table_name
         self._counters_table = counters_table
         self.items_read = 0
+        # The minute (``LAST_USE_EVERY``) of each key's last use this container raised.
+        self._raised: dict[tuple[str, str], str] = {}
+        # Each account's start of the parts, once read: it never changes once recorded.
+        self._parts_from: dict[str, datetime] = {}
 
     def add(
         self,
-        request_ids: list[str],
+        parts: list[Part],
         updates: list[RollupUpdate],
         uses: list[LastUse],
         counters: list[CounterDelta] | None = None,
     ) -> None:
         for use in uses:
             self._raise_last_use(use)
-        markers = [self._marker(request_id) for request_id in request_ids]
+        markers = [self._marker(part) for part in parts]
+        legacy = [part for part in parts if part.legacy and part.kind == "account"]
+        checks = [self._not_counted_whole(part.request_id) for part in legacy]
+        owners = [part.request_id for part in [*parts, *legacy]]
         adds = [*map(self._update, updates), *map(self._counter_update, counters or [])]
         try:
-            transact(self.client, [*markers, *adds], UNAVAILABLE)
+            transact(self.client, [*markers, *checks, *adds], UNAVAILABLE)
         except TransactionCancelled as cancelled:
             seen = cancelled.failed_indexes
-            # Only the markers have conditions: any other failure is not a duplicate.
-            if not cancelled.only_conditions or any(index >= len(request_ids) for index in seen):
+            # Only the markers and their checks have conditions: any other failure is not a duplicate.
+            if not cancelled.only_conditions or any(index >= len(owners) for index in seen):
                 raise StorageError(UNAVAILABLE) from cancelled
-            raise AlreadyCounted({request_ids[index] for index in seen}) from cancelled
+            raise AlreadyCounted({owners[index] for index in seen}) from cancelled
 
     def spread_copies(self, counters: list[tuple[str, str]]) -> None:
         if self._counters_table is not None:
             counter_copies.spread(self.client, self._counters_table, counters)
 
     def _raise_last_use(self, use: LastUse) -> None:
+        minute = use.at[:LAST_USE_EVERY]
+        if self._raised.get((use.account_id, use.key_id), "") >= minute:
+            return  # raised to this minute already by this container
         request = Update(
             set={"last_used_at": use.at},
             condition="attribute_not_exists(last_used_at) OR last_used_at < :at",
             values={":at": use.at},
         ).request(self._table, rollups_table.last_used_key(use.account_id, use.key_id))
         update_if(self.client, request, UNAVAILABLE)  # refused when a later use is recorded already
+        if len(self._raised) >= REMEMBERED_USES:
+            self._raised.clear()
+        self._raised[(use.account_id, use.key_id)] = minute
 
-    def _marker(self, request_id: str) -> dict[str, Any]:
+    def _marker(self, part: Part) -> dict[str, Any]:
         expires = int((utc_now() + MARKER_TTL).timestamp())
-        item = rollups_table.applied_marker_key(request_id) | {"expires_at": expires}
+        item: dict[str, Any] = {"expires_at": expires}
+        if part.kind == "key":
+            item |= rollups_table.applied_marker_key(part.request_id) | {"part": "key"}
+        else:
+            item |= rollups_table.account_marker_key(part.request_id)
         return {
             "Put": {
                 "TableName": self._table,
                 "Item": serialize(item),
                 "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def _not_counted_whole(self, request_id: str) -> dict[str, Any]:
+        """The check that no version before the parts counted the record: its marker has no ``part``."""
+        return {
+            "ConditionCheck": {
+                "TableName": self._table,
+                "Key": serialize(rollups_table.applied_marker_key(request_id)),
+                "ConditionExpression": "attribute_not_exists(pk) OR attribute_exists(part)",
             }
         }
 
@@ -181,21 +227,29 @@ class DynamoRollupStore(AwsResource):
         consistent: bool = False,
     ) -> list[dict[str, Any]]:
         low, high = rollups_table.bucket_range(first, last)
-        rows: list[dict[str, Any]] = []
-        with storage_errors(UNAVAILABLE):
-            pages = self.client.get_paginator("query").paginate(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
-                ExpressionAttributeValues=serialize(
-                    {":pk": rollups_table.partition(account_id, granularity, dimension), ":low": low, ":high": high}
-                ),
-                ProjectionExpression="sk, " + ", ".join(COUNTERS),
-                ConsistentRead=consistent,
-            )
-            for page in pages:
-                self.items_read += len(page.get("Items", []))
-                rows.extend(_row(deserialize(item)) for item in page.get("Items", []))
-        return rows
+        partitions = rollups_table.read_partitions(account_id, granularity, dimension)
+
+        def read(pk: str) -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = []
+            with storage_errors(UNAVAILABLE):
+                pages = self.client.get_paginator("query").paginate(
+                    TableName=self._table,
+                    KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                    ExpressionAttributeValues=serialize({":pk": pk, ":low": low, ":high": high}),
+                    ProjectionExpression="sk, " + ", ".join(COUNTERS),
+                    ConsistentRead=consistent,
+                )
+                for page in pages:
+                    rows.extend(_row(deserialize(item)) for item in page.get("Items", []))
+            return rows
+
+        if len(partitions) == 1:
+            rows = read(partitions[0])
+        else:  # the key dimension's shards, at once: most are small or empty
+            with ThreadPoolExecutor(SHARD_READERS) as pool:
+                rows = [row for shard in pool.map(read, partitions) for row in shard]
+        self.items_read += len(rows)
+        return summed(rows) if len(partitions) > 1 else rows
 
     def cells(
         self,
@@ -207,14 +261,15 @@ class DynamoRollupStore(AwsResource):
         *,
         consistent: bool = False,
     ) -> list[dict[str, Any]]:
-        pk = rollups_table.partition(account_id, granularity, dimension)
-        keys = [{"pk": pk, "sk": rollups_table.cell_sk(bucket, value)} for bucket in buckets]
+        partitions = rollups_table.read_partitions(account_id, granularity, dimension, value)
+        keys = [{"pk": pk, "sk": rollups_table.cell_sk(bucket, value)} for pk in partitions for bucket in buckets]
         self.items_read += len(keys)
         projection = "sk, " + ", ".join(COUNTERS)
         items = batch_get(
             self.client, self._table, keys, UNAVAILABLE, ProjectionExpression=projection, ConsistentRead=consistent
         )
-        return [_row(item) for item in items]
+        rows = [_row(item) for item in items]
+        return summed(rows) if len(partitions) > 1 else rows
 
     def intermediate_from(self, account_id: str) -> datetime | None:
         self.items_read += 1
@@ -248,6 +303,25 @@ class DynamoRollupStore(AwsResource):
         ).request(self._table, rollups_table.intermediate_key(account_id))
         update_if(self.client, request, UNAVAILABLE)  # refused when moved already
 
+    def parts_from(self, account_id: str) -> datetime | None:
+        if account_id in self._parts_from:
+            return self._parts_from[account_id]
+        self.items_read += 1
+        with storage_errors(UNAVAILABLE):
+            item = self.client.get_item(TableName=self._table, Key=serialize(rollups_table.parts_key(account_id)))
+        since = deserialize(item["Item"]).get("complete_from") if "Item" in item else None
+        if since is None:
+            return None
+        self._parts_from[account_id] = parse_utc_iso(since)
+        return self._parts_from[account_id]
+
+    def start_parts(self, account_id: str, since: datetime) -> None:
+        request = Update(set_if_absent={"complete_from": utc_iso(since)}).request(
+            self._table, rollups_table.parts_key(account_id)
+        )
+        with storage_errors(UNAVAILABLE):
+            self.client.update_item(**request)
+
     def has_rollups(self, account_id: str) -> bool:
         # Every counted record adds to its month's total row.
         with storage_errors(UNAVAILABLE):
@@ -270,6 +344,17 @@ class DynamoRollupStore(AwsResource):
             items = [deserialize(item) for page in pages for item in page.get("Items", [])]
         self.items_read += len(items)
         return {item["sk"]: item["last_used_at"] for item in items}
+
+
+def summed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of the same bucket and value added up (a key's cells in its shard and in the partition
+    written before the shards), in the order of ``bucket``, then ``value``."""
+    sums: dict[tuple[str, str], Counters] = {}
+    for row in rows:
+        sums.setdefault((row["bucket"], row["value"]), Counters()).add(row)
+    return [
+        {"bucket": bucket, "value": value, **counters.as_dict()} for (bucket, value), counters in sorted(sums.items())
+    ]
 
 
 def _row(item: dict[str, Any]) -> dict[str, Any]:

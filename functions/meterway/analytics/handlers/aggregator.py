@@ -2,9 +2,10 @@
 (Powertools batch processing).
 
 The batch's records are merged into as few transactions as fit (many requests of one minute
-share their rollup items), each transaction carrying a marker per request so that a redelivered
-record is never counted twice. Records whose transaction failed are reported to Powertools, which
-answers Lambda with the partial failure so that the stream is retried from the first of them.
+share their rollup items), each record in two parts (its account's shared rows, its key's rows),
+each transaction carrying a marker per part so that a redelivered record is never counted twice.
+Records of which a part's transaction failed are reported to Powertools, which answers Lambda
+with the partial failure so that the stream is retried from the first of them.
 
 Only INSERTs count: the event source filter lets nothing else through and this checks again, so
 a TTL deletion or a modification can never change a rollup. A failed attempt's record (before a

@@ -34,6 +34,7 @@ from meterway.analytics.models import (
     BatchOutcome,
     Contribution,
     LastUse,
+    Part,
     RollupUpdate,
 )
 from meterway.core.clock import GRANULARITIES, Granularity, floor, label, parse_utc_iso, step, utc_now
@@ -41,6 +42,10 @@ from meterway.core.dynamo import MAX_TRANSACTION_ITEMS
 from meterway.core.errors import StorageError
 from meterway.core.money import to_decimal
 from meterway.core.observability import logger
+
+# The dimensions of a record's key part; every other one is the account's, shared by its keys.
+_KEY_DIMENSIONS = ("key",)
+_ACCOUNT_COUNTERS = "ACCOUNT#"
 
 # Every dimension is written in these: activity, the dashboard and the charts read them.
 CALENDAR: tuple[Granularity, ...] = ("month", "day", "hour", "minute")
@@ -156,7 +161,7 @@ def rollup_updates(item: dict[str, Any]) -> list[RollupUpdate]:
         for dimension, value in dimensions if granularity in CALENDAR else per_model:
             updates.append(
                 RollupUpdate(
-                    pk=rollups_table.partition(account, granularity, dimension),
+                    pk=rollups_table.cell_partition(account, granularity, dimension, value),
                     sk=rollups_table.cell_sk(bucket, value),
                     granularity=granularity,
                     bucket=bucket,
@@ -176,7 +181,7 @@ def contribution(item: dict[str, Any]) -> Contribution:
     return Contribution(item["request_id"], rollup_updates(item), use, counters)
 
 
-def merged_counters(contributions: list[Contribution]) -> list[CounterDelta]:
+def merged_counters(contributions: list[Contribution] | list[Part]) -> list[CounterDelta]:
     """One delta per counter item, with every contribution's to it added up: a busy key's
     counters are written once a batch."""
     merged: dict[tuple[str, str], CounterDelta] = {}
@@ -195,7 +200,7 @@ def merged_counters(contributions: list[Contribution]) -> list[CounterDelta]:
     return list(merged.values())
 
 
-def merge(contributions: list[Contribution]) -> list[RollupUpdate]:
+def merge(contributions: list[Contribution] | list[Part]) -> list[RollupUpdate]:
     """One update per rollup item, with the deltas of every contribution to it added up."""
     merged: dict[tuple[str, str], RollupUpdate] = {}
     for contribution in contributions:
@@ -213,7 +218,7 @@ def merge(contributions: list[Contribution]) -> list[RollupUpdate]:
     return list(merged.values())
 
 
-def latest_uses(contributions: list[Contribution]) -> list[LastUse]:
+def latest_uses(contributions: list[Contribution] | list[Part]) -> list[LastUse]:
     """Each key's latest use among ``contributions``."""
     latest: dict[tuple[str, str], LastUse] = {}
     for contribution in contributions:
@@ -225,52 +230,103 @@ def latest_uses(contributions: list[Contribution]) -> list[LastUse]:
     return list(latest.values())
 
 
-def plan_chunks(contributions: list[Contribution], limit: int = MAX_TRANSACTION_ITEMS) -> list[list[Contribution]]:
-    """Group contributions so that each group's markers plus its distinct rollup and counter items
-    fit in one transaction of at most ``limit`` items."""
-    chunks: list[list[Contribution]] = []
-    current: list[Contribution] = []
+def parts_of(contribution: Contribution, parts_from: dict[str, datetime]) -> list[Part]:
+    """A record's account part (the cells of the total, model, member and provider dimensions,
+    and its account's counters) and its key part (the cells of its key and of its key's models,
+    and its key's counters). ``parts_from``: from when each account's records are counted in
+    parts; a record from before may have been counted whole by an older version."""
+    if contribution.use is None:
+        return [Part(contribution.request_id, "key", "", contribution.updates, contribution.counters)]
+    account, key_id = contribution.use.account_id, contribution.use.key_id
+    keyed = [u for u in contribution.updates if _of_key(u.dimension)]
+    shared = [u for u in contribution.updates if not _of_key(u.dimension)]
+    accounts = [c for c in contribution.counters if c.pk.startswith(_ACCOUNT_COUNTERS)]
+    keys = [c for c in contribution.counters if not c.pk.startswith(_ACCOUNT_COUNTERS)]
+    since = parts_from.get(account, ALL_TIME)
+    legacy = parse_utc_iso(contribution.use.at) < since
+    return [
+        Part(contribution.request_id, "account", account, shared, accounts, legacy=legacy),
+        Part(contribution.request_id, "key", key_id, keyed, keys, contribution.use),
+    ]
+
+
+def _of_key(dimension: str) -> bool:
+    return dimension in _KEY_DIMENSIONS or dimension.startswith(_KEY_MODELS)
+
+
+def plan_chunks(parts: list[Part], limit: int = MAX_TRANSACTION_ITEMS) -> list[list[Part]]:
+    """Group parts so that each group's markers (and checks of older markers) plus its distinct
+    rollup and counter items fit in one transaction of at most ``limit`` items, one kind a group.
+    The parts of one account or key are planned together, so that a batch writes an account's
+    shared cells once or twice, and each key's cells once, however many records share them."""
+    chunks: list[list[Part]] = []
+    current: list[Part] = []
     keys: set[tuple[str, str, str]] = set()
-    for contribution in contributions:
-        own = {("rollup", update.pk, update.sk) for update in contribution.updates}
-        own |= {("counter", counter.pk, counter.sk) for counter in contribution.counters}
-        if current and len(current) + 1 + len(keys | own) > limit:
+    guards = 0
+    for part in sorted(parts, key=lambda part: (part.kind, part.group)):
+        own = {("rollup", update.pk, update.sk) for update in part.updates}
+        own |= {("counter", counter.pk, counter.sk) for counter in part.counters}
+        cost = 1 + (part.legacy and part.kind == "account")
+        if current and (current[0].kind != part.kind or guards + cost + len(keys | own) > limit):
             chunks.append(current)
-            current, keys = [], set()
-        current.append(contribution)
+            current, keys, guards = [], set(), 0
+        current.append(part)
         keys |= own
+        guards += cost
     if current:
         chunks.append(current)
     return chunks
 
 
 def count_records(store: RollupStore, contributions: list[Contribution], now: datetime | None = None) -> BatchOutcome:
-    """Add many records' counters, each exactly once, merged into as few writes as fit. A record
-    counted before is skipped; a write that fails leaves its records to be retried. ``now`` (the
-    aggregator's clock) dates the in-between rows' start for an account seen for the first time."""
+    """Add many records' counters, each part exactly once, merged into as few writes as fit. A
+    part counted before is skipped; a write that fails leaves its records to be retried. ``now``
+    (the aggregator's clock) dates the in-between rows' start and the parts' start for an account
+    seen for the first time."""
     outcome = BatchOutcome()
-    accounts = {contribution.use.account_id for contribution in contributions if contribution.use}
+    accounts = sorted({contribution.use.account_id for contribution in contributions if contribution.use})
     try:
-        start_intermediate(store, sorted(accounts), now or utc_now())
+        start_intermediate(store, accounts, now or utc_now())
+        parts_from = start_parts(store, accounts, now or utc_now())
     except StorageError:
         # Nothing was counted: every record is left to be retried, as a failed write leaves them.
         outcome.failed = {contribution.request_id for contribution in contributions}
         return outcome
-    for chunk in plan_chunks(contributions):
-        _count_chunk(store, chunk, outcome)
-    _spread_copies(store, contributions, outcome)
+    parts = [part for contribution in contributions for part in parts_of(contribution, parts_from)]
+    done = _PartsDone()
+    for chunk in plan_chunks(parts):
+        _count_chunk(store, chunk, done)
+    _spread_copies(store, parts, done)
+    for contribution in contributions:
+        request_id = contribution.request_id
+        if request_id in done.failed:
+            outcome.failed.add(request_id)
+        elif all((request_id, part.kind) in done.duplicates for part in parts_of(contribution, parts_from)):
+            outcome.duplicates.add(request_id)
+        else:
+            outcome.applied.add(request_id)
     return outcome
 
 
-def _spread_copies(store: RollupStore, contributions: list[Contribution], outcome: BatchOutcome) -> None:
+class _PartsDone:
+    """What became of a batch's parts: (request id, kind) counted now or before; request ids of
+    which some part was not written, or whose counters' copies were not set."""
+
+    def __init__(self) -> None:
+        self.applied: set[tuple[str, str]] = set()
+        self.duplicates: set[tuple[str, str]] = set()
+        self.failed: set[str] = set()
+
+
+def _spread_copies(store: RollupStore, parts: list[Part], done: _PartsDone) -> None:
     """Bring the read copies of the counters the batch counted (or had counted before) up to date.
     When that fails, the records are left to be retried: counted already, they only spread again."""
-    counted = [c for c in contributions if c.request_id in outcome.applied | outcome.duplicates]
+    counted = [part for part in parts if (part.request_id, part.kind) in done.applied | done.duplicates]
     try:
-        store.spread_copies([(counter.pk, counter.sk) for c in counted for counter in c.counters if counter.copied])
+        store.spread_copies([(c.pk, c.sk) for part in counted for c in part.counters if c.copied])
     except StorageError as failed:
         logger.warning("counter copies not set; their records are retried", extra={"error": _cause(failed)})
-        outcome.failed |= {c.request_id for c in counted if any(counter.copied for counter in c.counters)}
+        done.failed |= {part.request_id for part in counted if any(c.copied for c in part.counters)}
 
 
 def start_intermediate(store: RollupStore, account_ids: list[str], now: datetime) -> None:
@@ -283,6 +339,20 @@ def start_intermediate(store: RollupStore, account_ids: list[str], now: datetime
             store.start_intermediate(account_id, since)
 
 
+def start_parts(store: RollupStore, account_ids: list[str], now: datetime) -> dict[str, datetime]:
+    """From when each account's records are counted in two parts, recorded once per account as
+    ``start_intermediate`` records its start: a record from before may have been counted whole
+    by an older version, under the one marker its key part now uses."""
+    starts = {}
+    for account_id in account_ids:
+        since = store.parts_from(account_id)
+        if since is None:
+            store.start_parts(account_id, now + TAKEOVER_MARGIN if store.has_rollups(account_id) else ALL_TIME)
+            since = store.parts_from(account_id)
+        starts[account_id] = since or ALL_TIME
+    return starts
+
+
 def count_record(store: RollupStore, contribution: Contribution, now: datetime | None = None) -> bool:
     """Add one record's counters, once; False when it was counted before."""
     outcome = count_records(store, [contribution], now)
@@ -291,23 +361,25 @@ def count_record(store: RollupStore, contribution: Contribution, now: datetime |
     return contribution.request_id in outcome.applied
 
 
-def _count_chunk(store: RollupStore, chunk: list[Contribution], outcome: BatchOutcome) -> None:
-    """One write for the chunk; the records counted before are dropped and the rest written again."""
+def _count_chunk(store: RollupStore, chunk: list[Part], done: _PartsDone) -> None:
+    """One write for the chunk; the parts counted before are dropped and the rest written again."""
     while chunk:
         try:
-            store.add([c.request_id for c in chunk], merge(chunk), latest_uses(chunk), merged_counters(chunk))
+            store.add(chunk, merge(chunk), latest_uses(chunk), merged_counters(chunk))
         except AlreadyCounted as counted:
-            outcome.duplicates |= counted.request_ids
-            chunk = [contribution for contribution in chunk if contribution.request_id not in counted.request_ids]
+            done.duplicates |= {
+                (part.request_id, part.kind) for part in chunk if part.request_id in counted.request_ids
+            }
+            chunk = [part for part in chunk if part.request_id not in counted.request_ids]
             continue
         except StorageError as failed:
             logger.warning(
                 "rollups write failed; its records are retried",
                 extra={"records": len(chunk), "error": _cause(failed)},
             )
-            outcome.failed |= {contribution.request_id for contribution in chunk}
+            done.failed |= {part.request_id for part in chunk}
             return
-        outcome.applied |= {contribution.request_id for contribution in chunk}
+        done.applied |= {(part.request_id, part.kind) for part in chunk}
         return
 
 

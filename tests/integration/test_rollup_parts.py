@@ -1,0 +1,102 @@
+"""The RollupsTable's two markers a record, on moto: a record an older version counted whole (its
+one marker, without ``part``) is counted again by neither part, and a key's last use is raised at
+most once a minute per container."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import boto3
+
+from meterway.analytics.dal import rollups_table
+from meterway.analytics.dal.rollup_store import DynamoRollupStore
+from meterway.analytics.logic import reports
+from meterway.analytics.logic.rollups import contribution, count_records, rollup_updates
+from meterway.analytics.logic.windows import Window
+from meterway.core.aws import serialize
+from tests.ledger_factory import KEYS, ledger_item
+
+START = datetime(2026, 12, 3, 5, 0, tzinfo=UTC)
+
+
+def total_requests(store: DynamoRollupStore) -> int:
+    return sum(row["requests"] for row in store.query("acct", "month", "total", "2026-12", "2026-12"))
+
+
+def test_a_record_counted_whole_before_the_parts_is_a_duplicate_of_both(aws_env):
+    store = DynamoRollupStore(aws_env["RollupsTable"], counters_table=aws_env["KeysTable"])
+    old, new = (ledger_item(START + timedelta(minutes=n), cost=Decimal("0.5")) for n in (1, 2))
+    # An older version counted ``old`` whole: its rows, and its one marker without ``part``
+    assert count_records(store, [contribution(old)], now=START).applied == {old["request_id"]}
+    client = boto3.client("dynamodb")
+    marker = rollups_table.applied_marker_key(old["request_id"])
+    client.delete_item(
+        TableName=aws_env["RollupsTable"], Key=serialize(rollups_table.account_marker_key(old["request_id"]))
+    )
+    client.put_item(TableName=aws_env["RollupsTable"], Item=serialize(marker | {"expires_at": 1}))
+    # The account was first counted in parts after it (the takeover margin): ``old`` is checked
+    client.put_item(
+        TableName=aws_env["RollupsTable"],
+        Item=serialize(rollups_table.parts_key("acct") | {"complete_from": "2026-12-03T05:15:00.000Z"}),
+    )
+    fresh = DynamoRollupStore(aws_env["RollupsTable"], counters_table=aws_env["KeysTable"])
+
+    outcome = count_records(fresh, [contribution(old), contribution(new)], now=START + timedelta(minutes=3))
+
+    assert outcome.duplicates == {old["request_id"]} and outcome.applied == {new["request_id"]}
+    assert total_requests(fresh) == 2
+    key_rows = fresh.query("acct", "month", "key", "2026-12", "2026-12")
+    assert sum(row["requests"] for row in key_rows) == 2
+
+
+def test_a_record_of_the_parts_era_is_counted_once_per_part_when_redelivered(aws_env):
+    store = DynamoRollupStore(aws_env["RollupsTable"], counters_table=aws_env["KeysTable"])
+    items = [ledger_item(START + timedelta(seconds=n), key=KEYS[n % 3]) for n in range(12)]
+    assert len(count_records(store, [contribution(i) for i in items], now=START).applied) == 12
+    again = count_records(store, [contribution(i) for i in items], now=START)
+    assert len(again.duplicates) == 12 and not again.applied and not again.failed
+    assert total_requests(store) == 12
+
+
+def test_a_keys_last_use_is_raised_once_a_minute_per_container(aws_env):
+    store = DynamoRollupStore(aws_env["RollupsTable"], counters_table=aws_env["KeysTable"])
+    writes: list[str] = []
+    update_item = store.client.update_item
+
+    def recording(**request):
+        writes.append(request["Key"]["pk"]["S"])
+        return update_item(**request)
+
+    store.client.update_item = recording  # type: ignore[method-assign]
+    for second in range(0, 180, 20):  # 9 batches over 3 minutes, each with a record of the key
+        count_records(store, [contribution(ledger_item(START + timedelta(seconds=second)))], now=START)
+    assert writes.count(rollups_table.last_used_pk("acct")) == 3
+    # The first use of the last minute: accurate to the minute (the last was at 05:02:40)
+    assert store.last_used("acct")[KEYS[0].key_id] == "2026-12-03T05:02:00.000Z"
+
+
+def test_readers_add_a_keys_cells_written_before_the_shards_to_its_shards(aws_env):
+    store = DynamoRollupStore(aws_env["RollupsTable"], counters_table=aws_env["KeysTable"])
+    key_id = KEYS[1].key_id
+    before = ledger_item(START, key=KEYS[1], cost=Decimal("0.25"))
+    # Counted by a version before the shards: its key cells in the unsharded partition (without a
+    # marker: not redelivered here)
+    for update in rollup_updates(before):
+        legacy = replace(update, pk=rollups_table.partition("acct", update.granularity, update.dimension))
+        assert store.replace_counters(legacy, None)
+    after = [ledger_item(START + timedelta(seconds=n), key=KEYS[n % 2]) for n in range(1, 5)]
+    count_records(store, [contribution(item) for item in after], now=START)
+    shard = rollups_table.cell_partition("acct", "month", "key", key_id)
+    assert shard.endswith(f"#key#{rollups_table.key_shard(key_id)}")
+
+    month = store.query("acct", "month", "key", "2026-12", "2026-12")
+    assert {row["value"]: row["requests"] for row in month} == {KEYS[0].key_id: 2, key_id: 3}
+    assert total_requests(store) == 5
+    (cell,) = store.cells("acct", "day", "key", key_id, ["2026-12-03"])
+    assert (cell["requests"], cell["cost_usd"]) == (3, Decimal("0.25") + 2 * after[0]["cost_usd"])
+    window = Window(START - timedelta(hours=5), START + timedelta(hours=19))
+    assert reports.usage_summary(store, "acct", window, key_id=key_id)["totals"]["requests"] == 3
+    by_key = reports.activity(store, "acct", "1d", "key", START + timedelta(minutes=5), names={})
+    assert sum(bucket["groups"].get(key_id, {}).get("requests", 0) for bucket in by_key["buckets"]) == 3
