@@ -377,7 +377,7 @@ def _loaded_rows(client: Any, table_name: str, account: str) -> dict[tuple[str, 
     dimension_names = ["total", "model", "key", "member", "provider", *map(key_models_dimension, KEYS)]
     for granularity, dimension in itertools.product(LOADED_BUCKETS, dimension_names):
         for (first, last), pk in itertools.product(
-            LOADED_BUCKETS[granularity], read_partitions(account, granularity, dimension)
+            LOADED_BUCKETS[granularity], read_partitions(account, granularity, dimension, KEYS)
         ):
             low, high = bucket_range(first, last)
             pages = client.get_paginator("query").paginate(

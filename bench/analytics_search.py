@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from meterway.analytics.dal.rollups_table import bucket_range, cell_partition, read_partitions
+from meterway.analytics.dal.rollups_table import KEY_DIMENSION, bucket_range, cell_partition, read_partitions
 from meterway.analytics.logic import reports
 from meterway.analytics.logic.rollups import ALL_TIME, CALENDAR, MINUTE_RETENTION, SUB_HOUR
 from meterway.analytics.logic.windows import Window, parse_window
@@ -109,14 +109,15 @@ class TrafficRollups:
             for value in sorted(values)
             if (row := self._row(granularity, dimension, start, value))
         ]
-        self.items_read += len(rows)
+        # The key dimension's readers first read the account's used keys, to find their shards.
+        self.items_read += len(rows) + (len(values) if dimension == KEY_DIMENSION else 0)
         return rows
 
     def cells(
         self, account_id: str, granularity: Granularity, dimension: str, value: str, buckets: list[str]
     ) -> list[dict[str, Any]]:
         # A key's cells are read from its shard and from the partition written before the shards.
-        self.items_read += len(buckets) * len(read_partitions(account_id, granularity, dimension, value))
+        self.items_read += len(buckets) * len(read_partitions(account_id, granularity, dimension, [value]))
         starts = [parse_label(bucket, granularity) for bucket in buckets]
         return [row for start in starts if (row := self._row(granularity, dimension, start, value))]
 

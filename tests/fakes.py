@@ -13,7 +13,7 @@ from typing import Any
 from meterway.accounts.dal.quota_store import Cause, ReservationRefused, Standing
 from meterway.accounts.models import ApiKey, CounterDelta, Reservation
 from meterway.analytics.dal.rollup_store import AlreadyCounted, summed
-from meterway.analytics.dal.rollups_table import bucket_range, cell_sk, partition, read_partitions
+from meterway.analytics.dal.rollups_table import KEY_DIMENSION, bucket_range, cell_sk, partition, read_partitions
 from meterway.analytics.models import LastUse, Part, RollupUpdate
 from meterway.core.aws import serialize
 from meterway.core.clock import Granularity
@@ -209,7 +209,8 @@ class InMemoryRollups:
         consistent: bool = False,
     ) -> list[dict[str, Any]]:
         low, high = bucket_range(first, last)
-        pks = read_partitions(account_id, granularity, dimension)
+        keys = self._used_keys(account_id) if dimension == KEY_DIMENSION else {}
+        pks = read_partitions(account_id, granularity, dimension, keys)
         rows = [copy.deepcopy(row) for (key, sk), row in sorted(self.items.items()) if key in pks and low <= sk <= high]
         self.items_read += len(rows)
         return summed(rows) if len(pks) > 1 else rows
@@ -224,7 +225,7 @@ class InMemoryRollups:
         *,
         consistent: bool = False,
     ) -> list[dict[str, Any]]:
-        pks = read_partitions(account_id, granularity, dimension, value)
+        pks = read_partitions(account_id, granularity, dimension, [value])
         keys = [(pk, cell_sk(bucket, value)) for pk in pks for bucket in buckets]
         self.items_read += len(keys)
         rows = [copy.deepcopy(self.items[key]) for key in keys if key in self.items]
@@ -232,6 +233,12 @@ class InMemoryRollups:
 
     def last_used(self, account_id: str) -> dict[str, str]:
         return {key_id: at for (account, key_id), at in self.uses.items() if account == account_id}
+
+    def _used_keys(self, account_id: str) -> dict[str, str]:
+        """``last_used``, read (and counted) as the store reads it before the key dimension's shards."""
+        used = self.last_used(account_id)
+        self.items_read += len(used)
+        return used
 
     def intermediate_from(self, account_id: str) -> datetime | None:
         self.items_read += 1

@@ -524,3 +524,19 @@ def test_the_first_top_up_starts_the_balance_at_its_amount_whatever_was_spent_be
     balance = call_api("GET", "/api/balance", acct.admin)["json"]
     assert Decimal(balance["balance_usd"]) == Decimal("25.5")
     assert Decimal(balance["spent_usd"]) == Decimal("99.500000001")
+
+
+def test_a_deleted_keys_usage_stays_in_the_activity_grouped_by_key(acct, aws_env):
+    kept, gone = acct.new_key("kept"), acct.new_key("gone")
+    now = datetime.now(UTC).replace(microsecond=0)
+    rollups = DynamoRollupStore(aws_env["RollupsTable"])
+    for key, cost in ((kept, "0.25"), (gone, "0.5")):
+        stored = acct.keys.get_key("acct", key["id"])
+        count_record(rollups, contribution(ledger_item(now - timedelta(minutes=3), key=stored, cost=Decimal(cost))))
+    assert acct.call("DELETE", f"/api/keys/{gone['id']}")["statusCode"] == 204
+
+    activity = call_api("GET", "/api/activity", acct.admin, query={"period": "1d", "group_by": "key"})
+
+    assert activity["statusCode"] == 200, activity["body"]
+    spend = {group["group"]: Decimal(group["cost"]) for group in activity["json"]["groups"]}
+    assert spend == {kept["id"]: Decimal("0.25"), gone["id"]: Decimal("0.5")}

@@ -219,3 +219,64 @@ def test_a_write_holds_moto_s_lock_alone_and_may_take_it_again():
         assert not reader.wait(0.3)
     assert reader.wait(5)
     release.set()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    items=st.sets(st.tuples(st.sampled_from("abc"), st.integers(0, 40)), max_size=60),
+    asked=st.sampled_from("abcd"),
+    bounds=st.tuples(st.integers(0, 40), st.integers(0, 40)),
+    forward=st.booleans(),
+    limit=st.integers(1, 7),
+)
+def test_a_query_of_one_partition_answers_what_dynamodb_would(table, items, asked, bounds, forward, limit):
+    # Given items in a few partitions (the table's other items from earlier examples in others)
+    client = boto3.client("dynamodb")
+    prefix = f"q{time.monotonic_ns()}#"
+    for pk, n in items:
+        client.put_item(TableName=table, Item={"pk": {"S": prefix + pk}, "sk": {"S": f"{n:02d}"}, "n": {"N": str(n)}})
+    low, high = sorted(bounds)
+
+    # When one partition is queried between two sort keys, page by page
+    pages = client.get_paginator("query").paginate(
+        TableName=table,
+        KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+        ExpressionAttributeValues={":pk": {"S": prefix + asked}, ":low": {"S": f"{low:02d}"}, ":high": {"S": f"{high:02d}"}},
+        ScanIndexForward=forward,
+        PaginationConfig={"PageSize": limit},
+    )
+    answered = [int(item["n"]["N"]) for page in pages for item in page["Items"]]
+
+    # Then it holds that partition's items in range, in sort-key order, as DynamoDB's would
+    expected = sorted((n for pk, n in items if pk == asked and low <= n <= high), reverse=not forward)
+    assert answered == expected
+
+
+def test_a_query_of_an_index_still_reads_the_whole_table(aws_env):
+    moto_patches.apply()
+    client = boto3.client("dynamodb")
+    tables = client.list_tables()["TableNames"]
+    indexed = next(
+        (name, index)
+        for name in tables
+        for index in client.describe_table(TableName=name)["Table"].get("GlobalSecondaryIndexes", [])
+        if len(index["KeySchema"]) == 2 and index["Projection"]["ProjectionType"] == "ALL"
+    )
+    name, index = indexed
+    schema = {entry["KeyType"]: entry["AttributeName"] for entry in index["KeySchema"]}
+    table_keys = {e["KeyType"]: e["AttributeName"] for e in client.describe_table(TableName=name)["Table"]["KeySchema"]}
+    for n in range(6):  # in six partitions of the table, two of the index
+        item = {table_keys["HASH"]: {"S": f"t{n}"}, schema["HASH"]: {"S": f"i{n % 2}"}, schema["RANGE"]: {"S": f"{n}"}}
+        if "RANGE" in table_keys:
+            item.setdefault(table_keys["RANGE"], {"S": "#"})
+        client.put_item(TableName=name, Item=item)
+
+    found = client.query(
+        TableName=name,
+        IndexName=index["IndexName"],
+        KeyConditionExpression="#h = :h",
+        ExpressionAttributeNames={"#h": schema["HASH"]},
+        ExpressionAttributeValues={":h": {"S": "i1"}},
+    )["Items"]
+
+    assert [item[schema["RANGE"]]["S"] for item in found] == ["1", "3", "5"]

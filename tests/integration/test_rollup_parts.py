@@ -100,3 +100,36 @@ def test_readers_add_a_keys_cells_written_before_the_shards_to_its_shards(aws_en
     assert reports.usage_summary(store, "acct", window, key_id=key_id)["totals"]["requests"] == 3
     by_key = reports.activity(store, "acct", "1d", "key", START + timedelta(minutes=5), names={})
     assert sum(bucket["groups"].get(key_id, {}).get("requests", 0) for bucket in by_key["buckets"]) == 3
+
+
+def test_the_key_dimension_is_read_from_the_shards_of_the_keys_the_account_used(aws_env):
+    store = DynamoRollupStore(aws_env["RollupsTable"], counters_table=aws_env["KeysTable"])
+    used = [replace(KEYS[n % 3], key_id=f"key_{n:03d}") for n in range(40)]
+    items = [ledger_item(START + timedelta(seconds=n), key=used[n % 40]) for n in range(80)]
+    count_records(store, [contribution(item) for item in items], now=START)
+    # Another account's keys, which the reader must not visit
+    stranger = replace(KEYS[0], account_id="other", key_id="key_theirs")
+    count_records(store, [contribution(ledger_item(START, key=stranger) | {"account_id": "other"})], now=START)
+    read: list[str] = []
+    paginator = store.client.get_paginator
+
+    def recording(operation: str):
+        pages = paginator(operation)
+        paginate = pages.paginate
+
+        def paginated(**request):
+            read.append(request["ExpressionAttributeValues"][":pk"]["S"])
+            return paginate(**request)
+
+        pages.paginate = paginated  # type: ignore[method-assign]
+        return pages
+
+    store.client.get_paginator = recording  # type: ignore[method-assign]
+
+    month = store.query("acct", "month", "key", "2026-12", "2026-12")
+
+    assert {row["value"]: row["requests"] for row in month} == {key.key_id: 2 for key in used}
+    shards = {rollups_table.cell_partition("acct", "month", "key", key.key_id) for key in used}
+    legacy = rollups_table.partition("acct", "month", "key")
+    assert sorted(read) == sorted([rollups_table.last_used_pk("acct"), legacy, *shards])
+    assert len(shards) < 40 < rollups_table.KEY_SHARDS  # some keys share a shard; no shard is read twice

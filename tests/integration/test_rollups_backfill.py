@@ -24,7 +24,7 @@ def counted_by_an_older_version(store: DynamoRollupStore, item: dict) -> None:
     store.add(
         [Part(item["request_id"], "key", item["key_id"], [])],
         [u for u in rollup_updates(item) if u.granularity in CALENDAR],
-        [],
+        [contribution(item).use],  # every version raised its key's last use
     )
 
 

@@ -227,7 +227,9 @@ class DynamoRollupStore(AwsResource):
         consistent: bool = False,
     ) -> list[dict[str, Any]]:
         low, high = rollups_table.bucket_range(first, last)
-        partitions = rollups_table.read_partitions(account_id, granularity, dimension)
+        # The key dimension's shards that hold cells: those of the keys with a recorded use.
+        keys = self.last_used(account_id) if dimension == rollups_table.KEY_DIMENSION else {}
+        partitions = rollups_table.read_partitions(account_id, granularity, dimension, keys)
 
         def read(pk: str) -> list[dict[str, Any]]:
             rows: list[dict[str, Any]] = []
@@ -245,7 +247,7 @@ class DynamoRollupStore(AwsResource):
 
         if len(partitions) == 1:
             rows = read(partitions[0])
-        else:  # the key dimension's shards, at once: most are small or empty
+        else:  # the key dimension's shards, at once
             with ThreadPoolExecutor(SHARD_READERS) as pool:
                 rows = [row for shard in pool.map(read, partitions) for row in shard]
         self.items_read += len(rows)
@@ -261,7 +263,7 @@ class DynamoRollupStore(AwsResource):
         *,
         consistent: bool = False,
     ) -> list[dict[str, Any]]:
-        partitions = rollups_table.read_partitions(account_id, granularity, dimension, value)
+        partitions = rollups_table.read_partitions(account_id, granularity, dimension, [value])
         keys = [{"pk": pk, "sk": rollups_table.cell_sk(bucket, value)} for pk in partitions for bucket in buckets]
         self.items_read += len(keys)
         projection = "sk, " + ", ".join(COUNTERS)

@@ -6,7 +6,8 @@
   The ``key`` dimension's cells are in ``KEY_SHARDS`` partitions, ``<account>#<granularity>#key#<s>``
   with s = ``key_shard(key_id)``: a batch writes each of its keys' cells, so one partition for all
   of an account's keys would take a write per key and batch. Cells written before the shards are
-  in the unsharded partition, which readers add (``read_partitions``).
+  in the unsharded partition, which readers add (``read_partitions``). A reader of every key reads
+  only the shards of the keys in ``last-used`` (a key's use is recorded there before its first cell).
 - ``APPLIED#<request_id>`` / ``#``: the marker that a ledger record's key part was counted (with
   ``part = key``); written without ``part`` by the versions before the parts, it meant the whole
   record was counted. ``APPLIED#<request_id>#account`` / ``#``: its account part's marker.
@@ -19,6 +20,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 from meterway.core.clock import Granularity
 
@@ -46,13 +48,13 @@ def cell_partition(account_id: str, granularity: Granularity, dimension: str, va
     return partition(account_id, granularity, dimension)
 
 
-def read_partitions(account_id: str, granularity: Granularity, dimension: str, value: str | None = None) -> list[str]:
-    """The partitions whose rows a reader adds up: the dimension's partition, and for ``key`` its
-    shards too (only ``value``'s when one key is read)."""
+def read_partitions(account_id: str, granularity: Granularity, dimension: str, keys: Iterable[str] = ()) -> list[str]:
+    """The partitions whose rows a reader adds up: the dimension's partition, and for ``key`` the
+    shards of ``keys`` too (the keys read: one, or every key the account has used)."""
     legacy = partition(account_id, granularity, dimension)
     if dimension != KEY_DIMENSION:
         return [legacy]
-    shards = range(KEY_SHARDS) if value is None else [key_shard(value)]
+    shards = sorted({key_shard(key_id) for key_id in keys})
     return [legacy, *(f"{legacy}#{shard}" for shard in shards)]
 
 
