@@ -241,7 +241,11 @@ def test_a_query_of_one_partition_answers_what_dynamodb_would(table, items, aske
     pages = client.get_paginator("query").paginate(
         TableName=table,
         KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
-        ExpressionAttributeValues={":pk": {"S": prefix + asked}, ":low": {"S": f"{low:02d}"}, ":high": {"S": f"{high:02d}"}},
+        ExpressionAttributeValues={
+            ":pk": {"S": prefix + asked},
+            ":low": {"S": f"{low:02d}"},
+            ":high": {"S": f"{high:02d}"},
+        },
         ScanIndexForward=forward,
         PaginationConfig={"PageSize": limit},
     )
