@@ -48,6 +48,10 @@ async def relay(
     """
     record = call.record
     complete = False
+    # Every event of the answer, its last one included, was handed to the client: one that hangs
+    # up now (as a client that has its answer may, while the upstream's connection is still
+    # closing: an Anthropic stream has no end marker) leaves a whole answer, not a partial one.
+    delivered = False
     events = _timed_events(upstream_events, budget)
     try:
         async for event in events:
@@ -58,6 +62,7 @@ async def relay(
                     # The event that carries the final usage also carries the cost: price it now.
                     charge_reported(call, adapter.usage, adapter.usage_reported, adapter.output_chars)
                 yield encoder.event(chunk)
+            delivered = adapter.finished
             if adapter.ended:
                 break
         if not adapter.finished:
@@ -72,7 +77,10 @@ async def relay(
         _finish(call, adapter, complete=False)
         yield encoder.error(error)
     finally:
-        if not complete and record.status != "partial":
+        if delivered and not complete and record.status != "partial":
+            # Closed from outside after the answer's last event: the client had all of it.
+            _finish(call, adapter, complete=True)
+        elif not complete and record.status != "partial":
             # Closed from outside: the client went away or the task was cancelled mid-stream.
             record.error_code = "client_disconnected"
             _finish(call, adapter, complete=False)
