@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from meterway.analytics.logic.rollups import rollup_updates
+from meterway.analytics.logic.rollups import contribution, rollup_updates
 from meterway.analytics.logic.windows import Window
 from meterway.core.errors import StorageError
 from meterway.exports.logic import slice_plan
@@ -36,7 +36,8 @@ class Records:
         for item in items:
             self.ledger.put(item)
         for item in items if counted is None else counted:
-            self.rollups.add([], rollup_updates(item), [])
+            counted_item = contribution(item)  # its rollups, and its key's use as every writer records it
+            self.rollups.add([], counted_item.updates, [counted_item.use] if counted_item.use else [])
         self._single: dict[tuple[tuple[str, Any], ...], bytes] = {}
 
     def single_workers_file(self, **body: Any) -> bytes:
