@@ -1,6 +1,7 @@
 """A client that hangs up once it has the answer's last event, while the upstream's connection is
 still closing (an Anthropic stream has no end marker: it ends when the connection does), leaves a
-whole answer on the ledger; one that hangs up before that event leaves a partial one."""
+whole answer on the ledger; one that hangs up before that event leaves a partial one, and so does
+a Chat client before the gateway's own last frames (its usage chunk and ``[DONE]``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from httpx_sse import ServerSentEvent
 
 from meterway.ledger.models import UsageRecord
+from meterway.proxy.formats.chat import ChatChunks, ChatEncoder
 from meterway.proxy.formats.messages import MessageEvents, MessagesEncoder
 from meterway.proxy.logic.catalog import BUILT_IN
 from meterway.proxy.logic.proxy_call import ProxyCall
@@ -34,18 +36,37 @@ EVENTS = [
 ]
 
 
-async def upstream(until: str) -> Any:
-    """The events up to ``until``, then a connection that stays open (still closing after the last
-    event; stalled before it)."""
-    for name, data in EVENTS:
-        yield ServerSentEvent(event=name, data=json.dumps({"type": name, **data}))
-        if name == until:
+# An OpenAI Chat stream that asked for usage: its usage chunk (``choices: []``), then ``[DONE]``.
+CHUNKS = [
+    {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "Metered."}}]},
+    {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    {"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}},
+]
+
+
+async def upstream(events: list[ServerSentEvent], until: int) -> Any:
+    """The events up to the ``until``-th, then a connection that stays open (still closing after
+    the last event; stalled before it)."""
+    for number, event in enumerate(events):
+        yield event
+        if number == until:
             await anyio.sleep_forever()
 
 
+def anthropic_until(last_sent: str) -> tuple[Any, MessageEvents, type[MessagesEncoder], bytes]:
+    events = [ServerSentEvent(event=name, data=json.dumps({"type": name, **data})) for name, data in EVENTS]
+    until = [name for name, _ in EVENTS].index(last_sent)
+    return upstream(events, until), MessageEvents(SONNET), MessagesEncoder, f"event: {last_sent}\n".encode()
+
+
 async def relay_until(last_sent: str) -> UsageRecord:
-    """Relay the stream to a client that hangs up once it has the event ``last_sent``, as the
-    proxy's response does: each frame sent, then the next one asked for, until the client's
+    stream, adapter, encoder_type, last_frame = anthropic_until(last_sent)
+    return await relayed(stream, adapter, lambda record: encoder_type(record), last_frame)
+
+
+async def relayed(stream: Any, adapter: Any, encoder_for: Any, last_frame: bytes) -> UsageRecord:
+    """Relay ``stream`` to a client that hangs up once it has a frame holding ``last_frame``, as
+    the proxy's response does: each frame sent, then the next one asked for, until the client's
     disconnect cancels it (``EventStreamResponse``)."""
     record = UsageRecord("gen-1", datetime(2026, 12, 3, tzinfo=UTC), KEYS[0], SONNET, "anthropic", "messages", True)
     call = ProxyCall(BUILT_IN.resolve(SONNET), {}, record, time.perf_counter())
@@ -56,8 +77,7 @@ async def relay_until(last_sent: str) -> UsageRecord:
 
     limits = TimeLimits(first_byte_s=5, idle_s=5, function_timeout_s=60, settle_margin_s=1)
     budget = TimeBudget.starting(limits, time.perf_counter())
-    adapter, encoder = MessageEvents(SONNET), MessagesEncoder(record)
-    frames = relay(call, httpx.Response(200), upstream(last_sent), adapter, encoder, settle, budget)
+    frames = relay(call, httpx.Response(200), stream, adapter, encoder_for(record), settle, budget)
     sent: list[bytes] = []
 
     async def serve() -> None:
@@ -66,8 +86,9 @@ async def relay_until(last_sent: str) -> UsageRecord:
 
     async with anyio.create_task_group() as server:
         server.start_soon(serve)
-        while not sent or not sent[-1].startswith(f"event: {last_sent}\n".encode()):
-            await anyio.sleep(0.001)
+        with anyio.fail_after(5):
+            while not sent or last_frame not in sent[-1]:
+                await anyio.sleep(0.001)
         await anyio.sleep(0.01)  # the server has asked for the next frame
         server.cancel_scope.cancel()  # the client's disconnect
     await frames.aclose()
@@ -88,3 +109,15 @@ def test_a_client_that_leaves_before_the_last_event_has_a_partial_answer(last_ta
     record = anyio.run(relay_until, last_taken)
 
     assert (record.status, record.error_code) == ("partial", "client_disconnected")
+
+
+def test_a_chat_client_that_leaves_before_the_gateways_usage_chunk_has_a_partial_answer():
+    # The upstream's usage chunk came, its [DONE] did not yet: the client had the content only
+    events = [ServerSentEvent(data=json.dumps(chunk)) for chunk in CHUNKS] + [ServerSentEvent(data="[DONE]")]
+    adapter = ChatChunks(model=SONNET, request_id="gen-1", created=0)
+
+    finish = b'"finish_reason":"stop"'
+    record = anyio.run(relayed, upstream(events, 2), adapter, lambda record: ChatEncoder(record, SONNET, 0), finish)
+
+    assert (record.status, record.error_code) == ("partial", "client_disconnected")
+    assert (record.tokens.input_tokens, record.tokens.output_tokens, record.usage_estimated) == (12, 3, False)

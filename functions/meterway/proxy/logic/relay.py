@@ -62,7 +62,9 @@ async def relay(
                     # The event that carries the final usage also carries the cost: price it now.
                     charge_reported(call, adapter.usage, adapter.usage_reported, adapter.output_chars)
                 yield encoder.event(chunk)
-            delivered = adapter.finished
+            # (A format that ends with frames of its own, as Chat's usage chunk and ``[DONE]``,
+            # has not delivered until they are sent, below.)
+            delivered = adapter.finished and not encoder.closing(adapter.client_usage)
             if adapter.ended:
                 break
         if not adapter.finished:
