@@ -27,11 +27,11 @@ first 500 land there), are applied through ``count_record(DynamoRollupStore, con
 under one account and summed directly under another, and both must give the same rows, attribute
 for attribute (for the loaded buckets), and the same ``analytics`` answers.
 
-Two moto 5.2.5 costs are patched out, in this process only: a transaction deep-copies the whole
-table once per operation (``devstack.moto_patches``, as in the local stack and the integration
-tests, backs up only the touched items), and a Query lists and sorts the whole table
-(``partition_scoped_queries`` shows it the queried partition only; the queries are run once with
-and once without it and must agree, items read included).
+Two moto 5.2.5 costs are patched out by ``devstack.moto_patches``, as in the local stack and the
+integration tests: a transaction deep-copies the whole table once per operation (the patch backs
+up only the touched items), and a Query lists and sorts the whole table (the patch starts from the
+queried partition; the queries are run once with and once without it and must agree, items read
+included).
 
 Queries are called at ``now`` = 2026-10-31T23:59:59Z without ``parse_window``: at that ``now``
 the API would refuse the ragged window's minute precision at 10-03 (minute rows live 8 days);
@@ -73,7 +73,6 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
@@ -84,7 +83,6 @@ os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench
 
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
-from moto.dynamodb.models.table import Table as MotoTable  # noqa: E402
 
 from bench import analytics_search  # noqa: E402
 from devstack import moto_patches  # noqa: E402
@@ -343,10 +341,9 @@ def cross_check(client: Any, table: Any, table_name: str, n: int, count: int) ->
     for index, record in enumerate(sample):
         assert count_record(real, contribution(ledger_item(index, *record)))
     load(table, rollup_items(aggregate(iter(sample)), "acct_direct"))
-    with partition_scoped_queries():  # itself checked by check_patch_neutral
-        direct_rows = _loaded_rows(client, table_name, "acct_direct")
-        assert _loaded_rows(client, table_name, "acct_real") == direct_rows, "summed rows differ from applied rows"
-        answers = _compare_answers(DynamoRollupStore(table_name, client=client))
+    direct_rows = _loaded_rows(client, table_name, "acct_direct")
+    assert _loaded_rows(client, table_name, "acct_real") == direct_rows, "summed rows differ from applied rows"
+    answers = _compare_answers(DynamoRollupStore(table_name, client=client))
     in_minutes = sum(record[0] // HOUR_MS in EDGE_HOURS for record in sample)
     return {
         "records": len(sample),
@@ -495,30 +492,6 @@ def ledger_reads(result: Aggregate) -> dict[str, int]:
 
 
 @contextmanager
-def partition_scoped_queries() -> Iterator[None]:
-    """Let moto's Query look at the queried partition only.
-
-    moto 5.2.5 lists and sorts every item of the table on each Query call (``Table.all_items``),
-    so its time grows with the table, unlike DynamoDB's, and a 1M-request table makes each call
-    take seconds. A base-table Query's answer depends only on its partition's items, so hiding
-    the others for the call changes nothing but the time (``check_patch_neutral`` verifies it).
-    """
-    original = MotoTable.query
-
-    def query(table: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-        if hash_key is None or table.global_indexes or table.indexes:
-            return original(table, hash_key, *args, **kwargs)
-        everything = table.items
-        table.items = {hash_key: everything[hash_key]} if hash_key in everything else {}
-        try:
-            return original(table, hash_key, *args, **kwargs)
-        finally:
-            table.items = everything
-
-    with mock.patch.object(MotoTable, "query", query):
-        yield
-
-
 def confirm_on_moto(worst: list[analytics_search.Found]) -> int:
     """Load into moto the rows each worst window read from the search's store, read the window
     again through the real ``DynamoRollupStore``, and check it reads as many items. Any row the
@@ -535,8 +508,7 @@ def confirm_on_moto(worst: list[analytics_search.Found]) -> int:
             read(synthetic)
             load(table, ({"pk": pk, "sk": sk, "requests": 1} for pk, sk in synthetic.seen))
             real = DynamoRollupStore(table_name, client=client)
-            with partition_scoped_queries():
-                read(real)
+            read(real)
             assert real.items_read == found.items, f"{found.endpoint}: {real.items_read} on moto, {found.items} found"
     return len(worst)
 
@@ -547,11 +519,12 @@ def run_once(client: Any, table_name: str, query: Query) -> tuple[Any, int]:
 
 
 def check_patch_neutral(client: Any, table_name: str) -> int:
-    """Every query answers the same, reading the same items, with and without the moto patch."""
+    """Every query answers the same, reading the same items, with and without the moto patch that
+    reads a Query's own partition only."""
     for name, query in queries().items():
-        plain = run_once(client, table_name, query)
-        with partition_scoped_queries():
-            assert run_once(client, table_name, query) == plain, f"{name}: the moto patch changed the answer"
+        with moto_patches.whole_table_queries():
+            plain = run_once(client, table_name, query)
+        assert run_once(client, table_name, query) == plain, f"{name}: the moto patch changed the answer"
     return len(queries())
 
 
@@ -583,8 +556,7 @@ def run_size(n: int, *, cross_check_records: int) -> dict[str, Any]:
         check = cross_check(client, table, table_name, n, cross_check_records) if cross_check_records else None
         if check:
             check["queries_unchanged_by_moto_patch"] = check_patch_neutral(client, table_name)
-        with partition_scoped_queries():
-            measured = {name: measure(client, table_name, query) for name, query in queries().items()}
+        measured = {name: measure(client, table_name, query) for name, query in queries().items()}
     for name, count in ledger_reads(result).items():
         measured[name]["ledger_items"] = count
     report = {"generate_s": round(generated, 1), "rollup_items": items, "load_s": round(loaded, 1)}
