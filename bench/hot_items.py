@@ -151,8 +151,9 @@ def record_case(case: Case, requests: int) -> tuple[Recording, Recording, dict[s
     from meterway.accounts.dal.balance_store import DynamoBalanceStore
     from meterway.accounts.dal.key_store import DynamoKeyStore
     from meterway.accounts.dal.quota_store import DynamoQuotaStore
-    from meterway.accounts.logic.key_secrets import hash_secret, mint_key
+    from meterway.accounts.logic.key_secrets import hash_secret
     from meterway.accounts.logic.limits import reserve
+    from meterway.accounts.logic.manage_keys import create_key
     from meterway.accounts.models import KeyLimits
     from meterway.analytics.dal.rollup_store import DynamoRollupStore
     from meterway.analytics.logic.rollups import contribution, count_records
@@ -175,8 +176,8 @@ def record_case(case: Case, requests: int) -> tuple[Recording, Recording, dict[s
         limits = KeyLimits(spend_limit_usd=Decimal(10**6), requests_per_minute=600_000) if case.limited else KeyLimits()
         keys = []
         for number in range(case.keys):
-            minted, secret = mint_key("acct", f"key-{number}", limits=limits)
-            DynamoKeyStore(tables["KeysTable"]).put(minted, hash_secret(secret))
+            # Created as the API creates keys: each in its account's least used rollup shard.
+            _, secret = create_key(DynamoKeyStore(tables["KeysTable"]), "acct", f"key-{number}", limits=limits)
             key = DynamoKeyStore(tables["KeysTable"]).get_by_hash(hash_secret(secret))  # as the proxy finds it
             assert key is not None
             keys.append((key, hash_secret(secret)))

@@ -6,6 +6,7 @@ rules here beyond a key's own validity, and no storage.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -56,6 +57,17 @@ class KeyLimits:
             tokens_per_minute=item.get("tokens_per_minute"),
             allowed_models=tuple(models) if models is not None else None,
         )
+
+
+# A key's shard: which of KEY_SHARDS partitions its own rows (its usage by key, in the rollups) go
+# to, so that an account's busy keys do not share one partition. Stable across processes and
+# versions (not Python's salted ``hash``); a new key's id is drawn so that it lands in the shard its
+# account's keys use least (``key_secrets.mint_key``).
+KEY_SHARDS = 128
+
+
+def key_shard(key_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(key_id.encode()).digest()[:4], "big") % KEY_SHARDS
 
 
 @dataclass(frozen=True, slots=True)

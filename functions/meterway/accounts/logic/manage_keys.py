@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from meterway.accounts.dal.key_admin_store import KeyAdminStore, KeyChanged
 from meterway.accounts.dal.key_store import KeyStore, MemberUnavailable
 from meterway.accounts.dal.member_store import MemberStore
-from meterway.accounts.logic.key_secrets import hash_secret, mint_key
+from meterway.accounts.logic.key_secrets import hash_secret, least_used_shard, mint_key
 from meterway.accounts.logic.members import normalize_member_id
 from meterway.accounts.models import ApiKey, KeyKind, KeyLimits, KeyRecord, RetiredSecret
 from meterway.core.clock import OutOfCalendar, client_time, in_calendar, utc_iso, utc_now
@@ -117,7 +117,9 @@ def create_key(
     if kind == "admin" and (member is not None or limits is not None or valid_until is not None):
         raise InvalidRequest("Admin keys have no member, limits or expiry.", code="admin_key")
     member_id = normalize_member_id(member) if member is not None else None
-    key, secret = mint_key(account_id, name, kind=kind, member=member_id)
+    # An API key's usage rows go to its own shard, the one its account's keys use least.
+    shard = least_used_shard(k for k in keys.list_keys(account_id) if k.kind == "api") if kind == "api" else None
+    key, secret = mint_key(account_id, name, kind=kind, member=member_id, shard=shard)
     key = replace(
         key, limits=check_limits(limits, models=models), valid_until=expiry(valid_until, now), created_at=utc_iso(now)
     )

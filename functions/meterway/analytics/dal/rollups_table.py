@@ -19,26 +19,20 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 
+from meterway.accounts.models import key_shard
 from meterway.core.clock import Granularity
 
 KEY_DIMENSION = "key"
 # 10,000 requests a second from 100 keys: 100 batches a second, each writing each key's cell once
-# in a transaction (2 units), 200 units a second per key; a partition takes 1,000, so 5 keys. The
-# keys fall in shards at random: with 128, the busiest of 100 keys' shards holds 4 (800 units) in
-# about 86% of such accounts, 5 in 12%, 6 or more in 2%; with 64, 6 or more (over) in 29%.
-KEY_SHARDS = 128
+# in a transaction (2 units), 200 units a second per key; a partition takes 1,000, so 5 keys. A new
+# key's id is drawn into its account's least used shard (``key_secrets.mint_key``): an account's
+# first 128 keys have a shard each. Keys created before that fell in shards at random.
 
 
 def partition(account_id: str, granularity: Granularity, dimension: str) -> str:
     return f"{account_id}#{granularity}#{dimension}"
-
-
-def key_shard(key_id: str) -> int:
-    """A key's shard: stable across processes and versions (not Python's salted ``hash``)."""
-    return int.from_bytes(hashlib.sha256(key_id.encode()).digest()[:4], "big") % KEY_SHARDS
 
 
 def cell_partition(account_id: str, granularity: Granularity, dimension: str, value: str) -> str:
