@@ -90,9 +90,11 @@ from devstack.aws_resources import create_resources  # noqa: E402
 from meterway.accounts.models import ApiKey  # noqa: E402
 from meterway.analytics.dal.rollup_store import DynamoRollupStore  # noqa: E402
 from meterway.analytics.dal.rollups_table import (  # noqa: E402
+    KEY_DIMENSION,
     bucket_range,
     cell_partition,
     intermediate_key,
+    last_used_key,
     read_partitions,
 )
 from meterway.analytics.logic import reports  # noqa: E402
@@ -269,6 +271,11 @@ def rollup_items(result: Aggregate, account: str) -> Iterator[dict[str, Any]]:
     for granularity, cells, minutes_per_cell in layers:
         for (dimension, bucket, value), counters in rows_of(cells, granularity, minutes_per_cell).items():
             yield rollup_item(account, granularity, dimension, bucket, value, counters)
+            if granularity == "month" and dimension == KEY_DIMENSION:
+                # Each key's last use, which the store records before its first cell (the key
+                # dimension's readers find its shard there).
+                at = utc_iso(created_at(counters[LAST]))
+                yield {**last_used_key(account, value), "last_used_at": at}
     yield {**intermediate_key(account), "complete_from": utc_iso(ALL_TIME)}
 
 
@@ -444,10 +451,13 @@ class BoundingStore:
         end = step(parse_label(last, granularity), granularity)
         values = self.cardinality.get(dimension, len(MODELS))  # key-model:<key> has one row per model
         self.bound += len(buckets(parse_label(first, granularity), end, granularity)) * values
+        # The key dimension's readers first read the account's keys (last-used rows), for their shards.
+        self.bound += len(KEYS) if dimension == KEY_DIMENSION else 0
         return self.store.query(account_id, granularity, dimension, first, last)
 
     def cells(self, account_id: str, granularity: Granularity, dimension: str, value: str, wanted: list[str]) -> list:
-        self.bound += len(wanted)
+        # A key's cells are asked for in its shard and in the partition written before the shards.
+        self.bound += len(wanted) * len(read_partitions(account_id, granularity, dimension, [value]))
         return self.store.cells(account_id, granularity, dimension, value, wanted)
 
     def intermediate_from(self, account_id: str) -> datetime | None:
@@ -502,6 +512,10 @@ def confirm_on_moto(worst: list[analytics_search.Found]) -> int:
         table_name = create_resources(ROOT / "template.yaml", prefix="worst")["RollupsTable"]
         table = resource.Table(table_name)
         load(table, iter([{**intermediate_key(ACCOUNT), "complete_from": utc_iso(ALL_TIME)}]))
+        # Every key's last use, where the key dimension's readers find the keys' shards (the
+        # search's store counts them on every such read).
+        used, _ = analytics_search.values_of(KEY_DIMENSION)
+        load(table, ({**last_used_key(ACCOUNT, key), "last_used_at": utc_iso(NOW)} for key in used))
         for found in worst:
             read = analytics_search.reader(found)
             synthetic = analytics_search.TrafficRollups()
