@@ -14,9 +14,12 @@ figures are the differences. CPU per request is each gateway's process (and chil
 over the rounds, divided by the requests it served.
 
     .venv/bin/python bench/proxy_overhead.py [--requests 300] [--aws-latency | --no-aws-latency] [--no-litellm]
+                                             [--upstream-first-token-ms 0]
 
 By default both Meterway passes run (without and with the latency model); --aws-latency runs
-only the pass with it, --no-aws-latency only the one without. The first run installs LiteLLM into
+only the pass with it, --no-aws-latency only the one without. --upstream-first-token-ms gives the
+fake upstream a provider's wait before its first token (by default it answers at once, so the
+key's check, sent beside the upstream call, can outlast it). The first run installs LiteLLM into
 .bench/litellm-venv (bench/litellm-requirements.txt).
 """
 
@@ -170,6 +173,12 @@ def parse_args() -> argparse.Namespace:
         "--no-aws-latency", action="store_const", dest="passes", const=("off",), help="only without the model"
     )
     parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
+    parser.add_argument(
+        "--upstream-first-token-ms",
+        type=float,
+        default=0.0,
+        help="the fake upstream's time to its first token (default 0: it answers at once)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.set_defaults(passes=("off", "on"))
     return parser.parse_args()
@@ -178,7 +187,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="mw-bench-") as workdir:
-        gateway = GatewayStack().start(stack)
+        gateway = GatewayStack(["--first-token-latency-ms", str(args.upstream_first_token_ms)]).start(stack)
         arms = [
             Arm(name, gateway.gateway_url, gateway.gateway_headers, gateway.gateway_pid, aws_latency=mode == "on")
             for mode, name in (("off", "meterway"), ("on", "meterway +model"))
@@ -188,6 +197,7 @@ def main() -> None:
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "cpus": os.cpu_count(),
             "requests_each": args.requests,
+            "upstream_first_token_ms": args.upstream_first_token_ms,
             "proxy_import_s": round(import_time(), 3),
         }
         if not args.no_litellm:
