@@ -11,6 +11,8 @@ import openai
 import pytest
 from genai_prices import Usage, calc_price
 
+from tests.e2e.conftest import no_client_pauses
+
 pytestmark = pytest.mark.e2e
 
 PROMPT = [{"role": "user", "content": "Tell me about metering tokens in an LLM gateway."}]
@@ -65,10 +67,11 @@ def test_stream_arrives_while_the_upstream_is_still_generating_and_ends_with_usa
     arrivals: list[float] = []
     chunks = []
     started = time.perf_counter()
-    stream = client.chat.completions.create(model="openai/gpt-4o-mini", messages=PROMPT, stream=True, max_tokens=40)
-    for chunk in stream:
-        arrivals.append(time.perf_counter() - started)
-        chunks.append(chunk)
+    with no_client_pauses():
+        stream = client.chat.completions.create(model="openai/gpt-4o-mini", messages=PROMPT, stream=True, max_tokens=40)
+        for chunk in stream:
+            arrivals.append(time.perf_counter() - started)
+            chunks.append(chunk)
 
     content_chunks = [c for c in chunks if c.choices and c.choices[0].delta.content]
     # The fake upstream spaces tokens 20 ms apart: a buffered relay would deliver them all at once.

@@ -11,6 +11,7 @@ import anthropic
 import httpx
 import pytest
 
+from tests.e2e.conftest import no_client_pauses
 from tests.e2e.expected import assert_anthropic_usage_recorded
 
 pytestmark = pytest.mark.e2e
@@ -55,7 +56,7 @@ def test_a_stream_is_relayed_event_by_event_and_its_final_usage_carries_the_cost
     kinds: list[str] = []
     costs: list[Decimal] = []
     started = time.perf_counter()
-    with client.messages.stream(model=CLAUDE, max_tokens=60, messages=PROMPT) as stream:
+    with no_client_pauses(), client.messages.stream(model=CLAUDE, max_tokens=60, messages=PROMPT) as stream:
         for event in stream:
             arrivals.append(time.perf_counter() - started)
             kinds.append(event.type)

@@ -13,6 +13,8 @@ import openai
 import pytest
 from genai_prices import Usage, calc_price
 
+from tests.e2e.conftest import no_client_pauses
+
 pytestmark = pytest.mark.e2e
 
 SHELL = {
@@ -117,7 +119,7 @@ def test_the_stream_arrives_event_by_event(stack):
     body = {"model": "openai/gpt-4o-mini", "input": "Tell me about meters.", "stream": True}
     headers = {"authorization": f"Bearer {stack.api_key}"}
     started = time.perf_counter()
-    with httpx.stream("POST", f"{stack.base}/v1/responses", json=body, headers=headers) as response:
+    with no_client_pauses(), httpx.stream("POST", f"{stack.base}/v1/responses", json=body, headers=headers) as response:
         for line in response.iter_lines():
             if line.startswith("data:") and '"response.output_text.delta"' in line:
                 arrivals.append(time.perf_counter() - started)
