@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -207,9 +207,11 @@ class InMemoryRollups:
         last: str,
         *,
         consistent: bool = False,
+        keys: Collection[str] | None = None,
     ) -> list[dict[str, Any]]:
         low, high = bucket_range(first, last)
-        keys = self._used_keys(account_id) if dimension == KEY_DIMENSION else {}
+        if keys is None:
+            keys = self._used_keys(account_id) if dimension == KEY_DIMENSION else ()
         pks = read_partitions(account_id, granularity, dimension, keys)
         rows = [copy.deepcopy(row) for (key, sk), row in sorted(self.items.items()) if key in pks and low <= sk <= high]
         self.items_read += len(rows)

@@ -10,10 +10,13 @@ from decimal import Decimal
 
 import boto3
 
+from meterway.accounts.dal.key_admin_store import DynamoKeyAdminStore
+from meterway.accounts.logic import manage_keys
 from meterway.accounts.models import KEY_SHARDS, key_shard
 from meterway.analytics.dal import rollups_table
 from meterway.analytics.dal.rollup_store import DynamoRollupStore
 from meterway.analytics.logic import reports
+from meterway.analytics.logic.key_usage import RollupKeyUsage
 from meterway.analytics.logic.rollups import contribution, count_records, rollup_updates
 from meterway.analytics.logic.windows import Window
 from meterway.core.aws import serialize
@@ -24,6 +27,27 @@ START = datetime(2026, 12, 3, 5, 0, tzinfo=UTC)
 
 def total_requests(store: DynamoRollupStore) -> int:
     return sum(row["requests"] for row in store.query("acct", "month", "total", "2026-12", "2026-12"))
+
+
+def partitions_queried(store: DynamoRollupStore, table: str) -> list[str]:
+    """The partition of every Query of the rollups ``table`` the store makes from now on, in order."""
+    read: list[str] = []
+    paginator = store.client.get_paginator
+
+    def recording(operation: str):
+        pages = paginator(operation)
+        paginate = pages.paginate
+
+        def paginated(**request):
+            if request["TableName"] == table:  # the client may be shared with other stores
+                read.append(request["ExpressionAttributeValues"][":pk"]["S"])
+            return paginate(**request)
+
+        pages.paginate = paginated  # type: ignore[method-assign]
+        return pages
+
+    store.client.get_paginator = recording  # type: ignore[method-assign]
+    return read
 
 
 def test_a_record_counted_whole_before_the_parts_is_a_duplicate_of_both(aws_env):
@@ -111,21 +135,7 @@ def test_the_key_dimension_is_read_from_the_shards_of_the_keys_the_account_used(
     # Another account's keys, which the reader must not visit
     stranger = replace(KEYS[0], account_id="other", key_id="key_theirs")
     count_records(store, [contribution(ledger_item(START, key=stranger) | {"account_id": "other"})], now=START)
-    read: list[str] = []
-    paginator = store.client.get_paginator
-
-    def recording(operation: str):
-        pages = paginator(operation)
-        paginate = pages.paginate
-
-        def paginated(**request):
-            read.append(request["ExpressionAttributeValues"][":pk"]["S"])
-            return paginate(**request)
-
-        pages.paginate = paginated  # type: ignore[method-assign]
-        return pages
-
-    store.client.get_paginator = recording  # type: ignore[method-assign]
+    read = partitions_queried(store, aws_env["RollupsTable"])
 
     month = store.query("acct", "month", "key", "2026-12", "2026-12")
 
@@ -134,3 +144,30 @@ def test_the_key_dimension_is_read_from_the_shards_of_the_keys_the_account_used(
     legacy = rollups_table.partition("acct", "month", "key")
     assert sorted(read) == sorted([rollups_table.last_used_pk("acct"), legacy, *shards])
     assert len(shards) < 40 < KEY_SHARDS  # some keys share a shard; no shard is read twice
+
+
+def test_the_keys_listing_reads_last_use_once_and_one_keys_view_reads_its_own_shard(aws_env):
+    store = DynamoRollupStore(aws_env["RollupsTable"], counters_table=aws_env["KeysTable"])
+    keys = DynamoKeyAdminStore(aws_env["KeysTable"])
+    used = [replace(KEYS[0], key_id=f"key_{n:03d}", member=None) for n in range(20)]
+    for n, key in enumerate(used):
+        keys.put(key, f"hash{n}")
+    items = [ledger_item(START + timedelta(seconds=n), key=used[n % 20], cost=Decimal(n)) for n in range(60)]
+    count_records(store, [contribution(item) for item in items], now=START)
+    spent = {
+        key.key_id: sum((item["cost_usd"] for item in items if item["key_id"] == key.key_id), Decimal(0))
+        for key in used
+    }
+    usage, now = RollupKeyUsage(store), START + timedelta(hours=1)
+    read = partitions_queried(store, aws_env["RollupsTable"])
+
+    views = manage_keys.key_views(keys, usage, "acct", now)
+
+    assert {view.key.key_id: view.spend_to_date for view in views} == spent
+    assert read.count(rollups_table.last_used_pk("acct")) == 1
+    read.clear()
+    view = manage_keys.key_view(keys, usage, manage_keys.find_key(keys, "acct", used[7].key_id), now)
+    assert view.spend_to_date == spent[used[7].key_id] and view.last_used_at is not None
+    legacy = rollups_table.partition("acct", "month", "key")
+    own = rollups_table.cell_partition("acct", "month", "key", used[7].key_id)
+    assert sorted(read) == sorted([rollups_table.last_used_pk("acct"), legacy, own])

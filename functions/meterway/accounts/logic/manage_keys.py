@@ -32,8 +32,8 @@ ADMIN_EDITABLE = frozenset({"name", "disabled"})
 class KeyUsage(Protocol):
     """What the keys' listing shows of their use (the analytics read it from the rollups)."""
 
-    def spend_by_key(self, account_id: str, now: datetime) -> dict[str, Decimal]:
-        """Each key's spend to date."""
+    def spend_by_key(self, account_id: str, now: datetime, keys: Collection[str]) -> dict[str, Decimal]:
+        """The spend to date of ``keys`` (of others too, where their rows are read with them)."""
 
     def last_used(self, account_id: str) -> dict[str, str]:
         """When each key was last used (the ``created_at`` of its newest request)."""
@@ -149,7 +149,8 @@ def key_filter(keys: KeyAdminStore, account_id: str, key_id: str | None) -> str 
 
 def key_views(keys: KeyAdminStore, usage: KeyUsage, account_id: str, now: datetime) -> list[KeyView]:
     """Every key of the account with its spend to date and last use."""
-    spend, used = usage.spend_by_key(account_id, now), usage.last_used(account_id)
+    used = usage.last_used(account_id)
+    spend = usage.spend_by_key(account_id, now, used)
     return [KeyView(key, spend.get(key.key_id, Decimal(0)), used.get(key.key_id)) for key in keys.list_keys(account_id)]
 
 
@@ -157,7 +158,7 @@ def key_view(keys: KeyAdminStore, usage: KeyUsage, record: KeyRecord, now: datet
     """One key, with the rotated-out secrets that still work (their display prefix and end)."""
     key = record.key
     rotating = [secret for secret in keys.retired_secrets(record.retired_hashes) if secret.valid_until > utc_iso(now)]
-    spend = usage.spend_by_key(key.account_id, now).get(key.key_id, Decimal(0))
+    spend = usage.spend_by_key(key.account_id, now, [key.key_id]).get(key.key_id, Decimal(0))
     return KeyView(key, spend, usage.last_used(key.account_id).get(key.key_id), rotating)
 
 

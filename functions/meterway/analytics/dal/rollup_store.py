@@ -21,6 +21,7 @@ BatchGetItem or GetItem asks for, found or not (DynamoDB bills a missing item as
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -80,8 +81,12 @@ class RollupStore(Protocol):
         last: str,
         *,
         consistent: bool = False,
+        keys: Collection[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Rows of buckets ``first``..``last`` (labels, inclusive): ``bucket``, ``value`` and counters."""
+        """Rows of buckets ``first``..``last`` (labels, inclusive): ``bucket``, ``value`` and counters.
+
+        For the ``key`` dimension, ``keys`` are the keys whose shards are read (rows of other keys
+        may come with them); by default every key the account has used (``last_used``)."""
 
     def cells(
         self,
@@ -225,10 +230,12 @@ class DynamoRollupStore(AwsResource):
         last: str,
         *,
         consistent: bool = False,
+        keys: Collection[str] | None = None,
     ) -> list[dict[str, Any]]:
         low, high = rollups_table.bucket_range(first, last)
-        # The key dimension's shards that hold cells: those of the keys with a recorded use.
-        keys = self.last_used(account_id) if dimension == rollups_table.KEY_DIMENSION else {}
+        # The key dimension's shards that hold cells: by default those of the keys with a recorded use.
+        if keys is None:
+            keys = self.last_used(account_id) if dimension == rollups_table.KEY_DIMENSION else ()
         partitions = rollups_table.read_partitions(account_id, granularity, dimension, keys)
 
         def read(pk: str) -> list[dict[str, Any]]:

@@ -1,7 +1,9 @@
-"""What the keys' listing shows of their use, read from the rollups: two queries for all keys."""
+"""What the keys' listing shows of their use, read from the rollups: the account's ``last-used``
+partition, then the month rows of the keys' shards."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 
@@ -19,9 +21,10 @@ class RollupKeyUsage:
     def __init__(self, rollups: RollupStore):
         self._rollups = rollups
 
-    def spend_by_key(self, account_id: str, now: datetime) -> dict[str, Decimal]:
+    def spend_by_key(self, account_id: str, now: datetime, keys: Collection[str]) -> dict[str, Decimal]:
         totals: dict[str, Decimal] = {}
-        for row in self._rollups.query(account_id, "month", "key", FIRST_MONTH, label(now, "month")):
+        rows = self._rollups.query(account_id, "month", "key", FIRST_MONTH, label(now, "month"), keys=keys)
+        for row in rows:
             totals[row["value"]] = totals.get(row["value"], Decimal(0)) + to_decimal(row.get("cost_usd"))
         return totals
 
