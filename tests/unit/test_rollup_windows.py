@@ -4,6 +4,7 @@ the 2,000-item budget at 1M requests a month, and exactly over rows an older ver
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from meterway.analytics.dal.rollups_table import bucket_range
+from meterway.analytics.dal.rollups_table import bucket_range, partition
 from meterway.analytics.logic import reports
 from meterway.analytics.logic.rollups import (
     ALL_TIME,
@@ -225,10 +226,15 @@ UPGRADE = datetime(2026, 3, 14, 9, 26, 40, tzinfo=UTC)
 
 
 def counted_by_an_older_version(store: InMemoryRollups, item: dict[str, Any]) -> None:
-    """What the version before the in-between granularities wrote: the calendar rows only."""
+    """What the version before the in-between granularities wrote: the calendar rows only, the
+    key dimension's in its one unsharded partition, and no last use of the key."""
     store.add(
         [Part(item["request_id"], "key", item["key_id"], [])],
-        [u for u in rollup_updates(item) if u.granularity in CALENDAR],
+        [
+            replace(update, pk=partition(item["account_id"], update.granularity, update.dimension))
+            for update in rollup_updates(item)
+            if update.granularity in CALENDAR
+        ],
         [],
     )
 
