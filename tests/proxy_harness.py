@@ -12,7 +12,6 @@ from typing import Any
 from unittest import mock
 
 import httpx
-from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -20,7 +19,7 @@ from devstack.fake_upstream.app import create_app as create_fake_upstream
 from devstack.fake_upstream.faults import parse_fault_request
 from meterway.accounts.logic.key_secrets import hash_secret, mint_key
 from meterway.accounts.models import KeyLimits
-from meterway.core.settings import ProxySettings
+from meterway.core.settings import ProxySettings, SecretText
 from meterway.proxy.dal.upstream import Upstream
 from meterway.proxy.handlers.app import create_app
 from meterway.proxy.handlers.deps import ProxyDeps
@@ -79,9 +78,9 @@ def gateway(limits: KeyLimits | None = None) -> Iterator[Gateway]:
         ledger_table="ledger",
         spill_queue_url="http://queue.invalid/spill",
         openai_base_url="http://upstream.test/v1",
-        openai_api_key=SecretStr(UPSTREAM_KEYS["openai"]),
+        openai_api_key=SecretText(UPSTREAM_KEYS["openai"]),
         anthropic_base_url="http://upstream.test",
-        anthropic_api_key=SecretStr(UPSTREAM_KEYS["anthropic"]),
+        anthropic_api_key=SecretText(UPSTREAM_KEYS["anthropic"]),
         bedrock_endpoint_url="http://upstream.test",
     )
     keys, quotas, ledger, upstream = InMemoryKeyStore(), FakeQuotas(), InMemoryLedger(), create_fake_upstream()

@@ -131,6 +131,7 @@ LOOSE = [
     ("/v1/responses", "max_tool_calls", 0),
     ("/v1/responses", "metadata", ["not", "an", "object"]),
     *[("/v1/embeddings", "dimensions", value) for value in ("256", 0, 256.0)],
+    *[("/v1/embeddings", "input", value) for value in (3, None, [1, "a"], [True], [[1], "a"], [[1.5]])],
 ]
 
 

@@ -1,5 +1,6 @@
 """What the proxy imports before it can serve (DESIGN: importing the app ≤ 250 ms): each front
-door's formats and translations come with that door's first request, not with the app."""
+door's formats and translations come with that door's first request, not with the app; and no
+pydantic at all on a request's path (only genai-prices' load, in its own thread, brings it)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,20 @@ def test_importing_the_app_loads_no_front_doors_format_or_translation():
 
     assert "meterway.proxy.handlers.inference" in loaded
     assert [name for name in loaded if name.startswith(DOOR_PACKAGES) and name not in SHARED] == []
+    assert "pydantic" not in loaded
+
+
+def test_reading_every_doors_request_and_the_providers_file_needs_no_pydantic():
+    loaded = modules_after(
+        "from meterway.proxy.handlers import inference, count_tokens; "
+        "from meterway.proxy.logic.providers_config import parse_providers; "
+        "[door.load() for door in (inference.CHAT, inference.MESSAGES, inference.RESPONSES, inference.EMBEDDINGS)]; "
+        "from meterway.proxy.formats.messages import CountTokensRequest; "
+        "parse_providers('{\"routes\": {}}')"
+    )
+
+    assert "meterway.proxy.formats.embeddings" in loaded
+    assert "pydantic" not in loaded
 
 
 def test_a_doors_first_use_loads_its_own_format_and_not_the_others():

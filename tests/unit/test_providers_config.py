@@ -8,11 +8,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from devstack.stack import providers_environment
 from meterway.core.errors import InvalidRequest, ModelNotFound
-from meterway.core.settings import ProxySettings
+from meterway.core.settings import ProxySettings, SecretText
 from meterway.ledger.models import TokenUsage
 from meterway.proxy.logic.pricing import price_usage
 from meterway.proxy.logic.providers_config import ProvidersFileError, load_catalog, parse_providers
@@ -57,6 +56,16 @@ def test_explicit_rates_price_each_token_class_and_a_class_without_a_rate_is_inp
     assert price.rates["cache_write_5m_mtok"] == Decimal("0.10")
 
 
+def test_a_rate_is_read_exactly_as_written_not_through_a_float():
+    # A JSON number with more digits than a float holds
+    model = '{"id": "m", "prices": {"input_mtok": 0.10000000000000000001, "output_mtok": 0.3}}'
+    text = '{"providers": {"inhouse": {"base_url": "https://llm.internal.example/v1", "models": [' + model + "]}}}"
+
+    route = load_catalog(parse_providers(text)).resolve("inhouse/m")
+
+    assert price_usage(route, TokenUsage(input_tokens=10**6)).cost_usd == Decimal("0.10000000000000000001")
+
+
 def test_a_reference_prices_the_model_as_genai_prices_does():
     route = load_catalog(parse_providers(file_of(groq=GROQ))).resolve("groq/llama-3.3-70b-versatile")
 
@@ -71,7 +80,7 @@ def test_a_reference_prices_the_model_as_genai_prices_does():
         ({"openai": GROQ}, "openai is built in"),
         ({"Bad_Name": GROQ}, "providers.Bad_Name"),
         ({"acme": {**GROQ, "base_url": "http://acme.example/v1"}}, "must be an https:// URL"),
-        ({"acme": {**GROQ, "region": "eu"}}, "providers.acme.region: Extra inputs are not permitted"),
+        ({"acme": {**GROQ, "region": "eu"}}, "providers.acme: Object contains unknown field `region`"),
         ({"acme": {**GROQ, "models": []}}, "providers.acme.models"),
         (
             {"acme": {**INHOUSE, "models": [{"id": "m", "prices": {"input_mtok": "-1", "output_mtok": "1"}}]}},
@@ -81,6 +90,13 @@ def test_a_reference_prices_the_model_as_genai_prices_does():
             {"acme": {**GROQ, "models": [{"id": "gpt-9", "prices": {"provider": "groq"}}]}},
             "acme/gpt-9: genai-prices has no model 'gpt-9'",
         ),
+        # A rate the ledger could not store (DynamoDB keeps 38 digits, exponents to 125)
+        (
+            {"acme": {**INHOUSE, "models": [{"id": "m", "prices": {"input_mtok": 1e300, "output_mtok": 1}}]}},
+            "providers.acme.models[0]: prices: input_mtok: must be a number of USD per million tokens",
+        ),
+        ({"acme": {**INHOUSE, "models": [{"id": "m", "prices": {"input_mtok": 1}}]}}, "output_mtok"),
+        ({"acme": {**GROQ, "models": [{"id": "m", "prices": {"provider": "groq", "rate": 1}}]}}, "`rate`"),
     ],
 )
 def test_a_file_that_is_not_valid_is_refused_saying_where(providers: dict[str, Any], said: str):
@@ -92,7 +108,7 @@ def test_a_file_that_is_not_valid_is_refused_saying_where(providers: dict[str, A
 
 def test_a_providers_key_comes_from_the_secret_entry_it_names_else_from_the_local_keys():
     file = parse_providers(file_of(inhouse=INHOUSE, groq=GROQ))
-    local = settings(provider_api_keys={"groq_api_key": SecretStr("gsk-local"), "inhouse_key": SecretStr("local")})
+    local = settings(provider_api_keys={"groq_api_key": SecretText("gsk-local"), "inhouse_key": SecretText("local")})
 
     providers = build_providers(local, {"inhouse_key": "from-the-secret"}, file)
     catalog = load_catalog(file)

@@ -11,14 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from meterway.accounts.dal.quota_store import Standing
 from meterway.accounts.logic.key_secrets import hash_secret, mint_key
 from meterway.accounts.models import KeyLimits
 from meterway.core.container import container
-from meterway.core.settings import ConfigurationError, ProxySettings
+from meterway.core.settings import ConfigurationError, ProxySettings, SecretText
 from meterway.proxy.dal.upstream import Upstream
 from meterway.proxy.handlers.app import create_app
 from meterway.proxy.handlers.deps import ProxyDeps
@@ -105,7 +104,7 @@ def proxy() -> Iterator[Proxy]:
         ledger_table="ledger",
         spill_queue_url="http://queue.invalid/spill",
         openai_base_url="http://openai.upstream.test/v1",
-        openai_api_key=SecretStr(UPSTREAM_KEY),
+        openai_api_key=SecretText(UPSTREAM_KEY),
         anthropic_base_url="http://anthropic.upstream.test",
     )
     keys, quotas, ledger, upstream = InMemoryKeyStore(), FakeQuotas(), InMemoryLedger(), FakeOpenAI()
@@ -145,6 +144,20 @@ def test_a_request_is_authenticated_reserved_forwarded_priced_and_settled_once(p
     assert json.loads(sent.content)["model"] == "gpt-4o-mini"
     assert sent.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
     assert proxy.secret not in sent.headers.values()
+
+
+def test_the_body_goes_upstream_as_the_client_sent_it_but_for_its_nulls_and_the_gateways_fields(proxy):
+    extra = {"temperature": 0.2, "tools": [{"type": "function", "function": {"name": "f", "x": None}}]}
+    response = proxy.chat(seed=None, user="u-1", provider={"only": ["openai"]}, vendor_field={"a": None}, **extra)
+
+    assert response.status_code == 200, response.text
+    [sent] = proxy.upstream.received
+    body = json.loads(sent.content)
+    # Fields the gateway does not know go on whole (nulls inside them too); a top-level null is
+    # dropped, ``stream`` takes its default, and the gateway's own ``provider`` pin is taken out
+    assert body["tools"] == extra["tools"] and body["vendor_field"] == {"a": None}
+    assert body["temperature"] == 0.2 and body["user"] == "u-1" and body["stream"] is False
+    assert "seed" not in body and "provider" not in body
 
 
 def test_a_stream_is_relayed_and_ends_with_the_priced_usage(proxy):

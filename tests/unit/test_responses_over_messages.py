@@ -39,14 +39,14 @@ from openai.types.responses import (
     ResponseReasoningItem,
     ResponseStreamEvent,
 )
-from pydantic import SecretStr, TypeAdapter
+from pydantic import TypeAdapter
 from starlette.testclient import TestClient
 
 from meterway.accounts.dal.quota_store import Standing
 from meterway.accounts.logic.key_secrets import hash_secret, mint_key
 from meterway.accounts.models import KeyLimits
 from meterway.core.errors import InvalidRequest, UpstreamError
-from meterway.core.settings import ProxySettings
+from meterway.core.settings import ProxySettings, SecretText
 from meterway.ledger.models import TokenUsage
 from meterway.proxy.dal.upstream import Upstream
 from meterway.proxy.handlers.app import create_app
@@ -1097,7 +1097,7 @@ def test_a_codex_turn_through_the_gateway_is_relayed_priced_and_metered() -> Non
         spill_queue_url="http://queue.invalid/spill",
         openai_base_url="http://openai.upstream.test/v1",
         anthropic_base_url="http://anthropic.upstream.test",
-        anthropic_api_key=SecretStr("sk-ant-configured"),
+        anthropic_api_key=SecretText("sk-ant-configured"),
     )
     keys, ledger = InMemoryKeyStore(), InMemoryLedger()
     key, secret = mint_key("acct", "codex", limits=KeyLimits(spend_limit_usd=Decimal(5), spend_period="daily"))

@@ -17,7 +17,7 @@ from cfnlint.api import lint_file
 
 from devstack.aws_resources import APP_ENV_VARS, load_template
 from devstack.gateway import CONSOLE_CSP
-from meterway.core.settings import FUNCTION_SETTINGS
+from meterway.core.settings import FUNCTION_SETTINGS, fields_of
 from scripts.built_artifact import WHEEL_CPU
 from tests.sam_template import transformed_template
 
@@ -224,7 +224,7 @@ def test_python_handlers(resources, function, handler, timeout):
 def test_every_function_is_given_each_setting_its_code_requires(resources, function):
     # A required setting has no default: a function started without it would refuse to run.
     required = {
-        f"MW_{name.upper()}" for name, field in FUNCTION_SETTINGS[function].model_fields.items() if field.is_required()
+        f"MW_{name.upper()}" for name, field in fields_of(FUNCTION_SETTINGS[function]).items() if field.required
     }
     assert required, f"{function} reads no table, queue or bucket?"
     assert required <= set(_env(resources, function))
@@ -232,7 +232,7 @@ def test_every_function_is_given_each_setting_its_code_requires(resources, funct
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_no_function_is_given_a_setting_its_code_does_not_read(resources, function):
-    read = {f"MW_{name.upper()}" for name in FUNCTION_SETTINGS[function].model_fields}
+    read = {f"MW_{name.upper()}" for name in fields_of(FUNCTION_SETTINGS[function])}
     given = {name for name in _env(resources, function) if name.startswith("MW_")}
     assert given - read == set()
 
@@ -242,7 +242,7 @@ def test_the_proxy_knows_its_functions_timeout_and_each_wait_ends_before_it(temp
     # Lambda never stops it before its record is written: that only holds if the two agree.
     props = resources["ProxyFunction"]["Properties"]
     env = _env(resources, "ProxyFunction")
-    settings = FUNCTION_SETTINGS["ProxyFunction"].model_fields
+    settings = fields_of(FUNCTION_SETTINGS["ProxyFunction"])
     assert float(env["MW_FUNCTION_TIMEOUT_S"]) == props["Timeout"]
     margin = settings["settle_margin_s"].default
     # Whatever a deployer chooses, a wait on a provider can end in time to settle
@@ -828,7 +828,7 @@ def test_each_function_logs_to_a_group_with_retention(resources, template, funct
 def test_a_parameters_default_is_the_default_of_the_setting_it_feeds(template, resources, function):
     # The local stack runs on the settings' defaults, a deployed stack on the parameters': a stack
     # deployed with no parameters must behave as the one the tests ran.
-    fields = FUNCTION_SETTINGS[function].model_fields
+    fields = fields_of(FUNCTION_SETTINGS[function])
     for variable, value in _env(resources, function).items():
         parameter = value.get("Ref") if isinstance(value, dict) else None
         if variable.startswith("MW_") and parameter in template["Parameters"]:

@@ -4,55 +4,60 @@ frames answers, streams and errors for the client."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, ClassVar, Protocol
+import re
+from typing import Annotated, Any, ClassVar, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
 
 from meterway.core.errors import InvalidRequest, MeterwayError
 
-# The API boundary is strict: ``"yes"`` is not a boolean, and ``"12"``, ``12.0`` or ``true`` are not
-# integers. A client's typo is refused here, before anything is reserved or sent upstream.
-Flag = Annotated[bool, Field(strict=True)]
+# The API boundary is strict (msgspec's conversion is): ``"yes"`` is not a boolean, and ``"12"``,
+# ``12.0`` or ``true`` are not integers. A client's typo is refused here, before anything is
+# reserved or sent upstream.
 # An output budget (``max_tokens`` and its kin). The catalog bounds it by what the model can write
 # (``check_output_limit``); this ceiling holds for a model whose limit nothing knows.
 MAX_OUTPUT_TOKENS = 1_000_000
-OutputTokens = Annotated[int, Field(strict=True, ge=1, le=MAX_OUTPUT_TOKENS)]
+OutputTokens = Annotated[int, msgspec.Meta(ge=1, le=MAX_OUTPUT_TOKENS)]
 # ``seed``, read as 64-bit; counts (``top_k``, ``dimensions``…) as 32-bit; and OpenAI's own bounds.
-Int64 = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
-Count = Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)]
-PositiveCount = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
-Choices = Annotated[int, Field(strict=True, ge=1, le=128)]
-TopLogprobs = Annotated[int, Field(strict=True, ge=0, le=20)]
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
+PositiveCount = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+Choices = Annotated[int, msgspec.Meta(ge=1, le=128)]
+TopLogprobs = Annotated[int, msgspec.Meta(ge=0, le=20)]
+ModelName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Messages = Annotated[list[dict[str, Any]], msgspec.Meta(min_length=1)]
+UserId = Annotated[str, msgspec.Meta(max_length=256)]
 
 
-class DoorRequest(BaseModel):
-    """What the requests of the chat front doors (Chat, Messages, Responses) share; what the gateway
-    does not read goes through as sent."""
-
-    model_config = ConfigDict(extra="allow", defer_build=True)
+class DoorRequest(msgspec.Struct, kw_only=True):
+    """What the requests of the chat front doors (Chat, Messages, Responses) share. The struct is
+    what the gateway reads; the body goes on as sent (``request_body``), fields it does not know
+    included."""
 
     #: The fields that bound the output (``max_tokens``…), checked against the model's own limit.
     OUTPUT_LIMITS: ClassVar[tuple[str, ...]] = ()
 
-    model: str = Field(min_length=1, max_length=200)
-    stream: Flag = False
+    model: ModelName
+    stream: bool = False
     metadata: dict[str, Any] | None = None
 
 
-class OpenAIDoorRequest(DoorRequest):
+class OpenAIDoorRequest(DoorRequest, kw_only=True):
     """What OpenAI's two formats (Chat and Responses) add, with OpenAI's own bounds."""
 
     top_logprobs: TopLogprobs | None = None
-    parallel_tool_calls: Flag | None = None
-    store: Flag | None = None
-    user: str | None = Field(default=None, max_length=256)
+    parallel_tool_calls: bool | None = None
+    store: bool | None = None
+    user: UserId | None = None
 
 
 # Fields other gateways accept to re-point a call; here the upstream comes from configuration only.
 FORBIDDEN_FIELDS = frozenset({"api_base", "base_url", "api_key", "api_version", "custom_llm_provider", "extra_headers"})
+R = TypeVar("R", bound=msgspec.Struct)
+_MISSING = re.compile(r"Object missing required field `(.+)`")
 
 
-def parse_request(model: type[BaseModel], payload: Any) -> Any:
+def parse_request(model: type[R], payload: Any) -> R:
     """Validate a JSON body; any problem is a 400 that names the field."""
     if not isinstance(payload, dict):
         raise InvalidRequest("The request body must be a JSON object.")
@@ -63,11 +68,29 @@ def parse_request(model: type[BaseModel], payload: Any) -> Any:
             code="forbidden_field",
         )
     try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise InvalidRequest(f"Invalid '{where}': {first['msg']}.", code="invalid_parameters") from exc
+        return msgspec.convert(payload, model)
+    except msgspec.ValidationError as exc:
+        message, _, at = str(exc).partition(" - at `$")
+        where = at.rstrip("`").lstrip(".")
+        if not where and (missing := _MISSING.fullmatch(message)):
+            where = missing.group(1)
+        raise InvalidRequest(f"Invalid '{where or 'body'}': {message}.", code="invalid_parameters") from exc
+
+
+def invalid_field(field: str, problem: str) -> InvalidRequest:
+    """A field a request's own check refuses (raised from its ``__post_init__``)."""
+    return InvalidRequest(f"Invalid '{field}': {problem}.", code="invalid_parameters")
+
+
+def request_body(payload: dict[str, Any], parsed: msgspec.Struct) -> dict[str, Any]:
+    """The body that goes on: the client's fields as sent, but for the ones it set to null, and
+    the defaults of the fields the gateway reads (``stream``: false) where it sent none."""
+    body = {name: value for name, value in payload.items() if value is not None}
+    for name in parsed.__struct_fields__:
+        value = getattr(parsed, name)
+        if value is not None:
+            body.setdefault(name, value)
+    return body
 
 
 class Encoder(Protocol):

@@ -12,11 +12,17 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator
-
 from meterway.core.errors import MeterwayError
 from meterway.ledger.models import TokenUsage, UsageRecord
-from meterway.proxy.formats.base import Choices, Flag, Int64, OpenAIDoorRequest, OutputTokens, data_event
+from meterway.proxy.formats.base import (
+    Choices,
+    Int64,
+    Messages,
+    OpenAIDoorRequest,
+    OutputTokens,
+    data_event,
+    invalid_field,
+)
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.models import Format
 from meterway.proxy.translate.base import Answer, upstream_error
@@ -24,24 +30,21 @@ from meterway.proxy.translate.base import Answer, upstream_error
 DONE = "[DONE]"
 
 
-class ChatCompletionRequest(OpenAIDoorRequest):
+class ChatCompletionRequest(OpenAIDoorRequest, kw_only=True):
     OUTPUT_LIMITS: ClassVar[tuple[str, ...]] = ("max_tokens", "max_completion_tokens")
 
-    messages: list[dict[str, Any]] = Field(min_length=1)
+    messages: Messages
     stream_options: dict[str, Any] | None = None
     max_tokens: OutputTokens | None = None
     max_completion_tokens: OutputTokens | None = None
     n: Choices | None = None
-    logprobs: Flag | None = None
+    logprobs: bool | None = None
     seed: Int64 | None = None
 
-    @field_validator("messages")
-    @classmethod
-    def _roles_present(cls, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for index, message in enumerate(messages):
+    def __post_init__(self) -> None:
+        for index, message in enumerate(self.messages):
             if not isinstance(message.get("role"), str):
-                raise ValueError(f"messages[{index}] has no 'role'")
-        return messages
+                raise invalid_field("messages", f"messages[{index}] has no 'role'")
 
 
 def read_usage(usage: dict[str, Any]) -> TokenUsage:

@@ -8,29 +8,45 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+import msgspec
 
 from meterway.core.errors import MeterwayError
 from meterway.ledger.models import TokenUsage, UsageRecord
-from meterway.proxy.formats.base import PositiveCount, data_event
+from meterway.proxy.formats.base import ModelName, PositiveCount, UserId, data_event, invalid_field
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.models import Format
 from meterway.proxy.translate.base import Answer, StreamAdapter
 
 
-class EmbeddingsRequest(BaseModel):
+class EmbeddingsRequest(msgspec.Struct, kw_only=True):
     """``POST /v1/embeddings``."""
 
-    model_config = ConfigDict(extra="allow", defer_build=True)
-
-    model: str = Field(min_length=1, max_length=200)
-    input: str | list[str] | list[int] | list[list[int]]
+    model: ModelName
+    # Text, texts, tokens or lists of tokens (msgspec reads one kind of list per field: the
+    # element kinds are checked below).
+    input: str | list[Any]
     dimensions: PositiveCount | None = None
-    user: str | None = Field(default=None, max_length=256)
+    user: UserId | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.input, list) and not _one_kind(self.input):
+            raise invalid_field("input", "a string, or a list of strings, of token ids, or of lists of token ids")
 
     @property
     def stream(self) -> bool:
         return False
+
+
+def _token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _one_kind(items: list[Any]) -> bool:
+    return (
+        all(isinstance(item, str) for item in items)
+        or all(_token(item) for item in items)
+        or all(isinstance(item, list) and all(_token(token) for token in item) for item in items)
+    )
 
 
 def read_usage(usage: dict[str, Any]) -> TokenUsage:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+import msgspec
 
 from meterway.core.errors import MeterwayError, UpstreamError
 from meterway.ledger.models import TokenUsage, UsageRecord
-from meterway.proxy.formats.base import Count, DoorRequest, OutputTokens, typed_event
+from meterway.proxy.formats.base import Count, DoorRequest, Messages, ModelName, OutputTokens, typed_event
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.models import Format
 from meterway.proxy.translate.base import Answer
@@ -38,23 +38,21 @@ _ERROR_TYPES = {
 _KNOWN_TYPES = frozenset(_ERROR_TYPES.values()) | {"api_error"}
 
 
-class MessagesRequest(DoorRequest):
+class MessagesRequest(DoorRequest, kw_only=True):
     """``POST /v1/messages``; what the gateway reads of it (the rest goes through as sent)."""
 
     OUTPUT_LIMITS: ClassVar[tuple[str, ...]] = ("max_tokens",)
 
-    messages: list[dict[str, Any]] = Field(min_length=1)
+    messages: Messages
     max_tokens: OutputTokens
     top_k: Count | None = None
 
 
-class CountTokensRequest(BaseModel):
+class CountTokensRequest(msgspec.Struct, kw_only=True):
     """``POST /v1/messages/count_tokens``: a Messages request without ``max_tokens``."""
 
-    model_config = ConfigDict(extra="allow", defer_build=True)
-
-    model: str = Field(min_length=1, max_length=200)
-    messages: list[dict[str, Any]] = Field(min_length=1)
+    model: ModelName
+    messages: Messages
 
 
 def message_start(message_id: str, model: str, usage: dict[str, Any]) -> dict[str, Any]:

@@ -12,11 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from pydantic import field_validator
-
 from meterway.core.errors import MeterwayError, UpstreamError
 from meterway.ledger.models import TokenUsage, UsageRecord
-from meterway.proxy.formats.base import Flag, OpenAIDoorRequest, OutputTokens, PositiveCount, typed_event
+from meterway.proxy.formats.base import OpenAIDoorRequest, OutputTokens, PositiveCount, invalid_field, typed_event
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.models import Format
 from meterway.proxy.translate.base import Answer
@@ -28,7 +26,7 @@ FINAL_EVENTS = frozenset({"response.completed", "response.incomplete"})
 GATEWAY_REASONING_PREFIX = "mw-"
 
 
-class ResponsesRequest(OpenAIDoorRequest):
+class ResponsesRequest(OpenAIDoorRequest, kw_only=True):
     """``POST /v1/responses``; what the gateway reads of it (the rest goes through as sent)."""
 
     OUTPUT_LIMITS: ClassVar[tuple[str, ...]] = ("max_output_tokens",)
@@ -36,18 +34,16 @@ class ResponsesRequest(OpenAIDoorRequest):
     input: str | list[dict[str, Any]]
     max_output_tokens: OutputTokens | None = None
     max_tool_calls: PositiveCount | None = None
-    background: Flag | None = None
+    background: bool | None = None
     previous_response_id: str | None = None
 
-    @field_validator("previous_response_id")
-    @classmethod
-    def _stateless(cls, value: str | None) -> str | None:
-        if value is not None:
-            raise ValueError(
+    def __post_init__(self) -> None:
+        if self.previous_response_id is not None:
+            raise invalid_field(
+                "previous_response_id",
                 "the gateway keeps no responses: send the whole conversation in 'input' "
-                "(with store: false) instead of previous_response_id"
+                "(with store: false) instead of previous_response_id",
             )
-        return value
 
 
 def read_usage(usage: dict[str, Any]) -> TokenUsage:

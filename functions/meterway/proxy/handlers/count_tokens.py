@@ -19,13 +19,14 @@ async def handle_count_tokens(request: Request) -> Response:
     deps: ProxyDeps = request.app.state.deps
     key, _ = await deps.authenticate(request)
     # The Messages format is imported on the first request that reads it (see inference.FrontDoor).
-    from meterway.proxy.formats.base import parse_request
+    from meterway.proxy.formats.base import parse_request, request_body
     from meterway.proxy.formats.messages import CountTokensRequest
 
-    parsed = parse_request(CountTokensRequest, await read_json(request, deps.settings.max_body_bytes))
+    raw = await read_json(request, deps.settings.max_body_bytes)
+    parsed = parse_request(CountTokensRequest, raw)
     route = deps.catalog.resolve(parsed.model)
     check_model_allowed(key, route.id)
-    body = parsed.model_dump(exclude_none=True)
+    body = request_body(raw, parsed)
     provider = deps.providers.for_route(route)
     headers = {REQUEST_ID_HEADER: request.state.request_id}
     outbound = provider.count_tokens(route, body, request.headers)

@@ -35,7 +35,7 @@ from meterway.proxy.logic.relay import Settle, relay
 from meterway.proxy.models import Format, Wait
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
+    import msgspec
 
     from meterway.proxy.formats.base import Encoder
 
@@ -45,7 +45,7 @@ class DoorFormat:
     """How a front door's body is read and its output encoded (``record, model id, created`` →
     encoder)."""
 
-    request_model: type[BaseModel]
+    request_model: type[msgspec.Struct]
     encoder: Callable[[UsageRecord, str, int], Encoder]
 
     @property
@@ -53,12 +53,14 @@ class DoorFormat:
         """The request's fields that bound the output (``max_tokens``…): the model's limit applies."""
         return tuple(getattr(self.request_model, "OUTPUT_LIMITS", ()))
 
-    def parse(self, payload: Any) -> Any:
-        """The body read into the door's model; any problem is a 400 that names the field."""
+    def parse(self, payload: Any) -> tuple[Any, dict[str, Any]]:
+        """The body read into the door's model, and the body that goes on; any problem is a 400
+        that names the field."""
         # Loaded with the door's own format, which imports it first.
-        from meterway.proxy.formats.base import parse_request
+        from meterway.proxy.formats.base import parse_request, request_body
 
-        return parse_request(self.request_model, payload)
+        parsed = parse_request(self.request_model, payload)
+        return parsed, request_body(payload, parsed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +115,9 @@ async def serve(request: Request, door: FrontDoor) -> Response:
     raw = await read_json(request, deps.settings.max_body_bytes)
     pin = pin_of(raw, request.headers) if isinstance(raw, dict) else ProviderPin()
     wire = door.load()
-    parsed = wire.parse(raw)
+    parsed, body = wire.parse(raw)
     model = deps.catalog.resolve(parsed.model, endpoint=door.models)
     check_model_allowed(key, model.id)
-    body = parsed.model_dump(exclude_none=True)
     # Built before anything is reserved: a request no route can take is a 4xx that costs nothing.
     limits = {name: getattr(parsed, name) for name in wire.output_limits}
     legs = _legs(deps, door, model, pin, body, limits, request.headers)

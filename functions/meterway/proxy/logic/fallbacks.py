@@ -23,11 +23,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
 
 from meterway.core.errors import InvalidRequest, UpstreamError
 from meterway.proxy.logic.catalog import ModelRoute
@@ -42,10 +42,8 @@ PIN_HEADER = "x-meterway-provider"
 PIN_FIELD = "provider"
 
 
-class _Pin(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
-
-    only: list[str] | None = Field(default=None, min_length=1, max_length=16)
+class _Pin(msgspec.Struct, forbid_unknown_fields=True):
+    only: Annotated[list[str], msgspec.Meta(min_length=1, max_length=16)] | None = None
     allow_fallbacks: bool = True
 
 
@@ -68,8 +66,8 @@ def pin_of(body: dict[str, Any], headers: Mapping[str, str]) -> ProviderPin:
     if pinned is None and not header:
         return ProviderPin()
     try:
-        pin = _Pin.model_validate(pinned if pinned is not None else {})
-    except ValidationError as exc:
+        pin = msgspec.convert(pinned if pinned is not None else {}, _Pin)
+    except msgspec.ValidationError as exc:
         raise InvalidRequest(
             "Invalid 'provider': it takes 'only' (a list of provider names) and 'allow_fallbacks' (true or false).",
             code="invalid_provider_preferences",

@@ -13,47 +13,71 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import msgspec
 
 from meterway.proxy.logic import pricing
 from meterway.proxy.logic.catalog import CATALOG, Catalog, ModelRoute
 
 # The providers the code names (``meterway.proxy.providers.REGISTRY``): a file cannot redefine them.
 BUILT_IN_PROVIDERS = frozenset({"openai", "anthropic", "bedrock"})
-_Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
-_Rate = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+_NAME = msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,31}$")
+# A rate the ledger can store: DynamoDB numbers stop at 38 digits, and no model costs more.
+MAX_RATE = Decimal(1_000_000)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """A part of the file: a field it does not know is an error, not a typo silently ignored."""
 
 
-class PricesRef(_Strict):
+class PricesRef(_Strict, kw_only=True, frozen=True):
     """The model's prices in ``genai-prices``: its provider id there, and its model ref (the
     model's own id when not given)."""
 
-    provider: str = Field(min_length=1)
+    provider: Annotated[str, msgspec.Meta(min_length=1)]
     model: str | None = None
 
 
-class Rates(_Strict):
+class Rates(_Strict, kw_only=True, frozen=True):
     """Explicit prices, USD per million tokens (a cache class without a rate is billed as input)."""
 
-    input_mtok: _Rate
-    output_mtok: _Rate
-    cache_read_mtok: _Rate | None = None
-    cache_write_mtok: _Rate | None = None
+    input_mtok: Decimal
+    output_mtok: Decimal
+    cache_read_mtok: Decimal | None = None
+    cache_write_mtok: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        for name, rate in self.given().items():
+            if not (rate.is_finite() and 0 <= rate <= MAX_RATE):
+                raise ValueError(f"{name}: must be a number of USD per million tokens from 0 to {MAX_RATE:,}")
+
+    def given(self) -> dict[str, Decimal]:
+        """The rates the file gives, by name."""
+        return {name: rate for name, rate in msgspec.structs.asdict(self).items() if rate is not None}
 
 
-class ConfiguredModel(_Strict):
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
-    prices: PricesRef | Rates
-    max_output_tokens: int | None = Field(default=None, gt=0)
+class ConfiguredModel(_Strict, kw_only=True, frozen=True):
+    id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")]
+    # A ``PricesRef`` (it has ``provider``) or ``Rates``, kept as written (numbers exact, not floats):
+    # read by ``pricing``, checked here.
+    prices: msgspec.Raw
+    max_output_tokens: Annotated[int, msgspec.Meta(gt=0)] | None = None
     endpoint: Literal["chat", "embeddings"] = "chat"
     reasoning: bool = False
 
+    def __post_init__(self) -> None:
+        self.pricing  # noqa: B018 (checks the prices: a ValueError names what is wrong)
 
-class ConfiguredProvider(_Strict):
+    @property
+    def pricing(self) -> PricesRef | Rates:
+        try:
+            given = msgspec.json.decode(self.prices, type=dict[str, msgspec.Raw])
+            kind: type[PricesRef | Rates] = PricesRef if "provider" in given else Rates
+            return msgspec.json.decode(self.prices, type=kind)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"prices{_where(exc, sep='.')}") from None
+
+
+class ConfiguredProvider(_Strict, kw_only=True, frozen=True):
     """An OpenAI-compatible API: Chat Completions and embeddings, and Responses when it says so
     (Messages clients reach it by translation; Responses clients only when it speaks Responses)."""
 
@@ -63,32 +87,30 @@ class ConfiguredProvider(_Strict):
     #: The upstream secret's entry holding its key (locally: ``MW_PROVIDER_API_KEYS``' entry);
     #: ``<name>_api_key`` when not given; a provider without a key (a private vLLM) sends none.
     api_key_secret: str | None = None
-    models: list[ConfiguredModel] = Field(min_length=1)
+    models: Annotated[list[ConfiguredModel], msgspec.Meta(min_length=1)]
 
-    @field_validator("base_url")
-    @classmethod
-    def _https(cls, url: str) -> str:
-        loopback = url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
-        if not (url.startswith("https://") or loopback):
-            raise ValueError("must be an https:// URL (plain http only to this machine)")
-        return url.rstrip("/")
+    def __post_init__(self) -> None:
+        loopback = self.base_url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
+        if not (self.base_url.startswith("https://") or loopback):
+            raise ValueError("base_url: must be an https:// URL (plain http only to this machine)")
+        msgspec.structs.force_setattr(self, "base_url", self.base_url.rstrip("/"))
 
 
-_ModelId = Annotated[str, Field(min_length=3, max_length=256)]
+_ModelId = Annotated[str, msgspec.Meta(min_length=3, max_length=256)]
+_Routes = dict[_ModelId, Annotated[list[_ModelId], msgspec.Meta(min_length=1, max_length=8)]]
 
 
-class ProvidersFile(_Strict):
-    providers: dict[_Name, ConfiguredProvider] = Field(default_factory=dict)
+class _Shape(_Strict, kw_only=True, frozen=True):
+    """The file as decoded: each provider is read on its own, so that an error names it."""
+
+    providers: dict[str, msgspec.Raw] = {}
     #: A catalog model's routes in order: catalog model ids of the same kind (itself among them or not).
-    routes: dict[_ModelId, Annotated[list[_ModelId], Field(min_length=1, max_length=8)]] = Field(default_factory=dict)
+    routes: _Routes = {}
 
-    @field_validator("providers")
-    @classmethod
-    def _not_built_in(cls, providers: dict[str, ConfiguredProvider]) -> dict[str, ConfiguredProvider]:
-        clash = sorted(BUILT_IN_PROVIDERS & set(providers))
-        if clash:
-            raise ValueError(f"{', '.join(clash)} is built in; name the provider otherwise")
-        return providers
+
+class ProvidersFile(msgspec.Struct, frozen=True, kw_only=True):
+    providers: dict[str, ConfiguredProvider] = {}
+    routes: _Routes = {}
 
     def key_entry(self, name: str) -> str:
         return self.providers[name].api_key_secret or f"{name}_api_key"
@@ -103,12 +125,40 @@ def parse_providers(text: str | None) -> ProvidersFile:
     if not text or not text.strip():
         return ProvidersFile()
     try:
-        return ProvidersFile.model_validate_json(text)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'file'}: {error['msg']}" for error in exc.errors()
+        shape = msgspec.json.decode(text, type=_Shape)
+    except msgspec.ValidationError as exc:
+        raise ProvidersFileError(f"The providers file is not valid: {_where(exc) or 'file'}") from exc
+    except msgspec.DecodeError as exc:
+        raise ProvidersFileError(f"The providers file is not valid: file: {exc}") from exc
+    clash = sorted(BUILT_IN_PROVIDERS & set(shape.providers))
+    if clash:
+        raise ProvidersFileError(
+            f"The providers file is not valid: providers: {', '.join(clash)} is built in; name the provider otherwise"
         )
-        raise ProvidersFileError(f"The providers file is not valid: {problems}") from exc
+    return ProvidersFile(
+        providers={name: _provider(name, body) for name, body in shape.providers.items()}, routes=shape.routes
+    )
+
+
+def _provider(name: str, body: msgspec.Raw) -> ConfiguredProvider:
+    where = f"The providers file is not valid: providers.{name}"
+    try:
+        msgspec.convert(name, Annotated[str, _NAME])
+    except msgspec.ValidationError:
+        raise ProvidersFileError(
+            f"{where}: a provider's name is 1-32 lower-case letters, digits and '-', starting with a letter"
+        ) from None
+    try:
+        return msgspec.json.decode(body, type=ConfiguredProvider)
+    except msgspec.ValidationError as exc:
+        raise ProvidersFileError(f"{where}{_where(exc, sep='.')}") from exc
+
+
+def _where(error: msgspec.ValidationError, sep: str = "") -> str:
+    """msgspec's ``<message> - at `$.a.b[0]``` as ``a.b[0]: <message>`` (after ``sep`` when it has a place)."""
+    message, _, at = str(error).partition(" - at `$")
+    place = at.rstrip("`").lstrip(".")
+    return f"{sep}{place}: {message}" if place else f": {message}" if sep else message
 
 
 def configured_routes(file: ProvidersFile) -> list[ModelRoute]:
@@ -124,10 +174,11 @@ def configured_routes(file: ProvidersFile) -> list[ModelRoute]:
                 endpoint=model.endpoint,
                 max_output_tokens=model.max_output_tokens,
             )
-            if isinstance(model.prices, Rates):
-                route = route.priced_at(model.prices.model_dump(exclude_none=True))
+            prices = model.pricing
+            if isinstance(prices, Rates):
+                route = route.priced_at(prices.given())
             else:
-                route = route.priced_as(model.prices.provider, model.prices.model or model.id)
+                route = route.priced_as(prices.provider, prices.model or model.id)
             routes.append(route)
     return routes
 

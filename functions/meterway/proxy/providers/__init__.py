@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from pydantic import SecretStr
-
 from meterway.core import aws
-from meterway.core.settings import ProxySettings
+from meterway.core.settings import ProxySettings, SecretText
 from meterway.proxy.logic.catalog import ModelRoute, model_not_found
 from meterway.proxy.logic.providers_config import ProvidersFile
 from meterway.proxy.models import Format
@@ -73,6 +71,6 @@ def build_providers(settings: ProxySettings, secret: Secret, file: ProvidersFile
     return Providers(providers)
 
 
-def _api_key(entry: str, configured: SecretStr | None, secret: Secret) -> str | None:
+def _api_key(entry: str, configured: SecretText | None, secret: Secret) -> str | None:
     """A provider's key: the upstream secret's ``entry`` (AWS), else the one the settings hold."""
     return secret.get(entry) or (configured.get_secret_value() if configured else None)
