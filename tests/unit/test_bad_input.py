@@ -143,6 +143,21 @@ def test_a_loose_boolean_or_integer_is_a_400_that_names_the_field(gw, path, fiel
         assert error["code"] == "invalid_parameters"
 
 
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/messages", "max_tokens"),
+        ("/v1/responses", "input"),
+        ("/v1/chat/completions", "messages"),
+        ("/v1/embeddings", "model"),
+    ],
+)
+def test_a_missing_required_field_is_a_400_that_names_it(gw, path, field):
+    body = {name: value for name, value in DOORS[path].items() if name != field}
+    error = refused(gw, path, body)
+    assert f"'{field}'" in error["message"]
+
+
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])
 def test_strict_values_of_the_right_type_still_pass(gw, path):
     body = DOORS[path] | {"stream": False, "store": False, "parallel_tool_calls": True, "top_logprobs": 0}

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Annotated, Any, TypeVar
 
 import msgspec
 
 from meterway.core.container import container
+from meterway.core.validation import problem
 
 PREFIX = "MW_"
 
@@ -197,8 +199,8 @@ def _read(kind: type[S]) -> S:
     try:
         return msgspec.convert(values, kind, strict=False, dec_hook=_secret)
     except msgspec.ValidationError as exc:
-        message, _, where = str(exc).partition(" - at `$.")
-        field = where.split("`")[0].split(".")[0].split("[")[0]
+        message, place = problem(exc)
+        field = re.split(r"[.\[]", place, maxsplit=1)[0]
         raise ConfigurationError(f"{kind.__name__} cannot start: {PREFIX}{field.upper()}: {message}") from None
 
 

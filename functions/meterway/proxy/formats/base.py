@@ -4,12 +4,12 @@ frames answers, streams and errors for the client."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any, ClassVar, Protocol, TypeVar
 
 import msgspec
 
 from meterway.core.errors import InvalidRequest, MeterwayError
+from meterway.core.validation import problem
 
 # The API boundary is strict (msgspec's conversion is): ``"yes"`` is not a boolean, and ``"12"``,
 # ``12.0`` or ``true`` are not integers. A client's typo is refused here, before anything is
@@ -54,7 +54,6 @@ class OpenAIDoorRequest(DoorRequest, kw_only=True):
 # Fields other gateways accept to re-point a call; here the upstream comes from configuration only.
 FORBIDDEN_FIELDS = frozenset({"api_base", "base_url", "api_key", "api_version", "custom_llm_provider", "extra_headers"})
 R = TypeVar("R", bound=msgspec.Struct)
-_MISSING = re.compile(r"Object missing required field `(.+)`")
 
 
 def parse_request(model: type[R], payload: Any) -> R:
@@ -70,11 +69,8 @@ def parse_request(model: type[R], payload: Any) -> R:
     try:
         return msgspec.convert(payload, model)
     except msgspec.ValidationError as exc:
-        message, _, at = str(exc).partition(" - at `$")
-        where = at.rstrip("`").lstrip(".")
-        if not where and (missing := _MISSING.fullmatch(message)):
-            where = missing.group(1)
-        raise InvalidRequest(f"Invalid '{where or 'body'}': {message}.", code="invalid_parameters") from exc
+        message, place = problem(exc)
+        raise InvalidRequest(f"Invalid '{place or 'body'}': {message}.", code="invalid_parameters") from exc
 
 
 def invalid_field(field: str, problem: str) -> InvalidRequest:

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from meterway.core.validation import located
 from meterway.proxy.logic import pricing
 from meterway.proxy.logic.catalog import CATALOG, Catalog, ModelRoute
 
@@ -74,7 +75,7 @@ class ConfiguredModel(_Strict, kw_only=True, frozen=True):
             kind: type[PricesRef | Rates] = PricesRef if "provider" in given else Rates
             return msgspec.json.decode(self.prices, type=kind)
         except msgspec.ValidationError as exc:
-            raise ValueError(f"prices{_where(exc, sep='.')}") from None
+            raise ValueError(located(exc, "prices")) from None
 
 
 class ConfiguredProvider(_Strict, kw_only=True, frozen=True):
@@ -127,7 +128,7 @@ def parse_providers(text: str | None) -> ProvidersFile:
     try:
         shape = msgspec.json.decode(text, type=_Shape)
     except msgspec.ValidationError as exc:
-        raise ProvidersFileError(f"The providers file is not valid: {_where(exc) or 'file'}") from exc
+        raise ProvidersFileError(f"The providers file is not valid: {located(exc)}") from exc
     except msgspec.DecodeError as exc:
         raise ProvidersFileError(f"The providers file is not valid: file: {exc}") from exc
     clash = sorted(BUILT_IN_PROVIDERS & set(shape.providers))
@@ -151,14 +152,7 @@ def _provider(name: str, body: msgspec.Raw) -> ConfiguredProvider:
     try:
         return msgspec.json.decode(body, type=ConfiguredProvider)
     except msgspec.ValidationError as exc:
-        raise ProvidersFileError(f"{where}{_where(exc, sep='.')}") from exc
-
-
-def _where(error: msgspec.ValidationError, sep: str = "") -> str:
-    """msgspec's ``<message> - at `$.a.b[0]``` as ``a.b[0]: <message>`` (after ``sep`` when it has a place)."""
-    message, _, at = str(error).partition(" - at `$")
-    place = at.rstrip("`").lstrip(".")
-    return f"{sep}{place}: {message}" if place else f": {message}" if sep else message
+        raise ProvidersFileError(f"The providers file is not valid: {located(exc, f'providers.{name}')}") from exc
 
 
 def configured_routes(file: ProvidersFile) -> list[ModelRoute]:
