@@ -132,7 +132,8 @@ class GatewayStack:
         gateway_env = self.start_backends(stack)
         gateway_port = free_port()
         # As run.sh starts it on Lambda.
-        uvicorn_args = ["--host", "127.0.0.1", "--port", str(gateway_port), "--no-access-log", "--log-level", "warning"]
+        uvicorn_args = ["--host", "127.0.0.1", "--port", str(gateway_port), "--http", "httptools", "--no-access-log"]
+        uvicorn_args += ["--log-level", "warning"]
         command = [sys.executable, "-m", "uvicorn", *uvicorn_args, "meterway.proxy.handlers.app:app"]
         self.gateway_pid = spawn(stack, command, gateway_env, self.gateway_log)
         self.gateway_url = f"http://127.0.0.1:{gateway_port}"

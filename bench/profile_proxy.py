@@ -50,10 +50,10 @@ PACKAGES = [
     ("aws_lambda_powertools", "logging (Powertools)"),
     ("/logging/", "logging (Powertools)"),
     ("genai_prices", "genai-prices"),
-    ("httpx_sse", "httpx"),
+    ("httptools", "uvicorn"),
     ("httpx", "httpx"),
     ("httpcore", "httpx"),
-    ("/h11/", "h11 (HTTP/1.1, httpx and uvicorn)"),
+    ("/h11/", "h11 (HTTP/1.1 of httpx and the DynamoDB client)"),
     ("uvicorn", "uvicorn"),
     ("starlette", "starlette"),
     ("anyio", "asyncio / anyio / threads"),
@@ -175,7 +175,9 @@ def main() -> None:
         threads = Threads()
         threads.install()
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, http="httptools", log_level="warning", access_log=False)
+        )
         threading.Thread(target=server.run, daemon=True).start()
         url = f"http://127.0.0.1:{port}"
         wait_for(f"{url}/healthz")

@@ -14,13 +14,14 @@ figures are the differences. CPU per request is each gateway's process (and chil
 over the rounds, divided by the requests it served.
 
     .venv/bin/python bench/proxy_overhead.py [--requests 300] [--aws-latency | --no-aws-latency] [--no-litellm]
-                                             [--upstream-first-token-ms 0]
+                                             [--stack-alone] [--upstream-first-token-ms 0]
 
 By default both Meterway passes run (without and with the latency model); --aws-latency runs
 only the pass with it, --no-aws-latency only the one without. --upstream-first-token-ms gives the
 fake upstream a provider's wait before its first token (by default it answers at once, so the
 key's check, sent beside the upstream call, can outlast it). The first run installs LiteLLM into
-.bench/litellm-venv (bench/litellm-requirements.txt).
+.bench/litellm-venv (bench/litellm-requirements.txt). --stack-alone adds, after Meterway's passes,
+the proxy's own stack doing nothing but relay (bench/stack_alone.py): the floor its CPU stands on.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
 from bench import litellm_proxy  # noqa: E402
-from bench.harness import DIRECT_HEADERS, GatewayStack, cpu_seconds, percentile, timed  # noqa: E402
+from bench.harness import BASE_ENV, DIRECT_HEADERS, GatewayStack, cpu_seconds, percentile, spawn, timed, wait_for  # noqa: E402
+from devstack.stack import free_port  # noqa: E402
 
 PROMPT = [{"role": "user", "content": "Say something short."}]
 WARM_UP = 30
@@ -99,6 +101,8 @@ class Arm:
     headers: dict[str, str]
     pid: int | None = None
     aws_latency: bool = False
+    # Sent the body as the upstream takes it (the stack alone maps no model ids).
+    direct_body: bool = False
 
 
 class Rounds:
@@ -128,7 +132,9 @@ def run_case(client: httpx.Client, stack: GatewayStack, case: Case, arms: list[A
     def one(arm: Arm, rounds: Rounds | None) -> None:
         stack.relay.model_latency = arm.aws_latency
         direct = timed(client, direct_url, case.direct, DIRECT_HEADERS)
-        through = timed(client, f"{arm.base_url}{case.path}", case.gateway, arm.headers)
+        through = timed(
+            client, f"{arm.base_url}{case.path}", case.direct if arm.direct_body else case.gateway, arm.headers
+        )
         if rounds is not None:
             rounds.add(arm, direct, through)
 
@@ -157,6 +163,27 @@ def run_case(client: httpx.Client, stack: GatewayStack, case: Case, arms: list[A
     return result
 
 
+def start_stack_alone(stack: ExitStack, fake_url: str) -> tuple[str, int]:
+    """bench/stack_alone.py under uvicorn, as run.sh starts the proxy; its URL and pid."""
+    port = free_port()
+    env = {**os.environ, **BASE_ENV, "UPSTREAM": fake_url}
+    args = [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    pid = spawn(stack, [sys.executable, "-m", "uvicorn", *args, "bench.stack_alone:app"], env)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(f"{url}/healthz")
+    return url, pid
+
+
 def import_time() -> float:
     code = "import time; t=time.perf_counter(); import meterway.proxy.handlers.app; print(time.perf_counter()-t)"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "functions")}
@@ -173,6 +200,11 @@ def parse_args() -> argparse.Namespace:
         "--no-aws-latency", action="store_const", dest="passes", const=("off",), help="only without the model"
     )
     parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
+    parser.add_argument(
+        "--stack-alone",
+        action="store_true",
+        help="also run the proxy's stack doing nothing but relay (bench/stack_alone.py): the floor",
+    )
     parser.add_argument(
         "--upstream-first-token-ms",
         type=float,
@@ -200,6 +232,9 @@ def main() -> None:
             "upstream_first_token_ms": args.upstream_first_token_ms,
             "proxy_import_s": round(import_time(), 3),
         }
+        if args.stack_alone:
+            url, pid = start_stack_alone(stack, gateway.fake_url)
+            arms.append(Arm("stack alone", url, DIRECT_HEADERS, pid, direct_body=True))
         if not args.no_litellm:
             url, pid = litellm_proxy.start(stack, gateway.fake_url, Path(workdir))
             arms.append(Arm("litellm", url, {"authorization": "Bearer bench"}, pid))
@@ -234,6 +269,16 @@ def print_tables(summary: dict[str, Any]) -> None:
             f"| {door} | {both('added_first_byte_p50_ms')} | {both('added_p50_ms')} | {both('added_p99_ms')} | "
             f"{data['dynamodb_calls_per_request']} ({calls}) |"
         )
+    if "stack alone" in next(iter(doors.values())):
+        print(
+            "\nCPU per request: Meterway (model off) against its stack doing nothing but relay (bench/stack_alone.py)"
+        )
+        print("| door | Meterway | the stack alone | Meterway's own work |")
+        print("| --- | --- | --- | --- |")
+        for door, data in doors.items():
+            ours = data.get("meterway", data.get("meterway +model", {}))["cpu_ms_per_request"]
+            floor = data["stack alone"]["cpu_ms_per_request"]
+            print(f"| {door} | {ours:.2f} ms | {floor:.2f} ms | {ours - floor:.2f} ms |")
     if "litellm" not in summary:
         return
     arm = "meterway" if "meterway" in next(iter(doors.values())) else "meterway +model"

@@ -9,5 +9,6 @@
 export PYTHONPATH="/opt/python${PYTHONPATH:+:${PYTHONPATH}}"
 
 # Bind to loopback only: the adapter is the sole client. Access logs are off to keep a
-# log line per request off the hot path; request logging belongs to the app.
-exec python3 -m uvicorn --host 127.0.0.1 --port "${PORT:-8000}" --no-access-log meterway.proxy.handlers.app:app
+# log line per request off the hot path; request logging belongs to the app. HTTP/1.1 is read by
+# httptools (llhttp, in C): named, so that a layer without it fails at start-up, not slower.
+exec python3 -m uvicorn --host 127.0.0.1 --port "${PORT:-8000}" --http httptools --no-access-log meterway.proxy.handlers.app:app

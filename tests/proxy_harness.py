@@ -67,8 +67,11 @@ class Gateway:
         self.upstream.state.fake.requests.clear()
 
     def untouched(self) -> bool:
-        """Nothing reserved, recorded or sent upstream."""
-        return not self.quotas.reserved and not self.ledger.items and not self.upstream_requests
+        """Nothing held, recorded or sent upstream. A key this instance saw far from its limits
+        is read before its request's body is (``ProxyDeps.check_early``): a check that only
+        reads changes nothing, one that holds a minute would."""
+        held = [reservation for reservation, _ in self.quotas.reserved if reservation.holds_minute]
+        return not held and not self.ledger.items and not self.upstream_requests
 
 
 @contextmanager

@@ -309,3 +309,69 @@ def test_the_proxys_key_lookup_finds_a_key_by_its_hash_once_a_cache_ttl(aws_env,
     stored = dataclasses.replace(key, secret_copies=keys_table.KEY_COPIES)
     assert found == [stored, stored] and missing == [None, None]
     assert dynamo.operations == ["GetItem", "GetItem"]
+
+
+def test_a_chunked_answer_split_across_reads_is_read_whole_and_its_connection_kept():
+    # An answer in chunked encoding, its bytes sent in three writes with pauses between them.
+    body = json.dumps({"Item": {"pk": {"S": "chunked"}}}).encode()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nX-Amz-Crc32: %d\r\n" % zlib.crc32(body)
+    chunked = head + b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    cut = len(head) + 40
+
+    async def scenario() -> tuple[list[Answer], int]:
+        accepted = 0
+
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal accepted
+            accepted += 1
+            while await reader.read(65536):
+                for part in (chunked[:cut], chunked[cut:-3], chunked[-3:]):
+                    writer.write(part)
+                    await writer.drain()
+                    await asyncio.sleep(0.01)
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        origin = Origin(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", connect_timeout=3, read_timeout=3)
+        try:
+            answers = [await origin.post([("X-Amz-Target", "DynamoDB_20120810.GetItem")], b"{}") for _ in range(2)]
+        finally:
+            await origin.aclose()
+            server.close()
+        return answers, accepted
+
+    answers, connections = asyncio.run(scenario())
+
+    assert [(answer.status, answer.content) for answer in answers] == [(200, body)] * 2
+    assert answers[0].headers["x-amz-crc32"] == str(zlib.crc32(body))
+    assert connections == 1
+
+
+def test_a_header_with_a_line_break_is_refused_before_anything_is_sent():
+    origin = Origin("http://127.0.0.1:9", connect_timeout=0.5, read_timeout=0.5)
+
+    with pytest.raises(ValueError, match="line break"):
+        asyncio.run(origin.post([("X-Amz-Target", "GetItem\r\nX-Injected: 1")], b"{}"))
+
+
+def test_a_key_far_from_its_limits_has_its_check_sent_when_the_early_check_returns():
+    # The proxy starts a far key's check before reading the body, and gives the event loop the
+    # turns the check's tasks need to write their requests (``ProxyDeps.check_early``): counted
+    # here against the real quota store and client, so a new task in between is noticed.
+    from meterway.accounts.dal.quota_store import DynamoQuotaStore, Standing
+    from meterway.proxy.handlers.deps import ProxyDeps
+    from tests.ledger_factory import KEYS
+
+    key = dataclasses.replace(KEYS[0], account_id="acct-with-credit")
+    scripted = Scripted(*[(200, {})] * 4)
+    quotas = DynamoQuotaStore("keys", dynamo=scripted.client())
+    deps = ProxyDeps(None, None, quotas, None, None, None, None)  # type: ignore[arg-type]
+    deps.headroom.note(key, Standing())
+
+    async def early_check() -> int:
+        admission = await deps.check_early(key, "hash")
+        assert admission is not None
+        sent = len(scripted.requests)
+        admission.abandon()
+        return sent
+
+    assert asyncio.run(early_check()) >= 1

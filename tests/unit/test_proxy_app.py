@@ -277,3 +277,51 @@ def test_a_key_near_its_limit_or_an_answer_not_streamed_is_checked_before_the_up
 
     assert response.status_code == 402 and response.json()["error"]["code"] == "key_spend_limit_reached"
     assert len(proxy.upstream.received) == calls
+
+
+def test_a_key_far_from_its_limits_is_checked_while_its_request_is_read_and_translated(proxy, monkeypatch):
+    # Given this instance saw the key far from its limits, and a log of when the check starts and
+    # when the request is translated for the upstream
+    from meterway.proxy.formats.chat import ChatPassThrough
+
+    proxy.quotas.standing = Standing(spent_usd=Decimal("0.10"))
+    assert proxy.chat(stream=True).status_code == 200
+    log: list[str] = []
+    reserve, translate = proxy.quotas.reserve, ChatPassThrough.request
+
+    async def logged_reserve(*args: Any) -> Standing:
+        log.append("check")
+        return await reserve(*args)
+
+    def logged_translate(self: ChatPassThrough, *args: Any) -> dict[str, Any]:
+        log.append("translate")
+        return translate(self, *args)
+
+    monkeypatch.setattr(proxy.quotas, "reserve", logged_reserve)
+    monkeypatch.setattr(ChatPassThrough, "request", logged_translate)
+    # When its next stream comes, Then its check went out before the request was translated
+    assert proxy.chat(stream=True).status_code == 200
+    assert log == ["check", "translate"]
+    # And a request of a key not seen far is translated first: a bad one is refused before any check
+    proxy.quotas.standing = Standing(spent_usd=Decimal("4.50"))
+    assert proxy.chat(stream=True).status_code == 200
+    log.clear()
+    assert proxy.chat(stream=True).status_code == 200
+    assert log == ["translate", "check"]
+
+
+def test_a_bad_request_of_a_key_far_from_its_limits_is_refused_with_its_early_check_left_harmless(proxy):
+    # Given a key seen far from its limits, then disabled
+    proxy.quotas.standing = Standing(spent_usd=Decimal("0.10"))
+    assert proxy.chat(stream=True).status_code == 200
+    items, calls = len(proxy.ledger.items), len(proxy.upstream.received)
+    proxy.quotas.refuse = "key"
+    # When it sends a request with a bad body, Then the body's 400 is the answer (its check, started
+    # early and refused, is nobody's) and nothing was recorded or sent
+    response = proxy.chat(stream=True, max_tokens="12")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_parameters"
+    assert (len(proxy.ledger.items), len(proxy.upstream.received)) == (items, calls)
+    # And the refusal was heard: its next request is checked before the upstream, and refused
+    proxy.quotas.refuse = "key"
+    assert proxy.chat(stream=True).status_code == 401
+    assert len(proxy.upstream.received) == calls

@@ -13,7 +13,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from httpx_sse import ServerSentEvent
 
 from meterway.ledger.models import UsageRecord
 from meterway.proxy.formats.chat import ChatChunks, ChatEncoder
@@ -22,6 +21,7 @@ from meterway.proxy.logic.catalog import BUILT_IN
 from meterway.proxy.logic.proxy_call import ProxyCall
 from meterway.proxy.logic.relay import relay
 from meterway.proxy.logic.time_limits import TimeBudget, TimeLimits
+from meterway.proxy.providers.sse import Event
 from tests.ledger_factory import KEYS
 
 SONNET = "anthropic/claude-sonnet-4-5"
@@ -44,7 +44,7 @@ CHUNKS = [
 ]
 
 
-async def upstream(events: list[ServerSentEvent], until: int) -> Any:
+async def upstream(events: list[Event], until: int) -> Any:
     """The events up to the ``until``-th, then a connection that stays open (still closing after
     the last event; stalled before it)."""
     for number, event in enumerate(events):
@@ -54,7 +54,7 @@ async def upstream(events: list[ServerSentEvent], until: int) -> Any:
 
 
 def anthropic_until(last_sent: str) -> tuple[Any, MessageEvents, type[MessagesEncoder], bytes]:
-    events = [ServerSentEvent(event=name, data=json.dumps({"type": name, **data})) for name, data in EVENTS]
+    events = [Event(name, json.dumps({"type": name, **data})) for name, data in EVENTS]
     until = [name for name, _ in EVENTS].index(last_sent)
     return upstream(events, until), MessageEvents(SONNET), MessagesEncoder, f"event: {last_sent}\n".encode()
 
@@ -113,7 +113,7 @@ def test_a_client_that_leaves_before_the_last_event_has_a_partial_answer(last_ta
 
 def test_a_chat_client_that_leaves_before_the_gateways_usage_chunk_has_a_partial_answer():
     # The upstream's usage chunk came, its [DONE] did not yet: the client had the content only
-    events = [ServerSentEvent(data=json.dumps(chunk)) for chunk in CHUNKS] + [ServerSentEvent(data="[DONE]")]
+    events = [Event("", json.dumps(chunk)) for chunk in CHUNKS] + [Event("", "[DONE]")]
     adapter = ChatChunks(model=SONNET, request_id="gen-1", created=0)
 
     finish = b'"finish_reason":"stop"'

@@ -191,7 +191,7 @@ def test_run_sh_starts_the_proxy_app_on_the_adapter_port():
     assert os.access(run_sh, os.X_OK)
     assert text.startswith("#!/bin/bash\n")
     assert re.search(
-        r'^exec python3 -m uvicorn --host 127\.0\.0\.1 --port "\$\{PORT:-8000\}" --no-access-log '
+        r'^exec python3 -m uvicorn --host 127\.0\.0\.1 --port "\$\{PORT:-8000\}" --http httptools --no-access-log '
         r"meterway\.proxy\.handlers\.app:app$",
         text,
         re.MULTILINE,

@@ -6,13 +6,15 @@ keys come from configuration only, never from a client's request.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from urllib.request import getproxies
 
-import anyio
 import httpx
 
 from meterway.core.errors import UpstreamError, UpstreamTimeout
 from meterway.core.settings import ProxySettings
+from meterway.proxy.dal.asyncio_network import AsyncioTransport
 from meterway.proxy.models import UpstreamRequest, Wait
 
 ErrorMapper = Callable[[int, bytes, str | None], UpstreamError]
@@ -28,7 +30,12 @@ def build_client(settings: ProxySettings) -> httpx.AsyncClient:
         pool=settings.upstream_connect_timeout_s,
     )
     limits = httpx.Limits(max_connections=settings.upstream_max_connections, max_keepalive_connections=20)
-    return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
+    if getproxies():
+        # An HTTP proxy in the environment (``HTTPS_PROXY``, ``NO_PROXY``…): httpx's own
+        # transports honour it, as they read it; a transport handed in would bypass it.
+        return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
+    transport = AsyncioTransport(limits=limits)
+    return httpx.AsyncClient(timeout=timeout, transport=transport, follow_redirects=False)
 
 
 class Upstream:
@@ -47,7 +54,7 @@ class Upstream:
         else:
             outbound = self._client.build_request("POST", request.url, json=request.body, headers=request.headers)
         try:
-            with anyio.fail_after(wait.seconds):
+            async with asyncio.timeout(wait.seconds):
                 response = await self._client.send(outbound, stream=stream)
                 if response.is_success:
                     return response

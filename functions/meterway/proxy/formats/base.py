@@ -3,7 +3,6 @@ frames answers, streams and errors for the client."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, ClassVar, Protocol, TypeVar
 
 import msgspec
@@ -109,12 +108,20 @@ class Encoder(Protocol):
         """An error in the middle of a stream."""
 
 
+# A stream reads and writes one JSON document an event; msgspec does each in under a microsecond
+# where the standard library's json takes 4–5 (``bench/profile_proxy.py``). Its output is compact,
+# with text in UTF-8 rather than ``\u`` escapes.
+def event_data(data: str) -> Any:
+    """The JSON document an upstream event carries; ``ValueError`` when it is not JSON."""
+    return msgspec.json.decode(data)
+
+
 def data_event(payload: dict[str, Any]) -> bytes:
     """A server-sent event with a ``data:`` line only (OpenAI's Chat streams)."""
-    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + msgspec.json.encode(payload) + b"\n\n"
 
 
 def typed_event(payload: dict[str, Any]) -> bytes:
     """A server-sent event named after its payload's ``type`` (Anthropic's and Responses' streams)."""
     name = str(payload.get("type", "message"))
-    return f"event: {name}\ndata: ".encode() + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+    return f"event: {name}\ndata: ".encode() + msgspec.json.encode(payload) + b"\n\n"

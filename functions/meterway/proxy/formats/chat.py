@@ -9,7 +9,6 @@ error envelope.
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 from meterway.core.errors import MeterwayError
@@ -21,6 +20,7 @@ from meterway.proxy.formats.base import (
     OpenAIDoorRequest,
     OutputTokens,
     data_event,
+    event_data,
     invalid_field,
 )
 from meterway.proxy.logic.catalog import ModelRoute
@@ -193,7 +193,7 @@ class ChatChunks:
             # The upstream finished cleanly; nothing follows the marker.
             self.finished = self.ended = True
             return []
-        return self._chunk(json.loads(data))
+        return self._chunk(event_data(data))
 
     def _chunk(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         if data.get("error"):

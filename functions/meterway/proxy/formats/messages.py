@@ -10,14 +10,13 @@ carries the final usage gets the cost added. Errors use Anthropic's envelope,
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 import msgspec
 
 from meterway.core.errors import MeterwayError, UpstreamError
 from meterway.ledger.models import TokenUsage, UsageRecord
-from meterway.proxy.formats.base import Count, DoorRequest, Messages, ModelName, OutputTokens, typed_event
+from meterway.proxy.formats.base import Count, DoorRequest, Messages, ModelName, OutputTokens, event_data, typed_event
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.models import Format
 from meterway.proxy.translate.base import Answer
@@ -290,7 +289,7 @@ class MessageEvents(ReadsMessagesStream):
         return self._state.stop_reason
 
     def feed(self, event: str, data: str) -> list[dict[str, Any]]:
-        payload = json.loads(data)
+        payload = event_data(data)
         if not isinstance(payload, dict):
             return []
         payload.setdefault("type", event)

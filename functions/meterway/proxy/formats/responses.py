@@ -9,12 +9,18 @@ gets the cost added. The gateway is stateless: ``previous_response_id`` is refus
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 from meterway.core.errors import MeterwayError, UpstreamError
 from meterway.ledger.models import TokenUsage, UsageRecord
-from meterway.proxy.formats.base import OpenAIDoorRequest, OutputTokens, PositiveCount, invalid_field, typed_event
+from meterway.proxy.formats.base import (
+    OpenAIDoorRequest,
+    OutputTokens,
+    PositiveCount,
+    event_data,
+    invalid_field,
+    typed_event,
+)
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.models import Format
 from meterway.proxy.translate.base import Answer
@@ -195,7 +201,7 @@ class ResponseEvents:
         return self._usage is not None
 
     def feed(self, event: str, data: str) -> list[dict[str, Any]]:
-        payload = json.loads(data)
+        payload = event_data(data)
         if not isinstance(payload, dict):
             return []
         kind = payload.setdefault("type", event)

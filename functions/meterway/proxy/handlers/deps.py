@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
 
 from starlette.requests import Request
 
 from meterway.accounts.dal.key_store import CachedKeyStore, DynamoKeyStore, KeyStore
-from meterway.accounts.dal.quota_store import DynamoQuotaStore, QuotaStore
+from meterway.accounts.dal.quota_store import DynamoQuotaStore, QuotaStore, Standing
 from meterway.accounts.logic.auth import check_key, presented_hash
 from meterway.accounts.logic.limits import Headroom, reserve
 from meterway.accounts.models import ApiKey, Reservation
@@ -32,6 +32,9 @@ from meterway.proxy.logic.fallbacks import NO_RETRIES, RetryPolicy
 from meterway.proxy.logic.providers_config import load_catalog, parse_providers
 from meterway.proxy.logic.time_limits import TimeBudget, TimeLimits
 from meterway.proxy.providers import Providers, build_providers
+
+# Turns of the event loop from starting a reservation to its DynamoDB requests written (``check_early``).
+_TURNS_TO_SEND = 3
 
 
 @dataclass(slots=True)
@@ -65,12 +68,30 @@ class ProxyDeps:
         )
         return TimeBudget.starting(limits, request.state.started, invocation_deadline(request))
 
-    async def admit(self, key: ApiKey, key_hash: str, *, streamed: bool) -> Admission:
-        """Start the request's reservation. It is awaited here when the key may be near a limit,
-        or when the answer is not streamed; for a stream of a key far from its limits it runs
-        while the upstream is called, and ``Admission.reservation`` awaits it before anything
-        reaches the client."""
+    async def check_early(self, key: ApiKey, key_hash: str) -> Admission | None:
+        """For a key far from its limits, its reservation started now, before the request's body
+        is read: its round trip to DynamoDB then runs while the body is read, parsed and
+        translated. It only reads (a key with a per-minute limit, whose reservation holds its
+        minute with a write, is never far), so a request refused afterwards for its body has
+        changed nothing. None for any other key: its reservation starts once the request is known
+        to be valid (``admit``)."""
+        if not self.headroom.far(key):
+            return None
         admission = Admission(asyncio.ensure_future(self._reserve(key, key_hash)))
+        # The check's requests go out from tasks of its own (the reservation's, then one a read,
+        # ``asyncio.gather``): each takes a turn of the event loop before its request is written.
+        # Reading a body that has arrived, parsing and translating it never wait on the loop, so
+        # without these turns the requests would leave only with the upstream's.
+        for _ in range(_TURNS_TO_SEND):
+            await asyncio.sleep(0)
+        return admission
+
+    async def admit(self, key: ApiKey, key_hash: str, *, streamed: bool, early: Admission | None = None) -> Admission:
+        """Start the request's reservation (or take the one ``check_early`` started). It is awaited
+        here when the key may be near a limit, or when the answer is not streamed; for a stream of
+        a key far from its limits it runs while the upstream is called, and
+        ``Admission.reservation`` awaits it before anything reaches the client."""
+        admission = early or Admission(asyncio.ensure_future(self._reserve(key, key_hash)))
         if not (streamed and self.headroom.far(key)):
             await admission.reservation()
         return admission
@@ -79,16 +100,25 @@ class ProxyDeps:
         checking = asyncio.ensure_future(reserve(self.quotas, key, key_hash, utc_now()))
         try:
             # A request abandoned meanwhile leaves its checks to finish (a refusal then takes back
-            # the request it held on its minute); their outcome is nobody's.
+            # the request it held on its minute); what they find is still news of the key.
             reservation, standing = await asyncio.shield(checking)
         except asyncio.CancelledError:
-            checking.add_done_callback(_retrieve)
+            checking.add_done_callback(partial(self._heard, key))
             raise
         except Exception:
             self.headroom.forget(key)
             raise
         self.headroom.note(key, standing)
         return reservation
+
+    def _heard(self, key: ApiKey, checking: asyncio.Future[tuple[Reservation, Standing]]) -> None:
+        """What the checks of an abandoned request found: a refusal is remembered as any other."""
+        if checking.cancelled():
+            return
+        if checking.exception() is not None:
+            self.headroom.forget(key)
+        else:
+            self.headroom.note(key, checking.result()[1])
 
     async def record_refused(self, record: UsageRecord) -> None:
         """The record of a request refused after its upstream call started (the call closed before
@@ -117,11 +147,6 @@ class ProxyDeps:
         await self.upstream.aclose()
         if self.dynamo is not None:
             await self.dynamo.aclose()
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 @dataclass(slots=True)

@@ -22,10 +22,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from meterway.accounts.logic.limits import check_model_allowed
+from meterway.accounts.models import ApiKey
 from meterway.core.clock import utc_now
 from meterway.core.errors import MeterwayError, UpstreamError
 from meterway.ledger.models import UsageRecord
-from meterway.proxy.handlers.deps import ProxyDeps
+from meterway.proxy.handlers.deps import Admission, ProxyDeps
 from meterway.proxy.handlers.http_io import REQUEST_ID_HEADER, read_json
 from meterway.proxy.handlers.sse_response import EventStreamResponse
 from meterway.proxy.logic.catalog import Endpoint, ModelRoute, check_output_limit
@@ -112,6 +113,18 @@ EMBEDDINGS = FrontDoor("embeddings", "embeddings", "embeddings", _embeddings)
 async def serve(request: Request, door: FrontDoor) -> Response:
     deps: ProxyDeps = request.app.state.deps
     key, key_hash = await deps.authenticate(request)
+    early = await deps.check_early(key, key_hash)
+    try:
+        return await _serve(request, door, deps, key, key_hash, early)
+    except BaseException:
+        if early is not None:
+            early.abandon()
+        raise
+
+
+async def _serve(
+    request: Request, door: FrontDoor, deps: ProxyDeps, key: ApiKey, key_hash: str, early: Admission | None
+) -> Response:
     raw = await read_json(request, deps.settings.max_body_bytes)
     pin = pin_of(raw, request.headers) if isinstance(raw, dict) else ProviderPin()
     wire = door.load()
@@ -134,7 +147,7 @@ async def serve(request: Request, door: FrontDoor) -> Response:
     )
     call = ProxyCall(legs[0].as_requested, body, record, request.state.started)
     budget = deps.time_budget(request)
-    admission = await deps.admit(key, key_hash, streamed=parsed.stream)
+    admission = await deps.admit(key, key_hash, streamed=parsed.stream, early=early)
     attempts = Attempts()
 
     async def send(leg: Leg, wait: Wait) -> httpx.Response:

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 import anyio
 import httpx
-from httpx_sse import ServerSentEvent, SSEError
 
 from meterway.core.errors import MeterwayError, UpstreamError
 from meterway.ledger.models import UsageRecord
 from meterway.proxy.logic.proxy_call import ProxyCall, charge_reported
 from meterway.proxy.logic.time_limits import TimeBudget
+from meterway.proxy.providers.sse import Event
 from meterway.proxy.translate.base import StreamAdapter
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ Settle = Callable[[UsageRecord], Awaitable[None]]
 async def relay(
     call: ProxyCall,
     response: httpx.Response,
-    upstream_events: AsyncIterator[ServerSentEvent],
+    upstream_events: AsyncIterator[Event],
     adapter: StreamAdapter,
     encoder: Encoder,
     settle: Settle,
@@ -73,7 +73,7 @@ async def relay(
         _finish(call, adapter, complete=True)
         for frame in encoder.closing(adapter.client_usage):
             yield frame
-    except (UpstreamError, httpx.HTTPError, SSEError, ValueError) as exc:
+    except (UpstreamError, httpx.HTTPError, ValueError) as exc:
         error = exc if isinstance(exc, MeterwayError) else UpstreamError("The upstream stream broke off.")
         record.error_code = error.code
         _finish(call, adapter, complete=False)
@@ -92,9 +92,7 @@ async def relay(
             await settle(record)
 
 
-async def _timed_events(
-    events: AsyncIterator[ServerSentEvent], budget: TimeBudget
-) -> AsyncGenerator[ServerSentEvent, None]:
+async def _timed_events(events: AsyncIterator[Event], budget: TimeBudget) -> AsyncGenerator[Event, None]:
     """The stream's events, each within its wait: the first within the first-byte timeout (its
     clock started when the request was sent), the others within the idle timeout, none past the
     deadline."""

@@ -24,8 +24,8 @@ from meterway.proxy.models import Format, UpstreamRequest
 
 if TYPE_CHECKING:
     import httpx
-    from httpx_sse import ServerSentEvent
 
+    from meterway.proxy.providers.sse import Event
     from meterway.proxy.translate.base import Answer, Bridge, StreamAdapter
 
 # (client's format, the format the upstream is spoken to in) → the module and class of the bridge
@@ -155,11 +155,11 @@ class Provider(ABC):
                 code="invalid_parameters",
             ) from exc
 
-    def events(self, response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
+    def events(self, response: httpx.Response) -> AsyncIterator[Event]:
         """A streamed answer's events, as they arrive: server-sent events, for most providers."""
-        from httpx_sse import EventSource
+        from meterway.proxy.providers.sse import server_sent_events
 
-        return EventSource(response).aiter_sse()
+        return server_sent_events(response)
 
     def answer(self, fmt: Format, route: ModelRoute, payload: dict[str, Any], request_id: str, created: int) -> Answer:
         return self.bridge(fmt).answer(route, payload, request_id, created)

@@ -30,10 +30,10 @@ from meterway.core.errors import UpstreamError
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.models import Format, UpstreamRequest
 from meterway.proxy.providers.base import Provider, status_error
+from meterway.proxy.providers.sse import Event
 
 if TYPE_CHECKING:
     import httpx
-    from httpx_sse import ServerSentEvent
 
     from meterway.proxy.translate.base import Answer
 
@@ -124,7 +124,7 @@ class Bedrock(Provider):
             return self.configuration_failed(status, message)
         return status_error(status, message, retry_after)
 
-    def events(self, response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
+    def events(self, response: httpx.Response) -> AsyncIterator[Event]:
         return anthropic_events(response)
 
 
@@ -154,11 +154,10 @@ def _message_id() -> str:
     return f"msg_bdrk_{uuid.uuid4().hex[:24]}"
 
 
-async def anthropic_events(response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
+async def anthropic_events(response: httpx.Response) -> AsyncIterator[Event]:
     """The Anthropic events a streamed answer carries (InvokeModel's chunks, or ConverseStream's
     events told as Anthropic's), as they arrive."""
     from botocore.eventstream import EventStreamBuffer
-    from httpx_sse import ServerSentEvent
 
     from meterway.proxy.translate.messages_over_converse.response import ConverseEvents
 
@@ -175,11 +174,11 @@ async def anthropic_events(response: httpx.Response) -> AsyncIterator[ServerSent
             elif kind == "event" and event_type == "chunk":
                 event = json.loads(base64.b64decode(payload["bytes"]))
                 event.pop("amazon-bedrock-invocationMetrics", None)
-                yield ServerSentEvent(event=str(event.get("type")), data=json.dumps(event, separators=(",", ":")))
+                yield Event(str(event.get("type")), json.dumps(event, separators=(",", ":")))
             elif kind == "event":
                 converse = converse or ConverseEvents(message_id=_message_id(), model=_model_of(response))
                 for name, anthropic in converse.feed(event_type, payload):
-                    yield ServerSentEvent(event=name, data=json.dumps(anthropic, separators=(",", ":")))
+                    yield Event(name, json.dumps(anthropic, separators=(",", ":")))
 
 
 def _model_of(response: httpx.Response) -> str:
@@ -189,9 +188,8 @@ def _model_of(response: httpx.Response) -> str:
     return unquote(response.request.url.raw_path.decode().split("/")[2])
 
 
-def _error_event(headers: Mapping[str, Any], payload: Mapping[str, Any]) -> ServerSentEvent:
+def _error_event(headers: Mapping[str, Any], payload: Mapping[str, Any]) -> Event:
     """Bedrock's in-stream exception as Anthropic's ``error`` event (529: ``overloaded_error``)."""
-    from httpx_sse import ServerSentEvent
 
     name = str(headers.get(":exception-type") or headers.get(":error-code") or "")
     kind = _STREAM_ERROR_TYPES.get(name, "api_error")
@@ -199,7 +197,7 @@ def _error_event(headers: Mapping[str, Any], payload: Mapping[str, Any]) -> Serv
         kind = "overloaded_error"
     message = str(payload.get("message") or headers.get(":error-message") or "The model's stream failed.")
     error = {"type": "error", "error": {"type": kind, "message": message}}
-    return ServerSentEvent(event="error", data=json.dumps(error))
+    return Event("error", json.dumps(error))
 
 
 def aws_error_message(body: bytes) -> str | None:

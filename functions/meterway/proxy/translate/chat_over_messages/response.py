@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from meterway.core.errors import UpstreamError
+from meterway.proxy.formats.base import event_data
 from meterway.proxy.formats.chat import openai_usage
 from meterway.proxy.formats.messages import MessagesStreamState, ReadsMessagesStream, anthropic_token_usage
 
@@ -142,7 +143,7 @@ class MessagesStreamTranslator(ReadsMessagesStream):
         ``ping``, ``content_block_stop`` and event types Anthropic may add later yield nothing.
         Raises ``UpstreamError`` on an ``error`` event, ``ValueError`` on data that is not JSON.
         """
-        parsed = json.loads(data)
+        parsed = event_data(data)
         if not isinstance(parsed, dict):
             return []
         return self._translate(event, parsed)

@@ -20,11 +20,11 @@ add up to JSON (the non-streamed answer keeps those under ``_raw_arguments``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from meterway.ledger.models import TokenUsage
+from meterway.proxy.formats.base import event_data
 from meterway.proxy.formats.chat import DONE, read_usage
 from meterway.proxy.formats.messages import message_start
 from meterway.proxy.translate.base import upstream_error
@@ -93,7 +93,7 @@ class ChatStreamTranslator:
             return self._close()
         if self._closed:
             return []
-        chunk = json.loads(data)
+        chunk = event_data(data)
         if not isinstance(chunk, dict):
             raise ValueError("An OpenAI stream chunk must be a JSON object.")
         if chunk.get("error"):

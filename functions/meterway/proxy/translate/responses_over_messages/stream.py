@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meterway.core.errors import UpstreamError
+from meterway.proxy.formats.base import event_data
 from meterway.proxy.formats.messages import MessagesStreamState, ReadsMessagesStream
 from meterway.proxy.translate.responses_over_messages.response import (
     CUSTOM_TOOL_INPUT,
@@ -156,7 +157,7 @@ class ResponsesStreamTranslator(ReadsMessagesStream):
 
         Raises ``UpstreamError`` on an ``error`` event, ``ValueError`` on data that is not JSON.
         """
-        payload = json.loads(data)
+        payload = event_data(data)
         if not isinstance(payload, dict):
             return []
         payload["type"] = kind = str(payload.get("type") or event)
