@@ -218,3 +218,112 @@ def test_an_http_proxy_in_the_environment_carries_the_upstream_calls(monkeypatch
 
     assert asyncio.run(scenario()) == 200
     assert lines == [b"POST http://provider.invalid/v1/chat/completions HTTP/1.1"]
+
+
+CHAT_EVENTS = [
+    {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini", "choices": choices}
+    for choices in (
+        [{"index": 0, "delta": {"role": "assistant", "content": "Metered."}, "finish_reason": None}],
+        [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+    )
+] + [
+    {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
+    }
+]
+
+
+def chat_stream_server(end_after: float | None) -> Handler:
+    """An OpenAI Chat stream in chunked encoding, ``[DONE]`` last; the body's end follows it after
+    ``end_after`` seconds (None: never, the connection stays open)."""
+    import json
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+            for event in [*(f"data: {json.dumps(chunk)}\n\n" for chunk in CHAT_EVENTS), "data: [DONE]\n\n"]:
+                writer.write(b"%x\r\n%s\r\n" % (len(event), event.encode()))
+            await writer.drain()
+            if end_after is None:
+                await asyncio.sleep(30)
+            await asyncio.sleep(end_after)
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+
+    return answer
+
+
+async def relay_chat_streams(url: str, count: int) -> list[tuple[bytes, str]]:
+    """``count`` Chat streams relayed in turn as the proxy relays them, on one client: each
+    one's frames and the status of its record."""
+    import time as clock
+
+    from meterway.ledger.models import UsageRecord
+    from meterway.proxy.formats.chat import ChatChunks, ChatEncoder
+    from meterway.proxy.logic.catalog import BUILT_IN
+    from meterway.proxy.logic.proxy_call import ProxyCall
+    from meterway.proxy.logic.relay import relay
+    from meterway.proxy.logic.time_limits import TimeBudget, TimeLimits
+    from meterway.proxy.providers.sse import server_sent_events
+    from tests.ledger_factory import KEYS
+
+    model = "openai/gpt-4o-mini"
+    limits = TimeLimits(first_byte_s=5, idle_s=5, function_timeout_s=60, settle_margin_s=1)
+    results = []
+    async with client() as http:
+        for number in range(count):
+            record = UsageRecord(
+                f"gen-{number}", datetime.datetime.now(datetime.UTC), KEYS[0], model, "openai", "chat", True
+            )
+            call = ProxyCall(BUILT_IN.resolve(model), {}, record, clock.perf_counter())
+            response = await http.send(http.build_request("POST", url, content=b"{}"), stream=True)
+            settled: list[UsageRecord] = []
+
+            async def settle(done: UsageRecord, settled: list[UsageRecord] = settled) -> None:
+                settled.append(done)
+
+            frames = relay(
+                call,
+                response,
+                server_sent_events(response),
+                ChatChunks(model=model, request_id=record.request_id, created=0),
+                ChatEncoder(record, model, 0),
+                settle,
+                TimeBudget.starting(limits, clock.perf_counter()),
+            )
+            body = b"".join([frame async for frame in frames])
+            results.append((body, settled[0].status))
+    return results
+
+
+def test_a_chat_stream_read_to_its_end_leaves_its_connection_for_the_next():
+    # The relay stops at [DONE]; the chunked body's end follows a moment later, and is read.
+    async def scenario() -> tuple[list[tuple[bytes, str]], int]:
+        async with Server(chat_stream_server(end_after=0.01)) as server:
+            return await relay_chat_streams(server.url, 3), server.connections
+
+    results, connections = asyncio.run(scenario())
+
+    assert [status for _, status in results] == ["ok"] * 3
+    assert all(body.endswith(b"data: [DONE]\n\n") for body, _ in results)
+    assert connections == 1
+
+
+def test_an_upstream_that_never_ends_its_body_after_done_costs_a_tenth_of_a_second_and_its_connection():
+    async def scenario() -> tuple[list[tuple[bytes, str]], int, float]:
+        async with Server(chat_stream_server(end_after=None)) as server:
+            started = asyncio.get_running_loop().time()
+            results = await relay_chat_streams(server.url, 2)
+            return results, server.connections, asyncio.get_running_loop().time() - started
+
+    results, connections, seconds = asyncio.run(scenario())
+
+    assert [status for _, status in results] == ["ok"] * 2
+    assert connections == 2
+    assert seconds < 2

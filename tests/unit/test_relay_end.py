@@ -44,13 +44,22 @@ CHUNKS = [
 ]
 
 
-async def upstream(events: list[Event], until: int) -> Any:
+class upstream:
     """The events up to the ``until``-th, then a connection that stays open (still closing after
     the last event; stalled before it)."""
-    for number, event in enumerate(events):
-        yield event
-        if number == until:
-            await anyio.sleep_forever()
+
+    def __init__(self, events: list[Event], until: int):
+        self._events, self._until = events, until
+
+    async def __aiter__(self) -> Any:
+        for number, event in enumerate(self._events):
+            yield event
+            if number == self._until:
+                await anyio.sleep_forever()
+
+    async def finish(self, seconds: float) -> None:
+        """The rest of a body that never ends: nothing, after ``seconds``."""
+        await anyio.sleep(seconds)
 
 
 def anthropic_until(last_sent: str) -> tuple[Any, MessageEvents, type[MessagesEncoder], bytes]:

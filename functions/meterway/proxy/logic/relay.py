@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import httpx
@@ -29,10 +29,23 @@ if TYPE_CHECKING:
 Settle = Callable[[UsageRecord], Awaitable[None]]
 
 
+# How long the rest of an upstream's body is waited for after its last event (``finish``).
+FINISH_S = 0.1
+
+
+class UpstreamEvents(Protocol):
+    """A streamed answer's events, and the rest of its body once the last one is in
+    (``meterway.proxy.providers.sse.BodyEvents``)."""
+
+    def __aiter__(self) -> AsyncIterator[Event]: ...
+
+    async def finish(self, seconds: float) -> None: ...
+
+
 async def relay(
     call: ProxyCall,
     response: httpx.Response,
-    upstream_events: AsyncIterator[Event],
+    upstream_events: UpstreamEvents,
     adapter: StreamAdapter,
     encoder: Encoder,
     settle: Settle,
@@ -52,7 +65,7 @@ async def relay(
     # up now (as a client that has its answer may, while the upstream's connection is still
     # closing: an Anthropic stream has no end marker) leaves a whole answer, not a partial one.
     delivered = False
-    events = _timed_events(upstream_events, budget)
+    events = _timed_events(aiter(upstream_events), budget)
     try:
         async for event in events:
             if record.ttft_ms is None:
@@ -88,6 +101,9 @@ async def relay(
             _finish(call, adapter, complete=False)
         with anyio.CancelScope(shield=True):
             await events.aclose()
+            if complete:
+                # The client has the whole answer; reading the body's end keeps its connection.
+                await upstream_events.finish(FINISH_S)
             await response.aclose()
             await settle(record)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,7 @@ from meterway.proxy.models import Format, UpstreamRequest
 if TYPE_CHECKING:
     import httpx
 
-    from meterway.proxy.providers.sse import Event
+    from meterway.proxy.providers.sse import BodyEvents
     from meterway.proxy.translate.base import Answer, Bridge, StreamAdapter
 
 # (client's format, the format the upstream is spoken to in) → the module and class of the bridge
@@ -155,7 +155,7 @@ class Provider(ABC):
                 code="invalid_parameters",
             ) from exc
 
-    def events(self, response: httpx.Response) -> AsyncIterator[Event]:
+    def events(self, response: httpx.Response) -> BodyEvents:
         """A streamed answer's events, as they arrive: server-sent events, for most providers."""
         from meterway.proxy.providers.sse import server_sent_events
 

@@ -23,6 +23,7 @@ import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -30,7 +31,7 @@ from meterway.core.errors import UpstreamError
 from meterway.proxy.logic.catalog import ModelRoute
 from meterway.proxy.models import Format, UpstreamRequest
 from meterway.proxy.providers.base import Provider, status_error
-from meterway.proxy.providers.sse import Event
+from meterway.proxy.providers.sse import BodyEvents, Event
 
 if TYPE_CHECKING:
     import httpx
@@ -124,8 +125,8 @@ class Bedrock(Provider):
             return self.configuration_failed(status, message)
         return status_error(status, message, retry_after)
 
-    def events(self, response: httpx.Response) -> AsyncIterator[Event]:
-        return anthropic_events(response)
+    def events(self, response: httpx.Response) -> BodyEvents:
+        return BodyEvents(response, partial(anthropic_events, model=_model_of(response)))
 
 
 def model_ids(arns: str) -> frozenset[str]:
@@ -154,16 +155,16 @@ def _message_id() -> str:
     return f"msg_bdrk_{uuid.uuid4().hex[:24]}"
 
 
-async def anthropic_events(response: httpx.Response) -> AsyncIterator[Event]:
-    """The Anthropic events a streamed answer carries (InvokeModel's chunks, or ConverseStream's
-    events told as Anthropic's), as they arrive."""
+async def anthropic_events(body: AsyncIterator[bytes], model: str) -> AsyncIterator[Event]:
+    """The Anthropic events a streamed answer's ``body`` carries (InvokeModel's chunks, or
+    ConverseStream's events told as Anthropic's, of ``model``), as they arrive."""
     from botocore.eventstream import EventStreamBuffer
 
     from meterway.proxy.translate.messages_over_converse.response import ConverseEvents
 
     buffer: Any = EventStreamBuffer()
     converse: ConverseEvents | None = None
-    async for data in response.aiter_bytes():
+    async for data in body:
         buffer.add_data(data)
         for message in buffer:
             headers: Mapping[str, Any] = message.headers
@@ -176,7 +177,7 @@ async def anthropic_events(response: httpx.Response) -> AsyncIterator[Event]:
                 event.pop("amazon-bedrock-invocationMetrics", None)
                 yield Event(str(event.get("type")), json.dumps(event, separators=(",", ":")))
             elif kind == "event":
-                converse = converse or ConverseEvents(message_id=_message_id(), model=_model_of(response))
+                converse = converse or ConverseEvents(message_id=_message_id(), model=model)
                 for name, anthropic in converse.feed(event_type, payload):
                     yield Event(name, json.dumps(anthropic, separators=(",", ":")))
 

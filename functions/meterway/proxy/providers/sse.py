@@ -14,14 +14,15 @@ is skipped. ``id`` and ``retry`` are read and ignored: the relay never reconnect
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import partial
+
+import httpx
 
 from meterway.core.errors import UpstreamError
-
-if TYPE_CHECKING:
-    import httpx
 
 # An event larger than this (a provider sends one per token, a few hundred bytes) means a stream
 # that is not what it says; it is cut rather than buffered without end.
@@ -37,14 +38,46 @@ class Event:
     data: str
 
 
-async def server_sent_events(response: httpx.Response) -> AsyncIterator[Event]:
-    """The events of ``response``'s body, each as soon as its blank line has arrived."""
+class BodyEvents:
+    """A streamed answer's events, read by ``parse`` from its body's bytes as they arrive, and what
+    is left of its body after the last one (``finish``)."""
+
+    def __init__(self, response: httpx.Response, parse: Callable[[AsyncIterator[bytes]], AsyncIterator[Event]]):
+        self._body = response.aiter_bytes()
+        self._events = parse(self._body)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events
+
+    async def finish(self, seconds: float) -> None:
+        """Read the rest of the body, for at most ``seconds``, once the answer's last event is in.
+
+        A stream whose format has an end marker (Chat's ``[DONE]``) is left at the marker, but the
+        body's own end (the last chunk of its chunked encoding) follows it: read, it gives the
+        connection back to the pool for the next request; left unread, httpx drops the connection,
+        and the next request pays a new TCP and TLS handshake with the provider. Anything in it is
+        dropped, and an upstream that sends nothing more keeps its connection closed, as before."""
+        with contextlib.suppress(TimeoutError, httpx.HTTPError, httpx.StreamError):
+            async with asyncio.timeout(seconds):
+                async for _ in self._body:
+                    pass
+
+
+def server_sent_events(response: httpx.Response) -> BodyEvents:
+    """The server-sent events of ``response``'s body, each as soon as its blank line has arrived."""
     content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return BodyEvents(response, partial(read_events, content_type=content_type))
+
+
+async def read_events(body: AsyncIterator[bytes], content_type: str = "text/event-stream") -> AsyncIterator[Event]:
+    """The events of a body of server-sent events, as ``body``'s chunks bring them. A body of
+    another type is the upstream's error, raised when the first event is asked for: the relay
+    then ends the client's stream and settles the request as it does any broken stream."""
     if content_type != "text/event-stream":
         raise UpstreamError("The upstream provider's stream is not a stream of server-sent events.")
     pending = b""
     at_start = True
-    async for chunk in response.aiter_bytes():
+    async for chunk in body:
         text = pending + chunk if pending else chunk
         if at_start:
             if _BOM.startswith(text):
