@@ -44,6 +44,20 @@ def serve_in_thread(app: Any, port: int) -> None:
     wait_for(f"http://127.0.0.1:{port}/", any_status=True)
 
 
+def serve_as_run_sh(
+    stack: ExitStack, app: str, env: dict[str, str], output: IO[bytes] | None = None
+) -> tuple[str, int]:
+    """``app`` (``module:attribute``) under uvicorn in a process of its own, started as `run.sh`
+    starts the proxy on Lambda (loopback, httptools, no access log); its URL and pid, once its
+    ``/healthz`` answers."""
+    port = free_port()
+    args = ["--host", "127.0.0.1", "--port", str(port), "--http", "httptools", "--no-access-log"]
+    pid = spawn(stack, [sys.executable, "-m", "uvicorn", *args, "--log-level", "warning", app], env, output)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(f"{url}/healthz")
+    return url, pid
+
+
 def wait_for(url: str, any_status: bool = False, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -130,14 +144,9 @@ class GatewayStack:
 
     def start(self, stack: ExitStack) -> GatewayStack:
         gateway_env = self.start_backends(stack)
-        gateway_port = free_port()
-        # As run.sh starts it on Lambda.
-        uvicorn_args = ["--host", "127.0.0.1", "--port", str(gateway_port), "--http", "httptools", "--no-access-log"]
-        uvicorn_args += ["--log-level", "warning"]
-        command = [sys.executable, "-m", "uvicorn", *uvicorn_args, "meterway.proxy.handlers.app:app"]
-        self.gateway_pid = spawn(stack, command, gateway_env, self.gateway_log)
-        self.gateway_url = f"http://127.0.0.1:{gateway_port}"
-        wait_for(f"{self.gateway_url}/healthz")
+        self.gateway_url, self.gateway_pid = serve_as_run_sh(
+            stack, "meterway.proxy.handlers.app:app", gateway_env, self.gateway_log
+        )
         return self
 
     def start_backends(self, stack: ExitStack) -> dict[str, str]:

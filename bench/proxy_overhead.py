@@ -45,8 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
 from bench import litellm_proxy  # noqa: E402
-from bench.harness import BASE_ENV, DIRECT_HEADERS, GatewayStack, cpu_seconds, percentile, spawn, timed, wait_for  # noqa: E402
-from devstack.stack import free_port  # noqa: E402
+from bench.harness import BASE_ENV, DIRECT_HEADERS, GatewayStack, cpu_seconds, percentile, serve_as_run_sh, timed  # noqa: E402
 
 PROMPT = [{"role": "user", "content": "Say something short."}]
 WARM_UP = 30
@@ -164,24 +163,8 @@ def run_case(client: httpx.Client, stack: GatewayStack, case: Case, arms: list[A
 
 
 def start_stack_alone(stack: ExitStack, fake_url: str) -> tuple[str, int]:
-    """bench/stack_alone.py under uvicorn, as run.sh starts the proxy; its URL and pid."""
-    port = free_port()
-    env = {**os.environ, **BASE_ENV, "UPSTREAM": fake_url}
-    args = [
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    pid = spawn(stack, [sys.executable, "-m", "uvicorn", *args, "bench.stack_alone:app"], env)
-    url = f"http://127.0.0.1:{port}"
-    wait_for(f"{url}/healthz")
-    return url, pid
+    """bench/stack_alone.py, as run.sh starts the proxy; its URL and pid."""
+    return serve_as_run_sh(stack, "bench.stack_alone:app", {**os.environ, **BASE_ENV, "UPSTREAM": fake_url})
 
 
 def import_time() -> float:

@@ -218,3 +218,27 @@ def test_a_generation_of_another_account_is_not_found(stack):
     )
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "generation_not_found"
+
+
+# A tool's result in several scripts; the fake quotes it in its reply, so the reply carries it.
+NON_ASCII = "café 東京 — naïve ✓"
+TOOL_TURN = [
+    {"role": "user", "content": "Look it up."},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": NON_ASCII},
+]
+
+
+def test_text_outside_ascii_streams_to_the_sdk_as_the_answer_carries_it(stack):
+    # The relay writes each chunk's JSON with msgspec (text as UTF-8, not \u escapes)
+    client = stack.openai()
+    whole = client.chat.completions.create(model="openai/gpt-4o-mini", messages=TOOL_TURN)
+    stream = client.chat.completions.create(model="openai/gpt-4o-mini", messages=TOOL_TURN, stream=True)
+    streamed = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+
+    assert NON_ASCII.split(" ", 1)[0] in streamed and "東京" in streamed and "✓" in streamed
+    assert streamed == whole.choices[0].message.content

@@ -253,3 +253,19 @@ def test_a_key_limited_to_other_models_is_refused_on_this_door_too(stack):
         )
     assert refused.value.body["error"]["type"] == "permission_error"
     assert stack.fake_requests() == []
+
+
+def test_text_outside_ascii_streams_to_the_sdk_as_the_answer_carries_it(stack):
+    # Each event's JSON is written with msgspec (text as UTF-8, not \u escapes)
+    text = "café 東京 — naïve ✓"
+    turn = [
+        {"role": "user", "content": "Look it up."},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": text}]},
+    ]
+    whole = claude(stack).messages.create(model=CLAUDE, max_tokens=200, messages=turn)
+    with claude(stack).messages.stream(model=CLAUDE, max_tokens=200, messages=turn) as stream:
+        streamed = "".join(stream.text_stream)
+
+    assert "東京" in streamed and "✓" in streamed and "café" in streamed
+    assert streamed == "".join(block.text for block in whole.content if block.type == "text")

@@ -22,6 +22,9 @@ from typing import Any
 import httpcore
 import httpx
 
+# httpcore's names for what it asks of a stream, as asyncio's transport names them.
+_TRANSPORT_INFO = {"ssl_object": "ssl_object", "client_addr": "sockname", "server_addr": "peername", "socket": "socket"}
+
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
@@ -75,8 +78,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             # closed it (or sent what no request asked for). The transport reads as data comes,
             # so that shows in the stream, not on the socket.
             return self._reader.at_eof() or self._writer.is_closing()
-        names = {"ssl_object": "ssl_object", "client_addr": "sockname", "server_addr": "peername", "socket": "socket"}
-        return self._writer.get_extra_info(names[info]) if info in names else None
+        name = _TRANSPORT_INFO.get(info)
+        return self._writer.get_extra_info(name) if name else None
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):

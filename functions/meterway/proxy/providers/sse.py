@@ -1,9 +1,9 @@
 """A streamed answer's server-sent events, read from the upstream's bytes as they arrive.
 
 Every event of every stream passes here, so it reads whole events from each chunk httpx hands
-over: one split on the blank line that ends an event, one on its lines. It replaces httpx's text
-decoder, its line iterator and ``httpx_sse``'s line-by-line decoder, a chain of four async
-iterators a line (``bench/profile_proxy.py`` put it at a fifth of a stream's relaying CPU).
+over: one split on the blank line that ends an event, one on its lines, in place of httpx's text
+decoder, its line iterator and ``httpx_sse``'s line-by-line decoder (4.0–5.4 µs an event against
+7.4–8.2 in a micro-bench of a Chat stream: small, but it also bounds an event's size).
 
 It reads the format as the WHATWG HTML standard's "event stream interpretation" does: lines end
 in CRLF, LF or CR; a line starting with ``:`` is a comment; ``field: value`` loses one space
