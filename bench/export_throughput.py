@@ -18,7 +18,8 @@ What runs where (these machines have 2 shared cores: compare figures within one 
   source mapping (``devstack.workers.SqsPoller`` on the export queue, one message at a time)
   calling the real ``export_worker.handler``. They import the handler and make their clients
   before the clock starts, like warm Lambda instances, and each reports its peak RSS (VmHWM from
-  /proc) and CPU time when stopped.
+  /proc) and CPU time when stopped, and those of the child processes it made rows in
+  (``MW_EXPORT_ROW_PROCESSES``: the template's, or each of ``--row-processes`` in turn).
 - A run is one requests export of the whole day, created and queued as the API does. Its time
   runs from the job's message to the job reading ``succeeded`` (polled every 20 ms). ``one worker``
   is one worker process with ``MW_EXPORT_SLICE_ROWS=0``; ``fanned out`` is ``--workers`` processes
@@ -27,6 +28,7 @@ What runs where (these machines have 2 shared cores: compare figures within one 
   and the header plus one line per record.
 
     .venv/bin/python bench/export_throughput.py [--sizes 100000,1000000] [--workers 4] [--aws-latency]
+        [--row-processes 0,1]
 
 The recorded ledger is kept in --cache (1 GB at 1M records) for later runs.
 """
@@ -70,11 +72,20 @@ FULL_VCPU_MB = 1769
 
 @functools.cache
 def lambda_vcpu() -> float:
-    """The ExportFunction's vCPU by its `MemorySize` in template.yaml."""
+    """The ExportFunction's vCPUs by its `MemorySize` in template.yaml."""
     from devstack.aws_resources import load_template
 
     function = load_template(ROOT / "template.yaml")["Resources"]["ExportFunction"]["Properties"]
-    return min(1.0, int(function["MemorySize"]) / FULL_VCPU_MB)
+    return int(function["MemorySize"]) / FULL_VCPU_MB
+
+
+@functools.cache
+def template_row_processes() -> int:
+    """The ExportFunction's ``MW_EXPORT_ROW_PROCESSES`` in template.yaml."""
+    from devstack.aws_resources import load_template
+
+    function = load_template(ROOT / "template.yaml")["Resources"]["ExportFunction"]["Properties"]
+    return int(function["Environment"]["Variables"].get("MW_EXPORT_ROW_PROCESSES", 0))
 
 
 def export_projection() -> tuple[str, ...]:
@@ -217,7 +228,7 @@ class Bench:
         ]
         DynamoRollupStore(self.resources["RollupsTable"], client=self.dynamodb).add([], updates, [])
 
-    def worker_env(self, endpoint: str, *, fanned_out: bool) -> dict[str, str]:
+    def worker_env(self, endpoint: str, *, fanned_out: bool, row_processes: int) -> dict[str, str]:
         from devstack.aws_resources import env_for
 
         env = {
@@ -228,21 +239,24 @@ class Bench:
             "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
             "POWERTOOLS_LOG_LEVEL": "WARNING",
             "PYTHONPATH": f"{ROOT / 'functions'}:{ROOT}",
+            "MW_EXPORT_ROW_PROCESSES": str(row_processes),
         }
         env.pop("MW_EXPORT_SLICE_ROWS", None)
         if not fanned_out:
             env["MW_EXPORT_SLICE_ROWS"] = "0"
         return env
 
-    def run(self, mode: str, records: int, endpoint: str, workers: int) -> dict[str, Any]:
-        """One export of the day by ``workers`` warm worker processes; what it took and made."""
+    def run(self, mode: str, records: int, endpoint: str, workers: int, row_processes: int) -> dict[str, Any]:
+        """One export of the day by ``workers`` warm worker processes, each making rows in
+        ``row_processes`` children; what it took and made."""
         from meterway.analytics.logic.windows import Window
         from meterway.exports.dal.export_jobs import DynamoExportJobStore
         from meterway.exports.dal.job_queue import SqsJobQueue
         from meterway.exports.logic.export_jobs import ExportCreate, new_job
 
         folder = Path(tempfile.mkdtemp(prefix=f"{records}-{mode.replace(' ', '-')}-", dir=self.workdir))
-        pool = Workers(workers, self.worker_env(endpoint, fanned_out=mode == FANNED), folder)
+        env = self.worker_env(endpoint, fanned_out=mode == FANNED, row_processes=row_processes)
+        pool = Workers(workers, env, folder)
         jobs = DynamoExportJobStore(self.resources["ExportJobsTable"], client=self.dynamodb)
         day = ledger_pages.DAY
         job = new_job(ledger_pages.ACCOUNT, ExportCreate(kind="requests"), Window(day, day + timedelta(days=1)), day)
@@ -260,6 +274,7 @@ class Bench:
             raise RuntimeError(f"the export failed: {done.get('error')} (logs in {folder})")
         return {
             "mode": mode,
+            "row_processes": row_processes,
             "records": records,
             "rows": int(done["rows"]),
             "seconds": seconds,
@@ -293,11 +308,28 @@ def _wait_for(url: str) -> None:
     raise RuntimeError(f"{url} did not start")
 
 
+def aws_model(run: dict[str, Any]) -> float:
+    """Rows a second in AWS, modelled from this run's CPU per row: each slice in a Lambda invocation
+    of its own at the function's vCPUs, all at once. A slice's two stages (reading and uploading,
+    and making rows in ``row_processes`` children) run side by side, so a slice goes at the pace of
+    the slower, and no faster than its vCPUs do the whole of the work."""
+    rows, slices, children = run["rows"], run["slices"], run["row_processes"]
+    main = sum(report["cpu_s"] for report in run["workers"]) / rows
+    rows_cpu = sum(report["children_cpu_s"] for report in run["workers"]) / rows
+    slowest_stage = max(main, rows_cpu / children) if children else main
+    per_slice = min(1 / slowest_stage, lambda_vcpu() / (main + rows_cpu))
+    return per_slice * slices
+
+
 def summary(run: dict[str, Any]) -> dict[str, Any]:
     peaks = [report["peak_rss_kib"] / 1024 for report in run["workers"]]
-    cpu = sum(report["cpu_s"] for report in run["workers"])
+    child_peaks = [report["children_peak_rss_kib"] / 1024 for report in run["workers"] if run["row_processes"]]
+    main_cpu = sum(report["cpu_s"] for report in run["workers"])
+    children_cpu = sum(report["children_cpu_s"] for report in run["workers"])
+    cpu = main_cpu + children_cpu
     return {
         "mode": run["mode"],
+        "row_processes": run["row_processes"],
         "rows": run["rows"],
         "seconds": round(run["seconds"], 2),
         "rows_per_s": round(run["rows"] / run["seconds"]),
@@ -305,33 +337,37 @@ def summary(run: dict[str, Any]) -> dict[str, Any]:
         "worker_processes": len(run["workers"]),
         "invocations": [report["invocations"] for report in run["workers"]],
         "peak_rss_per_worker_mib": [round(peak, 1) for peak in peaks],
+        "peak_rss_per_row_process_mib": [round(peak, 1) for peak in child_peaks],
         "rss_ready_mib": round(max(report["rss_ready_kib"] for report in run["workers"]) / 1024, 1),
-        "workers_cpu_s": round(cpu, 1),
+        "workers_cpu_s": round(main_cpu, 2),
+        "row_processes_cpu_s": round(children_cpu, 2),
         "rows_per_worker_cpu_s": round(run["rows"] / cpu),
-        # Modelled, not measured: each slice in a Lambda invocation of its own, at the function's
-        # vCPU and this run's CPU per row, all at once; planning, queueing, cold starts and any wait
-        # for a page the read-ahead did not hide are not counted.
-        "aws_model_rows_per_s": round(run["rows"] / cpu * lambda_vcpu() * run["slices"]),
+        # Modelled, not measured (see aws_model); planning, queueing, cold starts and any wait for a
+        # page the read-ahead did not hide are not counted.
+        "aws_model_rows_per_s": round(aws_model(run)),
         "file_mib": round(run["file"]["bytes"] / MIB, 1),
         "file_sha256": run["file"]["sha256"],
         "lines_are_header_plus_rows": run["file"]["lines"] == run["records"] + 1 == run["rows"] + 1,
-        "within_budget": run["rows"] / run["seconds"] >= ROWS_BUDGET and max(peaks) <= RSS_BUDGET_MIB,
+        "within_budget": run["rows"] / run["seconds"] >= ROWS_BUDGET and max(peaks + child_peaks) <= RSS_BUDGET_MIB,
     }
 
 
 def print_table(rows: list[dict[str, Any]], identical: dict[int, bool]) -> None:
     header = (
-        f"{'mode':<11} {'rows':>9} {'s':>7} {'rows/s':>8} {'slices':>6} {'procs':>5} "
-        f"{'peak RSS per worker (MiB)':<28} {'rows/CPU-s':>10} {'AWS model':>9} {'file':>9}  identical"
+        f"{'mode':<11} {'rows':>9} {'row procs':>9} {'s':>7} {'rows/s':>8} {'slices':>6} {'procs':>5} "
+        f"{'peak RSS per worker, child (MiB)':<34} {'rows/CPU-s':>10} {'AWS model':>9} {'file':>9}  identical"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
         peaks = ", ".join(f"{peak:.0f}" for peak in row["peak_rss_per_worker_mib"])
+        if row["peak_rss_per_row_process_mib"]:
+            peaks += "; " + ", ".join(f"{peak:.0f}" for peak in row["peak_rss_per_row_process_mib"])
         same = "yes" if identical.get(row["rows"]) else "NO"
         print(
-            f"{row['mode']:<11} {row['rows']:>9,} {row['seconds']:>7.2f} {row['rows_per_s']:>8,} {row['slices']:>6} "
-            f"{row['worker_processes']:>5} {peaks:<28} {row['rows_per_worker_cpu_s']:>10,} "
+            f"{row['mode']:<11} {row['rows']:>9,} {row['row_processes']:>9} {row['seconds']:>7.2f} "
+            f"{row['rows_per_s']:>8,} {row['slices']:>6} "
+            f"{row['worker_processes']:>5} {peaks:<34} {row['rows_per_worker_cpu_s']:>10,} "
             f"{row['aws_model_rows_per_s']:>9,} "
             f"{row['file_mib']:>5.1f} MiB  {same}"
         )
@@ -347,8 +383,15 @@ def main() -> None:
         action="store_true",
         help="each ledger page waits a single-item DynamoDB latency from the bench's model (bench/aws_relay.py)",
     )
+    parser.add_argument(
+        "--row-processes",
+        help="child processes a worker makes rows in, one run of each (e.g. 0,1); by default the template's",
+    )
     args = parser.parse_args()
     sizes = sorted({int(size) for size in args.sizes.split(",")})
+    row_processes = (
+        [int(n) for n in args.row_processes.split(",")] if args.row_processes else [template_row_processes()]
+    )
     results, identical, checks = [], {}, {}
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="mw-export-bench-") as workdir:
         bench = Bench(stack, args.cache, Path(workdir))
@@ -356,7 +399,11 @@ def main() -> None:
         for records in sizes:
             endpoint = bench.endpoint(records, args.aws_latency)
             bench.seed_rollups(records)
-            runs = [bench.run(ONE, records, endpoint, 1), bench.run(FANNED, records, endpoint, args.workers)]
+            runs = [
+                bench.run(mode, records, endpoint, workers, children)
+                for mode, workers in ((ONE, 1), (FANNED, args.workers))
+                for children in row_processes
+            ]
             identical[records] = len({run["file"]["sha256"] for run in runs}) == 1
             results += [summary(run) for run in runs]
             print(f"{records:,} records: done", flush=True)

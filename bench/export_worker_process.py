@@ -9,7 +9,8 @@ the runtime's own code paths. Everything else is the venv's (powertools, pydanti
 
 It imports the handler and makes its store's clients before saying it is ready, and when stopped
 writes its peak RSS (VmHWM from /proc), its RSS when ready, the CPU time it spent after that,
-and what it was invoked for.
+and what it was invoked for; and the same of the child processes it made pages into rows in
+(``MW_EXPORT_ROW_PROCESSES``): their CPU time and the largest one's peak RSS.
 
     python bench/export_worker_process.py --ready FILE --result FILE
 """
@@ -25,6 +26,7 @@ sys.modules["OpenSSL"] = None  # type: ignore[assignment]
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
 import signal  # noqa: E402
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -45,6 +47,12 @@ def status_kib(field: str) -> int:
 def cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of the child processes ended and waited for (ForkedMap joins its children)."""
+    times = os.times()
+    return times.children_user + times.children_system
 
 
 def main() -> None:
@@ -68,13 +76,16 @@ def main() -> None:
 
     poller = SqsPoller(os.environ["MW_EXPORT_QUEUE_URL"], counted, "ExportFunction", batch_size=1, retry_delay_s=1)
     signal.signal(signal.SIGTERM, lambda *_: poller.stop())
-    rss_ready, cpu_ready = status_kib("VmRSS"), cpu_seconds()
+    rss_ready, cpu_ready, children_ready = status_kib("VmRSS"), cpu_seconds(), children_cpu_seconds()
     args.ready.write_text("ready")
     poller.run()
     report = {
         "rss_ready_kib": rss_ready,
         "peak_rss_kib": status_kib("VmHWM"),
         "cpu_s": cpu_seconds() - cpu_ready,
+        "children_cpu_s": children_cpu_seconds() - children_ready,
+        # ru_maxrss: KiB on Linux, the largest of the children waited for
+        "children_peak_rss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
         "invocations": dict(invocations),
     }
     args.result.write_text(json.dumps(report))

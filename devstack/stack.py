@@ -123,7 +123,7 @@ def start_fake_upstream(stack: ExitStack, options: StackOptions) -> str:
 
 def configure_environment(moto_url: str, fake_upstream_url: str | None, options: StackOptions) -> dict[str, str]:
     """Point boto3 at moto and the proxy at the upstreams; returns what it set."""
-    from devstack.aws_resources import create_resources, env_for
+    from devstack.aws_resources import create_resources, env_for, function_environment
 
     env = {
         "AWS_ENDPOINT_URL": moto_url,
@@ -139,6 +139,12 @@ def configure_environment(moto_url: str, fake_upstream_url: str | None, options:
     os.environ.update(env)
     resources = create_resources(TEMPLATE, prefix="meterway-local", endpoint_url=moto_url)
     env |= env_for(resources)
+    # The export worker makes rows in child processes as deployed (its own setting, no other
+    # function reads it, so the one environment of the local stack can hold it).
+    export = function_environment(
+        TEMPLATE, "ExportFunction", resources=resources, prefix="meterway-local", region="us-east-1"
+    )
+    env["MW_EXPORT_ROW_PROCESSES"] = export["MW_EXPORT_ROW_PROCESSES"]
     if options.openai_api_key:
         base = options.openai_base_url or "https://api.openai.com/v1"
         env |= {"MW_OPENAI_BASE_URL": base, "MW_OPENAI_API_KEY": options.openai_api_key}

@@ -61,8 +61,10 @@ def expected_file(items: list[dict[str, Any]]) -> bytes:
 @pytest.fixture
 def fanned_out(aws_env, monkeypatch, run_in_thread) -> Iterator[Callable[[], dict[str, Any]]]:
     """The export worker polling the export queue (as the local stack runs it), slices of 280
-    records: ``export()`` starts a requests export of the day and waits for its end."""
+    records, rows made in a child process as deployed: ``export()`` starts a requests export of
+    the day and waits for its end."""
     monkeypatch.setenv("MW_EXPORT_SLICE_ROWS", "280")
+    monkeypatch.setenv("MW_EXPORT_ROW_PROCESSES", "1")
     jobs = DynamoExportJobStore(aws_env["ExportJobsTable"])
     run_in_thread(
         SqsPoller(aws_env["ExportQueue"], export_worker.handler, "ExportFunction", batch_size=1, retry_delay_s=0)
@@ -99,7 +101,7 @@ def test_a_fanned_out_export_is_the_single_workers_file_byte_for_byte(aws_env, f
     assert download(aws_env, job) == expected_file(items)
     # One worker, given the same job, writes the same bytes
     alone = new_job(ACCOUNT, ExportCreate(kind="requests"), WINDOW, DAY + timedelta(days=2))
-    deps = dataclasses.replace(export_worker.export_deps(), slice_rows=0)
+    deps = dataclasses.replace(export_worker.export_deps(), slice_rows=0, row_processes=0)
     deps.jobs.create(alone)
     assert run_job(alone["job_id"], deps, final_attempt=True) == "succeeded"
     assert download(aws_env, alone) == download(aws_env, job)

@@ -160,6 +160,10 @@ class ExportSettings(_Settings, kw_only=True, frozen=True):
     # over S3's 5 MiB part minimum that a slice must reach alone (or be covered by the slice before
     # it). A window of fewer than twice this many is written by one worker; 0: always one worker.
     export_slice_rows: NonNegativeInt = 30_000
+    # Child processes that turn a request export's ledger pages into CSV rows while the worker's
+    # own process reads the next pages and uploads (0: the worker's process does it all). Worth it
+    # only with a vCPU for each process: Lambda gives 2 at 3,538 MB.
+    export_row_processes: NonNegativeInt = 0
 
 
 # Each function of template.yaml and the settings it reads.

@@ -43,6 +43,7 @@ def export_deps() -> ExportDeps:
         files=S3Files(settings.export_bucket, settings.s3_addressing_style),
         queue=SqsJobQueue(settings.export_queue_url),
         slice_rows=settings.export_slice_rows,
+        row_processes=settings.export_row_processes,
     )
 
 

@@ -34,6 +34,8 @@ class ExportDeps:
     clock: Callable[[], datetime] = utc_now
     #: Rows a slice of a request export should hold at least; 0: one worker writes every export.
     slice_rows: int = 0
+    #: Child processes turning a request export's ledger pages into CSV; 0: the worker's own.
+    row_processes: int = 0
 
 
 class Superseded(Exception):

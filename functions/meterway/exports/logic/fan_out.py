@@ -130,7 +130,10 @@ def write_run(attempt: SliceAttempt) -> dict[str, Any]:
         writer.write(HEADER)
     rows = 0
     for through in range(index, attempt.slices):
-        rows = write_request_rows(deps.ledger, attempt.query(through), writer, attempt.progress, counted=rows)
+        query = attempt.query(through)
+        rows = write_request_rows(
+            deps.ledger, query, writer, attempt.progress, counted=rows, processes=deps.row_processes
+        )
         if writer.long_enough:
             break
     return {"through": through, "rows": rows, "parts": writer.close()}

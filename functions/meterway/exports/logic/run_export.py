@@ -93,7 +93,8 @@ def write_requests(attempt: Attempt, writer: FileWriter) -> int:
     job, window = attempt.job, attempt.window
     query = LedgerQuery(job["account_id"], window.start_iso, window.end_iso, job.get("key_id"), job.get("model"))
     writer.write(HEADER)
-    return write_request_rows(attempt.deps.ledger, query, writer, attempt.progress)
+    deps = attempt.deps
+    return write_request_rows(deps.ledger, query, writer, attempt.progress, processes=deps.row_processes)
 
 
 def _bucket_bounds(window: Window, granularity: Granularity) -> tuple[datetime, datetime]:
