@@ -8,12 +8,14 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
+from devstack.aws_resources import load_template
 from devstack.workers import SqsPoller
 from meterway.analytics.dal.rollup_store import DynamoRollupStore
 from meterway.analytics.logic.rollups import contribution, count_records
@@ -28,6 +30,10 @@ from meterway.exports.logic.export_jobs import ExportCreate, new_job
 from meterway.exports.logic.request_csv import HEADER
 from meterway.exports.logic.run_export import run_job
 from tests.ledger_factory import KEYS, MODELS, ledger_item
+
+ROOT = Path(__file__).resolve().parents[2]
+_EXPORT_FUNCTION = load_template(ROOT / "template.yaml")["Resources"]["ExportFunction"]["Properties"]
+DEPLOYED_ROW_PROCESSES = _EXPORT_FUNCTION["Environment"]["Variables"]["MW_EXPORT_ROW_PROCESSES"]
 
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
 WINDOW = Window(DAY, DAY + timedelta(days=1))
@@ -61,10 +67,10 @@ def expected_file(items: list[dict[str, Any]]) -> bytes:
 @pytest.fixture
 def fanned_out(aws_env, monkeypatch, run_in_thread) -> Iterator[Callable[[], dict[str, Any]]]:
     """The export worker polling the export queue (as the local stack runs it), slices of 280
-    records, rows made in a child process as deployed: ``export()`` starts a requests export of
+    records, rows made in child processes as deployed: ``export()`` starts a requests export of
     the day and waits for its end."""
     monkeypatch.setenv("MW_EXPORT_SLICE_ROWS", "280")
-    monkeypatch.setenv("MW_EXPORT_ROW_PROCESSES", "1")
+    monkeypatch.setenv("MW_EXPORT_ROW_PROCESSES", DEPLOYED_ROW_PROCESSES)
     jobs = DynamoExportJobStore(aws_env["ExportJobsTable"])
     run_in_thread(
         SqsPoller(aws_env["ExportQueue"], export_worker.handler, "ExportFunction", batch_size=1, retry_delay_s=0)

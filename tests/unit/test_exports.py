@@ -124,10 +124,10 @@ def test_an_export_has_one_row_per_record_in_the_window_oldest_first():
     assert jobs.jobs[job_id]["status"] == "succeeded"
 
 
-def test_rows_made_in_a_child_process_make_the_same_file():
+def test_rows_made_in_child_processes_make_the_same_file():
     items = some_items(2300)
     files = {}
-    for processes in (0, 1):
+    for processes in (0, 1, 2):
         stored, jobs = InMemoryFiles(), InMemoryJobs()
         job_id = a_job(jobs)
         deps = dataclasses.replace(deps_with(items, stored, jobs), row_processes=processes)
@@ -135,8 +135,8 @@ def test_rows_made_in_a_child_process_make_the_same_file():
         assert jobs.jobs[job_id]["rows"] == 2300
         files[processes] = stored.objects[jobs.jobs[job_id]["object_key"]]
 
-    assert files[1] == files[0]
-    assert len(rows_of(files[1])) == 2300
+    assert files[1] == files[2] == files[0]
+    assert len(rows_of(files[2])) == 2300
 
 
 def test_a_key_filter_keeps_only_that_keys_rows():
