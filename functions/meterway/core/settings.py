@@ -162,7 +162,7 @@ class ExportSettings(_Settings, kw_only=True, frozen=True):
     export_slice_rows: NonNegativeInt = 30_000
     # Child processes that turn a request export's ledger pages into CSV rows while the worker's
     # own process reads the next pages and uploads (0: the worker's process does it all). Worth it
-    # only with a vCPU for each process: Lambda gives 2 at 3,538 MB.
+    # from two vCPUs (Lambda gives 2 at 3,538 MB), which two children and the lighter worker keep busy.
     export_row_processes: NonNegativeInt = 0
 
 
