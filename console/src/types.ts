@@ -155,8 +155,11 @@ export interface Member {
 }
 
 export interface Balance {
+  /** The sum of the top-ups. */
   credits_usd: string;
   spent_usd: string;
+  /** What was spent before the first top-up: the credit does not pay for it. */
+  spent_before_credit_usd: string;
   balance_usd: string | null;
 }
 

@@ -303,7 +303,13 @@ def test_a_key_for_an_unknown_member_is_a_404_and_creates_nothing(acct):
 def test_top_ups_add_up_exactly_and_the_balance_reaches_the_dashboard(acct, monkeypatch):
     # Given no credit yet: no limit, balance null
     empty = acct.call("GET", "/api/balance")["json"]
-    assert empty == {"credits_usd": "0", "spent_usd": "0", "balance_usd": None, "topups": []}
+    assert empty == {
+        "credits_usd": "0",
+        "spent_usd": "0",
+        "spent_before_credit_usd": "0",
+        "balance_usd": None,
+        "topups": [],
+    }
     assert acct.call("GET", "/api/dashboard")["json"]["balance"] is None
 
     # When credit is added in amounts that binary floats cannot hold, a second apart
@@ -324,6 +330,7 @@ def test_top_ups_add_up_exactly_and_the_balance_reaches_the_dashboard(acct, monk
     balance = acct.call("GET", "/api/balance")["json"]
     assert balance["credits_usd"] == "25.800001"
     assert balance["spent_usd"] == "1.05"
+    assert balance["spent_before_credit_usd"] == "0"
     assert balance["balance_usd"] == "24.750001"
     assert [topup["amount_usd"] for topup in balance["topups"]] == ["0.000001", "25.5", "0.2", "0.1"]
     assert {topup["created_by"] for topup in balance["topups"]} == {acct.admin_key.key_id}
@@ -520,10 +527,26 @@ def test_the_first_top_up_starts_the_balance_at_its_amount_whatever_was_spent_be
         response = call_api("POST", "/api/balance/topups", acct.admin, {"amount_usd": amount})
         assert response["statusCode"] == 201, response["body"]
 
-    # Then the balance is exactly the credit added, and spending still counts from here on
+    # Then the balance is exactly the credit added, the credits are the top-ups' sum, and what was
+    # spent before them is shown apart
     balance = call_api("GET", "/api/balance", acct.admin)["json"]
-    assert Decimal(balance["balance_usd"]) == Decimal("25.5")
-    assert Decimal(balance["spent_usd"]) == Decimal("99.500000001")
+    assert balance["balance_usd"] == "25.5"
+    assert balance["credits_usd"] == "25.5"
+    assert balance["spent_usd"] == "99.500000001"
+    assert balance["spent_before_credit_usd"] == "99.500000001"
+
+    # And spending counts against the credit from here on
+    assert ledger.put(
+        with_counters(
+            ledger_item(datetime.now(UTC)), [CounterDelta("ACCOUNT#acct", "BALANCE", {"spent_usd": Decimal("0.25")})]
+        )
+    )
+    count_ledger(aws_env)
+    balance = call_api("GET", "/api/balance", acct.admin)["json"]
+    assert balance["balance_usd"] == "25.25"
+    assert balance["credits_usd"] == "25.5"
+    assert balance["spent_usd"] == "99.750000001"
+    assert balance["spent_before_credit_usd"] == "99.500000001"
 
 
 def test_a_deleted_keys_usage_stays_in_the_activity_grouped_by_key(acct, aws_env):

@@ -91,8 +91,9 @@ def _balance(args: argparse.Namespace) -> dict[str, Any]:
         balance = account_balance(store, args.account)
     return {
         "account_id": args.account,
-        "credits_usd": money(balance.credits_usd),
+        "credits_usd": money(balance.topped_up_usd),
         "spent_usd": money(balance.spent_usd),
+        "spent_before_credit_usd": money(balance.spent_before_credit_usd),
         "balance_usd": optional_money(balance.balance_usd),
     }
 

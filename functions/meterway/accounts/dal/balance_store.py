@@ -7,12 +7,14 @@ aggregator as it counts the ledger's records); each ``TOPUP#`` item is one top-u
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Protocol
 
 from meterway.accounts.dal import counter_copies, keys_table
 from meterway.core.aws import AwsResource, deserialize, serialize
 from meterway.core.dynamo import TransactionCancelled, storage_errors, transact
 from meterway.core.errors import StorageError
+from meterway.core.money import to_decimal
 from meterway.core.observability import logger
 
 UNAVAILABLE = "The balance store is unavailable; try again."
@@ -25,6 +27,9 @@ class BalanceStore(Protocol):
 
     def topups(self, account_id: str, limit: int) -> list[dict[str, Any]]:
         """The account's latest top-ups, newest first."""
+
+    def topped_up(self, account_id: str) -> Decimal:
+        """The sum of every top-up the account had (0 without any)."""
 
     def add_topup(self, account_id: str, topup: dict[str, Any]) -> None:
         """Record a top-up (``topup_id``, ``created_at``, ``amount_usd``…) and add it to the credits."""
@@ -54,6 +59,25 @@ class DynamoBalanceStore(AwsResource):
                 Limit=limit,
             )
         return [deserialize(item) for item in response.get("Items", [])]
+
+    def topped_up(self, account_id: str) -> Decimal:
+        total = Decimal(0)
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :topup)",
+            "ExpressionAttributeValues": serialize(
+                {":pk": keys_table.account_pk(account_id), ":topup": keys_table.TOPUP_PREFIX}
+            ),
+            "ProjectionExpression": "amount_usd",
+            "ConsistentRead": True,
+        }
+        with storage_errors(UNAVAILABLE):
+            while True:
+                response = self.client.query(**arguments)
+                total += sum((to_decimal(deserialize(item)["amount_usd"]) for item in response["Items"]), Decimal(0))
+                if "LastEvaluatedKey" not in response:
+                    return total
+                arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def add_topup(self, account_id: str, topup: dict[str, Any]) -> None:
         """Record a top-up and add it to the credit. The proxy adds every request's cost to

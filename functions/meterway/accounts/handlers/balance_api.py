@@ -30,14 +30,20 @@ class TopUpOut(BaseModel):
 class BalanceOut(BaseModel):
     credits_usd: str = Field(description="Sum of all top-ups (USD, exact decimal string)")
     spent_usd: str = Field(description="Cost of every request so far")
-    balance_usd: str | None = Field(description="credits - spent; null while no credit was ever added (no limit)")
+    spent_before_credit_usd: str = Field(
+        description="What was spent before the first top-up: the credit does not pay for it"
+    )
+    balance_usd: str | None = Field(
+        description="credits - (spent - spent before credit); null while no credit was ever added (no limit)"
+    )
     topups: list[TopUpOut] = Field(description="The last 50 top-ups, newest first")
 
     @classmethod
     def of(cls, balance: Balance) -> BalanceOut:
         return cls(
-            credits_usd=money(balance.credits_usd),
+            credits_usd=money(balance.topped_up_usd),
             spent_usd=money(balance.spent_usd),
+            spent_before_credit_usd=money(balance.spent_before_credit_usd),
             balance_usd=optional_money(balance.balance_usd),
             topups=[
                 TopUpOut(
