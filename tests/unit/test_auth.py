@@ -27,6 +27,12 @@ def test_missing_or_unknown_keys_fail_closed(store, headers):
         authenticate(headers, store, kind="api")
 
 
+@pytest.mark.parametrize(("kind", "named"), [("api", "API key"), ("admin", "admin key")])
+def test_an_unknown_key_is_named_as_the_caller_knows_it(store, kind, named):
+    with pytest.raises(AuthenticationFailed, match=f"^Invalid or disabled {named}.$"):
+        authenticate({"authorization": "Bearer mw-nope"}, store, kind=kind)
+
+
 def test_the_store_holds_only_the_hash(store):
     _, secret = create_key(store, "acct", "ci")
     assert secret not in store.by_hash

@@ -64,7 +64,10 @@ def authenticate(headers: Mapping[str, Any], keys: KeyStore, *, kind: KeyKind) -
 
 def check_key(key: ApiKey | None, *, kind: KeyKind) -> ApiKey:
     if key is None or not key.usable:
-        raise AuthenticationFailed("Invalid or disabled API key.")
+        # Named as the caller knows it: the console and the management API ask for an admin key.
+        raise AuthenticationFailed(
+            "Invalid or disabled admin key." if kind == "admin" else "Invalid or disabled API key."
+        )
     if key.kind != kind:
         needed = "an admin key" if kind == "admin" else "an API key (admin keys only manage)"
         raise PermissionDenied(f"This endpoint needs {needed}.")
