@@ -146,6 +146,7 @@ class InMemoryRollups:
         self.writes: list[tuple[str, list[tuple[str, str]]]] = []
         self.fail_kind: str | None = None
         self.uses: dict[tuple[str, str], str] = {}
+        self.admin_uses: dict[tuple[str, str], str] = {}
         # The keys table's counters the records settle, by (pk, sk).
         self.counters: dict[tuple[str, str], dict[str, Any]] = {}
         self.complete_from: dict[str, datetime] = {}
@@ -170,8 +171,7 @@ class InMemoryRollups:
             self.fail_kind = None
             raise StorageError("throttled")
         for use in uses:
-            known = self.uses.get((use.account_id, use.key_id))
-            self.uses[(use.account_id, use.key_id)] = max(known or use.at, use.at)
+            self.raise_last_use(use)
         counted = {part.request_id for part in parts if (part.request_id, part.kind) in self.applied}
         # The old marker is the key part's own, and the account part's when it checks it (``legacy``)
         whole = {part.request_id for part in parts if part.legacy or part.kind == "key"} & self.counted_whole
@@ -235,6 +235,14 @@ class InMemoryRollups:
 
     def last_used(self, account_id: str) -> dict[str, str]:
         return {key_id: at for (account, key_id), at in self.uses.items() if account == account_id}
+
+    def admin_last_used(self, account_id: str) -> dict[str, str]:
+        return {key_id: at for (account, key_id), at in self.admin_uses.items() if account == account_id}
+
+    def raise_last_use(self, use: LastUse) -> None:
+        uses = self.admin_uses if use.admin else self.uses
+        known = uses.get((use.account_id, use.key_id))
+        uses[(use.account_id, use.key_id)] = max(known or use.at, use.at)
 
     def _used_keys(self, account_id: str) -> dict[str, str]:
         """``last_used``, read (and counted) as the store reads it before the key dimension's shards."""

@@ -22,8 +22,9 @@ from meterway.accounts.logic.key_secrets import hash_secret
 from meterway.accounts.logic.manage_keys import create_key
 from meterway.analytics.dal.rollup_store import DynamoRollupStore
 from meterway.analytics.logic.rollups import contribution, count_record
+from meterway.core.clock import parse_utc_iso
 from meterway.core.container import container
-from meterway.core.errors import AuthenticationFailed
+from meterway.core.errors import AuthenticationFailed, StorageError
 from meterway.ledger.dal.ledger_store import DynamoLedgerStore
 from meterway.management_api.deps import api_deps
 from tests.integration.conftest import call_api, count_ledger
@@ -187,6 +188,33 @@ def test_last_use_is_the_newest_record_whatever_order_the_stream_delivers_in(acc
     listed = {row["id"]: row for row in acct.call("GET", "/api/keys")["json"]["data"]}
     assert listed[key["id"]]["last_used_at"] == newest["created_at"]
     assert acct.call("GET", f"/api/keys/{key['id']}")["json"]["last_used_at"] == newest["created_at"]
+
+
+def test_an_admin_keys_last_use_is_its_latest_call_of_the_api(acct, aws_env):
+    # Given a second admin key that has made no call
+    idle, _ = create_key(acct.keys, "acct", "idle ops", kind="admin")
+    before = datetime.now(UTC) - timedelta(seconds=1)
+
+    # When the first one lists the keys
+    rows = {row["id"]: row for row in acct.call("GET", "/api/keys")["json"]["data"]}
+
+    # Then its own row says this very call used it, and the idle one was never used
+    assert before <= parse_utc_iso(rows[acct.admin_key.key_id]["last_used_at"]) <= datetime.now(UTC)
+    assert rows[idle.key_id]["last_used_at"] is None
+    # And admin keys stay out of the keys whose rollup shards the activity reads
+    assert acct.admin_key.key_id not in DynamoRollupStore(aws_env["RollupsTable"]).last_used("acct")
+
+
+def test_a_call_goes_on_when_its_admin_keys_last_use_cannot_be_written(acct, monkeypatch):
+    def unavailable(use):
+        raise StorageError("throttled")
+
+    monkeypatch.setattr(api_deps().rollups, "raise_last_use", unavailable)
+
+    listed = acct.call("GET", "/api/keys")
+
+    assert listed["statusCode"] == 200
+    assert acct.admin_key.key_id in {row["id"] for row in listed["json"]["data"]}
 
 
 # --- rotation ---------------------------------------------------------------------------------

@@ -165,9 +165,11 @@ def test_the_keys_listing_reads_last_use_once_and_one_keys_view_reads_its_own_sh
 
     assert {view.key.key_id: view.spend_to_date for view in views} == spent
     assert read.count(rollups_table.last_used_pk("acct")) == 1
+    assert read.count(rollups_table.admin_used_pk("acct")) == 1
     read.clear()
     view = manage_keys.key_view(keys, usage, manage_keys.find_key(keys, "acct", used[7].key_id), now)
     assert view.spend_to_date == spent[used[7].key_id] and view.last_used_at is not None
     legacy = rollups_table.partition("acct", "month", "key")
     own = rollups_table.cell_partition("acct", "month", "key", used[7].key_id)
-    assert sorted(read) == sorted([rollups_table.last_used_pk("acct"), legacy, own])
+    last_uses = [rollups_table.last_used_pk("acct"), rollups_table.admin_used_pk("acct")]
+    assert sorted(read) == sorted([*last_uses, legacy, own])

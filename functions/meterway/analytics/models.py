@@ -62,11 +62,13 @@ class RollupUpdate:
 
 @dataclass(frozen=True, slots=True)
 class LastUse:
-    """When a key was used by one request (its ``created_at``)."""
+    """When a key was used by one request (its ``created_at``); an admin key by a call of the
+    management API."""
 
     account_id: str
     key_id: str
     at: str
+    admin: bool = False
 
 
 @dataclass(frozen=True, slots=True)

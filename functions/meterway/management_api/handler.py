@@ -26,6 +26,7 @@ from meterway.accounts.handlers.api_context import AccountsContext
 from meterway.accounts.logic.auth import authenticate
 from meterway.analytics.handlers import usage_api
 from meterway.analytics.handlers.api_context import AnalyticsContext
+from meterway.analytics.logic.key_usage import note_admin_use
 from meterway.core.errors import InvalidRequest, MeterwayError, MethodNotAllowed, NotFound
 from meterway.core.observability import logger
 from meterway.core.tracing import tracer
@@ -84,6 +85,7 @@ def _require_admin(app: APIGatewayRestResolver, next_middleware: NextMiddleware)
         deps = api_deps()
         # Every value of a repeated header, so that two credentials in one request are refused.
         admin = authenticate(current.resolved_headers_field, deps.keys, kind="admin")
+        note_admin_use(deps.rollups, admin, deps.clock())
         # Each feature's routes see what they ask for; the annotations have mypy check that they get it.
         accounts: AccountsContext = deps
         analytics: AnalyticsContext = deps

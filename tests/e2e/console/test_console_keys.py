@@ -164,6 +164,15 @@ def test_per_key_stats_show_what_each_key_spent(page: Page, fast_stack: LocalSta
     expect(cells.nth(5)).to_have_text("just now")
 
 
+def test_the_admin_key_signed_in_with_shows_its_use(page: Page, fast_stack: LocalStack):
+    signed_in(page, fast_stack)
+    page.goto(f"{fast_stack.base}/keys")
+    admin = key_row(page, "local admin")
+    expect(admin).to_contain_text("admin key")
+    expect(admin.locator("td").nth(5)).to_have_text("just now")
+    screenshot(page, "keys-admin-last-used")
+
+
 def test_signing_out_forgets_the_key(page: Page, fast_stack: LocalStack):
     signed_in(page, fast_stack)
     assert page.evaluate("sessionStorage.length") == 1

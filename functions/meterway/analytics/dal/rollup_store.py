@@ -103,6 +103,12 @@ class RollupStore(Protocol):
     def last_used(self, account_id: str) -> dict[str, str]:
         """When each key of the account was last used (``created_at`` of its newest record)."""
 
+    def admin_last_used(self, account_id: str) -> dict[str, str]:
+        """When each admin key of the account last called the management API (to the minute)."""
+
+    def raise_last_use(self, use: LastUse) -> None:
+        """Raise the key's last use to ``use.at``, never lower; at most once a minute a key."""
+
     def intermediate_from(self, account_id: str) -> datetime | None:
         """From when the account's in-between rows are complete; None until that was recorded."""
 
@@ -148,7 +154,7 @@ class DynamoRollupStore(AwsResource):
         counters: list[CounterDelta] | None = None,
     ) -> None:
         for use in uses:
-            self._raise_last_use(use)
+            self.raise_last_use(use)
         markers = [self._marker(part) for part in parts]
         legacy = [part for part in parts if part.legacy and part.kind == "account"]
         checks = [self._not_counted_whole(part.request_id) for part in legacy]
@@ -167,7 +173,7 @@ class DynamoRollupStore(AwsResource):
         if self._counters_table is not None:
             counter_copies.spread(self.client, self._counters_table, counters)
 
-    def _raise_last_use(self, use: LastUse) -> None:
+    def raise_last_use(self, use: LastUse) -> None:
         minute = use.at[:LAST_USE_EVERY]
         if self._raised.get((use.account_id, use.key_id), "") >= minute:
             return  # raised to this minute already by this container
@@ -175,7 +181,7 @@ class DynamoRollupStore(AwsResource):
             set={"last_used_at": use.at},
             condition="attribute_not_exists(last_used_at) OR last_used_at < :at",
             values={":at": use.at},
-        ).request(self._table, rollups_table.last_used_key(use.account_id, use.key_id))
+        ).request(self._table, rollups_table.last_used_key(use.account_id, use.key_id, admin=use.admin))
         update_if(self.client, request, UNAVAILABLE)  # refused when a later use is recorded already
         if len(self._raised) >= REMEMBERED_USES:
             self._raised.clear()
@@ -343,11 +349,17 @@ class DynamoRollupStore(AwsResource):
         return bool(page.get("Items"))
 
     def last_used(self, account_id: str) -> dict[str, str]:
+        return self._uses(rollups_table.last_used_pk(account_id))
+
+    def admin_last_used(self, account_id: str) -> dict[str, str]:
+        return self._uses(rollups_table.admin_used_pk(account_id))
+
+    def _uses(self, pk: str) -> dict[str, str]:
         with storage_errors(UNAVAILABLE):
             pages = self.client.get_paginator("query").paginate(
                 TableName=self._table,
                 KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues=serialize({":pk": rollups_table.last_used_pk(account_id)}),
+                ExpressionAttributeValues=serialize({":pk": pk}),
                 ConsistentRead=True,
             )
             items = [deserialize(item) for page in pages for item in page.get("Items", [])]

@@ -84,8 +84,14 @@ def last_used_pk(account_id: str) -> str:
     return f"{account_id}#last-used"
 
 
-def last_used_key(account_id: str, key_id: str) -> dict[str, str]:
-    return {"pk": last_used_pk(account_id), "sk": key_id}
+def admin_used_pk(account_id: str) -> str:
+    """Where the management API raises its admin keys' last use: apart from the keys whose rollup
+    shards are read (``last_used_pk``), since admin keys have none."""
+    return f"{account_id}#admin-last-used"
+
+
+def last_used_key(account_id: str, key_id: str, *, admin: bool = False) -> dict[str, str]:
+    return {"pk": (admin_used_pk if admin else last_used_pk)(account_id), "sk": key_id}
 
 
 def intermediate_key(account_id: str) -> dict[str, str]:

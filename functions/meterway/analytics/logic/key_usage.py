@@ -7,16 +7,21 @@ from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 
+from meterway.accounts.models import ApiKey
 from meterway.analytics.dal.rollup_store import RollupStore
-from meterway.core.clock import label
+from meterway.analytics.models import LastUse
+from meterway.core.clock import label, utc_iso
+from meterway.core.errors import StorageError
 from meterway.core.money import to_decimal
+from meterway.core.observability import logger
 
 # Spend to date sums month rollups from here on: before Meterway existed, nothing was spent.
 FIRST_MONTH = "2020-01"
 
 
 class RollupKeyUsage:
-    """Each key's spend to date (its month rollups) and last use (raised by the aggregator)."""
+    """Each key's spend to date (its month rollups) and last use (raised by the aggregator for API
+    keys, by the management API for admin keys)."""
 
     def __init__(self, rollups: RollupStore):
         self._rollups = rollups
@@ -29,4 +34,13 @@ class RollupKeyUsage:
         return totals
 
     def last_used(self, account_id: str) -> dict[str, str]:
-        return self._rollups.last_used(account_id)
+        return self._rollups.last_used(account_id) | self._rollups.admin_last_used(account_id)
+
+
+def note_admin_use(rollups: RollupStore, admin: ApiKey, now: datetime) -> None:
+    """Raise the admin key's last use to ``now`` (the keys' listing shows it). A failure is logged
+    and goes no further: the call the key made is what matters."""
+    try:
+        rollups.raise_last_use(LastUse(admin.account_id, admin.key_id, utc_iso(now), admin=True))
+    except StorageError:
+        logger.warning("an admin key's last use was not recorded", extra={"key_id": admin.key_id})
