@@ -1,6 +1,6 @@
 // Pieces several pages share: stat cards, tables, segmented choices, token breakdowns.
 import { h, uid, type Child } from "./dom";
-import { count, costSpan, duration } from "./format";
+import { costDigits, count, costSpan, duration, usd } from "./format";
 import type { RequestAttempt, RequestRow, RequestTokens } from "./types";
 
 export function statCard(label: string, value: Child, detail?: Child): HTMLElement {
@@ -30,7 +30,25 @@ export function table(caption: string, columns: Column[], rows: Child[][], empty
 export function tableOf(caption: string, columns: Column[], rows: HTMLTableRowElement[], empty = "Nothing in this range."): HTMLElement {
   const head = h("thead", null, h("tr", null, columns.map((column) => h("th", { scope: "col", class: column.numeric ? "num" : null }, column.label))));
   const body = h("tbody", null, rows.length ? rows : h("tr", null, h("td", { colspan: String(columns.length), class: "empty" }, empty)));
-  return h("div", { class: "table-wrap" }, h("table", { class: "responsive" }, h("caption", { class: "sr-only" }, caption), head, body));
+  const wrap = h("div", { class: "table-wrap" }, h("table", { class: "responsive" }, h("caption", { class: "sr-only" }, caption), head, body));
+  alignCosts(wrap);
+  return wrap;
+}
+
+/** One rule for the costs of a column (cells of one `data-label`): each is written with the
+ * decimals the column's smallest non-zero amount needs (`costDigits`), the exact amount on hover.
+ * Call again when rows are added. */
+export function alignCosts(root: ParentNode): void {
+  const columns = new Map<string, HTMLElement[]>();
+  for (const span of root.querySelectorAll<HTMLElement>("td .cost")) {
+    if (span.closest("[role=tooltip]")) continue;
+    const label = span.closest("td")?.dataset.label ?? "";
+    columns.set(label, [...(columns.get(label) ?? []), span]);
+  }
+  for (const spans of columns.values()) {
+    const digits = Math.max(...spans.map((span) => costDigits(span.dataset.exact ?? "0")));
+    for (const span of spans) span.textContent = usd(span.dataset.exact ?? "0", digits);
+  }
 }
 
 /** A radio group drawn as segmented buttons: arrow keys move, the browser does the rest. */

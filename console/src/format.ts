@@ -12,14 +12,19 @@ export function shortCount(value: number): string {
   return value < 10_000 ? integer.format(value) : compact.format(value);
 }
 
-/** USD for display: cents from a dollar up, 4 or 6 digits below (fixed, so a column's figures line
- * up) so that small spend never shows as $0.00. */
-export function usd(exact: string | number): string {
+/** The decimals an amount needs: cents from a dollar up, 4 below, 6 under a cent, so that small
+ * spend never shows as $0.00. A table's column takes the most any of its amounts needs
+ * (`alignCosts`): one rule, and a column's figures line up. */
+export function costDigits(exact: string | number): number {
+  const magnitude = Math.abs(typeof exact === "number" ? exact : Number(exact));
+  return magnitude === 0 || magnitude >= 1 ? 2 : magnitude >= 0.01 ? 4 : 6;
+}
+
+/** USD for display, with `digits` decimals (by default those the amount needs). */
+export function usd(exact: string | number, digits = costDigits(exact)): string {
   const value = typeof exact === "number" ? exact : Number(exact);
-  if (value === 0) return "$0.00";
   const magnitude = Math.abs(value);
-  const digits = magnitude >= 1 ? 2 : magnitude >= 0.01 ? 4 : 6;
-  const text = magnitude < 0.000001 ? "<$0.000001" : null;
+  const text = magnitude > 0 && magnitude < 0.000001 ? "<$0.000001" : null;
   if (text) return value < 0 ? `-${text}` : text;
   return new Intl.NumberFormat("en-US", {
     style: "currency",

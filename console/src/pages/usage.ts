@@ -1,6 +1,6 @@
 // Usage: what was spent in a date range, on which model, with which key — and the requests behind it.
 import { barChart } from "../charts";
-import { REQUEST_COLUMNS, loading, requestRows, segmented, statCard, statGrid, table, tableOf } from "../components";
+import { REQUEST_COLUMNS, alignCosts, loading, requestRows, segmented, statCard, statGrid, table, tableOf } from "../components";
 import type { PageContext } from "../context";
 import { fill, field, h, message, options } from "../dom";
 import { exportButton } from "../exports";
@@ -133,7 +133,10 @@ export const usagePage = async (context: PageContext): Promise<void> => {
     if (!context.current() || mine !== generation) return;
     const rows = requestRows(page.data, timestamp);
     if (cursor === null) fill(log, tableOf("Requests, newest first", REQUEST_COLUMNS, rows, "No requests in this range."));
-    else log.querySelector("tbody")?.append(...rows);
+    else {
+      log.querySelector("tbody")?.append(...rows);
+      alignCosts(log);
+    }
     if (!page.next_cursor) {
       fill(more);
       return;

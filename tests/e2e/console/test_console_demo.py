@@ -4,8 +4,10 @@ month, in pictures for people to look at."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,38 @@ def test_every_page_draws_a_month_of_demo_usage(page: Page, demo_stack: LocalSta
     screenshot(page, f"demo-{name}")
 
 
+def decimals(shown: str) -> int:
+    return len(shown.split(".")[1]) if "." in shown else 0
+
+
+@pytest.mark.parametrize("path", ["/", "/usage", "/activity?period=1mo&group_by=model", "/keys"])
+def test_a_cost_column_has_one_number_of_decimals_and_the_exact_amount_on_hover(
+    page: Page, demo_stack: LocalStack, path: str
+):
+    signed_in(page, demo_stack)
+    page.goto(demo_stack.base + path)
+    expect(page.locator("table").last.locator("tbody tr").first).to_be_visible()
+    expect(page.locator(".loading")).to_have_count(0)
+    costs = page.locator("td .cost").evaluate_all(
+        """spans => spans.filter(s => !s.closest('[role=tooltip]')).map(s => ({
+            column: [...document.querySelectorAll('table')].indexOf(s.closest('table')) + ' ' + s.closest('td').dataset.label,
+            shown: s.textContent, exact: s.dataset.exact, title: s.title}))"""
+    )
+    columns: dict[str, list[dict[str, str]]] = {}
+    for cost in costs:
+        columns.setdefault(cost["column"], []).append(cost)
+    assert columns, "no cost column on the page"
+    for column, cells in columns.items():
+        assert len({decimals(cell["shown"]) for cell in cells}) == 1, (column, [cell["shown"] for cell in cells])
+        for cell in cells:
+            assert cell["title"] == f"${cell['exact']} exactly"
+            places = decimals(cell["shown"])
+            shown = Decimal(cell["shown"].replace("$", "").replace(",", "").replace("<", ""))
+            assert abs(shown - Decimal(cell["exact"])) <= Decimal(1).scaleb(-places) / 2, cell
+        # Small spend never reads as zero
+        assert all(cell["shown"].strip("$0.,") or Decimal(cell["exact"]) == 0 for cell in cells), column
+
+
 def sonnet_fallback(stack: LocalStack) -> dict[str, Any]:
     """A Claude Sonnet request of the demo month that fell back, from the API's request log (one
     whose failed attempt was a 529, when there is one)."""
@@ -107,7 +141,9 @@ def expect_fallback(row: Locator, attempt_row: Locator, fallback: dict[str, Any]
     expect(attempt_row).to_have_class("attempt")
     expect(attempt_cells.nth(0)).to_contain_text("Attempt 1")
     expect(attempt_cells.nth(2)).to_have_text("anthropic")
-    expect(attempt_cells.nth(4)).to_have_text("$0.00")
+    # Nothing billed, in the decimals of the column's other costs
+    expect(attempt_cells.nth(4)).to_have_text(re.compile(r"^\$0\.0+$"))
+    assert decimals(attempt_cells.nth(4).inner_text()) == decimals(cells.nth(4).inner_text())
     expect(attempt_cells.nth(6)).to_contain_text(f"{attempt['upstream_status']} {attempt['error_code']}")
     expect(attempt_cells.nth(6)).to_contain_text("Error")
 
