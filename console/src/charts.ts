@@ -1,4 +1,5 @@
 // Charts from Chart.js, bundled at build time: only the parts the console draws are registered.
+import { h } from "./dom";
 import type { ChartFormat } from "./format";
 import {
   BarController,
@@ -77,7 +78,7 @@ export function barChart(
       interaction: { mode: "index", intersect: false },
       scales: {
         x: { stacked, grid: { display: false }, ticks: { autoSkip: true, maxRotation: 0 } },
-        y: { stacked, beginAtZero: true, ticks: { callback: (value) => format.axis(Number(value)) } },
+        y: { stacked, ...valueAxis(series, format) },
       },
       plugins: {
         legend: { display: stacked, position: "bottom", labels: { boxWidth: 12 } },
@@ -87,7 +88,7 @@ export function barChart(
       },
     },
   });
-  return { element: wrap(element), chart };
+  return { element: wrap(element, series), chart };
 }
 
 /** One or two lines over days, filled under the first. */
@@ -118,7 +119,7 @@ export function lineChart(
       interaction: { mode: "index", intersect: false },
       scales: {
         x: { grid: { display: false }, ticks: { autoSkip: true, maxRotation: 0 } },
-        y: { beginAtZero: true, ticks: { callback: (value) => format.axis(Number(value)) } },
+        y: valueAxis(series, format),
       },
       plugins: {
         legend: { display: series.length > 1, position: "bottom" },
@@ -126,12 +127,26 @@ export function lineChart(
       },
     },
   });
-  return { element: wrap(element), chart };
+  return { element: wrap(element, series), chart };
 }
 
-function wrap(element: HTMLCanvasElement): HTMLElement {
+function empty(series: Series[]): boolean {
+  return series.every((one) => one.values.every((value) => !value));
+}
+
+/** The value axis: from zero, whole-number ticks for counts; with nothing to draw, no ticks at all
+ * (Chart.js would draw an empty range as 0 to 1: "$0–$1", or 0.2 of a request). */
+function valueAxis(series: Series[], format: ChartFormat) {
+  return {
+    beginAtZero: true,
+    ticks: { display: !empty(series), precision: format.whole ? 0 : undefined, callback: (value: string | number) => format.axis(Number(value)) },
+  };
+}
+
+function wrap(element: HTMLCanvasElement, series: Series[]): HTMLElement {
   const box = document.createElement("div");
   box.className = "chart-box";
   box.appendChild(element);
+  if (empty(series)) box.appendChild(h("p", { class: "chart-empty" }, "No usage in this range."));
   return box;
 }

@@ -44,10 +44,12 @@ export function usdTick(value: number): string {
 export interface ChartFormat {
   value: (value: number) => string;
   axis: (value: number) => string;
+  /** Whole numbers only (requests, tokens): no tick between them. */
+  whole: boolean;
 }
 
-export const MONEY: ChartFormat = { value: usd, axis: usdTick };
-export const COUNT: ChartFormat = { value: shortCount, axis: shortCount };
+export const MONEY: ChartFormat = { value: usd, axis: usdTick, whole: false };
+export const COUNT: ChartFormat = { value: shortCount, axis: shortCount, whole: true };
 
 /** A cost cell's content: rounded text, exact value on hover and in `data-exact`. */
 export function costSpan(exact: string): HTMLSpanElement {

@@ -271,6 +271,23 @@ def test_the_period_changes_from_the_keyboard(page: Page, fast_stack: LocalStack
     expect(page.get_by_role("img", name="Spend per month")).to_be_visible()
 
 
+def test_a_range_without_usage_says_so_instead_of_drawing_an_empty_scale(page: Page, fast_stack: LocalStack, traffic):
+    signed_in(page, fast_stack)
+    page.goto(f"{fast_stack.base}/usage?start=2026-06-01&end=2026-06-03")
+    expect(stat(page, "Requests")).to_have_text("0")
+    chart = section(page, "Over time")
+    expect(chart.get_by_text("No usage in this range.")).to_be_visible()
+    chart.locator("label", has_text="Requests").click()
+    expect(chart.get_by_role("radio", name="Requests")).to_be_checked()
+    expect(chart.get_by_text("No usage in this range.")).to_be_visible()
+    screenshot(page, "usage-empty")
+
+    # And a range with usage draws its chart, with no such message
+    page.goto(f"{fast_stack.base}/usage")
+    expect(stat(page, "Requests")).to_have_text("7")
+    expect(section(page, "Over time").get_by_text("No usage in this range.")).to_have_count(0)
+
+
 def test_an_api_error_shows_its_message(page: Page, fast_stack: LocalStack, traffic):
     signed_in(page, fast_stack)
     page.goto(f"{fast_stack.base}/usage")
