@@ -25,13 +25,26 @@ const METRICS: [Metric, string][] = [
   ["total_tokens", "Tokens"],
 ];
 
-function filtersFrom(params: URLSearchParams): Filters {
+/** `text` when it is a calendar date written YYYY-MM-DD, else null. */
+function calendarDate(text: string | null): string | null {
+  if (!text || !/^\d{4}-\d{2}-\d{2}$/.test(text)) return null;
+  const parsed = new Date(`${text}T00:00:00Z`);
+  return !Number.isNaN(parsed.getTime()) && parsed.toISOString().slice(0, 10) === text ? text : null;
+}
+
+/** The filters a link asks for; a date it spells wrong is replaced by the default one and named in
+ * `unread` (the page says so, instead of showing the API's refusal with nothing to choose from). */
+function filtersFrom(params: URLSearchParams): { filters: Filters; unread: string[] } {
   const today = new Date();
+  const unread = ["start", "end"].filter((name) => params.get(name) !== null && calendarDate(params.get(name)) === null);
   return {
-    start: params.get("start") ?? isoDate(addDays(today, -(DEFAULT_DAYS - 1))),
-    end: params.get("end") ?? isoDate(today),
-    model: params.get("model") ?? "",
-    key: params.get("key") ?? "",
+    filters: {
+      start: calendarDate(params.get("start")) ?? isoDate(addDays(today, -(DEFAULT_DAYS - 1))),
+      end: calendarDate(params.get("end")) ?? isoDate(today),
+      model: params.get("model") ?? "",
+      key: params.get("key") ?? "",
+    },
+    unread: unread.map((name) => `${name}=${params.get(name)}`),
   };
 }
 
@@ -45,7 +58,7 @@ function metricValue(counters: Counters, metric: Metric): number {
 
 export const usagePage = async (context: PageContext): Promise<void> => {
   const { api, main } = context;
-  const filters = filtersFrom(context.params);
+  const { filters, unread } = filtersFrom(context.params);
   let metric: Metric = "cost";
 
   const startInput = h("input", { type: "date", name: "start", value: filters.start, required: true });
@@ -61,6 +74,11 @@ export const usagePage = async (context: PageContext): Promise<void> => {
     field("API key", keySelect),
   );
   const errors = h("div", { class: "page-errors" });
+  const notice = h("div", { class: "page-errors" });
+  if (unread.length) {
+    fill(notice, message("info", `The link's ${unread.join(" and ")} is not a date (YYYY-MM-DD): showing ${filters.start} to ${filters.end} instead.`));
+    history.replaceState(null, "", `/usage?${new URLSearchParams(Object.entries(query(filters)).filter(([, value]) => value))}`);
+  }
   const stats = h("div", null, loading());
   const chartArea = h("div", { class: "chart-area" });
   const models = h("div");
@@ -79,6 +97,7 @@ export const usagePage = async (context: PageContext): Promise<void> => {
     main,
     h("div", { class: "page-head" }, h("h1", null, "Usage"), h("p", { class: "muted" }, "Dates are whole days in UTC; both ends are included.")),
     form,
+    notice,
     errors,
     stats,
     h(
@@ -243,6 +262,7 @@ export const usagePage = async (context: PageContext): Promise<void> => {
       fill(errors, message("error", "Choose both a start and an end date."));
       return;
     }
+    fill(notice);
     filters.start = startInput.value;
     filters.end = endInput.value;
     filters.model = modelSelect.value;

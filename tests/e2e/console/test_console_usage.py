@@ -288,6 +288,23 @@ def test_a_range_without_usage_says_so_instead_of_drawing_an_empty_scale(page: P
     expect(section(page, "Over time").get_by_text("No usage in this range.")).to_have_count(0)
 
 
+def test_a_link_with_a_malformed_date_shows_the_default_range_and_says_why(page: Page, fast_stack: LocalStack, traffic):
+    signed_in(page, fast_stack)
+    page.goto(f"{fast_stack.base}/usage?start=yesterday&end=2026-13-45&model={SONNET}")
+
+    notice = page.get_by_role("status").filter(has_text="not a date")
+    expect(notice).to_contain_text("The link's start=yesterday and end=2026-13-45 is not a date (YYYY-MM-DD)")
+    expect(page.get_by_role("alert")).to_have_count(0)
+    start, end = page.get_by_label("From", exact=True).input_value(), page.get_by_label("To", exact=True).input_value()
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", start) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", end)
+    assert f"start={start}" in page.url and f"end={end}" in page.url
+    # The model asked for is kept, and the other models of the range are there to choose from
+    expect(page.get_by_label("Model", exact=True)).to_have_value(SONNET)
+    expect(page.get_by_label("Model", exact=True).locator("option", has_text=GPT5)).to_have_count(1)
+    assert {MINI, SONNET, GPT5} <= set(page.get_by_label("Model", exact=True).locator("option").all_inner_texts())
+    screenshot(page, "usage-malformed-date")
+
+
 def test_an_api_error_shows_its_message(page: Page, fast_stack: LocalStack, traffic):
     signed_in(page, fast_stack)
     page.goto(f"{fast_stack.base}/usage")
