@@ -71,21 +71,22 @@ FULL_VCPU_MB = 1769
 
 
 @functools.cache
+def export_function() -> dict[str, Any]:
+    """The ExportFunction's properties in template.yaml."""
+    from devstack.aws_resources import load_template
+
+    properties: dict[str, Any] = load_template(ROOT / "template.yaml")["Resources"]["ExportFunction"]["Properties"]
+    return properties
+
+
 def lambda_vcpu() -> float:
-    """The ExportFunction's vCPUs by its `MemorySize` in template.yaml."""
-    from devstack.aws_resources import load_template
-
-    function = load_template(ROOT / "template.yaml")["Resources"]["ExportFunction"]["Properties"]
-    return int(function["MemorySize"]) / FULL_VCPU_MB
+    """The ExportFunction's vCPUs by its `MemorySize`."""
+    return int(export_function()["MemorySize"]) / FULL_VCPU_MB
 
 
-@functools.cache
 def template_row_processes() -> int:
-    """The ExportFunction's ``MW_EXPORT_ROW_PROCESSES`` in template.yaml."""
-    from devstack.aws_resources import load_template
-
-    function = load_template(ROOT / "template.yaml")["Resources"]["ExportFunction"]["Properties"]
-    return int(function["Environment"]["Variables"].get("MW_EXPORT_ROW_PROCESSES", 0))
+    """The ExportFunction's ``MW_EXPORT_ROW_PROCESSES``."""
+    return int(export_function()["Environment"]["Variables"].get("MW_EXPORT_ROW_PROCESSES", 0))
 
 
 def export_projection() -> tuple[str, ...]:

@@ -43,7 +43,9 @@ export function alignCosts(root: ParentNode): void {
   for (const span of root.querySelectorAll<HTMLElement>("td .cost")) {
     if (span.closest("[role=tooltip]")) continue;
     const label = span.closest("td")?.dataset.label ?? "";
-    columns.set(label, [...(columns.get(label) ?? []), span]);
+    const spans = columns.get(label);
+    if (spans) spans.push(span);
+    else columns.set(label, [span]);
   }
   for (const spans of columns.values()) {
     const digits = Math.max(...spans.map((span) => costDigits(span.dataset.exact ?? "0")));

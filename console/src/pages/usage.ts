@@ -52,6 +52,11 @@ function query(filters: Filters): Record<string, string> {
   return { start: filters.start, end: filters.end, model: filters.model, key: filters.key };
 }
 
+/** The page's address for `filters` (the ones set), so that a view can be shared. */
+function addressOf(filters: Filters): string {
+  return `/usage?${new URLSearchParams(Object.entries(query(filters)).filter(([, value]) => value))}`;
+}
+
 function metricValue(counters: Counters, metric: Metric): number {
   return metric === "cost" ? Number(counters.cost) : counters[metric];
 }
@@ -77,7 +82,7 @@ export const usagePage = async (context: PageContext): Promise<void> => {
   const notice = h("div", { class: "page-errors" });
   if (unread.length) {
     fill(notice, message("info", `The link's ${unread.join(" and ")} is not a date (YYYY-MM-DD): showing ${filters.start} to ${filters.end} instead.`));
-    history.replaceState(null, "", `/usage?${new URLSearchParams(Object.entries(query(filters)).filter(([, value]) => value))}`);
+    history.replaceState(null, "", addressOf(filters));
   }
   const stats = h("div", null, loading());
   const chartArea = h("div", { class: "chart-area" });
@@ -267,8 +272,7 @@ export const usagePage = async (context: PageContext): Promise<void> => {
     filters.end = endInput.value;
     filters.model = modelSelect.value;
     filters.key = keySelect.value;
-    const params = new URLSearchParams(Object.entries(query(filters)).filter(([, value]) => value));
-    history.replaceState(null, "", `/usage?${params}`);
+    history.replaceState(null, "", addressOf(filters));
     void load();
   }
   form.addEventListener("change", changed);

@@ -14,7 +14,6 @@ from meterway.accounts.dal import counter_copies, keys_table
 from meterway.core.aws import AwsResource, deserialize, serialize
 from meterway.core.dynamo import TransactionCancelled, storage_errors, transact
 from meterway.core.errors import StorageError
-from meterway.core.money import to_decimal
 from meterway.core.observability import logger
 
 UNAVAILABLE = "The balance store is unavailable; try again."
@@ -61,23 +60,17 @@ class DynamoBalanceStore(AwsResource):
         return [deserialize(item) for item in response.get("Items", [])]
 
     def topped_up(self, account_id: str) -> Decimal:
-        total = Decimal(0)
-        arguments: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :topup)",
-            "ExpressionAttributeValues": serialize(
-                {":pk": keys_table.account_pk(account_id), ":topup": keys_table.TOPUP_PREFIX}
-            ),
-            "ProjectionExpression": "amount_usd",
-            "ConsistentRead": True,
-        }
         with storage_errors(UNAVAILABLE):
-            while True:
-                response = self.client.query(**arguments)
-                total += sum((to_decimal(deserialize(item)["amount_usd"]) for item in response["Items"]), Decimal(0))
-                if "LastEvaluatedKey" not in response:
-                    return total
-                arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            pages = self.client.get_paginator("query").paginate(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :topup)",
+                ExpressionAttributeValues=serialize(
+                    {":pk": keys_table.account_pk(account_id), ":topup": keys_table.TOPUP_PREFIX}
+                ),
+                ProjectionExpression="amount_usd",
+                ConsistentRead=True,
+            )
+            return sum((deserialize(item)["amount_usd"] for page in pages for item in page["Items"]), Decimal(0))
 
     def add_topup(self, account_id: str, topup: dict[str, Any]) -> None:
         """Record a top-up and add it to the credit. The proxy adds every request's cost to
