@@ -367,7 +367,7 @@ def _outcome(
         planned_key(key),
         route.id,
         route.provider,
-        "chat.completions",
+        _endpoint(key, model),
         streamed,
         user=user,
         app=key.app,
@@ -403,6 +403,14 @@ def _outcome(
     return replace(
         record, tokens=usage, latency_ms=latency, ttft_ms=ttft if streamed else latency, finish_reason=finish
     )
+
+
+def _endpoint(key: DemoKey, model: str) -> str:
+    """The door a request came in by: Anthropic's SDK speaks Messages, the research agent OpenAI's
+    Responses, the rest Chat Completions."""
+    if model.startswith("anthropic/"):
+        return "messages"
+    return "responses" if key.app == "research-agent" else "chat.completions"
 
 
 def _tokens(rng: random.Random, median: int, spread: float) -> int:

@@ -513,15 +513,16 @@ class FaultMatrix:
         """The usage API's totals (from the rollups) against the ledger's, once the aggregator has
         caught up: waits while its count keeps growing, up to ``patience_s`` without progress."""
         window = _window()
-        want = (len(records), sum((record["cost_usd"] for record in records), Decimal(0)))
+        errors = sum(record["status"] == "error" for record in records)
+        want = (len(records) - errors, errors, sum((record["cost_usd"] for record in records), Decimal(0)))
         seen, last_progress = -1, time.monotonic()
         while True:
             totals = self._admin("GET", "/usage", params=window).json()["totals"]
-            got = (totals["requests"], Decimal(totals["cost"]))
+            got = (totals["requests"], totals["errors"], Decimal(totals["cost"]))
             if got == want:
                 return []
-            if got[0] > seen:
-                seen, last_progress = got[0], time.monotonic()
+            if got[0] + got[1] > seen:
+                seen, last_progress = got[0] + got[1], time.monotonic()
             if time.monotonic() - last_progress > patience_s:
                 return [f"rollups {got} != ledger {want}"]
             time.sleep(0.5)

@@ -14,7 +14,7 @@ from meterway.accounts.dal.quota_store import Cause, ReservationRefused, Standin
 from meterway.accounts.models import ApiKey, CounterDelta, Reservation
 from meterway.analytics.dal.rollup_store import AlreadyCounted, summed
 from meterway.analytics.dal.rollups_table import KEY_DIMENSION, bucket_range, cell_sk, partition, read_partitions
-from meterway.analytics.models import LastUse, Part, RollupUpdate
+from meterway.analytics.models import Change, Counters, LastUse, Part, RollupUpdate
 from meterway.core.aws import serialize
 from meterway.core.clock import Granularity
 from meterway.core.errors import StorageError
@@ -90,11 +90,19 @@ class InMemoryLedger:
     def get(self, request_id: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.items.get(request_id))
 
-    def wire_pages(
-        self, query: LedgerQuery, page_size: int = 1000, fields: Sequence[str] | None = None
-    ) -> Iterator[bytes]:
-        """The records in DynamoDB's JSON, as the table's Query sends them (each serialized once)."""
-        matching = sorted(
+    def page(
+        self, query: LedgerQuery, limit: int, start_key: dict[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Newest first, ``limit`` at most a page; the start key is the last record's ``created_sk``."""
+        matching = self._matching(query)[::-1]
+        if start_key is not None:
+            matching = [item for item in matching if item["created_sk"] < start_key["created_sk"]]
+        page = [copy.deepcopy(item) for item in matching[:limit]]
+        more = len(matching) > limit
+        return page, ({"created_sk": page[-1]["created_sk"]} if more else None)
+
+    def _matching(self, query: LedgerQuery) -> list[dict[str, Any]]:
+        return sorted(
             (
                 item
                 for item in self.items.values()
@@ -102,9 +110,16 @@ class InMemoryLedger:
                 and query.start <= item["created_sk"] <= query.end
                 and query.key_id in (None, item["key_id"])
                 and query.model in (None, item["model"])
+                and (query.status in (None, item["status"]) or bool(item.get("attempt_of")))
             ),
             key=lambda item: item["created_sk"],
         )
+
+    def wire_pages(
+        self, query: LedgerQuery, page_size: int = 1000, fields: Sequence[str] | None = None
+    ) -> Iterator[bytes]:
+        """The records in DynamoDB's JSON, as the table's Query sends them (each serialized once)."""
+        matching = self._matching(query)
         for index in range(0, len(matching), page_size):
             page = [self._wired(item) for item in matching[index : index + page_size]]
             if fields:
@@ -140,7 +155,8 @@ class InMemoryRollups:
         # counted whole (its one marker, which the key part's now is).
         self.applied: set[tuple[str, str]] = set()
         self.counted_whole: set[str] = set()
-        self.parts_since: dict[str, datetime] = {}
+        # From when each account's records are counted as each change says.
+        self.changes: dict[tuple[str, str], datetime] = {}
         # Each write's kind of parts and its rollup items (pk, sk); the next write of ``fail_kind``
         # parts fails like a throttle.
         self.writes: list[tuple[str, list[tuple[str, str]]]] = []
@@ -257,18 +273,18 @@ class InMemoryRollups:
     def start_intermediate(self, account_id: str, since: datetime) -> None:
         self.complete_from.setdefault(account_id, since)
 
-    def parts_from(self, account_id: str) -> datetime | None:
-        return self.parts_since.get(account_id)
+    def changed_from(self, account_id: str, change: Change) -> datetime | None:
+        return self.changes.get((account_id, change))
 
-    def start_parts(self, account_id: str, since: datetime) -> None:
-        self.parts_since.setdefault(account_id, since)
+    def start_change(self, account_id: str, change: Change, since: datetime) -> None:
+        self.changes.setdefault((account_id, change), since)
 
     def has_rollups(self, account_id: str) -> bool:
         return any(pk == partition(account_id, "month", "total") for pk, _ in self.items)
 
-    def replace_counters(self, row: RollupUpdate, seen_requests: int | None) -> bool:
+    def replace_counters(self, row: RollupUpdate, seen: Counters | None) -> bool:
         held = self.items.get((row.pk, row.sk))
-        if (held["requests"] if held is not None else None) != seen_requests:
+        if (held is None) != (seen is None) or (held is not None and seen is not None and not _holds(held, seen)):
             return False
         expiry = {"expires_at": row.expires_at} if row.expires_at is not None else {}
         cell = {"bucket": row.bucket, "dimension": row.dimension, "value": row.value}
@@ -278,6 +294,10 @@ class InMemoryRollups:
     def move_intermediate(self, account_id: str, seen: datetime, since: datetime) -> None:
         if self.complete_from.get(account_id) == seen:
             self.complete_from[account_id] = since
+
+
+def _holds(row: dict[str, Any], seen: Counters) -> bool:
+    return row["requests"] == seen.requests and row.get("errors", 0) == seen.errors
 
 
 class InMemoryJobs:

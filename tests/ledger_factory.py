@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from meterway.accounts.models import ApiKey
 from meterway.ledger.logic.record_usage import new_request_id
-from meterway.ledger.models import TokenUsage, UsageRecord
+from meterway.ledger.models import Status, TokenUsage, UsageRecord
 
 MODELS = ("openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5", "openai/o4-mini")
 KEYS = (
@@ -27,7 +27,12 @@ def ledger_item(
     key: ApiKey = KEYS[0],
     usage: TokenUsage | None = None,
     cost: Decimal = Decimal("0.000123"),
+    status: Status = "ok",
 ) -> dict[str, Any]:
+    """A record of a request served (``ok``, or ``partial``: cut short) or of one that failed
+    (``error``: no tokens, no cost, as the proxy records it)."""
+    if status == "error":
+        usage, cost = TokenUsage(), Decimal(0)
     return UsageRecord(
         request_id=new_request_id(),
         created_at=created_at,
@@ -36,8 +41,11 @@ def ledger_item(
         provider=model.split("/")[0],
         endpoint="chat.completions",
         streamed=False,
+        status=status,
         tokens=usage or TokenUsage(input_tokens=10, output_tokens=20),
         cost_usd=cost,
+        error_code="upstream_error" if status == "error" else None,
+        upstream_status=500 if status == "error" else None,
     ).to_item()
 
 
@@ -50,4 +58,6 @@ usages = st.builds(
     cache_creation_1h_tokens=st.integers(0, 2000),
     cache_read_tokens=st.integers(0, 4000),
 )
+# Mostly served, some cut short, some failed.
+statuses: st.SearchStrategy[Status] = st.sampled_from(("ok", "ok", "ok", "partial", "error"))
 costs = st.decimals(min_value=Decimal(0), max_value=Decimal(2), places=9, allow_nan=False, allow_infinity=False)

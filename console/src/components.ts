@@ -142,6 +142,11 @@ function providerName(provider: string | null, route: string | null, taken = "Se
   return withTip(provider, [`${taken} `, h("code", null, route)]);
 }
 
+/** Why a request or attempt failed: the upstream's status and our error code. */
+function why(failure: { upstream_status: number | null; error_code: string | null }): string {
+  return [failure.upstream_status, failure.error_code].filter((part) => part !== null).join(" ");
+}
+
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
@@ -151,38 +156,63 @@ function requestRow(row: RequestRow, timestamp: (iso: string) => string): Child[
   return [
     h("time", { datetime: row.created_at }, timestamp(row.created_at)),
     h("span", { class: "model" }, row.model),
+    row.endpoint ? h("code", { class: "endpoint" }, ENDPOINT_PATH[row.endpoint] ?? row.endpoint) : h("span", { class: "muted" }, "—"),
     providerName(row.provider, row.route),
     tokenTotal(row),
     costSpan(row.cost),
+    latency(row.latency_ms, row.ttft_ms, row.streamed),
     row.key_name ?? row.key_id,
-    h("span", null, statusBadge(row.status), failed ? h("span", { class: "fell-back-note" }, `fell back after ${plural(failed, "failed attempt")}`) : null),
+    h(
+      "span",
+      null,
+      statusBadge(row.status),
+      failed ? h("span", { class: "fell-back-note" }, `fell back after ${plural(failed, "failed attempt")}`) : null,
+      row.status === "error" && why(row) ? h("span", { class: "why" }, why(row)) : null,
+    ),
   ];
 }
 
 export const REQUEST_COLUMNS: Column[] = [
   { label: "Time" },
   { label: "Model" },
+  { label: "Endpoint" },
   { label: "Provider" },
   { label: "Tokens", numeric: true },
   { label: "Cost", numeric: true },
+  { label: "Latency", numeric: true },
   { label: "Key" },
   { label: "Status" },
 ];
+
+// The inference endpoint a request came to, as its path reads.
+const ENDPOINT_PATH: Record<string, string> = {
+  "chat.completions": "/v1/chat/completions",
+  messages: "/v1/messages",
+  responses: "/v1/responses",
+};
+
+/** How long a request took; a streamed one's time to its first token under it. */
+function latency(ms: number | null, ttftMs: number | null, streamed: boolean): Child {
+  if (ms === null) return h("span", { class: "muted" }, "—");
+  return h("span", null, duration(ms), streamed && ttftMs !== null ? h("span", { class: "ttft muted", title: "Time to first token" }, `first token ${duration(ttftMs)}`) : null);
+}
 
 // An attempt's row lines up under its request's columns; on a phone, its own labels.
 const ATTEMPT_COLUMNS: Column[] = REQUEST_COLUMNS.map((column, index) => (index === 0 ? { label: "Failed" } : index === 1 ? { label: "Route" } : column));
 
 /** A failed attempt, under its request: its number and how long it took, where it went, why it failed. */
 function attemptRow(attempt: RequestAttempt): Child[] {
-  const why = [attempt.upstream_status, attempt.error_code].filter((part) => part !== null).join(" ");
+  const reason = why(attempt);
   return [
-    h("span", null, h("span", { class: "nest", "aria-hidden": "true" }, "↳ "), `Attempt ${attempt.attempt ?? "?"}`, h("span", { class: "muted" }, ` · ${duration(attempt.latency_ms)}`)),
+    h("span", null, h("span", { class: "nest", "aria-hidden": "true" }, "↳ "), `Attempt ${attempt.attempt ?? "?"}`),
     attempt.route ? h("span", { class: "model" }, attempt.route) : null,
+    null,
     providerName(attempt.provider, attempt.route, "Tried"),
     null,
     costSpan(attempt.cost),
+    duration(attempt.latency_ms),
     null,
-    h("span", null, statusBadge(attempt.status), why ? h("span", { class: "why" }, why) : null),
+    h("span", null, statusBadge(attempt.status), reason ? h("span", { class: "why" }, reason) : null),
   ];
 }
 

@@ -8,6 +8,16 @@ export function count(value: number): string {
   return integer.format(value);
 }
 
+/** Requests served and those that failed, in one phrase: "1,204 requests, 3 failed". */
+export function requestsPhrase(requests: number, errors: number): string {
+  return `${count(requests)} ${requests === 1 ? "request" : "requests"}${errors ? `, ${count(errors)} failed` : ""}`;
+}
+
+/** The note under a count of requests served: how many failed. */
+export function errorsNote(errors: number): string {
+  return errors ? `${count(errors)} failed (not counted)` : "none failed";
+}
+
 export function shortCount(value: number): string {
   return value < 10_000 ? integer.format(value) : compact.format(value);
 }

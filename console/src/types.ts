@@ -2,7 +2,10 @@
 
 export interface Counters {
   cost: string;
+  /** Requests served, in full or in part. */
   requests: number;
+  /** Requests that failed: nothing served, nothing billed. */
+  errors: number;
   input_tokens: number;
   output_tokens: number;
   reasoning_tokens: number;
@@ -65,6 +68,11 @@ export interface RequestRow {
   key_name: string | null;
   member: string | null;
   status: string;
+  /** The inference endpoint: chat.completions, messages or responses. */
+  endpoint: string | null;
+  /** Why it failed (status "error"): the upstream's HTTP status and our error code. */
+  error_code: string | null;
+  upstream_status: number | null;
   streamed: boolean;
   tokens: RequestTokens;
   usage_estimated: boolean;

@@ -82,13 +82,15 @@ def test_usage_and_activity_count_each_request_once_and_show_spend_by_provider(f
     usage = get(fell_back["admin"], "/api/usage", start="2026-11-20")
     activity = get(fell_back["admin"], "/api/activity", period="1d", group_by="provider")
 
-    assert usage["totals"]["requests"] == len(FAILED_BEFORE)
+    # The fourth request failed on every route: an error, not a request
+    assert (usage["totals"]["requests"], usage["totals"]["errors"]) == (len(FAILED_BEFORE) - 1, 1)
     assert Decimal(usage["totals"]["cost"]) == sum((item["cost_usd"] for item in requests), Decimal(0))
     by_provider = {group["group"]: group for group in activity["groups"]}
     served_by_bedrock = [item for item in requests if item["provider"] == "bedrock"]
     assert by_provider["bedrock"]["requests"] == len(served_by_bedrock) == 2
     assert Decimal(by_provider["bedrock"]["cost"]) == sum((item["cost_usd"] for item in served_by_bedrock), Decimal(0))
-    assert by_provider["anthropic"]["requests"] == len(requests) - 2  # its failed attempts are not requests
+    # its failed attempts are not requests, nor errors: their requests were served by bedrock
+    assert (by_provider["anthropic"]["requests"], by_provider["anthropic"]["errors"]) == (len(requests) - 3, 1)
 
 
 @pytest.mark.parametrize("limit", [1, 2, 3, 4, 7, 50])
@@ -127,3 +129,29 @@ def test_the_dashboards_recent_activity_lists_requests_not_attempts(fell_back):
 
     assert [row["id"] for row in recent] == [f"gen-{n:04d}" for n in range(len(FAILED_BEFORE))]
     assert [len(row["attempts"]) for row in recent] == [0, 2, 0, 2, 1, 0, 0]
+
+
+@pytest.mark.parametrize("limit", [1, 2, 50])
+def test_the_request_log_of_one_status_keeps_its_requests_attempts_and_no_other(fell_back, limit):
+    def log(status: str) -> list[dict[str, Any]]:
+        rows, cursor = [], None
+        while True:
+            query = {"start": "2026-11-20", "limit": str(limit), "status": status} | (
+                {"cursor": cursor} if cursor else {}
+            )
+            page = get(fell_back["admin"], "/api/usage/requests", **query)
+            rows += page["data"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return rows
+
+    failed = log("error")
+    served = log("ok")
+
+    assert [(row["id"], len(row["attempts"])) for row in failed] == [("gen-0003", 2)]
+    assert (failed[0]["upstream_status"], failed[0]["endpoint"]) == (529, "messages")
+    assert [row["id"] for row in served] == [f"gen-{n:04d}" for n in range(len(FAILED_BEFORE)) if n != 3]
+    assert [len(row["attempts"]) for row in served] == [n for i, n in enumerate(FAILED_BEFORE) if i != 3]
+    assert log("partial") == []
+    refused = call_api("GET", "/api/usage/requests", fell_back["admin"], query={"status": "failed"})
+    assert refused["statusCode"] == 400

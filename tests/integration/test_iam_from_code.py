@@ -313,7 +313,7 @@ def run() -> Iterator[Run]:
         keys.put(limited, hash_secret(limited_secret))
 
         # An account an older version counted, just upgraded: its records check its old markers too.
-        DynamoRollupStore(resources["RollupsTable"]).start_parts(ACCOUNT, datetime(2999, 1, 1, tzinfo=UTC))
+        DynamoRollupStore(resources["RollupsTable"]).start_change(ACCOUNT, "parts", datetime(2999, 1, 1, tzinfo=UTC))
         stack = Stack(recorder, resources, fake)
         try:
             counting = start_the_aggregator(stack)

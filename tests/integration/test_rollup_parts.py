@@ -64,7 +64,7 @@ def test_a_record_counted_whole_before_the_parts_is_a_duplicate_of_both(aws_env)
     # The account was first counted in parts after it (the takeover margin): ``old`` is checked
     client.put_item(
         TableName=aws_env["RollupsTable"],
-        Item=serialize(rollups_table.parts_key("acct") | {"complete_from": "2026-12-03T05:15:00.000Z"}),
+        Item=serialize(rollups_table.change_key("acct", "parts") | {"complete_from": "2026-12-03T05:15:00.000Z"}),
     )
     fresh = DynamoRollupStore(aws_env["RollupsTable"], counters_table=aws_env["KeysTable"])
 

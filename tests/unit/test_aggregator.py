@@ -16,7 +16,7 @@ from meterway.accounts.logic.limits import counter_deltas, plan_reservation
 from meterway.accounts.models import ApiKey, KeyLimits
 from meterway.analytics.handlers import aggregator
 from meterway.analytics.logic import reports
-from meterway.analytics.logic.rollups import contribution, merge, parts_of, plan_chunks, rollup_updates
+from meterway.analytics.logic.rollups import Changes, contribution, merge, parts_of, plan_chunks, rollup_updates
 from meterway.analytics.logic.windows import Window
 from meterway.analytics.models import Contribution
 from meterway.core.container import container
@@ -57,7 +57,7 @@ def many(count: int) -> list[dict]:
 
 
 def parts(items: list[dict]) -> list:
-    return [part for item in items for part in parts_of(contribution(item), {})]
+    return [part for item in items for part in parts_of(contribution(item), Changes({}))]
 
 
 def test_chunks_never_exceed_the_transaction_limit_and_keep_every_part():
@@ -262,7 +262,7 @@ def test_a_batch_redelivered_whole_or_bisected_counts_each_part_once(store):
 
 def test_a_record_an_older_version_counted_whole_is_not_counted_again(store):
     items = hundred_keys(4)
-    store.parts_since["acct"] = START + timedelta(minutes=15)  # an account counted before the parts
+    store.changes[("acct", "parts")] = START + timedelta(minutes=15)  # an account counted before the parts
     store.counted_whole.add(items[0]["request_id"])  # its one marker, without the rows (not read here)
     aggregator.handler(stream_event(items), LocalLambdaContext("AggregatorFunction"))
     assert store.counters[("ACCOUNT#acct", "BALANCE")]["spent_usd"] == Decimal("0.03")

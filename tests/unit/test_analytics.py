@@ -18,7 +18,7 @@ from meterway.analytics.models import Counters
 from meterway.core.clock import floor
 from meterway.core.errors import InvalidRequest
 from tests.fakes import InMemoryRollups
-from tests.ledger_factory import KEYS, MODELS, costs, ledger_item, usages
+from tests.ledger_factory import KEYS, MODELS, costs, ledger_item, statuses, usages
 
 NOW = datetime(2026, 3, 2, 10, 17, 30, tzinfo=UTC)
 EPOCH = datetime(2025, 12, 20, tzinfo=UTC)  # the span crosses a year end and a February
@@ -53,7 +53,8 @@ def created(item: dict[str, Any]) -> datetime:
 def ledger_sum(items: list[dict[str, Any]]) -> dict[str, Any]:
     total = Counters()
     for item in items:
-        total.add({**item, "requests": 1})
+        served = item["status"] != "error"
+        total.add({**item, "requests": int(served), "errors": int(not served)})
     return reports.summary(total)
 
 
@@ -69,12 +70,15 @@ def near(*edges: datetime) -> st.SearchStrategy[datetime]:
 def records_near(*edges: datetime) -> st.SearchStrategy[list[dict[str, Any]]]:
     return st.lists(
         st.builds(
-            lambda moment, model, key, usage, cost: ledger_item(moment, model=model, key=key, usage=usage, cost=cost),
+            lambda moment, model, key, usage, cost, status: ledger_item(
+                moment, model=model, key=key, usage=usage, cost=cost, status=status
+            ),
             near(*edges),
             st.sampled_from(MODELS),
             st.sampled_from(KEYS),
             usages,
             costs,
+            statuses,
         ),
         max_size=60,
     )
@@ -146,7 +150,7 @@ def test_activity_buckets_equal_the_ledger_sums_and_none_is_missing(items, perio
             groups[item[group_by if group_by != "key" else "key_id"] or "(none)"].append(item)
         assert bucket["groups"] == {value: ledger_sum(rows) for value, rows in groups.items()}
     in_period = [item for item in items if start <= created(item) < end]
-    assert sum(group["requests"] for group in result["groups"]) == len(in_period)
+    assert sum(group["requests"] + group["errors"] for group in result["groups"]) == len(in_period)
 
 
 @settings(max_examples=60, deadline=None)

@@ -73,11 +73,11 @@ class RacingRollups(InMemoryRollups):
         self.late: list[dict[str, Any]] = []
         self.raced = 0
 
-    def replace_counters(self, row, seen_requests) -> bool:
+    def replace_counters(self, row, seen) -> bool:
         if self.late and self.raced < 3:
             self.raced += 1
             assert count_record(self, contribution(self.late.pop()), now=UPGRADE)
-        return super().replace_counters(row, seen_requests)
+        return super().replace_counters(row, seen)
 
 
 def test_records_that_arrive_while_the_backfill_runs_are_counted_once():

@@ -5,7 +5,7 @@ import { segmented, statCard, statGrid, table } from "../components";
 import type { PageContext } from "../context";
 import { fill, h, message } from "../dom";
 import { exportButton } from "../exports";
-import { COUNT, MONEY, bucketLabel, costSpan, count, usd, type ChartFormat } from "../format";
+import { COUNT, MONEY, bucketLabel, costSpan, count, errorsNote, usd, type ChartFormat } from "../format";
 import type { Activity, Counters, GroupBy, Period } from "../types";
 
 const PERIODS: [Period, string][] = [
@@ -132,8 +132,13 @@ export const activityPage = async (context: PageContext): Promise<void> => {
     csv.button.disabled = pdf.button.disabled = false;
     destroy();
     const totals = fresh.buckets.reduce(
-      (sum, bucket) => ({ cost: sum.cost + Number(bucket.cost), tokens: sum.tokens + bucket.total_tokens, requests: sum.requests + bucket.requests }),
-      { cost: 0, tokens: 0, requests: 0 },
+      (sum, bucket) => ({
+        cost: sum.cost + Number(bucket.cost),
+        tokens: sum.tokens + bucket.total_tokens,
+        requests: sum.requests + bucket.requests,
+        errors: sum.errors + bucket.errors,
+      }),
+      { cost: 0, tokens: 0, requests: 0, errors: 0 },
     );
     const groupLabel = GROUPS.find(([choice]) => choice === groupBy)?.[1] ?? "Group";
     fill(
@@ -141,7 +146,7 @@ export const activityPage = async (context: PageContext): Promise<void> => {
       statGrid(
         statCard("Spend", usd(totals.cost)),
         statCard("Tokens", count(totals.tokens)),
-        statCard("Requests", count(totals.requests)),
+        statCard("Requests", count(totals.requests), errorsNote(totals.errors)),
         statCard(`${groupLabel}s`, count(fresh.groups.length)),
       ),
       chartCard("spend-chart", "Spend", "cost", MONEY, usd(totals.cost)),
@@ -160,6 +165,7 @@ export const activityPage = async (context: PageContext): Promise<void> => {
           [
             { label: groupLabel },
             { label: "Requests", numeric: true },
+            { label: "Errors", numeric: true },
             { label: "Input tokens", numeric: true },
             { label: "Output tokens", numeric: true },
             { label: "Cost", numeric: true },
@@ -168,6 +174,7 @@ export const activityPage = async (context: PageContext): Promise<void> => {
           fresh.groups.map((group) => [
             h("span", { class: groupBy === "model" ? "model" : null, title: group.group }, group.name ?? group.group),
             count(group.requests),
+            count(group.errors),
             count(group.input_tokens),
             count(group.output_tokens),
             costSpan(group.cost),

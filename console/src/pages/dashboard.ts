@@ -3,7 +3,7 @@ import { lineChart } from "../charts";
 import { REQUEST_COLUMNS, requestRows, segmented, statCard, statGrid, table, tableOf } from "../components";
 import type { PageContext } from "../context";
 import { fill, h } from "../dom";
-import { MONEY, bucketLabel, costSpan, count, timestamp, usd } from "../format";
+import { MONEY, bucketLabel, costSpan, count, requestsPhrase, timestamp, usd } from "../format";
 import type { Dashboard } from "../types";
 
 export const dashboardPage = async (context: PageContext): Promise<void> => {
@@ -22,7 +22,7 @@ export const dashboardPage = async (context: PageContext): Promise<void> => {
     const { element, chart } = lineChart(
       trend.daily.map((day) => bucketLabel(`${day.date}T00:00:00Z`, "day")),
       [{ label: "Spend", values: trend.daily.map((day) => Number(day.cost)) }],
-      `Daily spend over the last ${days} days: ${usd(trend.totals.cost)} in all, ${count(trend.totals.requests)} requests.`,
+      `Daily spend over the last ${days} days: ${usd(trend.totals.cost)} in all, ${requestsPhrase(trend.totals.requests, trend.totals.errors)}.`,
       MONEY,
     );
     destroy = () => chart.destroy();
@@ -35,8 +35,8 @@ export const dashboardPage = async (context: PageContext): Promise<void> => {
     h("div", { class: "page-head" }, h("h1", null, "Dashboard"), h("p", { class: "muted" }, `As of ${timestamp(data.as_of)}`)),
     statGrid(
       statCard("Balance", balance, data.balance === null ? "Top up credit to set one" : "Prepaid credit left"),
-      statCard("Spend, last 7 days", costSpan(data.last_7_days.totals.cost), `${count(data.last_7_days.totals.requests)} requests`),
-      statCard("Spend, last 30 days", costSpan(data.last_30_days.totals.cost), `${count(data.last_30_days.totals.requests)} requests`),
+      statCard("Spend, last 7 days", costSpan(data.last_7_days.totals.cost), requestsPhrase(data.last_7_days.totals.requests, data.last_7_days.totals.errors)),
+      statCard("Spend, last 30 days", costSpan(data.last_30_days.totals.cost), requestsPhrase(data.last_30_days.totals.requests, data.last_30_days.totals.errors)),
       statCard("Tokens, last 30 days", count(data.last_30_days.totals.total_tokens), `${count(data.last_30_days.totals.output_tokens)} output`),
     ),
     h(
@@ -62,8 +62,8 @@ export const dashboardPage = async (context: PageContext): Promise<void> => {
         h("h2", { id: "top-models-title" }, "Top models, last 30 days"),
         table(
           "Top models by spend over the last 30 days",
-          [{ label: "Model" }, { label: "Requests", numeric: true }, { label: "Tokens", numeric: true }, { label: "Cost", numeric: true }],
-          data.top_models.map((row) => [h("span", { class: "model" }, row.model), count(row.requests), count(row.total_tokens), costSpan(row.cost)]),
+          [{ label: "Model" }, { label: "Requests", numeric: true }, { label: "Errors", numeric: true }, { label: "Tokens", numeric: true }, { label: "Cost", numeric: true }],
+          data.top_models.map((row) => [h("span", { class: "model" }, row.model), count(row.requests), count(row.errors), count(row.total_tokens), costSpan(row.cost)]),
           "No usage yet.",
         ),
       ),

@@ -4,7 +4,7 @@ import { REQUEST_COLUMNS, alignCosts, loading, requestRows, segmented, statCard,
 import type { PageContext } from "../context";
 import { fill, field, h, message, options } from "../dom";
 import { exportButton } from "../exports";
-import { COUNT, MONEY, addDays, bucketLabel, costSpan, count, isoDate, timestamp, usd } from "../format";
+import { COUNT, MONEY, addDays, bucketLabel, costSpan, count, errorsNote, isoDate, timestamp, usd } from "../format";
 import type { Counters, Key, RequestRow, Usage } from "../types";
 
 const DEFAULT_DAYS = 30;
@@ -16,7 +16,16 @@ interface Filters {
   end: string;
   model: string;
   key: string;
+  /** The request log's status: "" (all), ok, partial or error. */
+  status: string;
 }
+
+const STATUSES: [string, string][] = [
+  ["", "All statuses"],
+  ["ok", "Served"],
+  ["partial", "Cut short"],
+  ["error", "Failed"],
+];
 
 type Metric = "cost" | "requests" | "total_tokens";
 const METRICS: [Metric, string][] = [
@@ -43,6 +52,7 @@ function filtersFrom(params: URLSearchParams): { filters: Filters; unread: strin
       end: calendarDate(params.get("end")) ?? isoDate(today),
       model: params.get("model") ?? "",
       key: params.get("key") ?? "",
+      status: STATUSES.some(([value]) => value === params.get("status")) ? (params.get("status") as string) : "",
     },
     unread: unread.map((name) => `${name}=${params.get(name)}`),
   };
@@ -54,7 +64,7 @@ function query(filters: Filters): Record<string, string> {
 
 /** The page's address for `filters` (the ones set), so that a view can be shared. */
 function addressOf(filters: Filters): string {
-  return `/usage?${new URLSearchParams(Object.entries(query(filters)).filter(([, value]) => value))}`;
+  return `/usage?${new URLSearchParams(Object.entries({ ...query(filters), status: filters.status }).filter(([, value]) => value))}`;
 }
 
 function metricValue(counters: Counters, metric: Metric): number {
@@ -70,6 +80,7 @@ export const usagePage = async (context: PageContext): Promise<void> => {
   const endInput = h("input", { type: "date", name: "end", value: filters.end, required: true });
   const modelSelect = h("select", { name: "model" });
   const keySelect = h("select", { name: "key" });
+  const statusSelect = h("select", { name: "status" }, options(STATUSES, filters.status));
   const form = h(
     "form",
     { class: "filters", "aria-label": "Filters" },
@@ -118,7 +129,7 @@ export const usagePage = async (context: PageContext): Promise<void> => {
     h(
       "section",
       { class: "card", "aria-labelledby": "requests-title" },
-      h("div", { class: "card-head" }, h("h2", { id: "requests-title" }, "Requests"), exporter.button),
+      h("div", { class: "card-head" }, h("h2", { id: "requests-title" }, "Requests"), h("div", { class: "card-tools" }, field("Status", statusSelect), exporter.button)),
       h("p", { class: "muted note" }, "The export has every request in the range as one CSV row. On a large account, narrow the range or filter by model or key to get it sooner."),
       exporter.status,
       log,
@@ -153,10 +164,11 @@ export const usagePage = async (context: PageContext): Promise<void> => {
   };
 
   async function loadRequests(asked: Filters, mine: number, cursor: string | null): Promise<void> {
-    const page = await api.get<{ data: RequestRow[]; next_cursor: string | null }>("/api/usage/requests", { ...query(asked), cursor, limit: PAGE_SIZE });
+    const page = await api.get<{ data: RequestRow[]; next_cursor: string | null }>("/api/usage/requests", { ...query(asked), status: asked.status, cursor, limit: PAGE_SIZE });
     if (!context.current() || mine !== generation) return;
     const rows = requestRows(page.data, timestamp);
-    if (cursor === null) fill(log, tableOf("Requests, newest first", REQUEST_COLUMNS, rows, "No requests in this range."));
+    const none = asked.status ? `No ${STATUSES.find(([value]) => value === asked.status)?.[1].toLowerCase()} requests in this range.` : "No requests in this range.";
+    if (cursor === null) fill(log, tableOf("Requests, newest first", REQUEST_COLUMNS, rows, none));
     else {
       log.querySelector("tbody")?.append(...rows);
       alignCosts(log);
@@ -209,7 +221,7 @@ export const usagePage = async (context: PageContext): Promise<void> => {
         stats,
         statGrid(
           statCard("Total cost", costSpan(totals.cost)),
-          statCard("Requests", count(totals.requests)),
+          statCard("Requests", count(totals.requests), errorsNote(totals.errors)),
           statCard("Input tokens", count(totals.input_tokens), totals.cache_read_tokens ? `${count(totals.cache_read_tokens)} read from cache` : null),
           statCard("Output tokens", count(totals.output_tokens), totals.reasoning_tokens ? `${count(totals.reasoning_tokens)} reasoning` : null),
         ),
@@ -221,6 +233,7 @@ export const usagePage = async (context: PageContext): Promise<void> => {
           [
             { label: "Model" },
             { label: "Requests", numeric: true },
+            { label: "Errors", numeric: true },
             { label: "Input tokens", numeric: true },
             { label: "Output tokens", numeric: true },
             { label: "Cache creation", numeric: true },
@@ -230,6 +243,7 @@ export const usagePage = async (context: PageContext): Promise<void> => {
           usage.models.map((row) => [
             h("span", { class: "model" }, row.model),
             count(row.requests),
+            count(row.errors),
             count(row.input_tokens),
             count(row.output_tokens),
             h("span", { title: `5-minute: ${count(row.cache_creation_5m_tokens)}, 1-hour: ${count(row.cache_creation_1h_tokens)}` }, count(row.cache_creation_tokens)),
@@ -276,6 +290,11 @@ export const usagePage = async (context: PageContext): Promise<void> => {
     void load();
   }
   form.addEventListener("change", changed);
+  statusSelect.addEventListener("change", () => {
+    filters.status = statusSelect.value;
+    history.replaceState(null, "", addressOf(filters));
+    void load();
+  });
   form.addEventListener("submit", (event) => event.preventDefault());
 
   keys = (await api.get<{ data: Key[] }>("/api/keys")).data;

@@ -11,8 +11,9 @@ from meterway.core.clock import Granularity
 from meterway.core.money import to_decimal
 from meterway.ledger.models import TOKEN_FIELDS
 
-# What every rollup item counts, in order: requests, each token class, cost.
-COUNTERS: tuple[str, ...] = ("requests", *TOKEN_FIELDS, "cost_usd")
+# What every rollup item counts, in order: requests served (in full or in part), requests that
+# failed (nothing served, nothing billed), each token class, cost.
+COUNTERS: tuple[str, ...] = ("requests", "errors", *TOKEN_FIELDS, "cost_usd")
 # The groupings of activity and of its exports: each a rollup dimension.
 GroupBy = Literal["model", "key", "member", "provider"]
 GROUP_BY: tuple[str, ...] = get_args(GroupBy)
@@ -26,6 +27,7 @@ class Counters:
     """A sum of rollup counters."""
 
     requests: int = 0
+    errors: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
@@ -44,6 +46,11 @@ class Counters:
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in COUNTERS}
+
+
+def records_of(figures: dict[str, Any]) -> int:
+    """The ledger records that figures of the API (``reports.summary``) count: requests and errors."""
+    return int(figures["requests"]) + int(figures.get("errors") or 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +87,21 @@ class Contribution:
     updates: list[RollupUpdate]
     use: LastUse | None = None
     counters: list[CounterDelta] = field(default_factory=list)
+    #: The request failed: it counts as an error, not as a request (``rollups.deltas_of``).
+    failed: bool = False
 
 
 # A record is counted in two parts, each exactly once with its own marker: the ``account`` part (the
 # cells every record of the account shares: total, model, member, provider, and the account's
 # balance) and the ``key`` part (its key's cells and counters). A batch writes each shared cell once.
-PartKind = Literal["account", "key"]
+# A ``recount`` part moves a failed request counted as a request by a version before the errors
+# were counted apart into its cells' errors (``recount.recount_errors``), once, with its own marker.
+PartKind = Literal["account", "key", "recount"]
+
+
+# Changes in how records are counted, each dated per account from when every record is counted so
+# (``rollups.start_changes``): in two parts; with failed requests as errors, apart from requests.
+Change = Literal["parts", "errors-apart"]
 
 
 @dataclass(frozen=True, slots=True)

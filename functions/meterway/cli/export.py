@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from meterway.analytics.models import GROUP_BY
+from meterway.analytics.models import GROUP_BY, records_of
 
 LOCAL_JSON = Path(".meterway/local.json")
 
@@ -86,10 +86,10 @@ def _checked(response: Any) -> dict[str, Any]:
 
 
 def _expected_rows(client: Any, body: dict[str, Any]) -> int | None:
-    """The window's request count, from the rollups: the progress bar's total."""
+    """The window's records (its requests and errors), from the rollups: the progress bar's total."""
     query = {name: body[name] for name in ("start", "end", "model", "key") if name in body}
     response = client.get("/usage", params=query)
-    return int(response.json()["totals"]["requests"]) if response.is_success else None
+    return records_of(response.json()["totals"]) if response.is_success else None
 
 
 def _follow(client: Any, job_id: str, bar: Any, poll_seconds: float) -> dict[str, Any]:

@@ -7,6 +7,7 @@ credentials, straight to the keys table) or locally, and export usage through th
   meterway balance topup --stack-name meterway --amount 25.50 --note "invoice 42"
   meterway balance show --stack-name meterway
   meterway rollups backfill --stack-name meterway
+  meterway rollups recount-errors --stack-name meterway
   meterway export --start 2026-11-01 --end 2026-11-23 [--model M] [--key K] [-o usage.csv]
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -27,10 +29,12 @@ from meterway.accounts.logic.manage_members import create_member, ensure_member
 from meterway.accounts.models import KeyKind
 from meterway.analytics.dal.rollup_store import DynamoRollupStore
 from meterway.analytics.logic.backfill import backfill
+from meterway.analytics.logic.recount import recount_errors
 from meterway.cli import export as export_cli
 from meterway.core.clock import utc_iso, utc_now
 from meterway.core.errors import MeterwayError
 from meterway.core.money import money, optional_money
+from meterway.ledger.dal.ledger_store import DynamoLedgerStore
 
 # Who a top-up made here is recorded as: there is no admin key, only the deployer's credentials.
 CLI_ACTOR = "cli"
@@ -101,14 +105,36 @@ def _balance(args: argparse.Namespace) -> dict[str, Any]:
 def _backfill(args: argparse.Namespace) -> dict[str, Any]:
     store = DynamoRollupStore(_table_name(args, "RollupsTableName"), client=_client(args))
     done = backfill(store, args.account, utc_now())
-    if done.waiting_until is not None:
-        raise MeterwayError(
-            f"A batch of the version before may still be running until {utc_iso(done.waiting_until)}: run this again then."
-        )
+    _not_waiting(done.waiting_until, "A batch of the version before may still be running")
     return {
         "account_id": done.account_id,
         "complete_from": utc_iso(done.complete_from) if done.complete_from else None,
         "rows_written": done.written,
+    }
+
+
+def _not_waiting(until: datetime | None, why: str) -> None:
+    """A one-off command that must wait until ``until`` says so and when to run it again."""
+    if until is not None:
+        raise MeterwayError(f"{why} until {utc_iso(until)}: run this again then.")
+
+
+def _recount(args: argparse.Namespace) -> dict[str, Any]:
+    client = _client(args)
+    store = DynamoRollupStore(_table_name(args, "RollupsTableName"), client=client)
+    if args.stack_name:
+        ledger_table = _table_name(args, "LedgerTableName")
+    elif args.ledger_table:
+        ledger_table = args.ledger_table
+    else:
+        raise MeterwayError("--ledger-table is needed with --table.")
+    done = recount_errors(store, DynamoLedgerStore(ledger_table, client=client), args.account, utc_now())
+    _not_waiting(done.waiting_until, "Failed requests may be counted as requests")
+    return {
+        "account_id": done.account_id,
+        "errors_apart_from": utc_iso(done.errors_from) if done.errors_from else None,
+        "moved": done.moved,
+        "moved_before": done.moved_before,
     }
 
 
@@ -169,6 +195,12 @@ def parser() -> argparse.ArgumentParser:
         "RollupsTableName",
         "the rollups table",
     )
+    recount = rollup_commands.add_parser(
+        "recount-errors",
+        help="count as errors the failed requests a version before counted as requests (once, after upgrading)",
+    )
+    _where(recount, "RollupsTableName", "the rollups table")
+    recount.add_argument("--ledger-table", help="the ledger table's name (with --table)")
     export_cli.add_parser(groups)
     return root
 
@@ -183,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.group == "balance":
             result = _balance(args)
         elif args.group == "rollups":
-            result = _backfill(args)
+            result = _backfill(args) if args.command == "backfill" else _recount(args)
         else:
             result = _list(args) if args.command == "list" else _create(args)
     except MeterwayError as exc:

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Route, expect, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
@@ -145,3 +145,9 @@ def signed_in(page: Page, stack: LocalStack) -> Page:
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("navigation")).to_be_visible()
     return page
+
+
+def cell(row: Locator, column: str) -> Locator:
+    """A row's cell in the column of that label (each cell carries its column's label, which a phone
+    shows beside it)."""
+    return row.locator(f"td[data-label='{column}']")

@@ -16,7 +16,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from devstack.demo_data import FALLBACK_ROUTES
 from tests.e2e.conftest import LocalStack
-from tests.e2e.console.conftest import screenshot, signed_in
+from tests.e2e.console.conftest import cell, screenshot, signed_in
 from tests.e2e.test_demo_data import start
 
 SONNET = "anthropic/claude-sonnet-4-5"
@@ -87,14 +87,17 @@ def test_a_cost_column_has_one_number_of_decimals_and_the_exact_amount_on_hover(
         columns.setdefault(cost["column"], []).append(cost)
     assert columns, "no cost column on the page"
     for column, cells in columns.items():
-        assert len({decimals(cell["shown"]) for cell in cells}) == 1, (column, [cell["shown"] for cell in cells])
-        for cell in cells:
-            assert cell["title"] == f"${cell['exact']} exactly"
-            places = decimals(cell["shown"])
-            shown = Decimal(cell["shown"].replace("$", "").replace(",", "").replace("<", ""))
-            assert abs(shown - Decimal(cell["exact"])) <= Decimal(1).scaleb(-places) / 2, cell
+        assert len({decimals(shown_cell["shown"]) for shown_cell in cells}) == 1, (
+            column,
+            [shown_cell["shown"] for shown_cell in cells],
+        )
+        for shown_cell in cells:
+            assert shown_cell["title"] == f"${shown_cell['exact']} exactly"
+            places = decimals(shown_cell["shown"])
+            shown = Decimal(shown_cell["shown"].replace("$", "").replace(",", "").replace("<", ""))
+            assert abs(shown - Decimal(shown_cell["exact"])) <= Decimal(1).scaleb(-places) / 2, shown_cell
         # Small spend never reads as zero
-        assert all(cell["shown"].strip("$0.,") or Decimal(cell["exact"]) == 0 for cell in cells), column
+        assert all(c["shown"].strip("$0.,") or Decimal(c["exact"]) == 0 for c in cells), column
 
 
 def sonnet_fallback(stack: LocalStack) -> dict[str, Any]:
@@ -132,20 +135,20 @@ def show_fallback(page: Page, stack: LocalStack, fallback: dict[str, Any]) -> tu
 
 def expect_fallback(row: Locator, attempt_row: Locator, fallback: dict[str, Any]) -> None:
     attempt = fallback["attempts"][0]
-    cells, attempt_cells = row.locator("td"), attempt_row.locator("td")
-    expect(cells.nth(1)).to_have_text(SONNET)
-    expect(cells.nth(2)).to_contain_text("bedrock")
-    expect(cells.nth(2).get_by_role("tooltip", include_hidden=True)).to_contain_text(FALLBACK_ROUTES[SONNET])
-    expect(cells.nth(4).locator(".cost")).to_have_attribute("data-exact", fallback["cost"])
-    expect(cells.nth(6)).to_contain_text("fell back after 1 failed attempt")
+    expect(cell(row, "Model")).to_have_text(SONNET)
+    expect(cell(row, "Provider")).to_contain_text("bedrock")
+    expect(cell(row, "Provider").get_by_role("tooltip", include_hidden=True)).to_contain_text(FALLBACK_ROUTES[SONNET])
+    expect(cell(row, "Cost").locator(".cost")).to_have_attribute("data-exact", fallback["cost"])
+    expect(cell(row, "Status")).to_contain_text("fell back after 1 failed attempt")
     expect(attempt_row).to_have_class("attempt")
-    expect(attempt_cells.nth(0)).to_contain_text("Attempt 1")
-    expect(attempt_cells.nth(2)).to_have_text("anthropic")
+    expect(cell(attempt_row, "Failed")).to_contain_text("Attempt 1")
+    expect(cell(attempt_row, "Provider")).to_have_text("anthropic")
     # Nothing billed, in the decimals of the column's other costs
-    expect(attempt_cells.nth(4)).to_have_text(re.compile(r"^\$0\.0+$"))
-    assert decimals(attempt_cells.nth(4).inner_text()) == decimals(cells.nth(4).inner_text())
-    expect(attempt_cells.nth(6)).to_contain_text(f"{attempt['upstream_status']} {attempt['error_code']}")
-    expect(attempt_cells.nth(6)).to_contain_text("Error")
+    expect(cell(attempt_row, "Cost")).to_have_text(re.compile(r"^\$0\.0+$"))
+    assert decimals(cell(attempt_row, "Cost").inner_text()) == decimals(cell(row, "Cost").inner_text())
+    expect(cell(attempt_row, "Latency")).to_have_text(re.compile(r"^[\d,.]+ m?s$"))
+    expect(cell(attempt_row, "Status")).to_contain_text(f"{attempt['upstream_status']} {attempt['error_code']}")
+    expect(cell(attempt_row, "Status")).to_contain_text("Error")
 
 
 def test_the_request_log_shows_a_fallback_with_its_failed_attempt_nested_under_it(
@@ -161,7 +164,7 @@ def test_the_request_log_shows_a_fallback_with_its_failed_attempt_nested_under_i
     row, attempt_row = show_fallback(page, demo_stack, fallback)
     expect_fallback(row, attempt_row, fallback)
     row.evaluate("element => element.scrollIntoView({block: 'center'})")
-    provider = row.locator("td").nth(2).locator(".has-tip")
+    provider = cell(row, "Provider").locator(".has-tip")
     provider.hover()
     expect(provider.get_by_role("tooltip")).to_be_visible()
     expect(provider.get_by_role("tooltip")).to_be_in_viewport()
@@ -212,3 +215,85 @@ def test_activity_grouped_by_provider_shows_anthropic_bedrock_and_openai(
     ).to_have_count(3)
     assert phone_page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(phone_page, "demo-activity-provider-phone")
+
+
+def logged(stack: LocalStack, **params: Any) -> list[dict[str, Any]]:
+    """Every request of the API's request log (the ledger, not the rollups) for ``params``."""
+    rows: list[dict[str, Any]] = []
+    params = {**params, "limit": 200}
+    while True:
+        page = stack.admin("GET", "/usage/requests", params=params).json()
+        rows += page["data"]
+        if not page["next_cursor"]:
+            return rows
+        params["cursor"] = page["next_cursor"]
+
+
+def test_failed_requests_are_shown_apart_from_the_requests_served(page: Page, demo_stack: LocalStack):
+    # Given a day and model of the demo month with a request that failed, as the ledger has them
+    today = datetime.now(UTC).date()
+    month = logged(demo_stack, start=str(today - timedelta(days=6)), end=str(today))
+    failed = next(row for row in month if row["status"] == "error")
+    day, model = failed["created_at"][:10], failed["model"]
+    rows = logged(demo_stack, start=day, end=day, model=model)
+    errors = sum(row["status"] == "error" for row in rows)
+    served = len(rows) - errors
+    assert errors and served
+
+    # When the usage page shows that day
+    signed_in(page, demo_stack)
+    page.goto(f"{demo_stack.base}/usage?start={day}&end={day}&model={model}")
+    by_model = page.locator("section", has=page.get_by_role("heading", name="By model"))
+    header = by_model.locator("thead th")
+    expect(header.nth(1)).to_have_text("Requests")
+    expect(header.nth(2)).to_have_text("Errors")
+    row = by_model.locator("tbody tr", has=page.get_by_text(model, exact=True))
+    # Then its requests are those served and its errors are apart
+    expect(cell(row, "Requests")).to_have_text(f"{served:,}")
+    expect(cell(row, "Errors")).to_have_text(f"{errors:,}")
+    card = page.locator(".stat", has=page.get_by_text("Requests", exact=True))
+    expect(card.locator(".stat-value")).to_have_text(f"{served:,}")
+    expect(card.locator(".stat-detail")).to_have_text(f"{errors:,} failed (not counted)")
+    screenshot(page, "demo-usage-errors")
+
+    # And the request log, asked for the failed ones, lists those only, each with why it failed
+    log = page.locator("section", has=page.get_by_role("heading", name="Requests", exact=True))
+    log.get_by_label("Status").select_option("error")
+    expect(page).to_have_url(re.compile(r"[?&]status=error(&|$)"))
+    listed = log.locator("tbody tr.request")
+    expect(listed).to_have_count(min(errors, 50))
+    for row in listed.all():
+        expect(cell(row, "Status")).to_contain_text("Error")
+        expect(cell(row, "Status").locator(".why")).to_have_text(re.compile(r"^\d{3} [a-z_]+$"))
+        expect(cell(row, "Endpoint")).to_have_text(re.compile(r"^/v1/(chat/completions|messages|responses)$"))
+    screenshot(page, "demo-usage-failed-only")
+    # and the served ones with their latency, a stream's with its time to first token
+    log.get_by_label("Status").select_option("ok")
+    expect(listed.first).to_be_visible()
+    served_rows = [row for row in rows if row["status"] == "ok"][:50]  # newest first, as the log
+    expect(listed).to_have_count(len(served_rows))
+    streams = [row for row in served_rows if row["streamed"]][:1]
+    for row in listed.all():
+        expect(cell(row, "Status")).to_have_text("OK")
+        expect(cell(row, "Latency")).to_contain_text(re.compile(r"\d (ms|s)"))
+    if streams:
+        first = listed.filter(has=page.locator(f"time[datetime='{streams[0]['created_at']}']"))
+        expect(cell(first, "Latency").locator(".ttft")).to_have_text(re.compile(r"^first token [\d,.]+ m?s$"))
+
+    # And activity and the dashboard count them apart too
+    expected = demo_stack.admin("GET", "/activity", params={"period": "1mo", "group_by": "model"}).json()
+    all_errors = sum(group["errors"] for group in expected["groups"])
+    all_served = sum(group["requests"] for group in expected["groups"])
+    assert all_errors >= errors
+    page.goto(f"{demo_stack.base}/activity?period=1mo&group_by=model")
+    card = page.locator(".stat", has=page.get_by_text("Requests", exact=True))
+    expect(card.locator(".stat-value")).to_have_text(f"{all_served:,}")
+    expect(card.locator(".stat-detail")).to_have_text(f"{all_errors:,} failed (not counted)")
+    table = page.locator("section", has=page.get_by_role("heading", name="By model"))
+    expect(table.locator("thead th").nth(2)).to_have_text("Errors")
+    dashboard = demo_stack.admin("GET", "/dashboard").json()["last_7_days"]["totals"]
+    page.goto(f"{demo_stack.base}/")
+    seven = page.locator(".stat", has=page.get_by_text("Spend, last 7 days", exact=True))
+    expect(seven.locator(".stat-detail")).to_have_text(
+        f"{dashboard['requests']:,} requests, {dashboard['errors']:,} failed"
+    )

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.conftest import LocalStack
-from tests.e2e.console.conftest import screenshot, signed_in
+from tests.e2e.console.conftest import cell, screenshot, signed_in
 
 SONNET = "anthropic/claude-sonnet-4-5"
 MINI = "openai/gpt-4o-mini"
@@ -98,11 +98,11 @@ def expect_totals(page: Page, expected: dict[str, Any]) -> None:
     rows = section(page, "By model").locator("tbody tr:has(td:not(.empty))")
     expect(rows).to_have_count(len(expected["models"]))
     for row, model in zip(rows.all(), expected["models"], strict=True):
-        cells = row.locator("td")
-        expect(cells.nth(0)).to_have_text(model["model"])
-        expect(cells.nth(1)).to_have_text(f"{model['requests']:,}")
-        expect(cells.nth(4)).to_have_text(f"{model['cache_creation_tokens']:,}")
-        expect(cells.nth(6).locator(".cost")).to_have_attribute("data-exact", model["cost"])
+        expect(cell(row, "Model")).to_have_text(model["model"])
+        expect(cell(row, "Requests")).to_have_text(f"{model['requests']:,}")
+        expect(cell(row, "Errors")).to_have_text(f"{model['errors']:,}")
+        expect(cell(row, "Cache creation")).to_have_text(f"{model['cache_creation_tokens']:,}")
+        expect(cell(row, "Cost").locator(".cost")).to_have_attribute("data-exact", model["cost"])
 
 
 def test_usage_filters_by_model_and_key_and_matches_the_api(page: Page, fast_stack: LocalStack, traffic):
@@ -121,7 +121,7 @@ def test_usage_filters_by_model_and_key_and_matches_the_api(page: Page, fast_sta
     log = section(page, "Requests").locator("tbody tr")
     expect(log).to_have_count(2)
     for row in log.all():
-        expect(row.locator("td").nth(1)).to_have_text(SONNET)
+        expect(cell(row, "Model")).to_have_text(SONNET)
 
     page.get_by_label("Model", exact=True).select_option("")
     page.get_by_label("API key", exact=True).select_option(traffic["batch_key"]["id"])
@@ -130,7 +130,7 @@ def test_usage_filters_by_model_and_key_and_matches_the_api(page: Page, fast_sta
     expect_totals(page, only_batch)
     expect(log).to_have_count(2)
     for row in log.all():
-        expect(row.locator("td").nth(5)).to_have_text("batch jobs")
+        expect(cell(row, "Key")).to_have_text("batch jobs")
     assert "key=" in page.url
     screenshot(page, "usage-filtered-by-key")
 
@@ -382,7 +382,7 @@ def test_a_late_answer_for_an_old_filter_does_not_overwrite_the_new_one(page: Pa
     # Then the page still shows what was asked last, everywhere
     expect_totals(page, only_mini)
     for row in section(page, "Requests").locator("tbody tr").all():
-        expect(row.locator("td").nth(1)).to_have_text(MINI)
+        expect(cell(row, "Model")).to_have_text(MINI)
 
 
 def test_typing_a_date_asks_once_for_the_whole_date(page: Page, fast_stack: LocalStack, traffic):

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from meterway.accounts.dal import counter_copies
 from meterway.accounts.models import CounterDelta, ttl_attribute
 from meterway.analytics.dal import rollups_table
-from meterway.analytics.models import COUNTERS, Counters, LastUse, Part, RollupUpdate
+from meterway.analytics.models import COUNTERS, Change, Counters, LastUse, Part, RollupUpdate
 from meterway.core.aws import AwsResource, deserialize, serialize
 from meterway.core.clock import Granularity, parse_utc_iso, utc_iso, utc_now
 from meterway.core.dynamo import TransactionCancelled, Update, batch_get, storage_errors, transact, update_if
@@ -118,18 +118,19 @@ class RollupStore(Protocol):
     def has_rollups(self, account_id: str) -> bool:
         """Whether any record of the account was counted."""
 
-    def replace_counters(self, row: RollupUpdate, seen_requests: int | None) -> bool:
+    def replace_counters(self, row: RollupUpdate, seen: Counters | None) -> bool:
         """Set the counters of ``row`` to its ``deltas`` (whole counters here, not increments), if
-        its request count is still ``seen_requests`` (None: if the row does not exist); False when
-        it was not."""
+        its requests and errors are still those of ``seen`` (None: if the row does not exist);
+        False when they were not."""
 
     def move_intermediate(self, account_id: str, seen: datetime, since: datetime) -> None:
         """Record ``since`` as the in-between rows' start, if it is still ``seen``."""
 
-    def parts_from(self, account_id: str) -> datetime | None:
-        """From when every record of the account is counted in two parts; None until recorded."""
+    def changed_from(self, account_id: str, change: Change) -> datetime | None:
+        """From when every record of the account is counted as ``change`` says (in two parts, or
+        with its failed requests as errors); None until recorded."""
 
-    def start_parts(self, account_id: str, since: datetime) -> None:
+    def start_change(self, account_id: str, change: Change, since: datetime) -> None:
         """Record ``since`` as that start, unless one is recorded already."""
 
 
@@ -143,8 +144,8 @@ class DynamoRollupStore(AwsResource):
         self.items_read = 0
         # The minute (``LAST_USE_EVERY``) of each key's last use this container raised.
         self._raised: dict[tuple[str, str], str] = {}
-        # Each account's start of the parts, once read: it never changes once recorded.
-        self._parts_from: dict[str, datetime] = {}
+        # Each account's start of each change, once read: it never changes once recorded.
+        self._changed_from: dict[tuple[str, Change], datetime] = {}
 
     def add(
         self,
@@ -192,6 +193,10 @@ class DynamoRollupStore(AwsResource):
         item: dict[str, Any] = {"expires_at": expires}
         if part.kind == "key":
             item |= rollups_table.applied_marker_key(part.request_id) | {"part": "key"}
+        elif part.kind == "recount":
+            # Kept: the record it moved is older than any redelivery, and a recount run again
+            # must find it.
+            item = rollups_table.recount_marker_key(part.request_id)
         else:
             item |= rollups_table.account_marker_key(part.request_id)
         return {
@@ -302,11 +307,15 @@ class DynamoRollupStore(AwsResource):
         with storage_errors(UNAVAILABLE):
             self.client.update_item(**request)
 
-    def replace_counters(self, row: RollupUpdate, seen_requests: int | None) -> bool:
-        if seen_requests is None:
-            condition, values = "attribute_not_exists(pk)", {}
+    def replace_counters(self, row: RollupUpdate, seen: Counters | None) -> bool:
+        values: dict[str, Any] = {}
+        if seen is None:
+            condition = "attribute_not_exists(pk)"
         else:
-            condition, values = "requests = :seen", {":seen": seen_requests}
+            # Rows written before the errors were counted apart have no ``errors``.
+            errors = "errors = :errors" if seen.errors else "(attribute_not_exists(errors) OR errors = :errors)"
+            condition = f"requests = :requests AND {errors}"
+            values = {":requests": seen.requests, ":errors": seen.errors}
         expiry = {"expires_at": row.expires_at} if row.expires_at is not None else {}
         update = Update(set={**row.deltas, **expiry}, condition=condition, values=values)
         request = update.request(self._table, {"pk": row.pk, "sk": row.sk})
@@ -318,21 +327,22 @@ class DynamoRollupStore(AwsResource):
         ).request(self._table, rollups_table.intermediate_key(account_id))
         update_if(self.client, request, UNAVAILABLE)  # refused when moved already
 
-    def parts_from(self, account_id: str) -> datetime | None:
-        if account_id in self._parts_from:
-            return self._parts_from[account_id]
+    def changed_from(self, account_id: str, change: Change) -> datetime | None:
+        if (account_id, change) in self._changed_from:
+            return self._changed_from[(account_id, change)]
         self.items_read += 1
+        key = rollups_table.change_key(account_id, change)
         with storage_errors(UNAVAILABLE):
-            item = self.client.get_item(TableName=self._table, Key=serialize(rollups_table.parts_key(account_id)))
+            item = self.client.get_item(TableName=self._table, Key=serialize(key))
         since = deserialize(item["Item"]).get("complete_from") if "Item" in item else None
         if since is None:
             return None
-        self._parts_from[account_id] = parse_utc_iso(since)
-        return self._parts_from[account_id]
+        self._changed_from[(account_id, change)] = parse_utc_iso(since)
+        return self._changed_from[(account_id, change)]
 
-    def start_parts(self, account_id: str, since: datetime) -> None:
+    def start_change(self, account_id: str, change: Change, since: datetime) -> None:
         request = Update(set_if_absent={"complete_from": utc_iso(since)}).request(
-            self._table, rollups_table.parts_key(account_id)
+            self._table, rollups_table.change_key(account_id, change)
         )
         with storage_errors(UNAVAILABLE):
             self.client.update_item(**request)

@@ -11,8 +11,12 @@
 - ``APPLIED#<request_id>`` / ``#``: the marker that a ledger record's key part was counted (with
   ``part = key``); written without ``part`` by the versions before the parts, it meant the whole
   record was counted. ``APPLIED#<request_id>#account`` / ``#``: its account part's marker.
+  ``APPLIED#<request_id>#recount`` / ``#``: the marker that a failed request counted as a request
+  was moved into its cells' errors (``recount``).
 - ``<account>#last-used`` / ``<key_id>``: when each key was last used.
 - ``<account>#parts`` / ``#``: from when every record of the account is counted in two parts.
+- ``<account>#errors-apart`` / ``#``: from when the account's failed requests are counted as
+  errors, apart from its requests.
 - ``<account>#intermediate`` / ``#``: from when the account's in-between rows (10 minutes, 6 hours,
   10 days, year) are complete.
 """
@@ -76,8 +80,14 @@ def account_marker_key(request_id: str) -> dict[str, str]:
     return {"pk": f"APPLIED#{request_id}#account", "sk": "#"}
 
 
-def parts_key(account_id: str) -> dict[str, str]:
-    return {"pk": f"{account_id}#parts", "sk": "#"}
+def recount_marker_key(request_id: str) -> dict[str, str]:
+    return {"pk": f"APPLIED#{request_id}#recount", "sk": "#"}
+
+
+def change_key(account_id: str, change: str) -> dict[str, str]:
+    """Where the start of a change in how the account's records are counted is kept: ``parts``
+    (in two parts) or ``errors-apart`` (failed requests as errors)."""
+    return {"pk": f"{account_id}#{change}", "sk": "#"}
 
 
 def last_used_pk(account_id: str) -> str:

@@ -7,7 +7,8 @@ from pydantic import BaseModel, Field
 
 class UsageFigures(BaseModel):
     cost: str = Field(description="USD as an exact decimal string")
-    requests: int
+    requests: int = Field(description="requests served, in full or in part")
+    errors: int = Field(description="requests that failed: nothing served, nothing billed")
     input_tokens: int
     output_tokens: int
     reasoning_tokens: int
@@ -82,7 +83,10 @@ class RequestEntry(BaseModel):
     key_id: str
     key_name: str
     member: str | None
-    status: str
+    status: str = Field(description="ok (served), partial (cut short, billed for what was sent) or error (failed)")
+    endpoint: str | None = Field(description="chat.completions, messages or responses")
+    error_code: str | None = Field(description="Why it failed, for an error")
+    upstream_status: int | None = Field(description="The upstream's HTTP status, for an error it answered")
     streamed: bool
     tokens: RequestTokens
     usage_estimated: bool

@@ -74,6 +74,10 @@ def get_requests(
     end: End = None,
     model: ModelFilter = None,
     key: KeyFilter = None,
+    status: Annotated[
+        Literal["ok", "partial", "error"] | None,
+        Query(description="Only requests of this status: ok (served), partial (cut short) or error (failed)"),
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
     # Powertools drops ge/le from the document when a validator comes with them: stated again.
     limit: Annotated[
@@ -84,7 +88,7 @@ def get_requests(
     window = parse_window(start, end, deps.clock())
     key_id = key_filter(deps.key_admin, account, key)
     model = model_filter(deps.models, deps.rollups, account, model)
-    query = LedgerQuery(account, window.start_iso, window.end_iso, key_id=key_id, model=model)
+    query = LedgerQuery(account, window.start_iso, window.end_iso, key_id=key_id, model=model, status=status)
     return RequestLog.model_validate(request_page(deps.ledger, query, limit, cursor))
 
 

@@ -9,7 +9,7 @@ version counted it, then moves the marker to the start of time. The ledger may h
 records expire; the rollups keep them, so they are the source here.
 
 It is exact while the aggregator runs: a row is read before the rows it sums, and replaced only
-if its request count is still the one read. A record adds to both in one transaction, so one
+if its requests and errors are still those read. A record adds to both in one transaction, so one
 that lands in between changes the row, the replacement is refused, and the row is read again.
 Running it again rewrites nothing.
 """
@@ -126,7 +126,6 @@ def _derive(
     # A 10-minute row lives as long as the minute rows of its last minute.
     expires = int((step(start, "10min") + MINUTE_RETENTION).timestamp()) if target.granularity == "10min" else None
     for _ in range(ATTEMPTS):
-        seen = held.requests if held is not None else None
         row = RollupUpdate(
             pk=rollups_table.partition(target.account_id, target.granularity, target.dimension),
             sk=rollups_table.cell_sk(bucket, value),
@@ -137,7 +136,7 @@ def _derive(
             deltas=total.as_dict(),
             expires_at=expires,
         )
-        if store.replace_counters(row, seen):
+        if store.replace_counters(row, held):
             return
         again = store.cells(target.account_id, target.granularity, target.dimension, value, [bucket], consistent=True)
         held = Counters().add(again[0]) if again else None

@@ -36,9 +36,11 @@ TOP_MODELS = 5
 
 
 def summary(counters: Counters) -> dict[str, Any]:
+    """Counters as the API shows them: ``requests`` served (in full or in part), ``errors`` failed."""
     return {
         "cost": money(counters.cost_usd),
         "requests": counters.requests,
+        "errors": counters.errors,
         "input_tokens": counters.input_tokens,
         "output_tokens": counters.output_tokens,
         "reasoning_tokens": counters.reasoning_tokens,

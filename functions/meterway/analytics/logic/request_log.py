@@ -29,6 +29,9 @@ def entry(item: dict[str, Any], attempts: list[dict[str, Any]] | None = None) ->
         "key_name": item.get("key_name", ""),
         "member": item.get("member") or None,
         "status": item.get("status", "ok"),
+        "endpoint": item.get("endpoint"),
+        "error_code": item.get("error_code"),
+        "upstream_status": item.get("upstream_status"),
         "streamed": bool(item.get("streamed")),
         "tokens": {
             "total": item.get("total_tokens", 0),
@@ -81,12 +84,14 @@ def request_page(ledger: LedgerStore, query: LedgerQuery, limit: int, cursor: st
         items += more
         if not last_key:
             break
-    return {"data": _grouped(items), "next_cursor": encode_cursor(last_key) if last_key else None}
+    rows = _grouped(items, orphans=query.status is None)
+    return {"data": rows, "next_cursor": encode_cursor(last_key) if last_key else None}
 
 
-def _grouped(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each request's entry with its attempts; an attempt whose request is not there (not written
-    yet) is shown on its own."""
+def _grouped(items: list[dict[str, Any]], *, orphans: bool = True) -> list[dict[str, Any]]:
+    """Each request's entry with its attempts; an attempt whose request is not there is shown on
+    its own (``orphans``: its request is not written yet), or left out (its request is not of the
+    status asked for)."""
     rows: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
     for item in items:
@@ -94,10 +99,12 @@ def _grouped(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             pending.append(item)
             continue
         own = sorted((a for a in pending if a["attempt_of"] == item["request_id"]), key=lambda a: a.get("attempt", 0))
-        rows.extend(entry(orphan) for orphan in pending if orphan["attempt_of"] != item["request_id"])
+        if orphans:
+            rows.extend(entry(orphan) for orphan in pending if orphan["attempt_of"] != item["request_id"])
         rows.append(entry(item, own))
         pending = []
-    rows.extend(entry(orphan) for orphan in pending)
+    if orphans:
+        rows.extend(entry(orphan) for orphan in pending)
     return rows
 
 

@@ -5,8 +5,10 @@ Every ledger record of a client request adds its counts to one bucket of each ca
 models), and to one bucket of each in-between granularity (10 minutes, 6 hours, 10 days, year) in
 the two per-model dimensions: 32 rows. The record of an attempt that failed before a fallback
 (``attempt_of``) adds nothing: it billed nothing, and the request it was made for is counted by its
-own record. Windows are then read from the coarsest buckets that cover them exactly, so a query
-costs a number of items that grows with the number of buckets, not with the number of requests.
+own record. A request served (in full or in part) adds to ``requests``, one that failed to
+``errors`` (``deltas_of``; see ``recount`` for the records of the versions before). Windows are
+then read from the coarsest buckets that cover them exactly, so a query costs a number of items
+that grows with the number of buckets, not with the number of requests.
 
 The in-between granularities exist for the per-model table of ``/api/usage``, which reads a
 window's buckets × models: with them an edge of a window costs at most 9 minutes, 5 ten-minutes,
@@ -22,16 +24,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, get_args
 
 from meterway.accounts.models import CounterDelta
 from meterway.analytics.dal import rollups_table
 from meterway.analytics.dal.rollup_store import AlreadyCounted, RollupStore
 from meterway.analytics.models import (
-    COUNTERS,
     NO_MEMBER,
     TOTAL,
     BatchOutcome,
+    Change,
     Contribution,
     LastUse,
     Part,
@@ -42,6 +44,7 @@ from meterway.core.dynamo import MAX_TRANSACTION_ITEMS
 from meterway.core.errors import StorageError
 from meterway.core.money import to_decimal
 from meterway.core.observability import logger
+from meterway.ledger.models import TOKEN_FIELDS
 
 # The dimensions of a record's key part; every other one is the account's, shared by its keys.
 _KEY_DIMENSIONS = ("key",)
@@ -128,8 +131,10 @@ def has_in_between(dimension: str) -> bool:
 
 
 def deltas_of(item: dict[str, Any]) -> dict[str, int | Decimal]:
-    deltas: dict[str, int | Decimal] = {name: int(item.get(name) or 0) for name in COUNTERS[1:-1]}
-    deltas["requests"] = 1
+    """What a record adds to each of its cells: a request served (in full or in part) or an error
+    (nothing served), its tokens and its cost."""
+    deltas: dict[str, int | Decimal] = {name: int(item.get(name) or 0) for name in TOKEN_FIELDS}
+    deltas["requests"], deltas["errors"] = (0, 1) if failed(item) else (1, 0)
     deltas["cost_usd"] = to_decimal(item.get("cost_usd") or 0)
     return deltas
 
@@ -137,6 +142,16 @@ def deltas_of(item: dict[str, Any]) -> dict[str, int | Decimal]:
 def counted(item: dict[str, Any]) -> bool:
     """Whether a ledger record counts in the rollups: every one but a failed attempt's."""
     return not item.get("attempt_of")
+
+
+def failed(item: dict[str, Any]) -> bool:
+    """Whether a record's request failed: nothing was served and nothing billed."""
+    return item.get("status") == "error"
+
+
+def as_request(update: RollupUpdate) -> RollupUpdate:
+    """A failed request's update as the versions before the errors apart counted it: a request."""
+    return replace(update, deltas={**update.deltas, "requests": 1, "errors": 0})
 
 
 def rollup_updates(item: dict[str, Any]) -> list[RollupUpdate]:
@@ -178,7 +193,7 @@ def contribution(item: dict[str, Any]) -> Contribution:
     """A ledger record's rollup updates, its key's use, and the counter deltas it carries."""
     use = LastUse(item["account_id"], item["key_id"], item["created_at"])
     counters = [CounterDelta.from_item(counter) for counter in item.get("counters", [])]
-    return Contribution(item["request_id"], rollup_updates(item), use, counters)
+    return Contribution(item["request_id"], rollup_updates(item), use, counters, failed(item))
 
 
 def merged_counters(contributions: list[Contribution] | list[Part]) -> list[CounterDelta]:
@@ -230,20 +245,25 @@ def latest_uses(contributions: list[Contribution] | list[Part]) -> list[LastUse]
     return list(latest.values())
 
 
-def parts_of(contribution: Contribution, parts_from: dict[str, datetime]) -> list[Part]:
+def parts_of(contribution: Contribution, changes: Changes) -> list[Part]:
     """A record's account part (the cells of the total, model, member and provider dimensions,
     and its account's counters) and its key part (the cells of its key and of its key's models,
-    and its key's counters). ``parts_from``: from when each account's records are counted in
-    parts; a record from before may have been counted whole by an older version."""
+    and its key's counters). ``changes``: from when each account's records are counted in parts
+    (a record from before may have been counted whole by an older version), and with their
+    failed requests as errors (a failed request from before counts as a request, as an older
+    version counted it, and ``recount`` moves it)."""
     if contribution.use is None:
         return [Part(contribution.request_id, "key", "", contribution.updates, contribution.counters)]
     account, key_id = contribution.use.account_id, contribution.use.key_id
-    keyed = [u for u in contribution.updates if _of_key(u.dimension)]
-    shared = [u for u in contribution.updates if not _of_key(u.dimension)]
+    created = parse_utc_iso(contribution.use.at)
+    updates = contribution.updates
+    if contribution.failed and created < changes.since(account, "errors-apart"):
+        updates = [as_request(update) for update in updates]
+    keyed = [u for u in updates if _of_key(u.dimension)]
+    shared = [u for u in updates if not _of_key(u.dimension)]
     accounts = [c for c in contribution.counters if c.pk.startswith(_ACCOUNT_COUNTERS)]
     keys = [c for c in contribution.counters if not c.pk.startswith(_ACCOUNT_COUNTERS)]
-    since = parts_from.get(account, ALL_TIME)
-    legacy = parse_utc_iso(contribution.use.at) < since
+    legacy = created < changes.since(account, "parts")
     return [
         Part(contribution.request_id, "account", account, shared, accounts, legacy=legacy),
         Part(contribution.request_id, "key", key_id, keyed, keys, contribution.use),
@@ -287,28 +307,34 @@ def count_records(store: RollupStore, contributions: list[Contribution], now: da
     accounts = sorted({contribution.use.account_id for contribution in contributions if contribution.use})
     try:
         start_intermediate(store, accounts, now or utc_now())
-        parts_from = start_parts(store, accounts, now or utc_now())
+        changes = start_changes(store, accounts, now or utc_now())
     except StorageError:
         # Nothing was counted: every record is left to be retried, as a failed write leaves them.
         outcome.failed = {contribution.request_id for contribution in contributions}
         return outcome
-    parts = [part for contribution in contributions for part in parts_of(contribution, parts_from)]
-    done = _PartsDone()
-    for chunk in plan_chunks(parts):
-        _count_chunk(store, chunk, done)
+    parts = [part for contribution in contributions for part in parts_of(contribution, changes)]
+    done = write_parts(store, parts)
     _spread_copies(store, parts, done)
     for contribution in contributions:
         request_id = contribution.request_id
         if request_id in done.failed:
             outcome.failed.add(request_id)
-        elif all((request_id, part.kind) in done.duplicates for part in parts_of(contribution, parts_from)):
+        elif all((request_id, part.kind) in done.duplicates for part in parts_of(contribution, changes)):
             outcome.duplicates.add(request_id)
         else:
             outcome.applied.add(request_id)
     return outcome
 
 
-class _PartsDone:
+def write_parts(store: RollupStore, parts: list[Part]) -> PartsDone:
+    """Write each part once, in as few transactions as fit (``plan_chunks``)."""
+    done = PartsDone()
+    for chunk in plan_chunks(parts):
+        _count_chunk(store, chunk, done)
+    return done
+
+
+class PartsDone:
     """What became of a batch's parts: (request id, kind) counted now or before; request ids of
     which some part was not written, or whose counters' copies were not set."""
 
@@ -318,7 +344,7 @@ class _PartsDone:
         self.failed: set[str] = set()
 
 
-def _spread_copies(store: RollupStore, parts: list[Part], done: _PartsDone) -> None:
+def _spread_copies(store: RollupStore, parts: list[Part], done: PartsDone) -> None:
     """Bring the read copies of the counters the batch counted (or had counted before) up to date.
     When that fails, the records are left to be retried: counted already, they only spread again."""
     counted = [part for part in parts if (part.request_id, part.kind) in done.applied | done.duplicates]
@@ -339,18 +365,32 @@ def start_intermediate(store: RollupStore, account_ids: list[str], now: datetime
             store.start_intermediate(account_id, since)
 
 
-def start_parts(store: RollupStore, account_ids: list[str], now: datetime) -> dict[str, datetime]:
-    """From when each account's records are counted in two parts, recorded once per account as
-    ``start_intermediate`` records its start: a record from before may have been counted whole
-    by an older version, under the one marker its key part now uses."""
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """From when each account's records are counted as each change says."""
+
+    starts: dict[tuple[str, Change], datetime]
+
+    def since(self, account_id: str, change: Change) -> datetime:
+        return self.starts.get((account_id, change), ALL_TIME)
+
+
+def start_changes(store: RollupStore, account_ids: list[str], now: datetime) -> Changes:
+    """From when each account's records are counted in two parts and with failed requests as
+    errors, each recorded once per account as ``start_intermediate`` records its start: a record
+    from before may have been counted by an older version (whole, under the one marker its key
+    part now uses; a failed request as a request)."""
     starts = {}
     for account_id in account_ids:
-        since = store.parts_from(account_id)
-        if since is None:
-            store.start_parts(account_id, now + TAKEOVER_MARGIN if store.has_rollups(account_id) else ALL_TIME)
-            since = store.parts_from(account_id)
-        starts[account_id] = since or ALL_TIME
-    return starts
+        for change in get_args(Change):
+            since = store.changed_from(account_id, change)
+            if since is None:
+                store.start_change(
+                    account_id, change, now + TAKEOVER_MARGIN if store.has_rollups(account_id) else ALL_TIME
+                )
+                since = store.changed_from(account_id, change)
+            starts[(account_id, change)] = since or ALL_TIME
+    return Changes(starts)
 
 
 def count_record(store: RollupStore, contribution: Contribution, now: datetime | None = None) -> bool:
@@ -361,7 +401,7 @@ def count_record(store: RollupStore, contribution: Contribution, now: datetime |
     return contribution.request_id in outcome.applied
 
 
-def _count_chunk(store: RollupStore, chunk: list[Part], done: _PartsDone) -> None:
+def _count_chunk(store: RollupStore, chunk: list[Part], done: PartsDone) -> None:
     """One write for the chunk; the parts counted before are dropped and the rest written again."""
     while chunk:
         try:

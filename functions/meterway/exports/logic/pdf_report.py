@@ -77,15 +77,16 @@ MODELS_PER_CONTINUATION_PAGE = int((_CONTENT_BOTTOM - _CONTINUATION_TABLE_Y - _H
 """Model rows on each further page of a key whose models do not fit on its own page."""
 
 _COLUMNS: tuple[tuple[str, float, Align], ...] = (
-    ("Model", 46.0, Align.L),
-    ("Requests", 17.0, Align.R),
-    ("Input", 21.0, Align.R),
-    ("Output", 21.0, Align.R),
-    ("Cache write", 21.0, Align.R),
-    ("Cache read", 21.0, Align.R),
-    ("Cost (USD)", 33.0, Align.R),
+    ("Model", 42.0, Align.L),
+    ("Requests", 16.0, Align.R),
+    ("Errors", 13.0, Align.R),
+    ("Input", 20.0, Align.R),
+    ("Output", 20.0, Align.R),
+    ("Cache write", 20.0, Align.R),
+    ("Cache read", 20.0, Align.R),
+    ("Cost (USD)", 29.0, Align.R),
 )
-_SUMMED = ("requests", *TOKEN_FIELDS)
+_SUMMED = ("requests", "errors", *TOKEN_FIELDS)
 
 
 def page_count(data: ReportData) -> int:
@@ -217,6 +218,7 @@ def _model_row(figures: dict[str, Any]) -> list[str]:
     return [
         str(figures.get("model", "")),
         count(figures.get("requests")),
+        count(figures.get("errors")),
         count(figures.get("input_tokens")),
         count(figures.get("output_tokens")),
         count(figures.get("cache_creation_tokens")),
@@ -256,11 +258,12 @@ def _cards(pdf: FPDF, y: float, totals: dict[str, Any], *, height: float, value_
     cost = totals.get("cost")
     exact, rounded = dollars(cost), dollars_rounded(cost)
     reasoning = int(decimal(totals.get("reasoning_tokens")))
+    errors = int(decimal(totals.get("errors")))
     five, hour = count(totals.get("cache_creation_5m_tokens")), count(totals.get("cache_creation_1h_tokens"))
     rows = (
         (
             (2, "Total cost (USD, exact)", exact, f"Rounded: {rounded}" if rounded != exact else ""),
-            (1, "Requests", count(totals.get("requests")), ""),
+            (1, "Requests", count(totals.get("requests")), f"{errors:,} failed" if errors else "no errors"),
             (1, "Total tokens", count(totals.get("total_tokens")), ""),
         ),
         (

@@ -14,6 +14,7 @@ from typing import Any
 
 from meterway.analytics.logic import reports
 from meterway.analytics.logic.windows import Window
+from meterway.analytics.models import records_of
 from meterway.core.clock import Granularity, floor, utc_iso
 from meterway.core.observability import logger
 from meterway.exports.dal.export_files import FileWriter
@@ -159,5 +160,6 @@ def write_report(attempt: Attempt, writer: FileWriter) -> int:
         keys=sections,
     )
     writer.write(render_report(data))
-    attempt.progress(overall["totals"]["requests"])
-    return int(overall["totals"]["requests"])
+    records = records_of(overall["totals"])
+    attempt.progress(records)
+    return records

@@ -38,7 +38,7 @@ def request_counts(rollups: RollupStore, job: dict[str, Any], window: Window, no
         if row["value"] == value:
             start = parse_label(row["bucket"], granularity)
             end = max(min(step(start, granularity), now), start + timedelta(seconds=1))
-            found.append((start, end, float(row["requests"])))
+            found.append((start, end, float(row["requests"] + row.get("errors", 0))))
     return found
 
 

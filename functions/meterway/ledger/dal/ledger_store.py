@@ -29,13 +29,15 @@ _NEW_RECORD = "attribute_not_exists(request_id)"
 @dataclass(frozen=True, slots=True)
 class LedgerQuery:
     """An account's records created in [start, end] (ISO ``created_at`` text, compared with
-    ``created_sk``), optionally one key's or one model's."""
+    ``created_sk``), optionally one key's, one model's, or those of one ``status`` (with the
+    failed attempts, whose request may be of that status)."""
 
     account_id: str
     start: str
     end: str
     key_id: str | None = None
     model: str | None = None
+    status: str | None = None
 
 
 def projection(fields: Sequence[str]) -> list[str]:
@@ -151,7 +153,7 @@ class DynamoLedgerStore(AwsResource):
         if fields:
             names = {f"#f{number}": name for number, name in enumerate(projection(fields))}
             arguments["ProjectionExpression"] = ", ".join(names)
-            arguments["ExpressionAttributeNames"] = names
+            arguments["ExpressionAttributeNames"] = {**arguments.get("ExpressionAttributeNames", {}), **names}
         # Read ahead: the next page is asked for as soon as this one's last key is known, so that
         # DynamoDB's time for it passes while the reader turns this one into rows. Two pages are
         # held at most. Each read runs in a copy of the caller's context (its logging keys, the
@@ -194,6 +196,11 @@ class DynamoLedgerStore(AwsResource):
         if query.model:
             filters.append("model = :model")
             values[":model"] = query.model
+        if query.status:
+            # The records of one status, and every failed attempt (its request may be of it).
+            filters.append("(attribute_exists(attempt_of) OR #status = :status)")  # status: a reserved word
+            values[":status"] = query.status
+            arguments["ExpressionAttributeNames"] = {"#status": "status"}
         if filters:
             arguments["FilterExpression"] = " AND ".join(filters)
         arguments["ExpressionAttributeValues"] = serialize(values)
