@@ -26,24 +26,30 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import TYPE_CHECKING, Any
 
 from devstack.demo_data import DAYS, KEYS, MEMBERS, REQUESTS, Served, plan_fallbacks, plan_requests
 from devstack.stack import LOCAL_ACCOUNT
+from meterway.accounts.dal.balance_store import DynamoBalanceStore
+from meterway.accounts.dal.key_admin_store import DynamoKeyAdminStore
 from meterway.accounts.dal.key_store import DynamoKeyStore
 from meterway.accounts.dal.member_store import DynamoMemberStore
 from meterway.accounts.dal.quota_store import DynamoQuotaStore, QuotaStore
+from meterway.accounts.dal.spend_counters import DynamoSpendCounters
+from meterway.accounts.logic.balance import top_up
 from meterway.accounts.logic.key_secrets import hash_secret
-from meterway.accounts.logic.limits import reserve
+from meterway.accounts.logic.limits import period_start, reserve
 from meterway.accounts.logic.manage_keys import create_key
-from meterway.accounts.logic.manage_members import create_member
+from meterway.accounts.logic.manage_members import create_member, set_budget
 from meterway.accounts.models import ApiKey
+from meterway.analytics.dal.rollup_store import DynamoRollupStore
+from meterway.analytics.logic.key_usage import RollupMemberSpend
 from meterway.core.aws import AwsResource, deserialize, dynamo_http, serialize
-from meterway.core.clock import utc_iso
+from meterway.core.clock import floor, utc_iso
 from meterway.core.dynamo import ConditionFailed, Update, storage_errors
 from meterway.core.errors import AuthenticationFailed, Conflict, QuotaExceeded, RateLimited
-from meterway.core.settings import ProxySettings, load_settings
+from meterway.core.settings import ApiSettings, ProxySettings, load_settings
 from meterway.ledger.dal.ledger_store import DynamoLedgerStore, LedgerStore
 from meterway.ledger.dal.spill_queue import SpillQueue, SqsSpillQueue
 from meterway.ledger.logic.record_usage import settle
@@ -56,6 +62,10 @@ if TYPE_CHECKING:
 # Requests settled at once: moto handles one DynamoDB call at a time, but the client's own work
 # (building, signing, the round trip) overlaps.
 WORKERS = 4
+# Who the demo's top-ups are recorded as made by (as the CLI's are).
+DEMO_ACTOR = "cli"
+# The demo member given a budget.
+BUDGETED = "bob@example.com"
 ROLLUP_TIMEOUT_S = 600
 NOT_MARKED = "The keys table did not accept the demo marker."
 
@@ -123,6 +133,7 @@ def seed_demo_data(
     keys = create_keys(settings.keys_table, account_id, since)
     planned = plan_fallbacks(plan_requests(now, requests=requests, days=days))
     served = [request.for_key(keys[request.record.key.name][0]) for request in planned]
+    add_credit(settings.keys_table, account_id, sum((s.record.cost_usd for s in served), Decimal(0)), since, now)
     hashes = {key.key_id: key_hash for key, key_hash in keys.values()}
     spill = SqsSpillQueue(settings.spill_queue_url)
     settled = asyncio.run(settle_with_own_client(served, hashes, settings, spill))
@@ -142,6 +153,33 @@ def create_members(table: str, account_id: str, now: datetime) -> int:
         except Conflict:
             continue
     return created
+
+
+def add_credit(table: str, account_id: str, planned_usd: Decimal, since: datetime, now: datetime) -> None:
+    """Two top-ups as a team would have made them, before any request is recorded (so none of the
+    month is spend from before the credit): an opening credit, and a refill in the middle of the
+    window; half as much again as the requests planned cost, so the demo keeps a balance."""
+    store = DynamoBalanceStore(table)
+    total = max((planned_usd * Decimal("1.5")).quantize(Decimal(10), rounding=ROUND_CEILING), Decimal(20))
+    opening = (total * Decimal("0.6")).quantize(Decimal(5), rounding=ROUND_CEILING)
+    top_up(store, account_id, opening, note="Opening credit", created_by=DEMO_ACTOR, now=since)
+    refill_at = since + (now - since) / 2
+    top_up(store, account_id, total - opening, note="Refill, invoice 1042", created_by=DEMO_ACTOR, now=refill_at)
+
+
+def set_budgets(now: datetime, account_id: str = LOCAL_ACCOUNT) -> None:
+    """A monthly budget for the demo member ``BUDGETED``, a little over what they spent this month
+    (from the rollups, once counted): the members page shows most of it used."""
+    settings = load_settings(ApiSettings)
+    members, rollups = DynamoMemberStore(settings.keys_table), DynamoRollupStore(settings.rollups_table)
+    member = members.get(account_id, BUDGETED)
+    if member is None or member.budget is not None:
+        return
+    spend = RollupMemberSpend(rollups)
+    spent = spend.spent(account_id, BUDGETED, period_start("monthly", now), floor(now, "minute") + timedelta(minutes=1))
+    limit = max((spent * Decimal("1.25")).quantize(Decimal(5), rounding=ROUND_CEILING), Decimal(5))
+    admin, counters = DynamoKeyAdminStore(settings.keys_table), DynamoSpendCounters(settings.keys_table)
+    set_budget(members, admin, counters, spend, member, (limit, "monthly"), now)
 
 
 def create_keys(table: str, account_id: str, now: datetime) -> dict[str, tuple[ApiKey, str]]:
@@ -210,6 +248,7 @@ def report_when_rolled_up(aggregator: DynamoStreamPoller, seeded: SeedReport, be
         return
     ledger_s = time.monotonic() - began
     aggregator.drain(timeout_s=ROLLUP_TIMEOUT_S)
+    set_budgets(datetime.now(UTC))
     total_s = time.monotonic() - began
     print(
         f"  demo data: {seeded.requests:,} requests (${seeded.cost_usd:.2f}), {seeded.keys} new keys, "

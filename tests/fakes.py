@@ -328,10 +328,12 @@ class InMemoryJobs:
             return None
         return job
 
-    def progress(self, job_id: str, attempt: str, rows: int, now: str) -> bool:
+    def progress(self, job_id: str, attempt: str, rows: int, now: str, total: int | None = None) -> bool:
         job = self._mine(job_id, attempt, running=False)
         if job is not None:
             job["rows"] = rows
+            if total is not None:
+                job["total_rows"] = total
         return job is not None
 
     def finish(self, job_id: str, attempt: str, fields: dict[str, Any]) -> bool:

@@ -6,12 +6,8 @@ import {
   BarElement,
   CategoryScale,
   Chart,
-  Filler,
   Legend,
   LinearScale,
-  LineController,
-  LineElement,
-  PointElement,
   Tooltip,
   type ChartDataset,
 } from "chart.js";
@@ -20,12 +16,8 @@ Chart.register(
   BarController,
   BarElement,
   CategoryScale,
-  Filler,
   Legend,
   LinearScale,
-  LineController,
-  LineElement,
-  PointElement,
   Tooltip,
 );
 Chart.defaults.font.family = getComputedStyle(document.documentElement).getPropertyValue("--font").trim() || "system-ui";
@@ -92,44 +84,6 @@ export function barChart(
 }
 
 /** One or two lines over days, filled under the first. */
-export function lineChart(
-  labels: string[],
-  series: Series[],
-  summary: string,
-  format: ChartFormat,
-): { element: HTMLElement; chart: Chart } {
-  const element = canvas(summary);
-  const chart = new Chart(element, {
-    type: "line",
-    data: {
-      labels,
-      datasets: series.map((one, index) => ({
-        label: one.label,
-        data: one.values,
-        borderColor: colour(index),
-        backgroundColor: index === 0 ? "rgba(78, 121, 167, 0.15)" : "transparent",
-        fill: index === 0,
-        tension: 0.25,
-        pointRadius: 2,
-      })),
-    },
-    options: {
-      responsive: true,
-      maintainAspectRatio: false,
-      interaction: { mode: "index", intersect: false },
-      scales: {
-        x: { grid: { display: false }, ticks: { autoSkip: true, maxRotation: 0 } },
-        y: valueAxis(series, format),
-      },
-      plugins: {
-        legend: { display: series.length > 1, position: "bottom" },
-        tooltip: { callbacks: { label: (item) => `${item.dataset.label}: ${format.value(Number(item.raw))}` } },
-      },
-    },
-  });
-  return { element: wrap(element, series), chart };
-}
-
 function empty(series: Series[]): boolean {
   return series.every((one) => one.values.every((value) => !value));
 }

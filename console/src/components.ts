@@ -1,6 +1,6 @@
 // Pieces several pages share: stat cards, tables, segmented choices, token breakdowns.
-import { h, uid, type Child } from "./dom";
-import { costDigits, count, costSpan, duration, usd } from "./format";
+import { fill, h, message, uid, type Child } from "./dom";
+import { costDigits, count, costSpan, duration, timestamp, usd } from "./format";
 import type { RequestAttempt, RequestRow, RequestTokens } from "./types";
 
 export function statCard(label: string, value: Child, detail?: Child): HTMLElement {
@@ -222,6 +222,36 @@ export function requestRows(rows: RequestRow[], timestamp: (iso: string) => stri
     ...tableRows(REQUEST_COLUMNS, [requestRow(row, timestamp)], row.attempts.length ? "request fell-back" : "request"),
     ...tableRows(ATTEMPT_COLUMNS, row.attempts.map(attemptRow), "attempt"),
   ]);
+}
+
+const PERIOD_WORDS: Record<string, string> = { monthly: "this month", weekly: "this week", daily: "today", none: "in all" };
+
+/** "$1.20 of $5.00 this month", with a bar of the share used, "Reached" at the limit, and when
+ * the period resets. */
+export function spendOfLimit(spent: string, limit: string, period: string, nextReset: string | null): HTMLElement {
+  const cap = Number(limit);
+  const share = cap > 0 ? Math.min(Number(spent) / cap, 1) : 1;
+  const reached = Number(spent) >= cap;
+  return h(
+    "div",
+    { class: "budget" },
+    h("span", null, costSpan(spent), " of ", costSpan(limit), ` ${PERIOD_WORDS[period] ?? period}`),
+    h("progress", { max: "1", value: String(share), "aria-label": `${Math.round(share * 100)}% of the limit used`, class: reached ? "reached" : null }),
+    reached ? h("span", { class: "badge state-disabled" }, "Reached") : null,
+    nextReset ? h("span", { class: "muted small" }, `Resets ${timestamp(nextReset)}`) : null,
+  );
+}
+
+/** A list's redraw: after `refresh`, keyboard focus goes back to the button that was used (its
+ * `data-action`, in the row actions whose `attribute` is the row's id); a failure is shown in `status`. */
+export function reloader(refresh: () => Promise<void>, list: HTMLElement, status: HTMLElement, attribute: string): (id?: string, action?: string) => void {
+  return (id, action) => {
+    refresh()
+      .then(() => {
+        if (id && action) list.querySelector<HTMLElement>(`.row-actions[${attribute}="${CSS.escape(id)}"] [data-action="${action}"]`)?.focus();
+      })
+      .catch((error: Error) => fill(status, message("error", error.message)));
+  };
 }
 
 export function loading(text = "Loading…"): HTMLElement {

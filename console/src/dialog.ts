@@ -1,5 +1,5 @@
 // Modal dialogs on the native <dialog>: focus is trapped and Escape closes them.
-import { h, uid, type Child } from "./dom";
+import { fill, h, message, uid, type Child } from "./dom";
 
 export function openDialog(title: string, ...content: Child[]): { dialog: HTMLDialogElement; close: () => void } {
   const titleId = uid("dialog-title");
@@ -19,5 +19,19 @@ export async function copy(text: string, input: HTMLInputElement): Promise<boole
     input.focus();
     input.select();
     return false;
+  }
+}
+
+/** Runs a form's action with its buttons disabled; a refusal is shown in `status`. */
+export async function submitting(form: HTMLFormElement, status: HTMLElement, action: () => Promise<void>): Promise<void> {
+  const buttons = [...form.querySelectorAll("button")];
+  for (const button of buttons) button.disabled = true;
+  fill(status);
+  try {
+    await action();
+  } catch (error) {
+    fill(status, message("error", (error as Error).message));
+  } finally {
+    for (const button of buttons) button.disabled = false;
   }
 }

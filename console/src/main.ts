@@ -4,8 +4,10 @@ import { ApiError, apiBase, createApi, type Api } from "./api";
 import type { Page, PageContext } from "./context";
 import { fill, h, message } from "./dom";
 import { activityPage } from "./pages/activity";
+import { creditPage } from "./pages/credit";
 import { dashboardPage } from "./pages/dashboard";
 import { keysPage } from "./pages/keys";
+import { membersPage } from "./pages/members";
 import { signInPage } from "./pages/signin";
 import { usagePage } from "./pages/usage";
 import { session } from "./session";
@@ -21,6 +23,8 @@ const ROUTES: Route[] = [
   { path: "/usage", title: "Usage", page: usagePage },
   { path: "/activity", title: "Activity", page: activityPage },
   { path: "/keys", title: "API keys", page: keysPage },
+  { path: "/members", title: "Members", page: membersPage },
+  { path: "/credit", title: "Credit", page: creditPage },
 ];
 
 const root = document.getElementById("app") as HTMLElement;

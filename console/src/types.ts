@@ -148,6 +148,8 @@ export interface Key {
   valid_until: string | null;
   limits: Limits;
   spend_to_date: string;
+  /** For a key with a spend limit: what it spent in the current period. */
+  spent_this_period: string | null;
   last_used_at: string | null;
 }
 
@@ -155,10 +157,29 @@ export interface KeyWithSecret extends Key {
   secret: string;
 }
 
+export interface MemberBudget {
+  spend_limit_usd: string;
+  spend_period: "daily" | "weekly" | "monthly" | "none";
+  since: string;
+  spent_usd: string;
+  remaining_usd: string;
+  next_reset: string | null;
+}
+
 export interface Member {
   member_id: string;
   name: string | null;
   disabled: boolean;
+  created_at: string;
+  /** What all the member's keys together may spend in a period; null: no budget. */
+  budget: MemberBudget | null;
+}
+
+export interface TopUp {
+  id: string;
+  amount_usd: string;
+  note: string | null;
+  created_by: string;
   created_at: string;
 }
 
@@ -169,6 +190,8 @@ export interface Balance {
   /** What was spent before the first top-up: the credit does not pay for it. */
   spent_before_credit_usd: string;
   balance_usd: string | null;
+  /** The latest 50 top-ups, newest first. */
+  topups: TopUp[];
 }
 
 export interface ExportStatus {

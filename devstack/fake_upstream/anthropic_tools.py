@@ -86,7 +86,13 @@ def validate_tool_use(body: dict[str, Any], thinking_on: bool) -> str | None:
     if isinstance(fmt, dict) and not isinstance(fmt.get("schema"), dict):
         return "output_config.format.schema: Field required"
     choice: dict[str, Any] = body["tool_choice"] if isinstance(body.get("tool_choice"), dict) else {}
-    names = {tool.get("name") for tool in body.get("tools") or []}
+    tools = body.get("tools") or []
+    if not isinstance(tools, list):
+        return "tools: Input should be a valid list"
+    for index, tool in enumerate(tools):
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+            return f"tools.{index}.custom.name: Input should be a valid string"
+    names = {tool["name"] for tool in tools}
     if choice and not names:
         return "tool_choice may only be specified while providing tools."
     if choice.get("type") == "tool" and choice.get("name") not in names:

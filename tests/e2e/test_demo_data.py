@@ -64,9 +64,13 @@ def test_usage_over_the_month_counts_every_seeded_request_at_its_ledger_cost(dem
     # Given a stack started with demo data, when the month's usage is asked for
     records = ledger(demo_stack)
     totals = last_30_days(demo_stack)["totals"]
-    # Then it counts each seeded request once, and costs what the records cost, to the last digit
-    assert len(requests_in(records)) == REQUESTS
-    assert totals["requests"] == REQUESTS
+    # Then it counts each seeded request once, served or failed, and costs what the records cost,
+    # to the last digit
+    seeded = requests_in(records)
+    assert len(seeded) == REQUESTS
+    failed = sum(deserialize(item)["status"] == "error" for item in seeded)
+    assert 0 < failed < REQUESTS / 10
+    assert (totals["requests"], totals["errors"]) == (REQUESTS - failed, failed)
     assert Decimal(totals["cost"]) == sum(Decimal(item["cost_usd"]["N"]) for item in records)
     assert Decimal(totals["cost"]) > 0
     # And the records span the month and are spread over several models, some streamed
@@ -103,7 +107,7 @@ def test_activity_by_provider_counts_each_request_where_it_was_served(demo_stack
     assert set(groups) == {"anthropic", "bedrock", "openai"}
     assert groups["bedrock"]["requests"] == len(fallbacks)
     assert Decimal(groups["bedrock"]["cost"]) == sum(item["cost_usd"] for item in fallbacks)
-    assert sum(group["requests"] for group in groups.values()) == REQUESTS
+    assert sum(group["requests"] + group["errors"] for group in groups.values()) == REQUESTS
 
 
 def test_a_second_start_on_the_same_state_dir_does_not_add_to_the_data(demo_stack, demo_state):
@@ -111,6 +115,7 @@ def test_a_second_start_on_the_same_state_dir_does_not_add_to_the_data(demo_stac
     with start(demo_state) as again:
         # Then the month holds the same number of requests, and the ledger no more than that
         assert again.base != demo_stack.base
-        assert last_30_days(again)["totals"]["requests"] == REQUESTS
+        totals = last_30_days(again)["totals"]
+        assert totals["requests"] + totals["errors"] == REQUESTS
         assert len(requests_in(ledger(again))) == REQUESTS
     assert "demo data:" in again.log.read_text()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -189,3 +190,23 @@ def test_the_cli_exports_with_a_progress_bar_and_downloads_the_file(fast_stack, 
     assert f"{REQUESTS}/{REQUESTS}" in done.stderr  # tqdm's bar, counted against /api/usage
     rows = list(csv.DictReader(io.StringIO(target.read_text())))
     assert sorted(row["request_id"] for row in rows) == sorted(traffic["ids"])
+
+
+@pytest.mark.parametrize(("kind", "export_format"), [("activity", "csv"), ("activity", "pdf")])
+def test_the_clis_bar_has_a_total_for_activity_exports_and_reports_too(
+    fast_stack, traffic, tmp_path, kind, export_format
+):
+    target = tmp_path / f"activity.{export_format}"
+    env = os.environ | {"MW_API_URL": f"{fast_stack.base}/api", "MW_ADMIN_KEY": fast_stack.info["admin_key"]}
+    window = traffic["window"]
+    command = [sys.executable, "-m", "meterway.cli", "export", "--kind", kind, "--format", export_format]
+    command += ["--start", window["start"], "--end", window["end"], "-o", str(target)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    # tqdm's bar ends at its total: the rows the job said it would write (a PDF: its requests)
+    finished = re.findall(r"(\d+)/(\d+) ", done.stderr.replace("\r", "\n"))
+    assert finished and finished[-1][0] == finished[-1][1], done.stderr
+    if export_format == "csv":
+        assert int(finished[-1][1]) == len(list(csv.DictReader(io.StringIO(target.read_text()))))
+    else:
+        assert int(finished[-1][1]) == REQUESTS

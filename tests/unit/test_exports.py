@@ -192,10 +192,10 @@ def test_an_attempt_that_lost_its_claim_stops_and_writes_nothing():
     job_id = a_job(jobs)
     original_progress = jobs.progress
 
-    def steal(job_id_: str, attempt: str, rows: int, now: str) -> bool:
+    def steal(job_id_: str, attempt: str, rows: int, now: str, total: int | None = None) -> bool:
         jobs.claim(job_id_, now)  # a duplicate delivery starts its own attempt
         jobs.progress = original_progress  # type: ignore[method-assign]
-        return original_progress(job_id_, attempt, rows, now)
+        return original_progress(job_id_, attempt, rows, now, total)
 
     jobs.progress = steal  # type: ignore[method-assign]
     assert run_job(job_id, deps, final_attempt=False) == "superseded"

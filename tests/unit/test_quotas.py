@@ -12,7 +12,7 @@ from meterway.accounts.logic.limits import (
     period_window,
     plan_reservation,
 )
-from meterway.accounts.models import ApiKey, CounterDelta, KeyLimits
+from meterway.accounts.models import ApiKey, Budget, CounterDelta, KeyLimits
 from meterway.core.clock import seconds_to_next_minute
 from meterway.core.errors import PermissionDenied
 
@@ -120,3 +120,51 @@ def test_what_an_instance_saw_of_a_key_is_trusted_for_its_ttl_only():
     headroom, key = Headroom(ttl_s=0.0), ApiKey("key_1", "acct", "ci")
     headroom.note(key, Standing())
     assert not headroom.far(key)
+
+
+BUDGET = Budget(Decimal(10), "weekly", "2026-11-20T08:00:00.000Z")
+
+
+@pytest.mark.parametrize(
+    ("member_spent", "far"),
+    [(Decimal("7.99"), True), (Decimal(8), False), (None, False)],
+)
+def test_a_key_is_far_from_its_members_budget_while_under_four_fifths_of_it(member_spent, far):
+    headroom = Headroom()
+    key = ApiKey("key_1", "acct", "ci", member="ann@example.com", member_budget=BUDGET)
+    headroom.note(key, Standing(member_spent_usd=member_spent))
+    assert headroom.far(key) is far
+
+
+def test_a_members_budget_is_checked_in_its_period_and_counted_when_the_request_settles():
+    now = datetime(2026, 12, 2, 10, 0, 5, tzinfo=UTC)  # a Wednesday
+    key = ApiKey("key_1", "acct", "ci", member="ann@example.com", member_budget=BUDGET)
+    reservation = plan_reservation(key, now)
+    assert reservation.checks_member and not reservation.checks_spend
+    assert (reservation.member_period, reservation.member_next_reset) == ("2026-W49", datetime(2026, 12, 7, tzinfo=UTC))
+    member = [delta for delta in counter_deltas(reservation, Decimal("0.25"), 30) if delta.pk.startswith("MEMBER#")]
+    assert member == [
+        CounterDelta(
+            "MEMBER#acct#ann@example.com#2026-11-20T08:00:00.000Z",
+            "SPEND#2026-W49",
+            {"spent_usd": Decimal("0.25")},
+            int(datetime(2026, 12, 14, tzinfo=UTC).timestamp()),
+            copied=True,
+        )
+    ]
+    # A key without a member, or a member without a budget, has no such counter
+    for other in (ApiKey("key_2", "acct", "ci", member_budget=BUDGET), ApiKey("key_3", "acct", "ci", member="bo")):
+        assert not plan_reservation(other, now).checks_member
+        assert not [
+            d for d in counter_deltas(plan_reservation(other, now), Decimal(1), 1) if d.pk.startswith("MEMBER#")
+        ]
+    # /v1/key shows it, with what the member's keys spent in the period
+    status = key_status(key, {"member": {"spent_usd": Decimal("9.5")}}, now)
+    assert status["member_budget"] == {
+        "spend_limit_usd": "10",
+        "spend_period": "weekly",
+        "spent_usd": "9.5",
+        "remaining_usd": "0.5",
+        "next_reset": "2026-12-07T00:00:00.000Z",
+    }
+    assert key_status(ApiKey("key_2", "acct", "ci"), {}, now)["member_budget"] is None

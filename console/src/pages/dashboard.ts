@@ -1,5 +1,5 @@
 // Dashboard: balance, the spend trend, top models and the latest requests at a glance.
-import { lineChart } from "../charts";
+import { barChart } from "../charts";
 import { REQUEST_COLUMNS, requestRows, segmented, statCard, statGrid, table, tableOf } from "../components";
 import type { PageContext } from "../context";
 import { fill, h } from "../dom";
@@ -19,7 +19,9 @@ export const dashboardPage = async (context: PageContext): Promise<void> => {
   const draw = (): void => {
     destroy();
     const trend = days === "7" ? data.last_7_days : data.last_30_days;
-    const { element, chart } = lineChart(
+    // Bars: each day is its own amount, and a day without spend shows none (a line would draw a
+    // ramp into it).
+    const { element, chart } = barChart(
       trend.daily.map((day) => bucketLabel(`${day.date}T00:00:00Z`, "day")),
       [{ label: "Spend", values: trend.daily.map((day) => Number(day.cost)) }],
       `Daily spend over the last ${days} days: ${usd(trend.totals.cost)} in all, ${requestsPhrase(trend.totals.requests, trend.totals.errors)}.`,
@@ -34,7 +36,7 @@ export const dashboardPage = async (context: PageContext): Promise<void> => {
     main,
     h("div", { class: "page-head" }, h("h1", null, "Dashboard"), h("p", { class: "muted" }, `As of ${timestamp(data.as_of)}`)),
     statGrid(
-      statCard("Balance", balance, data.balance === null ? "Top up credit to set one" : "Prepaid credit left"),
+      statCard("Balance", balance, h("a", { href: "/credit", "data-link": true }, data.balance === null ? "Add credit to set one" : "Prepaid credit left · add more")),
       statCard("Spend, last 7 days", costSpan(data.last_7_days.totals.cost), requestsPhrase(data.last_7_days.totals.requests, data.last_7_days.totals.errors)),
       statCard("Spend, last 30 days", costSpan(data.last_30_days.totals.cost), requestsPhrase(data.last_30_days.totals.requests, data.last_30_days.totals.errors)),
       statCard("Tokens, last 30 days", count(data.last_30_days.totals.total_tokens), `${count(data.last_30_days.totals.output_tokens)} output`),

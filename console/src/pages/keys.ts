@@ -1,8 +1,8 @@
 // API keys: create (the secret is shown once), rotate, disable, edit limits, and what each key spent.
 import type { Api } from "../api";
-import { loading, table } from "../components";
+import { loading, reloader, spendOfLimit, table } from "../components";
 import type { PageContext } from "../context";
-import { copy, openDialog } from "../dialog";
+import { copy, openDialog, submitting } from "../dialog";
 import { fill, field, h, message, options } from "../dom";
 import { costSpan, count, relative, timestamp } from "../format";
 import type { Activity, GroupCounters, Key, KeyWithSecret, Limits, Member } from "../types";
@@ -82,19 +82,6 @@ function showSecret(title: string, key: KeyWithSecret, note: string): Promise<vo
     dialog.addEventListener("close", () => resolve());
     input.select();
   });
-}
-
-async function submitting(form: HTMLFormElement, status: HTMLElement, action: () => Promise<void>): Promise<void> {
-  const buttons = [...form.querySelectorAll("button")];
-  for (const button of buttons) button.disabled = true;
-  fill(status);
-  try {
-    await action();
-  } catch (error) {
-    fill(status, message("error", (error as Error).message));
-  } finally {
-    for (const button of buttons) button.disabled = false;
-  }
 }
 
 function createKeyDialog(api: Api, members: Member[], done: (key: KeyWithSecret) => void): void {
@@ -235,7 +222,13 @@ export const keysPage = async (context: PageContext): Promise<void> => {
         costSpan(stats?.cost ?? "0"),
         costSpan(key.spend_to_date),
         h("span", { title: key.last_used_at ? timestamp(key.last_used_at) : "" }, relative(key.last_used_at)),
-        h("span", { class: "small" }, key.kind === "api" ? limitsSummary(key.limits) : "—", key.valid_until ? h("div", { class: "muted small" }, `Expires ${timestamp(key.valid_until)}`) : null),
+        h(
+          "span",
+          { class: "small" },
+          key.kind === "api" ? limitsSummary(key.limits) : "—",
+          key.limits.spend_limit_usd !== null && key.spent_this_period !== null ? spendOfLimit(key.spent_this_period, key.limits.spend_limit_usd, key.limits.spend_period, null) : null,
+          key.valid_until ? h("div", { class: "muted small" }, `Expires ${timestamp(key.valid_until)}`) : null,
+        ),
         actions,
       ];
     });
@@ -259,14 +252,7 @@ export const keysPage = async (context: PageContext): Promise<void> => {
     );
   }
 
-  /** Redraws the list; keyboard focus goes back to the button that was used, in its key's row. */
-  function reload(keyId?: string, action?: string): void {
-    refresh()
-      .then(() => {
-        if (keyId && action) list.querySelector<HTMLElement>(`.row-actions[data-key-id="${CSS.escape(keyId)}"] [data-action="${action}"]`)?.focus();
-      })
-      .catch((error: Error) => fill(status, message("error", error.message)));
-  }
+  const reload = reloader(refresh, list, status, "data-key-id");
 
   async function act(action: () => Promise<unknown>, done: string, keyId: string): Promise<void> {
     try {

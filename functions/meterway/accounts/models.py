@@ -59,6 +59,26 @@ class KeyLimits:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What all of a member's keys together may spend in a period (``KeyLimits.spend_period``'s
+    periods), counted from ``since``: the moment it was set, so that setting it again starts a
+    counter of its own (seeded with the period's spend so far, ``manage_members``)."""
+
+    spend_limit_usd: Decimal
+    spend_period: SpendPeriod
+    since: str
+
+    def to_item(self) -> dict[str, Any]:
+        return {"spend_limit_usd": self.spend_limit_usd, "spend_period": self.spend_period, "since": self.since}
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any] | None) -> Budget | None:
+        if not item:
+            return None
+        return cls(Decimal(str(item["spend_limit_usd"])), item.get("spend_period", "none"), str(item["since"]))
+
+
 # A key's shard: which of KEY_SHARDS partitions its own rows (its usage by key, in the rollups) go
 # to, so that an account's busy keys do not share one partition. Stable across processes and
 # versions (not Python's salted ``hash``); a new key's id is drawn so that it lands in the shard its
@@ -91,6 +111,9 @@ class ApiKey:
     # How many read copies this secret's item has (``keys_table.KEY_COPIES``, or 0 for a secret
     # stored before copies existed): the reserve reads one of them instead of the item.
     secret_copies: int = 0
+    # The budget of the key's member, copied onto the key (``manage_members.set_budget``) so that
+    # the reserve knows it without reading the member.
+    member_budget: Budget | None = None
 
     @property
     def usable(self) -> bool:
@@ -130,6 +153,7 @@ class Member:
     name: str | None
     created_at: str
     disabled: bool = False
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +175,16 @@ class Reservation:
     minute_expires_at: int | None = None
     minute_shard: int = 0
     minute_shards: int = 1
+    # The member's budget period (None: the key has no member with a budget), when the next starts
+    # and when its counter may expire.
+    member_period: str | None = None
+    member_next_reset: datetime | None = None
+    member_expires_at: int | None = None
+
+    @property
+    def checks_member(self) -> bool:
+        """Whether the member's spend is checked against their budget."""
+        return self.member_period is not None
 
     @property
     def checks_spend(self) -> bool:

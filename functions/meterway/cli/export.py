@@ -95,6 +95,9 @@ def _expected_rows(client: Any, body: dict[str, Any]) -> int | None:
 def _follow(client: Any, job_id: str, bar: Any, poll_seconds: float) -> dict[str, Any]:
     while True:
         job = _checked(client.get(f"/exports/{job_id}"))
+        if job.get("total_rows") is not None and bar.total != job["total_rows"]:
+            bar.total = job["total_rows"]  # the job says how many rows it writes, once it knows
+            bar.refresh()
         bar.update(job["rows"] - bar.n)
         if job["status"] in ("succeeded", "failed"):
             return job

@@ -15,9 +15,11 @@ from meterway.accounts.dal.balance_store import BalanceStore, DynamoBalanceStore
 from meterway.accounts.dal.key_admin_store import DynamoKeyAdminStore, KeyAdminStore
 from meterway.accounts.dal.key_store import CachedKeyStore, DynamoKeyStore
 from meterway.accounts.dal.member_store import DynamoMemberStore, MemberStore
+from meterway.accounts.dal.spend_counters import DynamoSpendCounters, SpendCounters
 from meterway.accounts.logic.manage_keys import KeyUsage
+from meterway.accounts.logic.manage_members import MemberSpend
 from meterway.analytics.dal.rollup_store import DynamoRollupStore, RollupStore
-from meterway.analytics.logic.key_usage import RollupKeyUsage
+from meterway.analytics.logic.key_usage import RollupKeyUsage, RollupMemberSpend
 from meterway.core.clock import utc_now
 from meterway.core.container import provided
 from meterway.core.settings import ApiSettings, load_settings
@@ -45,6 +47,8 @@ class ApiDeps:
     export_files: FileStore
     export_queue: JobQueue
     key_usage: KeyUsage
+    member_spend: MemberSpend
+    spend_counters: SpendCounters
     # The catalog's model ids, the providers file's included: what a key's allowed_models may name.
     models: frozenset[str] = BUILT_IN.ids()
     clock: Callable[[], datetime] = field(default=utc_now)
@@ -66,5 +70,7 @@ def api_deps() -> ApiDeps:
         export_files=S3Files(settings.export_bucket, settings.s3_addressing_style),
         export_queue=SqsJobQueue(settings.export_queue_url),
         key_usage=RollupKeyUsage(rollups),
+        member_spend=RollupMemberSpend(rollups),
+        spend_counters=DynamoSpendCounters(settings.keys_table),
         models=load_catalog(parse_providers(settings.providers)).ids(),
     )

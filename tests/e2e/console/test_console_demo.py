@@ -297,3 +297,135 @@ def test_failed_requests_are_shown_apart_from_the_requests_served(page: Page, de
     expect(seven.locator(".stat-detail")).to_have_text(
         f"{dashboard['requests']:,} requests, {dashboard['errors']:,} failed"
     )
+
+
+def test_members_show_their_keys_spend_and_budget_and_a_budget_can_be_set(
+    page: Page, phone_page: Page, demo_stack: LocalStack
+):
+    members = {member["member_id"]: member for member in demo_stack.admin("GET", "/members").json()["data"]}
+    keys = demo_stack.admin("GET", "/keys").json()["data"]
+    month = demo_stack.admin("GET", "/activity", params={"period": "1mo", "group_by": "member"}).json()["groups"]
+    bob = members["bob@example.com"]
+    assert bob["budget"] is not None and Decimal(bob["budget"]["spent_usd"]) > 0  # the demo gives Bob one
+
+    # Given the members page of the demo month
+    signed_in(page, demo_stack)
+    page.get_by_role("navigation").get_by_role("link", name="Members").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Members")
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(len(members))
+    # Then each member shows their keys, their 30 days and their budget
+    for group in month:
+        if group["group"] not in members:
+            continue
+        member = members[group["group"]]
+        row = rows.filter(has=page.get_by_text(member["name"] or member["member_id"], exact=True))
+        expect(cell(row, "Requests (30 d)")).to_have_text(f"{group['requests']:,}")
+        expect(cell(row, "Spend (30 d)").locator(".cost")).to_have_attribute("data-exact", group["cost"])
+        for key in keys:
+            if key["member"] == member["member_id"]:
+                expect(cell(row, "Keys")).to_contain_text(key["name"])
+    bob_row = rows.filter(has=page.get_by_text("Bob Chen", exact=True))
+    budget = cell(bob_row, "Budget")
+    expect(budget.locator(".cost").first).to_have_attribute("data-exact", bob["budget"]["spent_usd"])
+    expect(budget.locator(".cost").nth(1)).to_have_attribute("data-exact", bob["budget"]["spend_limit_usd"])
+    expect(budget).to_contain_text("this month")
+    expect(budget.locator("progress")).to_have_attribute("value", re.compile(r"^0\.\d+$"))
+    expect(cell(rows.filter(has=page.get_by_text("Alice Martin", exact=True)), "Budget")).to_have_text("No budget")
+    screenshot(page, "demo-members")
+
+    # When Alice is given a weekly budget through the dialog
+    cell(rows.filter(has=page.get_by_text("Alice Martin", exact=True)), "Actions").get_by_role(
+        "button", name="Budget Alice Martin"
+    ).click()
+    dialog = page.get_by_role("dialog", name="Budget of Alice Martin")
+    dialog.get_by_label("Budget (USD)").fill("1000")
+    dialog.get_by_label("Period").select_option("weekly")
+    dialog.get_by_role("button", name="Save budget").click()
+    expect(dialog).to_have_count(0)
+    # Then her row shows it, starting from what she spent this week, as the API says
+    alice = next(m for m in demo_stack.admin("GET", "/members").json()["data"] if m["member_id"] == "alice@example.com")
+    assert alice["budget"]["spend_period"] == "weekly" and Decimal(alice["budget"]["spend_limit_usd"]) == 1000
+    alice_budget = cell(rows.filter(has=page.get_by_text("Alice Martin", exact=True)), "Budget")
+    expect(alice_budget).to_contain_text("this week")
+    expect(alice_budget.locator(".cost").first).to_have_attribute("data-exact", alice["budget"]["spent_usd"])
+    expect(page.get_by_role("button", name="Budget Alice Martin")).to_be_focused()
+
+    # And on a phone the page is one card per member, without scrolling sideways
+    signed_in(phone_page, demo_stack)
+    phone_page.goto(f"{demo_stack.base}/members")
+    expect(phone_page.locator("tbody tr")).to_have_count(len(members))
+    assert phone_page.evaluate("document.documentElement.scrollWidth") <= 390
+    # Every page's link is in sight, none scrolled out of the navigation
+    for name in ("Dashboard", "Usage", "Activity", "API keys", "Members", "Credit"):
+        expect(phone_page.get_by_role("navigation").get_by_role("link", name=name)).to_be_in_viewport(ratio=1)
+    screenshot(phone_page, "demo-members-phone")
+
+
+def test_the_credit_page_shows_the_balance_and_history_and_adds_credit(
+    page: Page, phone_page: Page, demo_stack: LocalStack
+):
+    before = demo_stack.admin("GET", "/balance").json()
+    assert len(before["topups"]) >= 2  # the demo's opening credit and refill
+
+    signed_in(page, demo_stack)
+    page.get_by_role("navigation").get_by_role("link", name="Credit").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Credit")
+    balance = page.locator(".stat", has=page.get_by_text("Balance", exact=True))
+    expect(balance.locator(".cost")).to_have_attribute("data-exact", before["balance_usd"])
+    history = page.locator("section", has=page.get_by_role("heading", name="Top-ups")).locator("tbody tr")
+    expect(history).to_have_count(len(before["topups"]))
+    for row, topup in zip(history.all(), before["topups"], strict=True):
+        expect(cell(row, "Amount").locator(".cost")).to_have_attribute("data-exact", topup["amount_usd"])
+        expect(cell(row, "Note")).to_have_text(topup["note"])
+    screenshot(page, "demo-credit")
+
+    # When $12.50 is added with a note
+    page.get_by_label("Amount (USD)").fill("12.50")
+    page.get_by_label("Note").fill("invoice 2001")
+    page.get_by_role("button", name="Add credit").click()
+    # Then the balance and the history show it, as the API does
+    expect(page.get_by_role("status").filter(has_text="Added $12.50")).to_be_visible()
+    after = demo_stack.admin("GET", "/balance").json()
+    assert Decimal(after["credits_usd"]) == Decimal(before["credits_usd"]) + Decimal("12.5")
+    expect(balance.locator(".cost")).to_have_attribute("data-exact", after["balance_usd"])
+    expect(history).to_have_count(len(before["topups"]) + 1)
+    expect(cell(history.first, "Note")).to_have_text("invoice 2001")
+    expect(cell(history.first, "By")).to_have_text(re.compile(r".+"))
+    # A refused amount says why and adds nothing
+    page.get_by_label("Amount (USD)").fill("-3")
+    page.get_by_role("button", name="Add credit").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    assert demo_stack.admin("GET", "/balance").json()["credits_usd"] == after["credits_usd"]
+
+    # And the dashboard's balance links here
+    page.goto(f"{demo_stack.base}/")
+    page.locator(".stat", has=page.get_by_text("Balance", exact=True)).get_by_role("link").click()
+    expect(page).to_have_url(f"{demo_stack.base}/credit")
+
+    signed_in(phone_page, demo_stack)
+    phone_page.goto(f"{demo_stack.base}/credit")
+    expect(
+        phone_page.locator("section", has=phone_page.get_by_role("heading", name="Top-ups")).locator("tbody tr")
+    ).to_have_count(len(after["topups"]))
+    assert phone_page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(phone_page, "demo-credit-phone")
+
+
+def test_a_key_with_a_spend_limit_shows_what_it_used_of_it_this_period(page: Page, demo_stack: LocalStack):
+    limited = [key for key in demo_stack.admin("GET", "/keys").json()["data"] if key["limits"]["spend_limit_usd"]]
+    assert len(limited) >= 2  # the demo's monthly and daily ones
+    signed_in(page, demo_stack)
+    page.goto(f"{demo_stack.base}/keys")
+    for key in limited:
+        row = page.locator("tbody tr", has=page.locator("strong", has_text=re.compile(f"^{re.escape(key['name'])}$")))
+        used = cell(row, "Limits").locator(".budget")
+        expect(used.locator(".cost").first).to_have_attribute("data-exact", key["spent_this_period"])
+        expect(used.locator(".cost").nth(1)).to_have_attribute("data-exact", key["limits"]["spend_limit_usd"])
+        words = {"monthly": "this month", "daily": "today", "weekly": "this week", "none": "in all"}
+        expect(used).to_contain_text(words[key["limits"]["spend_period"]])
+        if key["limits"]["spend_period"] == "monthly":  # (a daily one may not have run yet today)
+            assert Decimal(key["spent_this_period"]) > 0
+    unlimited = next(key for key in demo_stack.admin("GET", "/keys").json()["data"] if key not in limited)
+    assert unlimited["spent_this_period"] is None
+    screenshot(page, "demo-keys-used-of-limit")

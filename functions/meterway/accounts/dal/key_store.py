@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cachetools import TTLCache
 
 from meterway.accounts.dal import keys_table
-from meterway.accounts.models import ApiKey, KeyLimits, KeyRecord
+from meterway.accounts.models import ApiKey, Budget, KeyLimits, KeyRecord
 from meterway.core.aws import AwsResource, deserialize, serialize
 from meterway.core.dynamo import TransactionCancelled, storage_errors, transact
 from meterway.core.errors import StorageError
@@ -57,11 +57,21 @@ class MemberUnavailable(Exception):
         self.exists = exists
 
 
+class MemberBudgetChanged(Exception):
+    """The key's member has another budget than the key was given: ``budget``."""
+
+    def __init__(self, budget: Budget | None):
+        super().__init__("member budget")
+        self.budget = budget
+
+
 def key_item(key: ApiKey, key_hash: str) -> dict[str, Any]:
     """The hash item of a key's current secret: what auth reads with one GetItem, limits included.
     It is always written with its read copies (``copy_puts``)."""
     item = {name: getattr(key, name) for name in _KEY_FIELDS if getattr(key, name) is not None}
     item["limits"] = key.limits.to_item()
+    if key.member_budget is not None:
+        item["member_budget"] = key.member_budget.to_item()
     item["secret_copies"] = keys_table.KEY_COPIES
     return item | keys_table.secret_key(key_hash) | keys_table.listing_attributes(key.account_id, key.key_id)
 
@@ -83,7 +93,11 @@ def copy_deletes(table: str, key_hash: str) -> list[dict[str, Any]]:
 
 def key_from_item(item: dict[str, Any]) -> ApiKey:
     fields = {name: item[name] for name in _KEY_FIELDS if name in item}
-    return ApiKey(**fields, limits=KeyLimits.from_item(item.get("limits")))
+    return ApiKey(
+        **fields,
+        limits=KeyLimits.from_item(item.get("limits")),
+        member_budget=Budget.from_item(item.get("member_budget")),
+    )
 
 
 def record_from_item(item: dict[str, Any]) -> KeyRecord:
@@ -117,8 +131,9 @@ class DynamoKeyStore(AwsResource):
         return {"TableName": self._table, "Key": serialize(keys_table.secret_key(key_hash))}
 
     def put(self, key: ApiKey, key_hash: str) -> None:
-        """A key with a member is written only if that member exists and is enabled, checked in
-        the same transaction (a member disabled meanwhile cannot get a new key)."""
+        """A key with a member is written only if that member exists and is enabled, and has the
+        budget the key copies (``MemberBudgetChanged`` otherwise), checked in the same transaction
+        (a member disabled, or given a budget, meanwhile cannot get a key without it)."""
         item = key_item(key, key_hash)
         put = {"TableName": self._table, "Item": serialize(item), "ConditionExpression": "attribute_not_exists(pk)"}
         copies = copy_puts(self._table, key_hash, item)
@@ -128,11 +143,14 @@ class DynamoKeyStore(AwsResource):
             except TransactionCancelled as cancelled:
                 raise StorageError("A key with that secret already exists.") from cancelled
             return
+        budget = key.member_budget
+        values: dict[str, Any] = {":false": False} | ({":since": budget.since} if budget else {})
         check = {
             "TableName": self._table,
             "Key": serialize(keys_table.member_key(key.account_id, key.member)),
-            "ConditionExpression": "attribute_exists(pk) AND disabled = :false",
-            "ExpressionAttributeValues": serialize({":false": False}),
+            "ConditionExpression": "attribute_exists(pk) AND disabled = :false AND "
+            + ("budget.since = :since" if budget else "attribute_not_exists(budget)"),
+            "ExpressionAttributeValues": serialize(values),
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         try:
@@ -141,7 +159,10 @@ class DynamoKeyStore(AwsResource):
             reason = cancelled.failed(0)
             if reason is None:
                 raise StorageError("A key with that secret already exists.") from cancelled
-            raise MemberUnavailable(key.member, exists=reason.item is not None) from cancelled
+            member = reason.item
+            if member is not None and member.get("disabled") is False:
+                raise MemberBudgetChanged(Budget.from_item(member.get("budget"))) from cancelled
+            raise MemberUnavailable(key.member, exists=member is not None) from cancelled
 
     def list_keys(self, account_id: str) -> list[ApiKey]:
         return [record.key for record in self.list_records(account_id)]

@@ -111,6 +111,12 @@ def spend_key(key_id: str, period: str) -> dict[str, str]:
     return {"pk": f"QUOTA#{key_id}", "sk": f"{_SPEND}{period}"}
 
 
+def member_spend_key(account_id: str, member_id: str, since: str, period: str) -> dict[str, str]:
+    """A member's spend under the budget set at ``since``, in one period (a label as
+    ``spend_key``'s). Apart from the account's partition, whose items a busy account reads."""
+    return {"pk": f"{MEMBER_PREFIX}{account_id}#{member_id}#{since}", "sk": f"{_SPEND}{period}"}
+
+
 def minute_key(key_id: str, minute: str, shard: int = 0) -> dict[str, str]:
     """A key's requests and tokens in one minute (``2026-11-23T14:05``), in one of its shards;
     never in the partition of its spend counters, which take the aggregator's writes."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from meterway.accounts.dal import keys_table
-from meterway.accounts.models import Member
+from meterway.accounts.models import Budget, Member
 from meterway.core.aws import AwsResource, deserialize, serialize
 from meterway.core.dynamo import ConditionFailed, Update, storage_errors
 
@@ -35,6 +35,8 @@ def member_item(member: Member) -> dict[str, Any]:
     }
     if member.name is not None:
         item["name"] = member.name
+    if member.budget is not None:
+        item["budget"] = member.budget.to_item()
     return item
 
 
@@ -45,6 +47,7 @@ def member_from_item(item: dict[str, Any]) -> Member:
         name=item.get("name"),
         created_at=item["created_at"],
         disabled=bool(item.get("disabled", False)),
+        budget=Budget.from_item(item.get("budget")),
     )
 
 

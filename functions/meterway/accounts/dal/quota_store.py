@@ -50,14 +50,14 @@ UNAVAILABLE = "The key store is unavailable; try again."
 MINUTE_COUNTER_TTL = timedelta(days=1)
 PERIOD_COUNTER_GRACE = timedelta(days=7)
 
-Cause = Literal["key", "spend", "minute", "balance"]
+Cause = Literal["key", "spend", "member", "minute", "balance"]
 # The order in which a refusal names its cause when several conditions fail.
-CAUSES: tuple[Cause, ...] = ("key", "spend", "minute", "balance")
+CAUSES: tuple[Cause, ...] = ("key", "spend", "member", "minute", "balance")
 
 
 class ReservationRefused(Exception):
     """A condition of the reservation failed; ``cause`` is the first that did, in this order: the
-    key itself, its spend limit, its per-minute limits, the account's credit."""
+    key itself, its spend limit, its member's budget, its per-minute limits, the account's credit."""
 
     def __init__(self, cause: Cause):
         super().__init__(cause)
@@ -72,6 +72,7 @@ class Standing:
     spent_usd: Decimal | None = None
     credits_usd: Decimal | None = None
     credit_left_usd: Decimal | None = None
+    member_spent_usd: Decimal | None = None
 
 
 class QuotaStore(Protocol):
@@ -107,24 +108,18 @@ class DynamoQuotaStore(AwsResource):
         shard = (key.key_id, reservation.minute or "", reservation.minute_shard)
         if reservation.holds_minute and shard in self._full:
             raise ReservationRefused("minute")
-        checks: dict[Cause, Awaitable[Any]] = {"key": self._key_valid(key_hash, key.secret_copies, now)}
-        if reservation.checks_spend:
-            checks["spend"] = self._read_counter(keys_table.spend_key(key.key_id, reservation.spend_period or ""))
-        if self._may_have_credit(key.account_id):
-            checks["balance"] = self._read_counter(keys_table.balance_key(key.account_id))
-        if reservation.holds_minute:
-            checks["minute"] = self._hold_minute(reservation)
-        outcomes, error = await _run(checks)
+        outcomes, error = await _run(self._checks(reservation, key_hash, now))
         if error is None and "balance" in outcomes:
             error = await self._balance_of(outcomes, reservation)
         if error is not None:
             if outcomes.get("minute") is True:
                 await self._release_minute(reservation)
             raise error
-        if "spend" in outcomes:
-            # A spend counter not written yet has spent nothing.
-            outcomes["spend"] = outcomes["spend"][0] or {}
-        spend, balance = outcomes.get("spend"), outcomes.get("balance")
+        for counter in ("spend", "member"):
+            if counter in outcomes:
+                # A spend counter not written yet has spent nothing.
+                outcomes[counter] = outcomes[counter][0] or {}
+        spend, member, balance = outcomes.get("spend"), outcomes.get("member"), outcomes.get("balance")
         if "balance" in outcomes:
             self._credit[key.account_id] = (_credit_left(balance) is not None, time.monotonic())
         refused = [cause for cause in CAUSES if cause in outcomes and not _passes(cause, outcomes[cause], reservation)]
@@ -135,7 +130,22 @@ class DynamoQuotaStore(AwsResource):
             spent_usd=to_decimal(spend.get("spent_usd")) if spend is not None else None,
             credits_usd=to_decimal(balance["credits_usd"]) if balance and "credits_usd" in balance else None,
             credit_left_usd=_credit_left(balance),
+            member_spent_usd=to_decimal(member.get("spent_usd")) if member is not None else None,
         )
+
+    def _checks(self, reservation: Reservation, key_hash: str, now: datetime) -> dict[Cause, Awaitable[Any]]:
+        """The reads (and the minute's hold) a reservation needs, not started yet."""
+        key = reservation.key
+        checks: dict[Cause, Awaitable[Any]] = {"key": self._key_valid(key_hash, key.secret_copies, now)}
+        if reservation.checks_spend:
+            checks["spend"] = self._read_counter(keys_table.spend_key(key.key_id, reservation.spend_period or ""))
+        if reservation.checks_member:
+            checks["member"] = self._read_counter(member_counter(reservation))
+        if self._may_have_credit(key.account_id):
+            checks["balance"] = self._read_counter(keys_table.balance_key(key.account_id))
+        if reservation.holds_minute:
+            checks["minute"] = self._hold_minute(reservation)
+        return checks
 
     async def _refuse(self, reservation: Reservation, held: bool | None, shard: tuple[str, str, int]) -> None:
         """Take back the request held on the minute shard, or remember a shard found full."""
@@ -223,6 +233,8 @@ class DynamoQuotaStore(AwsResource):
         wanted = {"balance": keys_table.balance_key(key.account_id)}
         if reservation.spend_period is not None:
             wanted["spend"] = keys_table.spend_key(key.key_id, reservation.spend_period)
+        if reservation.checks_member:
+            wanted["member"] = member_counter(reservation)
         minutes = (
             [keys_table.minute_key(key.key_id, reservation.minute, shard) for shard in range(reservation.minute_shards)]
             if reservation.minute is not None
@@ -266,6 +278,9 @@ def _passes(cause: Cause, outcome: Any, reservation: Reservation) -> bool:
     if cause == "spend":
         limit = reservation.key.limits.spend_limit_usd
         return outcome is None or limit is None or to_decimal(outcome.get("spent_usd")) < limit
+    if cause == "member":
+        budget = reservation.key.member_budget
+        return outcome is None or budget is None or to_decimal(outcome.get("spent_usd")) < budget.spend_limit_usd
     left = _credit_left(outcome)
     return left is None or left > 0
 
@@ -280,6 +295,14 @@ def _credit_left(balance: dict[str, Any] | None) -> Decimal | None:
 def _any(copies: int) -> int:
     """One of ``copies`` copies, at random so that each takes its share of the reads."""
     return random.randrange(copies)  # noqa: S311 - spreads reads; nothing secret depends on it
+
+
+def member_counter(reservation: Reservation) -> dict[str, str]:
+    """The counter of the key's member's spend under their budget in the reservation's period."""
+    key, budget = reservation.key, reservation.key.member_budget
+    if key.member is None or budget is None or reservation.member_period is None:
+        raise ValueError("the reservation checks no member budget")
+    return keys_table.member_spend_key(key.account_id, key.member, budget.since, reservation.member_period)
 
 
 def _minute_key(reservation: Reservation) -> dict[str, str]:

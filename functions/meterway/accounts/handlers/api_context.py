@@ -14,7 +14,9 @@ from meterway.accounts.dal.balance_store import BalanceStore
 from meterway.accounts.dal.key_admin_store import KeyAdminStore
 from meterway.accounts.dal.key_store import CachedKeyStore
 from meterway.accounts.dal.member_store import MemberStore
+from meterway.accounts.dal.spend_counters import SpendCounters
 from meterway.accounts.logic.manage_keys import KeyUsage
+from meterway.accounts.logic.manage_members import MemberSpend
 from meterway.accounts.models import ApiKey
 
 
@@ -35,6 +37,12 @@ class AccountsContext(Protocol):
 
     @property
     def key_usage(self) -> KeyUsage: ...
+
+    @property
+    def member_spend(self) -> MemberSpend: ...
+
+    @property
+    def spend_counters(self) -> SpendCounters: ...
 
     @property
     def models(self) -> Collection[str]: ...

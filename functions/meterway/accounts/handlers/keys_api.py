@@ -94,6 +94,9 @@ class KeyOut(BaseModel):
     valid_until: str | None = Field(description="When the key expires (UTC); null: never")
     limits: LimitsOut
     spend_to_date: str = Field(description="USD spent since the key was created, exact decimal string")
+    spent_this_period: str | None = Field(
+        default=None, description="For a key with a spend limit: USD spent in the current period, as counted so far"
+    )
     last_used_at: str | None
 
     @classmethod
@@ -110,6 +113,7 @@ class KeyOut(BaseModel):
             "valid_until": key.valid_until,
             "limits": LimitsOut.of(key.limits),
             "spend_to_date": money(view.spend_to_date),
+            "spent_this_period": optional_money(view.spent_this_period),
             "last_used_at": view.last_used_at,
         }
 
@@ -181,7 +185,7 @@ class RotateRequest(RequestBody):
 )
 def get_keys() -> KeyList:
     deps = context_of(router)
-    views = key_views(deps.key_admin, deps.key_usage, admin_of(router).account_id, deps.clock())
+    views = key_views(deps.key_admin, deps.key_usage, admin_of(router).account_id, deps.clock(), deps.spend_counters)
     return KeyList(data=[KeyOut(**KeyOut.fields_of(view)) for view in views])
 
 

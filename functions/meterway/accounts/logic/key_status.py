@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from meterway.accounts.dal.quota_store import QuotaStore
 from meterway.accounts.logic.limits import plan_reservation
-from meterway.accounts.models import ApiKey
+from meterway.accounts.models import ApiKey, Reservation
 from meterway.core.clock import seconds_to_next_minute, utc_iso
 from meterway.core.money import money, optional_money, to_decimal
 
@@ -52,6 +53,23 @@ def key_status(key: ApiKey, state: dict[str, dict[str, Any]], now: datetime) -> 
         "balance_usd": money(to_decimal(credits) - to_decimal(balance.get("spent_usd")))
         if credits is not None
         else None,
+        "member_budget": _member_budget(key, reservation, state.get("member", {})),
+    }
+
+
+def _member_budget(key: ApiKey, reservation: Reservation, counter: dict[str, Any]) -> dict[str, Any] | None:
+    """The budget of the key's member, shared with their other keys: what it allows, what the
+    member spent in the period so far, what remains."""
+    budget = key.member_budget
+    if budget is None or not reservation.checks_member:
+        return None
+    spent = to_decimal(counter.get("spent_usd"))
+    return {
+        "spend_limit_usd": money(budget.spend_limit_usd),
+        "spend_period": budget.spend_period,
+        "spent_usd": money(spent),
+        "remaining_usd": money(max(budget.spend_limit_usd - spent, Decimal(0))),
+        "next_reset": utc_iso(reservation.member_next_reset) if reservation.member_next_reset else None,
     }
 
 

@@ -1,9 +1,9 @@
-"""Per-key limits and the account's credit, enforced across every Lambda instance.
+"""Per-key limits, per-member budgets and the account's credit, enforced across every Lambda instance.
 
 A request *reserves* with one round of single-item requests sent at once (see
 ``quota_store``): its key is read to check it is still enabled, its spend counter where it has a
-spend limit, its account's credit where the account has credit, and one request is added to its
-minute under its per-minute limits. When the request *settles* (see ``meterway.ledger``), its
+spend limit, its member's spend under their budget where the member has one, its account's credit
+where the account has credit, and one request is added to its minute under its per-minute limits. When the request *settles* (see ``meterway.ledger``), its
 ledger record carries its real cost and tokens, which the aggregator adds to the counters.
 
 A request may start while the spend counted so far is below the limit. Spend over a limit is
@@ -19,6 +19,7 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from meterway.accounts.dal import keys_table
 from meterway.accounts.dal.quota_store import (
@@ -27,25 +28,39 @@ from meterway.accounts.dal.quota_store import (
     QuotaStore,
     ReservationRefused,
     Standing,
+    member_counter,
 )
 from meterway.accounts.models import ApiKey, CounterDelta, Reservation, SpendPeriod
 from meterway.core.clock import floor, label, seconds_to_next_minute, step, utc_iso
 from meterway.core.errors import AuthenticationFailed, MeterwayError, PermissionDenied, QuotaExceeded, RateLimited
 
+# A lifetime budget counts from here: nothing was spent through Meterway before.
+LIFETIME_START = datetime(2020, 1, 1, tzinfo=UTC)
+
 
 def period_window(period: SpendPeriod, now: datetime) -> tuple[str, datetime | None]:
     """The spend period holding ``now``: its label and when the next one starts (UTC)."""
+    start = period_start(period, now)
     if period == "daily":
-        start = floor(now, "day")
         return label(start, "day"), start + timedelta(days=1)
     if period == "weekly":
-        start = floor(now, "day") - timedelta(days=now.astimezone(UTC).weekday())
         year, week, _ = start.isocalendar()
         return f"{year}-W{week:02d}", start + timedelta(days=7)
     if period == "monthly":
-        start = floor(now, "month")
         return label(start, "month"), step(start, "month")
     return "ALL", None
+
+
+def period_start(period: SpendPeriod, now: datetime) -> datetime:
+    """When the spend period holding ``now`` started: 00:00 UTC, Monday, the 1st, or for a
+    lifetime budget ``LIFETIME_START``."""
+    if period == "daily":
+        return floor(now, "day")
+    if period == "weekly":
+        return floor(now, "day") - timedelta(days=now.astimezone(UTC).weekday())
+    if period == "monthly":
+        return floor(now, "month")
+    return LIFETIME_START
 
 
 def plan_reservation(key: ApiKey, now: datetime, shard: int | None = None) -> Reservation:
@@ -56,6 +71,14 @@ def plan_reservation(key: ApiKey, now: datetime, shard: int | None = None) -> Re
     spend_period, next_reset = period_window(key.limits.spend_period, now)
     minute_start = floor(now, "minute")
     shards = keys_table.minute_shards(key.limits.requests_per_minute)
+    member: dict[str, Any] = {}
+    if key.member is not None and key.member_budget is not None:
+        member_period, member_reset = period_window(key.member_budget.spend_period, now)
+        member = {
+            "member_period": member_period,
+            "member_next_reset": member_reset,
+            "member_expires_at": int((member_reset + PERIOD_COUNTER_GRACE).timestamp()) if member_reset else None,
+        }
     return Reservation(
         key,
         spend_period,
@@ -65,6 +88,7 @@ def plan_reservation(key: ApiKey, now: datetime, shard: int | None = None) -> Re
         minute_expires_at=int((minute_start + MINUTE_COUNTER_TTL).timestamp()),
         minute_shard=random.randrange(shards) if shard is None else shard,  # noqa: S311 - spreads load only
         minute_shards=shards,
+        **member,
     )
 
 
@@ -111,6 +135,11 @@ class Headroom:
             standing.spent_usd is None or standing.spent_usd >= limits.spend_limit_usd * self._share
         ):
             return False
+        budget = key.member_budget
+        if budget is not None and (
+            standing.member_spent_usd is None or standing.member_spent_usd >= budget.spend_limit_usd * self._share
+        ):
+            return False
         credits, left = standing.credits_usd, standing.credit_left_usd
         return credits is None or left is None or left > credits * (1 - self._share)
 
@@ -124,6 +153,13 @@ def refusal(cause: str, reservation: Reservation, now: datetime) -> MeterwayErro
         return QuotaExceeded(
             f"This key reached its spend limit of ${reservation.key.limits.spend_limit_usd}.{resets}",
             code="key_spend_limit_reached",
+        )
+    if cause == "member":
+        budget = reservation.key.member_budget
+        resets = f" It resets at {utc_iso(reservation.member_next_reset)}." if reservation.member_next_reset else ""
+        return QuotaExceeded(
+            f"This key's member reached their spend limit of ${budget.spend_limit_usd if budget else '?'}.{resets}",
+            code="member_spend_limit_reached",
         )
     if cause == "minute":
         wait = str(seconds_to_next_minute(now))
@@ -143,6 +179,11 @@ def counter_deltas(reservation: Reservation, cost: Decimal, tokens: int) -> list
             CounterDelta(
                 spend["pk"], spend["sk"], {"spent_usd": cost}, reservation.spend_expires_at, reservation.checks_spend
             )
+        )
+    if reservation.checks_member:
+        member = member_counter(reservation)
+        deltas.append(
+            CounterDelta(member["pk"], member["sk"], {"spent_usd": cost}, reservation.member_expires_at, copied=True)
         )
     if reservation.minute is not None:
         minute = keys_table.minute_key(key.key_id, reservation.minute, reservation.minute_shard)

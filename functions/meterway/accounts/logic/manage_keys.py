@@ -13,10 +13,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+from meterway.accounts.dal import keys_table
 from meterway.accounts.dal.key_admin_store import KeyAdminStore, KeyChanged
-from meterway.accounts.dal.key_store import KeyStore, MemberUnavailable
+from meterway.accounts.dal.key_store import KeyStore, MemberBudgetChanged, MemberUnavailable
 from meterway.accounts.dal.member_store import MemberStore
+from meterway.accounts.dal.spend_counters import SpendCounters
 from meterway.accounts.logic.key_secrets import hash_secret, least_used_shard, mint_key
+from meterway.accounts.logic.limits import period_window
 from meterway.accounts.logic.members import normalize_member_id
 from meterway.accounts.models import ApiKey, KeyKind, KeyLimits, KeyRecord, RetiredSecret
 from meterway.core.clock import OutOfCalendar, client_time, in_calendar, utc_iso, utc_now
@@ -27,6 +30,8 @@ MAX_OVERLAP_SECONDS = 7 * 24 * 3600
 # Each live secret is one more item every change of the key writes in its transaction.
 MAX_OVERLAPPING_SECRETS = 10
 ADMIN_EDITABLE = frozenset({"name", "disabled"})
+# A key copies its member's budget; a budget set while the key is written is read this often.
+BUDGET_ATTEMPTS = 3
 
 
 class KeyUsage(Protocol):
@@ -47,6 +52,8 @@ class KeyView:
     spend_to_date: Decimal
     last_used_at: str | None
     rotating: list[RetiredSecret] | None = None
+    # For a key with a spend limit: what it spent in the current period, as counted so far.
+    spent_this_period: Decimal | None = None
 
 
 def check_limits(limits: KeyLimits | None, *, models: Collection[str]) -> KeyLimits:
@@ -123,11 +130,17 @@ def create_key(
     key = replace(
         key, limits=check_limits(limits, models=models), valid_until=expiry(valid_until, now), created_at=utc_iso(now)
     )
-    try:
-        keys.put(key, hash_secret(secret))
-    except MemberUnavailable as exc:
-        raise member_error(exc.member_id, exists=exc.exists) from exc
-    return key, secret
+    for _ in range(BUDGET_ATTEMPTS):
+        try:
+            keys.put(key, hash_secret(secret))
+        except MemberUnavailable as exc:
+            raise member_error(exc.member_id, exists=exc.exists) from exc
+        except MemberBudgetChanged as changed:
+            # The key carries its member's budget (``manage_members.set_budget``).
+            key = replace(key, member_budget=changed.budget)
+            continue
+        return key, secret
+    raise Conflict(f"The budget of the member '{member_id}' kept changing; try again.")
 
 
 def list_keys(keys: KeyStore, account_id: str) -> list[ApiKey]:
@@ -147,11 +160,30 @@ def key_filter(keys: KeyAdminStore, account_id: str, key_id: str | None) -> str 
     return None if key_id is None else find_key(keys, account_id, key_id).key.key_id
 
 
-def key_views(keys: KeyAdminStore, usage: KeyUsage, account_id: str, now: datetime) -> list[KeyView]:
-    """Every key of the account with its spend to date and last use."""
+def key_views(
+    keys: KeyAdminStore, usage: KeyUsage, account_id: str, now: datetime, counters: SpendCounters | None = None
+) -> list[KeyView]:
+    """Every key of the account with its spend to date and last use, and (with ``counters``) what
+    each key with a spend limit spent in its current period."""
     used = usage.last_used(account_id)
     spend = usage.spend_by_key(account_id, now, used)
-    return [KeyView(key, spend.get(key.key_id, Decimal(0)), used.get(key.key_id)) for key in keys.list_keys(account_id)]
+    listed = keys.list_keys(account_id)
+    periods = period_spend(counters, listed, now) if counters is not None else {}
+    return [
+        KeyView(key, spend.get(key.key_id, Decimal(0)), used.get(key.key_id), None, periods.get(key.key_id))
+        for key in listed
+    ]
+
+
+def period_spend(counters: SpendCounters, listed: list[ApiKey], now: datetime) -> dict[str, Decimal]:
+    """What each key with a spend limit spent in the period holding ``now`` (its spend counter)."""
+    wanted = {
+        key.key_id: keys_table.spend_key(key.key_id, period_window(key.limits.spend_period, now)[0])
+        for key in listed
+        if key.limits.spend_limit_usd is not None
+    }
+    held = counters.spent(list(wanted.values()))
+    return {key_id: held.get((item["pk"], item["sk"]), Decimal(0)) for key_id, item in wanted.items()}
 
 
 def key_view(keys: KeyAdminStore, usage: KeyUsage, record: KeyRecord, now: datetime) -> KeyView:

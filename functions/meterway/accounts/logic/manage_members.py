@@ -3,19 +3,33 @@
 Disabling a member disables every key of theirs, each with all its secrets, so no old secret in
 its rotation overlap keeps working either. Enabling the member again leaves the keys disabled:
 each one is enabled on purpose (``PATCH /api/keys/{id}``), never by accident.
+
+A member's budget caps what all their keys spend together in a period. It is copied onto each of
+their keys (and their secrets in overlap), so that the proxy's reserve knows it from the key it
+already reads, and counted in a counter of its own (``keys_table.member_spend_key``) that each
+request's record adds its cost to, as a key's spend counter. Setting a budget starts a new counter
+(its ``since``), seeded with what the member spent in the period so far (the rollups' member rows):
+the member, then the counter, then the keys, so that no key checks a counter not yet seeded. The
+requests in flight while it is set may be missing from both, or in both: the same bound as a key's
+spend over its limit.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
 
-from meterway.accounts.dal.key_admin_store import KeyAdminStore
+from meterway.accounts.dal import keys_table
+from meterway.accounts.dal.key_admin_store import KeyAdminStore, KeyChanged
 from meterway.accounts.dal.member_store import MemberStore
+from meterway.accounts.dal.quota_store import PERIOD_COUNTER_GRACE
+from meterway.accounts.dal.spend_counters import SpendCounters
+from meterway.accounts.logic.limits import period_start, period_window
 from meterway.accounts.logic.manage_keys import patch_key
 from meterway.accounts.logic.members import normalize_member_id
-from meterway.accounts.models import ApiKey, Member
-from meterway.core.clock import utc_iso, utc_now
+from meterway.accounts.models import ApiKey, Budget, KeyRecord, Member, SpendPeriod
+from meterway.core.clock import floor, utc_iso, utc_now
 from meterway.core.errors import Conflict, InvalidRequest, NotFound
 
 
@@ -78,6 +92,67 @@ def patch_member(
             if record.key.member == member.member_id and not record.key.disabled:
                 patch_key(keys, members, record, {"disabled": True}, caller=caller, now=now)
     return member
+
+
+class MemberSpend(Protocol):
+    """What a member spent in a window (the analytics read it from the rollups)."""
+
+    def spent(self, account_id: str, member_id: str, start: datetime, end: datetime) -> Decimal:
+        """The member's spend from ``start`` to ``end`` (whole minutes)."""
+
+
+def set_budget(
+    members: MemberStore,
+    keys: KeyAdminStore,
+    counters: SpendCounters,
+    spend: MemberSpend,
+    member: Member,
+    budget: tuple[Decimal, SpendPeriod] | None,
+    now: datetime,
+) -> Member:
+    """Give the member a budget (a spend limit and its period) from ``now``, or none; every key of
+    theirs then carries it."""
+    new = Budget(budget[0], budget[1], utc_iso(now)) if budget is not None else None
+    updated = members.update(member.account_id, member.member_id, {"budget": new.to_item() if new else None})
+    if updated is None:
+        raise NotFound(f"No member '{member.member_id}' in this account.", code="member_not_found")
+    if new is not None:
+        period, next_reset = period_window(new.spend_period, now)
+        end = floor(now, "minute") + timedelta(minutes=1)
+        so_far = spend.spent(member.account_id, member.member_id, period_start(new.spend_period, now), end)
+        counter = keys_table.member_spend_key(member.account_id, member.member_id, new.since, period)
+        expires = int((next_reset + PERIOD_COUNTER_GRACE).timestamp()) if next_reset else None
+        counters.add(counter, so_far, expires)
+    for record in keys.list_records(member.account_id):
+        if record.key.member == member.member_id and record.key.member_budget != new:
+            _give_budget(keys, record, new)
+    return updated
+
+
+def budget_spent(counters: SpendCounters, listed: list[Member], now: datetime) -> dict[str, Decimal]:
+    """What each member with a budget spent under it in the period holding ``now``."""
+    wanted = {
+        member.member_id: keys_table.member_spend_key(
+            member.account_id,
+            member.member_id,
+            member.budget.since,
+            period_window(member.budget.spend_period, now)[0],
+        )
+        for member in listed
+        if member.budget is not None
+    }
+    held = counters.spent(list(wanted.values()))
+    return {member_id: held.get((key["pk"], key["sk"]), Decimal(0)) for member_id, key in wanted.items()}
+
+
+def _give_budget(keys: KeyAdminStore, record: KeyRecord, budget: Budget | None) -> None:
+    """Copy the member's budget onto the key's current secret and its secrets in overlap."""
+    fields = {"member_budget": budget.to_item() if budget else None}
+    live = {secret.key_hash: dict(fields) for secret in keys.retired_secrets(record.retired_hashes)}
+    try:
+        keys.update(record, fields, live)
+    except KeyChanged as exc:
+        raise Conflict(f"The key '{record.key.key_id}' changed meanwhile; set the budget again.") from exc
 
 
 def _path_member_id(member_id: str) -> str:

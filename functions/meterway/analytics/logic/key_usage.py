@@ -1,5 +1,6 @@
 """What the keys' listing shows of their use, read from the rollups: the account's ``last-used``
-partition, then the month rows of the keys' shards."""
+partition, then the month rows of the keys' shards; and what a member spent in a window, which
+their budget starts from."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from decimal import Decimal
 
 from meterway.accounts.models import ApiKey
 from meterway.analytics.dal.rollup_store import RollupStore
+from meterway.analytics.logic.reports import window_cells
+from meterway.analytics.logic.windows import Window
 from meterway.analytics.models import LastUse
 from meterway.core.clock import label, utc_iso
 from meterway.core.errors import StorageError
@@ -35,6 +38,17 @@ class RollupKeyUsage:
 
     def last_used(self, account_id: str) -> dict[str, str]:
         return self._rollups.last_used(account_id) | self._rollups.admin_last_used(account_id)
+
+
+class RollupMemberSpend:
+    """A member's spend in a window: their rows of the member dimension, in the coarsest buckets."""
+
+    def __init__(self, rollups: RollupStore):
+        self._rollups = rollups
+
+    def spent(self, account_id: str, member_id: str, start: datetime, end: datetime) -> Decimal:
+        cells = window_cells(self._rollups, account_id, Window(start, end), "member", member_id)
+        return sum((cell.counters.cost_usd for cell in cells), Decimal(0))
 
 
 def note_admin_use(rollups: RollupStore, admin: ApiKey, now: datetime) -> None:

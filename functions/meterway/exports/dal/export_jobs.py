@@ -30,7 +30,9 @@ class ExportJobStore(Protocol):
     def claim(self, job_id: str, now: str) -> str | None:
         """Start an attempt on a queued (or abandoned running) job; its attempt id, or None."""
 
-    def progress(self, job_id: str, attempt: str, rows: int, now: str) -> bool: ...
+    def progress(self, job_id: str, attempt: str, rows: int, now: str, total: int | None = None) -> bool:
+        """Note the rows written (and the rows the job will write, when known) while the attempt
+        owns the job."""
 
     def finish(self, job_id: str, attempt: str, fields: dict[str, Any]) -> bool:
         """Set ``fields`` (its end: ``succeeded`` or ``failed``) on the job while this attempt runs it."""
@@ -78,8 +80,9 @@ class DynamoExportJobStore(AwsResource):
         )
         return attempt if self._conditional(job_id, claim) else None
 
-    def progress(self, job_id: str, attempt: str, rows: int, now: str) -> bool:
-        mine = Update(set={"rows": rows, "updated_at": now}, condition=_OWN_ATTEMPT, values={":attempt": attempt})
+    def progress(self, job_id: str, attempt: str, rows: int, now: str, total: int | None = None) -> bool:
+        fields = {"rows": rows, "updated_at": now} | ({"total_rows": total} if total is not None else {})
+        mine = Update(set=fields, condition=_OWN_ATTEMPT, values={":attempt": attempt})
         return self._conditional(job_id, mine)
 
     def finish(self, job_id: str, attempt: str, fields: dict[str, Any]) -> bool:

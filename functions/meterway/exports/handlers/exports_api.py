@@ -41,6 +41,9 @@ class ExportStatus(BaseModel):
     format: str
     status: str = Field(description="queued | running | succeeded | failed")
     rows: int = Field(description="Rows written so far (requests for a PDF report)")
+    total_rows: int | None = Field(
+        default=None, description="The rows the job will write, once it knows (activity exports and PDF reports)"
+    )
     filename: str
     url: str | None = Field(default=None, description="Presigned GET URL, once succeeded")
     expires_at: str | None = Field(default=None, description="When the URL stops working (UTC)")

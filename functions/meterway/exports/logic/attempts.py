@@ -49,18 +49,19 @@ class Attempt:
         self.job, self.attempt_id, self.deps = job, attempt_id, deps
         self._reported: datetime | None = None
 
-    def progress(self, rows: int) -> None:
-        """Note ``rows`` written (at most once per ``PROGRESS_INTERVAL``); raises ``Superseded``
-        when the job is no longer this attempt's."""
+    def progress(self, rows: int, total: int | None = None) -> None:
+        """Note ``rows`` written (at most once per ``PROGRESS_INTERVAL``), and the ``total`` the job
+        will write once it knows it (always noted at once: a progress bar waits for it); raises
+        ``Superseded`` when the job is no longer this attempt's."""
         now = self.deps.clock()
-        if self._reported is not None and now - self._reported < PROGRESS_INTERVAL:
+        if total is None and self._reported is not None and now - self._reported < PROGRESS_INTERVAL:
             return
         self._reported = now
-        if not self._report(rows, utc_iso(now)):
+        if not self._report(rows, utc_iso(now), total):
             raise Superseded
 
-    def _report(self, rows: int, now: str) -> bool:
-        return self.deps.jobs.progress(self.job["job_id"], self.attempt_id, rows, now)
+    def _report(self, rows: int, now: str, total: int | None = None) -> bool:
+        return self.deps.jobs.progress(self.job["job_id"], self.attempt_id, rows, now, total)
 
     @property
     def window(self) -> Window:

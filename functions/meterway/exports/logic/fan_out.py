@@ -84,7 +84,7 @@ class SliceAttempt(Attempt):
         self.index = index
         self.slices = len(job["cuts"]) - 1
 
-    def _report(self, rows: int, now: str) -> bool:
+    def _report(self, rows: int, now: str, total: int | None = None) -> bool:
         return self.deps.jobs.slice_progress(self.job["job_id"], self.attempt_id, self.index, rows, now)
 
     def query(self, index: int) -> LedgerQuery:

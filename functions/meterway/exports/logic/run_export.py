@@ -110,12 +110,13 @@ def write_activity(attempt: Attempt, writer: FileWriter) -> int:
     first, last = _bucket_bounds(attempt.window, granularity)
     names = {key.key_id: key.name for key in deps.keys.list_keys(job["account_id"])}
     series = reports.bucket_series(deps.rollups, job["account_id"], first, last, granularity, job["group_by"], names)
-    writer.write(csv_text([list(ACTIVITY_COLUMNS)]).encode("utf-8"))
     rows = [
         [cell(value) for value in row]
         for bucket in series["buckets"]
         for row in _activity_rows(bucket, granularity, job["group_by"], names)
     ]
+    attempt.progress(0, total=len(rows))
+    writer.write(csv_text([list(ACTIVITY_COLUMNS)]).encode("utf-8"))
     writer.write(csv_text(rows).encode("utf-8"))
     attempt.progress(len(rows))
     return len(rows)
@@ -141,6 +142,8 @@ def write_report(attempt: Attempt, writer: FileWriter) -> int:
     granularity: Granularity = job.get("granularity") or "day"
     first, last = _bucket_bounds(window, granularity)
     overall = reports.usage_summary(deps.rollups, account, window)
+    records = records_of(overall["totals"])
+    attempt.progress(0, total=records)
     total_series = reports.bucket_series(deps.rollups, account, first, last, granularity, "total", {})
     by_key = reports.bucket_series(deps.rollups, account, first, last, granularity, "key", {})
     sections = []
@@ -160,6 +163,5 @@ def write_report(attempt: Attempt, writer: FileWriter) -> int:
         keys=sections,
     )
     writer.write(render_report(data))
-    records = records_of(overall["totals"])
     attempt.progress(records)
     return records
