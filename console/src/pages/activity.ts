@@ -25,6 +25,14 @@ const EXPORT_GRANULARITY: Record<Period, string> = { "1h": "hour", "1d": "hour",
 const MOST_GROUPS = 8;
 
 type Metric = "cost" | "total_tokens" | "requests";
+// The metrics a card expands into, as the exports name them.
+type Drill = "cost" | "tokens" | "requests";
+const DRILLS: [Drill, string][] = [
+  ["cost", "Spend"],
+  ["tokens", "Tokens"],
+  ["requests", "Requests"],
+];
+const DRILL_METRIC: Record<Drill, Metric> = { cost: "cost", tokens: "total_tokens", requests: "requests" };
 
 function pick<T extends string>(value: string | null, choices: [T, string][], fallback: T): T {
   return choices.some(([choice]) => choice === value) ? (value as T) : fallback;
@@ -56,6 +64,7 @@ export const activityPage = async (context: PageContext): Promise<void> => {
   const { api, main } = context;
   let period = pick(context.params.get("period"), PERIODS, "1mo");
   let groupBy = pick(context.params.get("group_by"), GROUPS, "model");
+  let drill: Drill | null = context.params.get("metric") ? pick(context.params.get("metric"), DRILLS, "cost") : null;
   let activity: Activity | null = null;
   let charts: Chart[] = [];
   const destroy = (): void => {
@@ -64,16 +73,20 @@ export const activityPage = async (context: PageContext): Promise<void> => {
   };
   context.onLeave(destroy);
 
-  const exportRequest = (format: "csv" | "pdf") => () => ({
+  const exportRequest = (format: "csv" | "pdf", metric?: () => Drill | null) => () => ({
     kind: "activity" as const,
     format,
     start: activity?.start,
     end: activity?.end,
     group_by: groupBy,
     granularity: EXPORT_GRANULARITY[period],
+    ...(metric ? { metric: metric() } : {}),
   });
   const csv = exportButton(api, "Export CSV", exportRequest("csv"), context.onLeave);
   const pdf = exportButton(api, "Export PDF", exportRequest("pdf"), context.onLeave);
+  // The expanded card's own exports: that metric by the grouping ("Tokens by API key").
+  const drillCsv = exportButton(api, "Export CSV", exportRequest("csv", () => drill), context.onLeave);
+  const drillPdf = exportButton(api, "Export PDF", exportRequest("pdf", () => drill), context.onLeave);
   const body = h("div", null, h("p", { class: "muted loading", role: "status" }, "Loading…"));
 
   fill(
@@ -113,8 +126,12 @@ export const activityPage = async (context: PageContext): Promise<void> => {
     return h("section", { class: "card", "aria-labelledby": id }, h("h2", { id }, title), element);
   }
 
+  function address(): void {
+    history.replaceState(null, "", `/activity?period=${period}&group_by=${groupBy}${drill ? `&metric=${drill}` : ""}`);
+  }
+
   async function load(): Promise<void> {
-    history.replaceState(null, "", `/activity?period=${period}&group_by=${groupBy}`);
+    address();
     // The exports take their window from the loaded period: none until it is there.
     csv.button.disabled = pdf.button.disabled = true;
     let fresh: Activity;
@@ -130,6 +147,93 @@ export const activityPage = async (context: PageContext): Promise<void> => {
     if (!context.current() || fresh.period !== period || fresh.group_by !== groupBy) return;
     activity = fresh;
     csv.button.disabled = pdf.button.disabled = false;
+    draw(fresh);
+  }
+
+  /** A metric's card: a button that expands the metric by the grouping below the cards. */
+  function drillCard(metric: Drill, label: string, shown: string, detail?: string): HTMLElement {
+    const open = drill === metric;
+    return h(
+      "button",
+      {
+        type: "button",
+        class: `stat stat-button${open ? " open" : ""}`,
+        "aria-expanded": String(open),
+        "aria-controls": "metric-detail",
+        onclick: () => {
+          drill = open ? null : metric;
+          address();
+          if (activity) draw(activity);
+          document.querySelector<HTMLElement>(`.stat-button[data-metric="${metric}"]`)?.focus();
+        },
+        "data-metric": metric,
+      },
+      h("span", { class: "stat-label" }, label, h("span", { class: "chevron", "aria-hidden": "true" }, open ? " ▴" : " ▾")),
+      h("span", { class: "stat-value" }, shown),
+      detail ? h("span", { class: "stat-detail" }, detail) : null,
+    );
+  }
+
+  /** The expanded metric by the grouping: its chart, every group's share of it, its exports. */
+  function drillDown(fresh: Activity, metric: Drill, total: number): HTMLElement {
+    const label = DRILLS.find(([choice]) => choice === metric)?.[1] ?? "";
+    const groupLabel = GROUPS.find(([choice]) => choice === groupBy)?.[1] ?? "Group";
+    const amount = (group: Counters): number => value(group, DRILL_METRIC[metric]);
+    const ordered = [...fresh.groups].sort((a, b) => amount(b) - amount(a));
+    const share = (group: Counters): string => (total > 0 ? `${((amount(group) / total) * 100).toFixed(1)}%` : "—");
+    const name = (group: (typeof fresh.groups)[number]): HTMLElement => h("span", { class: groupBy === "model" ? "model" : null, title: group.group }, group.name ?? group.group);
+    const columns =
+      metric === "cost"
+        ? [{ label: groupLabel }, { label: "Spend", numeric: true }, { label: "Share", numeric: true }]
+        : metric === "tokens"
+          ? [
+              { label: groupLabel },
+              { label: "Input", numeric: true },
+              { label: "Output", numeric: true },
+              { label: "Cache writes", numeric: true },
+              { label: "Cache reads", numeric: true },
+              { label: "Total", numeric: true },
+              { label: "Share", numeric: true },
+            ]
+          : [{ label: groupLabel }, { label: "Requests", numeric: true }, { label: "Errors", numeric: true }, { label: "Share", numeric: true }];
+    const rows = ordered.map((group) =>
+      metric === "cost"
+        ? [name(group), costSpan(group.cost), share(group)]
+        : metric === "tokens"
+          ? [
+              name(group),
+              count(group.input_tokens),
+              // Reasoning tokens are the part of output spent thinking.
+              h("span", null, count(group.output_tokens), group.reasoning_tokens ? h("span", { class: "muted small reasoning" }, ` (${count(group.reasoning_tokens)} reasoning)`) : null),
+              count(group.cache_creation_tokens),
+              count(group.cache_read_tokens),
+              count(group.total_tokens),
+              share(group),
+            ]
+          : [name(group), count(group.requests), count(group.errors), share(group)],
+    );
+    const format = metric === "cost" ? MONEY : COUNT;
+    const totalText = metric === "cost" ? usd(total) : count(total);
+    const { element, chart } = barChart(
+      fresh.buckets.map((bucket) => bucketLabel(bucket.start, fresh.granularity)),
+      series(fresh, DRILL_METRIC[metric]),
+      `${label} per ${fresh.granularity}, by ${groupBy}: ${totalText} in all.`,
+      format,
+    );
+    charts.push(chart);
+    const title = `${label} by ${groupLabel === "API key" ? "API key" : groupLabel.toLowerCase()}`;
+    return h(
+      "section",
+      { class: "card drill", id: "metric-detail", "aria-labelledby": "metric-detail-title" },
+      h("div", { class: "card-head" }, h("h2", { id: "metric-detail-title" }, title), h("div", { class: "card-tools" }, drillCsv.button, drillPdf.button)),
+      drillCsv.status,
+      drillPdf.status,
+      element,
+      table(title, columns, rows, "No usage in this period."),
+    );
+  }
+
+  function draw(fresh: Activity): void {
     destroy();
     const totals = fresh.buckets.reduce(
       (sum, bucket) => ({
@@ -144,11 +248,12 @@ export const activityPage = async (context: PageContext): Promise<void> => {
     fill(
       body,
       statGrid(
-        statCard("Spend", usd(totals.cost)),
-        statCard("Tokens", count(totals.tokens)),
-        statCard("Requests", count(totals.requests), errorsNote(totals.errors)),
+        drillCard("cost", "Spend", usd(totals.cost)),
+        drillCard("tokens", "Tokens", count(totals.tokens)),
+        drillCard("requests", "Requests", count(totals.requests), errorsNote(totals.errors)),
         statCard(`${groupLabel}s`, count(fresh.groups.length)),
       ),
+      drill ? drillDown(fresh, drill, drill === "cost" ? totals.cost : drill === "tokens" ? totals.tokens : totals.requests) : null,
       chartCard("spend-chart", "Spend", "cost", MONEY, usd(totals.cost)),
       h(
         "div",

@@ -17,6 +17,21 @@ COUNTERS: tuple[str, ...] = ("requests", "errors", *TOKEN_FIELDS, "cost_usd")
 # The groupings of activity and of its exports: each a rollup dimension.
 GroupBy = Literal["model", "key", "member", "provider"]
 GROUP_BY: tuple[str, ...] = get_args(GroupBy)
+# What Activity's cards show, and its detailed exports break down by a grouping: spend, tokens
+# (every class: input, cache writes and reads, output with its reasoning part), requests served.
+Metric = Literal["cost", "tokens", "requests"]
+METRICS: tuple[str, ...] = get_args(Metric)
+METRIC_NAMES: dict[str, str] = {"cost": "Spend", "tokens": "Tokens", "requests": "Requests"}
+# The field of a summary (``reports.summary``) that holds each metric's amount.
+METRIC_FIELD: dict[str, str] = {"cost": "cost", "tokens": "total_tokens", "requests": "requests"}
+# The counters of the rollups that each metric's files carry.
+METRIC_COUNTERS: dict[str, tuple[str, ...]] = {
+    "cost": ("cost_usd",),
+    "tokens": TOKEN_FIELDS,
+    "requests": ("requests", "errors"),
+}
+# Each grouping as a title names it: "Tokens by API key".
+GROUP_NAMES: dict[str, str] = {"model": "model", "key": "API key", "member": "member", "provider": "provider"}
 # The value of the ``total`` dimension, and the member of keys that have none.
 TOTAL = "*"
 NO_MEMBER = "(none)"

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from meterway.analytics.models import GROUP_BY, records_of
+from meterway.analytics.models import GROUP_BY, METRICS, records_of
 
 LOCAL_JSON = Path(".meterway/local.json")
 
@@ -24,6 +24,11 @@ def add_parser(groups: Any) -> None:
     export.add_argument("--kind", choices=("requests", "activity"), default="requests")
     export.add_argument("--format", choices=("csv", "pdf"), default="csv", help="pdf: the report (--kind activity)")
     export.add_argument("--group-by", choices=GROUP_BY, help="activity grouping")
+    export.add_argument(
+        "--metric",
+        choices=METRICS,
+        help="activity: that metric by --group-by (a CSV of its counters; a PDF of a summary page, then a page per group)",
+    )
     export.add_argument("-o", "--output", type=Path, help="file to write (default: the export's own name)")
     export.add_argument(
         "--api-url", default=os.environ.get("MW_API_URL"), help="management API, e.g. https://…/prod/api"
@@ -57,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
             "model": args.model,
             "key": args.key,
             "group_by": args.group_by,
+            "metric": args.metric,
         }.items()
         if value is not None
     }

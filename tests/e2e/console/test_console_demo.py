@@ -5,6 +5,8 @@ month, in pictures for people to look at."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,9 +15,12 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
+from pypdf import PdfReader
 
 from devstack.demo_data import FALLBACK_ROUTES
+from meterway.ledger.models import TOKEN_FIELDS
 from tests.e2e.conftest import LocalStack
+from tests.e2e.console.conftest import SCREENSHOTS as SCREENSHOTS_DIR
 from tests.e2e.console.conftest import cell, screenshot, signed_in
 from tests.e2e.test_demo_data import start
 
@@ -229,12 +234,16 @@ def logged(stack: LocalStack, **params: Any) -> list[dict[str, Any]]:
         params["cursor"] = page["next_cursor"]
 
 
-def test_failed_requests_are_shown_apart_from_the_requests_served(page: Page, demo_stack: LocalStack):
+def test_failed_requests_are_shown_apart_from_the_requests_served(page: Page, phone_page: Page, demo_stack: LocalStack):
     # Given a day and model of the demo month with a request that failed, as the ledger has them
     today = datetime.now(UTC).date()
-    month = logged(demo_stack, start=str(today - timedelta(days=6)), end=str(today))
-    failed = next(row for row in month if row["status"] == "error")
-    day, model = failed["created_at"][:10], failed["model"]
+    month = logged(demo_stack, start=str(today - timedelta(days=31)), end=str(today))
+    days = {(row["created_at"][:10], row["model"]) for row in month if row["status"] == "error"}
+    day, model = next(
+        (day, model)
+        for day, model in sorted(days, reverse=True)
+        if any(row["status"] == "ok" and (row["created_at"][:10], row["model"]) == (day, model) for row in month)
+    )
     rows = logged(demo_stack, start=day, end=day, model=model)
     errors = sum(row["status"] == "error" for row in rows)
     served = len(rows) - errors
@@ -286,17 +295,25 @@ def test_failed_requests_are_shown_apart_from_the_requests_served(page: Page, de
     all_served = sum(group["requests"] for group in expected["groups"])
     assert all_errors >= errors
     page.goto(f"{demo_stack.base}/activity?period=1mo&group_by=model")
-    card = page.locator(".stat", has=page.get_by_text("Requests", exact=True))
+    card = page.get_by_role("button", name=re.compile(r"^Requests"))
     expect(card.locator(".stat-value")).to_have_text(f"{all_served:,}")
     expect(card.locator(".stat-detail")).to_have_text(f"{all_errors:,} failed (not counted)")
     table = page.locator("section", has=page.get_by_role("heading", name="By model"))
     expect(table.locator("thead th").nth(2)).to_have_text("Errors")
+    # On a phone, the failed requests of that day are cards with why each failed
+    signed_in(phone_page, demo_stack)
+    phone_page.goto(f"{demo_stack.base}/usage?start={day}&end={day}&model={model}&status=error")
+    failed_cards = phone_page.locator("section", has=phone_page.get_by_role("heading", name="Requests", exact=True))
+    expect(failed_cards.locator("tbody tr.request")).to_have_count(min(errors, 50))
+    expect(failed_cards.get_by_label("Status")).to_have_value("error")
+    assert phone_page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(phone_page, "demo-usage-failed-phone")
+
     dashboard = demo_stack.admin("GET", "/dashboard").json()["last_7_days"]["totals"]
     page.goto(f"{demo_stack.base}/")
     seven = page.locator(".stat", has=page.get_by_text("Spend, last 7 days", exact=True))
-    expect(seven.locator(".stat-detail")).to_have_text(
-        f"{dashboard['requests']:,} requests, {dashboard['errors']:,} failed"
-    )
+    failures = f", {dashboard['errors']:,} failed" if dashboard["errors"] else ""  # none said when none failed
+    expect(seven.locator(".stat-detail")).to_have_text(f"{dashboard['requests']:,} requests{failures}")
 
 
 def test_members_show_their_keys_spend_and_budget_and_a_budget_can_be_set(
@@ -429,3 +446,78 @@ def test_a_key_with_a_spend_limit_shows_what_it_used_of_it_this_period(page: Pag
     unlimited = next(key for key in demo_stack.admin("GET", "/keys").json()["data"] if key not in limited)
     assert unlimited["spent_this_period"] is None
     screenshot(page, "demo-keys-used-of-limit")
+
+
+def test_a_metric_card_expands_into_that_metric_by_the_grouping_and_exports_it(
+    page: Page, phone_page: Page, demo_stack: LocalStack, tmp_path: Path
+):
+    expected = demo_stack.admin("GET", "/activity", params={"period": "1mo", "group_by": "key"}).json()
+    by_tokens = sorted(expected["groups"], key=lambda group: -group["total_tokens"])
+    signed_in(page, demo_stack)
+    page.goto(f"{demo_stack.base}/activity?period=1mo&group_by=key")
+    tokens_card = page.get_by_role("button", name=re.compile(r"^Tokens"))
+    expect(tokens_card).to_have_attribute("aria-expanded", "false")
+
+    # When the Tokens card is clicked, it opens "Tokens by API key": every key, most tokens first,
+    # with its output's reasoning part and its share
+    tokens_card.click()
+    expect(tokens_card).to_have_attribute("aria-expanded", "true")
+    expect(page).to_have_url(f"{demo_stack.base}/activity?period=1mo&group_by=key&metric=tokens")
+    detail = page.locator("#metric-detail")
+    expect(detail.get_by_role("heading", name="Tokens by API key")).to_be_visible()
+    rows = detail.locator("tbody tr")
+    expect(rows).to_have_count(len(by_tokens))
+    total = sum(group["total_tokens"] for group in by_tokens)
+    for row, group in zip(rows.all(), by_tokens, strict=True):
+        expect(cell(row, "API key")).to_have_text(group["name"])
+        expect(cell(row, "Total")).to_have_text(f"{group['total_tokens']:,}")
+        expect(cell(row, "Share")).to_have_text(f"{group['total_tokens'] * 100 / total:.1f}%")
+        if group["reasoning_tokens"]:
+            expect(cell(row, "Output")).to_contain_text(f"({group['reasoning_tokens']:,} reasoning)")
+    expect(detail.get_by_role("img", name=re.compile(r"^Tokens per day, by key"))).to_be_visible()
+    screenshot(page, "demo-activity-tokens-by-key")
+
+    # And its PDF is "Tokens by API key": a summary page, then a page per key
+    with page.expect_download() as download:
+        detail.get_by_role("button", name="Export PDF").click()
+    assert download.value.suggested_filename.startswith("tokens-by-key-")
+    SCREENSHOTS_DIR.mkdir(parents=True, exist_ok=True)
+    pdf_path = SCREENSHOTS_DIR / "demo-tokens-by-key.pdf"
+    download.value.save_as(pdf_path)
+    text = [p.extract_text() for p in PdfReader(pdf_path).pages]
+    assert text[0].startswith("Tokens by API key") and len(text) == 1 + len(by_tokens)
+    for page_text, group in zip(text[1:], by_tokens, strict=True):
+        assert group["name"] in page_text and f"{group['total_tokens']:,}" in page_text
+    if shutil.which("pdftoppm"):  # page images, for people to look at
+        subprocess.run(
+            ["pdftoppm", "-r", "60", "-png", str(pdf_path), str(SCREENSHOTS_DIR / "demo-tokens-by-key")], check=True
+        )
+    # and its CSV has the token counters only
+    with page.expect_download() as download:
+        detail.get_by_role("button", name="Export CSV").click()
+    csv_path = tmp_path / "tokens.csv"
+    download.value.save_as(csv_path)
+    header = csv_path.read_text(encoding="utf-8-sig").splitlines()[0].split(",")
+    assert header[5:] == list(TOKEN_FIELDS)
+
+    # When Requests is clicked instead, requests and errors by key; clicked again, it closes
+    page.get_by_role("button", name=re.compile(r"^Requests")).click()
+    expect(detail.get_by_role("heading", name="Requests by API key")).to_be_visible()
+    expect(detail.locator("thead th")).to_have_text(
+        [
+            re.compile("API key", re.I),
+            re.compile("Requests", re.I),
+            re.compile("Errors", re.I),
+            re.compile("Share", re.I),
+        ]
+    )
+    page.get_by_role("button", name=re.compile(r"^Requests")).click()
+    expect(page.locator("#metric-detail")).to_have_count(0)
+    expect(page).to_have_url(f"{demo_stack.base}/activity?period=1mo&group_by=key")
+
+    # And a phone opens a shared link to the spend breakdown without scrolling sideways
+    signed_in(phone_page, demo_stack)
+    phone_page.goto(f"{demo_stack.base}/activity?period=1mo&group_by=member&metric=cost")
+    expect(phone_page.locator("#metric-detail").get_by_role("heading", name="Spend by member")).to_be_visible()
+    assert phone_page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(phone_page, "demo-activity-spend-by-member-phone")

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from meterway.analytics.logic.windows import Window
-from meterway.analytics.models import GroupBy
+from meterway.analytics.models import GroupBy, Metric
 from meterway.core.clock import Granularity, floor, label, utc_iso
 from meterway.core.errors import InvalidRequest, StorageError
 from meterway.core.request_models import ClientTimeText, RequestBody
@@ -35,12 +35,15 @@ class RequestsExport(_ExportBody):
 
 
 class ActivityExport(_ExportBody):
-    """Every model and key, per bucket and group: a CSV, or a PDF report."""
+    """Every model and key, per bucket and group: a CSV, or a PDF report. With ``metric``, that
+    metric by the grouping ("Tokens by API key"): a CSV of its counters only, or a PDF of a summary
+    page for every group, then a page per group."""
 
     kind: Literal["activity"]
     format: Literal["csv", "pdf"] = "csv"
     group_by: GroupBy | None = None
     granularity: Literal["hour", "day", "month"] | None = None
+    metric: Metric | None = Field(default=None, description="cost, tokens or requests: that metric by group_by")
 
 
 # ``POST /api/exports``: the kind says which fields the body may have, so the document states it.
@@ -62,11 +65,12 @@ class ExportCreate(RequestBody):
     key: str | None = Field(default=None, min_length=1, max_length=64)
     group_by: GroupBy | None = None
     granularity: Literal["hour", "day", "month"] | None = None
+    metric: Metric | None = None
 
     @model_validator(mode="after")
     def _fits_kind(self) -> ExportCreate:
-        if self.kind == "requests" and (self.format != "csv" or self.group_by or self.granularity):
-            raise ValueError("a requests export is CSV, one row per request, without group_by or granularity")
+        if self.kind == "requests" and (self.format != "csv" or self.group_by or self.granularity or self.metric):
+            raise ValueError("a requests export is CSV, one row per request, without group_by, granularity or metric")
         if self.kind == "activity" and (self.model or self.key):
             raise ValueError("an activity export covers every model and key; filter a requests export instead")
         return self
@@ -88,6 +92,8 @@ def filename(request: ExportCreate, window: Window) -> str:
     start, end = window_part(window)
     if request.kind == "requests":
         return f"usage-{start}_{end}.csv"
+    if request.metric:
+        return f"{request.metric}-by-{request.group_by or 'model'}-{start}_{end}.{request.format}"
     if request.format == "pdf":
         return f"usage-report-{start}_{end}.pdf"
     return f"activity-{request.group_by or 'model'}-{start}_{end}.csv"
@@ -122,6 +128,7 @@ def new_job(account_id: str, request: ExportCreate, window: Window, now: datetim
         "key_id": request.key,
         "group_by": (request.group_by or "model") if request.kind == "activity" else None,
         "granularity": activity_granularity(request, window) if request.kind == "activity" else None,
+        "metric": request.metric,
         "status": "queued",
         "rows": 0,
         "attempts": 0,

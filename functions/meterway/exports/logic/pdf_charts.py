@@ -177,9 +177,11 @@ def _nice_step(peak: Decimal, ticks: int) -> Decimal:
     return 10 * magnitude
 
 
-def _axis_label(value: Decimal, step: Decimal) -> str:
+def _axis_label(value: Decimal, step: Decimal, money: bool = True) -> str:
     exponent = step.normalize().as_tuple().exponent
     decimals = max(0, -exponent) if isinstance(exponent, int) else 2
+    if not money:
+        return f"{value:,.{decimals}f}"
     # Cents read better than "$0.5" once the axis is below a dollar.
     decimals = max(decimals, 2) if step < 1 else decimals
     return f"${value:,.{decimals}f}"
@@ -192,11 +194,13 @@ def bar_chart(
     y: float,
     width: float,
     height: float,
+    *,
+    money: bool = True,
 ) -> None:
-    """Spend per bucket as bars in the box (its top line holds the peak, right-aligned, so a
-    heading can share it): a y axis of round-number gridlines, x labels for as many buckets as
-    fit without overlapping, the first always. An empty or all-zero series draws the baseline
-    and says there was no spend."""
+    """Spend per bucket (or, not ``money``, a count: tokens, requests) as bars in the box (its top
+    line holds the peak, right-aligned, so a heading can share it): a y axis of round-number
+    gridlines (whole numbers for a count), x labels for as many buckets as fit without
+    overlapping, the first always. An empty or all-zero series draws the baseline and says so."""
     costs = [decimal(cost) for _, cost in series]
     labels = [label for label, _ in series]
     plot_x, plot_w = x + _Y_GUTTER, width - _Y_GUTTER
@@ -204,29 +208,41 @@ def bar_chart(
     peak = max(costs, default=Decimal(0))
     pdf.set_line_width(0.2)
     if peak > 0:
-        step = _nice_step(peak, _TICKS)
+        # A count's gridlines fall on whole numbers: no tick between two requests.
+        step = _nice_step(peak, _TICKS) if money else max(_nice_step(peak, _TICKS), Decimal(1))
         # As many gridlines as the peak needs, so the tallest bar nearly fills the plot.
         ticks = max(1, math.ceil(peak / step))
-        _gridlines(pdf, x, plot_x, plot_y, plot_w, plot_h, step, ticks)
+        _gridlines(pdf, x, plot_x, plot_y, plot_w, plot_h, step, ticks, money)
         _bars(pdf, [float(cost) for cost in costs], plot_x, plot_y, plot_w, plot_h, float(step * ticks))
         peak_index = costs.index(peak)
-        caption = f"Peak {dollars_brief(peak)} on {short_label(labels[peak_index], with_year=True)}"
+        shown = dollars_brief(peak) if money else count(peak)
+        caption = f"Peak {shown} on {short_label(labels[peak_index], with_year=True)}"
         put_text(pdf, plot_x, y - 1, plot_w, 4, caption, size=7, color=MUTED, align=Align.R)
     else:
-        _gridlines(pdf, x, plot_x, plot_y, plot_w, plot_h, Decimal(0), 0)
-        message = "No spend in this period" if costs else "No data for this period"
+        _gridlines(pdf, x, plot_x, plot_y, plot_w, plot_h, Decimal(0), 0, money)
+        message = (
+            ("No spend in this period" if money else "No usage in this period") if costs else "No data for this period"
+        )
         put_text(pdf, plot_x, plot_y + plot_h / 2 - 3, plot_w, 6, message, size=8, color=MUTED, align=Align.C)
     _x_labels(pdf, labels, plot_x, plot_y + plot_h + 0.5, plot_w)
 
 
 def _gridlines(
-    pdf: FPDF, x: float, plot_x: float, plot_y: float, plot_w: float, plot_h: float, step: Decimal, ticks: int
+    pdf: FPDF,
+    x: float,
+    plot_x: float,
+    plot_y: float,
+    plot_w: float,
+    plot_h: float,
+    step: Decimal,
+    ticks: int,
+    money: bool = True,
 ) -> None:
     for tick in range(ticks + 1):
         tick_y = plot_y + plot_h - (plot_h * tick / ticks if ticks else 0)
         pdf.set_draw_color(*(RULE if tick == 0 else GRID))
         pdf.line(plot_x, tick_y, plot_x + plot_w, tick_y)
-        text = _axis_label(step * tick, step) if ticks else "$0"
+        text = _axis_label(step * tick, step, money) if ticks else ("$0" if money else "0")
         put_text(pdf, x, tick_y - 2, _Y_GUTTER - 1, 4, text, size=6.5, color=MUTED, align=Align.R)
 
 

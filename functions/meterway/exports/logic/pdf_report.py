@@ -1,5 +1,7 @@
 """The PDF usage report of an account over a window: a summary page for all keys, then one page
-per key. Pure: figures in (as ``analytics`` shapes them), PDF bytes out."""
+per key; and the breakdown of one metric (spend, tokens or requests) by a grouping: a summary page
+for all groups, then one page per group. Pure: figures in (as ``analytics`` shapes them), PDF
+bytes out."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 from fpdf import FPDF
 from fpdf.enums import Align
 
+from meterway.analytics.models import METRIC_FIELD, METRIC_NAMES
 from meterway.exports.logic.pdf_charts import (
     ENCODING,
     INK,
@@ -41,6 +44,44 @@ class KeySection:
     totals: dict[str, Any]
     models: list[dict[str, Any]]
     daily: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class GroupSection:
+    """One group's page of a breakdown: ``kind`` says what it is ("API KEY", "MEMBER"…), ``detail``
+    is the line under its name; ``totals`` its usage figures; ``series`` the metric per bucket as
+    (bucket label, amount) pairs; ``models`` its per-model figures, or None where the rollups keep
+    none for such a group (a provider: a model's requests may be served by several)."""
+
+    kind: str
+    group_id: str
+    name: str
+    detail: str
+    totals: dict[str, Any]
+    series: list[tuple[str, str]]
+    models: list[dict[str, Any]] | None
+    id_label: str = "ID"
+
+
+@dataclass(frozen=True)
+class BreakdownData:
+    """A metric by a grouping over a window: ``metric`` (cost, tokens, requests) and ``grouping``
+    (its name: "API key"…); ``totals`` every group's figures together (the overview of spend,
+    tokens and requests), ``series`` the metric per bucket, ``groups`` one page each, in order."""
+
+    account_id: str
+    metric: str
+    grouping: str
+    start: str
+    end: str
+    generated_at: str
+    totals: dict[str, Any]
+    series: list[tuple[str, str]]
+    groups: list[GroupSection]
+
+    @property
+    def title(self) -> str:
+        return f"{METRIC_NAMES[self.metric]} by {self.grouping}"
 
 
 @dataclass(frozen=True)
@@ -87,12 +128,23 @@ _COLUMNS: tuple[tuple[str, float, Align], ...] = (
     ("Cost (USD)", 29.0, Align.R),
 )
 _SUMMED = ("requests", "errors", *TOKEN_FIELDS)
+# The summary table of a breakdown: each group's figures and its share of the metric.
+_GROUP_COLUMNS: tuple[tuple[str, float, Align], ...] = (
+    ("Group", 58.0, Align.L),
+    ("Requests", 18.0, Align.R),
+    ("Errors", 14.0, Align.R),
+    ("Tokens", 26.0, Align.R),
+    ("Cost (USD)", 38.0, Align.R),
+    ("Share", 26.0, Align.R),
+)
 
 
-def page_count(data: ReportData) -> int:
-    """Pages ``render_report`` produces: 1 + one per key, plus continuation pages for a key
-    with more than ``MODELS_PER_KEY_PAGE`` models (``MODELS_PER_CONTINUATION_PAGE`` rows each)."""
-    return 1 + sum(len(_model_pages(key.models)) for key in data.keys)
+def page_count(data: ReportData | BreakdownData) -> int:
+    """Pages ``render_report`` (or ``render_breakdown``) produces: 1 + one per key (group), plus
+    continuation pages for one with more than ``MODELS_PER_KEY_PAGE`` models
+    (``MODELS_PER_CONTINUATION_PAGE`` rows each)."""
+    sections = data.groups if isinstance(data, BreakdownData) else [_key_section(key) for key in data.keys]
+    return 1 + sum(len(_model_pages(section.models or [])) for section in sections)
 
 
 def render_report(data: ReportData) -> bytes:
@@ -115,12 +167,72 @@ def render_report(data: ReportData) -> bytes:
     pdf = _ReportPdf(data, page_count(data))
     _summary_page(pdf, data)
     for key in data.keys:
-        _key_pages(pdf, key)
+        _group_pages(pdf, _key_section(key), "Spend", money=True)
     return bytes(pdf.output())
 
 
+def render_breakdown(data: BreakdownData) -> bytes:
+    """A metric by a grouping as PDF bytes ("Tokens by API key").
+
+    Page 1: the window, the overview cards (spend, requests, tokens and their classes: output
+    tokens with the part spent reasoning), the metric's chart over the window, and every group's
+    requests, errors, tokens and cost with its share of the metric (at most
+    ``SUMMARY_MODEL_ROWS`` rows; the rest summed into an "Other" row). Then a page per group, as
+    a key's page in the report: its cards, its chart of the metric, its per-model table (or a
+    line saying why there is none). ``page_count`` gives the number of pages.
+    """
+    pdf = _ReportPdf(data, page_count(data))
+    money = data.metric == "cost"
+    _page_head(pdf, data.title, data.account_id, data.start, data.end, data.generated_at)
+    _cards(pdf, 47, data.totals, height=20, value_size=14)
+    _heading(pdf, 95, f"{METRIC_NAMES[data.metric]} over the window")
+    bar_chart(pdf, data.series, _MARGIN, 96, _CONTENT_W, 68, money=money)
+    _heading(pdf, _SUMMARY_TABLE_Y - 6, f"By {data.grouping}")
+    rows = _group_rows(data)
+    _table(pdf, _SUMMARY_TABLE_Y, rows, _GROUP_COLUMNS)
+    for section in data.groups:
+        _group_pages(pdf, section, METRIC_NAMES[data.metric], money=money)
+    return bytes(pdf.output())
+
+
+def _group_rows(data: BreakdownData) -> list[list[str]]:
+    """The summary's table: a row per group, most of the metric first; past what fits, "Other"."""
+    field = METRIC_FIELD[data.metric]
+    whole = decimal(data.totals.get(field))
+
+    def row(name: str, figures: dict[str, Any]) -> list[str]:
+        share = f"{decimal(figures.get(field)) * 100 / whole:.1f}%" if whole > 0 else "-"
+        tokens = count(figures.get("total_tokens"))
+        return [
+            name,
+            count(figures.get("requests")),
+            count(figures.get("errors")),
+            tokens,
+            dollars(figures.get("cost")),
+            share,
+        ]
+
+    if len(data.groups) <= SUMMARY_MODEL_ROWS:
+        return [row(group.name, group.totals) for group in data.groups]
+    shown, rest = data.groups[: SUMMARY_MODEL_ROWS - 1], data.groups[SUMMARY_MODEL_ROWS - 1 :]
+    other = _summed([group.totals for group in rest])
+    return [*(row(group.name, group.totals) for group in shown), row(f"Other ({len(rest)} groups)", other)]
+
+
+def _summed(figures: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Figures added up: the "Other" row of a table cut short."""
+    total: dict[str, Any] = {name: sum(int(decimal(one.get(name))) for one in figures) for name in _SUMMED}
+    total["cost"] = format(sum((decimal(one.get("cost")) for one in figures), start=decimal(0)), "f")
+    return total
+
+
+def _key_section(key: KeySection) -> GroupSection:
+    detail = f"Member: {key.member or 'none'}"
+    return GroupSection("API KEY", key.key_id, key.name, detail, key.totals, key.daily, key.models, "Key ID")
+
+
 class _ReportPdf(FPDF):
-    def __init__(self, data: ReportData, pages: int) -> None:
+    def __init__(self, data: ReportData | BreakdownData, pages: int) -> None:
         super().__init__(orientation="portrait", unit="mm", format="A4")
         self.core_fonts_encoding = ENCODING
         self._footer_text = f"{data.title} \u00b7 {data.account_id}"
@@ -152,17 +264,7 @@ class _ReportPdf(FPDF):
 
 
 def _summary_page(pdf: _ReportPdf, data: ReportData) -> None:
-    pdf.add_page()
-    put_text(pdf, _MARGIN, 15, _CONTENT_W, 10, data.title or "Usage report", size=20, style="B")
-    meta = (
-        ("Account", data.account_id),
-        ("Window", _window_text(data.start, data.end)),
-        ("Generated", _moment_text(data.generated_at)),
-    )
-    for row, (name, value) in enumerate(meta):
-        put_text(pdf, _MARGIN, 26 + row * 5, 22, 5, name, size=9, color=MUTED)
-        put_text(pdf, _MARGIN + 22, 26 + row * 5, _CONTENT_W - 22, 5, value, size=9)
-    _rule(pdf, 43)
+    _page_head(pdf, data.title or "Usage report", data.account_id, data.start, data.end, data.generated_at)
     _cards(pdf, 47, data.totals, height=20, value_size=14)
     _heading(pdf, 95, "Spend over the window")
     bar_chart(pdf, data.series, _MARGIN, 96, _CONTENT_W, 68)
@@ -170,18 +272,40 @@ def _summary_page(pdf: _ReportPdf, data: ReportData) -> None:
     _table(pdf, _SUMMARY_TABLE_Y, [_model_row(model) for model in _top_rows(data.top_models)])
 
 
-def _key_pages(pdf: _ReportPdf, key: KeySection) -> None:
-    name = key.name or "(unnamed key)"
-    pages = _model_pages(key.models)
+def _page_head(pdf: _ReportPdf, title: str, account_id: str, start: str, end: str, generated_at: str) -> None:
+    """A first page's title, account, window and when it was made."""
     pdf.add_page()
-    put_text(pdf, _MARGIN, 15, 30, 4, "API KEY", size=7.5, style="B", color=MUTED)
-    put_text(pdf, _MARGIN + 30, 15, _CONTENT_W - 30, 4, f"Key ID: {key.key_id}", size=7.5, color=MUTED, align=Align.R)
+    put_text(pdf, _MARGIN, 15, _CONTENT_W, 10, title, size=20, style="B")
+    meta = (
+        ("Account", account_id),
+        ("Window", _window_text(start, end)),
+        ("Generated", _moment_text(generated_at)),
+    )
+    for row, (name, value) in enumerate(meta):
+        put_text(pdf, _MARGIN, 26 + row * 5, 22, 5, name, size=9, color=MUTED)
+        put_text(pdf, _MARGIN + 22, 26 + row * 5, _CONTENT_W - 22, 5, value, size=9)
+    _rule(pdf, 43)
+
+
+def _group_pages(pdf: _ReportPdf, section: GroupSection, metric: str, *, money: bool) -> None:
+    """A key's (or group's) page: what it is, its cards, its chart of ``metric``, its models."""
+    name = section.name or "(unnamed)"
+    pages = _model_pages(section.models or [])
+    pdf.add_page()
+    put_text(pdf, _MARGIN, 15, 30, 4, section.kind, size=7.5, style="B", color=MUTED)
+    ident = f"{section.id_label}: {section.group_id}"
+    put_text(pdf, _MARGIN + 30, 15, _CONTENT_W - 30, 4, ident, size=7.5, color=MUTED, align=Align.R)
     put_text(pdf, _MARGIN, 19, _CONTENT_W, 8, name, size=16, style="B")
-    put_text(pdf, _MARGIN, 27.5, _CONTENT_W, 5, f"Member: {key.member or 'none'}", size=9, color=MUTED)
+    put_text(pdf, _MARGIN, 27.5, _CONTENT_W, 5, section.detail, size=9, color=MUTED)
     _rule(pdf, 34.5)
-    _cards(pdf, 38, key.totals, height=17, value_size=12)
-    _heading(pdf, 80, "Spend")
-    bar_chart(pdf, key.daily, _MARGIN, 81, _CONTENT_W, 48)
+    _cards(pdf, 38, section.totals, height=17, value_size=12)
+    _heading(pdf, 80, metric)
+    bar_chart(pdf, section.series, _MARGIN, 81, _CONTENT_W, 48, money=money)
+    if section.models is None:
+        _heading(pdf, _KEY_TABLE_Y - 6, "Models")
+        why = "The rollups keep no per-model figures by provider: a model's requests may be served by several."
+        put_text(pdf, _MARGIN, _KEY_TABLE_Y, _CONTENT_W, 6, why, size=8, color=MUTED)
+        return
     more = f"  (continued on the next {len(pages) - 1} pages)" if len(pages) > 2 else ""
     more = "  (continued on the next page)" if len(pages) == 2 else more
     _heading(pdf, _KEY_TABLE_Y - 6, f"Models{more}")
@@ -189,7 +313,7 @@ def _key_pages(pdf: _ReportPdf, key: KeySection) -> None:
     for number, models in enumerate(pages[1:], start=2):
         pdf.add_page()
         put_text(pdf, _MARGIN, 15, _CONTENT_W, 8, name, size=14, style="B")
-        part = f"Models, continued ({number} of {len(pages)})     Key ID: {key.key_id}"
+        part = f"Models, continued ({number} of {len(pages)})     {section.id_label}: {section.group_id}"
         put_text(pdf, _MARGIN, 23, _CONTENT_W, 5, part, size=9, color=MUTED)
         _table(pdf, _CONTINUATION_TABLE_Y, [_model_row(model) for model in models])
 
@@ -208,10 +332,7 @@ def _top_rows(models: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     if len(models) <= SUMMARY_MODEL_ROWS:
         return list(models)
     shown, rest = list(models[: SUMMARY_MODEL_ROWS - 1]), models[SUMMARY_MODEL_ROWS - 1 :]
-    other: dict[str, Any] = {field: sum(int(decimal(m.get(field))) for m in rest) for field in _SUMMED}
-    other["cost"] = format(sum((decimal(m.get("cost")) for m in rest), start=decimal(0)), "f")
-    other["model"] = f"Other ({len(rest)} models)"
-    return [*shown, other]
+    return [*shown, {**_summed(rest), "model": f"Other ({len(rest)} models)"}]
 
 
 def _model_row(figures: dict[str, Any]) -> list[str]:
@@ -227,11 +348,13 @@ def _model_row(figures: dict[str, Any]) -> list[str]:
     ]
 
 
-def _table(pdf: FPDF, y: float, rows: list[list[str]]) -> None:
+def _table(
+    pdf: FPDF, y: float, rows: list[list[str]], columns: tuple[tuple[str, float, Align], ...] = _COLUMNS
+) -> None:
     x = _MARGIN
     pdf.set_fill_color(*SHADE)
     pdf.rect(x, y, _CONTENT_W, _HEAD_H, style="F")
-    for header, width, align in _COLUMNS:
+    for header, width, align in columns:
         put_text(pdf, x, y, width, _HEAD_H, header, size=7.5, style="B", color=MUTED, align=align)
         x += width
     y += _HEAD_H
@@ -244,7 +367,7 @@ def _table(pdf: FPDF, y: float, rows: list[list[str]]) -> None:
             pdf.set_fill_color(*SHADE)
             pdf.rect(_MARGIN, y, _CONTENT_W, _ROW_H, style="F")
         x = _MARGIN
-        for text, (_, width, align) in zip(row, _COLUMNS, strict=True):
+        for text, (_, width, align) in zip(row, columns, strict=True):
             # Names are cut to fit; numbers shrink instead, since a cut number would be wrong.
             put_text(pdf, x, y, width, _ROW_H, text, size=8, align=align, shrink=align is Align.R)
             x += width

@@ -14,8 +14,8 @@ from typing import Any
 
 from meterway.analytics.logic import reports
 from meterway.analytics.logic.windows import Window
-from meterway.analytics.models import records_of
-from meterway.core.clock import Granularity, floor, utc_iso
+from meterway.analytics.models import GROUP_NAMES, METRIC_COUNTERS, METRIC_FIELD, NO_MEMBER, Counters, records_of
+from meterway.core.clock import Granularity, floor, step, utc_iso
 from meterway.core.observability import logger
 from meterway.exports.dal.export_files import FileWriter
 from meterway.exports.logic import fan_out
@@ -85,7 +85,7 @@ def write_file(attempt: Attempt, writer: FileWriter) -> int:
     if job["kind"] == "requests":
         return write_requests(attempt, writer)
     if job["format"] == "pdf":
-        return write_report(attempt, writer)
+        return write_breakdown(attempt, writer) if job.get("metric") else write_report(attempt, writer)
     return write_activity(attempt, writer)
 
 
@@ -104,19 +104,22 @@ def _bucket_bounds(window: Window, granularity: Granularity) -> tuple[datetime, 
 
 
 def write_activity(attempt: Attempt, writer: FileWriter) -> int:
-    """One row per bucket and group (an empty bucket gets one row of zeros, so charts have no holes)."""
+    """One row per bucket and group (an empty bucket gets one row of zeros, so charts have no
+    holes); with a metric, only its counters (the cost; the token classes; requests and errors)."""
     job, deps = attempt.job, attempt.deps
     granularity: Granularity = job["granularity"]
     first, last = _bucket_bounds(attempt.window, granularity)
     names = {key.key_id: key.name for key in deps.keys.list_keys(job["account_id"])}
     series = reports.bucket_series(deps.rollups, job["account_id"], first, last, granularity, job["group_by"], names)
+    metric = job.get("metric")
+    kept = [n for n, c in enumerate(ACTIVITY_COLUMNS) if n < 5 or not metric or c in METRIC_COUNTERS[metric]]
     rows = [
-        [cell(value) for value in row]
+        [cell(row[n]) for n in kept]
         for bucket in series["buckets"]
         for row in _activity_rows(bucket, granularity, job["group_by"], names)
     ]
     attempt.progress(0, total=len(rows))
-    writer.write(csv_text([list(ACTIVITY_COLUMNS)]).encode("utf-8"))
+    writer.write(csv_text([[ACTIVITY_COLUMNS[n] for n in kept]]).encode("utf-8"))
     writer.write(csv_text(rows).encode("utf-8"))
     attempt.progress(len(rows))
     return len(rows)
@@ -130,6 +133,96 @@ def _activity_rows(bucket: dict[str, Any], granularity: str, group_by: str, name
         + [Decimal(figures["cost"])]
         for group, figures in groups.items()
     ]
+
+
+# What each grouping's pages say it is, and what its id is called.
+_GROUP_KINDS = {
+    "key": ("API KEY", "Key ID"),
+    "member": ("MEMBER", "Member ID"),
+    "model": ("MODEL", "Model ID"),
+    "provider": ("PROVIDER", "Provider ID"),
+}
+
+
+def write_breakdown(attempt: Attempt, writer: FileWriter) -> int:
+    """A metric by a grouping as PDF: the window's whole buckets of the grouping's rollups, every
+    group's figures (the summary's overview is their sum), and each group's models where the
+    rollups keep them (a key's; a member's, from their keys'; a model's own row)."""
+    from meterway.exports.logic.pdf_report import BreakdownData, GroupSection, render_breakdown
+
+    job, deps = attempt.job, attempt.deps
+    account, metric, group_by = job["account_id"], job["metric"], job["group_by"]
+    granularity: Granularity = job.get("granularity") or "day"
+    first, last = _bucket_bounds(attempt.window, granularity)
+    keys = [key for key in deps.keys.list_keys(account) if key.kind == "api"]
+    names = {key.key_id: key.name for key in keys}
+    series = reports.bucket_series(deps.rollups, account, first, last, granularity, group_by, names)
+    field = METRIC_FIELD[metric]
+    totals = Counters()
+    for group in series["groups"]:
+        totals.add({**group, "cost_usd": group["cost"]})
+    attempt.progress(0, total=records_of(reports.summary(totals)))
+    window = Window(first, step(last, granularity))
+    kind, id_label = _GROUP_KINDS[group_by]
+    sections = [
+        GroupSection(
+            kind,
+            group["group"],
+            group["name"],
+            _group_detail(group_by, group["group"], keys),
+            group,
+            [
+                (bucket["label"], str(bucket["groups"].get(group["group"], {}).get(field, 0)))
+                for bucket in series["buckets"]
+            ],
+            _group_models(deps, account, window, group_by, group["group"], keys),
+            id_label,
+        )
+        for group in sorted(series["groups"], key=lambda group: (-Decimal(str(group[field])), group["group"]))
+    ]
+    data = BreakdownData(
+        account_id=account,
+        metric=metric,
+        grouping=GROUP_NAMES[group_by],
+        start=window.start_iso,
+        end=window.end_iso,
+        generated_at=attempt.now(),
+        totals=reports.summary(totals),
+        series=[(bucket["label"], str(bucket[field])) for bucket in series["buckets"]],
+        groups=sections,
+    )
+    writer.write(render_breakdown(data))
+    records = records_of(data.totals)
+    attempt.progress(records)
+    return records
+
+
+def _group_detail(group_by: str, group: str, keys: list[Any]) -> str:
+    if group_by == "member":
+        theirs = [key.name for key in keys if (key.member or NO_MEMBER) == group]
+        return f"Keys: {', '.join(sorted(theirs))}" if theirs else "No API key now"
+    if group_by == "key":
+        member = next((key.member for key in keys if key.key_id == group), None)
+        return f"Member: {member or 'none'}"
+    return ""
+
+
+def _group_models(
+    deps: Any, account: str, window: Window, group_by: str, group: str, keys: list[Any]
+) -> list[dict[str, Any]] | None:
+    """A group's per-model figures: a key's own, a member's summed over their keys, a model's
+    own row; None for a provider (no rollup keeps models by provider)."""
+    if group_by == "provider":
+        return None
+    if group_by == "model":
+        return list(reports.usage_summary(deps.rollups, account, window, model=group)["models"])
+    chosen = [group] if group_by == "key" else [key.key_id for key in keys if (key.member or NO_MEMBER) == group]
+    per_model: dict[str, Counters] = {}
+    for key_id in chosen:
+        for row in reports.usage_summary(deps.rollups, account, window, key_id=key_id)["models"]:
+            per_model.setdefault(row["model"], Counters()).add({**row, "cost_usd": row["cost"]})
+    ordered = sorted(per_model.items(), key=lambda item: (-item[1].cost_usd, item[0]))
+    return [{"model": model, **reports.summary(counters)} for model, counters in ordered]
 
 
 def write_report(attempt: Attempt, writer: FileWriter) -> int:
