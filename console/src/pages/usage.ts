@@ -58,6 +58,34 @@ function filtersFrom(params: URLSearchParams): { filters: Filters; unread: strin
   };
 }
 
+/** A date field written YYYY-MM-DD whatever the browser's locale (a native date input shows the
+ * locale's order, mm/dd/yyyy in the US, while the page and its links write ISO dates), with a
+ * button that opens the browser's own calendar to pick one. */
+function isoDateField(label: string, name: string, value: string): { element: HTMLElement; input: HTMLInputElement } {
+  const input = h("input", { type: "text", name, value, required: true, inputmode: "numeric", pattern: "\\d{4}-\\d{2}-\\d{2}", placeholder: "YYYY-MM-DD", autocomplete: "off", size: "10", class: "iso-date" });
+  const picker = h("input", { type: "date", tabindex: "-1", "aria-hidden": "true", class: "date-picker" });
+  const open = h("button", { type: "button", class: "ghost small pick-date", "aria-label": `Pick the “${label}” date from a calendar` }, "Calendar");
+  open.addEventListener("click", () => {
+    picker.value = calendarDate(input.value) ?? "";
+    try {
+      picker.showPicker();
+    } catch {
+      input.focus(); // a browser without a picker: the date is typed
+    }
+  });
+  picker.addEventListener("change", (event) => {
+    event.stopPropagation();
+    if (!picker.value) return;
+    input.value = picker.value;
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+  });
+  const element = field(label, input);
+  const wrapper = h("span", { class: "date-field" });
+  input.replaceWith(wrapper);
+  wrapper.append(input, open, picker);
+  return { element, input };
+}
+
 function query(filters: Filters): Record<string, string> {
   return { start: filters.start, end: filters.end, model: filters.model, key: filters.key };
 }
@@ -76,16 +104,18 @@ export const usagePage = async (context: PageContext): Promise<void> => {
   const { filters, unread } = filtersFrom(context.params);
   let metric: Metric = "cost";
 
-  const startInput = h("input", { type: "date", name: "start", value: filters.start, required: true });
-  const endInput = h("input", { type: "date", name: "end", value: filters.end, required: true });
+  const start = isoDateField("From", "start", filters.start);
+  const end = isoDateField("To", "end", filters.end);
+  const startInput = start.input;
+  const endInput = end.input;
   const modelSelect = h("select", { name: "model" });
   const keySelect = h("select", { name: "key" });
   const statusSelect = h("select", { name: "status" }, options(STATUSES, filters.status));
   const form = h(
     "form",
     { class: "filters", "aria-label": "Filters" },
-    field("From", startInput),
-    field("To", endInput),
+    start.element,
+    end.element,
     field("Model", modelSelect),
     field("API key", keySelect),
   );
@@ -281,6 +311,13 @@ export const usagePage = async (context: PageContext): Promise<void> => {
       fill(errors, message("error", "Choose both a start and an end date."));
       return;
     }
+    const unread = [startInput, endInput].filter((input) => calendarDate(input.value.trim()) === null);
+    if (unread.length) {
+      fill(errors, message("error", `${unread.map((input) => `“${input.value}”`).join(" and ")} is not a date written YYYY-MM-DD, e.g. ${isoDate(new Date())}.`));
+      return;
+    }
+    startInput.value = startInput.value.trim();
+    endInput.value = endInput.value.trim();
     fill(notice);
     filters.start = startInput.value;
     filters.end = endInput.value;

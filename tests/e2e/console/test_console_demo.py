@@ -429,7 +429,9 @@ def test_the_credit_page_shows_the_balance_and_history_and_adds_credit(
     screenshot(phone_page, "demo-credit-phone")
 
 
-def test_a_key_with_a_spend_limit_shows_what_it_used_of_it_this_period(page: Page, demo_stack: LocalStack):
+def test_a_key_with_a_spend_limit_shows_what_it_used_of_it_this_period(
+    page: Page, phone_page: Page, demo_stack: LocalStack
+):
     limited = [key for key in demo_stack.admin("GET", "/keys").json()["data"] if key["limits"]["spend_limit_usd"]]
     assert len(limited) >= 2  # the demo's monthly and daily ones
     signed_in(page, demo_stack)
@@ -446,6 +448,12 @@ def test_a_key_with_a_spend_limit_shows_what_it_used_of_it_this_period(page: Pag
     unlimited = next(key for key in demo_stack.admin("GET", "/keys").json()["data"] if key not in limited)
     assert unlimited["spent_this_period"] is None
     screenshot(page, "demo-keys-used-of-limit")
+
+    signed_in(phone_page, demo_stack)
+    phone_page.goto(f"{demo_stack.base}/keys")
+    expect(phone_page.locator(".budget").first).to_be_visible()
+    assert phone_page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(phone_page, "demo-keys-used-of-limit-phone")
 
 
 def test_a_metric_card_expands_into_that_metric_by_the_grouping_and_exports_it(

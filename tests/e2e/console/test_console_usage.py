@@ -392,12 +392,30 @@ def test_typing_a_date_asks_once_for_the_whole_date(page: Page, fast_stack: Loca
     asked: list[str] = []
     page.on("request", lambda request: asked.append(request.url) if "/api/usage?" in request.url else None)
     start = datetime.now(UTC).date() - timedelta(days=2)
-    page.get_by_label("From", exact=True).focus()
-    # Digit by digit, as a person types: the field holds 0002-…, 0020-…, 0202-… on the way.
-    page.keyboard.type(start.strftime("%m%d%Y"), delay=40)
+    field = page.get_by_label("From", exact=True)
+    # The field reads YYYY-MM-DD, as the page's links do, whatever the browser's locale
+    expect(field).to_have_value(re.compile(r"^\d{4}-\d{2}-\d{2}$"))
+    field.fill("")
+    # Character by character, as a person types, then on to the next field
+    field.press_sequentially(start.isoformat(), delay=40)
+    field.press("Tab")
     expect(page).to_have_url(re.compile(f"start={start.isoformat()}"))
     expect(stat(page, "Requests")).to_have_text("7")
     page.wait_for_timeout(600)
     assert asked, "the page never asked for the new range"
     assert all(f"start={start.isoformat()}" in url for url in asked), asked
     assert len(asked) == 1
+
+    # A date not written YYYY-MM-DD is named, and nothing is asked
+    field.fill("12/01/2026")
+    field.press("Tab")
+    expect(page.get_by_role("alert")).to_contain_text("“12/01/2026” is not a date written YYYY-MM-DD")
+    page.wait_for_timeout(600)
+    assert len(asked) == 1
+    expect(page).to_have_url(re.compile(f"start={start.isoformat()}"))
+    # The calendar button opens the browser's own picker; what is picked fills the field
+    expect(page.get_by_role("button", name="Pick the “From” date from a calendar")).to_be_visible()
+    picked = start - timedelta(days=1)
+    page.locator(".date-picker").first.fill(picked.isoformat())  # as the picker sets it
+    expect(field).to_have_value(picked.isoformat())
+    expect(page).to_have_url(re.compile(f"start={picked.isoformat()}"))
