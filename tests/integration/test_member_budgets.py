@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import pytest
 
-from meterway.accounts.dal import keys_table
 from meterway.accounts.dal.key_admin_store import DynamoKeyAdminStore
 from meterway.accounts.dal.key_store import DynamoKeyStore
 from meterway.accounts.dal.member_store import DynamoMemberStore
@@ -107,4 +106,3 @@ def test_a_budget_starts_from_the_periods_spend_and_every_key_of_the_member_carr
     )
     cleared = set_budget(members, admin, counters, RollupMemberSpend(rollups), weekly, None, NOW + timedelta(minutes=4))
     assert cleared.budget is None and keys.get_by_hash(old_hash).member_budget is None
-    assert keys_table.member_spend_key("acct", MEMBER, weekly.budget.since, "2026-W49")["pk"].startswith("MEMBER#acct#")

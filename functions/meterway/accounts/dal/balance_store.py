@@ -50,10 +50,7 @@ class DynamoBalanceStore(AwsResource):
         with storage_errors(UNAVAILABLE):
             response = self.client.query(
                 TableName=self._table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :topup)",
-                ExpressionAttributeValues=serialize(
-                    {":pk": keys_table.account_pk(account_id), ":topup": keys_table.TOPUP_PREFIX}
-                ),
+                **keys_table.account_items(account_id, keys_table.TOPUP_PREFIX),
                 ScanIndexForward=False,
                 Limit=limit,
             )
@@ -63,10 +60,7 @@ class DynamoBalanceStore(AwsResource):
         with storage_errors(UNAVAILABLE):
             pages = self.client.get_paginator("query").paginate(
                 TableName=self._table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :topup)",
-                ExpressionAttributeValues=serialize(
-                    {":pk": keys_table.account_pk(account_id), ":topup": keys_table.TOPUP_PREFIX}
-                ),
+                **keys_table.account_items(account_id, keys_table.TOPUP_PREFIX),
                 ProjectionExpression="amount_usd",
                 ConsistentRead=True,
             )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 BY_ACCOUNT_INDEX = "ByAccount"
 # Writes a second one minute shard is sized for: DynamoDB takes about 1,000 a second per partition
@@ -81,6 +82,15 @@ def hash_of(item: Mapping[str, object]) -> str:
 
 def account_pk(account_id: str) -> str:
     return f"ACCOUNT#{account_id}"
+
+
+def account_items(account_id: str, prefix: str) -> dict[str, Any]:
+    """A Query's key condition for the account's items whose sort key starts with ``prefix``
+    (``MEMBER_PREFIX``, ``TOPUP_PREFIX``), in DynamoDB's JSON."""
+    return {
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "ExpressionAttributeValues": {":pk": {"S": account_pk(account_id)}, ":prefix": {"S": prefix}},
+    }
 
 
 def key_listing_sk(key_id: str) -> str:

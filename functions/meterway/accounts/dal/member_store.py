@@ -78,11 +78,7 @@ class DynamoMemberStore(AwsResource):
     def list_members(self, account_id: str) -> list[Member]:
         with storage_errors(UNAVAILABLE):
             pages = self.client.get_paginator("query").paginate(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :member)",
-                ExpressionAttributeValues=serialize(
-                    {":pk": keys_table.account_pk(account_id), ":member": keys_table.MEMBER_PREFIX}
-                ),
+                TableName=self._table, **keys_table.account_items(account_id, keys_table.MEMBER_PREFIX)
             )
             return [member_from_item(deserialize(item)) for page in pages for item in page.get("Items", [])]
 
