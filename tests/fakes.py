@@ -20,6 +20,7 @@ from meterway.core.clock import Granularity
 from meterway.core.errors import StorageError
 from meterway.exports.dal.export_files import S3PartWriter
 from meterway.exports.dal.export_jobs import slice_attribute, slice_rows_attribute
+from meterway.ledger.attribution import NONE
 from meterway.ledger.dal.ledger_store import LedgerQuery, projection
 
 
@@ -111,6 +112,7 @@ class InMemoryLedger:
                 and query.key_id in (None, item["key_id"])
                 and query.model in (None, item["model"])
                 and (query.status in (None, item["status"]) or bool(item.get("attempt_of")))
+                and all(item.get(field, NONE) == value for field, value in query.named().items())
             ),
             key=lambda item: item["created_sk"],
         )

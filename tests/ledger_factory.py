@@ -18,6 +18,10 @@ KEYS = (
     ApiKey(key_id="key_b", account_id="acct", name="staging", member="bob"),
     ApiKey(key_id="key_c", account_id="acct", name="ci"),
 )
+# End users and apps as clients name them, or not at all: with the sort key's separator in one, and
+# one longer than a rollup cell keeps (300 two-byte characters: its cells hold the first 256 bytes).
+USERS = (None, "alice@example.com", "team#7", "é" * 300)
+APPS = (None, "support-bot", "evals")
 
 
 def ledger_item(
@@ -28,6 +32,8 @@ def ledger_item(
     usage: TokenUsage | None = None,
     cost: Decimal = Decimal("0.000123"),
     status: Status = "ok",
+    user: str | None = None,
+    app: str | None = None,
 ) -> dict[str, Any]:
     """A record of a request served (``ok``, or ``partial``: cut short) or of one that failed
     (``error``: no tokens, no cost, as the proxy records it)."""
@@ -46,6 +52,8 @@ def ledger_item(
         cost_usd=cost,
         error_code="upstream_error" if status == "error" else None,
         upstream_status=500 if status == "error" else None,
+        user=user,
+        app=app,
     ).to_item()
 
 

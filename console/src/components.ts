@@ -161,7 +161,7 @@ function requestRow(row: RequestRow, timestamp: (iso: string) => string): Child[
     tokenTotal(row),
     costSpan(row.cost),
     latency(row.latency_ms, row.ttft_ms, row.streamed),
-    row.key_name ?? row.key_id,
+    h("span", { class: "key-cell" }, row.key_name ?? row.key_id, named("user", row.user), named("app", row.app)),
     h(
       "span",
       null,
@@ -172,6 +172,12 @@ function requestRow(row: RequestRow, timestamp: (iso: string) => string): Child[
   ];
 }
 
+/** The end user or app a request named, as a link to the usage it filters. */
+function named(filter: "user" | "app", value: string | null): Child {
+  if (!value) return null;
+  return h("a", { class: `named ${filter}`, href: `/usage?${new URLSearchParams({ [filter]: value })}`, title: `Usage of ${filter} ${value}` }, h("span", { class: "muted" }, `${filter} `), value);
+}
+
 export const REQUEST_COLUMNS: Column[] = [
   { label: "Time" },
   { label: "Model" },
@@ -180,7 +186,7 @@ export const REQUEST_COLUMNS: Column[] = [
   { label: "Tokens", numeric: true },
   { label: "Cost", numeric: true },
   { label: "Latency", numeric: true },
-  { label: "Key" },
+  { label: "Key, user, app" },
   { label: "Status" },
 ];
 

@@ -67,6 +67,9 @@ export interface RequestRow {
   key_id: string;
   key_name: string | null;
   member: string | null;
+  /** The end user and the app the request named. */
+  user: string | null;
+  app: string | null;
   status: string;
   /** The inference endpoint: chat.completions, messages or responses. */
   endpoint: string | null;
@@ -87,7 +90,7 @@ export interface Page<T> {
 }
 
 export type Period = "1h" | "1d" | "1mo" | "1y";
-export type GroupBy = "model" | "key" | "member" | "provider";
+export type GroupBy = "model" | "key" | "member" | "provider" | "user" | "app";
 
 export interface Bucket extends Counters {
   start: string;

@@ -47,7 +47,7 @@ def traffic(fast_stack) -> dict[str, Any]:
                 "messages": [{"role": "user", "content": f"row {n}, =1+1"}],
                 "user": f"user-{n % 7}",
             },
-            headers={"authorization": f"Bearer {keys[n % 2]}"},
+            headers={"authorization": f"Bearer {keys[n % 2]}"} | ({"x-title": "reports"} if n % 3 == 0 else {}),
         )
         response.raise_for_status()
         return str(response.headers["x-meterway-request-id"])
@@ -119,6 +119,32 @@ def test_a_key_filtered_export_has_only_that_keys_rows(fast_stack, traffic):
     assert len(rows) == usage["totals"]["requests"] > 0
 
 
+def test_exports_filter_and_group_by_the_user_and_the_app_the_requests_named(fast_stack, traffic):
+    window = traffic["window"]
+    everything = list(
+        csv.DictReader(io.StringIO(httpx.get(export(fast_stack, {"kind": "requests", **window})["url"]).text))
+    )
+    for chosen in ({"user": "user-3"}, {"app": "reports"}, {"app": "(none)"}, {"user": "user-3", "app": "reports"}):
+        job = export(fast_stack, {"kind": "requests", **chosen, **window})
+        rows = list(csv.DictReader(io.StringIO(httpx.get(job["url"]).text)))
+        expected = [row for row in everything if all((row[f] or "(none)") == v for f, v in chosen.items())]
+        assert sorted(row["request_id"] for row in rows) == sorted(row["request_id"] for row in expected) != []
+        if len(chosen) == 1:  # the rollups keep one of key, user and app at a time
+            usage = fast_stack.admin("GET", "/usage", params={**window, **chosen}).json()["totals"]
+            assert (usage["requests"], Decimal(usage["cost"])) == (len(rows), sum(Decimal(r["cost_usd"]) for r in rows))
+
+    job = export(fast_stack, {"kind": "activity", "group_by": "user", "granularity": "day", **window})
+    assert job["filename"] == f"activity-user-{window['start']}_{window['end']}.csv"
+    rows = list(csv.DictReader(io.StringIO(httpx.get(job["url"]).text)))
+    by_user: dict[str, int] = {}
+    for row in rows:
+        if row["group"]:
+            by_user[row["group"]] = by_user.get(row["group"], 0) + int(row["requests"])
+    assert by_user == {f"user-{n}": sum(row["user"] == f"user-{n}" for row in everything) for n in range(7)}
+    refused = fast_stack.admin("POST", "/exports", json={"kind": "activity", "user": "user-3", **window})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (400, "invalid_request")
+
+
 def test_the_pdf_report_has_a_page_per_key_and_the_totals_of_usage(fast_stack, traffic, tmp_path):
     job = export(fast_stack, {"kind": "activity", "format": "pdf", **traffic["window"]})
     assert job["status"] == "succeeded", job
@@ -164,10 +190,12 @@ def test_an_unknown_export_is_not_found(fast_stack):
     assert fast_stack.admin("GET", "/exports/exp_0000").status_code == 404
 
 
-def test_the_cli_exports_with_a_progress_bar_and_downloads_the_file(fast_stack, traffic, tmp_path):
+@pytest.mark.parametrize("user", [None, "user-3"])
+def test_the_cli_exports_with_a_progress_bar_and_downloads_the_file(fast_stack, traffic, tmp_path, user):
     target = tmp_path / "export.csv"
     env = os.environ | {"MW_API_URL": f"{fast_stack.base}/api", "MW_ADMIN_KEY": fast_stack.info["admin_key"]}
     window = traffic["window"]
+    chosen = ["--user", user] if user else []
     done = subprocess.run(
         [
             sys.executable,
@@ -178,6 +206,7 @@ def test_the_cli_exports_with_a_progress_bar_and_downloads_the_file(fast_stack, 
             window["start"],
             "--end",
             window["end"],
+            *chosen,
             "-o",
             str(target),
         ],
@@ -187,9 +216,10 @@ def test_the_cli_exports_with_a_progress_bar_and_downloads_the_file(fast_stack, 
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert f"{REQUESTS}/{REQUESTS}" in done.stderr  # tqdm's bar, counted against /api/usage
+    expected = [rid for n, rid in enumerate(traffic["ids"]) if user in (None, f"user-{n % 7}")]
+    assert f"{len(expected)}/{len(expected)}" in done.stderr  # tqdm's bar, counted against /api/usage
     rows = list(csv.DictReader(io.StringIO(target.read_text())))
-    assert sorted(row["request_id"] for row in rows) == sorted(traffic["ids"])
+    assert sorted(row["request_id"] for row in rows) == sorted(expected)
 
 
 @pytest.mark.parametrize(("kind", "export_format"), [("activity", "csv"), ("activity", "pdf")])

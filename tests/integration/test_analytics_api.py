@@ -54,7 +54,14 @@ def seed(aws_env: dict[str, str]) -> dict[str, Any]:
         datetime(2026, 2, 27, 8, 45, tzinfo=UTC),
     ]
     items = [
-        ledger_item(moment, model=MODELS[n % 3], key=(alice, bob)[n % 2], cost=Decimal(f"0.{n + 1:03d}123456"))
+        ledger_item(
+            moment,
+            model=MODELS[n % 3],
+            key=(alice, bob)[n % 2],
+            cost=Decimal(f"0.{n + 1:03d}123456"),
+            user=USERS[n % 3],
+            app=APPS[(n // 2) % 3],
+        )
         for n, moment in enumerate(times)
     ]
     items.append(ledger_item(NOW - timedelta(minutes=3), key=foreign, cost=Decimal("5")))
@@ -68,6 +75,8 @@ def seed(aws_env: dict[str, str]) -> dict[str, Any]:
     return {"admin": admin_secret, "foreign_admin": foreign_admin, "items": mine, "event": event, "keys": (alice, bob)}
 
 
+USERS = ("alice@example.com", "team#7", None)
+APPS = (None, "support-bot", "evals")
 TOKENS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "total_tokens")
 
 
@@ -105,6 +114,49 @@ def test_usage_matches_the_ledger_for_windows_and_filters(account):
     assert [row["model"] for row in result["models"]] == [model]
 
 
+def named(item: dict[str, Any], field: str) -> str:
+    return item.get(field) or "(none)"
+
+
+@pytest.mark.parametrize("field", ["user", "app"])
+def test_usage_by_user_and_by_app_matches_the_ledger(account, field):
+    items = account["items"]
+    for value in ("(none)", *{named(item, field) for item in items}):
+        theirs = [item for item in items if named(item, field) == value]
+        result = usage(account["admin"], start="2026-01-01", **{field: value})
+        assert subset(result["totals"]) == total(theirs), value
+        assert {row["model"]: row["requests"] for row in result["models"]} == {
+            model: sum(1 for item in theirs if item["model"] == model) for model in {item["model"] for item in theirs}
+        }
+        assert result["filters"][field] == value
+        of_model = usage(account["admin"], start="2026-02-01", end="2026-02-28", model=MODELS[0], **{field: value})
+        february = [i for i in theirs if i["created_at"].startswith("2026-02") and i["model"] == MODELS[0]]
+        assert subset(of_model["totals"]) == total(february)
+    # Usage is read from rollups of one of a key, a user and an app: a key and a user together are refused.
+    key_and_user = call_api("GET", "/api/usage", account["admin"], query={"key": account["keys"][0].key_id, field: "x"})
+    assert (key_and_user["statusCode"], key_and_user["json"]["error"]["code"]) == (400, "invalid_filter")
+
+
+@pytest.mark.parametrize("group_by", ["user", "app"])
+def test_activity_by_user_and_by_app_matches_the_ledger(account, group_by):
+    body = call_api("GET", "/api/activity", account["admin"], query={"period": "1y", "group_by": group_by})["json"]
+    in_period = [item for item in account["items"] if item["created_at"] >= body["start"][:10]]
+    assert {g["group"]: (g["name"], g["requests"]) for g in body["groups"]} == {
+        value: (value, sum(1 for item in in_period if named(item, group_by) == value))
+        for value in {named(item, group_by) for item in in_period}
+    }
+
+
+@pytest.mark.parametrize(("field", "value"), [("user", "team#7"), ("user", "(none)"), ("app", "support-bot")])
+def test_the_request_log_filters_by_user_and_app_through_every_page(account, field, value):
+    seen = logged(account, start="2026-01-01", limit="2", **{field: value})
+    expected = sorted(account["items"], key=lambda i: i["created_at"], reverse=True)
+    assert [(row["id"], row[field]) for row in seen] == [
+        (item["request_id"], item.get(field)) for item in expected if named(item, field) == value
+    ]
+    assert seen
+
+
 def test_a_redelivered_batch_changes_nothing(account):
     before = usage(account["admin"], start="2026-01-01")
     again = aggregator.handler(account["event"], LocalLambdaContext("AggregatorFunction"))
@@ -139,16 +191,22 @@ def test_activity_and_dashboard_match_the_ledger(account):
     ]
 
 
-def test_the_request_log_pages_newest_first_through_every_record(account):
+def logged(account: dict[str, Any], **query: str) -> list[dict[str, Any]]:
+    """Every entry of the request log for ``query``, page after page."""
     seen, cursor = [], None
     while True:
-        query = {"start": "2026-01-01", "limit": "2"} | ({"cursor": cursor} if cursor else {})
-        page = call_api("GET", "/api/usage/requests", account["admin"], query=query)
+        page = call_api(
+            "GET", "/api/usage/requests", account["admin"], query=query | ({"cursor": cursor} if cursor else {})
+        )
         assert page["statusCode"] == 200, page["body"]
         seen.extend(page["json"]["data"])
         cursor = page["json"]["next_cursor"]
         if not cursor:
-            break
+            return seen
+
+
+def test_the_request_log_pages_newest_first_through_every_record(account):
+    seen = logged(account, start="2026-01-01", limit="2")
     expected = sorted(account["items"], key=lambda i: i["created_at"], reverse=True)
     assert [row["id"] for row in seen] == [i["request_id"] for i in expected]
     assert seen[0]["tokens"]["total"] == expected[0]["total_tokens"]
@@ -173,6 +231,10 @@ def test_the_request_log_pages_newest_first_through_every_record(account):
         ("/api/usage", {"start": "9999-12-31T23:59:00-05:00"}, 400, "invalid_date"),
         ("/api/usage", {"start": "2026-02-30"}, 400, "invalid_date"),
         ("/api/usage/requests", {"cursor": "bm90LWEtY3Vyc29y"}, 400, "invalid_cursor"),
+        ("/api/usage", {"user": "alice@example.com", "app": "evals"}, 400, "invalid_filter"),
+        ("/api/usage", {"user": "u" * 257}, 400, "invalid_request"),
+        ("/api/usage/requests", {"app": ""}, 400, "invalid_request"),
+        ("/api/activity", {"group_by": "users"}, 400, "invalid_request"),
     ],
 )
 def test_bad_analytics_input_is_a_400_in_the_envelope(account, path, query, status, code):

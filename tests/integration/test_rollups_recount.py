@@ -1,5 +1,6 @@
-"""``meterway rollups recount-errors`` on moto: the failed requests an older version counted as
-requests become errors, once, and every answer is then the ledger's."""
+"""``meterway rollups recount-errors`` and ``add-attribution`` on moto: the failed requests an older
+version counted as requests become errors, the records it counted without their user and app are
+added to those rows, each once, and every answer is then the ledger's."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from meterway.analytics.models import Counters
 from meterway.cli.main import main
 from meterway.core.clock import floor, utc_now
 from meterway.ledger.dal.ledger_store import DynamoLedgerStore
-from tests.ledger_factory import KEYS, MODELS, ledger_item
+from tests.ledger_factory import APPS, KEYS, MODELS, USERS, ledger_item
 from tests.unit.test_analytics import ledger_sum
 from tests.unit.test_rollups_recount import counted_before_errors_apart
 
@@ -63,6 +64,48 @@ def test_the_recount_command_moves_failed_requests_into_errors_once(aws_env, cap
 
     assert main(arguments) == 1  # the ledger's table is needed with --table
     assert "--ledger-table" in capsys.readouterr().err
+
+
+def test_the_attribution_command_adds_older_records_to_their_users_and_apps_once(aws_env, capsys):
+    store = DynamoRollupStore(aws_env["RollupsTable"])
+    ledger = DynamoLedgerStore(aws_env["LedgerTable"])
+    upgrade = utc_now() - TAKEOVER_MARGIN - timedelta(hours=1)
+    old = [
+        ledger_item(
+            upgrade - timedelta(hours=5 * n, minutes=n),
+            key=KEYS[n % 3],
+            status="error" if n % 5 == 0 else "ok",
+            user=USERS[n % 3],  # the long one is cut in its rows: the unit tests have it
+            app=APPS[n % 3],
+        )
+        for n in range(1, 40)
+    ]
+    for item in old:
+        assert ledger.put(item)
+        counted_before_errors_apart(store, item)
+    first = ledger_item(upgrade, user="alice@example.com")
+    assert ledger.put(first)
+    assert count_record(store, contribution(first), now=upgrade)
+    everything = [*old, first]
+    arguments = ["rollups", "add-attribution", "--table", aws_env["RollupsTable"], "--account", "acct"]
+
+    assert main([*arguments, "--ledger-table", aws_env["LedgerTable"]]) == 0
+
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["added"], printed["added_before"]) == (len(everything), 0)
+    window = Window(floor(upgrade, "day") - timedelta(days=30), floor(utc_now(), "hour") + timedelta(hours=1))
+    for user in ("(none)", *USERS[1:3]):
+        theirs = [item for item in everything if (item.get("user") or "(none)") == user]
+        totals = reports.usage_summary(store, "acct", window, user=user)["totals"]
+        assert totals == ledger_sum(theirs), user
+    # Activity by user reads every shard of the user rows: each user once, with its requests.
+    by_user = reports.activity(store, "acct", "1y", "user", utc_now(), names={})
+    assert {group["group"]: group["requests"] + group["errors"] for group in by_user["groups"]} == {
+        user: sum(1 for item in everything if (item.get("user") or "(none)") == user)
+        for user in {item.get("user") or "(none)" for item in everything}
+    }
+    assert main([*arguments, "--ledger-table", aws_env["LedgerTable"]]) == 0
+    assert json.loads(capsys.readouterr().out)["added_before"] == len(everything)
 
 
 def test_a_row_is_replaced_only_while_its_requests_and_errors_are_those_read(aws_env):

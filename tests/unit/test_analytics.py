@@ -18,7 +18,7 @@ from meterway.analytics.models import Counters
 from meterway.core.clock import floor
 from meterway.core.errors import InvalidRequest
 from tests.fakes import InMemoryRollups
-from tests.ledger_factory import KEYS, MODELS, costs, ledger_item, statuses, usages
+from tests.ledger_factory import APPS, KEYS, MODELS, USERS, costs, ledger_item, statuses, usages
 
 NOW = datetime(2026, 3, 2, 10, 17, 30, tzinfo=UTC)
 EPOCH = datetime(2025, 12, 20, tzinfo=UTC)  # the span crosses a year end and a February
@@ -70,8 +70,8 @@ def near(*edges: datetime) -> st.SearchStrategy[datetime]:
 def records_near(*edges: datetime) -> st.SearchStrategy[list[dict[str, Any]]]:
     return st.lists(
         st.builds(
-            lambda moment, model, key, usage, cost, status: ledger_item(
-                moment, model=model, key=key, usage=usage, cost=cost, status=status
+            lambda moment, model, key, usage, cost, status, user, app: ledger_item(
+                moment, model=model, key=key, usage=usage, cost=cost, status=status, user=user, app=app
             ),
             near(*edges),
             st.sampled_from(MODELS),
@@ -79,33 +79,43 @@ def records_near(*edges: datetime) -> st.SearchStrategy[list[dict[str, Any]]]:
             usages,
             costs,
             statuses,
+            st.sampled_from(USERS),
+            st.sampled_from(APPS),
         ),
         max_size=60,
     )
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    data=st.data(),
-    first=edges,
-    second=edges,
-    model=st.none() | st.sampled_from(MODELS),
-    key=st.none() | st.sampled_from(KEYS),
+# One of a key, a user (``(none)``: the requests that named none) and an app, or none of them.
+owners = st.one_of(
+    st.none(),
+    st.tuples(st.just("key_id"), st.sampled_from([key.key_id for key in KEYS])),
+    st.tuples(st.just("user"), st.sampled_from(["(none)", *USERS[1:]])),
+    st.tuples(st.just("app"), st.sampled_from(["(none)", *APPS[1:]])),
 )
-def test_usage_equals_the_ledger_sum_for_any_window_and_filter(data, first, second, model, key):
+
+
+def named(item: dict[str, Any], field: str) -> str:
+    """The record's key, user or app as a filter names it."""
+    return item.get(field) or "(none)"
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), first=edges, second=edges, model=st.none() | st.sampled_from(MODELS), owner=owners)
+def test_usage_equals_the_ledger_sum_for_any_window_and_filter(data, first, second, model, owner):
     assume(first != second)
     window = Window(min(first, second), max(first, second))
     items = data.draw(records_near(window.start, window.end))
-    key_id = key.key_id if key else None
+    chosen = dict([owner]) if owner else {}
 
-    result = reports.usage_summary(rolled_up(items), "acct", window, model=model, key_id=key_id)
+    result = reports.usage_summary(rolled_up(items), "acct", window, model=model, **chosen)
 
     selected = [
         item
         for item in items
         if window.start <= created(item) < window.end
         and (model is None or item["model"] == model)
-        and (key_id is None or item["key_id"] == key_id)
+        and all(named(item, field) == value for field, value in chosen.items())
     ]
     assert result["totals"] == ledger_sum(selected)
     by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -131,7 +141,7 @@ def assert_series_matches(series: dict[str, Any], selected: list[dict[str, Any]]
 @given(
     items=records_near(NOW - timedelta(hours=1), floor(NOW, "hour"), floor(NOW, "day"), floor(NOW, "month")),
     period=st.sampled_from(["1h", "1d", "1mo", "1y"]),
-    group_by=st.sampled_from(["model", "key", "member"]),
+    group_by=st.sampled_from(["model", "key", "member", "user", "app"]),
 )
 def test_activity_buckets_equal_the_ledger_sums_and_none_is_missing(items, period, group_by):
     result = reports.activity(rolled_up(items), "acct", period, group_by, NOW, names={})
@@ -147,7 +157,9 @@ def test_activity_buckets_equal_the_ledger_sums_and_none_is_missing(items, perio
         assert {k: bucket[k] for k in ledger_sum([])} == ledger_sum(inside)
         groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for item in inside:
-            groups[item[group_by if group_by != "key" else "key_id"] or "(none)"].append(item)
+            group = named(item, group_by if group_by != "key" else "key_id")
+            # A user's cells keep the first 256 bytes of its name: 128 of the long one's 300 é.
+            groups["é" * 128 if group == "é" * 300 else group].append(item)
         assert bucket["groups"] == {value: ledger_sum(rows) for value, rows in groups.items()}
     in_period = [item for item in items if start <= created(item) < end]
     assert sum(group["requests"] + group["errors"] for group in result["groups"]) == len(in_period)

@@ -14,19 +14,20 @@ from hypothesis import strategies as st
 
 from meterway.analytics.dal.rollup_store import RollupStore
 from meterway.analytics.logic import reports
-from meterway.analytics.logic.recount import recount_errors
+from meterway.analytics.logic.recount import add_attribution, recount_errors
 from meterway.analytics.logic.rollups import (
     ALL_TIME,
     MINUTE_RETENTION,
     SUB_HOUR,
     TAKEOVER_MARGIN,
+    attributed,
     contribution,
     count_record,
     count_records,
     rollup_updates,
 )
 from meterway.analytics.logic.windows import Window
-from meterway.analytics.models import Part
+from meterway.analytics.models import Part, RollupUpdate
 from meterway.core.clock import floor
 from meterway.core.errors import StorageError
 from tests.fakes import InMemoryLedger, InMemoryRollups
@@ -41,13 +42,19 @@ EVERYTHING = Window(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 12, 1, tzi
 
 def counted_before_errors_apart(store: RollupStore, item: dict[str, Any]) -> None:
     """What the version before wrote: every record of a client request one more request (served
-    or not), and no errors counter at all; in two parts, as this one."""
+    or not), and no errors counter at all; in two parts, as this one; by no user or app."""
     old = [
         replace(u, deltas={**{k: v for k, v in u.deltas.items() if k != "errors"}, "requests": 1})
         for u in rollup_updates(item)
+        if not attributed(u.dimension)
     ]
-    keyed = [u for u in old if u.dimension == "key" or u.dimension.startswith("key-model:")]
-    shared = [u for u in old if u not in keyed]
+    counted_as(store, item, old)
+
+
+def counted_as(store: RollupStore, item: dict[str, Any], updates: list[RollupUpdate]) -> None:
+    """``updates`` written as this version writes a record, in its two parts."""
+    keyed = [u for u in updates if u.dimension == "key" or u.dimension.startswith("key-model:")]
+    shared = [u for u in updates if u not in keyed]
     store.add([Part(item["request_id"], "account", "acct", shared)], shared, [])
     store.add([Part(item["request_id"], "key", item["key_id"], keyed)], keyed, [contribution(item).use])
 
@@ -117,7 +124,7 @@ def test_after_the_recount_every_window_counts_requests_and_errors_as_the_ledger
     count_records(store, [contribution(item) for item in late[split:] + new], now=LATER)
 
     failed_before = [item for item in old + late if item["status"] == "error"] if old else []
-    assert report.errors_from == (SINCE if old else ALL_TIME)  # an account without rollups: from the start
+    assert report.changed_from == (SINCE if old else ALL_TIME)  # an account without rollups: from the start
     assert (report.moved, report.moved_before) == (len(failed_before) if old else 0, 0)
     window = Window(min(first, second), max(first, second))
     key_id = key.key_id if key else None
@@ -134,17 +141,18 @@ def test_after_the_recount_every_window_counts_requests_and_errors_as_the_ledger
     assert (again.moved, again.moved_before) == (0, len(failed_before))
 
 
-def test_the_recount_waits_while_failed_requests_may_still_be_counted_as_requests():
+@pytest.mark.parametrize("command", [recount_errors, add_attribution])
+def test_a_ledger_command_waits_while_records_may_still_be_counted_as_before(command):
     store = InMemoryRollups()
-    failed = ledger_item(UPGRADE - timedelta(hours=1), status="error")
+    failed = ledger_item(UPGRADE - timedelta(hours=1), status="error", user="alice@example.com")
     counted_before_errors_apart(store, failed)
     before = {cell: dict(row) for cell, row in store.items.items()}
 
-    report = recount_errors(store, recorded(failed), "acct", UPGRADE)
+    report = command(store, recorded(failed), "acct", UPGRADE)
 
-    assert (report.errors_from, report.waiting_until, report.moved) == (SINCE, SINCE, 0)
+    assert (report.changed_from, report.waiting_until, report.moved) == (SINCE, SINCE, 0)
     assert store.items == before
-    assert recount_errors(store, recorded(failed), "acct", SINCE).moved == 1
+    assert command(store, recorded(failed), "acct", SINCE).moved == 1
 
 
 def test_an_account_this_version_counted_from_its_first_record_has_nothing_to_move():
@@ -154,7 +162,7 @@ def test_an_account_this_version_counted_from_its_first_record_has_nothing_to_mo
 
     report = recount_errors(store, recorded(failed), "acct", LATER)
 
-    assert (report.errors_from, report.moved) == (ALL_TIME, 0)
+    assert (report.changed_from, report.moved) == (ALL_TIME, 0)
     totals = reports.usage_summary(store, "acct", EVERYTHING)["totals"]
     assert (totals["requests"], totals["errors"]) == (0, 1)
 
@@ -176,7 +184,8 @@ def test_minute_cells_past_their_days_are_not_written_again():
 
     written = [pk for kind, cells in store.writes if kind == "recount" for pk, _ in cells]
     minute_cells = [pk for pk in written if pk.split("#")[1] in SUB_HOUR]
-    assert minute_cells and len(minute_cells) == len([u for u in rollup_updates(recent) if u.granularity in SUB_HOUR])
+    moved = [u for u in rollup_updates(recent) if u.granularity in SUB_HOUR and not attributed(u.dimension)]
+    assert minute_cells and len(minute_cells) == len(moved)
     assert not any(row.get("requests", 0) < 0 for row in store.items.values())
 
 
@@ -189,7 +198,7 @@ def test_a_recount_cut_short_by_a_failed_write_moves_each_record_once_when_run_a
     assert count_record(store, contribution(ledger_item(UPGRADE)), now=UPGRADE)
     store.fail_kind = "recount"
 
-    with pytest.raises(StorageError, match="run the recount again"):
+    with pytest.raises(StorageError, match="run the command again"):
         recount_errors(store, recorded(*failed, *served), "acct", LATER)
     report = recount_errors(store, recorded(*failed, *served), "acct", LATER)
 

@@ -1,11 +1,12 @@
-// Activity: spend, tokens and requests over an hour to a year, grouped by model, key, member or provider.
+// Activity: spend, tokens and requests over an hour to a year, grouped by model, key, member,
+// provider, or the end user and the app the requests named.
 import type { Chart } from "chart.js";
 import { barChart, type Series } from "../charts";
 import { segmented, statCard, statGrid, table } from "../components";
 import type { PageContext } from "../context";
 import { fill, h, message } from "../dom";
 import { exportButton } from "../exports";
-import { COUNT, MONEY, bucketLabel, costSpan, count, errorsNote, usd, type ChartFormat } from "../format";
+import { COUNT, MONEY, bucketLabel, costSpan, count, errorsNote, isoDate, usd, type ChartFormat } from "../format";
 import type { Activity, Counters, GroupBy, Period } from "../types";
 
 const PERIODS: [Period, string][] = [
@@ -19,7 +20,23 @@ const GROUPS: [GroupBy, string][] = [
   ["key", "API key"],
   ["member", "Member"],
   ["provider", "Provider"],
+  ["user", "User"],
+  ["app", "App"],
 ];
+// The groupings the usage page filters by, and its filter's name.
+const USAGE_FILTER: Partial<Record<GroupBy, string>> = { model: "model", key: "key", user: "user", app: "app" };
+
+/** A group's name; where the usage page filters by the grouping, a link to its usage over the
+ * period (its models, its requests). */
+function groupName(activity: Activity, group: Activity["groups"][number]): HTMLElement {
+  const text = group.name ?? group.group;
+  const filter = USAGE_FILTER[activity.group_by];
+  const attributes = { class: activity.group_by === "model" ? "model" : null, title: group.group };
+  if (!filter) return h("span", attributes, text);
+  const last = new Date(new Date(activity.end).getTime() - 1);
+  const params = new URLSearchParams({ start: isoDate(new Date(activity.start)), end: isoDate(last), [filter]: group.group });
+  return h("a", { ...attributes, href: `/usage?${params}`, title: `Usage of ${group.group}` }, text);
+}
 // The export's buckets: an hour's minutes are not kept long enough for a report, so it gets hours.
 const EXPORT_GRANULARITY: Record<Period, string> = { "1h": "hour", "1d": "hour", "1mo": "day", "1y": "month" };
 const MOST_GROUPS = 8;
@@ -181,7 +198,7 @@ export const activityPage = async (context: PageContext): Promise<void> => {
     const amount = (group: Counters): number => value(group, DRILL_METRIC[metric]);
     const ordered = [...fresh.groups].sort((a, b) => amount(b) - amount(a));
     const share = (group: Counters): string => (total > 0 ? `${((amount(group) / total) * 100).toFixed(1)}%` : "—");
-    const name = (group: (typeof fresh.groups)[number]): HTMLElement => h("span", { class: groupBy === "model" ? "model" : null, title: group.group }, group.name ?? group.group);
+    const name = (group: (typeof fresh.groups)[number]): HTMLElement => groupName(fresh, group);
     const columns =
       metric === "cost"
         ? [{ label: groupLabel }, { label: "Spend", numeric: true }, { label: "Share", numeric: true }]
@@ -277,7 +294,7 @@ export const activityPage = async (context: PageContext): Promise<void> => {
             { label: "Share of spend", numeric: true },
           ],
           fresh.groups.map((group) => [
-            h("span", { class: groupBy === "model" ? "model" : null, title: group.group }, group.name ?? group.group),
+            groupName(fresh, group),
             count(group.requests),
             count(group.errors),
             count(group.input_tokens),

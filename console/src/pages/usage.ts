@@ -1,4 +1,5 @@
-// Usage: what was spent in a date range, on which model, with which key — and the requests behind it.
+// Usage: what was spent in a date range, on which model, with which key, for which end user or app —
+// and the requests behind it.
 import { barChart } from "../charts";
 import { REQUEST_COLUMNS, alignCosts, loading, requestRows, segmented, statCard, statGrid, table, tableOf } from "../components";
 import type { PageContext } from "../context";
@@ -16,6 +17,10 @@ interface Filters {
   end: string;
   model: string;
   key: string;
+  /** The end user and the app the requests named ("(none)": those that named none). Usage is
+   * filtered by one of key, user and app at a time. */
+  user: string;
+  app: string;
   /** The request log's status: "" (all), ok, partial or error. */
   status: string;
 }
@@ -52,6 +57,8 @@ function filtersFrom(params: URLSearchParams): { filters: Filters; unread: strin
       end: calendarDate(params.get("end")) ?? isoDate(today),
       model: params.get("model") ?? "",
       key: params.get("key") ?? "",
+      user: params.get("user") ?? "",
+      app: params.get("app") ?? "",
       status: STATUSES.some(([value]) => value === params.get("status")) ? (params.get("status") as string) : "",
     },
     unread: unread.map((name) => `${name}=${params.get(name)}`),
@@ -87,7 +94,16 @@ function isoDateField(label: string, name: string, value: string): { element: HT
 }
 
 function query(filters: Filters): Record<string, string> {
-  return { start: filters.start, end: filters.end, model: filters.model, key: filters.key };
+  return { start: filters.start, end: filters.end, model: filters.model, key: filters.key, user: filters.user, app: filters.app };
+}
+
+/** A text field for a user or an app, offering the ones the request log has shown. */
+function namedField(label: string, name: string, value: string): { element: HTMLElement; input: HTMLInputElement; seen: HTMLDataListElement } {
+  const seen = h("datalist", { id: `${name}-choices` });
+  const input = h("input", { type: "search", name, value, list: seen.id, maxlength: "256", autocomplete: "off", placeholder: "Any", size: "14" });
+  const element = field(label, input);
+  element.append(seen);
+  return { element, input, seen };
 }
 
 /** The page's address for `filters` (the ones set), so that a view can be shared. */
@@ -110,6 +126,10 @@ export const usagePage = async (context: PageContext): Promise<void> => {
   const endInput = end.input;
   const modelSelect = h("select", { name: "model" });
   const keySelect = h("select", { name: "key" });
+  const user = namedField("User", "user", filters.user);
+  const app = namedField("App", "app", filters.app);
+  // Usage is filtered by one of them at a time: choosing one clears the others.
+  const owners: (HTMLInputElement | HTMLSelectElement)[] = [keySelect, user.input, app.input];
   const statusSelect = h("select", { name: "status" }, options(STATUSES, filters.status));
   const form = h(
     "form",
@@ -118,6 +138,8 @@ export const usagePage = async (context: PageContext): Promise<void> => {
     end.element,
     field("Model", modelSelect),
     field("API key", keySelect),
+    user.element,
+    app.element,
   );
   const errors = h("div", { class: "page-errors" });
   const notice = h("div", { class: "page-errors" });
@@ -133,7 +155,7 @@ export const usagePage = async (context: PageContext): Promise<void> => {
   const exporter = exportButton(
     api,
     "Export CSV",
-    () => ({ kind: "requests", format: "csv", start: filters.start, end: filters.end, model: filters.model || null, key: filters.key || null }),
+    () => ({ kind: "requests", format: "csv", start: filters.start, end: filters.end, model: filters.model || null, key: filters.key || null, user: filters.user || null, app: filters.app || null }),
     context.onLeave,
   );
   let destroyChart = (): void => {};
@@ -141,7 +163,7 @@ export const usagePage = async (context: PageContext): Promise<void> => {
 
   fill(
     main,
-    h("div", { class: "page-head" }, h("h1", null, "Usage"), h("p", { class: "muted" }, "Dates are whole days in UTC; both ends are included.")),
+    h("div", { class: "page-head" }, h("h1", null, "Usage"), h("p", { class: "muted" }, "Dates are whole days in UTC; both ends are included. Filter by one of API key, user and app at a time.")),
     form,
     notice,
     errors,
@@ -160,7 +182,7 @@ export const usagePage = async (context: PageContext): Promise<void> => {
       "section",
       { class: "card", "aria-labelledby": "requests-title" },
       h("div", { class: "card-head" }, h("h2", { id: "requests-title" }, "Requests"), h("div", { class: "card-tools" }, field("Status", statusSelect), exporter.button)),
-      h("p", { class: "muted note" }, "The export has every request in the range as one CSV row. On a large account, narrow the range or filter by model or key to get it sooner."),
+      h("p", { class: "muted note" }, "The export has every request in the range (and of the filters) as one CSV row. On a large account, narrow the range or filter by model, key, user or app to get it sooner."),
       exporter.status,
       log,
       more,
@@ -196,6 +218,8 @@ export const usagePage = async (context: PageContext): Promise<void> => {
   async function loadRequests(asked: Filters, mine: number, cursor: string | null): Promise<void> {
     const page = await api.get<{ data: RequestRow[]; next_cursor: string | null }>("/api/usage/requests", { ...query(asked), status: asked.status, cursor, limit: PAGE_SIZE });
     if (!context.current() || mine !== generation) return;
+    offer(user.seen, page.data.map((row) => row.user));
+    offer(app.seen, page.data.map((row) => row.app));
     const rows = requestRows(page.data, timestamp);
     const none = asked.status ? `No ${STATUSES.find(([value]) => value === asked.status)?.[1].toLowerCase()} requests in this range.` : "No requests in this range.";
     if (cursor === null) fill(log, tableOf("Requests, newest first", REQUEST_COLUMNS, rows, none));
@@ -221,6 +245,17 @@ export const usagePage = async (context: PageContext): Promise<void> => {
     fill(more, button);
   }
 
+  /** Adds the users or apps a page of the log named to a field's choices. */
+  function offer(list: HTMLDataListElement, values: (string | null)[]): void {
+    const known = new Set([...list.options].map((option) => option.value));
+    for (const value of values) {
+      if (value && !known.has(value)) {
+        known.add(value);
+        list.append(h("option", { value }));
+      }
+    }
+  }
+
   function showError(error: unknown): void {
     if (!context.current()) return;
     fill(errors, message("error", error instanceof Error ? error.message : String(error)));
@@ -234,7 +269,7 @@ export const usagePage = async (context: PageContext): Promise<void> => {
     fill(more);
     try {
       // The model choices are the models of the range and key: asked for again only when those change.
-      const scope = [asked.start, asked.end, asked.key].join("|");
+      const scope = [asked.start, asked.end, asked.key, asked.user, asked.app].join("|");
       const known = asked.model && modelChoices?.scope === scope ? modelChoices.names : null;
       const [all, filtered] = await Promise.all([
         known ? null : api.get<Usage>("/api/usage", { ...query(asked), model: "" }),
@@ -303,6 +338,10 @@ export const usagePage = async (context: PageContext): Promise<void> => {
   context.onLeave(() => window.clearTimeout(pending));
   function changed(event: Event): void {
     window.clearTimeout(pending);
+    const owner = owners.find((control) => control === event.target);
+    if (owner?.value) {
+      for (const other of owners) if (other !== owner) other.value = "";
+    }
     const typing = event.target === startInput || event.target === endInput;
     pending = window.setTimeout(apply, typing ? DATE_PAUSE_MS : 0);
   }
@@ -323,6 +362,8 @@ export const usagePage = async (context: PageContext): Promise<void> => {
     filters.end = endInput.value;
     filters.model = modelSelect.value;
     filters.key = keySelect.value;
+    filters.user = user.input.value.trim();
+    filters.app = app.input.value.trim();
     history.replaceState(null, "", addressOf(filters));
     void load();
   }

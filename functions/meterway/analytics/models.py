@@ -14,8 +14,9 @@ from meterway.ledger.models import TOKEN_FIELDS
 # What every rollup item counts, in order: requests served (in full or in part), requests that
 # failed (nothing served, nothing billed), each token class, cost.
 COUNTERS: tuple[str, ...] = ("requests", "errors", *TOKEN_FIELDS, "cost_usd")
-# The groupings of activity and of its exports: each a rollup dimension.
-GroupBy = Literal["model", "key", "member", "provider"]
+# The groupings of activity and of its exports: each a rollup dimension. ``user`` and ``app`` are
+# what the client named (``attribution.py``).
+GroupBy = Literal["model", "key", "member", "provider", "user", "app"]
 GROUP_BY: tuple[str, ...] = get_args(GroupBy)
 # What Activity's cards show, and its detailed exports break down by a grouping: spend, tokens
 # (every class: input, cache writes and reads, output with its reasoning part), requests served.
@@ -31,8 +32,16 @@ METRIC_COUNTERS: dict[str, tuple[str, ...]] = {
     "requests": ("requests", "errors"),
 }
 # Each grouping as a title names it: "Tokens by API key".
-GROUP_NAMES: dict[str, str] = {"model": "model", "key": "API key", "member": "member", "provider": "provider"}
-# The value of the ``total`` dimension, and the member of keys that have none.
+GROUP_NAMES: dict[str, str] = {
+    "model": "model",
+    "key": "API key",
+    "member": "member",
+    "provider": "provider",
+    "user": "user",
+    "app": "app",
+}
+# The value of the ``total`` dimension, and the member of keys that have none (the user or app of
+# a request that named none too).
 TOTAL = "*"
 NO_MEMBER = "(none)"
 
@@ -111,12 +120,15 @@ class Contribution:
 # balance) and the ``key`` part (its key's cells and counters). A batch writes each shared cell once.
 # A ``recount`` part moves a failed request counted as a request by a version before the errors
 # were counted apart into its cells' errors (``recount.recount_errors``), once, with its own marker.
-PartKind = Literal["account", "key", "recount"]
+# An ``attribution`` part adds a record from before its account's ``attribution`` date to its user
+# and app cells (``recount.add_attribution``), once, with its own marker.
+PartKind = Literal["account", "key", "recount", "attribution"]
 
 
 # Changes in how records are counted, each dated per account from when every record is counted so
-# (``rollups.start_changes``): in two parts; with failed requests as errors, apart from requests.
-Change = Literal["parts", "errors-apart"]
+# (``rollups.start_changes``): in two parts; with failed requests as errors, apart from requests;
+# by user and app.
+Change = Literal["parts", "errors-apart", "attribution"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,8 @@ def add_parser(groups: Any) -> None:
     export.add_argument("--end", help="date (inclusive) or ISO datetime (exclusive), UTC (default: now)")
     export.add_argument("--model", help="only this model (requests export)")
     export.add_argument("--key", help="only this key id (requests export)")
+    export.add_argument("--user", help="only this end user; (none): those that named none (requests export)")
+    export.add_argument("--app", help="only this app; (none): those that named none (requests export)")
     export.add_argument("--kind", choices=("requests", "activity"), default="requests")
     export.add_argument("--format", choices=("csv", "pdf"), default="csv", help="pdf: the report (--kind activity)")
     export.add_argument("--group-by", choices=GROUP_BY, help="activity grouping")
@@ -61,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
             "end": args.end,
             "model": args.model,
             "key": args.key,
+            "user": args.user,
+            "app": args.app,
             "group_by": args.group_by,
             "metric": args.metric,
         }.items()
@@ -92,8 +96,9 @@ def _checked(response: Any) -> dict[str, Any]:
 
 
 def _expected_rows(client: Any, body: dict[str, Any]) -> int | None:
-    """The window's records (its requests and errors), from the rollups: the progress bar's total."""
-    query = {name: body[name] for name in ("start", "end", "model", "key") if name in body}
+    """The window's records (its requests and errors), from the rollups: the progress bar's total
+    (none with two of a key, a user and an app, which the rollups do not keep together)."""
+    query = {name: body[name] for name in ("start", "end", "model", "key", "user", "app") if name in body}
     response = client.get("/usage", params=query)
     return records_of(response.json()["totals"]) if response.is_success else None
 

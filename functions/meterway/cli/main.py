@@ -8,7 +8,8 @@ credentials, straight to the keys table) or locally, and export usage through th
   meterway balance show --stack-name meterway
   meterway rollups backfill --stack-name meterway
   meterway rollups recount-errors --stack-name meterway
-  meterway export --start 2026-11-01 --end 2026-11-23 [--model M] [--key K] [-o usage.csv]
+  meterway rollups add-attribution --stack-name meterway
+  meterway export --start 2026-11-01 --end 2026-11-23 [--model M] [--key K] [--user U] [--app A] [-o usage.csv]
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from meterway.accounts.logic.manage_members import create_member, ensure_member
 from meterway.accounts.models import KeyKind
 from meterway.analytics.dal.rollup_store import DynamoRollupStore
 from meterway.analytics.logic.backfill import backfill
-from meterway.analytics.logic.recount import recount_errors
+from meterway.analytics.logic.recount import add_attribution, recount_errors
 from meterway.cli import export as export_cli
 from meterway.core.clock import utc_iso, utc_now
 from meterway.core.errors import MeterwayError
@@ -128,14 +129,16 @@ def _recount(args: argparse.Namespace) -> dict[str, Any]:
         ledger_table = args.ledger_table
     else:
         raise MeterwayError("--ledger-table is needed with --table.")
-    done = recount_errors(store, DynamoLedgerStore(ledger_table, client=client), args.account, utc_now())
-    _not_waiting(done.waiting_until, "Failed requests may be counted as requests")
-    return {
-        "account_id": done.account_id,
-        "errors_apart_from": utc_iso(done.errors_from) if done.errors_from else None,
-        "moved": done.moved,
-        "moved_before": done.moved_before,
-    }
+    ledger = DynamoLedgerStore(ledger_table, client=client)
+    if args.command == "add-attribution":
+        done = add_attribution(store, ledger, args.account, utc_now())
+        _not_waiting(done.waiting_until, "Records may be counted without their user and app")
+        since, counts = "attribution_from", {"added": done.moved, "added_before": done.moved_before}
+    else:
+        done = recount_errors(store, ledger, args.account, utc_now())
+        _not_waiting(done.waiting_until, "Failed requests may be counted as requests")
+        since, counts = "errors_apart_from", {"moved": done.moved, "moved_before": done.moved_before}
+    return {"account_id": done.account_id, since: utc_iso(done.changed_from) if done.changed_from else None, **counts}
 
 
 def _amount(text: str) -> Decimal:
@@ -195,12 +198,13 @@ def parser() -> argparse.ArgumentParser:
         "RollupsTableName",
         "the rollups table",
     )
-    recount = rollup_commands.add_parser(
-        "recount-errors",
-        help="count as errors the failed requests a version before counted as requests (once, after upgrading)",
-    )
-    _where(recount, "RollupsTableName", "the rollups table")
-    recount.add_argument("--ledger-table", help="the ledger table's name (with --table)")
+    for name, what in (
+        ("recount-errors", "count as errors the failed requests a version before counted as requests"),
+        ("add-attribution", "count by user and app the records a version before counted without them"),
+    ):
+        recount = rollup_commands.add_parser(name, help=f"{what} (once, after upgrading)")
+        _where(recount, "RollupsTableName", "the rollups table")
+        recount.add_argument("--ledger-table", help="the ledger table's name (with --table)")
     export_cli.add_parser(groups)
     return root
 

@@ -4,6 +4,7 @@ the (fake) upstream reported, priced, and in ``/api/usage``."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -153,6 +154,11 @@ def test_claude_code_runs_a_tool_through_meterway(stack, clients, key, model, tm
     assert len(records) >= 2  # the call, then the answer to its result
     assert records[0]["finish_reason"] == "tool_use"
     assert "Read tool returned" in (result.result_text or ""), result.describe()
+    # Claude Code names a new session in each run's metadata.user_id: the ledger keeps its device.
+    (user,) = {record["user"] for record in records}
+    assert re.fullmatch(r"[0-9a-f]{64}", user), user
+    by_user = stack.admin("GET", "/usage/requests", params={"key": key.id, "user": user, "limit": 200}).json()
+    assert [entry["id"] for entry in reversed(by_user["data"])] == [record["request_id"] for record in records]
 
 
 @pytest.mark.parametrize("model", MODELS)

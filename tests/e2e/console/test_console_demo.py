@@ -529,3 +529,66 @@ def test_a_metric_card_expands_into_that_metric_by_the_grouping_and_exports_it(
     expect(phone_page.locator("#metric-detail").get_by_role("heading", name="Spend by member")).to_be_visible()
     assert phone_page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(phone_page, "demo-activity-spend-by-member-phone")
+
+
+def test_activity_groups_by_app_and_by_user_and_a_group_opens_its_usage(
+    page: Page, phone_page: Page, demo_stack: LocalStack
+):
+    expected = demo_stack.admin("GET", "/activity", params={"period": "1mo", "group_by": "app"}).json()
+    apps = {group["group"]: group for group in expected["groups"]}
+    assert {"support-bot", "code-review", "research-agent", "evals", "(none)"} <= set(apps)
+    start, end = expected["start"][:10], str(datetime.fromisoformat(expected["end"]).date() - timedelta(days=1))
+    # The support bot's requests as the ledger has them (not the rollups), and its busiest end user
+    bot = logged(demo_stack, start=start, end=end, app="support-bot")
+    assert len(bot) == apps["support-bot"]["requests"] + apps["support-bot"]["errors"]
+    users = [row["user"] for row in bot]
+    user = max(set(users), key=lambda name: (users.count(name), name))
+    theirs = logged(demo_stack, start=start, end=end, user=user)
+    assert theirs and {row["app"] for row in theirs} == {"support-bot"}
+
+    # Given the activity page grouped by model, when App is chosen
+    signed_in(page, demo_stack)
+    page.goto(f"{demo_stack.base}/activity?period=1mo&group_by=model")
+    page.get_by_text("App", exact=True).click()
+    expect(page).to_have_url(f"{demo_stack.base}/activity?period=1mo&group_by=app")
+    # Then the table has a row per app (the requests that named none as "(none)"), with its requests
+    rows = page.locator("section", has=page.get_by_role("heading", name="By app")).locator("tbody tr")
+    expect(rows).to_have_count(len(apps))
+    for app, group in apps.items():
+        expect(cell(rows.filter(has=page.get_by_text(app, exact=True)), "Requests")).to_have_text(
+            f"{group['requests']:,}"
+        )
+    screenshot(page, "demo-activity-app")
+
+    # When an app's name is followed, the usage page shows that app over the same days
+    rows.get_by_role("link", name="support-bot", exact=True).click()
+    expect(page).to_have_url(re.compile(rf"/usage\?start={start}&end={end}&app=support-bot$"))
+    expect(page.get_by_label("App", exact=True)).to_have_value("support-bot")
+    served = sum(row["status"] != "error" for row in bot)
+    requests_card = page.locator(".stat", has=page.get_by_text("Requests", exact=True)).locator(".stat-value")
+    expect(requests_card).to_have_text(f"{served:,}")
+    log = page.locator("section", has=page.get_by_role("heading", name="Requests", exact=True))
+    expect(cell(log.locator("tbody tr.request").first, "Key, user, app")).to_contain_text("app support-bot")
+
+    # And a user typed in their field replaces the app (usage filters by one of them at a time)
+    page.get_by_label("User", exact=True).fill(user)
+    page.get_by_label("User", exact=True).press("Tab")
+    expect(page).to_have_url(re.compile(rf"[?&]user={re.escape(user)}(&|$)"))
+    assert "app=" not in page.url
+    expect(page.get_by_label("App", exact=True)).to_have_value("")
+    expect(requests_card).to_have_text(f"{sum(row['status'] != 'error' for row in theirs):,}")
+    expect(log.locator("tbody tr.request")).to_have_count(min(len(theirs), 50))
+    for row in log.locator("tbody tr.request").all()[:5]:
+        expect(cell(row, "Key, user, app")).to_contain_text(f"user {user}")
+    screenshot(page, "demo-usage-user")
+
+    # And on a phone, activity by user lists the support bot's end users, without scrolling sideways
+    by_user = demo_stack.admin("GET", "/activity", params={"period": "1mo", "group_by": "user"}).json()["groups"]
+    assert len(by_user) == len({row["user"] or "(none)" for row in logged(demo_stack, start=start, end=end)})
+    signed_in(phone_page, demo_stack)
+    phone_page.goto(f"{demo_stack.base}/activity?period=1mo&group_by=user")
+    expect(phone_page.get_by_role("radio", name="User")).to_be_checked()
+    table = phone_page.locator("section", has=phone_page.get_by_role("heading", name="By user"))
+    expect(table.locator("tbody tr")).to_have_count(len(by_user))
+    assert phone_page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(phone_page, "demo-activity-user-phone")

@@ -193,10 +193,10 @@ class DynamoRollupStore(AwsResource):
         item: dict[str, Any] = {"expires_at": expires}
         if part.kind == "key":
             item |= rollups_table.applied_marker_key(part.request_id) | {"part": "key"}
-        elif part.kind == "recount":
-            # Kept: the record it moved is older than any redelivery, and a recount run again
-            # must find it.
-            item = rollups_table.recount_marker_key(part.request_id)
+        elif part.kind in ("recount", "attribution"):
+            # Kept: the record it moved (or added to its user and app cells) is older than any
+            # redelivery, and the command run again must find it.
+            item = rollups_table.recount_marker_key(part.request_id, part.kind)
         else:
             item |= rollups_table.account_marker_key(part.request_id)
         return {

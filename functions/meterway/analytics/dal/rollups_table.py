@@ -8,6 +8,9 @@
   of an account's keys would take a write per key and batch. Cells written before the shards are
   in the unsharded partition, which readers add (``read_partitions``). A reader of every key reads
   only the shards of the keys in ``last-used`` (a key's use is recorded there before its first cell).
+  The ``user`` and ``app`` dimensions' cells are in ``VALUE_SHARDS`` partitions likewise,
+  ``<account>#<granularity>#user#<s>`` with s = ``value_shard(user)``: an application names
+  thousands of end users, a batch writes a cell for each. A reader of every user reads every shard.
 - ``APPLIED#<request_id>`` / ``#``: the marker that a ledger record's key part was counted (with
   ``part = key``); written without ``part`` by the versions before the parts, it meant the whole
   record was counted. ``APPLIED#<request_id>#account`` / ``#``: its account part's marker.
@@ -17,12 +20,16 @@
 - ``<account>#parts`` / ``#``: from when every record of the account is counted in two parts.
 - ``<account>#errors-apart`` / ``#``: from when the account's failed requests are counted as
   errors, apart from its requests.
+- ``APPLIED#<request_id>#attribution`` / ``#``: the marker that a record from before its account's
+  ``attribution`` date was added to its user and app cells (``recount``).
+- ``<account>#attribution`` / ``#``: from when the account's records are counted by user and app.
 - ``<account>#intermediate`` / ``#``: from when the account's in-between rows (10 minutes, 6 hours,
   10 days, year) are complete.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 from meterway.accounts.models import key_shard
@@ -34,22 +41,39 @@ KEY_DIMENSION = "key"
 # key's id is drawn into its account's least used shard (``key_secrets.mint_key``): an account's
 # first 128 keys have a shard each. Keys created before that fell in shards at random.
 
+# The dimensions whose values are what clients name (``attribution.py``): as many as they name, so
+# sharded by a hash of the value; 16 partitions take 16,000 writes a second.
+VALUE_DIMENSIONS = ("user", "app")
+VALUE_SHARDS = 16
+
+
+def value_shard(value: str) -> int:
+    """A user's or app's shard: stable across processes and versions (not Python's salted hash)."""
+    return int.from_bytes(hashlib.sha256(value.encode()).digest()[:4], "big") % VALUE_SHARDS
+
 
 def partition(account_id: str, granularity: Granularity, dimension: str) -> str:
     return f"{account_id}#{granularity}#{dimension}"
 
 
 def cell_partition(account_id: str, granularity: Granularity, dimension: str, value: str) -> str:
-    """The partition a cell is written to: its key's shard for the ``key`` dimension."""
+    """The partition a cell is written to: its key's shard for the ``key`` dimension, its value's
+    for ``user`` and ``app``."""
     if dimension == KEY_DIMENSION:
         return f"{partition(account_id, granularity, dimension)}#{key_shard(value)}"
+    if dimension in VALUE_DIMENSIONS:
+        return f"{partition(account_id, granularity, dimension)}#{value_shard(value)}"
     return partition(account_id, granularity, dimension)
 
 
 def read_partitions(account_id: str, granularity: Granularity, dimension: str, keys: Iterable[str] = ()) -> list[str]:
     """The partitions whose rows a reader adds up: the dimension's partition, and for ``key`` the
-    shards of ``keys`` too (the keys read: one, or every key the account has used)."""
+    shards of ``keys`` too (the keys read: one, or every key the account has used); for ``user``
+    and ``app`` the shards of ``keys`` (the values read), every shard when none is named."""
     legacy = partition(account_id, granularity, dimension)
+    if dimension in VALUE_DIMENSIONS:
+        shards = sorted({value_shard(value) for value in keys}) if keys else range(VALUE_SHARDS)
+        return [f"{legacy}#{shard}" for shard in shards]
     if dimension != KEY_DIMENSION:
         return [legacy]
     shards = sorted({key_shard(key_id) for key_id in keys})
@@ -80,13 +104,15 @@ def account_marker_key(request_id: str) -> dict[str, str]:
     return {"pk": f"APPLIED#{request_id}#account", "sk": "#"}
 
 
-def recount_marker_key(request_id: str) -> dict[str, str]:
-    return {"pk": f"APPLIED#{request_id}#recount", "sk": "#"}
+def recount_marker_key(request_id: str, job: str = "recount") -> dict[str, str]:
+    """The kept marker of a record moved (``recount``) or added to its user and app cells
+    (``attribution``) by a ledger command."""
+    return {"pk": f"APPLIED#{request_id}#{job}", "sk": "#"}
 
 
 def change_key(account_id: str, change: str) -> dict[str, str]:
     """Where the start of a change in how the account's records are counted is kept: ``parts``
-    (in two parts) or ``errors-apart`` (failed requests as errors)."""
+    (in two parts), ``errors-apart`` (failed requests as errors) or ``attribution`` (by user and app)."""
     return {"pk": f"{account_id}#{change}", "sk": "#"}
 
 

@@ -26,6 +26,8 @@ class ModelUsage(UsageFigures):
 class UsageFilters(BaseModel):
     model: str | None
     key: str | None
+    user: str | None
+    app: str | None
 
 
 class SeriesBucket(UsageFigures):
@@ -83,6 +85,8 @@ class RequestEntry(BaseModel):
     key_id: str
     key_name: str
     member: str | None
+    user: str | None = Field(description="The end user the client named")
+    app: str | None = Field(description="The app its X-Title (or X-Meterway-App) header named")
     status: str = Field(description="ok (served), partial (cut short, billed for what was sent) or error (failed)")
     endpoint: str | None = Field(description="chat.completions, messages or responses")
     error_code: str | None = Field(description="Why it failed, for an error")

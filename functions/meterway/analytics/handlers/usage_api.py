@@ -27,6 +27,7 @@ from meterway.core.clock import CLIENT_TIME_PATTERN
 from meterway.core.errors import InvalidRequest, NotFound
 from meterway.core.money import optional_money
 from meterway.core.request_models import whole_number
+from meterway.ledger.attribution import NAME_LIMIT
 from meterway.ledger.dal.ledger_store import LedgerQuery
 
 router = APIGatewayRouter()
@@ -46,6 +47,23 @@ ModelFilter = Annotated[
     str | None, Query(min_length=1, max_length=200, description="A model id, e.g. openai/gpt-4o-mini")
 ]
 KeyFilter = Annotated[str | None, Query(min_length=1, max_length=64, description="A key id of this account")]
+UserFilter = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=NAME_LIMIT,
+        description="An end user as the client named it (OpenAI's user, Anthropic's metadata.user_id); "
+        "(none): requests that named none",
+    ),
+]
+AppFilter = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=NAME_LIMIT,
+        description="An app as its X-Title (or X-Meterway-App) header named it; (none): requests that named none",
+    ),
+]
 RECENT = 10
 
 
@@ -54,13 +72,20 @@ RECENT = 10
     summary="Totals and per-model usage for a window",
     responses=api_responses(200, InvalidRequest, NotFound),
 )
-def get_usage(start: Start = None, end: End = None, model: ModelFilter = None, key: KeyFilter = None) -> UsageResponse:
+def get_usage(
+    start: Start = None,
+    end: End = None,
+    model: ModelFilter = None,
+    key: KeyFilter = None,
+    user: UserFilter = None,
+    app: AppFilter = None,
+) -> UsageResponse:
     deps, account = context_of(router), admin_of(router).account_id
     window = parse_window(start, end, deps.clock())
     key_id = key_filter(deps.key_admin, account, key)
     model = model_filter(deps.models, deps.rollups, account, model)
     return UsageResponse.model_validate(
-        reports.usage_summary(deps.rollups, account, window, model=model, key_id=key_id)
+        reports.usage_summary(deps.rollups, account, window, model=model, key_id=key_id, user=user, app=app)
     )
 
 
@@ -74,6 +99,8 @@ def get_requests(
     end: End = None,
     model: ModelFilter = None,
     key: KeyFilter = None,
+    user: UserFilter = None,
+    app: AppFilter = None,
     status: Annotated[
         Literal["ok", "partial", "error"] | None,
         Query(description="Only requests of this status: ok (served), partial (cut short) or error (failed)"),
@@ -88,7 +115,9 @@ def get_requests(
     window = parse_window(start, end, deps.clock())
     key_id = key_filter(deps.key_admin, account, key)
     model = model_filter(deps.models, deps.rollups, account, model)
-    query = LedgerQuery(account, window.start_iso, window.end_iso, key_id=key_id, model=model, status=status)
+    query = LedgerQuery(
+        account, window.start_iso, window.end_iso, key_id=key_id, model=model, status=status, user=user, app=app
+    )
     return RequestLog.model_validate(request_page(deps.ledger, query, limit, cursor))
 
 

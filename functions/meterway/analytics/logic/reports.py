@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from meterway.analytics.dal.rollup_store import RollupStore
-from meterway.analytics.logic.rollups import decompose, filter_rows, has_in_between, key_models_dimension
+from meterway.analytics.logic.rollups import Filter, decompose, has_in_between
 from meterway.analytics.logic.windows import Window
 from meterway.analytics.models import GROUP_BY, TOTAL, Counters
 from meterway.core.clock import (
@@ -92,17 +92,32 @@ def sum_window(store: RollupStore, account_id: str, window: Window, dimension: s
 
 
 def usage_summary(
-    store: RollupStore, account_id: str, window: Window, *, model: str | None = None, key_id: str | None = None
+    store: RollupStore,
+    account_id: str,
+    window: Window,
+    *,
+    model: str | None = None,
+    key_id: str | None = None,
+    user: str | None = None,
+    app: str | None = None,
 ) -> dict[str, Any]:
     """Stat-card totals, the per-model breakdown and the chart's series for a window, optionally
-    for one model or key.
+    for one model and one of a key, a user and an app.
 
-    The totals and the per-model table sum the per-model rows (the key's, for a key filter) of the
-    window's coarsest buckets (``window_cells``). The chart reads one row per whole bucket: the
-    total's, or the filter's own (a model, a key, or the key's model). A bucket cut by an edge of
-    the window counts only its part inside: the per-model rows already read for that part, which
-    lie in it since every granularity nests in the coarser ones."""
-    dimension = key_models_dimension(key_id) if key_id else "model"
+    The totals and the per-model table sum the per-model rows (the key's, user's or app's, for
+    such a filter) of the window's coarsest buckets (``window_cells``). The chart reads one row per
+    whole bucket: the total's, or the filter's own (a model, a key, or the key's model; a user's or
+    an app's likewise). A bucket cut by an edge of the window counts only its part inside: the
+    per-model rows already read for that part, which lie in it since every granularity nests in
+    the coarser ones."""
+    if len([owner for owner in (key_id, user, app) if owner]) > 1:
+        raise InvalidRequest(
+            "Filter usage by one of 'key', 'user' and 'app' (with 'model' or not); "
+            "the request log and its export take them together.",
+            code="invalid_filter",
+        )
+    chosen = Filter(model, key_id, user, app)
+    dimension = chosen.models_dimension()
     granularity = series_granularity(window)
     per_model: dict[str, Counters] = defaultdict(Counters)
     cut: dict[str, Counters] = defaultdict(Counters)
@@ -115,7 +130,7 @@ def usage_summary(
             cut[label(parse_label(cell.bucket, cell.granularity), granularity)].add(cell.counters.as_dict())
     starts = buckets(window.start, window.end, granularity)
     whole = [start for start in starts if window.start <= start and step(start, granularity) <= window.end]
-    rows = whole_buckets(store, account_id, granularity, whole, model=model, key_id=key_id)
+    rows = whole_buckets(store, account_id, granularity, whole, chosen)
     inside = set(whole)
     models = [
         {"model": name, **summary(counters)}
@@ -131,7 +146,7 @@ def usage_summary(
     return {
         "start": window.start_iso,
         "end": window.end_iso,
-        "filters": {"model": model, "key": key_id},
+        "filters": {"model": model, "key": key_id, "user": user, "app": app},
         "totals": summary(totals),
         "models": models,
         "series": {"granularity": granularity, "buckets": series},
@@ -153,15 +168,13 @@ def whole_buckets(
     account_id: str,
     granularity: Granularity,
     starts: list[datetime],
-    *,
-    model: str | None,
-    key_id: str | None,
+    chosen: Filter,
 ) -> dict[str, Counters]:
     """Counters per bucket (label) for consecutive buckets, one row each: the account's total, or
-    the row of the filter (a model, a key, or one model of a key)."""
+    the row of the filter (``Filter.rows``)."""
     if not starts:
         return {}
-    dimension, value = filter_rows(model, key_id)
+    dimension, value = chosen.rows()
     if dimension == "total":
         first, last = label(starts[0], granularity), label(starts[-1], granularity)
         rows = store.query(account_id, granularity, dimension, first, last)

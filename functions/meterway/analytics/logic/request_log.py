@@ -28,6 +28,8 @@ def entry(item: dict[str, Any], attempts: list[dict[str, Any]] | None = None) ->
         "key_id": item["key_id"],
         "key_name": item.get("key_name", ""),
         "member": item.get("member") or None,
+        "user": item.get("user"),
+        "app": item.get("app"),
         "status": item.get("status", "ok"),
         "endpoint": item.get("endpoint"),
         "error_code": item.get("error_code"),

@@ -1,9 +1,9 @@
 """Rollups: usage summed per account × granularity × bucket × dimension.
 
 Every ledger record of a client request adds its counts to one bucket of each calendar granularity
-(minute, hour, day, month) in each dimension (total, model, key, member, provider, and the key's
-models), and to one bucket of each in-between granularity (10 minutes, 6 hours, 10 days, year) in
-the two per-model dimensions: 32 rows. The record of an attempt that failed before a fallback
+(minute, hour, day, month) in each dimension (total, model, key, member, provider, user, app, and
+the key's, the user's and the app's models), and to one bucket of each in-between granularity
+(10 minutes, 6 hours, 10 days, year) in the model and the key's models: 48 rows. The record of an attempt that failed before a fallback
 (``attempt_of``) adds nothing: it billed nothing, and the request it was made for is counted by its
 own record. A request served (in full or in part) adds to ``requests``, one that failed to
 ``errors`` (``deltas_of``; see ``recount`` for the records of the versions before). Windows are
@@ -44,6 +44,7 @@ from meterway.core.dynamo import MAX_TRANSACTION_ITEMS
 from meterway.core.errors import StorageError
 from meterway.core.money import to_decimal
 from meterway.core.observability import logger
+from meterway.ledger.attribution import cell_value
 from meterway.ledger.models import TOKEN_FIELDS
 
 # The dimensions of a record's key part; every other one is the account's, shared by its keys.
@@ -104,6 +105,10 @@ def _usable(granularity: Granularity, start: datetime, intermediate_from: dateti
 
 
 _KEY_MODELS = "key-model:"
+# The user's and the app's models: what ``/api/usage?user=`` and ``?app=`` read.
+_NAMED_MODELS = {"user": "user-model:", "app": "app-model:"}
+# The dimensions counted from an account's ``attribution`` date on (``parts_of``).
+_ATTRIBUTION = ("user", "app", *_NAMED_MODELS.values())
 
 
 def key_models_dimension(key_id: str) -> str:
@@ -111,16 +116,54 @@ def key_models_dimension(key_id: str) -> str:
     return f"{_KEY_MODELS}{key_id}"
 
 
+def named_models_dimension(kind: str, value: str | None) -> str:
+    """A user's or an app's (``kind``) model breakdown, by its rollup value."""
+    return f"{_NAMED_MODELS[kind]}{cell_value(kind, value)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """What a usage query or a requests export selects: a model; one of a key, a user and an app."""
+
+    model: str | None = None
+    key_id: str | None = None
+    user: str | None = None
+    app: str | None = None
+
+    @property
+    def owner(self) -> tuple[str, str] | None:
+        """The key, user or app filtered on, as (dimension, value)."""
+        named = [
+            (kind, value) for kind, value in (("key", self.key_id), ("user", self.user), ("app", self.app)) if value
+        ]
+        return named[0] if named else None
+
+    def models_dimension(self) -> str:
+        """The dimension of the per-model rows the filter reads: the key's, the user's, the app's
+        models, or every model's."""
+        owner = self.owner
+        if owner is None:
+            return "model"
+        kind, value = owner
+        return key_models_dimension(value) if kind == "key" else named_models_dimension(kind, value)
+
+    def rows(self) -> tuple[str, str]:
+        """The dimension and value whose rows hold exactly what the filter selects: one model of a
+        key, user or app; a key, user or app; a model; or (no filter) the account's total."""
+        owner = self.owner
+        if owner and self.model:
+            return self.models_dimension(), self.model
+        if owner:
+            kind, value = owner
+            return kind, value if kind == "key" else cell_value(kind, value)
+        if self.model:
+            return "model", self.model
+        return "total", TOTAL
+
+
 def filter_rows(model: str | None, key_id: str | None) -> tuple[str, str]:
-    """The dimension and value whose rows hold exactly what a filter selects: one model of a key,
-    a key, a model, or (no filter) the account's total."""
-    if key_id and model:
-        return key_models_dimension(key_id), model
-    if key_id:
-        return "key", key_id
-    if model:
-        return "model", model
-    return "total", TOTAL
+    """The rows of a filter of a model and a key (``Filter.rows``)."""
+    return Filter(model, key_id).rows()
 
 
 def has_in_between(dimension: str) -> bool:
@@ -155,11 +198,12 @@ def as_request(update: RollupUpdate) -> RollupUpdate:
 
 
 def rollup_updates(item: dict[str, Any]) -> list[RollupUpdate]:
-    """The updates one ledger record makes: 4 calendar granularities × 6 dimensions, and 4
+    """The updates one ledger record makes: 4 calendar granularities × 10 dimensions, and 4
     in-between granularities × the 2 per-model dimensions."""
     created = parse_utc_iso(item["created_at"])
     deltas = deltas_of(item)
     account = item["account_id"]
+    user, app = item.get("user"), item.get("app")
     dimensions = (
         ("total", TOTAL),
         ("key", item["key_id"]),
@@ -167,6 +211,10 @@ def rollup_updates(item: dict[str, Any]) -> list[RollupUpdate]:
         ("provider", item["provider"]),
         ("model", item["model"]),
         (key_models_dimension(item["key_id"]), item["model"]),
+        ("user", cell_value("user", user)),
+        ("app", cell_value("app", app)),
+        (named_models_dimension("user", user), item["model"]),
+        (named_models_dimension("app", app), item["model"]),
     )
     per_model = tuple((dimension, value) for dimension, value in dimensions if has_in_between(dimension))
     expires = int((created + MINUTE_RETENTION).timestamp())
@@ -257,6 +305,9 @@ def parts_of(contribution: Contribution, changes: Changes) -> list[Part]:
     account, key_id = contribution.use.account_id, contribution.use.key_id
     created = parse_utc_iso(contribution.use.at)
     updates = contribution.updates
+    if created < changes.since(account, "attribution"):
+        # An older version counted it without its user and app: ``recount.add_attribution`` adds them.
+        updates = [update for update in updates if not attributed(update.dimension)]
     if contribution.failed and created < changes.since(account, "errors-apart"):
         updates = [as_request(update) for update in updates]
     keyed = [u for u in updates if _of_key(u.dimension)]
@@ -268,6 +319,11 @@ def parts_of(contribution: Contribution, changes: Changes) -> list[Part]:
         Part(contribution.request_id, "account", account, shared, accounts, legacy=legacy),
         Part(contribution.request_id, "key", key_id, keyed, keys, contribution.use),
     ]
+
+
+def attributed(dimension: str) -> bool:
+    """Whether ``dimension`` is one of the user's or the app's (counted from the ``attribution`` date)."""
+    return dimension in _ATTRIBUTION[:2] or dimension.startswith(_ATTRIBUTION[2:])
 
 
 def _of_key(dimension: str) -> bool:
@@ -376,10 +432,10 @@ class Changes:
 
 
 def start_changes(store: RollupStore, account_ids: list[str], now: datetime) -> Changes:
-    """From when each account's records are counted in two parts and with failed requests as
-    errors, each recorded once per account as ``start_intermediate`` records its start: a record
+    """From when each account's records are counted in two parts, with failed requests as errors,
+    and by user and app, each recorded once per account as ``start_intermediate`` records its start: a record
     from before may have been counted by an older version (whole, under the one marker its key
-    part now uses; a failed request as a request)."""
+    part now uses; a failed request as a request; without its user and app)."""
     starts = {}
     for account_id in account_ids:
         for change in get_args(Change):

@@ -15,6 +15,8 @@ from meterway.core.errors import InvalidRequest, StorageError
 from meterway.core.request_models import ClientTimeText, RequestBody
 from meterway.exports.dal.export_jobs import ExportJobStore, slice_rows_attribute
 from meterway.exports.dal.job_queue import JobQueue
+from meterway.ledger.attribution import NAME_LIMIT
+from meterway.ledger.dal.ledger_store import LedgerQuery
 
 # Files and job records live as long as the bucket's lifecycle keeps exports.
 EXPORT_RETENTION = timedelta(days=7)
@@ -25,13 +27,19 @@ class _ExportBody(RequestBody):
     end: ClientTimeText | None = None
 
 
+# A user or app as a filter names it: the record's value (``(none)``: records that name none).
+NamedFilter = Annotated[str | None, Field(default=None, min_length=1, max_length=NAME_LIMIT)]
+
+
 class RequestsExport(_ExportBody):
-    """A CSV of one row per request; ``model`` and ``key`` filter it."""
+    """A CSV of one row per request; ``model``, ``key``, ``user`` and ``app`` filter it."""
 
     kind: Literal["requests"]
     format: Literal["csv"] = "csv"
     model: str | None = Field(default=None, min_length=1, max_length=200)
     key: str | None = Field(default=None, min_length=1, max_length=64)
+    user: NamedFilter = None
+    app: NamedFilter = None
 
 
 class ActivityExport(_ExportBody):
@@ -63,6 +71,8 @@ class ExportCreate(RequestBody):
     end: ClientTimeText | None = None
     model: str | None = Field(default=None, min_length=1, max_length=200)
     key: str | None = Field(default=None, min_length=1, max_length=64)
+    user: NamedFilter = None
+    app: NamedFilter = None
     group_by: GroupBy | None = None
     granularity: Literal["hour", "day", "month"] | None = None
     metric: Metric | None = None
@@ -71,9 +81,18 @@ class ExportCreate(RequestBody):
     def _fits_kind(self) -> ExportCreate:
         if self.kind == "requests" and (self.format != "csv" or self.group_by or self.granularity or self.metric):
             raise ValueError("a requests export is CSV, one row per request, without group_by, granularity or metric")
-        if self.kind == "activity" and (self.model or self.key):
-            raise ValueError("an activity export covers every model and key; filter a requests export instead")
+        if self.kind == "activity" and (self.model or self.key or self.user or self.app):
+            raise ValueError(
+                "an activity export covers every model, key, user and app; filter a requests export instead"
+            )
         return self
+
+
+def job_query(job: dict[str, Any], start: str, end: str) -> LedgerQuery:
+    """The ledger records of a requests export's filters created in [start, end]."""
+    return LedgerQuery(
+        job["account_id"], start, end, job.get("key_id"), job.get("model"), user=job.get("user"), app=job.get("app")
+    )
 
 
 def window_part(window: Window) -> tuple[str, str]:
@@ -126,6 +145,8 @@ def new_job(account_id: str, request: ExportCreate, window: Window, now: datetim
         "end": window.end_iso,
         "model": request.model,
         "key_id": request.key,
+        "user": request.user,
+        "app": request.app,
         "group_by": (request.group_by or "model") if request.kind == "activity" else None,
         "granularity": activity_granularity(request, window) if request.kind == "activity" else None,
         "metric": request.metric,

@@ -39,6 +39,7 @@ from meterway.exports.dal.export_files import MAX_PART_NUMBER
 from meterway.exports.dal.export_jobs import slice_attribute
 from meterway.exports.logic import slice_plan
 from meterway.exports.logic.attempts import Attempt, ExportDeps, Superseded, failure_reason
+from meterway.exports.logic.export_jobs import job_query
 from meterway.exports.logic.request_csv import HEADER, write_request_rows
 from meterway.ledger.dal.ledger_store import LedgerQuery
 
@@ -89,7 +90,7 @@ class SliceAttempt(Attempt):
 
     def query(self, index: int) -> LedgerQuery:
         job, cuts = self.job, self.job["cuts"]
-        return LedgerQuery(job["account_id"], cuts[index], cuts[index + 1], job.get("key_id"), job.get("model"))
+        return job_query(job, cuts[index], cuts[index + 1])
 
 
 def run_slice(job_id: str, attempt_id: str, index: int, deps: ExportDeps, *, final_attempt: bool) -> str:

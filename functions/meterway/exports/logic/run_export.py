@@ -21,8 +21,8 @@ from meterway.exports.dal.export_files import FileWriter
 from meterway.exports.logic import fan_out
 from meterway.exports.logic.attempts import Attempt, ExportDeps, Superseded, failure_reason
 from meterway.exports.logic.csv_format import ACTIVITY_COLUMNS, cell, csv_text
+from meterway.exports.logic.export_jobs import job_query
 from meterway.exports.logic.request_csv import HEADER, write_request_rows
-from meterway.ledger.dal.ledger_store import LedgerQuery
 
 
 def run_message(message: dict[str, Any], deps: ExportDeps, *, final_attempt: bool) -> str:
@@ -92,7 +92,7 @@ def write_file(attempt: Attempt, writer: FileWriter) -> int:
 def write_requests(attempt: Attempt, writer: FileWriter) -> int:
     """One row per ledger record of the window, oldest first, 1000 records a page."""
     job, window = attempt.job, attempt.window
-    query = LedgerQuery(job["account_id"], window.start_iso, window.end_iso, job.get("key_id"), job.get("model"))
+    query = job_query(job, window.start_iso, window.end_iso)
     writer.write(HEADER)
     deps = attempt.deps
     return write_request_rows(deps.ledger, query, writer, attempt.progress, processes=deps.row_processes)
@@ -141,7 +141,11 @@ _GROUP_KINDS = {
     "member": ("MEMBER", "Member ID"),
     "model": ("MODEL", "Model ID"),
     "provider": ("PROVIDER", "Provider ID"),
+    "user": ("USER", "User"),
+    "app": ("APP", "App"),
 }
+# The groupings whose rollups keep each group's models, and the filter that reads them.
+_OWN_MODELS = {"model": "model", "user": "user", "app": "app", "key": "key_id"}
 
 
 def write_breakdown(attempt: Attempt, writer: FileWriter) -> int:
@@ -210,15 +214,15 @@ def _group_detail(group_by: str, group: str, keys: list[Any]) -> str:
 def _group_models(
     deps: Any, account: str, window: Window, group_by: str, group: str, keys: list[Any]
 ) -> list[dict[str, Any]] | None:
-    """A group's per-model figures: a key's own, a member's summed over their keys, a model's
-    own row; None for a provider (no rollup keeps models by provider)."""
+    """A group's per-model figures: a key's, a user's or an app's own, a member's summed over
+    their keys, a model's own row; None for a provider (no rollup keeps models by provider)."""
     if group_by == "provider":
         return None
-    if group_by == "model":
-        return list(reports.usage_summary(deps.rollups, account, window, model=group)["models"])
-    chosen = [group] if group_by == "key" else [key.key_id for key in keys if (key.member or NO_MEMBER) == group]
+    if group_by in _OWN_MODELS:
+        own = {_OWN_MODELS[group_by]: group}
+        return list(reports.usage_summary(deps.rollups, account, window, **own)["models"])
     per_model: dict[str, Counters] = {}
-    for key_id in chosen:
+    for key_id in [key.key_id for key in keys if (key.member or NO_MEMBER) == group]:
         for row in reports.usage_summary(deps.rollups, account, window, key_id=key_id)["models"]:
             per_model.setdefault(row["model"], Counters()).add({**row, "cost_usd": row["cost"]})
     ordered = sorted(per_model.items(), key=lambda item: (-item[1].cost_usd, item[0]))

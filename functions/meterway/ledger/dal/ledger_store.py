@@ -17,6 +17,7 @@ import msgspec
 
 from meterway.core.aws import RAW_BODY, AwsResource, deserialize, serialize
 from meterway.core.dynamo import ConditionFailed, storage_errors
+from meterway.ledger.attribution import NONE
 
 if TYPE_CHECKING:
     from meterway.core.dynamo_http import DynamoHttp
@@ -29,8 +30,9 @@ _NEW_RECORD = "attribute_not_exists(request_id)"
 @dataclass(frozen=True, slots=True)
 class LedgerQuery:
     """An account's records created in [start, end] (ISO ``created_at`` text, compared with
-    ``created_sk``), optionally one key's, one model's, or those of one ``status`` (with the
-    failed attempts, whose request may be of that status)."""
+    ``created_sk``), optionally one key's, one model's, one user's or app's (``(none)``: the
+    records that name none), or those of one ``status`` (with the failed attempts, whose request
+    may be of that status)."""
 
     account_id: str
     start: str
@@ -38,6 +40,12 @@ class LedgerQuery:
     key_id: str | None = None
     model: str | None = None
     status: str | None = None
+    user: str | None = None
+    app: str | None = None
+
+    def named(self) -> dict[str, str]:
+        """The user and app filtered on, by the record's field."""
+        return {name: value for name, value in (("user", self.user), ("app", self.app)) if value}
 
 
 def projection(fields: Sequence[str]) -> list[str]:
@@ -189,6 +197,7 @@ class DynamoLedgerStore(AwsResource):
             "ScanIndexForward": not newest_first,
         }
         filters = []
+        names: dict[str, str] = {}
         if query.key_id:
             # A key id is unique, but the account check keeps a key filter inside its account.
             filters.append("account_id = :account")
@@ -200,7 +209,15 @@ class DynamoLedgerStore(AwsResource):
             # The records of one status, and every failed attempt (its request may be of it).
             filters.append("(attribute_exists(attempt_of) OR #status = :status)")  # status: a reserved word
             values[":status"] = query.status
-            arguments["ExpressionAttributeNames"] = {"#status": "status"}
+            names["#status"] = "status"
+        for field, value in query.named().items():
+            # user: a reserved word. A record that names none has no such attribute.
+            absent = f"attribute_not_exists(#{field}) OR " if value == NONE else ""
+            filters.append(f"({absent}#{field} = :{field})")
+            values[f":{field}"] = value
+            names[f"#{field}"] = field
+        if names:
+            arguments["ExpressionAttributeNames"] = names
         if filters:
             arguments["FilterExpression"] = " AND ".join(filters)
         arguments["ExpressionAttributeValues"] = serialize(values)

@@ -25,6 +25,7 @@ from meterway.accounts.logic.limits import check_model_allowed
 from meterway.accounts.models import ApiKey
 from meterway.core.clock import utc_now
 from meterway.core.errors import MeterwayError, UpstreamError
+from meterway.ledger.attribution import app_name, end_user
 from meterway.ledger.models import UsageRecord
 from meterway.proxy.handlers.deps import Admission, ProxyDeps
 from meterway.proxy.handlers.http_io import REQUEST_ID_HEADER, read_json
@@ -142,8 +143,8 @@ async def _serve(
         provider=legs[0].route.provider,
         endpoint=door.endpoint,
         streamed=parsed.stream,
-        user=_user_of(body),
-        app=request.headers.get("x-title") or request.headers.get("x-meterway-app"),
+        user=end_user(body),
+        app=app_name(request.headers),
     )
     call = ProxyCall(legs[0].as_requested, body, record, request.state.started)
     budget = deps.time_budget(request)
@@ -217,13 +218,6 @@ def _legs(
     if not legs:
         raise refusals[0]
     return legs
-
-
-def _user_of(body: dict[str, Any]) -> str | None:
-    """Who the client says the request is for: ``user``, or Anthropic's ``metadata.user_id``."""
-    metadata = body.get("metadata")
-    user = body.get("user") or (metadata.get("user_id") if isinstance(metadata, dict) else None)
-    return str(user)[:256] if user else None
 
 
 async def _settle_failure(settle: Settle, call: ProxyCall, error: UpstreamError) -> None:
