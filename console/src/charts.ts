@@ -1,6 +1,7 @@
 // Charts from Chart.js, bundled at build time: only the parts the console draws are registered.
 import { h } from "./dom";
 import type { ChartFormat } from "./format";
+import type { Counters } from "./types";
 import {
   BarController,
   BarElement,
@@ -23,6 +24,27 @@ Chart.register(
 Chart.defaults.font.family = getComputedStyle(document.documentElement).getPropertyValue("--font").trim() || "system-ui";
 Chart.defaults.color = "#4b5563";
 Chart.defaults.animation = false;
+
+/** What a chart of usage shows: spend, tokens or requests. */
+export type ChartMetric = "cost" | "total_tokens" | "requests";
+
+export function metricOf(counters: Counters | undefined, metric: ChartMetric): number {
+  if (!counters) return 0;
+  return metric === "cost" ? Number(counters.cost) : counters[metric];
+}
+
+const MOST_SERIES = 8;
+
+/** One series per name ([id, label], in the order given: the biggest first), those past the
+ * eighth summed into "Other". */
+export function stackedSeries<B>(buckets: B[], names: [string, string][], value: (bucket: B, id: string) => number): Series[] {
+  const series = names.slice(0, MOST_SERIES).map(([id, label]) => ({ label, values: buckets.map((bucket) => value(bucket, id)) }));
+  const rest = names.slice(MOST_SERIES).map(([id]) => id);
+  if (rest.length) {
+    series.push({ label: "Other", values: buckets.map((bucket) => rest.reduce((sum, id) => sum + value(bucket, id), 0)) });
+  }
+  return series;
+}
 
 // Tableau 10: categorical colours that stay apart from each other, for the stacked groups.
 const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"];

@@ -155,8 +155,8 @@ function requestRow(row: RequestRow, timestamp: (iso: string) => string): Child[
   const failed = row.attempts.length;
   return [
     h("time", { datetime: row.created_at }, timestamp(row.created_at)),
-    h("span", { class: "model" }, row.model),
-    row.endpoint ? h("code", { class: "endpoint" }, ENDPOINT_PATH[row.endpoint] ?? row.endpoint) : h("span", { class: "muted" }, "—"),
+    // The door it came in by, under the model: a column of its own left no room for the status at 1280 px.
+    h("span", null, h("span", { class: "model" }, row.model), row.endpoint ? h("code", { class: "endpoint", title: "Endpoint" }, ENDPOINT_PATH[row.endpoint] ?? row.endpoint) : null),
     providerName(row.provider, row.route),
     tokenTotal(row),
     costSpan(row.cost),
@@ -181,7 +181,6 @@ function named(filter: "user" | "app", value: string | null): Child {
 export const REQUEST_COLUMNS: Column[] = [
   { label: "Time" },
   { label: "Model" },
-  { label: "Endpoint" },
   { label: "Provider" },
   { label: "Tokens", numeric: true },
   { label: "Cost", numeric: true },
@@ -212,7 +211,6 @@ function attemptRow(attempt: RequestAttempt): Child[] {
   return [
     h("span", null, h("span", { class: "nest", "aria-hidden": "true" }, "↳ "), `Attempt ${attempt.attempt ?? "?"}`),
     attempt.route ? h("span", { class: "model" }, attempt.route) : null,
-    null,
     providerName(attempt.provider, attempt.route, "Tried"),
     null,
     costSpan(attempt.cost),

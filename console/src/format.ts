@@ -1,3 +1,5 @@
+import { activeZone, dateIn, isUtc, offsetMinutes, offsetText } from "./zone";
+
 // Numbers as people read them. Costs arrive as exact decimal strings; the exact value stays in a
 // `data-exact` attribute and the tooltip, the display rounds.
 
@@ -76,41 +78,50 @@ export function duration(ms: number): string {
   return ms < 1000 ? `${integer.format(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-const dateTime = new Intl.DateTimeFormat("en-GB", {
-  year: "numeric",
-  month: "short",
-  day: "2-digit",
-  hour: "2-digit",
-  minute: "2-digit",
-  second: "2-digit",
-  timeZone: "UTC",
-  hour12: false,
-});
-
-/** A timestamp in UTC, the ledger's time zone. */
+/** A timestamp in the zone the console shows (the browser's, or UTC), with the zone's name. */
 export function timestamp(iso: string): string {
-  return `${dateTime.format(new Date(iso))} UTC`;
+  const zone = activeZone();
+  const text = new Intl.DateTimeFormat("en-GB", {
+    year: "numeric",
+    month: "short",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    timeZone: zone,
+    hour12: false,
+  }).format(new Date(iso));
+  return `${text} ${isUtc(zone) ? "UTC" : zoneName(new Date(iso), zone)}`;
 }
 
-/** A YYYY-MM-DD date in UTC. */
+/** The zone's short name at that date ("CET", "GMT+5:30"). */
+function zoneName(date: Date, zone: string): string {
+  const part = new Intl.DateTimeFormat("en-GB", { timeZone: zone, timeZoneName: "short" }).formatToParts(date).find((each) => each.type === "timeZoneName");
+  return part?.value ?? offsetText(offsetMinutes(date, zone));
+}
+
+/** A YYYY-MM-DD date in the zone the console shows. */
 export function isoDate(date: Date): string {
-  return date.toISOString().slice(0, 10);
+  return dateIn(date);
 }
 
-export function addDays(date: Date, days: number): Date {
-  return new Date(date.getTime() + days * 86_400_000);
-}
-
-/** A bucket's start as a short axis label for its granularity. */
+/** A bucket's start as a short axis label for its granularity: minutes and hours in the zone the
+ * console shows; days and months are the rollups' UTC days and months, and say their UTC date. */
 export function bucketLabel(iso: string, granularity: string): string {
   const date = new Date(iso);
   const options: Intl.DateTimeFormatOptions =
     granularity === "minute" || granularity === "hour"
-      ? { hour: "2-digit", minute: "2-digit", hour12: false }
+      ? { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: activeZone() }
       : granularity === "day"
-        ? { month: "short", day: "numeric" }
-        : { month: "short", year: "numeric" };
-  return new Intl.DateTimeFormat("en-GB", { ...options, timeZone: "UTC" }).format(date);
+        ? { month: "short", day: "numeric", timeZone: "UTC" }
+        : { month: "short", year: "numeric", timeZone: "UTC" };
+  return new Intl.DateTimeFormat("en-GB", options).format(date);
+}
+
+/** Whether a chart of `granularity` has bars of UTC days or months while the console shows
+ * another zone: the page says so. */
+export function utcBars(granularity: string): boolean {
+  return (granularity === "day" || granularity === "month") && !isUtc();
 }
 
 export function relative(iso: string | null): string {

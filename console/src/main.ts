@@ -2,7 +2,7 @@
 import "./styles.css";
 import { ApiError, apiBase, createApi, type Api } from "./api";
 import type { Page, PageContext } from "./context";
-import { fill, h, message } from "./dom";
+import { fill, h, message, options } from "./dom";
 import { activityPage } from "./pages/activity";
 import { creditPage } from "./pages/credit";
 import { dashboardPage } from "./pages/dashboard";
@@ -11,6 +11,7 @@ import { membersPage } from "./pages/members";
 import { signInPage } from "./pages/signin";
 import { usagePage } from "./pages/usage";
 import { session } from "./session";
+import { browserZone, chooseZone, isUtc, zoneChoice, type ZoneChoice } from "./zone";
 
 interface Route {
   path: string;
@@ -56,6 +57,21 @@ function signOut(notice: string | null = null): void {
   void render();
 }
 
+/** Times and dates in the browser's time zone or in UTC: every page is drawn again in the choice. */
+function zoneSwitch(): HTMLElement {
+  const local = browserZone();
+  const choices: [ZoneChoice, string][] = [
+    ["local", isUtc(local) ? "UTC (this browser's)" : `Local (${local})`],
+    ["utc", "UTC"],
+  ];
+  const select = h("select", { name: "time-zone", class: "small" }, options(choices, zoneChoice()));
+  select.addEventListener("change", () => {
+    chooseZone(select.value as ZoneChoice);
+    void render();
+  });
+  return h("label", { class: "zone-switch" }, h("span", { class: "muted small" }, "Times"), select);
+}
+
 function shell(active: Route): HTMLElement {
   const main = h("main", { id: "main", tabindex: "-1" });
   const links = ROUTES.map((route) =>
@@ -71,6 +87,7 @@ function shell(active: Route): HTMLElement {
     { class: "topbar" },
     h("a", { class: "brand", href: "/", "data-link": true }, h("span", { class: "logo", "aria-hidden": "true" }), "Meterway"),
     nav,
+    zoneSwitch(),
     h("button", { class: "ghost sign-out", type: "button", onclick: () => signOut() }, "Sign out"),
   );
   fill(root, h("a", { class: "skip", href: "#main" }, "Skip to content"), header, main);

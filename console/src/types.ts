@@ -23,10 +23,12 @@ export interface ModelCounters extends Counters {
 export interface Usage {
   start: string;
   end: string;
-  filters: { model: string | null; key: string | null };
+  filters: { model: string | null; key: string | null; user: string | null; app: string | null };
   totals: Counters;
   models: ModelCounters[];
-  series: { granularity: string; buckets: (Counters & { start: string })[] };
+  /** `by_model`: each bucket has its models (unless one model is filtered on, or the window's
+   * buckets × models are too many to read). */
+  series: { granularity: string; by_model: boolean; buckets: (Counters & { start: string; models?: Record<string, Counters> })[] };
 }
 
 export interface RequestTokens {

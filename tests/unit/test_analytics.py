@@ -125,6 +125,31 @@ def test_usage_equals_the_ledger_sum_for_any_window_and_filter(data, first, seco
         name: ledger_sum(rows) for name, rows in by_model.items()
     }
     assert_series_matches(result["series"], selected, window)
+    # Stacked by model unless one model is asked for (three models' rows always fit here).
+    assert result["series"]["by_model"] == (model is None)
+
+
+def test_a_chart_of_too_many_buckets_by_model_reads_one_row_a_bucket():
+    # 400 days of 5 models: 2,000 rows a stacked chart would read (past STACKED_READS with the table's)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    models = [f"openai/model-{n}" for n in range(5)]
+    items = [
+        ledger_item(start + timedelta(days=day, hours=n), model=name)
+        for day in range(400)
+        for n, name in enumerate(models)
+    ]
+    store = rolled_up(items)
+    window = Window(start, start + timedelta(days=400))
+
+    store.items_read = 0
+    result = reports.usage_summary(store, "acct", window)
+
+    assert not result["series"]["by_model"] and "models" not in result["series"]["buckets"][0]
+    assert result["totals"] == ledger_sum(items)
+    assert_series_matches(result["series"], items, window)
+    assert store.items_read <= reports.STACKED_READS
+    shorter = reports.usage_summary(store, "acct", Window(start, start + timedelta(days=200)))
+    assert shorter["series"]["by_model"]  # 200 days × 5 models fit
 
 
 def assert_series_matches(series: dict[str, Any], selected: list[dict[str, Any]], window: Window) -> None:
@@ -134,7 +159,14 @@ def assert_series_matches(series: dict[str, Any], selected: list[dict[str, Any]]
     ends = [*starts[1:], window.end]
     for bucket, start, end in zip(series["buckets"], starts, ends, strict=True):
         inside = [item for item in selected if start <= created(item) < end]
-        assert {k: v for k, v in bucket.items() if k != "start"} == ledger_sum(inside)
+        assert {k: v for k, v in bucket.items() if k not in ("start", "models")} == ledger_sum(inside)
+        if series["by_model"]:  # stacked by model: each model's part of the bucket
+            assert bucket["models"] == {
+                model: ledger_sum([item for item in inside if item["model"] == model])
+                for model in {item["model"] for item in inside}
+            }
+        else:
+            assert "models" not in bucket
 
 
 @settings(max_examples=100, deadline=None)

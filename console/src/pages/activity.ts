@@ -1,12 +1,12 @@
 // Activity: spend, tokens and requests over an hour to a year, grouped by model, key, member,
 // provider, or the end user and the app the requests named.
 import type { Chart } from "chart.js";
-import { barChart, type Series } from "../charts";
+import { barChart, metricOf, stackedSeries, type ChartMetric, type Series } from "../charts";
 import { segmented, statCard, statGrid, table } from "../components";
 import type { PageContext } from "../context";
 import { fill, h, message } from "../dom";
 import { exportButton } from "../exports";
-import { COUNT, MONEY, bucketLabel, costSpan, count, errorsNote, isoDate, usd, type ChartFormat } from "../format";
+import { COUNT, MONEY, bucketLabel, costSpan, count, errorsNote, isoDate, usd, utcBars, type ChartFormat } from "../format";
 import type { Activity, Counters, GroupBy, Period } from "../types";
 
 const PERIODS: [Period, string][] = [
@@ -39,9 +39,8 @@ function groupName(activity: Activity, group: Activity["groups"][number]): HTMLE
 }
 // The export's buckets: an hour's minutes are not kept long enough for a report, so it gets hours.
 const EXPORT_GRANULARITY: Record<Period, string> = { "1h": "hour", "1d": "hour", "1mo": "day", "1y": "month" };
-const MOST_GROUPS = 8;
 
-type Metric = "cost" | "total_tokens" | "requests";
+type Metric = ChartMetric;
 // The metrics a card expands into, as the exports name them.
 type Drill = "cost" | "tokens" | "requests";
 const DRILLS: [Drill, string][] = [
@@ -55,25 +54,10 @@ function pick<T extends string>(value: string | null, choices: [T, string][], fa
   return choices.some(([choice]) => choice === value) ? (value as T) : fallback;
 }
 
-function value(counters: Counters | undefined, metric: Metric): number {
-  if (!counters) return 0;
-  return metric === "cost" ? Number(counters.cost) : counters[metric];
-}
-
 /** One series per group, the biggest spenders first; the rest are summed into "Other". */
 function series(activity: Activity, metric: Metric): Series[] {
-  const shown = activity.groups.slice(0, MOST_GROUPS);
-  const result = shown.map((group) => ({
-    label: group.name ?? group.group,
-    values: activity.buckets.map((bucket) => value(bucket.groups[group.group], metric)),
-  }));
-  if (activity.groups.length > MOST_GROUPS) {
-    const hidden = activity.groups.slice(MOST_GROUPS).map((group) => group.group);
-    result.push({
-      label: "Other",
-      values: activity.buckets.map((bucket) => hidden.reduce((sum, id) => sum + value(bucket.groups[id], metric), 0)),
-    });
-  }
+  const names = activity.groups.map((group): [string, string] => [group.group, group.name ?? group.group]);
+  const result = stackedSeries(activity.buckets, names, (bucket, id) => metricOf(bucket.groups[id], metric));
   return result.length ? result : [{ label: "Usage", values: activity.buckets.map(() => 0) }];
 }
 
@@ -195,7 +179,7 @@ export const activityPage = async (context: PageContext): Promise<void> => {
   function drillDown(fresh: Activity, metric: Drill, total: number): HTMLElement {
     const label = DRILLS.find(([choice]) => choice === metric)?.[1] ?? "";
     const groupLabel = GROUPS.find(([choice]) => choice === groupBy)?.[1] ?? "Group";
-    const amount = (group: Counters): number => value(group, DRILL_METRIC[metric]);
+    const amount = (group: Counters): number => metricOf(group, DRILL_METRIC[metric]);
     const ordered = [...fresh.groups].sort((a, b) => amount(b) - amount(a));
     const share = (group: Counters): string => (total > 0 ? `${((amount(group) / total) * 100).toFixed(1)}%` : "—");
     const name = (group: (typeof fresh.groups)[number]): HTMLElement => groupName(fresh, group);
@@ -271,6 +255,7 @@ export const activityPage = async (context: PageContext): Promise<void> => {
         statCard(`${groupLabel}s`, count(fresh.groups.length)),
       ),
       drill ? drillDown(fresh, drill, drill === "cost" ? totals.cost : drill === "tokens" ? totals.tokens : totals.requests) : null,
+      utcBars(fresh.granularity) ? h("p", { class: "muted note utc-bars" }, `The period's ${fresh.granularity}s are UTC ${fresh.granularity}s (the rollups' own), labelled by their UTC date.`) : null,
       chartCard("spend-chart", "Spend", "cost", MONEY, usd(totals.cost)),
       h(
         "div",

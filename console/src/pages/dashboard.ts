@@ -3,7 +3,7 @@ import { barChart } from "../charts";
 import { REQUEST_COLUMNS, requestRows, segmented, statCard, statGrid, table, tableOf } from "../components";
 import type { PageContext } from "../context";
 import { fill, h } from "../dom";
-import { MONEY, bucketLabel, costSpan, count, requestsPhrase, timestamp, usd } from "../format";
+import { MONEY, bucketLabel, costSpan, count, requestsPhrase, timestamp, usd, utcBars } from "../format";
 import type { Dashboard } from "../types";
 
 export const dashboardPage = async (context: PageContext): Promise<void> => {
@@ -34,7 +34,7 @@ export const dashboardPage = async (context: PageContext): Promise<void> => {
   const balance = data.balance === null ? h("span", { class: "muted" }, "No prepaid limit") : costSpan(data.balance);
   fill(
     main,
-    h("div", { class: "page-head" }, h("h1", null, "Dashboard"), h("p", { class: "muted" }, `As of ${timestamp(data.as_of)}`)),
+    h("div", { class: "page-head" }, h("h1", null, "Dashboard"), h("p", { class: "muted" }, `As of ${timestamp(data.as_of)}${utcBars("day") ? "; days are UTC days" : ""}`)),
     statGrid(
       statCard("Balance", balance, h("a", { href: "/credit", "data-link": true }, data.balance === null ? "Add credit to set one" : "Prepaid credit left · add more")),
       statCard("Spend, last 7 days", costSpan(data.last_7_days.totals.cost), requestsPhrase(data.last_7_days.totals.requests, data.last_7_days.totals.errors)),

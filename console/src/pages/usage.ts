@@ -1,12 +1,13 @@
 // Usage: what was spent in a date range, on which model, with which key, for which end user or app —
 // and the requests behind it.
-import { barChart } from "../charts";
+import { barChart, metricOf, stackedSeries, type ChartMetric, type Series } from "../charts";
 import { REQUEST_COLUMNS, alignCosts, loading, requestRows, segmented, statCard, statGrid, table, tableOf } from "../components";
 import type { PageContext } from "../context";
 import { fill, field, h, message, options } from "../dom";
 import { exportButton } from "../exports";
-import { COUNT, MONEY, addDays, bucketLabel, costSpan, count, errorsNote, isoDate, timestamp, usd } from "../format";
+import { COUNT, MONEY, bucketLabel, costSpan, count, errorsNote, isoDate, timestamp, usd, utcBars } from "../format";
 import type { Counters, Key, RequestRow, Usage } from "../types";
+import { activeZone, dateIn, isUtc, offsetMinutes, offsetText, shiftDate, startOf } from "../zone";
 
 const DEFAULT_DAYS = 30;
 const PAGE_SIZE = 50;
@@ -32,7 +33,7 @@ const STATUSES: [string, string][] = [
   ["error", "Failed"],
 ];
 
-type Metric = "cost" | "requests" | "total_tokens";
+type Metric = ChartMetric;
 const METRICS: [Metric, string][] = [
   ["cost", "Spend"],
   ["requests", "Requests"],
@@ -49,12 +50,12 @@ function calendarDate(text: string | null): string | null {
 /** The filters a link asks for; a date it spells wrong is replaced by the default one and named in
  * `unread` (the page says so, instead of showing the API's refusal with nothing to choose from). */
 function filtersFrom(params: URLSearchParams): { filters: Filters; unread: string[] } {
-  const today = new Date();
+  const today = dateIn(new Date());
   const unread = ["start", "end"].filter((name) => params.get(name) !== null && calendarDate(params.get(name)) === null);
   return {
     filters: {
-      start: calendarDate(params.get("start")) ?? isoDate(addDays(today, -(DEFAULT_DAYS - 1))),
-      end: calendarDate(params.get("end")) ?? isoDate(today),
+      start: calendarDate(params.get("start")) ?? shiftDate(today, -(DEFAULT_DAYS - 1)),
+      end: calendarDate(params.get("end")) ?? today,
       model: params.get("model") ?? "",
       key: params.get("key") ?? "",
       user: params.get("user") ?? "",
@@ -93,8 +94,38 @@ function isoDateField(label: string, name: string, value: string): { element: HT
   return { element, input };
 }
 
+// Minute rollups are kept 8 days (the API's `MINUTE_RETENTION`): an older edge must be a whole hour.
+const MINUTE_ROWS_MS = 8 * 86_400_000;
+const HOUR_MS = 3_600_000;
+
+/** The window the API is asked for: the dates' whole days in the zone shown. In UTC, the dates
+ * themselves; elsewhere the instants of their local midnights (the end's next day's), exact for a
+ * zone whose offset is whole hours. A zone that is not (UTC+05:30) starts its days on the half
+ * hour: an edge older than the 8 days minute rows are kept is moved back to its UTC hour
+ * (`rounded`), the page says so. */
+function windowOf(filters: Filters, now = Date.now()): { start: string; end: string; rounded: boolean } {
+  if (isUtc()) return { start: filters.start, end: filters.end, rounded: false };
+  const oldestMinute = Math.floor((now - MINUTE_ROWS_MS) / HOUR_MS) * HOUR_MS + 2 * HOUR_MS; // an hour of margin
+  let rounded = false;
+  const edge = (date: Date): string => {
+    const time = date.getTime();
+    if (time % HOUR_MS === 0 || time >= oldestMinute) return date.toISOString();
+    rounded = true;
+    return new Date(Math.floor(time / HOUR_MS) * HOUR_MS).toISOString();
+  };
+  const start = edge(startOf(filters.start));
+  const end = edge(startOf(shiftDate(filters.end, 1)));
+  return { start, end, rounded };
+}
+
 function query(filters: Filters): Record<string, string> {
-  return { start: filters.start, end: filters.end, model: filters.model, key: filters.key, user: filters.user, app: filters.app };
+  const { start, end } = windowOf(filters);
+  return { start, end, model: filters.model, key: filters.key, user: filters.user, app: filters.app };
+}
+
+/** "UTC", or the browser's zone and its offset today: "Europe/Paris (UTC+01:00)". */
+function zoneLabel(): string {
+  return isUtc() ? "UTC" : `${activeZone()} (${offsetText(offsetMinutes(new Date()))})`;
 }
 
 /** A text field for a user or an app, offering the ones the request log has shown. */
@@ -108,11 +139,14 @@ function namedField(label: string, name: string, value: string): { element: HTML
 
 /** The page's address for `filters` (the ones set), so that a view can be shared. */
 function addressOf(filters: Filters): string {
-  return `/usage?${new URLSearchParams(Object.entries({ ...query(filters), status: filters.status }).filter(([, value]) => value))}`;
+  const { start, end, model, key, user, app, status } = filters;
+  return `/usage?${new URLSearchParams(Object.entries({ start, end, model, key, user, app, status }).filter(([, value]) => value))}`;
 }
 
-function metricValue(counters: Counters, metric: Metric): number {
-  return metric === "cost" ? Number(counters.cost) : counters[metric];
+/** The chart's series, one per model (the table's order: most spent first), the rest as "Other". */
+function modelSeries(usage: Usage, metric: Metric): Series[] {
+  const names = usage.models.map((row): [string, string] => [row.model, row.model]);
+  return stackedSeries(usage.series.buckets, names, (bucket, name) => metricOf(bucket.models?.[name], metric));
 }
 
 export const usagePage = async (context: PageContext): Promise<void> => {
@@ -143,6 +177,7 @@ export const usagePage = async (context: PageContext): Promise<void> => {
   );
   const errors = h("div", { class: "page-errors" });
   const notice = h("div", { class: "page-errors" });
+  const rounding = h("div", { class: "page-errors" });
   if (unread.length) {
     fill(notice, message("info", `The link's ${unread.join(" and ")} is not a date (YYYY-MM-DD): showing ${filters.start} to ${filters.end} instead.`));
     history.replaceState(null, "", addressOf(filters));
@@ -155,7 +190,10 @@ export const usagePage = async (context: PageContext): Promise<void> => {
   const exporter = exportButton(
     api,
     "Export CSV",
-    () => ({ kind: "requests", format: "csv", start: filters.start, end: filters.end, model: filters.model || null, key: filters.key || null, user: filters.user || null, app: filters.app || null }),
+    () => {
+      const { start, end } = windowOf(filters);
+      return { kind: "requests", format: "csv", start, end, model: filters.model || null, key: filters.key || null, user: filters.user || null, app: filters.app || null };
+    },
     context.onLeave,
   );
   let destroyChart = (): void => {};
@@ -163,9 +201,10 @@ export const usagePage = async (context: PageContext): Promise<void> => {
 
   fill(
     main,
-    h("div", { class: "page-head" }, h("h1", null, "Usage"), h("p", { class: "muted" }, "Dates are whole days in UTC; both ends are included. Filter by one of API key, user and app at a time.")),
+    h("div", { class: "page-head" }, h("h1", null, "Usage"), h("p", { class: "muted zone-note" }, `Dates are whole days in ${zoneLabel()}; both ends are included. Filter by one of API key, user and app at a time.`)),
     form,
     notice,
+    rounding,
     errors,
     stats,
     h(
@@ -204,15 +243,23 @@ export const usagePage = async (context: PageContext): Promise<void> => {
     const buckets = shown.series.buckets;
     const format = metric === "cost" ? MONEY : COUNT;
     const label = METRICS.find(([value]) => value === metric)?.[1] ?? "";
-    const total = metric === "cost" ? usd(shown.totals.cost) : count(metricValue(shown.totals, metric));
+    const amount = (counters: Counters): string => (metric === "cost" ? usd(counters.cost) : count(metricOf(counters, metric)));
+    const byModel = shown.series.by_model && shown.models.length > 1;
+    // Said for screen readers: each model of the chart with its amount, as the table has it.
+    const parts = byModel ? `, ${shown.models.map((row) => `${row.model} ${amount(row)}`).join(", ")}` : "";
     const { element, chart } = barChart(
       buckets.map((bucket) => bucketLabel(bucket.start, shown.series.granularity)),
-      [{ label, values: buckets.map((bucket) => metricValue(bucket, metric)) }],
-      `${label} per ${shown.series.granularity} from ${timestamp(shown.start)} until ${timestamp(shown.end)}: ${total} in all.`,
+      byModel ? modelSeries(shown, metric) : [{ label, values: buckets.map((bucket) => metricOf(bucket, metric)) }],
+      `${label} per ${shown.series.granularity}${byModel ? " by model" : ""} from ${timestamp(shown.start)} until ${timestamp(shown.end)}: ${amount(shown.totals)} in all${parts}.`,
       format,
     );
     destroyChart = () => chart.destroy();
-    fill(chartArea, element);
+    fill(
+      chartArea,
+      element,
+      shown.series.by_model || shown.models.length < 2 ? null : h("p", { class: "muted note" }, "Too many days × models to show each model: narrow the range to see them stacked."),
+      utcBars(shown.series.granularity) ? h("p", { class: "muted note utc-bars" }, `Each bar is a ${shown.series.granularity} in UTC (the rollups' own); the totals and the table are your ${shown.series.granularity === "day" ? "days" : "dates"} exactly.`) : null,
+    );
   };
 
   async function loadRequests(asked: Filters, mine: number, cursor: string | null): Promise<void> {
@@ -266,6 +313,12 @@ export const usagePage = async (context: PageContext): Promise<void> => {
     const mine = generation;
     const asked = { ...filters };
     fill(errors);
+    fill(
+      rounding,
+      windowOf(asked).rounded
+        ? message("info", `Your days start at ${offsetText(offsetMinutes(new Date()))}, not on a UTC hour: where the range is older than the 8 days minute totals are kept, its ends are read from the UTC hour before.`)
+        : null,
+    );
     fill(more);
     try {
       // The model choices are the models of the range and key: asked for again only when those change.

@@ -69,9 +69,23 @@ def phone_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Pag
     yield from _open_page(browser, request, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
 
 
+@pytest.fixture
+def zoned_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A desktop page whose browser is in the time zone the test names (``indirect``), with the
+    phone's size when it is given as ``(zone, "phone")``."""
+    zone, *phone = request.param if isinstance(request.param, tuple) else (request.param,)
+    size = (
+        {"viewport": {"width": 390, "height": 844}, "is_mobile": True}
+        if phone
+        else {"viewport": {"width": 1280, "height": 800}}
+    )
+    yield from _open_page(browser, request, timezone_id=zone, **size)
+
+
 def _open_page(browser: Browser, request: pytest.FixtureRequest, **options: Any) -> Iterator[Page]:
     # Fixed locale and zone, so dates and numbers on the page do not depend on the machine.
-    context = browser.new_context(accept_downloads=True, locale="en-US", timezone_id="UTC", **options)
+    options = {"timezone_id": "UTC", **options}
+    context = browser.new_context(accept_downloads=True, locale="en-US", **options)
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
     uncaught: list[str] = []
     console_errors: list[str] = []

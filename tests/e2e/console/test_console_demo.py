@@ -8,10 +8,11 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -274,7 +275,9 @@ def test_failed_requests_are_shown_apart_from_the_requests_served(page: Page, ph
     for row in listed.all():
         expect(cell(row, "Status")).to_contain_text("Error")
         expect(cell(row, "Status").locator(".why")).to_have_text(re.compile(r"^\d{3} [a-z_]+$"))
-        expect(cell(row, "Endpoint")).to_have_text(re.compile(r"^/v1/(chat/completions|messages|responses)$"))
+        expect(cell(row, "Model").locator(".endpoint")).to_have_text(
+            re.compile(r"^/v1/(chat/completions|messages|responses)$")
+        )
     screenshot(page, "demo-usage-failed-only")
     # and the served ones with their latency, a stream's with its time to first token
     log.get_by_label("Status").select_option("ok")
@@ -592,3 +595,115 @@ def test_activity_groups_by_app_and_by_user_and_a_group_opens_its_usage(
     expect(table.locator("tbody tr")).to_have_count(len(by_user))
     assert phone_page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(phone_page, "demo-activity-user-phone")
+
+
+def test_the_usage_chart_is_stacked_by_model_and_says_each_models_part(
+    page: Page, phone_page: Page, demo_stack: LocalStack
+):
+    usage = demo_stack.admin("GET", "/usage").json()
+    assert usage["series"]["by_model"] and len(usage["models"]) > 1
+    for bucket in usage["series"]["buckets"]:  # each day's models add up to the day
+        assert sum(figures["requests"] for figures in bucket["models"].values()) == bucket["requests"]
+
+    # Given the usage page of the last 30 days, the chart stacks the models, as the table lists them
+    signed_in(page, demo_stack)
+    page.goto(f"{demo_stack.base}/usage")
+    chart = page.get_by_role("img", name=re.compile(r"^Spend per day by model from"))
+    expect(chart).to_be_visible()
+    named = re.findall(r"([a-z]+/[\w.:-]+) \$", chart.get_attribute("aria-label") or "")
+    assert named == [row["model"] for row in usage["models"]]
+    # When it shows requests, each model's part is the table's
+    over_time = page.locator("section", has=page.get_by_role("heading", name="Over time"))
+    over_time.locator("label", has_text="Requests").click()
+    chart = page.get_by_role("img", name=re.compile(r"^Requests per day by model from"))
+    expect(chart).to_be_visible()
+    said = chart.get_attribute("aria-label") or ""
+    for row in usage["models"]:
+        assert f"{row['model']} {row['requests']:,}" in said
+        by_model = page.locator("section", has=page.get_by_role("heading", name="By model"))
+        expect(
+            cell(by_model.locator("tbody tr", has=page.get_by_text(row["model"], exact=True)), "Requests")
+        ).to_have_text(f"{row['requests']:,}")
+    screenshot(page, "demo-usage-stacked")
+    # and the request log fits the page at 1280 px, its status column in view
+    log = page.locator("section", has=page.get_by_role("heading", name="Requests", exact=True))
+    assert log.locator(".table-wrap").evaluate("wrap => wrap.scrollWidth <= wrap.clientWidth")
+    status = cell(log.locator("tbody tr.request").first, "Status").bounding_box()
+    assert status and status["x"] + status["width"] <= 1280
+
+    # And one model's chart has nothing to stack
+    page.goto(f"{demo_stack.base}/usage?model={usage['models'][0]['model']}")
+    expect(page.get_by_role("img", name=re.compile(r"^Spend per day from"))).to_be_visible()
+
+    # And a phone shows the stacked chart without scrolling sideways
+    signed_in(phone_page, demo_stack)
+    phone_page.goto(f"{demo_stack.base}/usage")
+    expect(phone_page.get_by_role("img", name=re.compile(r"^Spend per day by model"))).to_be_visible()
+    assert phone_page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(phone_page, "demo-usage-stacked-phone")
+
+
+def zone_window(zone: str, first: date, last: date, *, hour_before: datetime | None = None) -> dict[str, str]:
+    """The API window of the days ``first``..``last`` in ``zone``: from its midnights, an edge
+    older than ``hour_before`` moved back to its UTC hour (minute rows are kept 8 days)."""
+
+    def edge(day: date) -> str:
+        moment = datetime.combine(day, datetime.min.time(), tzinfo=ZoneInfo(zone)).astimezone(UTC)
+        if hour_before is not None and moment < hour_before:
+            moment = moment.replace(minute=0)
+        return moment.isoformat().replace("+00:00", "Z")
+
+    return {"start": edge(first), "end": edge(last + timedelta(days=1))}
+
+
+@pytest.mark.parametrize("zoned_page", ["Europe/Paris"], indirect=True)
+def test_usage_dates_are_the_browsers_days_with_a_switch_to_utc(zoned_page: Page, demo_stack: LocalStack):
+    page = zoned_page
+    today = datetime.now(ZoneInfo("Europe/Paris")).date()
+    first, last = today - timedelta(days=10), today - timedelta(days=3)
+    local = demo_stack.admin("GET", "/usage", params=zone_window("Europe/Paris", first, last)).json()["totals"]
+    utc = demo_stack.admin("GET", "/usage", params={"start": str(first), "end": str(last)}).json()["totals"]
+
+    # Given a browser in Paris, the usage page's days are Paris days (from 23:00 UTC)
+    signed_in(page, demo_stack)
+    page.goto(f"{demo_stack.base}/usage?start={first}&end={last}")
+    expect(page.get_by_text(re.compile(r"Dates are whole days in Europe/Paris \(UTC\+01:00\)"))).to_be_visible()
+    requests_card = page.locator(".stat", has=page.get_by_text("Requests", exact=True)).locator(".stat-value")
+    expect(requests_card).to_have_text(f"{local['requests']:,}")
+    cost = page.locator(".stat", has=page.get_by_text("Total cost", exact=True)).locator(".cost")
+    expect(cost).to_have_attribute("data-exact", local["cost"])
+    log = page.locator("section", has=page.get_by_role("heading", name="Requests", exact=True))
+    expect(cell(log.locator("tbody tr.request").first, "Time")).to_have_text(re.compile(r" CET$"))
+    expect(page.locator(".utc-bars")).to_contain_text("Each bar is a day in UTC")
+    screenshot(page, "demo-usage-paris")
+
+    # When the top bar's switch says UTC, the same dates are UTC days, and it is remembered
+    page.get_by_label("Times").select_option("utc")
+    expect(page.get_by_text("Dates are whole days in UTC;")).to_be_visible()
+    expect(requests_card).to_have_text(f"{utc['requests']:,}")
+    expect(cell(log.locator("tbody tr.request").first, "Time")).to_have_text(re.compile(r" UTC$"))
+    expect(page.locator(".utc-bars")).to_have_count(0)
+    page.reload()
+    expect(page.get_by_label("Times")).to_have_value("utc")
+    expect(requests_card).to_have_text(f"{utc['requests']:,}")
+
+
+@pytest.mark.parametrize("zoned_page", [("Asia/Kolkata", "phone")], indirect=True)
+def test_a_half_hour_zone_reads_older_days_from_the_utc_hour_and_says_so(zoned_page: Page, demo_stack: LocalStack):
+    page = zoned_page
+    today = datetime.now(ZoneInfo("Asia/Kolkata")).date()
+    first, last = today - timedelta(days=20), today - timedelta(days=1)
+    # Minute rows are kept 8 days: the first day's 18:30 UTC start is read from 18:00; the end is recent.
+    minute_rows = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=8) + timedelta(hours=2)
+    window = zone_window("Asia/Kolkata", first, last, hour_before=minute_rows)
+    assert window["start"].endswith("T18:00:00Z") and window["end"].endswith("T18:30:00Z")
+    expected = demo_stack.admin("GET", "/usage", params=window).json()["totals"]
+
+    signed_in(page, demo_stack)
+    page.goto(f"{demo_stack.base}/usage?start={first}&end={last}")
+    expect(page.get_by_text(re.compile(r"Dates are whole days in Asia/Calcutta|Asia/Kolkata"))).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="not on a UTC hour")).to_contain_text("UTC+05:30")
+    requests_card = page.locator(".stat", has=page.get_by_text("Requests", exact=True)).locator(".stat-value")
+    expect(requests_card).to_have_text(f"{expected['requests']:,}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "demo-usage-kolkata-phone")

@@ -32,10 +32,17 @@ class UsageFilters(BaseModel):
 
 class SeriesBucket(UsageFigures):
     start: str = Field(description="UTC; the window's start for a bucket it cuts")
+    models: dict[str, UsageFigures] | None = Field(
+        default=None, description="The bucket's figures per model, when the series is by model"
+    )
 
 
 class UsageSeries(BaseModel):
     granularity: str = Field(description="minute up to 3 hours, hour up to 3 days, day up to 400 days, else month")
+    by_model: bool = Field(
+        description="Each bucket has its models: unless a model is filtered on, or the window's buckets × models "
+        "are too many to read (up to 1,500 items with the table's)"
+    )
     buckets: list[SeriesBucket] = Field(
         description="Every bucket of the window, empty ones included; they add up to the totals"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,9 @@ PERIODS: dict[str, tuple[Granularity, int]] = {
     "1y": ("month", 12),
 }
 TOP_MODELS = 5
+# The most items a usage query reads for its table and a chart stacked by model (buckets × models):
+# past it the chart reads one total row a bucket (a window of 400 days by 20 models would be 8,000).
+STACKED_READS = 1500
 
 
 def summary(counters: Counters) -> dict[str, Any]:
@@ -105,11 +109,12 @@ def usage_summary(
     for one model and one of a key, a user and an app.
 
     The totals and the per-model table sum the per-model rows (the key's, user's or app's, for
-    such a filter) of the window's coarsest buckets (``window_cells``). The chart reads one row per
-    whole bucket: the total's, or the filter's own (a model, a key, or the key's model; a user's or
-    an app's likewise). A bucket cut by an edge of the window counts only its part inside: the
-    per-model rows already read for that part, which lie in it since every granularity nests in
-    the coarser ones."""
+    such a filter) of the window's coarsest buckets (``window_cells``). The chart is stacked by
+    model while the whole buckets' per-model rows fit beside those (``STACKED_READS``): it reads
+    them; else one row per whole bucket, the total's or the filter's own (a model, a key, or the
+    key's model; a user's or an app's likewise). A bucket cut by an edge of the window counts
+    only its part inside: the per-model rows already read for that part, which lie in it since
+    every granularity nests in the coarser ones."""
     if len([owner for owner in (key_id, user, app) if owner]) > 1:
         raise InvalidRequest(
             "Filter usage by one of 'key', 'user' and 'app' (with 'model' or not); "
@@ -120,36 +125,46 @@ def usage_summary(
     dimension = chosen.models_dimension()
     granularity = series_granularity(window)
     per_model: dict[str, Counters] = defaultdict(Counters)
-    cut: dict[str, Counters] = defaultdict(Counters)
+    cut: dict[str, dict[str, Counters]] = defaultdict(lambda: defaultdict(Counters))
     totals = Counters()
     finer = GRANULARITIES[GRANULARITIES.index(granularity) + 1 :]
-    for cell in window_cells(store, account_id, window, dimension, model):
+    cells = window_cells(store, account_id, window, dimension, model)
+    for cell in cells:
         per_model[cell.value].add(cell.counters.as_dict())
         totals.add(cell.counters.as_dict())
         if cell.granularity in finer:
-            cut[label(parse_label(cell.bucket, cell.granularity), granularity)].add(cell.counters.as_dict())
+            cut[label(parse_label(cell.bucket, cell.granularity), granularity)][cell.value].add(cell.counters.as_dict())
     starts = buckets(window.start, window.end, granularity)
     whole = [start for start in starts if window.start <= start and step(start, granularity) <= window.end]
-    rows = whole_buckets(store, account_id, granularity, whole, chosen)
+    # Stacked by model while the chart's buckets × models fit beside the table's rows; one model's
+    # chart (a model filter) has nothing to stack.
+    stacked = not model and len(cells) + len(whole) * max(len(per_model), 1) <= STACKED_READS
+    if stacked:
+        rows = models_per_bucket(store, account_id, granularity, whole, dimension)
+    else:
+        rows = {
+            bucket: {"": counters}
+            for bucket, counters in whole_buckets(store, account_id, granularity, whole, chosen).items()
+        }
     inside = set(whole)
     models = [
         {"model": name, **summary(counters)}
         for name, counters in sorted(per_model.items(), key=lambda item: (-item[1].cost_usd, item[0]))
     ]
-    series = [
-        {
-            "start": utc_iso(max(start, window.start)),
-            **summary((rows if start in inside else cut).get(label(start, granularity), Counters())),
-        }
-        for start in starts
-    ]
+    series = []
+    for start in starts:
+        groups = (rows if start in inside else cut).get(label(start, granularity), {})
+        bucket = {"start": utc_iso(max(start, window.start)), **summary(_sum(groups.values()))}
+        if stacked:
+            bucket["models"] = {name: summary(counters) for name, counters in sorted(groups.items())}
+        series.append(bucket)
     return {
         "start": window.start_iso,
         "end": window.end_iso,
         "filters": {"model": model, "key": key_id, "user": user, "app": app},
         "totals": summary(totals),
         "models": models,
-        "series": {"granularity": granularity, "buckets": series},
+        "series": {"granularity": granularity, "by_model": stacked, "buckets": series},
     }
 
 
@@ -181,6 +196,28 @@ def whole_buckets(
     else:
         rows = store.cells(account_id, granularity, dimension, value, [label(start, granularity) for start in starts])
     return {row["bucket"]: Counters().add(row) for row in rows}
+
+
+def models_per_bucket(
+    store: RollupStore, account_id: str, granularity: Granularity, starts: list[datetime], dimension: str
+) -> dict[str, dict[str, Counters]]:
+    """Counters per bucket (label) and model for consecutive buckets: the rows of ``dimension``
+    (every model's, or a key's, user's or app's models)."""
+    if not starts:
+        return {}
+    per_bucket: dict[str, dict[str, Counters]] = defaultdict(lambda: defaultdict(Counters))
+    for row in store.query(
+        account_id, granularity, dimension, label(starts[0], granularity), label(starts[-1], granularity)
+    ):
+        per_bucket[row["bucket"]][row["value"]].add(row)
+    return per_bucket
+
+
+def _sum(counters: Iterable[Counters]) -> Counters:
+    total = Counters()
+    for each in counters:
+        total.add(each.as_dict())
+    return total
 
 
 def activity(
