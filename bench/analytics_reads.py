@@ -1,11 +1,13 @@
 """Analytics reads grow with buckets, not requests (docs/architecture.md: the budget, invariant 5).
 
 Part 1, real records on moto. For each N (default 10k, 100k and 1M requests in October 2026, UTC;
-20 models of 4 providers, 50 keys owned by 10 members) the script generates N seeded synthetic
-ledger records in a streaming loop, sums them into the rollup rows that
-``meterway.analytics.logic.rollups.rollup_updates`` would have produced (same pk, sk and attribute
-names), loads those rows into an in-process ``moto.mock_aws`` DynamoDB (``batch_write_item``, 25
-items a call) and times the dashboard, activity and usage queries of
+20 models of 4 providers, 50 keys owned by 10 members, 5 apps and 200 end users; every request
+served, none failed) the script generates N seeded synthetic ledger records in a streaming loop,
+sums them into the rollup rows that ``meterway.analytics.logic.rollups.rollup_updates`` would have
+produced (same pk, sk and attribute names: the partition from ``rollups_table.cell_partition``,
+the user's and app's values and model dimensions from ``attribution.cell_value`` and
+``rollups.named_models_dimension``), loads those rows into an in-process ``moto.mock_aws``
+DynamoDB (``batch_write_item``, 25 items a call) and times the dashboard, activity and usage queries of
 ``meterway.analytics.logic.reports`` through a real ``DynamoRollupStore``. For each query it reports
 the rollup items read (the store's ``items_read``: rows a Query returns, keys a BatchGetItem or
 GetItem asks for), the items a naive query would read from the ledger (the requests in its window,
@@ -14,18 +16,33 @@ read (its buckets × the values of its dimension, and each key asked for), and t
 time of 5 runs. Wall times are moto's, in-process, and mostly moto serialising its response
 (≈2-3 ms an item): they follow the items read, not DynamoDB's latency.
 
+End users and apps (the shape ``analytics_search`` defines, and searches): key i names the app
+``KEY_APPS[i % 10]``: keys 0, 1 (mod 10) name ``chat-web``, 2, 3 ``support-bot``, 4, 5 and 6
+``doc-search``, ``code-review`` and ``nightly-batch``, 7, 8 and 9 none (so 20%, 20%, 10%, 10%,
+10% of the requests, and 30% "(none)"; a key's member is i mod 10 too, so each member's keys name
+one app or none). The requests of the first two apps (40%) each name one of 200 end users,
+``enduser-001`` .. ``enduser-200``, drawn Zipf-like (rank r with weight 1/r): ``enduser-001`` has
+17.0% of them (6.8% of all requests), ``enduser-200`` 0.085%; the other 60% name none. Users are
+drawn from a random stream of their own, so every other draw is the one of the versions before
+(the same records, the same counts for the queries measured before). The user and app filters
+use the busiest of each: ``enduser-001`` and ``chat-web``.
+
 What is loaded: year, month, 10-day and day rows for the whole month; 6-hour and hour rows for
-the ragged window's first and last day (10-03, 10-29); 10-minute and minute rows only for the hour
-of each of its edges and the hours either side (10-03 06:00-08:59, 10-29 17:00-19:59), so rows
-just outside the window exist too; and the account's marker (in-between rows complete). Those are
-all the buckets the measured queries read. Minute rows for the two whole edge days (≈180k items at
-1M, moto takes ≈1.6k items/s) would have pushed the run past 10 minutes without changing any
-count. Summing the records directly instead of applying ``rollup_updates`` per record (32
-transactional updates each) keeps 1M records feasible; a cross-check proves the shortcut exact:
-the first 500 records of the smallest N, plus all its records in the minute-row hours (few of the
-first 500 land there), are applied through ``count_record(DynamoRollupStore, contribution(item))``
-under one account and summed directly under another, and both must give the same rows, attribute
-for attribute (for the loaded buckets), and the same ``analytics`` answers.
+the ragged window's first and last day (10-03, 10-29) and for the last two days (10-30, 10-31:
+activity ``1d`` reads 10-31's hours); 10-minute and minute rows only for the hour of each of the
+ragged window's edges and the hours either side (10-03 06:00-08:59, 10-29 17:00-19:59) and for
+the last two hours (10-31 22:00-23:59: activity ``1h`` reads 23:00-23:59), so rows just outside
+each window exist too; and the account's marker (in-between rows complete). Those are all the
+buckets the measured queries read. Minute rows for the two whole edge days (≈180k items at 1M,
+moto takes ≈1.6k items/s) would have pushed the run past 10 minutes without changing any count.
+Summing the records directly instead of applying ``rollup_updates`` per record (48 transactional
+updates each) keeps 1M records feasible; a cross-check proves the shortcut exact: the first 500
+records of the smallest N, plus all its records in the minute-row hours (few of the first 500
+land there), are applied through ``count_record(DynamoRollupStore, contribution(item))`` under
+one account and summed directly under another, and both must give the same rows, partition key
+and attribute for attribute (for the loaded buckets; the user's and app's rows in all 16 shards),
+and the same ``analytics`` answers; and for each of those records the (pk, sk) of every update
+``rollup_updates`` makes, in every granularity, must be those the direct sums write.
 
 Two moto 5.2.5 costs are patched out by ``devstack.moto_patches``, as in the local stack and the
 integration tests: a transaction deep-copies the whole table once per operation (the patch backs
@@ -47,12 +64,17 @@ which must read as many items.
 The script exits non-zero unless the worst windows of this version stay within the 2,000-item
 budget and, at every N up to 1M, each query reads at most 2,000 items and no more than its
 (bucket, value) bound, and, from 100k up, ten times the requests make each query read at most
-``MAX_GROWTH`` times as many items.
+``MAX_GROWTH`` times as many items. Activity by user reads buckets × the users with requests in
+them, so with 200 users it passes 2,000 (``1mo`` at 100k, ``1d`` and ``1mo`` at 1M; ``1y`` too in
+the search, which has three years of history), and by user or app ``1h`` grows more than
+``MAX_GROWTH`` from 100k to 1M (its minute buckets hold few users and apps at 100k); the user and
+app filters of ``/api/usage`` read calendar buckets only (no in-between rows) and pass 2,000 in
+the search: the script then exits non-zero.
 
     .venv/bin/python bench/analytics_reads.py [--sizes 10000,100000,1000000] [--cross-check 500]
         [--search-samples 200] [--search-climbs 3]
 
-takes ≈13 minutes on 2 cores.
+takes ≈28 minutes on 2 shared cores (27.8 on 2026-12-04).
 """
 
 from __future__ import annotations
@@ -66,7 +88,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -93,6 +114,7 @@ from meterway.analytics.dal.rollups_table import (  # noqa: E402
     KEY_DIMENSION,
     bucket_range,
     cell_partition,
+    cell_sk,
     intermediate_key,
     last_used_key,
     read_partitions,
@@ -107,11 +129,14 @@ from meterway.analytics.logic.rollups import (  # noqa: E402
     count_record,
     deltas_of,
     key_models_dimension,
+    named_models_dimension,
+    rollup_updates,
 )
 from meterway.analytics.logic.windows import Window  # noqa: E402
 from meterway.analytics.models import COUNTERS, TOTAL  # noqa: E402
 from meterway.core.aws import deserialize, serialize  # noqa: E402
-from meterway.core.clock import Granularity, buckets, label, parse_label, step, utc_iso  # noqa: E402
+from meterway.core.clock import GRANULARITIES, Granularity, buckets, label, parse_label, step, utc_iso  # noqa: E402
+from meterway.ledger.attribution import cell_value  # noqa: E402
 from meterway.ledger.models import TokenUsage, UsageRecord  # noqa: E402
 
 MONTH = Window(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
@@ -121,16 +146,26 @@ NOW = datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC)
 RAGGED = Window(datetime(2026, 10, 3, 7, 13, tzinfo=UTC), datetime(2026, 10, 29, 18, 45, tzinfo=UTC))
 RAGGED_MS = tuple(int((moment - MONTH.start).total_seconds() * 1000) for moment in (RAGGED.start, RAGGED.end))
 # Hour rows are loaded for the ragged window's first and last day, minute rows for the hour of
-# each edge and the hours either side (so rows just outside the window exist too). Offsets in
-# days and hours from 2026-10-01T00:00Z.
+# each edge and the hours either side (so rows just outside the window exist too); and for
+# activity 1d and 1h at NOW, hour rows for its day and the day before, minute rows for its hour and
+# the hour before. Offsets in days and hours from 2026-10-01T00:00Z.
 EDGE_DAYS = frozenset(edge // DAY_MS for edge in (RAGGED_MS[0], RAGGED_MS[1] - 1))
 EDGE_HOURS = frozenset(edge // HOUR_MS + shift for edge in (RAGGED_MS[0], RAGGED_MS[1] - 1) for shift in (-1, 0, 1))
+NOW_MS = int((NOW - MONTH.start).total_seconds() * 1000)
+NOW_DAY, NOW_HOUR = NOW_MS // DAY_MS, NOW_MS // HOUR_MS
+HOUR_ROW_DAYS = EDGE_DAYS | {NOW_DAY - 1, NOW_DAY}
+MINUTE_ROW_HOURS = EDGE_HOURS | {NOW_HOUR - 1, NOW_HOUR}
 PROVIDERS = ("openai", "anthropic", "google", "mistral")
 MODELS = tuple(f"{PROVIDERS[i % 4]}/bench-model-{i:02d}" for i in range(20))
 MEMBERS = tuple(f"member{i:02d}@example.com" for i in range(10))
 KEYS = tuple(f"key_bench{i:02d}" for i in range(50))
+# End users and apps: the shape the search uses (see the docstring).
+APPS, USERS = analytics_search.APPS, analytics_search.USERS
+USER_CUMULATIVE = tuple(itertools.accumulate(analytics_search.USER_WEIGHTS))
+FILTER_USER, FILTER_APP = analytics_search.FILTER_USER, analytics_search.FILTER_APP
+NO_USER = -1  # a record that names no end user
 ACCOUNT = "acct_bench"
-CROSS_CHECK = 500  # records replayed through the real write path (≈0.2 s each in moto)
+CROSS_CHECK = 500  # records replayed through the real write path (≈0.3 s each in moto)
 BUDGET = 2_000
 MAX_GROWTH = 3.0  # items read from 100k to 1M requests (10× the requests)
 RUNS = 5
@@ -142,6 +177,11 @@ COST, LAST = len(COUNTERS) - 1, len(COUNTERS)
 
 def key_member(key: int) -> int:
     return key % len(MEMBERS)
+
+
+def user_name(user: int) -> str | None:
+    """The end user a record names (``user``: its index in USERS, or NO_USER)."""
+    return None if user == NO_USER else USERS[user]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +198,16 @@ class Rates:
 RATES = tuple(Rates(150 * (i + 1), 600 * (i + 1), 15 * (i + 1), 190 * (i + 1), 300 * (i + 1)) for i in range(20))
 
 
-def records(n: int) -> Iterator[tuple[int, int, int, tuple[int, ...]]]:
-    """N records as (ms since 2026-10-01, key, model, counters in COUNTERS order, cost in nanos)."""
+Record = tuple[int, int, int, int, tuple[int, ...]]
+
+
+def records(n: int) -> Iterator[Record]:
+    """N records as (ms since 2026-10-01, key, model, user (NO_USER: none), counters in COUNTERS
+    order, the last being the cost in nanos). Every request was served: ``errors`` is 0."""
     rng = random.Random(n)
+    # The end users from a stream of their own: every other draw is as it was before them.
+    users = random.Random(f"users-{n}")
+    population = range(len(USERS))
     for _ in range(n):
         model, key, offset = rng.randrange(len(MODELS)), rng.randrange(len(KEYS)), rng.randrange(MONTH_MS)
         input_tokens, output_tokens = rng.randrange(20, 4000), rng.randrange(1, 1500)
@@ -178,29 +225,42 @@ def records(n: int) -> Iterator[tuple[int, int, int, tuple[int, ...]]]:
             + cache_1h * rates.cache_1h
         )
         total = input_tokens + output_tokens + cache_read + cache_5m + cache_1h
-        counters = (1, input_tokens, output_tokens, reasoning, cache_5m + cache_1h, cache_5m, cache_1h, cache_read)
-        yield offset, key, model, (*counters, total, cost)
+        tokens = (input_tokens, output_tokens, reasoning, cache_5m + cache_1h, cache_5m, cache_1h, cache_read)
+        named = analytics_search.names_users(key)
+        user = users.choices(population, cum_weights=USER_CUMULATIVE)[0] if named else NO_USER
+        yield offset, key, model, user, (1, 0, *tokens, total, cost)
+
+
+Cells = dict[tuple[int, int, int], list[int]]
 
 
 @dataclass
 class Aggregate:
     """Records summed per (day, key, model) for the whole month, per (hour, key, model) on
-    EDGE_DAYS and per (minute, key, model) in EDGE_HOURS: every loaded rollup row is a sum of
-    these cells. ``ragged`` counts the records in the ragged window, for the naive comparison."""
+    HOUR_ROW_DAYS and per (minute, key, model) in MINUTE_ROW_HOURS, and likewise per (day, user,
+    model), (hour, user, model) and (minute, user, model): every loaded rollup row is a sum of
+    these cells (a key's app is the key's, a user's cells are apart since a user is not a key's).
+    ``ragged`` counts the records in the ragged window, for the naive comparison."""
 
-    days: dict[tuple[int, int, int], list[int]] = field(default_factory=dict)
-    hours: dict[tuple[int, int, int], list[int]] = field(default_factory=dict)
-    minutes: dict[tuple[int, int, int], list[int]] = field(default_factory=dict)
+    days: Cells = field(default_factory=dict)
+    hours: Cells = field(default_factory=dict)
+    minutes: Cells = field(default_factory=dict)
+    user_days: Cells = field(default_factory=dict)
+    user_hours: Cells = field(default_factory=dict)
+    user_minutes: Cells = field(default_factory=dict)
     ragged: int = 0
     ragged_key: int = 0
 
-    def add(self, offset: int, key: int, model: int, counters: tuple[int, ...]) -> None:
+    def add(self, offset: int, key: int, model: int, user: int, counters: tuple[int, ...]) -> None:
         day, hour = offset // DAY_MS, offset // HOUR_MS
         _merge(self.days, (day, key, model), counters, offset)
-        if day in EDGE_DAYS:
+        _merge(self.user_days, (day, user, model), counters, offset)
+        if day in HOUR_ROW_DAYS:
             _merge(self.hours, (hour, key, model), counters, offset)
-            if hour in EDGE_HOURS:
+            _merge(self.user_hours, (hour, user, model), counters, offset)
+            if hour in MINUTE_ROW_HOURS:
                 _merge(self.minutes, (offset // MINUTE_MS, key, model), counters, offset)
+                _merge(self.user_minutes, (offset // MINUTE_MS, user, model), counters, offset)
         self.ragged += RAGGED_MS[0] <= offset < RAGGED_MS[1]
         self.ragged_key += key == 7 and RAGGED_MS[0] <= offset < RAGGED_MS[1]
 
@@ -215,25 +275,38 @@ def _merge(cells: dict[Any, list[int]], cell: Any, counters: tuple[int, ...] | l
     sums[LAST] = max(sums[LAST], last)
 
 
-def aggregate(stream: Iterator[tuple[int, int, int, tuple[int, ...]]]) -> Aggregate:
+def aggregate(stream: Iterator[Record]) -> Aggregate:
     result = Aggregate()
-    for offset, key, model, counters in stream:
-        result.add(offset, key, model, counters)
+    for offset, key, model, user, counters in stream:
+        result.add(offset, key, model, user, counters)
     return result
 
 
 def dimensions(key: int, model: int, granularity: Granularity) -> tuple[tuple[str, str], ...]:
-    """(dimension, value) of a record in ``granularity``, as ``rollup_updates`` lists them."""
+    """(dimension, value) of a record of ``key`` in ``granularity`` but its user's, as
+    ``rollup_updates`` lists them."""
     per_model = (("model", MODELS[model]), (key_models_dimension(KEYS[key]), MODELS[model]))
     if granularity not in CALENDAR:
         return per_model
+    app = analytics_search.key_app(key)
     return (
         ("total", TOTAL),
         ("key", KEYS[key]),
         ("member", MEMBERS[key_member(key)]),
         ("provider", PROVIDERS[model % len(PROVIDERS)]),
         *per_model,
+        ("app", cell_value("app", app)),
+        (named_models_dimension("app", app), MODELS[model]),
     )
+
+
+def user_dimensions(user: int, model: int, granularity: Granularity) -> tuple[tuple[str, str], ...]:
+    """(dimension, value) of a record of ``user`` in ``granularity``: its user's and its user's
+    model's, in the calendar granularities only."""
+    if granularity not in CALENDAR:
+        return ()
+    name = user_name(user)
+    return (("user", cell_value("user", name)), (named_models_dimension("user", name), MODELS[model]))
 
 
 @cache
@@ -241,35 +314,42 @@ def bucket_label(granularity: Granularity, minute: int) -> str:
     return label(MONTH.start + timedelta(minutes=minute), granularity)
 
 
+Dimensions = Callable[[int, int, Granularity], tuple[tuple[str, str], ...]]
+
+
 def rows_of(
-    cells: dict[tuple[int, int, int], list[int]], granularity: Granularity, minutes_per_cell: int
+    cells: Cells, granularity: Granularity, minutes_per_cell: int, dimensions_of: Dimensions
 ) -> dict[tuple[str, str, str], list[int]]:
     """Rollup rows ``(dimension, bucket, value) -> counters`` of one granularity: each cell (a day,
-    hour or minute) falls in one bucket, whose row sums the cells of every key and model in it."""
+    hour or minute) falls in one bucket, whose row sums the cells of every key (or user) and model
+    in it. ``dimensions_of(key or user, model, granularity)`` lists the rows a cell adds to."""
     rows: dict[tuple[str, str, str], list[int]] = {}
-    for (cell, key, model), counters in cells.items():
+    for (cell, owner, model), counters in cells.items():
         bucket = bucket_label(granularity, cell * minutes_per_cell)
-        for dimension, value in dimensions(key, model, granularity):
+        for dimension, value in dimensions_of(owner, model, granularity):
             _merge(rows, (dimension, bucket, value), counters, counters[LAST])
     return rows
 
 
 def rollup_items(result: Aggregate, account: str) -> Iterator[dict[str, Any]]:
-    """The RollupsTable items of the month (year, month, 10-day and day rows), of EDGE_DAYS (6-hour
-    and hour rows) and of EDGE_HOURS (10-minute and minute rows), attribute for attribute as
-    ``DynamoRollupStore.add`` writes them, and the account's marker (in-between rows complete)."""
-    layers: tuple[tuple[Granularity, dict[tuple[int, int, int], list[int]], int], ...] = (
-        ("year", result.days, 1440),
-        ("month", result.days, 1440),
-        ("10d", result.days, 1440),
-        ("day", result.days, 1440),
-        ("6h", result.hours, 60),
-        ("hour", result.hours, 60),
-        ("10min", result.minutes, 1),
-        ("minute", result.minutes, 1),
+    """The RollupsTable items of the month (year, month, 10-day and day rows), of HOUR_ROW_DAYS
+    (6-hour and hour rows) and of MINUTE_ROW_HOURS (10-minute and minute rows), attribute for
+    attribute as ``DynamoRollupStore.add`` writes them, and the account's marker (in-between rows
+    complete)."""
+    layers: tuple[tuple[Granularity, Cells, Cells, int], ...] = (
+        ("year", result.days, result.user_days, 1440),
+        ("month", result.days, result.user_days, 1440),
+        ("10d", result.days, result.user_days, 1440),
+        ("day", result.days, result.user_days, 1440),
+        ("6h", result.hours, result.user_hours, 60),
+        ("hour", result.hours, result.user_hours, 60),
+        ("10min", result.minutes, result.user_minutes, 1),
+        ("minute", result.minutes, result.user_minutes, 1),
     )
-    for granularity, cells, minutes_per_cell in layers:
-        for (dimension, bucket, value), counters in rows_of(cells, granularity, minutes_per_cell).items():
+    for granularity, cells, user_cells, minutes_per_cell in layers:
+        rows = rows_of(cells, granularity, minutes_per_cell, dimensions)
+        rows |= rows_of(user_cells, granularity, minutes_per_cell, user_dimensions)  # no dimension in both
+        for (dimension, bucket, value), counters in rows.items():
             yield rollup_item(account, granularity, dimension, bucket, value, counters)
             if granularity == "month" and dimension == KEY_DIMENSION:
                 # Each key's last use, which the store records before its first cell (the key
@@ -284,7 +364,7 @@ def rollup_item(
 ) -> dict[str, Any]:
     item: dict[str, Any] = {
         "pk": cell_partition(account, granularity, dimension, value),
-        "sk": f"{bucket}#{value}",
+        "sk": cell_sk(bucket, value),
         **dict(zip(COUNTERS[:COST], counters[:COST], strict=True)),
         "cost_usd": Decimal(counters[COST]).scaleb(-9),
     }
@@ -310,14 +390,14 @@ def load(table: Any, items: Iterator[dict[str, Any]]) -> int:
 # --- cross-check: the direct sums against the real write path -----------------------------------
 
 
-def ledger_item(index: int, offset: int, key: int, model: int, counters: tuple[int, ...]) -> dict[str, Any]:
+def ledger_item(index: int, offset: int, key: int, model: int, user: int, counters: tuple[int, ...]) -> dict[str, Any]:
     usage = TokenUsage(
-        input_tokens=counters[1],
-        output_tokens=counters[2],
-        reasoning_tokens=counters[3],
-        cache_creation_5m_tokens=counters[5],
-        cache_creation_1h_tokens=counters[6],
-        cache_read_tokens=counters[7],
+        input_tokens=counters[2],
+        output_tokens=counters[3],
+        reasoning_tokens=counters[4],
+        cache_creation_5m_tokens=counters[6],
+        cache_creation_1h_tokens=counters[7],
+        cache_read_tokens=counters[8],
     )
     api_key = ApiKey(KEYS[key], "acct_real", KEYS[key], member=MEMBERS[key_member(key)])
     record = UsageRecord(
@@ -330,6 +410,8 @@ def ledger_item(index: int, offset: int, key: int, model: int, counters: tuple[i
         streamed=False,
         tokens=usage,
         cost_usd=Decimal(counters[COST]).scaleb(-9),
+        user=user_name(user),
+        app=analytics_search.key_app(key),
     )
     item = record.to_item()
     deltas = deltas_of(item)
@@ -338,26 +420,51 @@ def ledger_item(index: int, offset: int, key: int, model: int, counters: tuple[i
 
 
 def cross_check(client: Any, table: Any, table_name: str, n: int, count: int) -> dict[str, Any]:
-    """Apply the first ``count`` records, and every record in EDGE_HOURS (only a few of the first
-    ones fall in the minute rows), through the real store under acct_real, sum the same records
-    directly under acct_direct, and compare rows and answers. Raises AssertionError on any
-    difference."""
-    chosen = (record for index, record in enumerate(records(n)) if index < count or record[0] // HOUR_MS in EDGE_HOURS)
+    """Apply the first ``count`` records, and every record in MINUTE_ROW_HOURS (only a few of the
+    first ones fall in the minute rows), through the real store under acct_real, sum the same
+    records directly under acct_direct, and compare rows and answers; check that each record's
+    ``rollup_updates`` are the cells the direct sums write, in every granularity. Raises
+    AssertionError on any difference."""
+    chosen = (
+        record for index, record in enumerate(records(n)) if index < count or record[0] // HOUR_MS in MINUTE_ROW_HOURS
+    )
     sample = sorted(chosen)  # in time order, as a stream delivers them
     real = DynamoRollupStore(table_name, client=client)
+    updates_per_record = set()
     for index, record in enumerate(sample):
-        assert count_record(real, contribution(ledger_item(index, *record)))
+        item = ledger_item(index, *record)
+        updates_per_record.add(_check_cells(item, record))
+        assert count_record(real, contribution(item))
     load(table, rollup_items(aggregate(iter(sample)), "acct_direct"))
     direct_rows = _loaded_rows(client, table_name, "acct_direct")
     assert _loaded_rows(client, table_name, "acct_real") == direct_rows, "summed rows differ from applied rows"
     answers = _compare_answers(DynamoRollupStore(table_name, client=client))
-    in_minutes = sum(record[0] // HOUR_MS in EDGE_HOURS for record in sample)
+    in_minutes = sum(record[0] // HOUR_MS in MINUTE_ROW_HOURS for record in sample)
     return {
         "records": len(sample),
+        "records_naming_a_user": sum(record[3] != NO_USER for record in sample),
         "records_in_minute_rows": in_minutes,
+        "updates_per_record": sorted(updates_per_record),
         "rows_compared": len(direct_rows),
+        "user_app_rows_compared": sum(dimension.startswith(("user", "app")) for _, dimension, _ in direct_rows),
         "answers_compared": answers,
     }
+
+
+def _check_cells(item: dict[str, Any], record: Record) -> int:
+    """That ``rollup_updates(item)`` updates exactly the cells (pk, sk) the direct sums write for
+    ``record``, in every granularity; returns how many updates it makes."""
+    offset, key, model, user, _ = record
+    updates = rollup_updates(item)
+    account = item["account_id"]
+    direct = set()
+    for granularity in GRANULARITIES:
+        bucket = label(created_at(offset), granularity)
+        for dimension, value in (*dimensions(key, model, granularity), *user_dimensions(user, model, granularity)):
+            direct.add((cell_partition(account, granularity, dimension, value), cell_sk(bucket, value)))
+    made = [(update.pk, update.sk) for update in updates]
+    assert len(set(made)) == len(made) == len(direct) and set(made) == direct, "rollup_updates writes other cells"
+    return len(made)
 
 
 def _compare_answers(store: DynamoRollupStore) -> list[str]:
@@ -367,7 +474,19 @@ def _compare_answers(store: DynamoRollupStore) -> list[str]:
         "usage ragged": lambda account: reports.usage_summary(store, account, RAGGED),
         "usage ragged model": lambda account: reports.usage_summary(store, account, RAGGED, model=MODELS[1]),
         "usage month key": lambda account: reports.usage_summary(store, account, MONTH, key_id=KEYS[0]),
+        "usage month user": lambda account: reports.usage_summary(store, account, MONTH, user=FILTER_USER),
+        "usage ragged user": lambda account: reports.usage_summary(store, account, RAGGED, user=USERS[3]),
+        "usage month app": lambda account: reports.usage_summary(store, account, MONTH, app=FILTER_APP),
+        "usage ragged app model": lambda account: reports.usage_summary(
+            store, account, RAGGED, app=APPS[2], model=MODELS[1]
+        ),
+        "usage ragged no app": lambda account: reports.usage_summary(store, account, RAGGED, app="(none)"),
         "activity 1mo key": lambda account: reports.activity(store, account, "1mo", "key", NOW, names={}),
+        "activity 1h user": lambda account: reports.activity(store, account, "1h", "user", NOW, names={}),
+        "activity 1d user": lambda account: reports.activity(store, account, "1d", "user", NOW, names={}),
+        "activity 1mo user": lambda account: reports.activity(store, account, "1mo", "user", NOW, names={}),
+        "activity 1h app": lambda account: reports.activity(store, account, "1h", "app", NOW, names={}),
+        "activity 1y app": lambda account: reports.activity(store, account, "1y", "app", NOW, names={}),
         "dashboard": lambda account: reports.dashboard(store, account, NOW, recent=[]),
     }
     for name, query in checks.items():
@@ -376,12 +495,25 @@ def _compare_answers(store: DynamoRollupStore) -> list[str]:
 
 
 def _loaded_rows(client: Any, table_name: str, account: str) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """Every attribute of an account's rows in the loaded buckets, by (granularity, dimension, sk)."""
-    rows = {}
-    dimension_names = ["total", "model", "key", "member", "provider", *map(key_models_dimension, KEYS)]
+    """Every attribute of an account's rows in the loaded buckets, by (granularity, dimension, sk),
+    their partition key without the account's id (the user's and app's rows from all 16 shards)."""
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    dimension_names = [
+        "total",
+        "model",
+        "key",
+        "member",
+        "provider",
+        "user",
+        "app",
+        *map(key_models_dimension, KEYS),
+        *(named_models_dimension("user", user) for user in (*USERS, None)),
+        *(named_models_dimension("app", app) for app in (*APPS, None)),
+    ]
     for granularity, dimension in itertools.product(LOADED_BUCKETS, dimension_names):
+        keys = KEYS if dimension == KEY_DIMENSION else ()  # every shard of the user and app dimensions
         for (first, last), pk in itertools.product(
-            LOADED_BUCKETS[granularity], read_partitions(account, granularity, dimension, KEYS)
+            LOADED_BUCKETS[granularity], read_partitions(account, granularity, dimension, keys)
         ):
             low, high = bucket_range(first, last)
             pages = client.get_paginator("query").paginate(
@@ -390,7 +522,7 @@ def _loaded_rows(client: Any, table_name: str, account: str) -> dict[tuple[str, 
                 ExpressionAttributeValues=serialize({":pk": pk, ":low": low, ":high": high}),
             )
             for item in (deserialize(raw) for page in pages for raw in page["Items"]):
-                del item["pk"]
+                item["pk"] = item["pk"].removeprefix(account)
                 rows[(granularity, dimension, item["sk"])] = item
     return rows
 
@@ -415,14 +547,14 @@ LOADED_BUCKETS: dict[Granularity, list[tuple[str, str]]] = {
     **{
         granularity: [
             (label(start, granularity), label(start + timedelta(hours=23), granularity))
-            for start in (MONTH.start + timedelta(days=day) for day in sorted(EDGE_DAYS))
+            for start in (MONTH.start + timedelta(days=day) for day in sorted(HOUR_ROW_DAYS))
         ]
         for granularity in ("6h", "hour")
     },
     **{
         granularity: [
             (label(first, granularity), label(last + timedelta(minutes=59), granularity))
-            for first, last in _hour_spans(EDGE_HOURS)
+            for first, last in _hour_spans(MINUTE_ROW_HOURS)
         ]
         for granularity in ("10min", "minute")
     },
@@ -441,6 +573,8 @@ class BoundingStore:
         "key": len(KEYS),
         "member": len(MEMBERS),
         "provider": len(PROVIDERS),
+        "user": len(USERS) + 1,  # and "(none)"
+        "app": len(APPS) + 1,
     }
 
     def __init__(self, store: DynamoRollupStore):
@@ -449,14 +583,16 @@ class BoundingStore:
 
     def query(self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str) -> list:
         end = step(parse_label(last, granularity), granularity)
-        values = self.cardinality.get(dimension, len(MODELS))  # key-model:<key> has one row per model
+        # key-model:<key>, user-model:<user> and app-model:<app> have one row per model.
+        values = self.cardinality.get(dimension, len(MODELS))
         self.bound += len(buckets(parse_label(first, granularity), end, granularity)) * values
         # The key dimension's readers first read the account's keys (last-used rows), for their shards.
         self.bound += len(KEYS) if dimension == KEY_DIMENSION else 0
         return self.store.query(account_id, granularity, dimension, first, last)
 
     def cells(self, account_id: str, granularity: Granularity, dimension: str, value: str, wanted: list[str]) -> list:
-        # A key's cells are asked for in its shard and in the partition written before the shards.
+        # A key's cells are asked for in its shard and in the partition written before the shards
+        # (a user's or an app's in its shard only).
         self.bound += len(wanted) * len(read_partitions(account_id, granularity, dimension, [value]))
         return self.store.cells(account_id, granularity, dimension, value, wanted)
 
@@ -480,14 +616,40 @@ def queries() -> dict[str, Query]:
         "activity 1mo key": lambda store: reports.activity(store, ACCOUNT, "1mo", "key", NOW, names={}),
         "activity 1mo member": lambda store: reports.activity(store, ACCOUNT, "1mo", "member", NOW, names={}),
         "dashboard": lambda store: reports.dashboard(store, ACCOUNT, NOW, recent=[]),
+        "usage month user": lambda store: reports.usage_summary(store, ACCOUNT, MONTH, user=FILTER_USER),
+        "usage month app": lambda store: reports.usage_summary(store, ACCOUNT, MONTH, app=FILTER_APP),
+        "usage ragged user": lambda store: reports.usage_summary(store, ACCOUNT, RAGGED, user=FILTER_USER),
+        "usage ragged app": lambda store: reports.usage_summary(store, ACCOUNT, RAGGED, app=FILTER_APP),
+        **{
+            f"activity {period} {group}": _activity(period, group)
+            for group in ("user", "app")
+            for period in reports.PERIODS
+        },
     }
 
 
+def _activity(period: str, group_by: str) -> Query:
+    return lambda store: reports.activity(store, ACCOUNT, period, group_by, NOW, names={})
+
+
 def ledger_reads(result: Aggregate) -> dict[str, int]:
-    """Ledger items the same queries would read: the requests in the window (a model filter is a
-    FilterExpression, read then dropped; a key filter has the ByKeyTime index)."""
+    """Ledger items the same queries would read: the requests in the window (a model, user or app
+    filter is a FilterExpression, read then dropped; a key filter has the ByKeyTime index)."""
+    month = sum(c[0] for c in result.days.values())
     since_02 = sum(c[0] for (day, _, _), c in result.days.items() if day >= 1)
+    # Activity at NOW: 1h is 10-31 23:00-23:59, 1d 10-31, 1mo 10-02..10-31, 1y 2025-11..2026-10.
+    periods = {
+        "1h": sum(c[0] for (hour, _, _), c in result.hours.items() if hour == NOW_HOUR),
+        "1d": sum(c[0] for (day, _, _), c in result.days.items() if day == NOW_DAY),
+        "1mo": since_02,
+        "1y": month,
+    }
     return {
+        "usage month user": month,
+        "usage month app": month,
+        "usage ragged user": result.ragged,
+        "usage ragged app": result.ragged,
+        **{f"activity {period} {group}": count for period, count in periods.items() for group in ("user", "app")},
         "usage month": sum(c[0] for c in result.days.values()),
         "usage month key": sum(c[0] for (_, key, _), c in result.days.items() if key == 7),
         "usage month model": sum(c[0] for c in result.days.values()),
@@ -501,7 +663,6 @@ def ledger_reads(result: Aggregate) -> dict[str, int]:
     }
 
 
-@contextmanager
 def confirm_on_moto(worst: list[analytics_search.Found]) -> int:
     """Load into moto the rows each worst window read from the search's store, read the window
     again through the real ``DynamoRollupStore``, and check it reads as many items. Any row the
@@ -514,7 +675,7 @@ def confirm_on_moto(worst: list[analytics_search.Found]) -> int:
         load(table, iter([{**intermediate_key(ACCOUNT), "complete_from": utc_iso(ALL_TIME)}]))
         # Every key's last use, where the key dimension's readers find the keys' shards (the
         # search's store counts them on every such read).
-        used, _ = analytics_search.values_of(KEY_DIMENSION)
+        used = analytics_search.values_of(KEY_DIMENSION)
         load(table, ({**last_used_key(ACCOUNT, key), "last_used_at": utc_iso(NOW)} for key in used))
         for found in worst:
             read = analytics_search.reader(found)
@@ -573,7 +734,7 @@ def run_size(n: int, *, cross_check_records: int) -> dict[str, Any]:
         measured = {name: measure(client, table_name, query) for name, query in queries().items()}
     for name, count in ledger_reads(result).items():
         measured[name]["ledger_items"] = count
-    report = {"generate_s": round(generated, 1), "rollup_items": items, "load_s": round(loaded, 1)}
+    report: dict[str, Any] = {"generate_s": round(generated, 1), "rollup_items": items, "load_s": round(loaded, 1)}
     print(f"N={n:,}: generated+summed in {generated:.1f}s, loaded {items:,} rollup items in {loaded:.1f}s", flush=True)
     if check:
         print(f"  cross-check: {check}", flush=True)

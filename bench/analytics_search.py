@@ -1,13 +1,23 @@
 """The worst window: searched over every window the API accepts, at 1M requests a month.
 
-``TrafficRollups`` is a RollupStore whose rows exist as uniformly random traffic would make them
-exist, without generating the records: 1M requests a month (22.4 a minute) for three years up to
-``NOW``, spread evenly over 20 models (4 providers), 50 keys and 10 members. A row of a bucket and
-value exists with probability 1 - e^-λ, λ being the requests that bucket and value expect (a model
-expects 1.1 requests a minute, so about a third of its minute rows are missing; every hour row
-exists). Each row's draw is a hash of its key, so every query sees the same table. Minute rows
-exist for their 8 days only. The counters are meaningless (one request a row): the search counts
-items, and ``analytics_reads`` checks exactness against the real write path.
+``TrafficRollups`` is a RollupStore whose rows exist as random traffic would make them exist,
+without generating the records: 1M requests a month (22.4 a minute) for three years up to ``NOW``,
+spread evenly over 20 models (4 providers), 50 keys and 10 members, and over end users and apps
+as each key names them (the shape below, which ``analytics_reads`` generates too). A row of a
+bucket and value exists with probability 1 - e^-λ, λ being the requests that bucket and value
+expect (a model expects 1.1 requests a minute, so about a third of its minute rows are missing;
+every hour row exists). Each row's draw is a hash of its key, so every query sees the same table.
+Minute rows exist for their 8 days only. The counters are meaningless (one request a row): the
+search counts items, and ``analytics_reads`` checks exactness against the real write path.
+
+End users and apps, as clients name them (``meterway.ledger.attribution``): 5 apps, named by the
+keys' requests as ``KEY_APPS`` says (key i names ``KEY_APPS[i % 10]``): keys 0, 1 (mod 10) the
+first app, 2, 3 the second, 4, 5 and 6 one of the other three each, 7, 8 and 9 none; so 20%, 20%,
+10%, 10% and 10% of the requests, and 30% name no app ("(none)"). The first two apps' requests
+(40%) each name one of 200 end users, drawn Zipf-like (rank r with weight 1/r, s = 1): the
+busiest user has 17.0% of them (6.8% of all requests, 68k a month at 1M), the least 0.085%
+(340 a month); the other 60% name no user ("(none)"). The usage filters use the busiest user
+and the busiest app (``FILTER_USER``, ``FILTER_APP``).
 
 The search runs the real ``reports`` functions on that store for every endpoint and filter: the
 windows of ``/api/usage`` (random ones of every length and edge, then hill-climbing from the worst
@@ -29,11 +39,12 @@ from typing import Any
 
 from meterway.analytics.dal.rollups_table import KEY_DIMENSION, bucket_range, cell_partition, read_partitions
 from meterway.analytics.logic import reports
-from meterway.analytics.logic.rollups import ALL_TIME, CALENDAR, MINUTE_RETENTION, SUB_HOUR
+from meterway.analytics.logic.rollups import ALL_TIME, CALENDAR, MINUTE_RETENTION, SUB_HOUR, has_in_between
 from meterway.analytics.logic.windows import Window, parse_window
 from meterway.analytics.models import TOTAL
 from meterway.core.clock import Granularity, floor, label, parse_label, step, utc_iso
 from meterway.core.errors import InvalidRequest
+from meterway.ledger.attribution import NONE, cell_value
 
 NOW = datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC)
 HISTORY_START = datetime(2023, 11, 1, tzinfo=UTC)
@@ -43,17 +54,66 @@ MODELS = tuple(f"{PROVIDERS[i % 4]}/bench-model-{i:02d}" for i in range(20))
 MEMBERS = tuple(f"member{i:02d}@example.com" for i in range(10))
 KEYS = tuple(f"key_bench{i:02d}" for i in range(50))
 ACCOUNT = "acct_bench"
-FILTER_KEY, FILTER_MODEL = KEYS[7], MODELS[3]
+# The apps the keys name (see the module's docstring): key i names APPS[KEY_APPS[i % 10]], or none.
+APPS = ("chat-web", "support-bot", "doc-search", "code-review", "nightly-batch")
+KEY_APPS: tuple[int | None, ...] = (0, 0, 1, 1, 2, 3, 4, None, None, None)
+# The apps whose requests name an end user, and the end users by rank: rank r weighs 1/r.
+USER_APPS = frozenset({0, 1})
+USERS = tuple(f"enduser-{rank:03d}" for rank in range(1, 201))
+USER_WEIGHTS = tuple(1 / rank for rank in range(1, len(USERS) + 1))
+FILTER_KEY, FILTER_MODEL, FILTER_USER, FILTER_APP = KEYS[7], MODELS[3], USERS[0], APPS[0]
 # Requests a value of each dimension expects, as a share of the account's.
 SHARES = {"total": 1.0, "model": 1 / 20, "key": 1 / 50, "member": 1 / 10, "provider": 1 / 4}
 VALUES = {"total": (TOTAL,), "model": MODELS, "key": KEYS, "member": MEMBERS, "provider": PROVIDERS}
 SURE = 1 - 1e-12
 
 
-def values_of(dimension: str) -> tuple[tuple[str, ...], float]:
+def key_app(key: int) -> str | None:
+    """The app key ``key`` (its index in KEYS) names, None for none."""
+    app = KEY_APPS[key % len(KEY_APPS)]
+    return None if app is None else APPS[app]
+
+
+def names_users(key: int) -> bool:
+    """Whether key ``key``'s requests name an end user (those of the first two apps)."""
+    return KEY_APPS[key % len(KEY_APPS)] in USER_APPS
+
+
+def _named_shares() -> dict[str, dict[str, float]]:
+    """The requests each user and each app (by rollup value, ``(none)`` too) expects, as a share."""
+    apps = [key_app(key) for key in range(len(KEYS))]
+    by_app = {cell_value("app", app): apps.count(app) / len(KEYS) for app in (*APPS, None)}
+    naming = sum(names_users(key) for key in range(len(KEYS))) / len(KEYS)
+    by_user = {
+        cell_value("user", user): naming * w / sum(USER_WEIGHTS) for user, w in zip(USERS, USER_WEIGHTS, strict=True)
+    }
+    return {"user": {**by_user, NONE: 1 - naming}, "app": by_app}
+
+
+NAMED_SHARES = _named_shares()
+# The prefixes of the user's and the app's models (``rollups.named_models_dimension``).
+NAMED_MODELS = {"user": "user-model:", "app": "app-model:"}
+
+
+def values_of(dimension: str) -> tuple[str, ...]:
+    """The values a dimension's rows can have."""
+    if dimension.startswith(("key-model:", *NAMED_MODELS.values())):
+        return MODELS
+    if dimension in NAMED_SHARES:
+        return tuple(NAMED_SHARES[dimension])
+    return VALUES[dimension]
+
+
+def share_of(dimension: str, value: str) -> float:
+    """The share of the account's requests the row of ``value`` in ``dimension`` expects."""
     if dimension.startswith("key-model:"):
-        return MODELS, 1 / (len(KEYS) * len(MODELS))
-    return VALUES[dimension], SHARES[dimension]
+        return 1 / (len(KEYS) * len(MODELS))
+    for kind, prefix in NAMED_MODELS.items():
+        if dimension.startswith(prefix):
+            return NAMED_SHARES[kind].get(dimension.removeprefix(prefix), 0.0) / len(MODELS)
+    if dimension in NAMED_SHARES:
+        return NAMED_SHARES[dimension].get(value, 0.0)
+    return SHARES[dimension]
 
 
 def _drawn(pk: str, sk: str) -> float:
@@ -78,13 +138,13 @@ class TrafficRollups:
 
     def _row(self, granularity: Granularity, dimension: str, start: datetime, value: str) -> dict[str, Any] | None:
         """The row of ``value`` in the bucket starting at ``start``, if the traffic left one."""
-        if granularity not in CALENDAR and not (dimension == "model" or dimension.startswith("key-model:")):
+        if granularity not in CALENDAR and not has_in_between(dimension):
             return None  # the in-between granularities are written for the per-model dimensions only
         end = step(start, granularity)
         overlap = (min(end, self.now) - max(start, self._lasting(granularity))).total_seconds() / 60
         if overlap <= 0:
             return None
-        chance = 1 - math.exp(-PER_MINUTE * overlap * values_of(dimension)[1])
+        chance = 1 - math.exp(-PER_MINUTE * overlap * share_of(dimension, value))
         pk, sk = cell_partition(ACCOUNT, granularity, dimension, value), f"{label(start, granularity)}#{value}"
         if chance < SURE and _drawn(pk, sk) >= chance:
             return None
@@ -101,7 +161,7 @@ class TrafficRollups:
         self, account_id: str, granularity: Granularity, dimension: str, first: str, last: str
     ) -> list[dict[str, Any]]:
         bucket_range(first, last)  # the same arguments the real store takes
-        values, _ = values_of(dimension)
+        values = values_of(dimension)
         starts = self._starts(granularity, parse_label(first, granularity), parse_label(last, granularity))
         rows = [
             row
@@ -116,7 +176,8 @@ class TrafficRollups:
     def cells(
         self, account_id: str, granularity: Granularity, dimension: str, value: str, buckets: list[str]
     ) -> list[dict[str, Any]]:
-        # A key's cells are read from its shard and from the partition written before the shards.
+        # A key's cells are read from its shard and from the partition written before the shards
+        # (a user's or an app's from its shard only).
         self.items_read += len(buckets) * len(read_partitions(account_id, granularity, dimension, [value]))
         starts = [parse_label(bucket, granularity) for bucket in buckets]
         return [row for start in starts if (row := self._row(granularity, dimension, start, value))]
@@ -131,7 +192,8 @@ class TrafficRollups:
 
 # --- the endpoints and their filters ------------------------------------------------------------
 
-Measure = Callable[[TrafficRollups, Window], Any]
+# Each reads through a store: a TrafficRollups, or the DynamoRollupStore that confirms it on moto.
+Measure = Callable[[Any, Window], Any]
 USAGE: dict[str, Measure] = {
     "/api/usage": lambda store, window: reports.usage_summary(store, ACCOUNT, window),
     "/api/usage?key=": lambda store, window: reports.usage_summary(store, ACCOUNT, window, key_id=FILTER_KEY),
@@ -139,14 +201,20 @@ USAGE: dict[str, Measure] = {
     "/api/usage?key=&model=": lambda store, window: reports.usage_summary(
         store, ACCOUNT, window, model=FILTER_MODEL, key_id=FILTER_KEY
     ),
+    "/api/usage?user=": lambda store, window: reports.usage_summary(store, ACCOUNT, window, user=FILTER_USER),
+    "/api/usage?app=": lambda store, window: reports.usage_summary(store, ACCOUNT, window, app=FILTER_APP),
 }
-FIXED: dict[str, Callable[[TrafficRollups], Any]] = {
+
+
+def _activity(period: str, group_by: str) -> Callable[[Any], Any]:
+    return lambda store: reports.activity(store, ACCOUNT, period, group_by, NOW, names={})
+
+
+FIXED: dict[str, Callable[[Any], Any]] = {
     **{
-        f"/api/activity?period={period}&group_by={group}": (
-            lambda store, period=period, group=group: reports.activity(store, ACCOUNT, period, group, NOW, names={})
-        )
+        f"/api/activity?period={period}&group_by={group}": _activity(period, group)
         for period in reports.PERIODS
-        for group in ("model", "key", "member", "provider")
+        for group in ("model", "key", "member", "provider", "user", "app")
     },
     "/api/dashboard": lambda store: reports.dashboard(store, ACCOUNT, NOW, recent=[]),
 }

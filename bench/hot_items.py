@@ -250,9 +250,10 @@ def label(table: str, pk: str, tables: dict[str, str]) -> str:
         return "KeysTable ACCOUNT#<account> (balance)"
     if parts[0] == "APPLIED":
         return f"RollupsTable APPLIED#<request>{'#account' if len(parts) > 2 else ''} (marker)"
-    if len(parts) == 4 and parts[2] == "key":  # a shard of the key dimension: the busiest is shown
-        return f"{name} <account>#<granularity>#key#<s>"
-    dimension = parts[-1].split(":")[0] + (":<key>" if ":" in parts[-1] else "")
+    if len(parts) == 4 and parts[2] in ("key", "user", "app"):  # a shard of a dimension: the busiest is shown
+        return f"{name} <account>#<granularity>#{parts[2]}#<s>"
+    kind, _, owner = parts[-1].partition(":")  # key-model:<key>, user-model:<user>, app-model:<app>
+    dimension = kind + (f":<{kind.removesuffix('-model')}>" if owner else "")
     return f"{name} <account>#<granularity>#{dimension}" if len(parts) == 3 else f"{name} <account>#{parts[-1]}"
 
 

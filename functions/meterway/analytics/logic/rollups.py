@@ -3,9 +3,9 @@
 Every ledger record of a client request adds its counts to one bucket of each calendar granularity
 (minute, hour, day, month) in each dimension (total, model, key, member, provider, user, app, and
 the key's, the user's and the app's models), and to one bucket of each in-between granularity
-(10 minutes, 6 hours, 10 days, year) in the model and the key's models: 48 rows. The record of an attempt that failed before a fallback
-(``attempt_of``) adds nothing: it billed nothing, and the request it was made for is counted by its
-own record. A request served (in full or in part) adds to ``requests``, one that failed to
+(10 minutes, 6 hours, 10 days, year) in the model and the key's models: 48 rows. The record of
+an attempt that failed before a fallback (``attempt_of``) adds nothing: it billed nothing, and the
+request it was made for is counted by its own record. A request served (in full or in part) adds to ``requests``, one that failed to
 ``errors`` (``deltas_of``; see ``recount`` for the records of the versions before). Windows are
 then read from the coarsest buckets that cover them exactly, so a query costs a number of items
 that grows with the number of buckets, not with the number of requests.
