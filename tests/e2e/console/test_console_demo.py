@@ -141,7 +141,8 @@ def show_fallback(page: Page, stack: LocalStack, fallback: dict[str, Any]) -> tu
 
 def expect_fallback(row: Locator, attempt_row: Locator, fallback: dict[str, Any]) -> None:
     attempt = fallback["attempts"][0]
-    expect(cell(row, "Model")).to_have_text(SONNET)
+    expect(cell(row, "Model").locator(".model")).to_have_text(SONNET)
+    expect(cell(row, "Model").locator(".endpoint")).to_have_text("/v1/messages")
     expect(cell(row, "Provider")).to_contain_text("bedrock")
     expect(cell(row, "Provider").get_by_role("tooltip", include_hidden=True)).to_contain_text(FALLBACK_ROUTES[SONNET])
     expect(cell(row, "Cost").locator(".cost")).to_have_attribute("data-exact", fallback["cost"])
