@@ -39,6 +39,8 @@ def account():
             usage=TokenUsage(input_tokens=100 * n, output_tokens=10 * n, reasoning_tokens=n),
             cost=Decimal(n) / 1000,
             status="error" if n == 7 else "ok",
+            user=(None, "alice@example.com", "team#7", "alice@example.com")[n % 4],
+            app=("support-bot", None)[n % 2],
         )
         for n in range(1, 13)
     ]
@@ -109,6 +111,32 @@ def test_spend_by_member_sums_each_members_keys_and_a_provider_says_why_it_has_n
     text = pages(pdf)
     assert "Requests by provider" in text[0]
     assert all("no per-model figures by provider" in page for page in text[1:])
+
+
+def test_spend_by_user_and_requests_by_app_have_a_page_each_with_its_own_models(account):
+    items, deps, jobs, files = account
+    job, pdf = export(deps, jobs, files, format="pdf", metric="cost", group_by="user")
+
+    assert job["filename"] == "cost-by-user-2026-11-20_2026-11-22.pdf"
+    text = pages(pdf)
+    by_user: dict[str, list[dict]] = defaultdict(list)
+    for item in items:
+        by_user[item.get("user") or "(none)"].append(item)
+    assert "Spend by user" in text[0] and len(text) == 1 + len(by_user)
+    for user, theirs in by_user.items():
+        (page,) = [page for page in text[1:] if f"User: {user}" in page]
+        assert "USER" in page
+        assert f"Total cost (USD, exact)\n{dollars(sum((i['cost_usd'] for i in theirs), Decimal(0)))}" in page
+        models = {i["model"] for i in theirs}
+        assert all(model in page for model in models)
+        assert not any(model in page for model in set(MODELS) - models)
+
+    _, pdf = export(deps, jobs, files, format="pdf", metric="requests", group_by="app")
+    text = pages(pdf)
+    assert "Requests by app" in text[0] and len(text) == 3  # the support bot's, and those naming none
+    bot = next(page for page in text[1:] if "App: support-bot" in page)
+    served = [i for i in items if i.get("app") == "support-bot" and i["status"] != "error"]
+    assert f"Requests\n{len(served):,}" in bot
 
 
 @pytest.mark.parametrize(
