@@ -8,6 +8,8 @@ only when its error ``code`` names one of them, and every other 400 on valid inp
   for the last 8 days (older windows start and end on whole hours), an export not older than the
   ledger's retention. Each compares two fields, or a field with the server's clock.
 - ``invalid_valid_until``: an expiry in the future, compared with the server's clock.
+- ``invalid_filter``: ``/api/usage`` takes one of ``key``, ``user`` and ``app`` (the rollups keep
+  no row of two together): a rule between query parameters, which OpenAPI does not state.
 - ``invalid_cursor``: a cursor is opaque, and valid only for the query that returned it.
 - ``own_key``: an admin key cannot disable or delete itself; which key is the caller's is not in the
   request's schema.
@@ -29,6 +31,7 @@ CROSS_FIELD_CODES = frozenset(
     {
         "invalid_window",
         "invalid_valid_until",
+        "invalid_filter",
         "invalid_cursor",
         "own_key",
         "admin_key",
