@@ -21,6 +21,13 @@ from tests.unit.test_analytics import ledger_sum
 from tests.unit.test_rollups_recount import counted_before_errors_apart
 
 
+def counted_by_an_older_version(store: DynamoRollupStore, ledger: DynamoLedgerStore, items: list[dict]) -> None:
+    """Records on the ledger that a version before the errors apart and the user and app rows counted."""
+    for item in items:
+        assert ledger.put(item)
+        counted_before_errors_apart(store, item)
+
+
 def test_the_recount_command_moves_failed_requests_into_errors_once(aws_env, capsys):
     store = DynamoRollupStore(aws_env["RollupsTable"])
     ledger = DynamoLedgerStore(aws_env["LedgerTable"])
@@ -34,9 +41,7 @@ def test_the_recount_command_moves_failed_requests_into_errors_once(aws_env, cap
         )
         for n in range(1, 60)
     ]
-    for item in old:
-        assert ledger.put(item)
-        counted_before_errors_apart(store, item)
+    counted_by_an_older_version(store, ledger, old)
     # This version's first batch, then a failure of its margin: still counted as a request.
     first, late = ledger_item(upgrade), ledger_item(upgrade + timedelta(minutes=5), status="error")
     for item in (first, late):
@@ -80,9 +85,7 @@ def test_the_attribution_command_adds_older_records_to_their_users_and_apps_once
         )
         for n in range(1, 40)
     ]
-    for item in old:
-        assert ledger.put(item)
-        counted_before_errors_apart(store, item)
+    counted_by_an_older_version(store, ledger, old)
     first = ledger_item(upgrade, user="alice@example.com")
     assert ledger.put(first)
     assert count_record(store, contribution(first), now=upgrade)
