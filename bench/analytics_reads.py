@@ -115,6 +115,7 @@ from meterway.analytics.dal.rollups_table import (  # noqa: E402
     bucket_range,
     cell_partition,
     cell_sk,
+    change_key,
     intermediate_key,
     last_used_key,
     read_partitions,
@@ -122,18 +123,18 @@ from meterway.analytics.dal.rollups_table import (  # noqa: E402
 from meterway.analytics.logic import reports  # noqa: E402
 from meterway.analytics.logic.rollups import (  # noqa: E402
     ALL_TIME,
-    CALENDAR,
     MINUTE_RETENTION,
     SUB_HOUR,
     contribution,
     count_record,
     deltas_of,
+    granularities_of,
     key_models_dimension,
     named_models_dimension,
     rollup_updates,
 )
 from meterway.analytics.logic.windows import Window  # noqa: E402
-from meterway.analytics.models import COUNTERS, TOTAL  # noqa: E402
+from meterway.analytics.models import COUNTERS, TOTAL, Change  # noqa: E402
 from meterway.core.aws import deserialize, serialize  # noqa: E402
 from meterway.core.clock import GRANULARITIES, Granularity, buckets, label, parse_label, step, utc_iso  # noqa: E402
 from meterway.ledger.attribution import cell_value  # noqa: E402
@@ -285,28 +286,26 @@ def aggregate(stream: Iterator[Record]) -> Aggregate:
 def dimensions(key: int, model: int, granularity: Granularity) -> tuple[tuple[str, str], ...]:
     """(dimension, value) of a record of ``key`` in ``granularity`` but its user's, as
     ``rollup_updates`` lists them."""
-    per_model = (("model", MODELS[model]), (key_models_dimension(KEYS[key]), MODELS[model]))
-    if granularity not in CALENDAR:
-        return per_model
     app = analytics_search.key_app(key)
-    return (
+    every = (
         ("total", TOTAL),
         ("key", KEYS[key]),
         ("member", MEMBERS[key_member(key)]),
         ("provider", PROVIDERS[model % len(PROVIDERS)]),
-        *per_model,
+        ("model", MODELS[model]),
+        (key_models_dimension(KEYS[key]), MODELS[model]),
         ("app", cell_value("app", app)),
         (named_models_dimension("app", app), MODELS[model]),
     )
+    return tuple((dimension, value) for dimension, value in every if granularity in granularities_of(dimension))
 
 
 def user_dimensions(user: int, model: int, granularity: Granularity) -> tuple[tuple[str, str], ...]:
     """(dimension, value) of a record of ``user`` in ``granularity``: its user's and its user's
-    model's, in the calendar granularities only."""
-    if granularity not in CALENDAR:
-        return ()
+    model's."""
     name = user_name(user)
-    return (("user", cell_value("user", name)), (named_models_dimension("user", name), MODELS[model]))
+    every = (("user", cell_value("user", name)), (named_models_dimension("user", name), MODELS[model]))
+    return tuple((dimension, value) for dimension, value in every if granularity in granularities_of(dimension))
 
 
 @cache
@@ -356,7 +355,13 @@ def rollup_items(result: Aggregate, account: str) -> Iterator[dict[str, Any]]:
                 # dimension's readers find its shard there).
                 at = utc_iso(created_at(counters[LAST]))
                 yield {**last_used_key(account, value), "last_used_at": at}
+    yield from complete(account)
+
+
+def complete(account: str) -> Iterator[dict[str, Any]]:
+    """The account's markers that its in-between rows (and the user's and app's) are complete."""
     yield {**intermediate_key(account), "complete_from": utc_iso(ALL_TIME)}
+    yield {**change_key(account, "named-in-between"), "complete_from": utc_iso(ALL_TIME)}
 
 
 def rollup_item(
@@ -600,6 +605,10 @@ class BoundingStore:
         self.bound += 1
         return self.store.intermediate_from(account_id)
 
+    def changed_from(self, account_id: str, change: Change) -> datetime | None:
+        self.bound += 1
+        return self.store.changed_from(account_id, change)
+
 
 Query = Callable[[Any], Any]
 
@@ -672,7 +681,7 @@ def confirm_on_moto(worst: list[analytics_search.Found]) -> int:
         client, resource = boto3.client("dynamodb"), boto3.resource("dynamodb")
         table_name = create_resources(ROOT / "template.yaml", prefix="worst")["RollupsTable"]
         table = resource.Table(table_name)
-        load(table, iter([{**intermediate_key(ACCOUNT), "complete_from": utc_iso(ALL_TIME)}]))
+        load(table, complete(ACCOUNT))
         # Every key's last use, where the key dimension's readers find the keys' shards (the
         # search's store counts them on every such read).
         used = analytics_search.values_of(KEY_DIMENSION)

@@ -39,7 +39,7 @@ from typing import Any
 
 from meterway.analytics.dal.rollups_table import KEY_DIMENSION, bucket_range, cell_partition, read_partitions
 from meterway.analytics.logic import reports
-from meterway.analytics.logic.rollups import ALL_TIME, CALENDAR, MINUTE_RETENTION, SUB_HOUR, has_in_between
+from meterway.analytics.logic.rollups import ALL_TIME, MINUTE_RETENTION, SUB_HOUR, granularities_of
 from meterway.analytics.logic.windows import Window, parse_window
 from meterway.analytics.models import TOTAL
 from meterway.core.clock import Granularity, floor, label, parse_label, step, utc_iso
@@ -129,6 +129,7 @@ class TrafficRollups:
         self.complete_from, self.history_start, self.now = complete_from, history_start, NOW
         self.items_read = 0
         self.seen: set[tuple[str, str]] = set()
+        self.changes_read: set[str] = set()
 
     def _lasting(self, granularity: Granularity) -> datetime:
         """The oldest time whose rows of ``granularity`` still exist."""
@@ -138,8 +139,8 @@ class TrafficRollups:
 
     def _row(self, granularity: Granularity, dimension: str, start: datetime, value: str) -> dict[str, Any] | None:
         """The row of ``value`` in the bucket starting at ``start``, if the traffic left one."""
-        if granularity not in CALENDAR and not has_in_between(dimension):
-            return None  # the in-between granularities are written for the per-model dimensions only
+        if granularity not in granularities_of(dimension):
+            return None  # in-between rows: the per-model dimensions; years: users and apps too
         end = step(start, granularity)
         overlap = (min(end, self.now) - max(start, self._lasting(granularity))).total_seconds() / 60
         if overlap <= 0:
@@ -184,6 +185,15 @@ class TrafficRollups:
 
     def intermediate_from(self, account_id: str) -> datetime | None:
         self.items_read += 1
+        return self.complete_from
+
+    def changed_from(self, account_id: str, change: str) -> datetime | None:
+        # The user's and app's in-between and year rows are complete when the others are; the real
+        # store reads a change once, when it is recorded.
+        if change not in self.changes_read:
+            self.items_read += 1
+        if self.complete_from is not None:
+            self.changes_read.add(change)
         return self.complete_from
 
     def last_used(self, account_id: str) -> dict[str, str]:

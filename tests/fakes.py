@@ -297,6 +297,10 @@ class InMemoryRollups:
         if self.complete_from.get(account_id) == seen:
             self.complete_from[account_id] = since
 
+    def move_change(self, account_id: str, change: Change, seen: datetime, since: datetime) -> None:
+        if self.changes.get((account_id, change)) == seen:
+            self.changes[(account_id, change)] = since
+
 
 def _holds(row: dict[str, Any], seen: Counters) -> bool:
     return row["requests"] == seen.requests and row.get("errors", 0) == seen.errors

@@ -67,5 +67,6 @@ usages = st.builds(
     cache_read_tokens=st.integers(0, 4000),
 )
 # Mostly served, some cut short, some failed.
-statuses: st.SearchStrategy[Status] = st.sampled_from(("ok", "ok", "ok", "partial", "error"))
+STATUSES: tuple[Status, ...] = ("ok", "ok", "ok", "partial", "error")
+statuses: st.SearchStrategy[Status] = st.sampled_from(STATUSES)
 costs = st.decimals(min_value=Decimal(0), max_value=Decimal(2), places=9, allow_nan=False, allow_infinity=False)

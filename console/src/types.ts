@@ -98,6 +98,8 @@ export interface Bucket extends Counters {
   start: string;
   label: string;
   groups: Record<string, Counters>;
+  /** By user or app with more groups than shown: the bucket's usage by the rest. */
+  other?: Counters | null;
 }
 
 export interface Activity {
@@ -107,8 +109,11 @@ export interface Activity {
   start: string;
   end: string;
   buckets: Bucket[];
-  /** Each group's totals over the whole period, biggest spend first. */
+  /** Each group's totals over the whole period, biggest spend first (by user or app, the 15 that
+   * spent most when there are more). */
   groups: GroupCounters[];
+  /** The groups not shown, summed; null when every group is. */
+  other: Counters | null;
 }
 
 export interface GroupCounters extends Counters {

@@ -67,7 +67,13 @@ def near(*edges: datetime) -> st.SearchStrategy[datetime]:
     return st.one_of(anywhere, *close).filter(lambda moment: EPOCH <= moment < NOW)
 
 
-def records_near(*edges: datetime) -> st.SearchStrategy[list[dict[str, Any]]]:
+def records_near(
+    *edges: datetime,
+    users: tuple[str | None, ...] = USERS,
+    apps: tuple[str | None, ...] = APPS,
+    min_size: int = 0,
+    max_size: int = 60,
+) -> st.SearchStrategy[list[dict[str, Any]]]:
     return st.lists(
         st.builds(
             lambda moment, model, key, usage, cost, status, user, app: ledger_item(
@@ -79,10 +85,11 @@ def records_near(*edges: datetime) -> st.SearchStrategy[list[dict[str, Any]]]:
             usages,
             costs,
             statuses,
-            st.sampled_from(USERS),
-            st.sampled_from(APPS),
+            st.sampled_from(users),
+            st.sampled_from(apps),
         ),
-        max_size=60,
+        min_size=min_size,
+        max_size=max_size,
     )
 
 
@@ -195,6 +202,74 @@ def test_activity_buckets_equal_the_ledger_sums_and_none_is_missing(items, perio
         assert bucket["groups"] == {value: ledger_sum(rows) for value, rows in groups.items()}
     in_period = [item for item in items if start <= created(item) < end]
     assert sum(group["requests"] + group["errors"] for group in result["groups"]) == len(in_period)
+
+
+# More users and apps than activity shows one by one (``reports.TOP_GROUPS``).
+MANY = tuple(f"team-{n}" for n in range(24))
+
+
+def rollup_value(item: dict[str, Any], group_by: str) -> str:
+    """A record's user or app as its cells hold it: the first 256 bytes of its name."""
+    group = named(item, group_by)
+    return "é" * 128 if group == "é" * 300 else group
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    items=records_near(
+        NOW - timedelta(minutes=90),
+        NOW - timedelta(hours=1),
+        NOW - timedelta(minutes=20),
+        floor(NOW, "hour"),
+        floor(NOW, "day") - timedelta(hours=30),
+        floor(NOW, "day"),
+        floor(NOW, "month") - timedelta(days=20),
+        floor(NOW, "month"),
+        users=(*USERS, *MANY),
+        apps=(*APPS, *MANY),
+        min_size=50,
+        max_size=150,
+    ),
+    period=st.sampled_from(["1h", "1d", "1mo", "1y"]),
+    group_by=st.sampled_from(["user", "app"]),
+)
+def test_activity_by_user_shows_the_top_spenders_exactly_and_the_rest_as_other(items, period, group_by):
+    store = rolled_up(items)
+    store.items_read = 0
+    result = reports.activity(store, "acct", period, group_by, NOW, names={})
+
+    granularity, count = reports.PERIODS[period]
+    ranking = reports.RANKING[granularity]
+    start, end = datetime.fromisoformat(result["start"]), datetime.fromisoformat(result["end"])
+    # The users (apps) ranked: those of the hours, days, months or years the period lies in
+    ranked = [item for item in items if floor(start, ranking) <= floor(created(item), ranking) <= floor(NOW, ranking)]
+    spent: dict[str, Decimal] = defaultdict(Decimal)
+    for item in ranked:
+        spent[rollup_value(item, group_by)] += item["cost_usd"]
+    top = sorted(spent, key=lambda value: (-spent[value], value))[: reports.TOP_GROUPS]
+    shown = set(top) if len(spent) > reports.TOP_GROUPS else set(spent)
+    in_period = [item for item in items if start <= created(item) < end]
+    assert [group["group"] for group in result["groups"]] == sorted(
+        {rollup_value(item, group_by) for item in in_period} & shown,
+        key=lambda value: (-sum(i["cost_usd"] for i in in_period if rollup_value(i, group_by) == value), value),
+    )
+    rest = [item for item in in_period if rollup_value(item, group_by) not in shown]
+    assert result["other"] == (ledger_sum(rest) if len(spent) > reports.TOP_GROUPS else None)
+    for bucket in result["buckets"]:
+        inside = [
+            item for item in in_period if floor(created(item), granularity) == datetime.fromisoformat(bucket["start"])
+        ]
+        assert {k: bucket[k] for k in ledger_sum([])} == ledger_sum(inside)
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for item in inside:
+            if rollup_value(item, group_by) in shown:
+                groups[rollup_value(item, group_by)].append(item)
+        assert bucket["groups"] == {value: ledger_sum(rows) for value, rows in groups.items()}
+        if result["other"] is not None:
+            assert bucket["other"] == ledger_sum([i for i in inside if rollup_value(i, group_by) not in shown])
+    # The ranking rows (2 buckets × the values in them), the shown values' rows and each bucket's total
+    ranking_rows = len({(floor(created(item), ranking), rollup_value(item, group_by)) for item in ranked})
+    assert store.items_read <= ranking_rows + (reports.TOP_GROUPS + 1) * count
 
 
 @settings(max_examples=60, deadline=None)

@@ -33,6 +33,7 @@ from meterway.analytics.logic.windows import Window, parse_window
 from meterway.analytics.models import NO_MEMBER, TOTAL, Part
 from meterway.core.clock import EARLIEST, GRANULARITIES, LATEST, Granularity, floor, label, parse_label, step, utc_iso
 from meterway.core.errors import InvalidRequest
+from meterway.ledger.models import Status
 from tests.fakes import InMemoryRollups
 from tests.ledger_factory import KEYS, MODELS, costs, ledger_item
 from tests.unit.test_analytics import created, ledger_sum
@@ -239,18 +240,36 @@ def counted_by_an_older_version(store: InMemoryRollups, item: dict[str, Any]) ->
     )
 
 
-records = st.lists(
-    st.builds(
-        lambda moment, model, key, cost: ledger_item(moment, model=model, key=key, cost=cost),
-        st.one_of(
-            minute_of(UPGRADE - timedelta(days=400), UPGRADE + timedelta(days=30)),
-            minute_of(UPGRADE - timedelta(hours=2), UPGRADE + timedelta(hours=2)),
-        ).map(lambda moment: moment + timedelta(seconds=17)),
-        st.sampled_from(MODELS),
-        st.sampled_from(KEYS),
-        costs,
-    ),
-    max_size=40,
+def record_lists(
+    moments: st.SearchStrategy[datetime],
+    *,
+    users: tuple[str | None, ...] = (None,),
+    apps: tuple[str | None, ...] = (None,),
+    statuses: tuple[Status, ...] = ("ok",),
+) -> st.SearchStrategy[list[dict[str, Any]]]:
+    """Up to 40 records at ``moments`` (17 s into their minute), of any model, key and cost."""
+    return st.lists(
+        st.builds(
+            lambda moment, model, key, cost, user, app, status: ledger_item(
+                moment, model=model, key=key, cost=cost, user=user, app=app, status=status
+            ),
+            moments.map(lambda moment: moment + timedelta(seconds=17)),
+            st.sampled_from(MODELS),
+            st.sampled_from(KEYS),
+            costs,
+            st.sampled_from(users),
+            st.sampled_from(apps),
+            st.sampled_from(statuses),
+        ),
+        max_size=40,
+    )
+
+
+records = record_lists(
+    st.one_of(
+        minute_of(UPGRADE - timedelta(days=400), UPGRADE + timedelta(days=30)),
+        minute_of(UPGRADE - timedelta(hours=2), UPGRADE + timedelta(hours=2)),
+    )
 )
 
 
@@ -312,13 +331,19 @@ def test_an_account_with_older_rows_has_its_in_between_rows_from_after_the_takeo
 
 
 def test_only_the_per_model_dimensions_have_in_between_rows():
-    updates = rollup_updates(ledger_item(UPGRADE, model=MODELS[1], key=KEYS[0]))
+    item = ledger_item(UPGRADE, model=MODELS[1], key=KEYS[0])
+    updates = rollup_updates({**item, "user": "ana", "app": "Raycast"})
 
+    per_model = {"model", key_models_dimension(KEYS[0].key_id), "user-model:ana", "app-model:Raycast"}
     in_between = {update.dimension for update in updates if update.granularity not in CALENDAR}
-    assert in_between == {"model", key_models_dimension(KEYS[0].key_id)}
-    assert all(has_in_between(update.dimension) == (update.dimension in in_between) for update in updates)
-    # The provider's rows are calendar rows, like the total's, the key's and the member's
-    assert sorted(update.granularity for update in updates if update.dimension == "provider") == sorted(CALENDAR)
+    assert in_between == per_model | {"user", "app"}
+    assert all(has_in_between(update.dimension) == (update.dimension in per_model) for update in updates)
+    # Users and apps have a year row besides their calendar rows (it ranks a year's users); the
+    # provider's rows are calendar rows, like the total's, the key's and the member's
+    for dimension, granularities in (("user", (*CALENDAR, "year")), ("provider", CALENDAR)):
+        assert sorted(update.granularity for update in updates if update.dimension == dimension) == sorted(
+            granularities
+        )
 
 
 def value_of(item: dict[str, Any], dimension: str) -> str:

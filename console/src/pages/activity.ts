@@ -7,7 +7,7 @@ import type { PageContext } from "../context";
 import { fill, h, message } from "../dom";
 import { exportButton } from "../exports";
 import { COUNT, MONEY, bucketLabel, costSpan, count, errorsNote, isoDate, usd, utcBars, type ChartFormat } from "../format";
-import type { Activity, Counters, GroupBy, Period } from "../types";
+import type { Activity, Counters, GroupBy, GroupCounters, Period } from "../types";
 
 const PERIODS: [Period, string][] = [
   ["1h", "1 hour"],
@@ -54,11 +54,24 @@ function pick<T extends string>(value: string | null, choices: [T, string][], fa
   return choices.some(([choice]) => choice === value) ? (value as T) : fallback;
 }
 
-/** One series per group, the biggest spenders first; the rest are summed into "Other". */
+/** One series per group, the biggest spenders first; the rest are summed into "Other", with the
+ * groups the API did not list one by one (`other`). */
 function series(activity: Activity, metric: Metric): Series[] {
   const names = activity.groups.map((group): [string, string] => [group.group, group.name ?? group.group]);
   const result = stackedSeries(activity.buckets, names, (bucket, id) => metricOf(bucket.groups[id], metric));
+  if (activity.other) {
+    const rest = activity.buckets.map((bucket) => metricOf(bucket.other ?? undefined, metric));
+    const other = result.find((one) => one.label === "Other");
+    if (other) other.values = other.values.map((value, index) => value + rest[index]);
+    else result.push({ label: "Other", values: rest });
+  }
   return result.length ? result : [{ label: "Usage", values: activity.buckets.map(() => 0) }];
+}
+
+/** The table row of the groups not listed one by one (by user or app, past the top 15). */
+function otherName(activity: Activity): HTMLElement {
+  const plural = activity.group_by === "user" ? "users" : "apps";
+  return h("span", { class: "muted other-groups" }, `Other ${plural}`);
 }
 
 export const activityPage = async (context: PageContext): Promise<void> => {
@@ -180,9 +193,10 @@ export const activityPage = async (context: PageContext): Promise<void> => {
     const label = DRILLS.find(([choice]) => choice === metric)?.[1] ?? "";
     const groupLabel = GROUPS.find(([choice]) => choice === groupBy)?.[1] ?? "Group";
     const amount = (group: Counters): number => metricOf(group, DRILL_METRIC[metric]);
-    const ordered = [...fresh.groups].sort((a, b) => amount(b) - amount(a));
+    const ordered: Counters[] = [...fresh.groups].sort((a, b) => amount(b) - amount(a));
+    if (fresh.other) ordered.push(fresh.other);
     const share = (group: Counters): string => (total > 0 ? `${((amount(group) / total) * 100).toFixed(1)}%` : "—");
-    const name = (group: (typeof fresh.groups)[number]): HTMLElement => groupName(fresh, group);
+    const name = (group: Counters): HTMLElement => (group === fresh.other ? otherName(fresh) : groupName(fresh, group as GroupCounters));
     const columns =
       metric === "cost"
         ? [{ label: groupLabel }, { label: "Spend", numeric: true }, { label: "Share", numeric: true }]
@@ -252,7 +266,9 @@ export const activityPage = async (context: PageContext): Promise<void> => {
         drillCard("cost", "Spend", usd(totals.cost)),
         drillCard("tokens", "Tokens", count(totals.tokens)),
         drillCard("requests", "Requests", count(totals.requests), errorsNote(totals.errors)),
-        statCard(`${groupLabel}s`, count(fresh.groups.length)),
+        fresh.other
+          ? statCard(`${groupLabel}s`, `${count(fresh.groups.length)}+`, `the ${count(fresh.groups.length)} that spent most; the rest as Other`)
+          : statCard(`${groupLabel}s`, count(fresh.groups.length)),
       ),
       drill ? drillDown(fresh, drill, drill === "cost" ? totals.cost : drill === "tokens" ? totals.tokens : totals.requests) : null,
       utcBars(fresh.granularity) ? h("p", { class: "muted note utc-bars" }, `The period's ${fresh.granularity}s are UTC ${fresh.granularity}s (the rollups' own), labelled by their UTC date.`) : null,
@@ -278,8 +294,8 @@ export const activityPage = async (context: PageContext): Promise<void> => {
             { label: "Cost", numeric: true },
             { label: "Share of spend", numeric: true },
           ],
-          fresh.groups.map((group) => [
-            groupName(fresh, group),
+          [...fresh.groups, ...(fresh.other ? [fresh.other] : [])].map((group) => [
+            group === fresh.other ? otherName(fresh) : groupName(fresh, group as GroupCounters),
             count(group.requests),
             count(group.errors),
             count(group.input_tokens),

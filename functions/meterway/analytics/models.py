@@ -71,6 +71,10 @@ class Counters:
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in COUNTERS}
 
+    def less(self, part: Counters) -> Counters:
+        """These counters without ``part`` (a part of them)."""
+        return Counters(**{name: getattr(self, name) - getattr(part, name) for name in COUNTERS})
+
 
 def records_of(figures: dict[str, Any]) -> int:
     """The ledger records that figures of the API (``reports.summary``) count: requests and errors."""
@@ -127,8 +131,10 @@ PartKind = Literal["account", "key", "recount", "attribution"]
 
 # Changes in how records are counted, each dated per account from when every record is counted so
 # (``rollups.start_changes``): in two parts; with failed requests as errors, apart from requests;
-# by user and app.
-Change = Literal["parts", "errors-apart", "attribution"]
+# by user and app; with in-between rows of the user's and the app's models and year rows of the
+# users and the apps (``named-in-between``: from then on they are complete, ``backfill`` derives
+# them before).
+Change = Literal["parts", "errors-apart", "attribution", "named-in-between"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from playwright.sync_api import Locator, Page, expect
 from pypdf import PdfReader
 
 from devstack.demo_data import FALLBACK_ROUTES
+from meterway.analytics.logic.reports import TOP_GROUPS
 from meterway.ledger.models import TOKEN_FIELDS
 from tests.e2e.conftest import LocalStack
 from tests.e2e.console.conftest import SCREENSHOTS as SCREENSHOTS_DIR
@@ -586,14 +587,22 @@ def test_activity_groups_by_app_and_by_user_and_a_group_opens_its_usage(
         expect(cell(row, "Key, user, app")).to_contain_text(f"user {user}")
     screenshot(page, "demo-usage-user")
 
-    # And on a phone, activity by user lists the support bot's end users, without scrolling sideways
-    by_user = demo_stack.admin("GET", "/activity", params={"period": "1mo", "group_by": "user"}).json()["groups"]
-    assert len(by_user) == len({row["user"] or "(none)" for row in logged(demo_stack, start=start, end=end)})
+    # And on a phone, activity by user lists the 15 users who spent most, and the rest as Other
+    by_user = demo_stack.admin("GET", "/activity", params={"period": "1mo", "group_by": "user"}).json()
+    month = logged(demo_stack, start=start, end=end)
+    assert len({row["user"] or "(none)" for row in month}) > TOP_GROUPS == len(by_user["groups"])
+    shown = {group["group"] for group in by_user["groups"]}
+    rest = [row for row in month if (row["user"] or "(none)") not in shown]
+    assert by_user["other"]["requests"] == sum(row["status"] != "error" for row in rest) > 0
     signed_in(phone_page, demo_stack)
     phone_page.goto(f"{demo_stack.base}/activity?period=1mo&group_by=user")
     expect(phone_page.get_by_role("radio", name="User")).to_be_checked()
     table = phone_page.locator("section", has=phone_page.get_by_role("heading", name="By user"))
-    expect(table.locator("tbody tr")).to_have_count(len(by_user))
+    expect(table.locator("tbody tr")).to_have_count(TOP_GROUPS + 1)
+    expect(cell(table.locator("tbody tr").last, "User")).to_have_text("Other users")
+    expect(cell(table.locator("tbody tr").last, "Requests")).to_have_text(f"{by_user['other']['requests']:,}")
+    users_card = phone_page.locator(".stat", has=phone_page.get_by_text("Users", exact=True))
+    expect(users_card).to_contain_text(f"{TOP_GROUPS}+")
     assert phone_page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(phone_page, "demo-activity-user-phone")
 

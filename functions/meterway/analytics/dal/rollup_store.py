@@ -133,6 +133,9 @@ class RollupStore(Protocol):
     def start_change(self, account_id: str, change: Change, since: datetime) -> None:
         """Record ``since`` as that start, unless one is recorded already."""
 
+    def move_change(self, account_id: str, change: Change, seen: datetime, since: datetime) -> None:
+        """Record ``since`` as the change's start, if it is still ``seen``."""
+
 
 class DynamoRollupStore(AwsResource):
     """The RollupsTable; the key and account counters are in the KeysTable (``counters_table``)."""
@@ -322,9 +325,16 @@ class DynamoRollupStore(AwsResource):
         return update_if(self.client, request, UNAVAILABLE) is not None
 
     def move_intermediate(self, account_id: str, seen: datetime, since: datetime) -> None:
+        self._move(rollups_table.intermediate_key(account_id), seen, since)
+
+    def move_change(self, account_id: str, change: Change, seen: datetime, since: datetime) -> None:
+        self._move(rollups_table.change_key(account_id, change), seen, since)
+        self._changed_from.pop((account_id, change), None)
+
+    def _move(self, key: dict[str, str], seen: datetime, since: datetime) -> None:
         request = Update(
             set={"complete_from": utc_iso(since)}, condition="complete_from = :seen", values={":seen": utc_iso(seen)}
-        ).request(self._table, rollups_table.intermediate_key(account_id))
+        ).request(self._table, key)
         update_if(self.client, request, UNAVAILABLE)  # refused when moved already
 
     def changed_from(self, account_id: str, change: Change) -> datetime | None:

@@ -115,6 +115,9 @@ class ActivityBucket(UsageFigures):
     start: str
     label: str
     groups: dict[str, UsageFigures]
+    other: UsageFigures | None = Field(
+        None, description="By user or app with more groups than shown: the bucket's usage by the groups not shown"
+    )
 
 
 class ActivityGroup(UsageFigures):
@@ -129,7 +132,14 @@ class ActivityResponse(BaseModel):
     start: str
     end: str
     buckets: list[ActivityBucket]
-    groups: list[ActivityGroup]
+    groups: list[ActivityGroup] = Field(
+        description="Each group's usage over the period, the biggest spend first. By user or app, the 15 "
+        "that spent most in the hours, days, months or years the period lies in, when there are more"
+    )
+    other: UsageFigures | None = Field(
+        description="By user or app with more groups than 'groups' shows: the rest's usage over the period; "
+        "null when every group is shown"
+    )
 
 
 class DailyUsage(UsageFigures):

@@ -8,6 +8,10 @@ minutes, 6 hours ← hours, 10 days ← days, year ← months), which count ever
 version counted it, then moves the marker to the start of time. The ledger may have let old
 records expire; the rollups keep them, so they are the source here.
 
+The user's and the app's models got their in-between rows, and the users and the apps their year
+rows, later (the ``named-in-between`` change, dated per account as the others): ``backfill``
+derives those from before that date likewise, then moves the change to the start of time.
+
 It is exact while the aggregator runs: a row is read before the rows it sums, and replaced only
 if its requests and errors are still those read. A record adds to both in one transaction, so one
 that lands in between changes the row, the replacement is refused, and the row is read again.
@@ -22,7 +26,14 @@ from datetime import datetime, timedelta
 
 from meterway.analytics.dal import rollups_table
 from meterway.analytics.dal.rollup_store import RollupStore
-from meterway.analytics.logic.rollups import ALL_TIME, MINUTE_RETENTION, key_models_dimension, start_intermediate
+from meterway.analytics.logic.rollups import (
+    ALL_TIME,
+    MINUTE_RETENTION,
+    cell_models_dimension,
+    key_models_dimension,
+    start_changes,
+    start_intermediate,
+)
 from meterway.analytics.models import Counters, RollupUpdate
 from meterway.core.clock import EARLIEST, Granularity, floor, label, parse_label, step
 from meterway.core.errors import StorageError
@@ -58,27 +69,59 @@ class Target:
 
 def backfill(store: RollupStore, account_id: str, now: datetime) -> Backfill:
     """Derive the account's in-between rows from before its marker, then mark them complete from
-    the start of time. Does nothing while a batch of an older version may still be running
-    (``waiting_until``), and nothing more once done."""
+    the start of time; then the user's and app's models' and the year rows of users and apps from
+    before the ``named-in-between`` change likewise. Does nothing while a batch of an older
+    version may still be running (``waiting_until``), and nothing more once done."""
     if store.intermediate_from(account_id) is None:
         # No batch of this version has counted a record of the account yet: date the start now.
         start_intermediate(store, [account_id], now)
     since = store.intermediate_from(account_id)
     report = Backfill(account_id, since)
-    if since is None or since == ALL_TIME:
+    if since is None:
         return report
     if since > now:
         report.waiting_until = since
         return report
-    months = store.query(account_id, "month", "key", label(EARLIEST, "month"), label(since, "month"))
-    dimensions = ["model", *(key_models_dimension(key_id) for key_id in sorted({row["value"] for row in months}))]
+    if since != ALL_TIME:
+        months = store.query(account_id, "month", "key", label(EARLIEST, "month"), label(since, "month"))
+        keys = sorted({row["value"] for row in months})
+        _derive_before(store, account_id, ["model", *map(key_models_dimension, keys)], since, now, report)
+        store.move_intermediate(account_id, since, ALL_TIME)
+        report.complete_from = ALL_TIME
+    return _backfill_named(store, account_id, now, report)
+
+
+def _backfill_named(store: RollupStore, account_id: str, now: datetime, report: Backfill) -> Backfill:
+    """The in-between rows of the user's and the app's models and the user and app year rows
+    from before the account's ``named-in-between`` change."""
+    named = start_changes(store, [account_id], now).since(account_id, "named-in-between")
+    if named > now:
+        report.waiting_until = named
+        return report
+    if named == ALL_TIME:
+        return report
+    dimensions = []
+    for kind in ("user", "app"):
+        months = store.query(account_id, "month", kind, label(EARLIEST, "month"), label(named, "month"))
+        dimensions += [cell_models_dimension(kind, value) for value in sorted({row["value"] for row in months})]
+    _derive_before(store, account_id, dimensions, named, now, report)
+    for kind in ("user", "app"):
+        target = Target(account_id, "year", kind)
+        last = floor(named - timedelta(microseconds=1), "year")
+        report.written["year"] += _derive_all(store, target, floor(EARLIEST, "year"), last)
+    store.move_change(account_id, "named-in-between", named, ALL_TIME)
+    return report
+
+
+def _derive_before(
+    store: RollupStore, account_id: str, dimensions: list[str], since: datetime, now: datetime, report: Backfill
+) -> None:
+    """Derive every in-between row of ``dimensions`` from before ``since``."""
     for granularity in SOURCES:
         first, last = _first_bucket(granularity, now), floor(since - timedelta(microseconds=1), granularity)
         targets = [Target(account_id, granularity, dimension) for dimension in dimensions]
-        report.written[granularity] = sum(_derive_all(store, target, first, last) for target in targets)
-    store.move_intermediate(account_id, since, ALL_TIME)
-    report.complete_from = ALL_TIME
-    return report
+        written = sum(_derive_all(store, target, first, last) for target in targets)
+        report.written[granularity] = report.written.get(granularity, 0) + written
 
 
 def _first_bucket(granularity: Granularity, now: datetime) -> datetime:
@@ -127,7 +170,7 @@ def _derive(
     expires = int((step(start, "10min") + MINUTE_RETENTION).timestamp()) if target.granularity == "10min" else None
     for _ in range(ATTEMPTS):
         row = RollupUpdate(
-            pk=rollups_table.partition(target.account_id, target.granularity, target.dimension),
+            pk=rollups_table.cell_partition(target.account_id, target.granularity, target.dimension, value),
             sk=rollups_table.cell_sk(bucket, value),
             granularity=target.granularity,
             bucket=bucket,

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from meterway.analytics.dal.rollup_store import RollupStore
-from meterway.analytics.logic.rollups import Filter, decompose, has_in_between
+from meterway.analytics.dal.rollups_table import VALUE_DIMENSIONS
+from meterway.analytics.logic.rollups import Filter, Span, decompose, in_between_from
 from meterway.analytics.logic.windows import Window
 from meterway.analytics.models import GROUP_BY, TOTAL, Counters
 from meterway.core.clock import (
@@ -37,6 +38,14 @@ TOP_MODELS = 5
 # The most items a usage query reads for its table and a chart stacked by model (buckets × models):
 # past it the chart reads one total row a bucket (a window of 400 days by 20 models would be 8,000).
 STACKED_READS = 1500
+# Activity by user or app shows the groups that spent most, each exactly, and sums the rest: an
+# application names thousands of end users, and every bucket × user would be read (6,000 items for
+# a month of 200 users). They are ranked by the rows of the calendar granularity above the
+# period's buckets (``RANKING``): the hours of an hour's minutes, the days of a day's hours, the
+# months of a month's days, the years of a year's months; two buckets × the users in them.
+TOP_GROUPS = 15
+RANKED = VALUE_DIMENSIONS
+RANKING: dict[Granularity, Granularity] = {"minute": "hour", "hour": "day", "day": "month", "month": "year"}
 
 
 def summary(counters: Counters) -> dict[str, Any]:
@@ -72,7 +81,7 @@ def window_cells(
     """The rows of ``dimension`` (only those of ``value`` when given) in the coarsest buckets that
     cover the window: buckets × values of a few dozen buckets, however long the window."""
     cells: list[Cell] = []
-    since = store.intermediate_from(account_id) if has_in_between(dimension) else None
+    since = in_between_from(store, account_id, dimension)
     for span in decompose(window.start, window.end, since):
         granularity = span.granularity
         first, last = label(span.first, granularity), label(span.last, granularity)
@@ -234,7 +243,8 @@ def activity(
     first = last
     for _ in range(count - 1):
         first = step_back(first, granularity)
-    return {"period": period, **bucket_series(store, account_id, first, last, granularity, group_by, names)}
+    top = TOP_GROUPS if group_by in RANKED else None
+    return {"period": period, **bucket_series(store, account_id, first, last, granularity, group_by, names, top=top)}
 
 
 def bucket_series(
@@ -245,29 +255,77 @@ def bucket_series(
     granularity: Granularity,
     group_by: str,
     names: dict[str, str],
+    *,
+    top: int | None = None,
 ) -> dict[str, Any]:
-    """Buckets ``first``..``last`` (inclusive) of one granularity, each with its groups."""
-    rows = store.query(account_id, granularity, group_by, label(first, granularity), label(last, granularity))
+    """Buckets ``first``..``last`` (inclusive) of one granularity, each with its groups: every
+    group's row of every bucket; with ``top``, only the rows of the ``top`` values that spent most
+    (``top_values``) when there are more, each exact over the period, and the rest summed in
+    ``other`` (each bucket's total less the groups shown)."""
+    chosen = top_values(store, account_id, Span(granularity, first, last), group_by, top) if top else None
+    if chosen is None:
+        rows = store.query(account_id, granularity, group_by, label(first, granularity), label(last, granularity))
+        return _grouped(first, last, granularity, group_by, names, rows)
+    labels = [label(start, granularity) for start in buckets(first, step(last, granularity), granularity)]
+    rows = [row for value in chosen for row in store.cells(account_id, granularity, group_by, value, labels)]
+    totals = {
+        row["bucket"]: Counters().add(row)
+        for row in store.query(account_id, granularity, "total", labels[0], labels[-1])
+    }
+    return _grouped(first, last, granularity, group_by, names, rows, totals)
+
+
+def top_values(store: RollupStore, account_id: str, span: Span, group_by: str, top: int) -> list[str] | None:
+    """The ``top`` values of ``group_by`` that spent most in the buckets of the ranking
+    granularity the period (``span``) lies in (``RANKING``); None when there are no more than
+    ``top`` (every group is read), or for years whose year rows are not complete yet (a version
+    before wrote none: ``backfill`` derives them)."""
+    coarse = RANKING[span.granularity]
+    named = store.changed_from(account_id, "named-in-between")
+    if coarse == "year" and (named is None or named > floor(span.first, "year")):
+        return None
+    spent: dict[str, Counters] = defaultdict(Counters)
+    for row in store.query(account_id, coarse, group_by, label(span.first, coarse), label(span.last, coarse)):
+        spent[row["value"]].add(row)
+    if len(spent) <= top:
+        return None
+    return sorted(spent, key=lambda value: (-spent[value].cost_usd, value))[:top]
+
+
+def _grouped(
+    first: datetime,
+    last: datetime,
+    granularity: Granularity,
+    group_by: str,
+    names: dict[str, str],
+    rows: list[dict[str, Any]],
+    totals: dict[str, Counters] | None = None,
+) -> dict[str, Any]:
+    """The series of ``rows`` (groups' cells); with ``totals`` (each bucket's, when only some
+    groups were read), the rest of each bucket and of the period as ``other``."""
     cells: dict[str, dict[str, Counters]] = defaultdict(lambda: defaultdict(Counters))
     for row in rows:
         cells[row["bucket"]][row["value"]].add(row)
     group_totals: dict[str, Counters] = defaultdict(Counters)
+    rest = Counters()
     series = []
     for start in buckets(first, step(last, granularity), granularity):
         bucket_label = label(start, granularity)
         groups = cells.get(bucket_label, {})
-        total = Counters()
+        shown = _sum(groups.values())
         for value, counters in groups.items():
-            total.add(counters.as_dict())
             group_totals[value].add(counters.as_dict())
-        series.append(
-            {
-                "start": iso_z(start),
-                "label": bucket_label,
-                **summary(total),
-                "groups": {value: summary(counters) for value, counters in sorted(groups.items())},
-            }
-        )
+        bucket = {
+            "start": iso_z(start),
+            "label": bucket_label,
+            **summary(shown if totals is None else totals.get(bucket_label, Counters())),
+            "groups": {value: summary(counters) for value, counters in sorted(groups.items())},
+        }
+        if totals is not None:
+            other = totals.get(bucket_label, Counters()).less(shown)
+            rest.add(other.as_dict())
+            bucket["other"] = summary(other)
+        series.append(bucket)
     return {
         "granularity": granularity,
         "group_by": group_by,
@@ -278,6 +336,7 @@ def bucket_series(
             {"group": value, "name": names.get(value, value), **summary(counters)}
             for value, counters in sorted(group_totals.items(), key=lambda item: (-item[1].cost_usd, item[0]))
         ],
+        "other": None if totals is None else summary(rest),
     }
 
 

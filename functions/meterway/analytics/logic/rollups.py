@@ -2,19 +2,22 @@
 
 Every ledger record of a client request adds its counts to one bucket of each calendar granularity
 (minute, hour, day, month) in each dimension (total, model, key, member, provider, user, app, and
-the key's, the user's and the app's models), and to one bucket of each in-between granularity
-(10 minutes, 6 hours, 10 days, year) in the model and the key's models: 48 rows. The record of
+the key's, the user's and the app's models), to one bucket of each in-between granularity
+(10 minutes, 6 hours, 10 days, year) in the four per-model dimensions (every model, the key's, the
+user's and the app's models), and to its year in the user and app dimensions: 58 rows. The record of
 an attempt that failed before a fallback (``attempt_of``) adds nothing: it billed nothing, and the
 request it was made for is counted by its own record. A request served (in full or in part) adds to ``requests``, one that failed to
 ``errors`` (``deltas_of``; see ``recount`` for the records of the versions before). Windows are
 then read from the coarsest buckets that cover them exactly, so a query costs a number of items
 that grows with the number of buckets, not with the number of requests.
 
-The in-between granularities exist for the per-model table of ``/api/usage``, which reads a
+The in-between granularities exist for the per-model tables of ``/api/usage``, which read a
 window's buckets × models: with them an edge of a window costs at most 9 minutes, 5 ten-minutes,
 5 hours, 3 six-hours, 10 days, 2 ten-days and 11 months, instead of 59 minutes, 23 hours and 30
 days. Rows written before they existed have none: an account's marker says from when they are
-complete (``start_intermediate``), and ``decompose`` uses them only from then on.
+complete (``start_intermediate``; for the user's and the app's models, and the user and app
+year rows, the later of it and the ``named-in-between`` change), and ``decompose`` uses them only
+from then on. The user and app year rows rank a year's users for activity (``reports``).
 
 All times are UTC. Bucket labels sort as text in time order within a granularity.
 """
@@ -117,8 +120,13 @@ def key_models_dimension(key_id: str) -> str:
 
 
 def named_models_dimension(kind: str, value: str | None) -> str:
-    """A user's or an app's (``kind``) model breakdown, by its rollup value."""
-    return f"{_NAMED_MODELS[kind]}{cell_value(kind, value)}"
+    """A user's or an app's (``kind``) model breakdown, by the user or app a record names."""
+    return cell_models_dimension(kind, cell_value(kind, value))
+
+
+def cell_models_dimension(kind: str, cell: str) -> str:
+    """A user's or an app's (``kind``) model breakdown, by its rollup value (a cell's)."""
+    return f"{_NAMED_MODELS[kind]}{cell}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +175,20 @@ def filter_rows(model: str | None, key_id: str | None) -> tuple[str, str]:
 
 
 def has_in_between(dimension: str) -> bool:
-    """Whether ``dimension`` has in-between rows: only the two per-model ones do. The others
-    (total, key, member, provider) have calendar rows only, which is all activity, the dashboard
-    and the chart read of them: a window of theirs is cut into calendar buckets."""
-    return dimension == "model" or dimension.startswith(_KEY_MODELS)
+    """Whether ``dimension`` has in-between rows: only the four per-model ones do (every model's,
+    a key's, a user's and an app's models). The others (total, key, member, provider, user, app)
+    have calendar rows, which is all activity, the dashboard and the chart read of them: a window
+    of theirs is cut into calendar buckets."""
+    return dimension == "model" or dimension.startswith((_KEY_MODELS, *_NAMED_MODELS.values()))
+
+
+def granularities_of(dimension: str) -> tuple[Granularity, ...]:
+    """The granularities a dimension's rows are written in: the calendar ones, the in-between
+    ones for a per-model dimension, and years for the user and app dimensions (which rank a
+    year's users: ``reports.ranked_series``)."""
+    if has_in_between(dimension):
+        return GRANULARITIES
+    return (*CALENDAR, "year") if dimension in _ATTRIBUTION[:2] else CALENDAR
 
 
 def deltas_of(item: dict[str, Any]) -> dict[str, int | Decimal]:
@@ -198,8 +216,8 @@ def as_request(update: RollupUpdate) -> RollupUpdate:
 
 
 def rollup_updates(item: dict[str, Any]) -> list[RollupUpdate]:
-    """The updates one ledger record makes: 4 calendar granularities × 10 dimensions, and 4
-    in-between granularities × the 2 per-model dimensions."""
+    """The updates one ledger record makes: 4 calendar granularities × 10 dimensions, 4
+    in-between granularities × the 4 per-model dimensions, and the user's and the app's year."""
     created = parse_utc_iso(item["created_at"])
     deltas = deltas_of(item)
     account = item["account_id"]
@@ -216,12 +234,13 @@ def rollup_updates(item: dict[str, Any]) -> list[RollupUpdate]:
         (named_models_dimension("user", user), item["model"]),
         (named_models_dimension("app", app), item["model"]),
     )
-    per_model = tuple((dimension, value) for dimension, value in dimensions if has_in_between(dimension))
     expires = int((created + MINUTE_RETENTION).timestamp())
     updates = []
     for granularity in GRANULARITIES:
         bucket = label(created, granularity)
-        for dimension, value in dimensions if granularity in CALENDAR else per_model:
+        for dimension, value in dimensions:
+            if granularity not in granularities_of(dimension):
+                continue
             updates.append(
                 RollupUpdate(
                     pk=rollups_table.cell_partition(account, granularity, dimension, value),
@@ -319,6 +338,19 @@ def parts_of(contribution: Contribution, changes: Changes) -> list[Part]:
         Part(contribution.request_id, "account", account, shared, accounts, legacy=legacy),
         Part(contribution.request_id, "key", key_id, keyed, keys, contribution.use),
     ]
+
+
+def in_between_from(store: RollupStore, account_id: str, dimension: str) -> datetime | None:
+    """From when ``dimension``'s in-between rows are complete (None: not at all): the account's
+    in-between marker; for a user's or an app's models, the later of it and the account's
+    ``named-in-between`` change (a version before wrote them in calendar granularities only)."""
+    if not has_in_between(dimension):
+        return None
+    since = store.intermediate_from(account_id)
+    if since is None or not attributed(dimension):
+        return since
+    named = store.changed_from(account_id, "named-in-between")
+    return None if named is None else max(since, named)
 
 
 def attributed(dimension: str) -> bool:
