@@ -79,3 +79,44 @@ def test_usage_activity_and_dashboard_agree_with_the_ledger_after_traffic(stack)
     log = api(stack, "/api/usage/requests", limit="5")
     assert [row["id"] for row in log["data"]] == [item["request_id"] for item in newest_first[:5]]
     assert log["next_cursor"]
+
+
+def test_the_user_and_app_each_sdk_names_are_recorded_and_counted(stack):
+    import anthropic
+
+    # Given requests that name their end user and app as each SDK lets a caller name them
+    app = f"sdk-app-{time.monotonic_ns()}"
+    titled = {"X-Title": app}
+    chat = stack.openai().chat.completions.with_raw_response.create(
+        model="openai/gpt-4o-mini",
+        messages=[{"role": "user", "content": "hi"}],
+        user="customer-42",
+        extra_headers=titled,
+    )
+    responses = stack.openai().responses.with_raw_response.create(
+        model="openai/gpt-4o-mini", input="hi", safety_identifier="customer-43", extra_headers=titled
+    )
+    claude = anthropic.Anthropic(base_url=stack.base, api_key=stack.api_key, max_retries=0)
+    messages = claude.messages.with_raw_response.create(
+        model="anthropic/claude-haiku-4-5",
+        max_tokens=50,
+        messages=[{"role": "user", "content": "hi"}],
+        metadata={"user_id": "customer-42"},
+        extra_headers={"X-Meterway-App": app},
+    )
+
+    # Then each record names them
+    ids = [raw.headers["x-meterway-request-id"] for raw in (chat, responses, messages)]
+    records = [stack.generation(request_id) for request_id in ids]
+    assert [(record["user"], record["app"]) for record in records] == [
+        ("customer-42", app),
+        ("customer-43", app),
+        ("customer-42", app),
+    ]
+    # And the rollups count them by app and by user, as the request log lists them
+    by_app = settled_usage(stack, 3, start="2000-01-01T00:00:00Z", app=app)
+    assert by_app["totals"]["requests"] == 3
+    assert {row["model"] for row in by_app["models"]} == {"openai/gpt-4o-mini", "anthropic/claude-haiku-4-5"}
+    logged = api(stack, "/api/usage/requests", start="2000-01-01T00:00:00Z", app=app, user="customer-42")["data"]
+    assert sorted(row["id"] for row in logged) == sorted([ids[0], ids[2]])
+    assert api(stack, "/api/usage", start="2000-01-01T00:00:00Z", user="customer-43")["totals"]["requests"] >= 1

@@ -74,9 +74,9 @@ def test_chunks_never_exceed_the_transaction_limit_and_keep_every_part():
 def test_records_of_one_minute_share_their_rollup_items():
     same_minute = [ledger_item(START + timedelta(seconds=n), cost=Decimal("0.5")) for n in range(30)]
     merged = merge([Contribution(item["request_id"], rollup_updates(item)) for item in same_minute])
-    # 4 calendar granularities × 10 dimensions, 4 in-between ones × 4 per-model dimensions and the
-    # user's and the app's year, each written once for the 30
-    assert len(merged) == 58
+    # 4 calendar granularities × 10 dimensions, 4 in-between ones × the model and the key's models,
+    # 3 × the user's and the app's models, and the user's and the app's year, each written once for the 30
+    assert len(merged) == 56
     assert {update.deltas["requests"] for update in merged} == {30}
     assert {update.deltas["cost_usd"] for update in merged} == {Decimal(15)}
 

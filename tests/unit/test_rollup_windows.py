@@ -340,7 +340,13 @@ def test_only_the_per_model_dimensions_have_in_between_rows():
     assert all(has_in_between(update.dimension) == (update.dimension in per_model) for update in updates)
     # Users and apps have a year row besides their calendar rows (it ranks a year's users); the
     # provider's rows are calendar rows, like the total's, the key's and the member's
-    for dimension, granularities in (("user", (*CALENDAR, "year")), ("provider", CALENDAR)):
+    # and a user's models no 10-minute rows
+    for dimension, granularities in (
+        ("user", (*CALENDAR, "year")),
+        ("provider", CALENDAR),
+        ("user-model:ana", (*CALENDAR, "year", "10d", "6h")),
+        ("model", (*CALENDAR, "year", "10d", "6h", "10min")),
+    ):
         assert sorted(update.granularity for update in updates if update.dimension == dimension) == sorted(
             granularities
         )

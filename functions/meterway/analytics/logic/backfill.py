@@ -30,6 +30,7 @@ from meterway.analytics.logic.rollups import (
     ALL_TIME,
     MINUTE_RETENTION,
     cell_models_dimension,
+    granularities_of,
     key_models_dimension,
     start_changes,
     start_intermediate,
@@ -119,7 +120,7 @@ def _derive_before(
     """Derive every in-between row of ``dimensions`` from before ``since``."""
     for granularity in SOURCES:
         first, last = _first_bucket(granularity, now), floor(since - timedelta(microseconds=1), granularity)
-        targets = [Target(account_id, granularity, dimension) for dimension in dimensions]
+        targets = [Target(account_id, granularity, d) for d in dimensions if granularity in granularities_of(d)]
         written = sum(_derive_all(store, target, first, last) for target in targets)
         report.written[granularity] = report.written.get(granularity, 0) + written
 

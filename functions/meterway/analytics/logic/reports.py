@@ -10,7 +10,7 @@ from typing import Any
 
 from meterway.analytics.dal.rollup_store import RollupStore
 from meterway.analytics.dal.rollups_table import VALUE_DIMENSIONS
-from meterway.analytics.logic.rollups import Filter, Span, decompose, in_between_from
+from meterway.analytics.logic.rollups import Filter, Span, decompose, granularities_of, in_between_from
 from meterway.analytics.logic.windows import Window
 from meterway.analytics.models import GROUP_BY, TOTAL, Counters
 from meterway.core.clock import (
@@ -82,7 +82,7 @@ def window_cells(
     cover the window: buckets × values of a few dozen buckets, however long the window."""
     cells: list[Cell] = []
     since = in_between_from(store, account_id, dimension)
-    for span in decompose(window.start, window.end, since):
+    for span in decompose(window.start, window.end, since, granularities_of(dimension)):
         granularity = span.granularity
         first, last = label(span.first, granularity), label(span.last, granularity)
         if value is None:

@@ -3,8 +3,9 @@
 Every ledger record of a client request adds its counts to one bucket of each calendar granularity
 (minute, hour, day, month) in each dimension (total, model, key, member, provider, user, app, and
 the key's, the user's and the app's models), to one bucket of each in-between granularity
-(10 minutes, 6 hours, 10 days, year) in the four per-model dimensions (every model, the key's, the
-user's and the app's models), and to its year in the user and app dimensions: 58 rows. The record of
+(10 minutes, 6 hours, 10 days, year) in the model and the key's models dimensions, and of each but
+the 10 minutes in the user's and the app's models, and to its year in the user and app
+dimensions: 56 rows. The record of
 an attempt that failed before a fallback (``attempt_of``) adds nothing: it billed nothing, and the
 request it was made for is counted by its own record. A request served (in full or in part) adds to ``requests``, one that failed to
 ``errors`` (``deltas_of``; see ``recount`` for the records of the versions before). Windows are
@@ -75,15 +76,21 @@ class Span:
     last: datetime
 
 
-def decompose(start: datetime, end: datetime, intermediate_from: datetime | None = ALL_TIME) -> list[Span]:
-    """Cover [start, end) exactly with the fewest, coarsest buckets: years inside, then months,
-    10 days, days, 6 hours, hours, 10 minutes and minutes towards the edges. Both ends must be
-    whole minutes. The in-between granularities serve only buckets that start at or after
-    ``intermediate_from`` (None: none do), where their rows are complete."""
+def decompose(
+    start: datetime,
+    end: datetime,
+    intermediate_from: datetime | None = ALL_TIME,
+    granularities: tuple[Granularity, ...] = GRANULARITIES,
+) -> list[Span]:
+    """Cover [start, end) exactly with the fewest, coarsest buckets of ``granularities`` (a
+    dimension's: ``granularities_of``): years inside, then months, 10 days, days, 6 hours, hours,
+    10 minutes and minutes towards the edges. Both ends must be whole minutes. The in-between
+    granularities serve only buckets that start at or after ``intermediate_from`` (None: none
+    do), where their rows are complete."""
     spans: list[Span] = []
     cursor = start
     while cursor < end:
-        granularity = next(g for g in GRANULARITIES if _fits(cursor, g, end) and _usable(g, cursor, intermediate_from))
+        granularity = next(g for g in granularities if _fits(cursor, g, end) and _usable(g, cursor, intermediate_from))
         following = step(cursor, granularity)
         if spans and spans[-1].granularity == granularity:
             spans[-1] = Span(granularity, spans[-1].first, cursor)
@@ -110,6 +117,10 @@ def _usable(granularity: Granularity, start: datetime, intermediate_from: dateti
 _KEY_MODELS = "key-model:"
 # The user's and the app's models: what ``/api/usage?user=`` and ``?app=`` read.
 _NAMED_MODELS = {"user": "user-model:", "app": "app-model:"}
+# The user's and the app's models have no 10-minute rows: a user's minute rows are few (a window's
+# edge reads as many items within the budget either way: ``bench/analytics_search.py``), and a
+# batch writes a row for each of its users (2 write units a record fewer).
+NAMED_GRANULARITIES: tuple[Granularity, ...] = tuple(g for g in GRANULARITIES if g != "10min")
 # The dimensions counted from an account's ``attribution`` date on (``parts_of``).
 _ATTRIBUTION = ("user", "app", *_NAMED_MODELS.values())
 
@@ -183,12 +194,13 @@ def has_in_between(dimension: str) -> bool:
 
 
 def granularities_of(dimension: str) -> tuple[Granularity, ...]:
-    """The granularities a dimension's rows are written in: the calendar ones, the in-between
-    ones for a per-model dimension, and years for the user and app dimensions (which rank a
-    year's users: ``reports.ranked_series``)."""
+    """The granularities a dimension's rows are written in, coarsest first: the calendar ones, the
+    in-between ones for a per-model dimension (``NAMED_GRANULARITIES`` for a user's or an app's
+    models), and years for the user and app dimensions (which rank a year's users:
+    ``reports.top_values``)."""
     if has_in_between(dimension):
-        return GRANULARITIES
-    return (*CALENDAR, "year") if dimension in _ATTRIBUTION[:2] else CALENDAR
+        return NAMED_GRANULARITIES if attributed(dimension) else GRANULARITIES
+    return tuple(g for g in GRANULARITIES if g in CALENDAR or (g == "year" and dimension in _ATTRIBUTION[:2]))
 
 
 def deltas_of(item: dict[str, Any]) -> dict[str, int | Decimal]:
@@ -216,8 +228,9 @@ def as_request(update: RollupUpdate) -> RollupUpdate:
 
 
 def rollup_updates(item: dict[str, Any]) -> list[RollupUpdate]:
-    """The updates one ledger record makes: 4 calendar granularities × 10 dimensions, 4
-    in-between granularities × the 4 per-model dimensions, and the user's and the app's year."""
+    """The updates one ledger record makes: 4 calendar granularities × 10 dimensions, 4 in-between
+    granularities × the model and the key's models dimensions, 3 × the user's and the app's
+    models, and the user's and the app's year."""
     created = parse_utc_iso(item["created_at"])
     deltas = deltas_of(item)
     account = item["account_id"]
