@@ -35,7 +35,7 @@ the last two hours (10-31 22:00-23:59: activity ``1h`` reads 23:00-23:59), so ro
 each window exist too; and the account's marker (in-between rows complete). Those are all the
 buckets the measured queries read. Minute rows for the two whole edge days (≈180k items at 1M,
 moto takes ≈1.6k items/s) would have pushed the run past 10 minutes without changing any count.
-Summing the records directly instead of applying ``rollup_updates`` per record (48 transactional
+Summing the records directly instead of applying ``rollup_updates`` per record (56 transactional
 updates each) keeps 1M records feasible; a cross-check proves the shortcut exact: the first 500
 records of the smallest N, plus all its records in the minute-row hours (few of the first 500
 land there), are applied through ``count_record(DynamoRollupStore, contribution(item))`` under
