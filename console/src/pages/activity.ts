@@ -37,6 +37,9 @@ function groupName(activity: Activity, group: Activity["groups"][number]): HTMLE
   const params = new URLSearchParams({ start: isoDate(new Date(activity.start)), end: isoDate(last), [filter]: group.group });
   return h("a", { ...attributes, href: `/usage?${params}`, title: `Usage of ${group.group}` }, text);
 }
+// By user or app with more than 15, the API lists those that spent most in the buckets of the
+// next coarser granularity the period lies in (reports.RANKING).
+const RANKING: Record<string, string> = { minute: "hour", hour: "day", day: "month", month: "year" };
 // The export's buckets: an hour's minutes are not kept long enough for a report, so it gets hours.
 const EXPORT_GRANULARITY: Record<Period, string> = { "1h": "hour", "1d": "hour", "1mo": "day", "1y": "month" };
 
@@ -267,7 +270,7 @@ export const activityPage = async (context: PageContext): Promise<void> => {
         drillCard("tokens", "Tokens", count(totals.tokens)),
         drillCard("requests", "Requests", count(totals.requests), errorsNote(totals.errors)),
         fresh.other
-          ? statCard(`${groupLabel}s`, `${count(fresh.groups.length)}+`, `the ${count(fresh.groups.length)} that spent most; the rest as Other`)
+          ? statCard(`${groupLabel}s`, `${count(fresh.groups.length)}+`, `the top spenders of the ${RANKING[fresh.granularity] ?? "period"}s the period lies in; the rest as Other`)
           : statCard(`${groupLabel}s`, count(fresh.groups.length)),
       ),
       drill ? drillDown(fresh, drill, drill === "cost" ? totals.cost : drill === "tokens" ? totals.tokens : totals.requests) : null,
