@@ -62,6 +62,14 @@ def export(deps, jobs, files, **body) -> tuple[dict, bytes]:
     return done, files.objects[done["object_key"]]
 
 
+def grouped(items: list[dict], field: str) -> dict[str, list[dict]]:
+    """The records by their key, user or app (``(none)`` for a record naming none)."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for item in items:
+        groups[item.get(field) or "(none)"].append(item)
+    return groups
+
+
 def pages(pdf: bytes) -> list[str]:
     return [page.extract_text() for page in PdfReader(BytesIO(pdf)).pages]
 
@@ -72,9 +80,7 @@ def test_tokens_by_api_key_is_a_summary_page_then_a_page_per_key_with_its_models
 
     assert job["filename"] == "tokens-by-key-2026-11-20_2026-11-22.pdf"
     text = pages(pdf)
-    by_key: dict[str, list[dict]] = defaultdict(list)
-    for item in items:
-        by_key[item["key_id"]].append(item)
+    by_key = grouped(items, "key_id")
     assert len(text) == 1 + len(by_key)
     summary = text[0]
     assert "Tokens by API key" in summary and "Tokens over the window" in summary
@@ -119,9 +125,7 @@ def test_spend_by_user_and_requests_by_app_have_a_page_each_with_its_own_models(
 
     assert job["filename"] == "cost-by-user-2026-11-20_2026-11-22.pdf"
     text = pages(pdf)
-    by_user: dict[str, list[dict]] = defaultdict(list)
-    for item in items:
-        by_user[item.get("user") or "(none)"].append(item)
+    by_user = grouped(items, "user")
     assert "Spend by user" in text[0] and len(text) == 1 + len(by_user)
     for user, theirs in by_user.items():
         (page,) = [page for page in text[1:] if f"User: {user}" in page]

@@ -281,9 +281,10 @@ def top_values(store: RollupStore, account_id: str, span: Span, group_by: str, t
     ``top`` (every group is read), or for years whose year rows are not complete yet (a version
     before wrote none: ``backfill`` derives them)."""
     coarse = RANKING[span.granularity]
-    named = store.changed_from(account_id, "named-in-between")
-    if coarse == "year" and (named is None or named > floor(span.first, "year")):
-        return None
+    if coarse == "year":
+        named = store.changed_from(account_id, "named-in-between")
+        if named is None or named > floor(span.first, "year"):
+            return None
     spent: dict[str, Counters] = defaultdict(Counters)
     for row in store.query(account_id, coarse, group_by, label(span.first, coarse), label(span.last, coarse)):
         spent[row["value"]].add(row)

@@ -121,6 +121,9 @@ _NAMED_MODELS = {"user": "user-model:", "app": "app-model:"}
 # edge reads as many items within the budget either way: ``bench/analytics_search.py``), and a
 # batch writes a row for each of its users (2 rows, 4 write units, a record fewer).
 NAMED_GRANULARITIES: tuple[Granularity, ...] = tuple(g for g in GRANULARITIES if g != "10min")
+# The calendar granularities coarsest first, and with the year (the user and app dimensions').
+_CALENDAR_ROWS: tuple[Granularity, ...] = tuple(g for g in GRANULARITIES if g in CALENDAR)
+_RANKED_ROWS: tuple[Granularity, ...] = ("year", *_CALENDAR_ROWS)
 # The dimensions counted from an account's ``attribution`` date on (``parts_of``).
 _ATTRIBUTION = ("user", "app", *_NAMED_MODELS.values())
 
@@ -200,7 +203,7 @@ def granularities_of(dimension: str) -> tuple[Granularity, ...]:
     ``reports.top_values``)."""
     if has_in_between(dimension):
         return NAMED_GRANULARITIES if attributed(dimension) else GRANULARITIES
-    return tuple(g for g in GRANULARITIES if g in CALENDAR or (g == "year" and dimension in _ATTRIBUTION[:2]))
+    return _RANKED_ROWS if dimension in _ATTRIBUTION[:2] else _CALENDAR_ROWS
 
 
 def deltas_of(item: dict[str, Any]) -> dict[str, int | Decimal]:
@@ -248,11 +251,12 @@ def rollup_updates(item: dict[str, Any]) -> list[RollupUpdate]:
         (named_models_dimension("app", app), item["model"]),
     )
     expires = int((created + MINUTE_RETENTION).timestamp())
+    written = [(dimension, value, granularities_of(dimension)) for dimension, value in dimensions]
     updates = []
     for granularity in GRANULARITIES:
         bucket = label(created, granularity)
-        for dimension, value in dimensions:
-            if granularity not in granularities_of(dimension):
+        for dimension, value, granularities in written:
+            if granularity not in granularities:
                 continue
             updates.append(
                 RollupUpdate(
